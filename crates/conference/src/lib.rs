@@ -1,0 +1,2 @@
+//! dialbridge conferences: DTMF from every source, the entry IVR, rooms and the
+//! organiser directory.

@@ -1,0 +1,3 @@
+//! The `dialbridge` binary.
+
+fn main() {}

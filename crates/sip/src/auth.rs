@@ -1,0 +1,1 @@
+//! HTTP digest authentication for SIP (RFC 2617, RFC 8760).

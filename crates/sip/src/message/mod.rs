@@ -1,0 +1,1 @@
+//! Bytes to SIP messages: normalisation before rsip, Content-Length framing, parsing.
