@@ -1,2 +1,31 @@
 //! The dialbridge call router: which dialled number may reach which bridge, from which
 //! trunk, under which licence, and the capacity each admitted call holds until it ends.
+//!
+//! - [`Plan`]: the number plan, loaded from the config file with faults naming file and
+//!   line ([`Plan::from_toml_str`]) or built programmatically.
+//! - [`Numbering::normalise`]: the dialled number of a Request-URI as an [`E164`].
+//! - [`Router::decide`]: admit or refuse, with the SIP status and Reason header of a
+//!   refusal ([`Rejection`]); an admission is a [`Grant`] that releases its capacity on drop.
+//! - Live changes ([`Router::replace_plan`], `assign_number`, `set_*_capacity`...) while
+//!   calls are up, and counters for the metrics endpoint ([`Router::snapshot`]).
+
+mod config;
+mod decision;
+mod e164;
+mod error;
+mod grant;
+mod metrics;
+mod model;
+mod plan;
+mod router;
+
+pub use decision::{OVERLOAD_RETRY_AFTER_SECS, RejectReason, Rejection};
+pub use e164::{E164, Numbering};
+pub use error::{ConfigError, Error, Fault};
+pub use grant::Grant;
+pub use metrics::{NumberStats, ReasonCounts, ResourceStats, Snapshot};
+pub use model::{BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId};
+pub use plan::{
+    BridgeSpec, DEFAULT_SERVICE_CAPACITY, DEFAULT_USER_CAPACITY, NumberSpec, Plan, TrunkSpec,
+};
+pub use router::{NumberInfo, Router, TrunkInfo};

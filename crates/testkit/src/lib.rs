@@ -1,2 +1,11 @@
-//! Test-only helpers shared by dialbridge's test suites: a simulated clock, a sipp
-//! runner, audio checks.
+//! Test-only helpers shared by dialbridge's test suites: a sipp runner, free-port
+//! helpers and audio checks. Never a dependency of shipped code.
+
+pub mod audio;
+pub mod ports;
+pub mod sipp;
+
+/// The repository's `fixtures/` directory.
+pub fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}

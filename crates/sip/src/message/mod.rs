@@ -1,1 +1,135 @@
-//! Bytes to SIP messages: normalisation before rsip, Content-Length framing, parsing.
+//! Bytes to SIP messages and back: normalisation before rsip, Content-Length framing on
+//! streams, parsing with the checks of RFC 3261 §8.2 and §18.3, raw answers to what cannot
+//! be parsed, header accessors and printing.
+//!
+//! Every patch-up for rsip 0.4 lives here; the rest of the crate sees only
+//! [`rsip::SipMessage`] values that came through [`parse`].
+
+mod encode;
+pub mod fields;
+mod framer;
+mod normalize;
+mod reject;
+
+pub use encode::{encode, encode_into, reason_phrase};
+pub use framer::{Frame, StreamFramer};
+pub use normalize::{MAX_HEADERS, normalize};
+pub use reject::reject_malformed;
+
+use crate::Error;
+use rsip::SipMessage;
+
+/// The largest message we take, on any transport (RFC 3261 §18.1.1 leaves the bound to
+/// us; 64 KiB is the UDP maximum and what ezk and libre use). Larger ones get 513.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Parses one whole message (a datagram, or a frame from [`StreamFramer`]).
+///
+/// Normalises first (see [`normalize`]), then lets rsip read it, then checks what rsip
+/// does not: the headers every message needs (§8.1.1, §8.2.6.2), CSeq, Max-Forwards and
+/// the top Via. Errors are [`Error::BadMessage`] with a reason fit for a 400, or
+/// [`Error::TooLarge`], [`Error::UnsupportedMethod`], [`Error::UnsupportedVersion`].
+pub fn parse(datagram: &[u8]) -> Result<SipMessage, Error> {
+    if datagram.len() > MAX_MESSAGE {
+        return Err(Error::TooLarge(datagram.len()));
+    }
+    let bytes = normalize(datagram)?;
+    let msg = SipMessage::try_from(&*bytes).map_err(|_| classify_rsip_failure(&bytes))?;
+    check(&msg)?;
+    Ok(msg)
+}
+
+/// The answer RFC 3261 gives a peer's message that [`parse`] refused: status and reason
+/// for [`reject_malformed`], or `None` for errors that are not about a message.
+pub fn answer_for(error: &Error) -> Option<(u16, &str)> {
+    match error {
+        Error::BadMessage(reason) => Some((400, reason)),
+        Error::TooLarge(_) => Some((513, "Message Too Large")),
+        Error::UnsupportedMethod => Some((501, "Not Implemented")),
+        Error::UnsupportedVersion => Some((505, "Version Not Supported")),
+        Error::Malformed(_) => Some((400, "Bad Request")),
+        _ => None,
+    }
+}
+
+/// Why rsip refused a message that normalised fine, as well as we can tell.
+fn classify_rsip_failure(bytes: &[u8]) -> Error {
+    let line_end = bytes
+        .iter()
+        .position(|b| *b == b'\r')
+        .unwrap_or(bytes.len());
+    let line = bytes.get(..line_end).unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let first = parts.next().unwrap_or_default();
+    if first.starts_with(b"SIP/") {
+        if first != b"SIP/2.0" {
+            return Error::UnsupportedVersion;
+        }
+        return Error::BadMessage("bad status line");
+    }
+    let _uri = parts.next();
+    let version = parts.next().unwrap_or_default();
+    if version.starts_with(b"SIP/") && version != b"SIP/2.0" && parts.next().is_none() {
+        return Error::UnsupportedVersion;
+    }
+    if !first.is_empty()
+        && first.iter().all(|b| normalize::is_token(*b))
+        && version == b"SIP/2.0"
+        && first.parse_method().is_none()
+    {
+        return Error::UnsupportedMethod;
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Error::BadMessage("bad header encoding");
+    }
+    Error::BadMessage("malformed message")
+}
+
+/// The checks rsip leaves to us (RFC 3261 §8.1.1, §8.2.2, §20).
+fn check(msg: &SipMessage) -> Result<(), Error> {
+    let headers = match msg {
+        SipMessage::Request(r) => &r.headers,
+        SipMessage::Response(r) => &r.headers,
+    };
+    fields::top_via(headers)?;
+    for via in fields::raw_values(headers, fields::Name::Via).skip(1) {
+        fields::parse_via(via)?;
+    }
+    if fields::call_id(headers).is_none() {
+        return Err(Error::BadMessage("missing Call-ID"));
+    }
+    if fields::raw_value(headers, fields::Name::From).is_none() {
+        return Err(Error::BadMessage("missing From"));
+    }
+    if fields::raw_value(headers, fields::Name::To).is_none() {
+        return Err(Error::BadMessage("missing To"));
+    }
+    let cseq = fields::cseq(headers)?;
+    fields::max_forwards(headers)?;
+    if let SipMessage::Request(req) = msg {
+        if cseq.method.parse_method().as_ref() != Some(&req.method) {
+            return Err(Error::BadMessage("CSeq method mismatch"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a method token is one rsip can represent.
+trait ParseMethod {
+    fn parse_method(&self) -> Option<rsip::Method>;
+}
+
+impl ParseMethod for [u8] {
+    fn parse_method(&self) -> Option<rsip::Method> {
+        std::str::from_utf8(self).ok()?.parse_method()
+    }
+}
+
+impl ParseMethod for str {
+    fn parse_method(&self) -> Option<rsip::Method> {
+        self.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

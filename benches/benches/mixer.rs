@@ -1,0 +1,80 @@
+//! Mixer cost per 20 ms tick in rooms of 10, 100 and 1,000 participants: the room
+//! mixer (K = 3 loudest talkers, one shared frame for everyone else) and, for
+//! comparison, the plain N-1 kernel where every participant gets a personal frame.
+//! Throughput is per participant, so criterion reports the cost per participant.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Mixer, mix_minus};
+use dialbridge_media::{FRAME_SAMPLES, Tone};
+
+const ROOMS: [usize; 3] = [10, 100, 1000];
+
+/// Distinct frames: a few talkers at speech level, the rest low background noise.
+fn frames(n: usize) -> Vec<Frame> {
+    let voice = Tone::sine(311.0, 20, 8000);
+    let mut seed = 0x2545_f491_u32;
+    (0..n)
+        .map(|i| {
+            let mut f = [0i16; FRAME_SAMPLES];
+            for (s, v) in f.iter_mut().zip(voice.samples()) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let noise = (seed % 64) as i16 - 32;
+                *s = if i % 25 == 0 {
+                    v / (1 + (i / 25) as i16 % 4) + noise
+                } else {
+                    noise
+                };
+            }
+            f
+        })
+        .collect()
+}
+
+fn room(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mixer/room_k3_tick");
+    for n in ROOMS {
+        let inputs = frames(n);
+        let mut mixer = Mixer::new(n, DEFAULT_MAX_TALKERS);
+        let slots: Vec<_> = (0..n).filter_map(|_| mixer.join()).collect();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                for (slot, frame) in slots.iter().zip(&inputs) {
+                    mixer.push(*slot, frame);
+                }
+                mixer.mix();
+                let mut check = 0i32;
+                for slot in &slots {
+                    if let Some(heard) = mixer.output(*slot) {
+                        check = check.wrapping_add(i32::from(heard.frame()[0]));
+                    }
+                }
+                black_box(check)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn n_minus_one(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mixer/mix_minus_all_tick");
+    for n in ROOMS {
+        let inputs = frames(n);
+        let mut outputs = vec![[0i16; FRAME_SAMPLES]; n];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                mix_minus(black_box(&inputs), &mut outputs);
+                black_box(&outputs);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, room, n_minus_one);
+criterion_main!(benches);

@@ -1,0 +1,554 @@
+//! In-band DTMF detection over 8 kHz linear PCM: Goertzel filters at the eight
+//! ITU-T Q.23 frequencies, with the Q.24-style checks that keep speech and music out.
+//!
+//! Audio is cut into blocks of [`BLOCK_SAMPLES`] (13.1 ms). The block length is a
+//! compromise: long enough that adjacent low-group tones (697/770 Hz, 73 Hz apart)
+//! leak less than -25 dB into each other's filter, short enough that a 40 ms tone
+//! always covers two whole blocks. Each block passes or fails these checks:
+//!
+//! - level: the strongest row and column tone each at least `min_level_dbm0`;
+//! - twist: forward (low group louder, the usual case because lines attenuate high
+//!   frequencies) at most 8 dB, reverse (high group louder) at most 4 dB;
+//! - relative peak: the strongest filter in each group beats the other three;
+//! - tone-to-total energy: the two tones carry most of the block's energy. Speech
+//!   and music spread theirs; this also fails blocks that a tone only partly covers
+//!   (the ratio falls with the coverage), which is what makes the duration check work;
+//! - second harmonic: a tone's 2nd harmonic is well below it (voiced speech has a
+//!   rich harmonic series, a DTMF generator none).
+//!
+//! A digit is reported once `min_blocks` consecutive blocks agree (2 blocks: tones
+//! of 40 ms and more are always found, tones under ~21 ms never) and only after
+//! `min_pause_blocks` failing blocks since the previous digit (3 blocks: a 10 ms
+//! drop-out in a long press does not make a second digit, a 40 ms pause does).
+
+use super::Digit;
+
+/// The sample rate the detector expects.
+pub const SAMPLE_RATE: u32 = 8000;
+/// Samples per analysis block.
+pub const BLOCK_SAMPLES: usize = 105;
+
+/// Q.23 low (row) group, Hz.
+const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+/// Q.23 high (column) group, Hz.
+const COLS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+const KEYPAD: [[Digit; 4]; 4] = [
+    [Digit::One, Digit::Two, Digit::Three, Digit::A],
+    [Digit::Four, Digit::Five, Digit::Six, Digit::B],
+    [Digit::Seven, Digit::Eight, Digit::Nine, Digit::C],
+    [Digit::Star, Digit::Zero, Digit::Pound, Digit::D],
+];
+/// Peak amplitude (16-bit linear) of a 0 dBm0 sine: G.711's maximum is +3.17 dBm0.
+const DBM0_AMPLITUDE: f32 = 22_656.0;
+/// Digits detected but not yet polled; a digit needs at least five blocks
+/// (pause + tone), so this is ample for any frame size a caller polls after.
+const QUEUE: usize = 8;
+
+/// Thresholds of the in-band detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GoertzelConfig {
+    /// Minimum level of each of the two tones, dBm0.
+    pub min_level_dbm0: f32,
+    /// Maximum forward twist (low group louder than high), dB.
+    pub forward_twist_db: f32,
+    /// Maximum reverse twist (high group louder than low), dB.
+    pub reverse_twist_db: f32,
+    /// How far the strongest tone of a group must be above the group's others, dB.
+    pub relative_peak_db: f32,
+    /// Minimum share of the block's energy carried by the two tones (0..1).
+    pub min_tone_energy_ratio: f32,
+    /// How far each tone's second harmonic must be below the tone, dB.
+    pub second_harmonic_db: f32,
+    /// Consecutive passing blocks that make a digit.
+    pub min_blocks: u8,
+    /// Failing blocks needed after a digit before the next one.
+    pub min_pause_blocks: u8,
+}
+
+impl Default for GoertzelConfig {
+    fn default() -> Self {
+        Self {
+            min_level_dbm0: -30.0,
+            forward_twist_db: 8.0,
+            reverse_twist_db: 4.0,
+            relative_peak_db: 6.0,
+            min_tone_energy_ratio: 0.8,
+            // Not more: the 2nd harmonic of 697 Hz (1394 Hz) is 58 Hz from the
+            // 1336 Hz column tone, whose leakage is -11 dB in a 105-sample block.
+            second_harmonic_db: 4.0,
+            min_blocks: 2,
+            min_pause_blocks: 3,
+        }
+    }
+}
+
+/// The config's dB values as power ratios, computed once.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    min_power: f32,
+    forward_twist: f32,
+    reverse_twist: f32,
+    relative_peak: f32,
+    energy_ratio: f32,
+    harmonic: f32,
+}
+
+impl Limits {
+    fn new(c: &GoertzelConfig) -> Self {
+        let ratio = |db: f32| 10f32.powf(db / 10.0);
+        let min_amp = DBM0_AMPLITUDE * 10f32.powf(c.min_level_dbm0 / 20.0);
+        Self {
+            min_power: min_amp * min_amp,
+            forward_twist: ratio(c.forward_twist_db),
+            reverse_twist: ratio(c.reverse_twist_db),
+            relative_peak: ratio(c.relative_peak_db),
+            energy_ratio: c.min_tone_energy_ratio,
+            harmonic: ratio(c.second_harmonic_db),
+        }
+    }
+}
+
+/// Finds DTMF digits in a stream of 8 kHz samples. Allocation-free: all state is
+/// fixed-size, including the block buffer and the output queue.
+#[derive(Debug, Clone)]
+pub struct GoertzelDetector {
+    config: GoertzelConfig,
+    limits: Limits,
+    coeffs: [f32; 8],
+    block: [f32; BLOCK_SAMPLES],
+    fill: usize,
+    candidate: Option<Digit>,
+    run: u8,
+    /// The digit reported and not yet released by a pause.
+    held: Option<Digit>,
+    quiet: u8,
+    queue: [Option<Digit>; QUEUE],
+    queue_head: usize,
+    queue_len: usize,
+}
+
+impl Default for GoertzelDetector {
+    fn default() -> Self {
+        Self::new(GoertzelConfig::default())
+    }
+}
+
+impl GoertzelDetector {
+    /// A detector with the given thresholds.
+    pub fn new(config: GoertzelConfig) -> Self {
+        let mut coeffs = [0.0; 8];
+        for (c, f) in coeffs.iter_mut().zip(ROWS.iter().chain(COLS.iter())) {
+            *c = coeff(*f);
+        }
+        Self {
+            config,
+            limits: Limits::new(&config),
+            coeffs,
+            block: [0.0; BLOCK_SAMPLES],
+            fill: 0,
+            candidate: None,
+            run: 0,
+            held: None,
+            quiet: 0,
+            queue: [None; QUEUE],
+            queue_head: 0,
+            queue_len: 0,
+        }
+    }
+
+    /// Feeds samples (any frame length; blocks span frames). Digits found are
+    /// queued for [`poll_digit`](Self::poll_digit).
+    pub fn handle_samples(&mut self, samples: &[i16]) {
+        for &s in samples {
+            if let Some(slot) = self.block.get_mut(self.fill) {
+                *slot = f32::from(s);
+            }
+            self.fill += 1;
+            if self.fill >= BLOCK_SAMPLES {
+                self.fill = 0;
+                let found = self.classify_block();
+                self.step(found);
+            }
+        }
+    }
+
+    /// The next digit found, at its start (after `min_blocks`).
+    pub fn poll_digit(&mut self) -> Option<Digit> {
+        if self.queue_len == 0 {
+            return None;
+        }
+        let d = self.queue.get_mut(self.queue_head).and_then(Option::take);
+        self.queue_head = (self.queue_head + 1) % QUEUE;
+        self.queue_len -= 1;
+        d
+    }
+
+    /// The thresholds in use.
+    pub fn config(&self) -> &GoertzelConfig {
+        &self.config
+    }
+
+    /// Advances the press/pause state machine by one block's verdict.
+    fn step(&mut self, found: Option<Digit>) {
+        if found.is_some() && found == self.candidate {
+            self.run = self.run.saturating_add(1);
+        } else {
+            self.candidate = found;
+            self.run = u8::from(found.is_some());
+        }
+        if self.held.is_some() {
+            if found == self.held {
+                self.quiet = 0;
+            } else {
+                self.quiet = self.quiet.saturating_add(1);
+                if self.quiet >= self.config.min_pause_blocks {
+                    self.held = None;
+                }
+            }
+        }
+        if self.held.is_none() && self.run >= self.config.min_blocks {
+            if let Some(d) = self.candidate {
+                self.held = Some(d);
+                self.quiet = 0;
+                self.push(d);
+            }
+        }
+    }
+
+    fn push(&mut self, d: Digit) {
+        if self.queue_len == QUEUE {
+            // The caller stopped polling; keep the newest digits.
+            self.queue_head = (self.queue_head + 1) % QUEUE;
+            self.queue_len -= 1;
+        }
+        let tail = (self.queue_head + self.queue_len) % QUEUE;
+        if let Some(slot) = self.queue.get_mut(tail) {
+            *slot = Some(d);
+            self.queue_len += 1;
+        }
+    }
+
+    /// Runs the eight filters over the current block and applies every check.
+    fn classify_block(&self) -> Option<Digit> {
+        let mut s1 = [0f32; 8];
+        let mut s2 = [0f32; 8];
+        let mut energy = 0f32;
+        for &x in &self.block {
+            energy += x * x;
+            for k in 0..8 {
+                let s0 = x + self.coeffs[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s0;
+            }
+        }
+        let mut power = [0f32; 8];
+        for k in 0..8 {
+            power[k] = amplitude_sq(s1[k], s2[k], self.coeffs[k]);
+        }
+        let (rows, cols) = power.split_at(4);
+        let (r, row_power) = strongest(rows)?;
+        let (c, col_power) = strongest(cols)?;
+        let l = &self.limits;
+
+        if row_power < l.min_power || col_power < l.min_power {
+            return None;
+        }
+        let twist_ok = if row_power >= col_power {
+            row_power <= col_power * l.forward_twist
+        } else {
+            col_power <= row_power * l.reverse_twist
+        };
+        if !twist_ok {
+            return None;
+        }
+        let dominates = |group: &[f32], best: usize, p: f32| {
+            group
+                .iter()
+                .enumerate()
+                .all(|(i, &q)| i == best || q * l.relative_peak <= p)
+        };
+        if !dominates(rows, r, row_power) || !dominates(cols, c, col_power) {
+            return None;
+        }
+        // A sine of amplitude A has mean square A²/2.
+        let tone_energy = (row_power + col_power) / 2.0;
+        let mean_square = energy / BLOCK_SAMPLES as f32;
+        if tone_energy < l.energy_ratio * mean_square {
+            return None;
+        }
+        // Only blocks that look like DTMF pay for the two harmonic filters.
+        let row_h = self.power_at(2.0 * ROWS.get(r).copied()?);
+        let col_h = self.power_at(2.0 * COLS.get(c).copied()?);
+        if row_h * l.harmonic > row_power || col_h * l.harmonic > col_power {
+            return None;
+        }
+        KEYPAD.get(r).and_then(|row| row.get(c)).copied()
+    }
+
+    fn power_at(&self, freq: f32) -> f32 {
+        let c = coeff(freq);
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for &x in &self.block {
+            let s0 = x + c * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        amplitude_sq(s1, s2, c)
+    }
+}
+
+fn coeff(freq: f32) -> f32 {
+    2.0 * (2.0 * std::f32::consts::PI * freq / SAMPLE_RATE as f32).cos()
+}
+
+/// Squared amplitude of the sine at the filter's frequency: |X|² ≈ (A·N/2)².
+fn amplitude_sq(s1: f32, s2: f32, coeff: f32) -> f32 {
+    let n = BLOCK_SAMPLES as f32;
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 4.0 / (n * n)
+}
+
+fn strongest(group: &[f32]) -> Option<(usize, f32)> {
+    group
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Test and bench signals: DTMF tones, noise, speech-like and music-like sounds.
+#[doc(hidden)]
+pub mod signal {
+    use super::{COLS, Digit, KEYPAD, ROWS, SAMPLE_RATE};
+
+    /// The (row, column) frequencies of a digit.
+    pub fn freqs(d: Digit) -> (f32, f32) {
+        for (r, row) in KEYPAD.iter().enumerate() {
+            for (c, k) in row.iter().enumerate() {
+                if *k == d {
+                    return (ROWS[r], COLS[c]);
+                }
+            }
+        }
+        (0.0, 0.0)
+    }
+
+    /// Adds a sum of sines (frequency Hz, peak amplitude) starting at sample `offset`.
+    pub fn add_tones(out: &mut [f32], offset: usize, tones: &[(f32, f32)]) {
+        for (i, s) in out.iter_mut().enumerate() {
+            let t = (i + offset) as f32 / SAMPLE_RATE as f32;
+            for &(f, a) in tones {
+                *s += a * (2.0 * std::f32::consts::PI * f * t).sin();
+            }
+        }
+    }
+
+    /// Deterministic xorshift white noise, uniform in ±`amp`.
+    pub fn add_noise(out: &mut [f32], seed: u64, amp: f32) {
+        let mut x = seed | 1;
+        for s in out.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f32 / (1u64 << 53) as f32;
+            *s += amp * (2.0 * u - 1.0);
+        }
+    }
+
+    /// Saturating conversion to PCM.
+    pub fn to_pcm(x: &[f32]) -> Vec<i16> {
+        x.iter()
+            .map(|v| v.clamp(i16::MIN as f32, i16::MAX as f32) as i16)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal::*;
+    use super::*;
+    use crate::dtmf::ALL_DIGITS;
+
+    const MS: usize = 8; // samples per millisecond
+
+    /// Runs the detector over a signal in 20 ms frames and collects the digits.
+    fn detect(pcm: &[i16]) -> Vec<Digit> {
+        detect_with(GoertzelDetector::default(), pcm)
+    }
+
+    fn detect_with(mut det: GoertzelDetector, pcm: &[i16]) -> Vec<Digit> {
+        let mut out = Vec::new();
+        for frame in pcm.chunks(160) {
+            det.handle_samples(frame);
+            while let Some(d) = det.poll_digit() {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// `silence_ms`, then the digit for `tone_ms` at `amp` per tone (column tone
+    /// `twist_db` louder than the row tone), then `silence_ms`.
+    fn dtmf(d: Digit, amp: f32, twist_db: f32, tone_ms: usize, silence_ms: usize) -> Vec<f32> {
+        let (r, c) = freqs(d);
+        let mut x = vec![0.0; (tone_ms + 2 * silence_ms) * MS];
+        let start = silence_ms * MS;
+        let col_amp = amp * 10f32.powf(twist_db / 20.0);
+        add_tones(
+            &mut x[start..start + tone_ms * MS],
+            0,
+            &[(r, amp), (c, col_amp)],
+        );
+        x
+    }
+
+    #[test]
+    fn all_sixteen_digits_in_white_noise() {
+        for (i, &d) in ALL_DIGITS.iter().enumerate() {
+            let mut x = dtmf(d, 6000.0, 0.0, 60, 50);
+            // ~20 dB SNR against each tone.
+            add_noise(&mut x, 0x9E37_79B9 + i as u64, 1000.0);
+            assert_eq!(detect(&to_pcm(&x)), vec![d], "digit {}", d.as_char());
+        }
+    }
+
+    #[test]
+    fn a_sequence_of_keys_with_short_pauses() {
+        let keys = [
+            Digit::One,
+            Digit::One,
+            Digit::Two,
+            Digit::Pound,
+            Digit::Star,
+            Digit::Star,
+        ];
+        let mut x = Vec::new();
+        for (i, &d) in keys.iter().enumerate() {
+            // 45 ms tones, 45 ms pauses (Q.24 asks for 40 and 40).
+            let mut t = dtmf(d, 4000.0, 2.0, 45, 22);
+            add_noise(&mut t, i as u64 + 7, 300.0);
+            x.extend(t);
+        }
+        assert_eq!(detect(&to_pcm(&x)), keys);
+    }
+
+    #[test]
+    fn long_press_with_a_drop_out_is_one_digit() {
+        let mut x = dtmf(Digit::Five, 5000.0, 0.0, 1000, 50);
+        // 10 ms of silence in the middle of the press (a lost packet concealed badly).
+        let mid = 500 * MS;
+        x[mid..mid + 10 * MS].iter_mut().for_each(|s| *s = 0.0);
+        assert_eq!(detect(&to_pcm(&x)), vec![Digit::Five]);
+    }
+
+    #[test]
+    fn minimum_duration_at_every_alignment() {
+        for offset in (0..BLOCK_SAMPLES).step_by(7) {
+            let mut det = GoertzelDetector::default();
+            det.handle_samples(&vec![0; offset]);
+            // 20 ms: too short.
+            let short = to_pcm(&dtmf(Digit::Nine, 8000.0, 0.0, 20, 40));
+            assert_eq!(
+                detect_with(det.clone(), &short),
+                vec![],
+                "20 ms at {offset}"
+            );
+            // 40 ms: long enough.
+            let ok = to_pcm(&dtmf(Digit::Nine, 8000.0, 0.0, 40, 40));
+            assert_eq!(
+                detect_with(det, &ok),
+                vec![Digit::Nine],
+                "40 ms at {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn twist_limits() {
+        let found = |twist| !detect(&to_pcm(&dtmf(Digit::Two, 5000.0, twist, 80, 30))).is_empty();
+        // Column louder: reverse twist, 4 dB allowed.
+        assert!(found(3.0));
+        assert!(!found(6.0));
+        // Row louder: forward twist, 8 dB allowed.
+        assert!(found(-7.0));
+        assert!(!found(-10.0));
+    }
+
+    #[test]
+    fn too_quiet_is_rejected() {
+        // -40 dBm0 per tone.
+        let amp = DBM0_AMPLITUDE * 0.01;
+        assert!(detect(&to_pcm(&dtmf(Digit::Zero, amp, 0.0, 100, 30))).is_empty());
+        // -20 dBm0 is fine.
+        let amp = DBM0_AMPLITUDE * 0.1;
+        assert_eq!(
+            detect(&to_pcm(&dtmf(Digit::Zero, amp, 0.0, 100, 30))),
+            vec![Digit::Zero]
+        );
+    }
+
+    #[test]
+    fn speech_like_harmonic_series_is_not_dtmf() {
+        // Voiced speech: harmonics of a 100-250 Hz fundamental, with vowel-like
+        // spectral shapes, some emphasising exactly the DTMF region.
+        for f0 in [100.0, 120.0, 150.0, 175.0, 200.0, 233.0, 250.0] {
+            for shape in 0..3 {
+                let mut x = vec![0.0; 2000 * MS];
+                let mut tones = Vec::new();
+                let mut h = 1.0;
+                while f0 * h < 3800.0 {
+                    let f = f0 * h;
+                    let amp = match shape {
+                        0 => 8000.0 / h,
+                        1 => 2000.0,
+                        // Formants near 700 and 1200 Hz.
+                        _ => {
+                            500.0
+                                + 6000.0 * (-(f - 700.0f32).powi(2) / 20_000.0).exp()
+                                + 6000.0 * (-(f - 1250.0f32).powi(2) / 20_000.0).exp()
+                        }
+                    };
+                    tones.push((f, amp));
+                    h += 1.0;
+                }
+                add_tones(&mut x, 0, &tones);
+                add_noise(&mut x, 3, 200.0);
+                assert!(detect(&to_pcm(&x)).is_empty(), "f0 {f0} shape {shape}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_tones_are_not_dtmf() {
+        for f in ROWS.iter().chain(COLS.iter()).chain([440.0, 1000.0].iter()) {
+            let mut x = vec![0.0; 500 * MS];
+            add_tones(&mut x, 0, &[(*f, 10_000.0)]);
+            assert!(detect(&to_pcm(&x)).is_empty(), "{f} Hz");
+        }
+    }
+
+    #[test]
+    fn music_is_not_dtmf() {
+        // Chords (A major, C major, a dominant seventh) with three harmonics per note.
+        let chords: [&[f32]; 3] = [
+            &[440.0, 554.37, 659.25],
+            &[523.25, 659.25, 783.99],
+            &[392.0, 493.88, 587.33, 698.46],
+        ];
+        for notes in chords {
+            let mut x = vec![0.0; 1000 * MS];
+            let mut tones = Vec::new();
+            for &n in notes {
+                tones.extend([(n, 4000.0), (2.0 * n, 2000.0), (3.0 * n, 1000.0)]);
+            }
+            add_tones(&mut x, 0, &tones);
+            assert!(detect(&to_pcm(&x)).is_empty(), "{notes:?}");
+        }
+    }
+
+    #[test]
+    fn noise_alone_is_not_dtmf() {
+        let mut x = vec![0.0; 2000 * MS];
+        add_noise(&mut x, 42, 20_000.0);
+        assert!(detect(&to_pcm(&x)).is_empty());
+    }
+}

@@ -1,0 +1,443 @@
+//! The conference mixer kernel: every participant hears everyone else but never
+//! themselves (N-1, "mix-minus"), computed as total-minus-own so a tick costs O(N),
+//! not O(N²), in i32 and saturated to i16 so full-scale talkers clip instead of
+//! wrapping round into a loud click.
+//!
+//! Large rooms: only the K loudest unmuted talkers (a smoothed energy level above a
+//! voice threshold) enter the mix. Each talker gets a personal frame (total minus own);
+//! everyone else hears the same shared frame — the sum of the talkers — so the caller
+//! encodes it once per codec instead of once per listener. With N ≤ K every unmuted
+//! participant with audio is a talker and this is the plain N-1 mix.
+//!
+//! Pure and allocation-free per tick: all frames are allocated by [`Mixer::new`].
+
+use crate::FRAME_SAMPLES;
+
+/// One 20 ms frame of 8 kHz samples.
+pub type Frame = [i16; FRAME_SAMPLES];
+
+/// The frame of silence.
+pub const SILENCE: Frame = [0; FRAME_SAMPLES];
+
+/// N-1 over all `sources`: `outputs[i]` = saturate(Σ sources − sources[i]).
+/// Extra outputs (beyond `sources.len()`) are left alone. Allocation-free.
+pub fn mix_minus(sources: &[Frame], outputs: &mut [Frame]) {
+    let mut total = [0i32; FRAME_SAMPLES];
+    for source in sources {
+        accumulate(&mut total, source);
+    }
+    for (own, out) in sources.iter().zip(outputs.iter_mut()) {
+        subtract_saturate(&total, own, out);
+    }
+}
+
+/// A participant's place in a [`Mixer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MixerSlot(usize);
+
+/// What one participant hears after [`Mixer::mix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard<'a> {
+    /// A talker's personal frame: everyone selected except themselves.
+    Own(&'a Frame),
+    /// The shared frame of all selected talkers, the same for every listener.
+    Shared(&'a Frame),
+}
+
+impl<'a> Heard<'a> {
+    /// The samples.
+    pub fn frame(self) -> &'a Frame {
+        match self {
+            Heard::Own(f) | Heard::Shared(f) => f,
+        }
+    }
+}
+
+/// A room's mixer over preallocated frames.
+///
+/// Per tick: [`Mixer::input_mut`] (or [`Mixer::push`]) for each participant whose
+/// audio arrived, then [`Mixer::mix`], then [`Mixer::output`] for each participant.
+#[derive(Debug, Clone)]
+pub struct Mixer {
+    slots: Vec<Slot>,
+    inputs: Vec<Frame>,
+    /// (level, slot) selected this tick, loudest first; at most `max_talkers`.
+    talkers: Vec<(u64, usize)>,
+    talker_outputs: Vec<Frame>,
+    shared: Frame,
+    max_talkers: usize,
+    voice_threshold: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    used: bool,
+    muted: bool,
+    has_input: bool,
+    /// Smoothed mean-square level (peak hold with a release), see `update_level`.
+    level: u64,
+    /// Index into `talker_outputs` when selected this tick.
+    talker: Option<usize>,
+}
+
+/// Mean square of a frame at about -50 dBFS: below this a participant is not talking.
+pub const DEFAULT_VOICE_THRESHOLD: u64 = 10_000;
+/// Talkers mixed at once in a large room.
+pub const DEFAULT_MAX_TALKERS: usize = 3;
+
+impl Mixer {
+    /// A mixer for up to `capacity` participants mixing at most `max_talkers` (≥ 1)
+    /// at once. Allocates every frame now.
+    pub fn new(capacity: usize, max_talkers: usize) -> Self {
+        let max_talkers = max_talkers.max(1);
+        Self {
+            slots: vec![Slot::default(); capacity],
+            inputs: vec![SILENCE; capacity],
+            talkers: Vec::with_capacity(max_talkers),
+            talker_outputs: vec![SILENCE; max_talkers],
+            shared: SILENCE,
+            max_talkers,
+            voice_threshold: DEFAULT_VOICE_THRESHOLD,
+        }
+    }
+
+    /// Changes the level (mean square) under which a participant of a large room is
+    /// not considered talking.
+    pub fn set_voice_threshold(&mut self, mean_square: u64) {
+        self.voice_threshold = mean_square;
+    }
+
+    /// Takes a free slot, or `None` when the room is full.
+    pub fn join(&mut self) -> Option<MixerSlot> {
+        let index = self.slots.iter().position(|s| !s.used)?;
+        self.slots[index] = Slot {
+            used: true,
+            ..Slot::default()
+        };
+        Some(MixerSlot(index))
+    }
+
+    /// Frees a slot.
+    pub fn leave(&mut self, slot: MixerSlot) {
+        if let Some(s) = self.slots.get_mut(slot.0) {
+            *s = Slot::default();
+        }
+    }
+
+    /// Participants in the room.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.used).count()
+    }
+
+    /// True when nobody is in the room.
+    pub fn is_empty(&self) -> bool {
+        !self.slots.iter().any(|s| s.used)
+    }
+
+    /// Mutes or unmutes: a muted participant is never mixed but still hears the room.
+    pub fn set_muted(&mut self, slot: MixerSlot, muted: bool) {
+        if let Some(s) = self.slots.get_mut(slot.0).filter(|s| s.used) {
+            s.muted = muted;
+        }
+    }
+
+    /// True when the participant is muted.
+    pub fn is_muted(&self, slot: MixerSlot) -> bool {
+        self.slots.get(slot.0).is_some_and(|s| s.muted)
+    }
+
+    /// This tick's input frame of `slot`, to decode into; marks it as received.
+    pub fn input_mut(&mut self, slot: MixerSlot) -> Option<&mut Frame> {
+        let s = self.slots.get_mut(slot.0).filter(|s| s.used)?;
+        s.has_input = true;
+        self.inputs.get_mut(slot.0)
+    }
+
+    /// Copies `pcm` (up to one frame, padded with silence) as this tick's input.
+    pub fn push(&mut self, slot: MixerSlot, pcm: &[i16]) -> bool {
+        let Some(frame) = self.input_mut(slot) else {
+            return false;
+        };
+        let n = pcm.len().min(FRAME_SAMPLES);
+        frame[..n].copy_from_slice(&pcm[..n]);
+        frame[n..].fill(0);
+        true
+    }
+
+    /// Mixes this tick's inputs. Participants without input this tick (or muted) are
+    /// left out. Inputs are consumed: the next tick starts with none.
+    pub fn mix(&mut self) {
+        let candidates = self
+            .slots
+            .iter()
+            .filter(|s| s.used && s.has_input && !s.muted)
+            .count();
+        // Small rooms mix every unmuted participant; large ones gate on voice level.
+        let gate = candidates > self.max_talkers;
+
+        self.talkers.clear();
+        for (index, (slot, input)) in self.slots.iter_mut().zip(&self.inputs).enumerate() {
+            slot.talker = None;
+            if !slot.used {
+                continue;
+            }
+            let speaking = slot.has_input && !slot.muted;
+            slot.level = update_level(slot.level, if speaking { mean_square(input) } else { 0 });
+            if speaking && !(gate && slot.level < self.voice_threshold) {
+                insert_loudest(&mut self.talkers, self.max_talkers, slot.level, index);
+            }
+        }
+
+        let mut total = [0i32; FRAME_SAMPLES];
+        for &(_, t) in &self.talkers {
+            if let Some(input) = self.inputs.get(t) {
+                accumulate(&mut total, input);
+            }
+        }
+        saturate(&total, &mut self.shared);
+        for (rank, &(_, t)) in self.talkers.iter().enumerate() {
+            if let (Some(input), Some(out)) =
+                (self.inputs.get(t), self.talker_outputs.get_mut(rank))
+            {
+                subtract_saturate(&total, input, out);
+            }
+            if let Some(slot) = self.slots.get_mut(t) {
+                slot.talker = Some(rank);
+            }
+        }
+        for slot in &mut self.slots {
+            slot.has_input = false;
+        }
+    }
+
+    /// What `slot` hears from the last [`Mixer::mix`].
+    pub fn output(&self, slot: MixerSlot) -> Option<Heard<'_>> {
+        let s = self.slots.get(slot.0).filter(|s| s.used)?;
+        Some(
+            match s.talker.and_then(|rank| self.talker_outputs.get(rank)) {
+                Some(own) => Heard::Own(own),
+                None => Heard::Shared(&self.shared),
+            },
+        )
+    }
+
+    /// The shared frame of the last mix (what every non-talker hears).
+    pub fn shared(&self) -> &Frame {
+        &self.shared
+    }
+
+    /// The slots mixed in the last tick, loudest first.
+    pub fn talkers(&self) -> impl ExactSizeIterator<Item = MixerSlot> + '_ {
+        self.talkers.iter().map(|&(_, i)| MixerSlot(i))
+    }
+}
+
+/// Keeps `talkers` the `k` loudest (level, slot) pairs, loudest first; ties keep the
+/// earlier slot. O(k) per call, no allocation (capacity k reserved up front).
+fn insert_loudest(talkers: &mut Vec<(u64, usize)>, k: usize, level: u64, index: usize) {
+    let position = talkers
+        .iter()
+        .position(|&(l, _)| level > l)
+        .unwrap_or(talkers.len());
+    if position >= k {
+        return;
+    }
+    if talkers.len() == k {
+        talkers.pop();
+    }
+    talkers.insert(position, (level, index));
+}
+
+/// Peak-hold level with a release of 1/8 per tick (about 150 ms to fall 20 dB), so a
+/// talker's selection does not flap between syllables.
+fn update_level(level: u64, energy: u64) -> u64 {
+    energy.max(level - level / 8)
+}
+
+/// Mean square of a frame (0..=2^30).
+fn mean_square(frame: &Frame) -> u64 {
+    let sum: u64 = frame
+        .iter()
+        .map(|&s| (i64::from(s) * i64::from(s)) as u64)
+        .sum();
+    sum / FRAME_SAMPLES as u64
+}
+
+#[inline]
+fn accumulate(total: &mut [i32; FRAME_SAMPLES], frame: &Frame) {
+    for (t, &s) in total.iter_mut().zip(frame) {
+        *t += i32::from(s);
+    }
+}
+
+#[inline]
+fn saturate(total: &[i32; FRAME_SAMPLES], out: &mut Frame) {
+    for (o, &t) in out.iter_mut().zip(total) {
+        *o = t.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    }
+}
+
+#[inline]
+fn subtract_saturate(total: &[i32; FRAME_SAMPLES], own: &Frame, out: &mut Frame) {
+    for ((o, &t), &s) in out.iter_mut().zip(total).zip(own) {
+        *o = (t - i32::from(s)).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dc(v: i16) -> Frame {
+        [v; FRAME_SAMPLES]
+    }
+
+    #[test]
+    fn kernel_is_n_minus_one() {
+        let sources = [dc(1), dc(10), dc(100), dc(1000)];
+        let mut out = [SILENCE; 4];
+        mix_minus(&sources, &mut out);
+        assert_eq!(out[0], dc(1110));
+        assert_eq!(out[1], dc(1101));
+        assert_eq!(out[2], dc(1011));
+        assert_eq!(out[3], dc(111));
+    }
+
+    #[test]
+    fn kernel_saturates_instead_of_wrapping() {
+        let sources = [dc(i16::MAX), dc(i16::MAX), dc(i16::MAX)];
+        let mut out = [SILENCE; 3];
+        mix_minus(&sources, &mut out);
+        assert!(out.iter().all(|f| *f == dc(i16::MAX)));
+        let sources = [dc(i16::MIN), dc(i16::MIN), dc(i16::MIN)];
+        mix_minus(&sources, &mut out);
+        assert!(out.iter().all(|f| *f == dc(i16::MIN)));
+    }
+
+    #[test]
+    fn small_room_is_n_minus_one_and_never_hears_itself() {
+        let mut m = Mixer::new(8, 3);
+        let a = m.join().unwrap();
+        let b = m.join().unwrap();
+        let c = m.join().unwrap();
+        // Quiet inputs: a small room is not gated by the voice threshold.
+        m.push(a, &dc(1));
+        m.push(b, &dc(2));
+        m.push(c, &dc(4));
+        m.mix();
+        assert_eq!(m.output(a), Some(Heard::Own(&dc(6))));
+        assert_eq!(m.output(b), Some(Heard::Own(&dc(5))));
+        assert_eq!(m.output(c), Some(Heard::Own(&dc(3))));
+    }
+
+    #[test]
+    fn muted_and_silent_participants_are_not_mixed_but_hear() {
+        let mut m = Mixer::new(8, 3);
+        let a = m.join().unwrap();
+        let b = m.join().unwrap();
+        let c = m.join().unwrap();
+        m.set_muted(b, true);
+        assert!(m.is_muted(b));
+        m.push(a, &dc(100));
+        m.push(b, &dc(30_000));
+        // c sent nothing this tick.
+        m.mix();
+        assert_eq!(m.output(a), Some(Heard::Own(&SILENCE)));
+        assert_eq!(m.output(b), Some(Heard::Shared(&dc(100))));
+        assert_eq!(m.output(c), Some(Heard::Shared(&dc(100))));
+        // Inputs are consumed by mix().
+        m.mix();
+        assert_eq!(m.output(c).map(Heard::frame), Some(&SILENCE));
+    }
+
+    #[test]
+    fn full_scale_saturates_in_the_room() {
+        let mut m = Mixer::new(4, 4);
+        let slots: Vec<_> = (0..4).map(|_| m.join().unwrap()).collect();
+        for &s in &slots {
+            m.push(s, &dc(i16::MIN));
+        }
+        m.mix();
+        for &s in &slots {
+            assert_eq!(m.output(s).map(Heard::frame), Some(&dc(i16::MIN)));
+        }
+    }
+
+    #[test]
+    fn large_room_mixes_the_k_loudest_and_shares_one_frame() {
+        let mut m = Mixer::new(100, 3);
+        let slots: Vec<_> = (0..50).map(|_| m.join().unwrap()).collect();
+        // Everyone sends; slots 7, 20 and 33 are loud, 41 is loud-ish, the rest hiss.
+        for (i, &s) in slots.iter().enumerate() {
+            let v = match i {
+                7 => 8000,
+                20 => 6000,
+                33 => 4000,
+                41 => 2000,
+                _ => 20,
+            };
+            m.push(s, &dc(v));
+        }
+        m.mix();
+        let talkers: Vec<_> = m.talkers().collect();
+        assert_eq!(talkers, vec![slots[7], slots[20], slots[33]]);
+        assert_eq!(m.output(slots[7]), Some(Heard::Own(&dc(10_000))));
+        assert_eq!(m.output(slots[20]), Some(Heard::Own(&dc(12_000))));
+        assert_eq!(m.output(slots[33]), Some(Heard::Own(&dc(14_000))));
+        for &s in slots.iter().filter(|s| !talkers.contains(s)) {
+            assert_eq!(m.output(s), Some(Heard::Shared(&dc(18_000))));
+        }
+        assert_eq!(m.shared(), &dc(18_000));
+    }
+
+    #[test]
+    fn quiet_rooms_mix_nobody_and_levels_decay() {
+        let mut m = Mixer::new(10, 2);
+        let slots: Vec<_> = (0..5).map(|_| m.join().unwrap()).collect();
+        for &s in &slots {
+            m.push(s, &dc(10)); // mean square 100, below the threshold
+        }
+        m.mix();
+        assert_eq!(m.talkers().len(), 0);
+        assert_eq!(m.shared(), &SILENCE);
+
+        // A talker stops: its held level keeps it selected briefly, then it drops out.
+        m.push(slots[0], &dc(5000));
+        m.push(slots[1], &dc(4000));
+        m.push(slots[2], &dc(10));
+        m.mix();
+        assert_eq!(m.talkers().collect::<Vec<_>>(), vec![slots[0], slots[1]]);
+        let mut ticks = 0;
+        loop {
+            m.push(slots[0], &SILENCE);
+            m.push(slots[1], &dc(4000));
+            m.push(slots[2], &dc(3000));
+            m.mix();
+            ticks += 1;
+            if m.talkers().collect::<Vec<_>>() == vec![slots[1], slots[2]] {
+                break;
+            }
+            assert!(ticks < 10, "the silent talker was never released");
+        }
+        assert!(ticks > 1, "no hangover: selection flaps");
+    }
+
+    #[test]
+    fn join_leave_and_capacity() {
+        let mut m = Mixer::new(2, 1);
+        let a = m.join().unwrap();
+        let b = m.join().unwrap();
+        assert!(m.join().is_none());
+        assert_eq!(m.len(), 2);
+        m.leave(a);
+        assert_eq!(m.len(), 1);
+        assert!(m.output(a).is_none());
+        assert!(!m.push(a, &dc(1)));
+        assert!(m.push(b, &dc(1)));
+        let c = m.join().unwrap();
+        assert_eq!(c, a);
+        m.leave(b);
+        m.leave(c);
+        assert!(m.is_empty());
+    }
+}

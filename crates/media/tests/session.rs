@@ -1,0 +1,236 @@
+//! The tokio engine over real UDP sockets on 127.0.0.1: pacing, RTP header progression,
+//! audio content, inbound delivery, latching and port release.
+#![cfg(feature = "tokio")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialbridge_media::rtp::RtpHeader;
+use dialbridge_media::{Codec, MediaEngine, PlayEnd, RtpView, Tone};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Each test gets its own port range so parallel tests (and other crates' tests) do
+/// not compete; the engine skips ports that are taken anyway.
+fn engine(base: u16) -> MediaEngine {
+    MediaEngine::new(LOCALHOST, base..=base + 98).unwrap()
+}
+
+async fn recv_packet(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("no RTP within 5 s")
+        .unwrap();
+    (buf[..n].to_vec(), from)
+}
+
+/// Goertzel power of `freq` Hz in 8 kHz samples, normalised by length.
+fn power(x: &[i16], freq: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s = f64::from(v) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2)
+}
+
+#[tokio::test]
+async fn plays_a_tone_as_paced_g711() {
+    let engine = engine(41_000);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .await
+        .unwrap();
+    assert_eq!(session.local_port() % 2, 0);
+    assert!((41_000..=41_098).contains(&session.local_port()));
+    assert_eq!(session.telephone_event_pt(), Some(101));
+    let done = session.play(Arc::new(Tone::sine(440.0, 400, 12_000)), false);
+    assert!(session.is_playing());
+
+    let started = tokio::time::Instant::now();
+    let mut packets = Vec::new();
+    for _ in 0..16 {
+        let (bytes, from) = recv_packet(&far).await;
+        assert_eq!(from, session.local_addr());
+        packets.push(bytes);
+    }
+    // 16 packets paced at 20 ms take about 300 ms (the first is sent at once).
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "not paced: {elapsed:?}"
+    );
+
+    let views: Vec<RtpView<'_>> = packets.iter().map(|p| RtpView::parse(p).unwrap()).collect();
+    assert!(views[0].marker, "marker on the first packet");
+    for pair in views.windows(2) {
+        assert_eq!(pair[1].payload_type, 0);
+        assert!(!pair[1].marker);
+        assert_eq!(pair[1].ssrc, pair[0].ssrc);
+        assert_eq!(pair[1].sequence, pair[0].sequence.wrapping_add(1));
+        assert_eq!(pair[1].timestamp, pair[0].timestamp.wrapping_add(160));
+        assert_eq!(pair[1].payload().len(), 160);
+    }
+
+    // A tick may have sent silence before play(); skip leading silent packets.
+    let mut pcm = Vec::new();
+    for view in views
+        .iter()
+        .skip_while(|v| v.payload().iter().all(|&b| b == 0xFF))
+    {
+        let mut frame = [0i16; 160];
+        Codec::Pcmu.decode_frame(view.payload(), &mut frame);
+        pcm.extend_from_slice(&frame);
+    }
+    assert!(pcm.len() >= 160 * 10, "only {} tone samples", pcm.len());
+    let p440 = power(&pcm, 440.0);
+    for other in [300.0, 700.0, 1000.0, 2000.0] {
+        assert!(
+            p440 > 100.0 * power(&pcm, other),
+            "440 Hz not dominant over {other} Hz"
+        );
+    }
+    // 12 000 peak -> Goertzel power about (A/2)^2 = 3.6e7.
+    assert!(p440 > 1.0e7, "440 Hz power {p440}");
+
+    // The 400 ms tone ends and the session falls back to silence.
+    assert_eq!(timeout(WAIT, done).await.unwrap(), PlayEnd::Finished);
+    assert!(!session.is_playing());
+    let stats = session.stats();
+    assert!(stats.sent >= 16);
+    session.close().await;
+}
+
+#[tokio::test]
+async fn delivers_inbound_packets_and_latches_same_ip_only() {
+    let engine = engine(41_100);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcma, Some(101))
+        .await
+        .unwrap();
+    let to = session.local_addr();
+
+    let event = |seq: u16, marker: bool| {
+        let h = RtpHeader {
+            marker,
+            payload_type: 101,
+            sequence: seq,
+            timestamp: 8000,
+            ssrc: 77,
+        };
+        let mut out = [0u8; 16];
+        h.write_packet(&[0x05, 0x0A, 0x00, 0xA0], &mut out).unwrap();
+        out
+    };
+
+    // From a foreign IP (127.0.0.2 is loopback on Linux too): ignored.
+    let stranger = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+        .await
+        .unwrap();
+    stranger.send_to(&event(1, true), to).await.unwrap();
+    // Garbage from the right address: ignored.
+    far.send_to(&[0x00, 0x01, 0x02], to).await.unwrap();
+    // A good one.
+    far.send_to(&event(2, true), to).await.unwrap();
+
+    let got = timeout(WAIT, session.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        got.sequence, 2,
+        "the stranger's packet or garbage got through"
+    );
+    assert_eq!(got.payload_type, 101);
+    assert!(got.marker);
+    assert_eq!(got.timestamp, 8000);
+    assert_eq!(got.ssrc, 77);
+    assert_eq!(&got.payload[..], &[0x05, 0x0A, 0x00, 0xA0]);
+    assert_eq!(got.source, far.local_addr().unwrap());
+    assert_eq!(session.remote(), Some(far.local_addr().unwrap()));
+
+    // Same IP, new port (a NAT rebinding): the session re-latches and sends there.
+    let moved = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    moved.send_to(&event(3, false), to).await.unwrap();
+    let got = timeout(WAIT, session.recv()).await.unwrap().unwrap();
+    assert_eq!(got.sequence, 3);
+    assert_eq!(session.remote(), Some(moved.local_addr().unwrap()));
+    let (bytes, _) = recv_packet(&moved).await;
+    let view = RtpView::parse(&bytes).unwrap();
+    assert_eq!(view.payload_type, 8);
+    assert!(view.payload().iter().all(|&b| b == Codec::Pcma.silence()));
+    assert!(session.stats().receive_dropped >= 2);
+}
+
+#[tokio::test]
+async fn close_frees_the_port_and_skips_taken_ones() {
+    let engine = engine(41_200);
+    // Someone else holds the first port of the range: the engine skips it.
+    let squatter = std::net::UdpSocket::bind((LOCALHOST, 41_200));
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let a = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+        .await
+        .unwrap();
+    if squatter.is_ok() {
+        assert_ne!(a.local_port(), 41_200);
+    }
+    let b = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+        .await
+        .unwrap();
+    assert_ne!(a.local_port(), b.local_port());
+    assert_eq!(engine.session_count(), 2);
+    assert_eq!(engine.ports_in_use(), 2);
+
+    let port = a.local_port();
+    let interrupted = a.play(Arc::new(Tone::sine(440.0, 10_000, 1000)), true);
+    a.close().await;
+    assert_eq!(interrupted.await, PlayEnd::Interrupted);
+    assert_eq!(engine.session_count(), 1);
+    assert_eq!(engine.ports_in_use(), 1);
+    // The OS port pair is free again.
+    drop(std::net::UdpSocket::bind((LOCALHOST, port)).unwrap());
+    drop(std::net::UdpSocket::bind((LOCALHOST, port + 1)).unwrap());
+
+    drop(b);
+    assert_eq!(engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn exhausted_range_is_an_error() {
+    let engine = MediaEngine::new(LOCALHOST, 41_300..=41_302).unwrap();
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut open = Vec::new();
+    while let Ok(s) = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+        .await
+    {
+        open.push(s);
+        assert!(open.len() <= 2);
+    }
+    assert!(matches!(
+        engine
+            .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+            .await,
+        Err(dialbridge_media::Error::NoFreePort {
+            low: 41_300,
+            high: 41_302
+        })
+    ));
+}
+
+#[test]
+fn engine_needs_a_runtime() {
+    assert!(matches!(
+        MediaEngine::new(LOCALHOST, 20_000..=20_010),
+        Err(dialbridge_media::Error::NoRuntime)
+    ));
+}

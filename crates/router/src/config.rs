@@ -1,0 +1,303 @@
+//! Loading a [`Plan`] from the TOML config file: the `[numbering]`, `[[trunk]]`,
+//! `[softphones]`, `[[tenant]]`, `[[bridge]]` and `[[number]]` sections (every other
+//! section belongs to another crate and is ignored). Each fault names the line of the
+//! value at fault, and every fault of the file is reported at once.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::e164::{E164, Numbering};
+use crate::error::{ConfigError, Error, Fault};
+use crate::model::{Charge, Licence, NumberKind};
+use crate::plan::{BridgeSpec, NumberSpec, Plan, TrunkSpec};
+
+impl Plan {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Plan, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_toml_str(path, &text),
+            Err(e) => Err(ConfigError::new(
+                path,
+                vec![Fault {
+                    line: None,
+                    error: Error::Syntax(format!("cannot read the file: {e}")),
+                }],
+            )),
+        }
+    }
+
+    /// Validates the TOML `text` of the file `path` (named in the faults only).
+    pub fn from_toml_str(path: &Path, text: &str) -> Result<Plan, ConfigError> {
+        let mut loader = Loader {
+            text,
+            faults: Vec::new(),
+        };
+        let plan = match toml::from_str::<File>(text) {
+            Ok(file) => loader.build(file),
+            Err(e) => {
+                let line = e.span().map(|s| loader.line(&s));
+                loader.faults.push(Fault {
+                    line,
+                    error: Error::Syntax(e.message().trim().to_owned()),
+                });
+                None
+            }
+        };
+        match plan {
+            Some(plan) if loader.faults.is_empty() => Ok(plan),
+            _ => Err(ConfigError::new(path, loader.faults)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct File {
+    numbering: Option<Spanned<NumberingSection>>,
+    #[serde(default)]
+    trunk: Vec<TrunkSection>,
+    softphones: Option<SoftphoneSection>,
+    #[serde(default)]
+    tenant: Vec<TenantSection>,
+    #[serde(default)]
+    bridge: Vec<BridgeSection>,
+    #[serde(default)]
+    number: Vec<NumberSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberingSection {
+    default_country_code: Spanned<String>,
+    national_prefix: Option<Spanned<String>>,
+    international_prefixes: Option<Spanned<Vec<String>>>,
+    service_number_capacity: Option<Spanned<u32>>,
+    user_number_capacity: Option<Spanned<u32>>,
+}
+
+/// Other fields (TLS peer names, say) may be added by the SIP side: not denied.
+#[derive(Deserialize)]
+struct TrunkSection {
+    name: Spanned<String>,
+    provider: Spanned<String>,
+    addresses: Option<Spanned<Vec<Spanned<String>>>>,
+    max_sessions: Spanned<u32>,
+}
+
+/// `realm` and `account` belong to the SIP crate.
+#[derive(Deserialize)]
+struct SoftphoneSection {
+    name: Spanned<String>,
+    max_sessions: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantSection {
+    name: Spanned<String>,
+    licence: Spanned<Licence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgeSection {
+    name: Spanned<String>,
+    tenant: Spanned<String>,
+    capacity: Spanned<u32>,
+    enabled: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberSection {
+    e164: Spanned<String>,
+    kind: Spanned<NumberKind>,
+    charge: Spanned<Charge>,
+    provider: Spanned<String>,
+    bridge: Option<Spanned<String>>,
+    capacity: Option<Spanned<u32>>,
+}
+
+struct Loader<'t> {
+    text: &'t str,
+    faults: Vec<Fault>,
+}
+
+impl Loader<'_> {
+    fn build(&mut self, file: File) -> Option<Plan> {
+        let Some(numbering) = file.numbering else {
+            self.fault(&(0..0), Error::Syntax("missing section [numbering]".into()));
+            return None;
+        };
+        let mut plan = Plan::new(self.numbering(numbering.get_ref())?);
+        let n = numbering.get_ref();
+        let service = n.service_number_capacity.as_ref();
+        let user = n.user_number_capacity.as_ref();
+        if let Err(e) = plan.set_default_capacities(
+            service.map_or(crate::plan::DEFAULT_SERVICE_CAPACITY, |c| *c.get_ref()),
+            user.map_or(crate::plan::DEFAULT_USER_CAPACITY, |c| *c.get_ref()),
+        ) {
+            let span = match (service, user) {
+                (Some(s), _) if *s.get_ref() == 0 => s.span(),
+                (_, Some(u)) => u.span(),
+                _ => numbering.span(),
+            };
+            self.fault(&span, e);
+        }
+        for trunk in &file.trunk {
+            self.trunk(&mut plan, trunk);
+        }
+        if let Some(s) = &file.softphones {
+            if let Err(e) = plan.set_softphones(s.name.get_ref(), *s.max_sessions.get_ref()) {
+                let span = match e {
+                    Error::ZeroCapacity { .. } => s.max_sessions.span(),
+                    _ => s.name.span(),
+                };
+                self.fault(&span, e);
+            }
+        }
+        for t in &file.tenant {
+            if let Err(e) = plan.add_tenant(t.name.get_ref(), *t.licence.get_ref()) {
+                self.fault(&t.name.span(), e);
+            }
+        }
+        // Bridges refused for a fault of their own: numbers on them are not faulted again.
+        let mut refused = HashSet::new();
+        for b in &file.bridge {
+            let spec = BridgeSpec {
+                name: b.name.get_ref(),
+                tenant: b.tenant.get_ref(),
+                capacity: *b.capacity.get_ref(),
+                enabled: b.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            };
+            if let Err(e) = plan.add_bridge(spec) {
+                let span = match e {
+                    Error::UnknownTenant { .. } => b.tenant.span(),
+                    Error::ZeroCapacity { .. } => b.capacity.span(),
+                    _ => b.name.span(),
+                };
+                if !matches!(e, Error::DuplicateName { .. }) {
+                    refused.insert(b.name.get_ref().as_str());
+                }
+                self.fault(&span, e);
+            }
+        }
+        plan.reserve_numbers(file.number.len());
+        for n in &file.number {
+            let number = match n.e164.get_ref().parse::<E164>() {
+                Ok(number) => number,
+                Err(e) => {
+                    self.fault(&n.e164.span(), e);
+                    continue;
+                }
+            };
+            let spec = NumberSpec {
+                number,
+                kind: *n.kind.get_ref(),
+                charge: *n.charge.get_ref(),
+                provider: n.provider.get_ref(),
+                bridge: n.bridge.as_ref().map(|b| b.get_ref().as_str()),
+                capacity: n.capacity.as_ref().map(|c| *c.get_ref()),
+            };
+            match plan.add_number(spec) {
+                Ok(()) => {}
+                Err(Error::UnknownBridge { ref bridge, .. })
+                    if refused.contains(bridge.as_str()) => {}
+                Err(e) => {
+                    let span = match (&e, &n.bridge, &n.capacity) {
+                        (
+                            Error::UnknownBridge { .. } | Error::LicenceForbidsProvider { .. },
+                            Some(b),
+                            _,
+                        ) => b.span(),
+                        (Error::ZeroCapacity { .. }, _, Some(c)) => c.span(),
+                        _ => n.e164.span(),
+                    };
+                    self.fault(&span, e);
+                }
+            }
+        }
+        Some(plan)
+    }
+
+    fn numbering(&mut self, n: &NumberingSection) -> Option<Numbering> {
+        let mut numbering = match Numbering::new(n.default_country_code.get_ref()) {
+            Ok(numbering) => numbering,
+            Err(e) => {
+                self.fault(&n.default_country_code.span(), e);
+                return None;
+            }
+        };
+        if let Some(p) = &n.national_prefix {
+            match numbering.clone().with_national_prefix(p.get_ref()) {
+                Ok(with) => numbering = with,
+                Err(e) => self.fault(&p.span(), e),
+            }
+        }
+        if let Some(p) = &n.international_prefixes {
+            let prefixes: Vec<&str> = p.get_ref().iter().map(String::as_str).collect();
+            match numbering.clone().with_international_prefixes(&prefixes) {
+                Ok(with) => numbering = with,
+                Err(e) => self.fault(&p.span(), e),
+            }
+        }
+        Some(numbering)
+    }
+
+    fn trunk(&mut self, plan: &mut Plan, t: &TrunkSection) {
+        let mut addresses = Vec::new();
+        let mut spans = Vec::new();
+        for a in t.addresses.iter().flat_map(|a| a.get_ref()) {
+            match a.get_ref().trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    addresses.push(ip);
+                    spans.push((ip.to_canonical(), a.span()));
+                }
+                Err(_) => {
+                    let error = Error::InvalidAddress {
+                        trunk: t.name.get_ref().clone(),
+                        address: a.get_ref().clone(),
+                    };
+                    self.fault(&a.span(), error);
+                    return;
+                }
+            }
+        }
+        let spec = TrunkSpec {
+            name: t.name.get_ref(),
+            provider: t.provider.get_ref(),
+            addresses: &addresses,
+            max_sessions: *t.max_sessions.get_ref(),
+        };
+        if let Err(e) = plan.add_trunk(spec) {
+            let span = match &e {
+                Error::ZeroCapacity { .. } => t.max_sessions.span(),
+                Error::TrunkWithoutAddresses(_) => {
+                    t.addresses.as_ref().map_or(t.name.span(), |a| a.span())
+                }
+                Error::DuplicateTrunkAddress { address, .. } => spans
+                    .iter()
+                    .rev()
+                    .find(|(ip, _)| ip == address)
+                    .map_or(t.name.span(), |(_, span)| span.clone()),
+                _ => t.name.span(),
+            };
+            self.fault(&span, e);
+        }
+    }
+
+    fn fault(&mut self, span: &Range<usize>, error: Error) {
+        let line = Some(self.line(span));
+        self.faults.push(Fault { line, error });
+    }
+
+    /// 1-based line of the start of `span`.
+    fn line(&self, span: &Range<usize>) -> usize {
+        let head = self.text.get(..span.start).unwrap_or(self.text);
+        head.bytes().filter(|b| *b == b'\n').count() + 1
+    }
+}

@@ -1,0 +1,121 @@
+//! The capacity reservation of an admitted call. It gives back the number's, the bridge's
+//! and the trunk's capacity exactly once, when dropped — whatever ended the call: BYE from
+//! either side, CANCEL, a failed answer, a timeout, a transport error, or a panic in the
+//! call's task (unwinding drops it too).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::e164::E164;
+use crate::model::{BridgeId, Charge, NumberKind, Provider, TenantId, TrunkId};
+use crate::router::{NumberLive, Shared, Topology};
+
+/// An admitted call's reservation, and what the rest of the call needs to know about it.
+///
+/// Not `Clone`: one grant, one release. It holds the plan snapshot it was admitted under,
+/// so it releases into the counters it took from even after a reload or a number move.
+pub struct Grant {
+    shared: Arc<Shared>,
+    topology: Arc<Topology>,
+    number: E164,
+    live: NumberLive,
+    bridge: BridgeId,
+    tenant: TenantId,
+    trunk: TrunkId,
+}
+
+impl Grant {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        topology: Arc<Topology>,
+        number: E164,
+        live: NumberLive,
+        bridge: BridgeId,
+        tenant: TenantId,
+        trunk: TrunkId,
+    ) -> Self {
+        Self {
+            shared,
+            topology,
+            number,
+            live,
+            bridge,
+            tenant,
+            trunk,
+        }
+    }
+
+    /// The dialled number.
+    pub fn number(&self) -> E164 {
+        self.number
+    }
+
+    /// Service or user number.
+    pub fn kind(&self) -> NumberKind {
+        self.live.kind
+    }
+
+    /// Toll or toll-free (who pays: billing needs it).
+    pub fn charge(&self) -> Charge {
+        self.live.charge
+    }
+
+    /// The number's provider.
+    pub fn provider(&self) -> Option<&Provider> {
+        self.topology.provider(self.live.provider)
+    }
+
+    /// The tenant owning the bridge (conference IDs are looked up within it).
+    pub fn tenant(&self) -> &str {
+        self.topology.tenant_name(self.tenant)
+    }
+
+    /// The bridge the call reached.
+    pub fn bridge(&self) -> &str {
+        self.topology.bridge_name(self.bridge)
+    }
+
+    /// The trunk (or softphone pseudo-trunk) the call came over.
+    pub fn trunk(&self) -> TrunkId {
+        self.trunk
+    }
+
+    /// The trunk's name.
+    pub fn trunk_name(&self) -> &str {
+        self.topology.trunk_name(self.trunk)
+    }
+
+    /// Whether the call came from a digest-authenticated softphone.
+    pub fn via_softphone(&self) -> bool {
+        self.topology
+            .trunk_live(self.trunk)
+            .is_some_and(|(_, live)| live.provider.is_none())
+    }
+
+    pub(crate) fn bridge_id(&self) -> BridgeId {
+        self.bridge
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some(trunk) = self.topology.trunks.get(self.trunk.index()) {
+            trunk.gauge.release();
+        }
+        if let Some(bridge) = self.topology.bridges.get(self.bridge.index()) {
+            bridge.gauge.release();
+        }
+        self.shared.release_number(self.number);
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("number", &self.number)
+            .field("tenant", &self.tenant())
+            .field("bridge", &self.bridge())
+            .field("trunk", &self.trunk_name())
+            .finish()
+    }
+}

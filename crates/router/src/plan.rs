@@ -1,0 +1,463 @@
+//! The number plan: a validated description of trunks, tenants, bridges and numbers,
+//! built from a config file ([`crate::config`]) or programmatically, and installed into a
+//! [`crate::Router`]. Every `add_*` checks what it adds against what is already there, so
+//! a `Plan` that exists is consistent.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use crate::e164::{E164, Numbering};
+use crate::error::Error;
+use crate::model::{Charge, Licence, NumberKind, Provider};
+
+/// A trunk as the plan describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrunkSpec<'a> {
+    /// Unique name, e.g. `telco-a`.
+    pub name: &'a str,
+    /// `Microsoft` or an operator's name.
+    pub provider: &'a str,
+    /// Source addresses that identify the trunk (at least one).
+    pub addresses: &'a [IpAddr],
+    /// Simultaneous sessions the trunk may carry.
+    pub max_sessions: u32,
+}
+
+/// A bridge as the plan describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeSpec<'a> {
+    /// Unique name, e.g. `contoso-bridge`.
+    pub name: &'a str,
+    /// The tenant that owns it (must be added first).
+    pub tenant: &'a str,
+    /// Simultaneous calls.
+    pub capacity: u32,
+    /// A disabled bridge refuses calls with 480.
+    pub enabled: bool,
+}
+
+/// A number as the plan describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct NumberSpec<'a> {
+    /// The number.
+    pub number: E164,
+    /// Service or user number.
+    pub kind: NumberKind,
+    /// Toll or toll-free.
+    pub charge: Charge,
+    /// `Microsoft` or an operator's name.
+    pub provider: &'a str,
+    /// The bridge it is assigned to, if any (must be added first).
+    pub bridge: Option<&'a str>,
+    /// Concurrent calls; `None` for the plan's default for the kind.
+    pub capacity: Option<u32>,
+}
+
+/// A validated number plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(crate) numbering: Numbering,
+    pub(crate) service_capacity: NonZeroU32,
+    pub(crate) user_capacity: NonZeroU32,
+    pub(crate) providers: Vec<Provider>,
+    pub(crate) trunks: Vec<TrunkDef>,
+    pub(crate) softphones: Option<SoftphoneDef>,
+    pub(crate) tenants: Vec<TenantDef>,
+    pub(crate) bridges: Vec<BridgeDef>,
+    pub(crate) numbers: HashMap<E164, NumberDef>,
+    provider_index: HashMap<Provider, u16>,
+    trunk_names: HashMap<Arc<str>, usize>,
+    addresses: HashMap<IpAddr, usize>,
+    tenant_names: HashMap<Arc<str>, usize>,
+    bridge_names: HashMap<Arc<str>, usize>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TrunkDef {
+    pub(crate) name: Arc<str>,
+    pub(crate) provider: u16,
+    pub(crate) addresses: Vec<IpAddr>,
+    pub(crate) max_sessions: NonZeroU32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SoftphoneDef {
+    pub(crate) name: Arc<str>,
+    pub(crate) max_sessions: NonZeroU32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TenantDef {
+    pub(crate) name: Arc<str>,
+    pub(crate) licence: Licence,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct BridgeDef {
+    pub(crate) name: Arc<str>,
+    pub(crate) tenant: usize,
+    pub(crate) capacity: NonZeroU32,
+    pub(crate) enabled: bool,
+}
+
+/// Indices into the plan's own tables; compact because a plan may hold millions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NumberDef {
+    pub(crate) capacity: NonZeroU32,
+    pub(crate) bridge: Option<u32>,
+    pub(crate) provider: u16,
+    pub(crate) kind: NumberKind,
+    pub(crate) charge: Charge,
+}
+
+/// Default concurrent-call capacity of a service number that names none.
+pub const DEFAULT_SERVICE_CAPACITY: u32 = 500;
+/// Default concurrent-call capacity of a user number that names none.
+pub const DEFAULT_USER_CAPACITY: u32 = 4;
+
+impl Plan {
+    /// An empty plan with the default capacities (service 500, user 4).
+    pub fn new(numbering: Numbering) -> Self {
+        Self {
+            numbering,
+            service_capacity: NonZeroU32::MIN.saturating_add(DEFAULT_SERVICE_CAPACITY - 1),
+            user_capacity: NonZeroU32::MIN.saturating_add(DEFAULT_USER_CAPACITY - 1),
+            providers: vec![Provider::Microsoft],
+            provider_index: HashMap::from([(Provider::Microsoft, 0)]),
+            trunks: Vec::new(),
+            softphones: None,
+            tenants: Vec::new(),
+            bridges: Vec::new(),
+            numbers: HashMap::new(),
+            trunk_names: HashMap::new(),
+            addresses: HashMap::new(),
+            tenant_names: HashMap::new(),
+            bridge_names: HashMap::new(),
+        }
+    }
+
+    /// Capacities of numbers that name none.
+    pub fn set_default_capacities(&mut self, service: u32, user: u32) -> Result<(), Error> {
+        self.service_capacity = nonzero(service, || "service numbers by default".into())?;
+        self.user_capacity = nonzero(user, || "user numbers by default".into())?;
+        Ok(())
+    }
+
+    /// How dialled numbers are completed.
+    pub fn numbering(&self) -> &Numbering {
+        &self.numbering
+    }
+
+    /// Number of numbers in the plan.
+    pub fn number_count(&self) -> usize {
+        self.numbers.len()
+    }
+
+    /// Reserves room for `additional` more numbers (for bulk building).
+    pub fn reserve_numbers(&mut self, additional: usize) {
+        self.numbers.reserve(additional);
+    }
+
+    /// Adds a trunk.
+    pub fn add_trunk(&mut self, spec: TrunkSpec<'_>) -> Result<(), Error> {
+        self.check_trunk_name(spec.name)?;
+        if spec.addresses.is_empty() {
+            return Err(Error::TrunkWithoutAddresses(spec.name.to_owned()));
+        }
+        let max_sessions = nonzero(spec.max_sessions, || format!("trunk \"{}\"", spec.name))?;
+        let index = self.trunks.len();
+        let mut addresses = Vec::with_capacity(spec.addresses.len());
+        for address in spec.addresses {
+            let address = address.to_canonical();
+            if let Some(other) = self.addresses.get(&address).copied() {
+                let other = self.trunks.get(other).map_or(spec.name, |t| &*t.name);
+                return Err(Error::DuplicateTrunkAddress {
+                    address,
+                    trunk: spec.name.to_owned(),
+                    other: other.to_owned(),
+                });
+            }
+            if addresses.contains(&address) {
+                return Err(Error::DuplicateTrunkAddress {
+                    address,
+                    trunk: spec.name.to_owned(),
+                    other: spec.name.to_owned(),
+                });
+            }
+            addresses.push(address);
+        }
+        for address in &addresses {
+            self.addresses.insert(*address, index);
+        }
+        let name: Arc<str> = spec.name.into();
+        self.trunk_names.insert(name.clone(), index);
+        let provider = self.intern_provider(spec.provider);
+        self.trunks.push(TrunkDef {
+            name,
+            provider,
+            addresses,
+            max_sessions,
+        });
+        Ok(())
+    }
+
+    /// Sets the softphone pseudo-trunk: digest-authenticated clients from any address.
+    pub fn set_softphones(&mut self, name: &str, max_sessions: u32) -> Result<(), Error> {
+        self.check_trunk_name(name)?;
+        let max_sessions = nonzero(max_sessions, || format!("softphones \"{name}\""))?;
+        self.softphones = Some(SoftphoneDef {
+            name: name.into(),
+            max_sessions,
+        });
+        Ok(())
+    }
+
+    /// Adds a tenant.
+    pub fn add_tenant(&mut self, name: &str, licence: Licence) -> Result<(), Error> {
+        match self.tenant_names.entry(name.into()) {
+            Entry::Occupied(_) => Err(Error::DuplicateName {
+                kind: "tenant",
+                name: name.to_owned(),
+            }),
+            Entry::Vacant(slot) => {
+                let name = slot.key().clone();
+                slot.insert(self.tenants.len());
+                self.tenants.push(TenantDef { name, licence });
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a bridge of a tenant added before.
+    pub fn add_bridge(&mut self, spec: BridgeSpec<'_>) -> Result<(), Error> {
+        if self.bridge_names.contains_key(spec.name) {
+            return Err(Error::DuplicateName {
+                kind: "bridge",
+                name: spec.name.to_owned(),
+            });
+        }
+        let tenant = *self
+            .tenant_names
+            .get(spec.tenant)
+            .ok_or_else(|| Error::UnknownTenant {
+                bridge: spec.name.to_owned(),
+                tenant: spec.tenant.to_owned(),
+            })?;
+        let capacity = nonzero(spec.capacity, || format!("bridge \"{}\"", spec.name))?;
+        let name: Arc<str> = spec.name.into();
+        self.bridge_names.insert(name.clone(), self.bridges.len());
+        self.bridges.push(BridgeDef {
+            name,
+            tenant,
+            capacity,
+            enabled: spec.enabled,
+        });
+        Ok(())
+    }
+
+    /// Adds a number, assigned to a bridge added before or to nothing.
+    pub fn add_number(&mut self, spec: NumberSpec<'_>) -> Result<(), Error> {
+        if self.numbers.contains_key(&spec.number) {
+            return Err(Error::DuplicateNumber(spec.number));
+        }
+        let capacity = match spec.capacity {
+            Some(c) => nonzero(c, || format!("number {}", spec.number))?,
+            None => match spec.kind {
+                NumberKind::Service => self.service_capacity,
+                NumberKind::User => self.user_capacity,
+            },
+        };
+        let provider = Provider::from_name(spec.provider);
+        let bridge = match spec.bridge {
+            None => None,
+            Some(name) => {
+                let index = *self
+                    .bridge_names
+                    .get(name)
+                    .ok_or_else(|| Error::UnknownBridge {
+                        number: spec.number,
+                        bridge: name.to_owned(),
+                    })?;
+                self.check_licence(spec.number, &provider, index)?;
+                Some(u32::try_from(index).map_err(|_| Error::NoSuchBridge(name.to_owned()))?)
+            }
+        };
+        let provider = self.intern_provider(spec.provider);
+        self.numbers.insert(
+            spec.number,
+            NumberDef {
+                capacity,
+                bridge,
+                provider,
+                kind: spec.kind,
+                charge: spec.charge,
+            },
+        );
+        Ok(())
+    }
+
+    fn check_licence(&self, number: E164, provider: &Provider, bridge: usize) -> Result<(), Error> {
+        let Some(bridge) = self.bridges.get(bridge) else {
+            return Ok(());
+        };
+        let Some(tenant) = self.tenants.get(bridge.tenant) else {
+            return Ok(());
+        };
+        if tenant.licence.allows(provider) {
+            Ok(())
+        } else {
+            Err(Error::LicenceForbidsProvider {
+                number,
+                bridge: bridge.name.to_string(),
+                tenant: tenant.name.to_string(),
+            })
+        }
+    }
+
+    fn check_trunk_name(&self, name: &str) -> Result<(), Error> {
+        let softphones = self.softphones.as_ref().is_some_and(|s| &*s.name == name);
+        if softphones || self.trunk_names.contains_key(name) {
+            return Err(Error::DuplicateName {
+                kind: "trunk",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn intern_provider(&mut self, name: &str) -> u16 {
+        let provider = Provider::from_name(name);
+        if let Some(index) = self.provider_index.get(&provider) {
+            return *index;
+        }
+        // More than 65,535 distinct providers would be a config no one writes; saturate.
+        let index = u16::try_from(self.providers.len()).unwrap_or(u16::MAX);
+        self.providers.push(provider.clone());
+        self.provider_index.insert(provider, index);
+        index
+    }
+}
+
+fn nonzero(value: u32, what: impl FnOnce() -> String) -> Result<NonZeroU32, Error> {
+    NonZeroU32::new(value).ok_or_else(|| Error::ZeroCapacity { what: what() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let mut p = Plan::new(Numbering::new("1").unwrap());
+        p.add_tenant("oc", Licence::OperatorConnectConferencing)
+            .unwrap();
+        p.add_bridge(BridgeSpec {
+            name: "b",
+            tenant: "oc",
+            capacity: 10,
+            enabled: true,
+        })
+        .unwrap();
+        p
+    }
+
+    fn number(
+        n: &str,
+        provider: &'static str,
+        bridge: Option<&'static str>,
+    ) -> NumberSpec<'static> {
+        NumberSpec {
+            number: n.parse().unwrap(),
+            kind: NumberKind::Service,
+            charge: Charge::Toll,
+            provider,
+            bridge,
+            capacity: None,
+        }
+    }
+
+    #[test]
+    fn every_add_checks_its_invariant() {
+        let mut p = plan();
+        assert!(matches!(
+            p.add_tenant("oc", Licence::AudioConferencingStandard),
+            Err(Error::DuplicateName { .. })
+        ));
+        let bad_bridge = BridgeSpec {
+            name: "x",
+            tenant: "nobody",
+            capacity: 1,
+            enabled: true,
+        };
+        assert!(matches!(
+            p.add_bridge(bad_bridge),
+            Err(Error::UnknownTenant { .. })
+        ));
+        assert!(matches!(
+            p.add_bridge(BridgeSpec {
+                tenant: "oc",
+                capacity: 0,
+                ..bad_bridge
+            }),
+            Err(Error::ZeroCapacity { .. })
+        ));
+        assert!(matches!(
+            p.add_number(number("+14255550100", "Microsoft", Some("b"))),
+            Err(Error::LicenceForbidsProvider { .. })
+        ));
+        assert!(matches!(
+            p.add_number(number("+14255550100", "Telco", Some("nope"))),
+            Err(Error::UnknownBridge { .. })
+        ));
+        p.add_number(number("+14255550100", "Telco", Some("b")))
+            .unwrap();
+        assert!(matches!(
+            p.add_number(number("+14255550100", "Telco", None)),
+            Err(Error::DuplicateNumber(_))
+        ));
+        assert_eq!(
+            p.numbers.values().next().unwrap().capacity.get(),
+            DEFAULT_SERVICE_CAPACITY
+        );
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let t = TrunkSpec {
+            name: "t",
+            provider: "Telco",
+            addresses: &[a],
+            max_sessions: 5,
+        };
+        p.add_trunk(t).unwrap();
+        assert!(matches!(p.add_trunk(t), Err(Error::DuplicateName { .. })));
+        assert!(matches!(
+            p.add_trunk(TrunkSpec {
+                name: "u",
+                addresses: &[mapped],
+                ..t
+            }),
+            Err(Error::DuplicateTrunkAddress { .. })
+        ));
+        assert!(matches!(
+            p.add_trunk(TrunkSpec {
+                name: "u",
+                addresses: &[],
+                ..t
+            }),
+            Err(Error::TrunkWithoutAddresses(_))
+        ));
+        assert!(matches!(
+            p.set_softphones("t", 5),
+            Err(Error::DuplicateName { .. })
+        ));
+        assert!(matches!(
+            p.set_softphones("s", 0),
+            Err(Error::ZeroCapacity { .. })
+        ));
+        assert!(matches!(
+            p.set_default_capacities(0, 1),
+            Err(Error::ZeroCapacity { .. })
+        ));
+    }
+}

@@ -1,0 +1,969 @@
+//! The live router: the installed plan, the reservation counters, `decide()` and the
+//! admin changes made while calls are up.
+//!
+//! Trunks, tenants and bridges (few) live in an immutable [`Topology`] behind an
+//! `ArcSwap`: a decision loads it without a lock, a change copies it and swaps the
+//! pointer. Numbers (millions) live in a `DashMap`, changed in place. Counters are never
+//! part of a plan: a bridge's or trunk's gauge is an `Arc` carried from one topology to the
+//! next by id, and a number's counter stays in its entry, which is not removed while calls
+//! hold it. So calls in progress release into the right counter whatever changed meanwhile.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+
+use crate::decision::{RejectReason, Rejection};
+use crate::e164::{E164, Numbering};
+use crate::error::Error;
+use crate::grant::Grant;
+use crate::metrics::{self, Gauge, NumberStats, Rejections, Snapshot};
+use crate::model::{
+    BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId,
+};
+use crate::plan::{NumberDef, NumberSpec, Plan};
+
+/// The call router. Cheap to clone (a handle on shared state); `Send + Sync`.
+#[derive(Clone)]
+pub struct Router {
+    shared: Arc<Shared>,
+}
+
+/// A trunk as the router sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkInfo {
+    /// Its name.
+    pub name: Arc<str>,
+    /// Its provider; `None` for the softphone pseudo-trunk.
+    pub provider: Option<Provider>,
+    /// Simultaneous sessions allowed.
+    pub max_sessions: u32,
+}
+
+/// A number as the router sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberInfo {
+    /// The number.
+    pub number: E164,
+    /// Service or user.
+    pub kind: NumberKind,
+    /// Toll or toll-free.
+    pub charge: Charge,
+    /// Its provider.
+    pub provider: Provider,
+    /// The bridge it is assigned to, if any.
+    pub bridge: Option<Arc<str>>,
+    /// Concurrent-call capacity.
+    pub capacity: u32,
+    /// Calls in progress.
+    pub in_progress: u32,
+}
+
+impl Router {
+    /// A router running `plan`.
+    pub fn new(plan: Plan) -> Self {
+        let shared = Shared {
+            topology: ArcSwap::from_pointee(Topology::empty(plan.numbering.clone())),
+            numbers: DashMap::with_capacity(plan.numbers.len()),
+            number_rejections: DashMap::new(),
+            admitted: AtomicU64::new(0),
+            rejected: Rejections::default(),
+            writer: Mutex::new(()),
+        };
+        let router = Self {
+            shared: Arc::new(shared),
+        };
+        router.replace_plan(plan);
+        router
+    }
+
+    /// Installs a new plan (config reload). New calls see it as soon as this returns;
+    /// calls in progress keep their reservations and release them into the same counters.
+    pub fn replace_plan(&self, plan: Plan) {
+        let _writer = self.shared.write_lock();
+        let (topology, ids) = self.shared.topology.load().rebuild(&plan);
+        self.shared.topology.store(Arc::new(topology));
+        for (number, def) in &plan.numbers {
+            let live = ids.number(def);
+            self.shared
+                .numbers
+                .entry(*number)
+                .and_modify(|slot| slot.live = Some(live))
+                .or_insert_with(|| Slot::new(live));
+        }
+        // No other map is touched while `retain` holds a shard: `plan.numbers` is a plain map.
+        self.shared.numbers.retain(|number, slot| {
+            if plan.numbers.contains_key(number) {
+                return true;
+            }
+            slot.live = None;
+            slot.in_use.load(Ordering::Acquire) > 0
+        });
+        self.shared
+            .number_rejections
+            .retain(|number, _| plan.numbers.contains_key(number));
+        tracing::info!(
+            numbers = plan.numbers.len(),
+            trunks = plan.trunks.len(),
+            bridges = plan.bridges.len(),
+            "plan installed"
+        );
+    }
+
+    /// The trunk whose source address `source` is (IPv4-mapped IPv6 is read as IPv4).
+    pub fn identify_trunk(&self, source: IpAddr) -> Option<TrunkId> {
+        self.shared
+            .topology
+            .load()
+            .by_addr
+            .get(&source.to_canonical())
+            .copied()
+    }
+
+    /// The softphone pseudo-trunk, for digest-authenticated clients from any other address.
+    pub fn softphone_trunk(&self) -> Option<TrunkId> {
+        self.shared.topology.load().softphones
+    }
+
+    /// A trunk by name (the softphone pseudo-trunk included).
+    pub fn trunk_by_name(&self, name: &str) -> Option<TrunkId> {
+        let topology = self.shared.topology.load();
+        let id = topology.trunk_ids.get(name).copied()?;
+        topology.trunk_live(id).map(|_| id)
+    }
+
+    /// What the router knows of a trunk now.
+    pub fn trunk(&self, id: TrunkId) -> Option<TrunkInfo> {
+        let topology = self.shared.topology.load();
+        let (slot, live) = topology.trunk_live(id)?;
+        Some(TrunkInfo {
+            name: slot.name.clone(),
+            provider: live.provider.and_then(|p| topology.provider(p)).cloned(),
+            max_sessions: live.max_sessions.get(),
+        })
+    }
+
+    /// The dialled number of a Request-URI, completed by the plan's numbering.
+    pub fn normalise(&self, request_uri: &str) -> Result<E164, Error> {
+        self.shared.topology.load().numbering.normalise(request_uri)
+    }
+
+    /// Normalises the Request-URI and decides; a URI without a number is refused with 404.
+    pub fn route(&self, trunk: TrunkId, request_uri: &str) -> Result<Grant, Rejection> {
+        match self.normalise(request_uri) {
+            Ok(number) => self.decide(trunk, number),
+            Err(error) => {
+                let reason = RejectReason::NotANumber;
+                self.shared.rejected.add(reason);
+                let topology = self.shared.topology.load();
+                if let Some((slot, _)) = topology.trunk_live(trunk) {
+                    slot.gauge.reject(reason);
+                }
+                tracing::info!(uri = request_uri, %error, outcome = reason.as_str(), "call refused");
+                Err(Rejection {
+                    reason,
+                    number: None,
+                })
+            }
+        }
+    }
+
+    /// Decides a call to `number` arriving over `trunk`, checking in this order: number
+    /// known (404), assigned (404), trunk's provider (403, skipped for softphones), tenant's
+    /// licence (403), bridge enabled (480), then reserves the number's (486), the bridge's
+    /// (503) and the trunk's (503) capacity. The [`Grant`] holds the reservation until dropped.
+    pub fn decide(&self, trunk: TrunkId, number: E164) -> Result<Grant, Rejection> {
+        let topology = self.shared.topology.load_full();
+        let outcome = self.admit(&topology, trunk, number);
+        let trunk_name = topology.trunk_name(trunk);
+        match outcome {
+            Ok(grant) => {
+                self.shared.admitted.fetch_add(1, Ordering::Relaxed);
+                if let Some((slot, _)) = topology.trunk_live(trunk) {
+                    slot.gauge.admitted();
+                }
+                if let Some(slot) = topology.bridges.get(grant.bridge_id().index()) {
+                    slot.gauge.admitted();
+                }
+                tracing::info!(
+                    %number,
+                    trunk = trunk_name,
+                    tenant = grant.tenant(),
+                    bridge = grant.bridge(),
+                    outcome = "admitted",
+                    "call admitted"
+                );
+                Ok(grant)
+            }
+            Err(refusal) => {
+                let reason = refusal.reason;
+                self.shared.rejected.add(reason);
+                if let Some((slot, _)) = topology.trunk_live(trunk) {
+                    slot.gauge.reject(reason);
+                }
+                let bridge = refusal.bridge.and_then(|b| topology.bridges.get(b.index()));
+                if let Some(slot) = bridge {
+                    slot.gauge.reject(reason);
+                }
+                if refusal.known_number {
+                    self.shared.count_number_rejection(number, reason);
+                }
+                let tenant = bridge
+                    .and_then(|b| b.live)
+                    .map_or("", |b| topology.tenant_name(b.tenant));
+                tracing::info!(
+                    %number,
+                    trunk = trunk_name,
+                    tenant,
+                    bridge = bridge.map_or("", |b| &*b.name),
+                    outcome = reason.as_str(),
+                    status = reason.status(),
+                    "call refused"
+                );
+                Err(Rejection {
+                    reason,
+                    number: Some(number),
+                })
+            }
+        }
+    }
+
+    fn admit(
+        &self,
+        topology: &Arc<Topology>,
+        trunk: TrunkId,
+        number: E164,
+    ) -> Result<Grant, Refusal> {
+        let (trunk_slot, trunk_live) = topology
+            .trunk_live(trunk)
+            .ok_or(Refusal::new(RejectReason::UnknownTrunk, None))?;
+        // The number's guard is held only for the checks below, which read the topology
+        // snapshot (no lock), and for the compare-and-swap on the number's own counter.
+        let (live, bridge_id, bridge) = {
+            let slot = self
+                .shared
+                .numbers
+                .get(&number)
+                .ok_or(Refusal::new(RejectReason::UnknownNumber, None))?;
+            let live = slot
+                .live
+                .ok_or(Refusal::new(RejectReason::UnknownNumber, None))?;
+            let known = |reason, bridge| Refusal {
+                reason,
+                bridge,
+                known_number: true,
+            };
+            let (bridge_id, bridge) = live
+                .bridge
+                .and_then(|b| Some((b, topology.bridge_live(b)?)))
+                .ok_or(known(RejectReason::Unassigned, None))?;
+            if trunk_live.provider.is_some_and(|p| p != live.provider) {
+                return Err(known(RejectReason::WrongProvider, Some(bridge_id)));
+            }
+            let allowed = topology
+                .licence(bridge.tenant)
+                .zip(topology.provider(live.provider))
+                .is_some_and(|(licence, provider)| licence.allows(provider));
+            if !allowed {
+                return Err(known(RejectReason::LicenceForbidsProvider, Some(bridge_id)));
+            }
+            if !bridge.enabled {
+                return Err(known(RejectReason::BridgeDisabled, Some(bridge_id)));
+            }
+            if !metrics::try_acquire(&slot.in_use, live.capacity.get()) {
+                return Err(known(RejectReason::NumberBusy, Some(bridge_id)));
+            }
+            (live, bridge_id, bridge)
+        };
+        let bridge_gauge = topology.bridges.get(bridge_id.index()).map(|b| &b.gauge);
+        if !bridge_gauge.is_some_and(|g| g.try_acquire(bridge.capacity.get())) {
+            self.shared.release_number(number);
+            return Err(Refusal {
+                reason: RejectReason::BridgeOverloaded,
+                bridge: Some(bridge_id),
+                known_number: true,
+            });
+        }
+        if !trunk_slot.gauge.try_acquire(trunk_live.max_sessions.get()) {
+            if let Some(g) = bridge_gauge {
+                g.release();
+            }
+            self.shared.release_number(number);
+            return Err(Refusal {
+                reason: RejectReason::TrunkOverloaded,
+                bridge: Some(bridge_id),
+                known_number: true,
+            });
+        }
+        Ok(Grant::new(
+            self.shared.clone(),
+            topology.clone(),
+            number,
+            live,
+            bridge_id,
+            bridge.tenant,
+            trunk,
+        ))
+    }
+
+    /// What the router knows of a number now.
+    pub fn number(&self, number: E164) -> Option<NumberInfo> {
+        let topology = self.shared.topology.load();
+        let (live, in_progress) = {
+            let slot = self.shared.numbers.get(&number)?;
+            (slot.live?, slot.in_use.load(Ordering::Acquire))
+        };
+        Some(NumberInfo {
+            number,
+            kind: live.kind,
+            charge: live.charge,
+            provider: topology.provider(live.provider)?.clone(),
+            bridge: live
+                .bridge
+                .and_then(|b| topology.bridges.get(b.index()))
+                .map(|b| b.name.clone()),
+            capacity: live.capacity.get(),
+            in_progress,
+        })
+    }
+
+    /// Adds a number to the plan (admin API).
+    pub fn add_number(&self, spec: NumberSpec<'_>) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        let mut topology = self.shared.topology.load_full();
+        let provider = Provider::from_name(spec.provider);
+        let provider_id = match topology.provider_ids.get(&provider) {
+            Some(id) => *id,
+            None => {
+                let mut next = Topology::clone(&topology);
+                let id = next.intern_provider(&provider);
+                topology = Arc::new(next);
+                id
+            }
+        };
+        let capacity = match spec.capacity {
+            Some(c) => NonZeroU32::new(c).ok_or_else(|| Error::ZeroCapacity {
+                what: format!("number {}", spec.number),
+            })?,
+            None => match spec.kind {
+                NumberKind::Service => topology.service_capacity,
+                NumberKind::User => topology.user_capacity,
+            },
+        };
+        let bridge = match spec.bridge {
+            Some(name) => Some(topology.check_assignment(spec.number, &provider, name)?),
+            None => None,
+        };
+        let live = NumberLive {
+            capacity,
+            bridge,
+            provider: provider_id,
+            kind: spec.kind,
+            charge: spec.charge,
+        };
+        if self
+            .shared
+            .numbers
+            .get(&spec.number)
+            .is_some_and(|slot| slot.live.is_some())
+        {
+            return Err(Error::DuplicateNumber(spec.number));
+        }
+        self.shared.topology.store(topology);
+        // A withdrawn entry with calls still up is revived with its counter.
+        self.shared
+            .numbers
+            .entry(spec.number)
+            .and_modify(|slot| slot.live = Some(live))
+            .or_insert_with(|| Slot::new(live));
+        Ok(())
+    }
+
+    /// Assigns a number to a bridge, or moves it to another (admin API). Calls in progress
+    /// stay counted on the bridge they reached.
+    pub fn assign_number(&self, number: E164, bridge: &str) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        let topology = self.shared.topology.load();
+        let provider = {
+            let slot = self.shared.numbers.get(&number);
+            let live = slot
+                .as_ref()
+                .and_then(|s| s.live)
+                .ok_or(Error::NoSuchNumber(number))?;
+            topology.provider(live.provider).cloned()
+        };
+        let provider = provider.ok_or(Error::NoSuchNumber(number))?;
+        let bridge = topology.check_assignment(number, &provider, bridge)?;
+        self.shared.update_number(number, |live| {
+            live.bridge = Some(bridge);
+            Ok(())
+        })
+    }
+
+    /// Leaves a number in the plan, assigned to nothing: its calls are refused with 404.
+    pub fn unassign_number(&self, number: E164) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        self.shared.update_number(number, |live| {
+            live.bridge = None;
+            Ok(())
+        })
+    }
+
+    /// Removes a number from the plan (given back to its provider). Calls in progress keep
+    /// their reservation; the number is unknown to new calls.
+    pub fn release_number(&self, number: E164) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        let idle = {
+            let mut slot = self
+                .shared
+                .numbers
+                .get_mut(&number)
+                .filter(|s| s.live.is_some())
+                .ok_or(Error::NoSuchNumber(number))?;
+            slot.live = None;
+            slot.in_use.load(Ordering::Acquire) == 0
+        };
+        if idle {
+            self.shared.remove_if_withdrawn(number);
+        }
+        self.shared.number_rejections.remove(&number);
+        Ok(())
+    }
+
+    /// Changes a number's concurrent-call capacity. Lowering it below the calls in progress
+    /// ends none of them; new calls wait until the count is below the new capacity.
+    pub fn set_number_capacity(&self, number: E164, capacity: u32) -> Result<(), Error> {
+        let capacity = NonZeroU32::new(capacity).ok_or_else(|| Error::ZeroCapacity {
+            what: format!("number {number}"),
+        })?;
+        let _writer = self.shared.write_lock();
+        self.shared.update_number(number, |live| {
+            live.capacity = capacity;
+            Ok(())
+        })
+    }
+
+    /// Changes a bridge's capacity.
+    pub fn set_bridge_capacity(&self, bridge: &str, capacity: u32) -> Result<(), Error> {
+        let capacity = NonZeroU32::new(capacity).ok_or_else(|| Error::ZeroCapacity {
+            what: format!("bridge \"{bridge}\""),
+        })?;
+        self.update_bridge(bridge, |b| b.capacity = capacity)
+    }
+
+    /// Enables or disables a bridge; a disabled bridge refuses new calls with 480.
+    pub fn set_bridge_enabled(&self, bridge: &str, enabled: bool) -> Result<(), Error> {
+        self.update_bridge(bridge, |b| b.enabled = enabled)
+    }
+
+    /// Changes a trunk's (or the softphone pseudo-trunk's) maximum of sessions.
+    pub fn set_trunk_capacity(&self, trunk: &str, max_sessions: u32) -> Result<(), Error> {
+        let max_sessions = NonZeroU32::new(max_sessions).ok_or_else(|| Error::ZeroCapacity {
+            what: format!("trunk \"{trunk}\""),
+        })?;
+        let _writer = self.shared.write_lock();
+        let mut next = Topology::clone(&self.shared.topology.load());
+        let live = next
+            .trunk_ids
+            .get(trunk)
+            .and_then(|id| next.trunks.get_mut(id.index()))
+            .and_then(|slot| slot.live.as_mut())
+            .ok_or_else(|| Error::NoSuchTrunk(trunk.to_owned()))?;
+        live.max_sessions = max_sessions;
+        self.shared.topology.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Changes a tenant's licence. Numbers stay assigned: calls to numbers the new licence
+    /// does not allow are refused with 403 until the admin moves them.
+    pub fn set_tenant_licence(&self, tenant: &str, licence: Licence) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        let mut next = Topology::clone(&self.shared.topology.load());
+        let slot = next
+            .tenant_ids
+            .get(tenant)
+            .and_then(|id| next.tenants.get_mut(id.index()))
+            .and_then(|slot| slot.licence.as_mut())
+            .ok_or_else(|| Error::NoSuchTenant(tenant.to_owned()))?;
+        *slot = licence;
+        self.shared.topology.store(Arc::new(next));
+        Ok(())
+    }
+
+    fn update_bridge(
+        &self,
+        bridge: &str,
+        change: impl FnOnce(&mut BridgeLive),
+    ) -> Result<(), Error> {
+        let _writer = self.shared.write_lock();
+        let mut next = Topology::clone(&self.shared.topology.load());
+        let live = next
+            .bridge_ids
+            .get(bridge)
+            .and_then(|id| next.bridges.get_mut(id.index()))
+            .and_then(|slot| slot.live.as_mut())
+            .ok_or_else(|| Error::NoSuchBridge(bridge.to_owned()))?;
+        change(live);
+        self.shared.topology.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Counters for the metrics endpoint. Walks every number (a few ms for millions);
+    /// meant for a scrape every few seconds, not for every call.
+    pub fn snapshot(&self) -> Snapshot {
+        let topology = self.shared.topology.load();
+        let trunks = topology
+            .trunks
+            .iter()
+            .map(|t| {
+                t.gauge
+                    .stats(t.name.clone(), t.live.map(|l| l.max_sessions.get()))
+            })
+            .collect();
+        let bridges = topology
+            .bridges
+            .iter()
+            .map(|b| {
+                b.gauge
+                    .stats(b.name.clone(), b.live.map(|l| l.capacity.get()))
+            })
+            .collect();
+        let mut numbers: Vec<NumberStats> = self
+            .shared
+            .numbers
+            .iter()
+            .filter(|e| e.in_use.load(Ordering::Acquire) > 0)
+            .map(|e| NumberStats {
+                number: *e.key(),
+                in_progress: e.in_use.load(Ordering::Acquire),
+                capacity: e.live.map(|l| l.capacity.get()),
+                rejected: Default::default(),
+            })
+            .collect();
+        // Copied out first: never hold a guard of one map while reading the other.
+        let rejected: Vec<(E164, metrics::ReasonCounts)> = self
+            .shared
+            .number_rejections
+            .iter()
+            .map(|e| (*e.key(), e.value().counts()))
+            .collect();
+        for (number, counts) in rejected {
+            match numbers.iter_mut().find(|n| n.number == number) {
+                Some(n) => n.rejected = counts,
+                None => {
+                    if let Some(mut stats) = self.number_stats(number) {
+                        stats.rejected = counts;
+                        numbers.push(stats);
+                    }
+                }
+            }
+        }
+        numbers.sort_by_key(|n| n.number);
+        Snapshot {
+            admitted: self.shared.admitted.load(Ordering::Relaxed),
+            rejected: self.shared.rejected.counts(),
+            trunks,
+            bridges,
+            numbers,
+        }
+    }
+
+    /// One number's counters (present while it is in the plan or calls hold it).
+    pub fn number_stats(&self, number: E164) -> Option<NumberStats> {
+        let (in_progress, capacity) = {
+            let slot = self.shared.numbers.get(&number)?;
+            (
+                slot.in_use.load(Ordering::Acquire),
+                slot.live.map(|l| l.capacity.get()),
+            )
+        };
+        let rejected = self
+            .shared
+            .number_rejections
+            .get(&number)
+            .map(|r| r.counts())
+            .unwrap_or_default();
+        Some(NumberStats {
+            number,
+            in_progress,
+            capacity,
+            rejected,
+        })
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("numbers", &self.shared.numbers.len())
+            .field("admitted", &self.shared.admitted.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why `admit` refused, with what the metrics need.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    reason: RejectReason,
+    bridge: Option<BridgeId>,
+    known_number: bool,
+}
+
+impl Refusal {
+    fn new(reason: RejectReason, bridge: Option<BridgeId>) -> Self {
+        Self {
+            reason,
+            bridge,
+            known_number: false,
+        }
+    }
+}
+
+/// State shared by the router and its grants.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    topology: ArcSwap<Topology>,
+    numbers: DashMap<E164, Slot>,
+    /// Created on a number's first refusal, so idle numbers cost nothing here.
+    number_rejections: DashMap<E164, Rejections>,
+    admitted: AtomicU64,
+    rejected: Rejections,
+    /// Serialises plan changes (rare); decisions never take it.
+    writer: Mutex<()>,
+}
+
+impl Shared {
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot have left it inconsistent.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives back one reservation of `number`, then drops its entry if it left the plan
+    /// and this was its last call.
+    pub(crate) fn release_number(&self, number: E164) {
+        let withdrawn_and_idle = match self.numbers.get(&number) {
+            Some(slot) => metrics::release(&slot.in_use) == 0 && slot.live.is_none(),
+            None => {
+                debug_assert!(false, "an entry holding calls was removed");
+                false
+            }
+        };
+        if withdrawn_and_idle {
+            self.remove_if_withdrawn(number);
+        }
+    }
+
+    fn remove_if_withdrawn(&self, number: E164) {
+        self.numbers.remove_if(&number, |_, slot| {
+            slot.live.is_none() && slot.in_use.load(Ordering::Acquire) == 0
+        });
+    }
+
+    fn update_number(
+        &self,
+        number: E164,
+        change: impl FnOnce(&mut NumberLive) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut slot = self
+            .numbers
+            .get_mut(&number)
+            .ok_or(Error::NoSuchNumber(number))?;
+        let live = slot.live.as_mut().ok_or(Error::NoSuchNumber(number))?;
+        change(live)
+    }
+
+    fn count_number_rejection(&self, number: E164, reason: RejectReason) {
+        if let Some(r) = self.number_rejections.get(&number) {
+            r.add(reason);
+            return;
+        }
+        self.number_rejections
+            .entry(number)
+            .or_default()
+            .add(reason);
+    }
+}
+
+/// A number's entry: its current definition (`None` once it left the plan while calls
+/// still held it) and its reservation counter. 16 bytes.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    live: Option<NumberLive>,
+    in_use: AtomicU32,
+}
+
+impl Slot {
+    fn new(live: NumberLive) -> Self {
+        Self {
+            live: Some(live),
+            in_use: AtomicU32::new(0),
+        }
+    }
+}
+
+/// A number's definition, in router ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NumberLive {
+    pub(crate) capacity: NonZeroU32,
+    pub(crate) bridge: Option<BridgeId>,
+    pub(crate) provider: ProviderId,
+    pub(crate) kind: NumberKind,
+    pub(crate) charge: Charge,
+}
+
+/// Trunks, tenants and bridges in router ids: every name ever installed keeps its slot
+/// (with `live: None` once gone), so ids and gauges survive plan swaps.
+#[derive(Debug, Clone)]
+pub(crate) struct Topology {
+    numbering: Numbering,
+    service_capacity: NonZeroU32,
+    user_capacity: NonZeroU32,
+    providers: Vec<Provider>,
+    provider_ids: HashMap<Provider, ProviderId>,
+    pub(crate) trunks: Vec<TrunkSlot>,
+    trunk_ids: HashMap<Arc<str>, TrunkId>,
+    by_addr: HashMap<IpAddr, TrunkId>,
+    softphones: Option<TrunkId>,
+    tenants: Vec<TenantSlot>,
+    tenant_ids: HashMap<Arc<str>, TenantId>,
+    pub(crate) bridges: Vec<BridgeSlot>,
+    bridge_ids: HashMap<Arc<str>, BridgeId>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TrunkSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) live: Option<TrunkLive>,
+    pub(crate) gauge: Arc<Gauge>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrunkLive {
+    /// `None` for the softphone pseudo-trunk, which may reach any provider's numbers.
+    pub(crate) provider: Option<ProviderId>,
+    pub(crate) max_sessions: NonZeroU32,
+}
+
+#[derive(Debug, Clone)]
+struct TenantSlot {
+    name: Arc<str>,
+    licence: Option<Licence>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct BridgeSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) live: Option<BridgeLive>,
+    pub(crate) gauge: Arc<Gauge>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BridgeLive {
+    pub(crate) tenant: TenantId,
+    capacity: NonZeroU32,
+    enabled: bool,
+}
+
+/// Plan-local indices to router ids, for translating a plan's numbers.
+struct IdMap {
+    providers: Vec<ProviderId>,
+    bridges: Vec<BridgeId>,
+}
+
+impl IdMap {
+    fn number(&self, def: &NumberDef) -> NumberLive {
+        NumberLive {
+            capacity: def.capacity,
+            bridge: def
+                .bridge
+                .and_then(|b| self.bridges.get(b as usize).copied()),
+            // Every plan provider index has an id (built from the same table).
+            provider: self
+                .providers
+                .get(usize::from(def.provider))
+                .copied()
+                .unwrap_or(ProviderId::from_index(0)),
+            kind: def.kind,
+            charge: def.charge,
+        }
+    }
+}
+
+impl Topology {
+    fn empty(numbering: Numbering) -> Self {
+        let mut t = Self {
+            numbering,
+            service_capacity: NonZeroU32::MIN,
+            user_capacity: NonZeroU32::MIN,
+            providers: Vec::new(),
+            provider_ids: HashMap::new(),
+            trunks: Vec::new(),
+            trunk_ids: HashMap::new(),
+            by_addr: HashMap::new(),
+            softphones: None,
+            tenants: Vec::new(),
+            tenant_ids: HashMap::new(),
+            bridges: Vec::new(),
+            bridge_ids: HashMap::new(),
+        };
+        t.intern_provider(&Provider::Microsoft);
+        t
+    }
+
+    /// The next topology: this one's ids and gauges, `plan`'s definitions.
+    fn rebuild(&self, plan: &Plan) -> (Topology, IdMap) {
+        let mut t = self.clone();
+        t.numbering = plan.numbering.clone();
+        t.service_capacity = plan.service_capacity;
+        t.user_capacity = plan.user_capacity;
+        t.trunks.iter_mut().for_each(|s| s.live = None);
+        t.tenants.iter_mut().for_each(|s| s.licence = None);
+        t.bridges.iter_mut().for_each(|s| s.live = None);
+        t.by_addr.clear();
+        t.softphones = None;
+        let providers: Vec<ProviderId> = plan
+            .providers
+            .iter()
+            .map(|p| t.intern_provider(p))
+            .collect();
+        for trunk in &plan.trunks {
+            let id = t.intern_trunk(&trunk.name);
+            let provider = providers.get(usize::from(trunk.provider)).copied();
+            t.set_trunk(id, provider, trunk.max_sessions);
+            for address in &trunk.addresses {
+                t.by_addr.insert(*address, id);
+            }
+        }
+        if let Some(s) = &plan.softphones {
+            let id = t.intern_trunk(&s.name);
+            t.set_trunk(id, None, s.max_sessions);
+            t.softphones = Some(id);
+        }
+        let mut tenants = Vec::with_capacity(plan.tenants.len());
+        for tenant in &plan.tenants {
+            let id = *t.tenant_ids.entry(tenant.name.clone()).or_insert_with(|| {
+                t.tenants.push(TenantSlot {
+                    name: tenant.name.clone(),
+                    licence: None,
+                });
+                TenantId::from_index(t.tenants.len() - 1)
+            });
+            if let Some(slot) = t.tenants.get_mut(id.index()) {
+                slot.licence = Some(tenant.licence);
+            }
+            tenants.push(id);
+        }
+        let mut bridges = Vec::with_capacity(plan.bridges.len());
+        for bridge in &plan.bridges {
+            let id = *t.bridge_ids.entry(bridge.name.clone()).or_insert_with(|| {
+                t.bridges.push(BridgeSlot {
+                    name: bridge.name.clone(),
+                    live: None,
+                    gauge: Arc::default(),
+                });
+                BridgeId::from_index(t.bridges.len() - 1)
+            });
+            let tenant = tenants.get(bridge.tenant).copied();
+            if let (Some(slot), Some(tenant)) = (t.bridges.get_mut(id.index()), tenant) {
+                slot.live = Some(BridgeLive {
+                    tenant,
+                    capacity: bridge.capacity,
+                    enabled: bridge.enabled,
+                });
+            }
+            bridges.push(id);
+        }
+        (t, IdMap { providers, bridges })
+    }
+
+    fn intern_provider(&mut self, provider: &Provider) -> ProviderId {
+        if let Some(id) = self.provider_ids.get(provider) {
+            return *id;
+        }
+        let id = ProviderId::from_index(self.providers.len());
+        self.providers.push(provider.clone());
+        self.provider_ids.insert(provider.clone(), id);
+        id
+    }
+
+    fn intern_trunk(&mut self, name: &Arc<str>) -> TrunkId {
+        if let Some(id) = self.trunk_ids.get(name) {
+            return *id;
+        }
+        let id = TrunkId::from_index(self.trunks.len());
+        self.trunks.push(TrunkSlot {
+            name: name.clone(),
+            live: None,
+            gauge: Arc::default(),
+        });
+        self.trunk_ids.insert(name.clone(), id);
+        id
+    }
+
+    fn set_trunk(&mut self, id: TrunkId, provider: Option<ProviderId>, max_sessions: NonZeroU32) {
+        if let Some(slot) = self.trunks.get_mut(id.index()) {
+            slot.live = Some(TrunkLive {
+                provider,
+                max_sessions,
+            });
+        }
+    }
+
+    /// The bridge a number may be assigned to, checked against the tenant's licence.
+    fn check_assignment(
+        &self,
+        number: E164,
+        provider: &Provider,
+        bridge: &str,
+    ) -> Result<BridgeId, Error> {
+        let no_such = || Error::NoSuchBridge(bridge.to_owned());
+        let id = *self.bridge_ids.get(bridge).ok_or_else(no_such)?;
+        let live = self.bridge_live(id).ok_or_else(no_such)?;
+        if self
+            .licence(live.tenant)
+            .is_some_and(|l| l.allows(provider))
+        {
+            Ok(id)
+        } else {
+            Err(Error::LicenceForbidsProvider {
+                number,
+                bridge: bridge.to_owned(),
+                tenant: self.tenant_name(live.tenant).to_owned(),
+            })
+        }
+    }
+
+    pub(crate) fn trunk_live(&self, id: TrunkId) -> Option<(&TrunkSlot, TrunkLive)> {
+        let slot = self.trunks.get(id.index())?;
+        Some((slot, slot.live?))
+    }
+
+    pub(crate) fn trunk_name(&self, id: TrunkId) -> &str {
+        self.trunks.get(id.index()).map_or("", |t| &t.name)
+    }
+
+    fn bridge_live(&self, id: BridgeId) -> Option<BridgeLive> {
+        self.bridges.get(id.index())?.live
+    }
+
+    pub(crate) fn bridge_name(&self, id: BridgeId) -> &str {
+        self.bridges.get(id.index()).map_or("", |b| &b.name)
+    }
+
+    fn licence(&self, id: TenantId) -> Option<Licence> {
+        self.tenants.get(id.index())?.licence
+    }
+
+    pub(crate) fn tenant_name(&self, id: TenantId) -> &str {
+        self.tenants.get(id.index()).map_or("", |t| &t.name)
+    }
+
+    pub(crate) fn provider(&self, id: ProviderId) -> Option<&Provider> {
+        self.providers.get(id.index())
+    }
+}

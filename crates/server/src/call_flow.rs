@@ -1,0 +1,197 @@
+//! A call's own task: it plays the prompts, turns what the caller keys (RFC 4733 events
+//! on RTP, SIP INFO relayed by the signaling task) into digits for the entry IVR, asks
+//! the organiser directory what the IVR wants to know, and reports back when the call
+//! must end. Time and decisions live in the IVR; this task only moves events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dialbridge_conference::Digit;
+use dialbridge_conference::dtmf::{Combiner, Source, TelephoneEventDecoder, parse_info};
+use dialbridge_conference::ivr::{
+    Action, Ivr, IvrConfig, LookupResult, PinResult, PromptId, TenantId,
+};
+use dialbridge_media::{PlayDone, RtpSession};
+use dialbridge_sip::dialog::DialogId;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::services::Services;
+use crate::signaling::CallInput;
+use crate::signaling::CallReport;
+
+/// What an asynchronous directory question came back with.
+enum Answer {
+    Lookup(LookupResult),
+    Pin(PinResult),
+}
+
+pub(crate) async fn run(
+    id: DialogId,
+    mut session: RtpSession,
+    services: Arc<Services>,
+    tenant: String,
+    mut inputs: mpsc::Receiver<CallInput>,
+    reports: mpsc::Sender<CallReport>,
+) {
+    let now = Instant::now();
+    let mut config = IvrConfig::new(TenantId::new(tenant));
+    config.first_digit_timeout = services.ivr.first_digit_timeout;
+    config.inter_digit_timeout = services.ivr.inter_digit_timeout;
+    let attempts = u8::try_from(services.ivr.max_attempts).unwrap_or(u8::MAX);
+    config.max_id_attempts = attempts;
+    config.max_pin_attempts = attempts;
+    let mut ivr = Ivr::new(config, now);
+    let telephone_event = session.telephone_event_pt();
+    let mut events = TelephoneEventDecoder::new(dialbridge_conference::dtmf::DEFAULT_EVENT_TIMEOUT);
+    let mut combiner = Combiner::default();
+    let Some(mut inbound) = session.take_inbound() else {
+        return;
+    };
+    let mut playing: Option<(PromptId, PlayDone)> = None;
+    let mut questions: JoinSet<Answer> = JoinSet::new();
+
+    loop {
+        // Carry out everything the IVR asked for before waiting again.
+        while let Some(action) = ivr.poll_action() {
+            match action {
+                Action::PlayPrompt { prompt, .. } => {
+                    if let Some(audio) = services.prompts.get(prompt) {
+                        playing = Some((prompt, session.play(audio, false)));
+                    }
+                }
+                Action::StopPrompt => {
+                    session.stop();
+                    playing = None;
+                }
+                Action::LookupConference { tenant, conference_id } => {
+                    let directory = services.directory.clone();
+                    questions.spawn_blocking(move || {
+                        Answer::Lookup(match directory.lookup(&tenant, &conference_id) {
+                            Ok(Some(info)) => LookupResult::Found(info.key()),
+                            Ok(None) => LookupResult::NotFound,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "directory lookup failed");
+                                LookupResult::Failed
+                            }
+                        })
+                    });
+                }
+                Action::VerifyPin { conference, pin } => {
+                    let directory = services.directory.clone();
+                    questions.spawn_blocking(move || {
+                        Answer::Pin(
+                            match directory.verify_pin(&conference.tenant, &conference.id, &pin) {
+                                Ok(true) => PinResult::Valid,
+                                Ok(false) => PinResult::Invalid,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "PIN check failed");
+                                    PinResult::Failed
+                                }
+                            },
+                        )
+                    });
+                }
+                Action::Join { conference, role } => {
+                    tracing::info!(
+                        call_id = %id.call_id,
+                        tenant = conference.tenant.as_str(),
+                        conference = conference.id.as_str(),
+                        ?role,
+                        "caller joins the meeting"
+                    );
+                    if let Some(audio) = services.prompts.get(PromptId::Joined) {
+                        playing = None;
+                        let _ = session.play(audio, false);
+                    }
+                }
+                Action::Hangup { reason } => {
+                    let _ = reports
+                        .send(CallReport::HangUp {
+                            id: id.clone(),
+                            reason: reason.header_value(),
+                        })
+                        .await;
+                    return;
+                }
+            }
+        }
+        let deadline = [ivr.poll_timeout(), events.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let prompt_done = async {
+            match playing.as_mut() {
+                Some((prompt, done)) => {
+                    let _ = done.await;
+                    *prompt
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            packet = inbound.recv() => {
+                let Some(packet) = packet else { return };
+                if Some(packet.payload_type) == telephone_event {
+                    let now = Instant::now();
+                    if let Ok(Some(digit)) = events.handle_packet(
+                        &packet.payload, packet.timestamp, packet.sequence, packet.marker, now,
+                    ) {
+                        if let Some(digit) = combiner.handle_digit(Source::Rfc4733, digit, now) {
+                            ivr.handle_digit(digit, now);
+                        }
+                    }
+                }
+            }
+            input = inputs.recv() => match input {
+                Some(CallInput::Digit(c)) => {
+                    let now = Instant::now();
+                    if let Some(digit) = Digit::from_char(c) {
+                        if let Some(digit) = combiner.handle_digit(Source::Info, digit, now) {
+                            ivr.handle_digit(digit, now);
+                        }
+                    }
+                }
+                Some(CallInput::Hold(_)) => {}
+                None => return,
+            },
+            prompt = prompt_done => {
+                playing = None;
+                ivr.handle_prompt_finished(prompt, Instant::now());
+            }
+            Some(answer) = questions.join_next(), if !questions.is_empty() => {
+                let now = Instant::now();
+                match answer {
+                    Ok(Answer::Lookup(result)) => ivr.handle_lookup_result(result, now),
+                    Ok(Answer::Pin(result)) => ivr.handle_pin_result(result, now),
+                    Err(_) => ivr.handle_lookup_result(LookupResult::Failed, now),
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                events.handle_timeout(now);
+                ivr.handle_timeout(now);
+            }
+        }
+    }
+}
+
+/// The digit a SIP INFO carries: `Ok(None)` for an INFO that is not DTMF at all,
+/// `Err` for a DTMF body that does not parse.
+pub(crate) fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<char>, &'static str> {
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/dtmf-relay")
+        && !media_type.eq_ignore_ascii_case("application/dtmf")
+    {
+        return Ok(None);
+    }
+    parse_info(content_type, body)
+        .map(|info| Some(info.digit.as_char()))
+        .map_err(|_| "malformed DTMF INFO body")
+}

@@ -1,0 +1,315 @@
+//! The server's configuration file: the sections the server owns ([sip], [media],
+//! [admin], [softphones] accounts, [ivr], [directory]). The number plan's sections are
+//! parsed and validated by `dialbridge-router`. Every fault names the file and the line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The demo deployment of shared/DEMO.md, compiled in so `dialbridge serve` works from
+/// any directory; its relative paths resolve against the repository's fixtures/.
+pub const DEMO_CONFIG: &str = include_str!("../../../fixtures/demo.toml");
+
+/// Where the demo's relative paths (prompts, TLS, organisers) resolve.
+pub fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages), and the directory relative paths resolve in.
+    pub path: PathBuf,
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub admin: AdminConfig,
+    pub softphones: SoftphoneConfig,
+    pub ivr: IvrConfig,
+    pub directory: DirectoryConfig,
+    /// The file's text, for the router to parse the number plan from (with line numbers).
+    pub text: ConfigText,
+}
+
+/// The configuration file's text. It holds secrets (softphone passwords): Debug hides it.
+#[derive(Clone)]
+pub struct ConfigText(pub String);
+
+impl std::fmt::Debug for ConfigText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConfigText({} bytes)", self.0.len())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub udp: SocketAddr,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub tls_certificate: PathBuf,
+    pub tls_private_key: PathBuf,
+    /// How long the bridge rings (180) before it answers; lets a caller CANCEL.
+    pub answer_after: Duration,
+    /// The shortest session interval accepted (RFC 4028 Min-SE).
+    pub min_session_expires: u32,
+    /// The host put in Contact headers (the address trunks reach us on).
+    pub contact_host: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub address: IpAddr,
+    /// Even RTP ports from `start` up to and including `end - 1`'s pair.
+    pub rtp_ports: Range<u16>,
+    pub prompts: PathBuf,
+    pub welcome_prompt: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct SoftphoneConfig {
+    pub realm: String,
+    pub accounts: Vec<Account>,
+}
+
+/// A softphone account. The password is a secret: Debug hides it.
+#[derive(Clone, Deserialize)]
+pub struct Account {
+    pub user: String,
+    pub password: String,
+    /// Challenge this account with SHA-256 first (RFC 8760); MD5 otherwise, which every
+    /// client understands.
+    #[serde(default)]
+    pub sha256: bool,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IvrConfig {
+    pub first_digit_timeout: Duration,
+    pub inter_digit_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub database: String,
+    pub import: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Config::parse(path, &dir, &text)
+    }
+
+    /// The demo deployment (shared/DEMO.md).
+    pub fn demo() -> Result<Config, Error> {
+        let dir = demo_dir();
+        Config::parse(&dir.join("demo.toml"), &dir, DEMO_CONFIG)
+    }
+
+    /// Parses `text` as if read from `path`, resolving relative paths in `dir`.
+    pub fn parse(path: &Path, dir: &Path, text: &str) -> Result<Config, Error> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| located(path, text, &e))?;
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+        };
+        let sip = raw.sip;
+        let media = raw.media;
+        let [start, end] = media.rtp_ports;
+        if start % 2 != 0 || end <= start || end - start < 2 {
+            return Err(Error::Config(format!(
+                "{}: [media] rtp_ports must be an even start below the end, got [{start}, {end}]",
+                path.display()
+            )));
+        }
+        let welcome = resolve(&media.welcome_prompt);
+        let prompts = welcome
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.to_path_buf());
+        let config = Config {
+            path: path.to_path_buf(),
+            sip: SipConfig {
+                udp: sip.udp,
+                tcp: sip.tcp,
+                tls: sip.tls,
+                tls_certificate: resolve(&sip.tls_certificate),
+                tls_private_key: resolve(&sip.tls_private_key),
+                answer_after: Duration::from_millis(sip.answer_after_ms),
+                min_session_expires: sip.min_session_expires,
+                contact_host: sip.contact_host.unwrap_or(sip.udp.ip()),
+            },
+            media: MediaConfig {
+                address: media.address,
+                rtp_ports: start..end + 1,
+                prompts,
+                welcome_prompt: welcome,
+            },
+            admin: AdminConfig {
+                listen: raw.admin.listen,
+            },
+            softphones: SoftphoneConfig {
+                realm: raw.softphones.realm,
+                accounts: raw.softphones.account,
+            },
+            ivr: IvrConfig {
+                first_digit_timeout: Duration::from_millis(raw.ivr.first_digit_timeout_ms),
+                inter_digit_timeout: Duration::from_millis(raw.ivr.inter_digit_timeout_ms),
+                max_attempts: raw.ivr.max_attempts,
+            },
+            directory: DirectoryConfig {
+                database: raw.directory.database,
+                import: raw.directory.import.as_deref().map(resolve),
+            },
+            text: ConfigText(text.to_string()),
+        };
+        Ok(config)
+    }
+}
+
+/// A toml error as `file:line: message`.
+fn located(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    match line {
+        Some(line) => Error::Config(format!("{}:{line}: {}", path.display(), e.message())),
+        None => Error::Config(format!("{}: {}", path.display(), e.message())),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    sip: RawSip,
+    media: RawMedia,
+    admin: RawAdmin,
+    softphones: RawSoftphones,
+    #[serde(default)]
+    ivr: RawIvr,
+    directory: RawDirectory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    udp: SocketAddr,
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+    tls_certificate: String,
+    tls_private_key: String,
+    #[serde(default)]
+    answer_after_ms: u64,
+    #[serde(default = "default_min_se")]
+    min_session_expires: u32,
+    contact_host: Option<IpAddr>,
+}
+
+fn default_min_se() -> u32 {
+    90
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    address: IpAddr,
+    rtp_ports: [u16; 2],
+    welcome_prompt: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: SocketAddr,
+}
+
+#[derive(Deserialize)]
+struct RawSoftphones {
+    realm: String,
+    #[serde(default)]
+    account: Vec<Account>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIvr {
+    first_digit_timeout_ms: u64,
+    inter_digit_timeout_ms: u64,
+    max_attempts: u32,
+}
+
+impl Default for RawIvr {
+    fn default() -> Self {
+        RawIvr {
+            first_digit_timeout_ms: 5000,
+            inter_digit_timeout_ms: 5000,
+            max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    database: String,
+    import: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_loads() {
+        let c = Config::demo().unwrap();
+        assert_eq!(c.sip.udp, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.sip.tls, Some("127.0.0.1:5061".parse().unwrap()));
+        assert_eq!(c.admin.listen, "127.0.0.1:8088".parse().unwrap());
+        assert_eq!(c.media.rtp_ports, 20000..39999);
+        assert_eq!(c.softphones.accounts.len(), 2);
+        assert!(c.media.welcome_prompt.ends_with("prompts/welcome.wav"));
+    }
+
+    #[test]
+    fn a_bad_value_names_file_and_line() {
+        let text = DEMO_CONFIG.replace("udp = \"127.0.0.1:5060\"", "udp = \"not an address\"");
+        let line = text
+            .lines()
+            .position(|l| l.contains("not an address"))
+            .unwrap()
+            + 1;
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("x/demo.toml:{line}:")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let c = Config::demo().unwrap();
+        assert!(!format!("{c:?}").contains("alice-secret"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The dialbridge server: binds the SIP listeners, loads the number plan, the prompts and
+//! the organiser directory, and runs the signaling task that ties SIP to the router, the
+//! media engine and the conferences. `server` is the only crate that translates SIP into
+//! router and conference terms.
+
+mod answers;
+mod call_flow;
+pub mod config;
+mod error;
+pub mod logging;
+mod services;
+mod signaling;
+pub mod testing;
+
+pub use error::Error;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use std::sync::Arc;
+
+use dialbridge_sip::transport::{Listeners, TransportConfig, Transports, load_tls_acceptor};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::config::Config;
+use crate::services::Services;
+pub use crate::signaling::Gauges;
+use crate::signaling::Signaling;
+
+/// The number plan of `config`, validated (the server refuses to start on a bad one).
+pub fn plan_from(config: &Config) -> Result<dialbridge_router::Plan, Error> {
+    Ok(dialbridge_router::Plan::from_toml_str(
+        &config.path,
+        &config.text.0,
+    )?)
+}
+
+/// Binds the SIP listeners of `config`. A UDP port of 0 picks a free port, and TCP then
+/// takes the same one (SIP listens on one port for both), so tests can run in parallel.
+pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+    let sip = &config.sip;
+    let (udp, tcp) = if sip.udp.port() == 0 && sip.tcp.is_some_and(|t| t.port() == 0) {
+        bind_same_port(sip.udp).await?
+    } else {
+        let udp = bind_udp(sip.udp).await?;
+        let tcp = match sip.tcp {
+            Some(addr) => Some(bind_tcp(addr).await?),
+            None => None,
+        };
+        (udp, tcp)
+    };
+    let tls = match sip.tls {
+        Some(addr) => {
+            let acceptor = load_tls_acceptor(&sip.tls_certificate, &sip.tls_private_key)?;
+            Some((bind_tcp(addr).await?, acceptor))
+        }
+        None => None,
+    };
+    Ok(Listeners { udp, tcp, tls })
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
+    UdpSocket::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+async fn bind_same_port(addr: SocketAddr) -> Result<(UdpSocket, Option<TcpListener>), Error> {
+    let mut last = None;
+    for _ in 0..50 {
+        let udp = bind_udp(addr).await?;
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, Some(tcp))),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Bind {
+        addr,
+        source: last.unwrap_or_else(|| std::io::Error::other("no free port")),
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the bridge on already-bound listeners until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    run_with_gauges(config, listeners, shutdown, Arc::default()).await
+}
+
+/// [`run`], sharing the live gauges with the caller (tests, metrics).
+pub async fn run_with_gauges(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    gauges: Arc<Gauges>,
+) -> Result<(), Error> {
+    let services = Services::start(&config)?;
+    let (inbound_tx, inbound) = tokio::sync::mpsc::channel(8192);
+    let transports = Transports::start(listeners, TransportConfig::default(), inbound_tx)?;
+    tracing::info!(
+        udp = %transports.udp_addr(),
+        tcp = ?transports.tcp_addr(),
+        tls = ?transports.tls_addr(),
+        "dialbridge listening"
+    );
+    let signaling = Signaling::new(Arc::new(config), services, transports, gauges);
+    signaling.run(inbound, shutdown).await;
+    Ok(())
+}

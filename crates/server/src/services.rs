@@ -1,0 +1,98 @@
+//! What every call needs, built once at start-up and shared: the router, the media
+//! engine, the prompts, the organiser directory and the IVR settings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dialbridge_conference::directory::Directory;
+use dialbridge_conference::ivr::PromptId;
+use dialbridge_media::{MediaEngine, Prompt};
+use dialbridge_router::Router;
+
+use crate::Error;
+use crate::config::{Config, IvrConfig};
+
+/// The shared services.
+pub struct Services {
+    pub router: Router,
+    pub media: MediaEngine,
+    pub prompts: Prompts,
+    pub directory: Directory,
+    pub ivr: IvrConfig,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Loads everything `config` names; any fault stops the start with a message naming
+    /// the file at fault.
+    pub fn start(config: &Config) -> Result<Arc<Services>, Error> {
+        let router = Router::new(crate::plan_from(config)?);
+        let ports = config.media.rtp_ports.clone();
+        let media = MediaEngine::new(config.media.address, ports.start..=ports.end - 1)?;
+        let prompts = Prompts::load(config)?;
+        let directory = Directory::open(&config.directory.database)
+            .map_err(|e| Error::Config(format!("{}: [directory] database: {e}", config.path.display())))?;
+        if let Some(path) = &config.directory.import {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            directory
+                .import_csv(file)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        Ok(Arc::new(Services {
+            router,
+            media,
+            prompts,
+            directory,
+            ivr: config.ivr.clone(),
+        }))
+    }
+}
+
+/// The IVR's prompts, decoded once (16-bit PCM WAVs resampled to 8 kHz).
+#[derive(Debug)]
+pub struct Prompts {
+    by_id: HashMap<PromptId, Arc<Prompt>>,
+}
+
+impl Prompts {
+    const ALL: [PromptId; 12] = [
+        PromptId::Welcome,
+        PromptId::EnterPin,
+        PromptId::NotFound,
+        PromptId::WrongPin,
+        PromptId::Goodbye,
+        PromptId::Joined,
+        PromptId::WaitingForLeader,
+        PromptId::MeetingFull,
+        PromptId::MeetingLocked,
+        PromptId::Muted,
+        PromptId::Unmuted,
+        PromptId::Help,
+    ];
+
+    fn load(config: &Config) -> Result<Prompts, Error> {
+        let mut by_id = HashMap::new();
+        for id in Self::ALL {
+            let path = if id == PromptId::Welcome {
+                config.media.welcome_prompt.clone()
+            } else {
+                config.media.prompts.join(format!("{}.wav", id.file_stem()))
+            };
+            let prompt = Prompt::load(&path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            by_id.insert(id, Arc::new(prompt));
+        }
+        Ok(Prompts { by_id })
+    }
+
+    /// The prompt for `id` (every id is loaded at start-up).
+    pub fn get(&self, id: PromptId) -> Option<Arc<Prompt>> {
+        self.by_id.get(&id).cloned()
+    }
+}

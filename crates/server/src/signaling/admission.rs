@@ -1,0 +1,277 @@
+//! A new INVITE, from the first look to the answer: who is calling (trunk by source
+//! address, or a softphone by digest), where to (the router's decision and its grant),
+//! with what media (SDP offer/answer and an RTP session), then 180 or 200.
+
+use std::time::Instant;
+
+use dialbridge_router::TrunkId;
+use dialbridge_sip::auth::Verdict;
+use dialbridge_sip::dialog::session_timer::interval_too_small;
+use dialbridge_sip::dialog::{Dialog, LocalAddress};
+use dialbridge_sip::rsip::headers::UntypedHeader;
+use dialbridge_sip::rsip::{self, Header};
+use dialbridge_sip::rsip::prelude::*;
+use dialbridge_sip::sdp::{LocalMedia, MediaSession, SessionDescription};
+use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
+
+use super::call::{Call, CallPhase, spawn_call_task};
+use super::Signaling;
+use crate::answers;
+
+impl Signaling {
+    pub(super) fn handle_new_invite(
+        &mut self,
+        key: ServerKey,
+        invite: rsip::Request,
+        peer: PeerAddr,
+        now: Instant,
+    ) {
+        let Some(trunk) = self.identify(&key, &invite, peer) else {
+            return;
+        };
+        let request_uri = invite.uri.to_string();
+        let grant = match self.services.router.route(trunk, &request_uri) {
+            Ok(grant) => grant,
+            Err(rejection) => {
+                let mut response = answers::reply(&invite, rejection.status(), None);
+                response
+                    .headers
+                    .push(Header::Other("Reason".into(), rejection.reason_header().into()));
+                if let Some(secs) = rejection.retry_after() {
+                    response
+                        .headers
+                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new(secs.to_string())));
+                }
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        if invite.body.is_empty() {
+            // Offerless INVITEs (the offer in our 200, the answer in the ACK) are not
+            // used by the trunks we serve; say so rather than guess.
+            let response = answers::reply(&invite, 488, Some("SDP offer required"));
+            self.respond(&key, response, now);
+            return;
+        }
+        let offer = match SessionDescription::parse_bytes(&invite.body) {
+            Ok(offer) => offer,
+            Err(e) => {
+                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        let media_ip = self.services.media.address();
+        // First pass with no port: learn the codec and the remote address, so a call
+        // without a common codec costs no socket.
+        let mut probe = MediaSession::new(LocalMedia::g711(media_ip, 0, 0));
+        let negotiated = match probe.handle_offer(&offer) {
+            Ok(answer) => answer.media,
+            Err(e) => {
+                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        let Some(codec) = super::media_codec(&negotiated.codec) else {
+            let response = answers::reply(&invite, 488, Some("no common codec"));
+            self.respond(&key, response, now);
+            return;
+        };
+        let local = self.local_address(peer);
+        let mut dialog = match Dialog::new_uas(&invite, local, &self.session_timers, now) {
+            Ok(d) => d,
+            Err(dialbridge_sip::Error::SessionIntervalTooSmall { .. }) => {
+                let response = interval_too_small(&invite, self.session_timers.min_se);
+                self.respond(&key, response, now);
+                return;
+            }
+            Err(e) => {
+                let response = answers::reply(&invite, 400, Some(&e.to_string()));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        let session = match self.services.media.open(
+            negotiated.remote_rtp,
+            codec,
+            negotiated.telephone_event,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media port for a call");
+                let mut response = answers::reply(&invite, 503, Some("no media capacity"));
+                response
+                    .headers
+                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        let session_id = u64::from(rand::random::<u32>());
+        let mut sdp = MediaSession::new(LocalMedia::g711(media_ip, session.local_port(), session_id));
+        let answer = match sdp.handle_offer(&offer) {
+            Ok(a) => a,
+            Err(e) => {
+                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
+        let id = dialog.id().clone();
+        tracing::info!(
+            call_id = %id.call_id,
+            number = %grant.number(),
+            trunk = grant.trunk_name(),
+            tenant = grant.tenant(),
+            bridge = grant.bridge(),
+            codec = ?negotiated.codec,
+            "call admitted"
+        );
+        let tenant = grant.tenant().to_string();
+        let (to_task, task) =
+            spawn_call_task(id.clone(), session, self.services.clone(), tenant, self.reports_tx.clone());
+        let ringing = !self.config.sip.answer_after.is_zero();
+        let phase = if ringing {
+            let response = dialog.make_response(&invite, 180, now);
+            self.respond(&key, response, now);
+            self.answer_seq += 1;
+            self.answer_at
+                .insert((now + self.config.sip.answer_after, self.answer_seq), id.clone());
+            CallPhase::Ringing
+        } else {
+            CallPhase::Answered
+        };
+        self.dialogs.insert(dialog);
+        self.by_invite.insert(key.clone(), id.clone());
+        let call = Call {
+            phase,
+            invite: Box::new(invite),
+            invite_key: key,
+            peer,
+            sdp,
+            answer_sdp: answer.sdp,
+            grant,
+            to_task,
+            task,
+            arrived: now,
+        };
+        let answer_now = matches!(call.phase, CallPhase::Answered);
+        self.calls.insert(id.clone(), call);
+        if answer_now {
+            self.send_200(&id, now);
+        }
+    }
+
+    /// The trunk a request came over: by source address, else a softphone that proves
+    /// itself by digest. `None` means a challenge or a refusal has been sent.
+    fn identify(&mut self, key: &ServerKey, request: &rsip::Request, peer: PeerAddr) -> Option<TrunkId> {
+        if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
+            return Some(trunk);
+        }
+        let now = Instant::now();
+        let from_user = request
+            .from_header()
+            .ok()
+            .and_then(|f| f.typed().ok())
+            .and_then(|f| f.uri.auth.map(|a| a.user));
+        let prefer_sha256 = from_user
+            .as_deref()
+            .is_some_and(|u| self.auth.prefers_sha256(u));
+        let authorization = request.headers.iter().find_map(|h| match h {
+            Header::Authorization(a) => Some(a.value().to_string()),
+            _ => None,
+        });
+        let Some(authorization) = authorization else {
+            self.challenge(key, request, false, prefer_sha256, now);
+            return None;
+        };
+        match self
+            .auth
+            .verify(request.method.to_string().as_str(), &authorization, Self::wall_clock())
+        {
+            Verdict::Authenticated { user } => {
+                tracing::debug!(%user, peer = %peer.addr, "softphone authenticated");
+                match self.services.router.softphone_trunk() {
+                    Some(trunk) => Some(trunk),
+                    None => {
+                        let response = answers::reply(request, 403, Some("softphones not accepted"));
+                        self.respond(key, response, now);
+                        None
+                    }
+                }
+            }
+            Verdict::Stale { user } => {
+                let sha = self.auth.prefers_sha256(&user);
+                self.challenge(key, request, true, sha, now);
+                None
+            }
+            Verdict::Forbidden { reason } => {
+                tracing::info!(peer = %peer.addr, reason, "softphone refused");
+                let response = answers::reply(request, 403, Some("Forbidden"));
+                self.respond(key, response, now);
+                None
+            }
+            Verdict::Malformed { reason } => {
+                let response = answers::reply(request, 400, Some(reason));
+                self.respond(key, response, now);
+                None
+            }
+        }
+    }
+
+    fn challenge(
+        &mut self,
+        key: &ServerKey,
+        request: &rsip::Request,
+        stale: bool,
+        prefer_sha256: bool,
+        now: Instant,
+    ) {
+        let mut response = answers::reply(request, 401, None);
+        let value = self.auth.challenge(Self::wall_clock(), stale, prefer_sha256);
+        response
+            .headers
+            .push(Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(value)));
+        if prefer_sha256 {
+            // Clients that only know MD5 pick the second challenge (RFC 8760 §2.4).
+            let md5 = self.auth.challenge(Self::wall_clock(), stale, false);
+            response
+                .headers
+                .push(Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(md5)));
+        }
+        self.respond(key, response, now);
+    }
+
+    /// How we name ourselves towards `peer`: Contact and Via on the transport it used.
+    pub(super) fn local_address(&self, peer: PeerAddr) -> LocalAddress {
+        let local = self.transports.local_addr(peer.transport);
+        let host = self.config.sip.contact_host;
+        let (transport, param) = match peer.transport {
+            TransportKind::Udp => (rsip::Transport::Udp, None),
+            TransportKind::Tcp => (rsip::Transport::Tcp, Some(rsip::Transport::Tcp)),
+            TransportKind::Tls => (rsip::Transport::Tls, Some(rsip::Transport::Tls)),
+        };
+        let host_with_port = rsip::HostWithPort {
+            host: rsip::Host::IpAddr(host),
+            port: Some(local.port().into()),
+        };
+        let mut contact = rsip::Uri {
+            scheme: Some(rsip::Scheme::Sip),
+            auth: Some(rsip::Auth {
+                user: "dialbridge".into(),
+                password: None,
+            }),
+            host_with_port: host_with_port.clone(),
+            ..Default::default()
+        };
+        if let Some(t) = param {
+            contact.params.push(rsip::Param::Transport(t));
+        }
+        LocalAddress {
+            contact,
+            sent_by: host_with_port,
+            transport,
+        }
+    }
+}

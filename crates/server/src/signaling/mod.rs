@@ -1,0 +1,358 @@
+//! The signaling task: one tokio task owns the transaction layer, the dialogs and the
+//! calls, and is the only place SIP turns into router, media and conference terms.
+//!
+//! It moves bytes and time only: messages from the transports go into the transaction
+//! layer with `Instant::now()`, the layer's events are decided on here, and everything
+//! the layer wants sent goes to the transports. One timer is armed at a time, at the
+//! earliest deadline of the layer, the dialogs and the calls waiting to be answered.
+
+mod admission;
+mod call;
+mod in_dialog;
+
+pub use call::CallInput;
+pub(crate) use call::CallReport;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime};
+
+use dialbridge_sip::auth::Authenticator;
+use dialbridge_sip::dialog::{DialogEvent, DialogId, DialogSet, SessionTimerConfig};
+use dialbridge_sip::message;
+use dialbridge_sip::rsip::headers::UntypedHeader;
+use dialbridge_sip::rsip::{self, Header, Method, SipMessage};
+use dialbridge_sip::transaction::{
+    Event, LayerConfig, PeerAddr, Refusal, ServerKey, TransactionKey, TransactionLayer,
+};
+use dialbridge_sip::transport::{Received, Transports, response_peer};
+use tokio::sync::mpsc;
+
+use crate::answers;
+use crate::config::Config;
+use crate::services::Services;
+use call::{Call, CallPhase};
+
+/// Calls in progress, shared with whoever wants to read it (tests, metrics).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub calls: AtomicUsize,
+}
+
+/// The signaling task's state.
+pub struct Signaling {
+    config: Arc<Config>,
+    services: Arc<Services>,
+    transports: Transports,
+    layer: TransactionLayer<PeerAddr>,
+    dialogs: DialogSet,
+    session_timers: SessionTimerConfig,
+    auth: Authenticator,
+    calls: HashMap<DialogId, Call>,
+    /// The INVITE server transaction of each call not yet confirmed (CANCEL, no-ACK).
+    by_invite: HashMap<ServerKey, DialogId>,
+    /// Our BYEs and re-INVITEs in flight, to know which call a response is about.
+    by_client: HashMap<TransactionKey, DialogId>,
+    /// When each ringing call is to be answered, in order (a sequence number keeps
+    /// equal instants apart). Entries of calls gone meanwhile are skipped.
+    answer_at: BTreeMap<(Instant, u64), DialogId>,
+    answer_seq: u64,
+    reports_tx: mpsc::Sender<CallReport>,
+    reports: mpsc::Receiver<CallReport>,
+    gauges: Arc<Gauges>,
+    /// Messages that could not be parsed or answered, dropped.
+    dropped: u64,
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signaling")
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signaling {
+    pub fn new(
+        config: Arc<Config>,
+        services: Arc<Services>,
+        transports: Transports,
+        gauges: Arc<Gauges>,
+    ) -> Signaling {
+        let mut auth = Authenticator::new(
+            config.softphones.realm.clone(),
+            &rand::random::<[u8; 32]>(),
+            std::time::Duration::from_secs(300),
+        );
+        for account in &config.softphones.accounts {
+            auth.add_password(&account.user, &account.password, account.sha256);
+        }
+        let session_timers = SessionTimerConfig {
+            min_se: std::time::Duration::from_secs(u64::from(config.sip.min_session_expires)),
+            ..SessionTimerConfig::default()
+        };
+        let (reports_tx, reports) = mpsc::channel(1024);
+        Signaling {
+            config,
+            services,
+            transports,
+            layer: TransactionLayer::new(LayerConfig::default()),
+            dialogs: DialogSet::new(),
+            session_timers,
+            auth,
+            calls: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_client: HashMap::new(),
+            answer_at: BTreeMap::new(),
+            answer_seq: 0,
+            reports_tx,
+            reports,
+            gauges,
+            dropped: 0,
+        }
+    }
+
+    /// Runs until `shutdown` resolves or the transports stop; then ends every call with
+    /// BYE and gives the BYEs a moment to leave.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Received>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = inbound.recv() => match received {
+                    Some(received) => self.handle_received(received, Instant::now()),
+                    None => break,
+                },
+                Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                _ = sleep => self.handle_timeout(Instant::now()),
+                _ = &mut shutdown => break,
+            }
+            self.drive(Instant::now());
+        }
+        let now = Instant::now();
+        let ids: Vec<DialogId> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.hang_up(&id, "SIP;cause=503;text=\"bridge shutting down\"", now);
+        }
+        self.drive(now);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(entry) = self.answer_at.first_entry() {
+            let live = self
+                .calls
+                .get(entry.get())
+                .is_some_and(|c| matches!(c.phase, CallPhase::Ringing));
+            if live {
+                break;
+            }
+            entry.remove();
+        }
+        [
+            self.layer.poll_timeout(),
+            self.dialogs.poll_timeout(),
+            self.answer_at.first_key_value().map(|((at, _), _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.dialogs.handle_timeout(now);
+        while let Some(entry) = self.answer_at.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.answer(&id, now);
+        }
+    }
+
+    /// Hands the layer's and the dialogs' output on until both are quiet.
+    fn drive(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.layer.poll_event() {
+                busy = true;
+                self.handle_event(event, now);
+            }
+            while let Some((id, event)) = self.dialogs.poll_event() {
+                busy = true;
+                match event {
+                    DialogEvent::SessionExpired => {
+                        self.hang_up(&id, "SIP;cause=408;text=\"session expired\"", now)
+                    }
+                    DialogEvent::SendRefresh => self.refresh_session(&id, now),
+                }
+            }
+            while let Some(transmit) = self.layer.poll_transmit() {
+                busy = true;
+                let bytes = message::encode(&transmit.message);
+                if let Err(e) = self.transports.send(&transmit.peer, bytes) {
+                    tracing::debug!(peer = %transmit.peer.addr, error = %e, "send failed");
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        self.gauges.calls.store(self.calls.len(), Ordering::Relaxed);
+    }
+
+    fn handle_received(&mut self, received: Received, now: Instant) {
+        let parsed = match message::parse(&received.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.reject_unparsable(&received, &e);
+                return;
+            }
+        };
+        match parsed {
+            SipMessage::Request(mut request) => {
+                let peer = match message::fields::top_via(&request.headers) {
+                    Ok(via) => response_peer(received.peer, via.port, via.rport.is_some()),
+                    Err(_) => received.peer,
+                };
+                message::fields::set_received_rport(&mut request, received.peer.addr);
+                self.layer.handle_request(request, peer, now);
+            }
+            SipMessage::Response(response) => self.layer.handle_response(response, now),
+        }
+    }
+
+    /// A message rsip (with our repairs) could not read: answer it if it is a request
+    /// whose Via, From, To, Call-ID and CSeq can still be found, else drop and count.
+    fn reject_unparsable(&mut self, received: &Received, error: &dialbridge_sip::Error) {
+        let reply = match error {
+            // The rule for unknown methods is 405 with Allow (RFC 3261 says 501
+            // for methods a server does not know; both tell the client to stop).
+            dialbridge_sip::Error::UnsupportedMethod => {
+                message::reject_malformed(&received.bytes, 405, "Method Not Allowed")
+                    .map(|raw| answers::insert_header(raw, "Allow", answers::ALLOW))
+            }
+            other => message::answer_for(other).and_then(|(status, reason)| {
+                message::reject_malformed(&received.bytes, status, reason)
+            }),
+        };
+        match reply {
+            Some(bytes) => {
+                tracing::debug!(peer = %received.peer.addr, error = %error, "malformed request answered");
+                let peer = received.peer;
+                let _ = self.transports.send(&peer, bytes.into());
+            }
+            None => {
+                self.dropped += 1;
+                tracing::debug!(peer = %received.peer.addr, error = %error, "unanswerable message dropped");
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event<PeerAddr>, now: Instant) {
+        match event {
+            Event::NewRequest { key, request, peer } => self.handle_request(key, request, peer, now),
+            Event::AckFor2xx { invite_key, request, .. } => self.handle_ack(&invite_key, &request, now),
+            Event::Cancel { invite_key, .. } => self.handle_cancel(&invite_key, now),
+            Event::Response { key, response } => self.handle_response(&TransactionKey::Client(key), &response, now),
+            Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
+            Event::NoAckFor2xx { invite_key } => {
+                if let Some(id) = self.by_invite.remove(&invite_key) {
+                    self.hang_up(&id, "SIP;cause=408;text=\"no ACK for 200 OK\"", now);
+                }
+            }
+            Event::Terminated { key } => {
+                if let TransactionKey::Server(k) = &key {
+                    // Confirmed calls no longer need their INVITE transaction.
+                    if self.by_invite.get(k).is_some_and(|id| {
+                        self.calls.get(id).is_some_and(|c| !matches!(c.phase, CallPhase::Ringing))
+                    }) {
+                        self.by_invite.remove(k);
+                    }
+                }
+                self.by_client.remove(&key);
+            }
+            Event::Refused { request, peer, reason } => {
+                let response = match reason {
+                    Refusal::Overloaded => {
+                        let mut r = answers::reply(&request, 503, Some("Overloaded"));
+                        r.headers.push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                        r
+                    }
+                    Refusal::Malformed(e) => {
+                        let reason = message::answer_for(&e).map(|(_, r)| r).unwrap_or("Bad Request");
+                        answers::reply(&request, 400, Some(reason))
+                    }
+                };
+                if request.method != Method::Ack {
+                    self.layer.send_stateless(response, peer);
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, key: ServerKey, request: rsip::Request, peer: PeerAddr, now: Instant) {
+        if let Some(response) = answers::precheck(&request) {
+            self.respond(&key, response, now);
+            return;
+        }
+        let in_dialog = message::fields::to_tag(&request.headers).is_some();
+        match (request.method, in_dialog) {
+            (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
+            (Method::Options, false) => {
+                let response = answers::with_capabilities(answers::reply(&request, 200, None));
+                self.respond(&key, response, now);
+            }
+            (Method::Bye | Method::Info | Method::Update, false) => {
+                let response = DialogSet::no_such_dialog(&request);
+                self.respond(&key, response, now);
+            }
+            (_, true) => self.handle_in_dialog(key, request, peer, now),
+            _ => {
+                let response = answers::reply(&request, 481, None);
+                self.respond(&key, response, now);
+            }
+        }
+    }
+
+    fn respond(&mut self, key: &ServerKey, response: rsip::Response, now: Instant) {
+        if let Err(e) = self.layer.respond(key, response, now) {
+            tracing::debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn handle_report(&mut self, report: CallReport, now: Instant) {
+        match report {
+            CallReport::HangUp { id, reason } => self.hang_up(&id, &reason, now),
+        }
+    }
+
+    /// The current time as the authenticator's clock (nonces carry wall-clock time so
+    /// other bridge nodes can check them).
+    fn wall_clock() -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// The media engine's codec for one SDP negotiated.
+pub(crate) fn media_codec(codec: &dialbridge_sip::sdp::Codec) -> Option<dialbridge_media::Codec> {
+    use dialbridge_sip::sdp::Codec;
+    if *codec == Codec::PCMU {
+        Some(dialbridge_media::Codec::Pcmu)
+    } else if *codec == Codec::PCMA {
+        Some(dialbridge_media::Codec::Pcma)
+    } else {
+        None
+    }
+}

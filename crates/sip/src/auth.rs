@@ -1,1 +1,0 @@
-//! HTTP digest authentication for SIP (RFC 2617, RFC 8760).

@@ -1,1 +1,0 @@
-//! SDP offer/answer (RFC 3264) for G.711 and telephone-event.

@@ -1,0 +1,674 @@
+//! The transaction layer (the "endpoint"): owns every transaction, matches messages to them
+//! (RFC 3261 §17.1.3, §17.2.3), answers CANCEL (§9.2) and routes the ACK for a 2xx
+//! (§13.3.1.4) — with no I/O. The transport task feeds it with `handle_*` and drains
+//! `poll_transmit`, `poll_event` and `poll_timeout`.
+
+use super::key::{ClientKey, ServerKey, TransactionKey};
+use super::{
+    ClientEvent, InviteClient, InviteServer, InviteServerState, NonInviteClient, NonInviteServer,
+    Peer, ServerEvent, Timers,
+};
+use crate::Error;
+use crate::message::fields::response_for;
+use rsip::prelude::*;
+use rsip::{Method, Request, Response, SipMessage};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+
+/// Limits and timer values of a [`TransactionLayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerConfig {
+    /// T1, T2, T4.
+    pub timers: Timers,
+    /// Most server transactions alive at once; past it new requests are refused
+    /// ([`Refusal::Overloaded`]: the TU answers 503 statelessly). Our own client
+    /// transactions (BYE, re-INVITE) are not limited: they end calls, not start them.
+    pub max_transactions: usize,
+}
+
+impl Default for LayerConfig {
+    fn default() -> Self {
+        Self {
+            timers: Timers::default(),
+            max_transactions: 65_536,
+        }
+    }
+}
+
+/// A message to put on the wire, to `peer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<P> {
+    /// Where to (the peer handle given with the request, or to `send_request`).
+    pub peer: P,
+    /// What.
+    pub message: SipMessage,
+}
+
+/// Why a request got no transaction.
+#[derive(Debug)]
+pub enum Refusal {
+    /// [`LayerConfig::max_transactions`] reached: answer 503.
+    Overloaded,
+    /// The request cannot be matched to a transaction (no Via, no branch, bad CSeq):
+    /// answer 400 statelessly.
+    Malformed(Error),
+}
+
+/// What the layer tells the TU.
+#[derive(Debug)]
+pub enum Event<P> {
+    /// A new request (never a retransmission, never an ACK or a CANCEL); answer it with
+    /// [`TransactionLayer::respond`].
+    NewRequest {
+        /// Its server transaction.
+        key: ServerKey,
+        /// The request.
+        request: Request,
+        /// Where it came from.
+        peer: P,
+    },
+    /// The ACK for a 2xx we sent (new branch, §13.3.1.4; or same branch, RFC 6026).
+    /// 2xx retransmission has stopped.
+    AckFor2xx {
+        /// The INVITE server transaction it acknowledges.
+        invite_key: ServerKey,
+        /// The ACK (it may carry the SDP answer).
+        request: Request,
+        /// Where it came from.
+        peer: P,
+    },
+    /// A CANCEL for an INVITE still in `Proceeding`. The layer already answered the CANCEL
+    /// 200; the TU answers the INVITE 487.
+    Cancel {
+        /// The INVITE's server transaction.
+        invite_key: ServerKey,
+        /// The CANCEL.
+        cancel: Request,
+        /// Where it came from.
+        peer: P,
+    },
+    /// A response to one of our requests (1xx, final, and 2xx retransmissions of a
+    /// re-INVITE so the TU can resend its ACK).
+    Response {
+        /// Our client transaction.
+        key: ClientKey,
+        /// The response.
+        response: Response,
+    },
+    /// Timer B, F (no final response) or H (no ACK for our non-2xx) fired.
+    TimedOut {
+        /// The transaction.
+        key: TransactionKey,
+    },
+    /// 64*T1 after our 2xx to an INVITE and no ACK: the TU should send BYE (§13.3.1.4).
+    NoAckFor2xx {
+        /// The INVITE server transaction.
+        invite_key: ServerKey,
+    },
+    /// The transaction is gone; its key is free.
+    Terminated {
+        /// The transaction.
+        key: TransactionKey,
+    },
+    /// A request that got no transaction; answer it statelessly (503 or 400).
+    Refused {
+        /// The request.
+        request: Request,
+        /// Where it came from.
+        peer: P,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+/// Counters for what the layer dropped or absorbed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// ACKs matching no transaction and no 2xx awaiting its ACK.
+    pub stray_acks: u64,
+    /// Responses matching no client transaction.
+    pub stray_responses: u64,
+    /// Messages with no usable Via, branch or CSeq.
+    pub malformed: u64,
+    /// Requests refused because of `max_transactions`.
+    pub overloaded: u64,
+    /// Request retransmissions absorbed by a server transaction.
+    pub retransmissions_absorbed: u64,
+}
+
+/// Owns all transactions; see the module doc.
+#[derive(Debug)]
+pub struct TransactionLayer<P> {
+    config: LayerConfig,
+    slots: Vec<Option<Slot<P>>>,
+    free: Vec<usize>,
+    index: HashMap<TransactionKey, usize>,
+    /// INVITE server transactions that sent a 2xx, by Call-ID and CSeq number: how the
+    /// ACK for a 2xx (which has its own branch) finds them.
+    awaiting_ack: HashMap<(String, u32), usize>,
+    /// Deadlines by slot; an entry is live only if it equals the slot's `armed` deadline
+    /// and generation (stale entries are skipped, not searched for).
+    deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    transmits: VecDeque<Transmit<P>>,
+    events: VecDeque<Event<P>>,
+    stats: LayerStats,
+    servers: usize,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Slot<P> {
+    key: TransactionKey,
+    peer: P,
+    machine: Machine,
+    generation: u64,
+    armed: Option<Instant>,
+    ack_key: Option<(String, u32)>,
+}
+
+#[derive(Debug)]
+// Boxed: the slab holds every live transaction, and the machines differ a lot in size.
+enum Machine {
+    InviteServer(Box<InviteServer>),
+    NonInviteServer(Box<NonInviteServer>),
+    InviteClient(Box<InviteClient>),
+    NonInviteClient(Box<NonInviteClient>),
+}
+
+impl<P: Peer> TransactionLayer<P> {
+    /// An empty layer.
+    pub fn new(config: LayerConfig) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            awaiting_ack: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: LayerStats::default(),
+            servers: 0,
+            generation: 0,
+        }
+    }
+
+    /// A request from the network.
+    pub fn handle_request(&mut self, request: Request, peer: P, now: Instant) {
+        let key = match ServerKey::from_request(&request) {
+            Ok(key) => key,
+            Err(error) => {
+                self.stats.malformed += 1;
+                // An ACK never gets a response (§17.2.1): drop it.
+                if request.method != Method::Ack {
+                    self.events.push_back(Event::Refused {
+                        request,
+                        peer,
+                        reason: Refusal::Malformed(error),
+                    });
+                }
+                return;
+            }
+        };
+        if request.method == Method::Ack {
+            self.handle_ack(key, request, peer, now);
+            return;
+        }
+        let tkey = TransactionKey::Server(key);
+        if let Some(&idx) = self.index.get(&tkey) {
+            self.stats.retransmissions_absorbed += 1;
+            if let Some(slot) = self.slot_mut(idx) {
+                match &mut slot.machine {
+                    Machine::InviteServer(m) => m.handle_request(now),
+                    Machine::NonInviteServer(m) => m.handle_request(now),
+                    Machine::InviteClient(_) | Machine::NonInviteClient(_) => {}
+                }
+            }
+            self.after(idx, None);
+            return;
+        }
+        if self.servers >= self.config.max_transactions {
+            self.stats.overloaded += 1;
+            self.events.push_back(Event::Refused {
+                request,
+                peer,
+                reason: Refusal::Overloaded,
+            });
+            return;
+        }
+        let TransactionKey::Server(key) = tkey else {
+            return;
+        };
+        let reliable = peer.is_reliable();
+        let timers = self.config.timers;
+        match request.method {
+            Method::Invite => {
+                let machine =
+                    Machine::InviteServer(Box::new(InviteServer::new(&request, reliable, timers)));
+                let idx = self.insert(TransactionKey::Server(key.clone()), peer.clone(), machine);
+                self.events
+                    .push_back(Event::NewRequest { key, request, peer });
+                self.after(idx, None);
+            }
+            Method::Cancel => {
+                let machine =
+                    Machine::NonInviteServer(Box::new(NonInviteServer::new(reliable, timers)));
+                let idx = self.insert(TransactionKey::Server(key.clone()), peer.clone(), machine);
+                self.handle_cancel(idx, key, request, peer, now);
+            }
+            _ => {
+                let machine =
+                    Machine::NonInviteServer(Box::new(NonInviteServer::new(reliable, timers)));
+                let idx = self.insert(TransactionKey::Server(key.clone()), peer.clone(), machine);
+                self.events
+                    .push_back(Event::NewRequest { key, request, peer });
+                self.after(idx, None);
+            }
+        }
+    }
+
+    /// A response from the network.
+    pub fn handle_response(&mut self, response: Response, now: Instant) {
+        let key = match ClientKey::from_response(&response) {
+            Ok(key) => TransactionKey::Client(key),
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let Some(&idx) = self.index.get(&key) else {
+            self.stats.stray_responses += 1;
+            return;
+        };
+        if let Some(slot) = self.slot_mut(idx) {
+            match &mut slot.machine {
+                Machine::InviteClient(m) => m.handle_response(response, now),
+                Machine::NonInviteClient(m) => m.handle_response(response, now),
+                Machine::InviteServer(_) | Machine::NonInviteServer(_) => {}
+            }
+        }
+        self.after(idx, None);
+    }
+
+    /// The TU answers a request it got as [`Event::NewRequest`] (or the INVITE of an
+    /// [`Event::Cancel`], with 487).
+    pub fn respond(
+        &mut self,
+        key: &ServerKey,
+        response: Response,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let tkey = TransactionKey::Server(key.clone());
+        let idx = *self.index.get(&tkey).ok_or(Error::NoSuchTransaction)?;
+        let slot = self.slot_mut(idx).ok_or(Error::NoSuchTransaction)?;
+        let is_2xx = (200..300).contains(&response.status_code.code());
+        let ack_key = if is_2xx { ack_key(&response) } else { None };
+        match &mut slot.machine {
+            Machine::InviteServer(m) => {
+                m.respond(response, now)?;
+                if let Some(ack_key) = ack_key.filter(|_| slot.ack_key.is_none()) {
+                    slot.ack_key = Some(ack_key.clone());
+                    self.awaiting_ack.insert(ack_key, idx);
+                }
+            }
+            Machine::NonInviteServer(m) => m.respond(response, now)?,
+            Machine::InviteClient(_) | Machine::NonInviteClient(_) => {
+                return Err(Error::NoSuchTransaction);
+            }
+        }
+        self.after(idx, None);
+        Ok(())
+    }
+
+    /// Start a client transaction for `request` (its top Via must carry a fresh branch,
+    /// see [`super::new_branch`]). ACKs are not transactions: use [`Self::send_stateless`].
+    pub fn send_request(
+        &mut self,
+        request: Request,
+        peer: P,
+        now: Instant,
+    ) -> Result<ClientKey, Error> {
+        if request.method == Method::Ack {
+            return Err(Error::InvalidInState {
+                what: "ACK as a transaction",
+                state: "none",
+            });
+        }
+        let key = ClientKey::from_request(&request)?;
+        let tkey = TransactionKey::Client(key.clone());
+        if self.index.contains_key(&tkey) {
+            return Err(Error::BadHeader("Via branch (already in use)"));
+        }
+        let reliable = peer.is_reliable();
+        let timers = self.config.timers;
+        let machine = if request.method == Method::Invite {
+            Machine::InviteClient(Box::new(InviteClient::new(request, reliable, timers, now)))
+        } else {
+            Machine::NonInviteClient(Box::new(NonInviteClient::new(
+                request, reliable, timers, now,
+            )))
+        };
+        let idx = self.insert(tkey, peer, machine);
+        self.after(idx, None);
+        Ok(key)
+    }
+
+    /// Send a message outside any transaction: the ACK for a 2xx, or a stateless 400/503.
+    pub fn send_stateless(&mut self, message: impl Into<SipMessage>, peer: P) {
+        self.transmits.push_back(Transmit {
+            peer,
+            message: message.into(),
+        });
+    }
+
+    /// Fire every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, idx, generation))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let live = self
+                .slot_mut(idx)
+                .is_some_and(|s| s.generation == generation && s.armed == Some(at));
+            if !live {
+                continue;
+            }
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.armed = None;
+                match &mut slot.machine {
+                    Machine::InviteServer(m) => m.handle_timeout(now),
+                    Machine::NonInviteServer(m) => m.handle_timeout(now),
+                    Machine::InviteClient(m) => m.handle_timeout(now),
+                    Machine::NonInviteClient(m) => m.handle_timeout(now),
+                }
+            }
+            self.after(idx, None);
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, idx, generation))) = self.deadlines.peek().copied() {
+            let live = self
+                .slots
+                .get(idx)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.generation == generation && s.armed == Some(at));
+            if live {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// The next message to put on the wire.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<P>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<Event<P>> {
+        self.events.pop_front()
+    }
+
+    /// Counters of dropped and absorbed messages.
+    pub fn stats(&self) -> LayerStats {
+        self.stats
+    }
+
+    /// Transactions alive (server and client).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no transaction is alive.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn handle_ack(&mut self, key: ServerKey, ack: Request, peer: P, now: Instant) {
+        let by_branch = self.index.get(&TransactionKey::Server(key)).copied();
+        let idx = by_branch.or_else(|| {
+            let call_id = ack.call_id_header().ok()?.value().to_owned();
+            let seq = ack.cseq_header().ok()?.seq().ok()?;
+            self.awaiting_ack.get(&(call_id, seq)).copied()
+        });
+        let Some(idx) = idx else {
+            self.stats.stray_acks += 1;
+            return;
+        };
+        if let Some(Machine::InviteServer(m)) = self.slot_mut(idx).map(|s| &mut s.machine) {
+            m.handle_ack(ack, now);
+        }
+        self.after(idx, Some(peer));
+    }
+
+    fn handle_cancel(
+        &mut self,
+        idx: usize,
+        key: ServerKey,
+        cancel: Request,
+        peer: P,
+        now: Instant,
+    ) {
+        let invite_key = key.with_method(Method::Invite);
+        let invite = self
+            .index
+            .get(&TransactionKey::Server(invite_key.clone()))
+            .and_then(|&i| self.slots.get(i).and_then(Option::as_ref))
+            .and_then(|slot| match &slot.machine {
+                Machine::InviteServer(m) => Some(m),
+                _ => None,
+            });
+        let (status, proceeding, to) = match invite {
+            // §9.2: the CANCEL matched, so it gets 200 whatever state the INVITE is in.
+            Some(m) => (
+                200,
+                m.state() == InviteServerState::Proceeding,
+                m.last_response().and_then(|r| r.to_header().ok()).cloned(),
+            ),
+            None => (481, false, None),
+        };
+        let mut response = response_for(&cancel, status, None, None);
+        // §9.2: the To tag of the CANCEL's response should be the INVITE response's.
+        if let (Some(to), Ok(slot)) = (to, response.to_header_mut()) {
+            *slot = to;
+        }
+        if let Some(Machine::NonInviteServer(m)) = self.slot_mut(idx).map(|s| &mut s.machine) {
+            // The CANCEL transaction is fresh in Trying: a final response is always allowed.
+            let _ = m.respond(response, now);
+        }
+        self.after(idx, None);
+        if proceeding {
+            self.events.push_back(Event::Cancel {
+                invite_key,
+                cancel,
+                peer,
+            });
+        }
+    }
+
+    fn insert(&mut self, key: TransactionKey, peer: P, machine: Machine) -> usize {
+        if matches!(key, TransactionKey::Server(_)) {
+            self.servers += 1;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        let slot = Slot {
+            key: key.clone(),
+            peer,
+            machine,
+            generation: self.generation,
+            armed: None,
+            ack_key: None,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                if let Some(entry) = self.slots.get_mut(idx) {
+                    *entry = Some(slot);
+                }
+                idx
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(key, idx);
+        idx
+    }
+
+    fn slot_mut(&mut self, idx: usize) -> Option<&mut Slot<P>> {
+        self.slots.get_mut(idx).and_then(Option::as_mut)
+    }
+
+    /// Move what the machine at `idx` produced into the layer's queues, re-arm its timer,
+    /// and drop it if it terminated. `ack_peer` is where an ACK handed up came from.
+    fn after(&mut self, idx: usize, ack_peer: Option<P>) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let (terminated, deadline) = match &mut slot.machine {
+            Machine::InviteServer(m) => {
+                while let Some(resp) = m.poll_transmit() {
+                    self.transmits.push_back(Transmit {
+                        peer: slot.peer.clone(),
+                        message: resp.into(),
+                    });
+                }
+                let TransactionKey::Server(key) = &slot.key else {
+                    return;
+                };
+                while let Some(ev) = m.poll_event() {
+                    self.events.push_back(match ev {
+                        ServerEvent::Ack(request) => Event::AckFor2xx {
+                            invite_key: key.clone(),
+                            request: *request,
+                            peer: ack_peer.clone().unwrap_or_else(|| slot.peer.clone()),
+                        },
+                        ServerEvent::TimedOut => Event::TimedOut {
+                            key: slot.key.clone(),
+                        },
+                        ServerEvent::NoAckFor2xx => Event::NoAckFor2xx {
+                            invite_key: key.clone(),
+                        },
+                        ServerEvent::Terminated => Event::Terminated {
+                            key: slot.key.clone(),
+                        },
+                    });
+                }
+                (m.is_terminated(), m.poll_timeout())
+            }
+            Machine::NonInviteServer(m) => {
+                while let Some(resp) = m.poll_transmit() {
+                    self.transmits.push_back(Transmit {
+                        peer: slot.peer.clone(),
+                        message: resp.into(),
+                    });
+                }
+                while let Some(ev) = m.poll_event() {
+                    if let Some(ev) = server_event(ev, &slot.key) {
+                        self.events.push_back(ev);
+                    }
+                }
+                (m.is_terminated(), m.poll_timeout())
+            }
+            Machine::InviteClient(m) => {
+                while let Some(req) = m.poll_transmit() {
+                    self.transmits.push_back(Transmit {
+                        peer: slot.peer.clone(),
+                        message: req.into(),
+                    });
+                }
+                while let Some(ev) = m.poll_event() {
+                    if let Some(ev) = client_event(ev, &slot.key) {
+                        self.events.push_back(ev);
+                    }
+                }
+                (m.is_terminated(), m.poll_timeout())
+            }
+            Machine::NonInviteClient(m) => {
+                while let Some(req) = m.poll_transmit() {
+                    self.transmits.push_back(Transmit {
+                        peer: slot.peer.clone(),
+                        message: req.into(),
+                    });
+                }
+                while let Some(ev) = m.poll_event() {
+                    if let Some(ev) = client_event(ev, &slot.key) {
+                        self.events.push_back(ev);
+                    }
+                }
+                (m.is_terminated(), m.poll_timeout())
+            }
+        };
+        if terminated {
+            self.remove(idx);
+            return;
+        }
+        if deadline != slot.armed {
+            slot.armed = deadline;
+            if let Some(at) = deadline {
+                self.deadlines.push(Reverse((at, idx, slot.generation)));
+            }
+        }
+        self.compact_deadlines();
+    }
+
+    fn remove(&mut self, idx: usize) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::take) else {
+            return;
+        };
+        if matches!(slot.key, TransactionKey::Server(_)) {
+            self.servers = self.servers.saturating_sub(1);
+        }
+        self.index.remove(&slot.key);
+        if let Some(ack_key) = slot.ack_key {
+            self.awaiting_ack.remove(&ack_key);
+        }
+        self.free.push(idx);
+    }
+
+    /// Stale heap entries are normally popped as time passes; if re-arming outpaces that
+    /// (a flood of retransmissions), rebuild the heap from the live deadlines.
+    fn compact_deadlines(&mut self) {
+        if self.deadlines.len() <= 4 * self.index.len() + 64 {
+            return;
+        }
+        let live = self.slots.iter().enumerate().filter_map(|(idx, slot)| {
+            let slot = slot.as_ref()?;
+            Some(Reverse((slot.armed?, idx, slot.generation)))
+        });
+        self.deadlines = live.collect();
+    }
+}
+
+fn server_event<P>(ev: ServerEvent, key: &TransactionKey) -> Option<Event<P>> {
+    match ev {
+        ServerEvent::TimedOut => Some(Event::TimedOut { key: key.clone() }),
+        ServerEvent::Terminated => Some(Event::Terminated { key: key.clone() }),
+        // Only INVITE server transactions produce these.
+        ServerEvent::Ack(_) | ServerEvent::NoAckFor2xx => None,
+    }
+}
+
+fn client_event<P>(ev: ClientEvent, key: &TransactionKey) -> Option<Event<P>> {
+    match (ev, key) {
+        (ClientEvent::Response(response), TransactionKey::Client(key)) => Some(Event::Response {
+            key: key.clone(),
+            response,
+        }),
+        (ClientEvent::Response(_), TransactionKey::Server(_)) => None,
+        (ClientEvent::TimedOut, key) => Some(Event::TimedOut { key: key.clone() }),
+        (ClientEvent::Terminated, key) => Some(Event::Terminated { key: key.clone() }),
+    }
+}
+
+/// Call-ID and CSeq number of a 2xx: what its ACK will carry.
+fn ack_key(response: &Response) -> Option<(String, u32)> {
+    let call_id = response.call_id_header().ok()?.value().to_owned();
+    let seq = response.cseq_header().ok()?.seq().ok()?;
+    Some((call_id, seq))
+}

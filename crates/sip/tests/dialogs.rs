@@ -1,0 +1,365 @@
+//! Dialogs (RFC 3261 §12) and session timers (RFC 4028) through the public API, on a
+//! virtual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use dialbridge_sip::Error;
+use dialbridge_sip::dialog::session_timer::interval_too_small;
+use dialbridge_sip::dialog::{
+    Dialog, DialogEvent, DialogSet, DialogState, InDialogRequest, LocalAddress, Refresher,
+    SessionTimerConfig,
+};
+use dialbridge_sip::message;
+use dialbridge_sip::rsip::prelude::*;
+use dialbridge_sip::rsip::{self, Header, Method, Request, SipMessage};
+use std::time::{Duration, Instant};
+
+fn local() -> LocalAddress {
+    LocalAddress {
+        contact: rsip::Uri::try_from("sip:bridge@198.51.100.1:5060").unwrap(),
+        sent_by: rsip::HostWithPort::try_from("198.51.100.1:5060").unwrap(),
+        transport: rsip::Transport::Udp,
+    }
+}
+
+const RR: &str = "Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+                  Record-Route: <sip:p3.example.com;lr>\r\n";
+
+fn invite(extra: &str) -> Request {
+    raw_request("INVITE", 1, "", extra)
+}
+
+fn raw_request(method: &str, cseq: u32, to_tag: &str, extra: &str) -> Request {
+    let to_tag = if to_tag.is_empty() {
+        String::new()
+    } else {
+        format!(";tag={to_tag}")
+    };
+    let raw = format!(
+        "{method} sip:bridge@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{method}{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:+14155550100@sbc.example.com>;tag=alice1\r\n\
+         To: <sip:bridge@example.com>{to_tag}\r\n\
+         Call-ID: dlg-1@sbc.example.com\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:+14155550100@192.0.2.1:5060>\r\n\
+         {extra}Content-Length: 0\r\n\r\n"
+    );
+    Request::try_from(raw.as_str()).unwrap()
+}
+
+fn in_dialog(dialog: &Dialog, method: &str, cseq: u32, extra: &str) -> Request {
+    raw_request(method, cseq, &dialog.id().local_tag, extra)
+}
+
+fn new_dialog(extra: &str, now: Instant) -> Dialog {
+    Dialog::new_uas(&invite(extra), local(), &SessionTimerConfig::default(), now).unwrap()
+}
+
+/// Our message survives our own encoder and parser.
+fn round_trip(request: &Request) -> Request {
+    let bytes = message::encode(&SipMessage::Request(request.clone()));
+    match message::parse(&bytes).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("parsed as a response"),
+    }
+}
+
+fn header_strings(headers: &rsip::Headers, pred: fn(&Header) -> bool) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| pred(h))
+        .map(|h| h.to_string())
+        .collect()
+}
+
+#[test]
+fn uas_dialog_from_invite_and_its_2xx() {
+    let now = Instant::now();
+    let inv = invite(RR);
+    let mut dialog = new_dialog(RR, now);
+    assert_eq!(dialog.state(), DialogState::Early);
+    assert_eq!(dialog.id().call_id, "dlg-1@sbc.example.com");
+    assert_eq!(dialog.id().remote_tag, "alice1");
+    assert!(dialog.id().local_tag.len() >= 8);
+    assert_eq!(
+        dialog.remote_target().to_string(),
+        "sip:+14155550100@192.0.2.1:5060"
+    );
+    let hosts: Vec<_> = dialog
+        .route_set()
+        .iter()
+        .map(|r| r.uri.host().to_string())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["p1.example.com", "p2.example.com", "p3.example.com"]
+    );
+
+    let ringing = dialog.make_response(&inv, 180, now);
+    assert_eq!(
+        ringing.to_header().unwrap().tag().unwrap().unwrap().value(),
+        dialog.id().local_tag
+    );
+    let ok = dialog.make_response(&inv, 200, now);
+    assert_eq!(dialog.state(), DialogState::Confirmed);
+    assert!(
+        ok.contact_header()
+            .unwrap()
+            .value()
+            .contains("bridge@198.51.100.1")
+    );
+    assert_eq!(
+        header_strings(&ok.headers, |h| matches!(h, Header::RecordRoute(_))),
+        header_strings(&inv.headers, |h| matches!(h, Header::RecordRoute(_)))
+    );
+}
+
+#[test]
+fn missing_from_tag_or_contact_is_a_bad_header() {
+    let now = Instant::now();
+    let mut inv = invite("");
+    inv.headers.retain(|h| !matches!(h, Header::Contact(_)));
+    assert!(matches!(
+        Dialog::new_uas(&inv, local(), &SessionTimerConfig::default(), now),
+        Err(Error::BadHeader("Contact"))
+    ));
+    let mut inv = invite("");
+    *inv.from_header_mut().unwrap() = rsip::headers::From::new("<sip:a@example.com>");
+    assert!(matches!(
+        Dialog::new_uas(&inv, local(), &SessionTimerConfig::default(), now),
+        Err(Error::BadHeader("From tag"))
+    ));
+}
+
+#[test]
+fn cseq_checks_of_section_12_2_2() {
+    let now = Instant::now();
+    let mut dialog = new_dialog("", now);
+    let inv = invite("");
+    dialog.make_response(&inv, 200, now);
+    // The ACK reuses the INVITE's CSeq.
+    let ack = in_dialog(&dialog, "ACK", 1, "");
+    assert_eq!(
+        dialog.handle_request(&ack, now).unwrap(),
+        InDialogRequest::Ack { body: Vec::new() }
+    );
+    let info = in_dialog(&dialog, "INFO", 5, "");
+    assert_eq!(
+        dialog.handle_request(&info, now).unwrap(),
+        InDialogRequest::Other(Method::Info)
+    );
+    let stale = in_dialog(&dialog, "INFO", 4, "");
+    let err = dialog.handle_request(&stale, now).unwrap_err();
+    assert!(matches!(err, Error::CSeqOutOfOrder { got: 4, last: 5 }));
+    assert_eq!(dialog.remote_seq(), Some(5));
+    let bye = in_dialog(&dialog, "BYE", 6, "");
+    assert_eq!(
+        dialog.handle_request(&bye, now).unwrap(),
+        InDialogRequest::Bye
+    );
+    assert_eq!(dialog.state(), DialogState::Terminated);
+}
+
+#[test]
+fn unknown_dialog_gets_481() {
+    let now = Instant::now();
+    let mut set = DialogSet::new();
+    let dialog = new_dialog("", now);
+    let id = dialog.id().clone();
+    let good = in_dialog(&dialog, "BYE", 2, "");
+    set.insert(dialog);
+    assert_eq!(set.find_for_request(&good).unwrap().id(), &id);
+
+    let wrong_tag = raw_request("BYE", 2, "nosuchtag", "");
+    assert!(matches!(
+        set.find_for_request(&wrong_tag),
+        Err(Error::NoSuchDialog)
+    ));
+    let no_tag = raw_request("BYE", 2, "", "");
+    assert!(matches!(
+        set.find_for_request(&no_tag),
+        Err(Error::NoSuchDialog)
+    ));
+    let resp = DialogSet::no_such_dialog(&wrong_tag);
+    assert_eq!(resp.status_code.code(), 481);
+    assert_eq!(set.len(), 1);
+    set.remove(&id);
+    assert!(set.is_empty());
+}
+
+#[test]
+fn make_request_builds_in_dialog_bye_with_routes_tags_and_cseq() {
+    let now = Instant::now();
+    let mut dialog = new_dialog(RR, now);
+    dialog.make_response(&invite(RR), 200, now);
+    let first_seq = dialog.local_seq();
+    let bye = round_trip(&dialog.make_request(Method::Bye, now));
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.uri.to_string(), "sip:+14155550100@192.0.2.1:5060");
+    let routes = header_strings(&bye.headers, |h| matches!(h, Header::Route(_)));
+    assert_eq!(
+        routes,
+        [
+            "Route: <sip:p1.example.com;lr>",
+            "Route: <sip:p2.example.com;lr>",
+            "Route: <sip:p3.example.com;lr>"
+        ]
+    );
+    let from = bye.from_header().unwrap().typed().unwrap();
+    assert_eq!(from.tag().unwrap().value(), dialog.id().local_tag);
+    assert_eq!(from.uri.to_string(), "sip:bridge@example.com");
+    let to = bye.to_header().unwrap().typed().unwrap();
+    assert_eq!(to.tag().unwrap().value(), "alice1");
+    let cseq = bye.cseq_header().unwrap().typed().unwrap();
+    assert_eq!((cseq.seq, cseq.method), (first_seq + 1, Method::Bye));
+    assert!(first_seq < 1 << 31);
+    let branch = bye.via_header().unwrap().typed().unwrap();
+    let branch = branch.branch().unwrap().to_string();
+    assert!(branch.starts_with("z9hG4bK") && branch.len() > 7);
+    assert_eq!(dialog.state(), DialogState::Terminated);
+
+    let mut dialog = new_dialog("", now);
+    let a = dialog.make_request(Method::Options, now);
+    let b = dialog.make_request(Method::Options, now);
+    assert_ne!(a.via_header().unwrap(), b.via_header().unwrap());
+    assert_eq!(
+        b.cseq_header().unwrap().seq().unwrap(),
+        a.cseq_header().unwrap().seq().unwrap() + 1
+    );
+    assert!(header_strings(&a.headers, |h| matches!(h, Header::Route(_))).is_empty());
+}
+
+#[test]
+fn strict_router_first_route_becomes_the_request_uri() {
+    let now = Instant::now();
+    let rr = "Record-Route: <sip:strict.example.com>, <sip:p2.example.com;lr>\r\n";
+    let mut dialog = new_dialog(rr, now);
+    let bye = dialog.make_request(Method::Bye, now);
+    assert_eq!(bye.uri.to_string(), "sip:strict.example.com");
+    let routes = header_strings(&bye.headers, |h| matches!(h, Header::Route(_)));
+    assert_eq!(
+        routes,
+        [
+            "Route: <sip:p2.example.com;lr>",
+            "Route: <sip:+14155550100@192.0.2.1:5060>"
+        ]
+    );
+}
+
+#[test]
+fn reinvite_hands_the_offer_up_and_moves_the_remote_target() {
+    let now = Instant::now();
+    let mut dialog = new_dialog("", now);
+    dialog.make_response(&invite(""), 200, now);
+    let mut reinvite = in_dialog(&dialog, "INVITE", 2, "");
+    *reinvite.contact_header_mut().unwrap() =
+        rsip::headers::Contact::new("<sip:+14155550100@192.0.2.99:5070>");
+    reinvite.body = b"v=0\r\n".to_vec();
+    assert_eq!(
+        dialog.handle_request(&reinvite, now).unwrap(),
+        InDialogRequest::ReInvite {
+            offer: Some(b"v=0\r\n".to_vec())
+        }
+    );
+    assert_eq!(
+        dialog.remote_target().to_string(),
+        "sip:+14155550100@192.0.2.99:5070"
+    );
+    let update = in_dialog(&dialog, "UPDATE", 3, "");
+    assert_eq!(
+        dialog.handle_request(&update, now).unwrap(),
+        InDialogRequest::Update { offer: None }
+    );
+    // A 2xx to the re-INVITE carries our Contact but no Record-Route.
+    let ok = dialog.make_response(&reinvite, 200, now);
+    assert!(ok.contact_header().is_ok());
+    assert!(ok.record_route_header().is_none());
+}
+
+#[test]
+fn our_reinvite_gets_an_ack_with_its_cseq_and_481_ends_the_dialog() {
+    let now = Instant::now();
+    let mut dialog = new_dialog("", now);
+    dialog.make_response(&invite(""), 200, now);
+    let reinvite = dialog.make_request(Method::Invite, now);
+    assert!(reinvite.contact_header().is_ok());
+    let ok = message::fields::response_for(&reinvite, 200, None, None);
+    dialog.handle_response(&ok, now);
+    let ack = round_trip(&dialog.make_ack(&ok).unwrap());
+    let cseq = ack.cseq_header().unwrap().typed().unwrap();
+    assert_eq!((cseq.seq, cseq.method), (dialog.local_seq(), Method::Ack));
+    assert_ne!(ack.via_header().unwrap(), reinvite.via_header().unwrap());
+
+    let bye = dialog.make_request(Method::Options, now);
+    let gone = message::fields::response_for(&bye, 481, None, None);
+    dialog.handle_response(&gone, now);
+    assert_eq!(dialog.state(), DialogState::Terminated);
+}
+
+#[test]
+fn session_timer_422_below_min_se() {
+    let now = Instant::now();
+    let inv = invite("Supported: timer\r\nSession-Expires: 30\r\n");
+    let err = Dialog::new_uas(&inv, local(), &SessionTimerConfig::default(), now).unwrap_err();
+    let Error::SessionIntervalTooSmall { got, min_se } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((got, min_se), (30, 90));
+    let resp = interval_too_small(&inv, Duration::from_secs(u64::from(min_se)));
+    assert_eq!(resp.status_code.code(), 422);
+    let parsed = message::encode(&SipMessage::Response(resp));
+    assert!(String::from_utf8_lossy(&parsed).contains("Min-SE: 90\r\n"));
+}
+
+#[test]
+fn session_timer_peer_refreshes_deadline_moves_then_expiry_says_bye() {
+    let base = Instant::now();
+    let extra = "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n";
+    let inv = invite(extra);
+    let mut set = DialogSet::new();
+    let mut dialog = new_dialog(extra, base);
+    let ok = dialog.make_response(&inv, 200, base);
+    let se = header_strings(&ok.headers, |h| {
+        matches!(h, Header::Other(..) | Header::Require(_))
+    });
+    assert_eq!(se, ["Session-Expires: 600;refresher=uac", "Require: timer"]);
+    assert_eq!(dialog.session_timer().unwrap().refresher(), Refresher::Uac);
+    let id = dialog.id().clone();
+    let refresh = in_dialog(&dialog, "UPDATE", 2, extra);
+    set.insert(dialog);
+    // Expiry minus min(32 s, 600/3) = 568 s.
+    assert_eq!(set.poll_timeout(), Some(base + Duration::from_secs(568)));
+
+    // The peer refreshes at 300 s: the deadline moves to 868 s.
+    let t = base + Duration::from_secs(300);
+    let d = set.find_for_request(&refresh).unwrap();
+    d.handle_request(&refresh, t).unwrap();
+    d.make_response(&refresh, 200, t);
+    assert_eq!(set.poll_timeout(), Some(base + Duration::from_secs(868)));
+    set.handle_timeout(base + Duration::from_secs(867));
+    assert!(set.poll_event().is_none());
+    let at = set.poll_timeout().unwrap();
+    set.handle_timeout(at);
+    assert_eq!(set.poll_event(), Some((id, DialogEvent::SessionExpired)));
+    assert_eq!(set.poll_timeout(), None);
+}
+
+#[test]
+fn session_timer_we_refresh_at_half_interval() {
+    let base = Instant::now();
+    // The UAC does not support timers but a proxy asked for one: we refresh.
+    let extra = "Session-Expires: 1800\r\n";
+    let mut dialog = new_dialog(extra, base);
+    let ok = dialog.make_response(&invite(extra), 200, base);
+    assert!(ok.headers.iter().all(|h| !matches!(h, Header::Require(_))));
+    assert_eq!(dialog.poll_timeout(), Some(base + Duration::from_secs(900)));
+    let t = base + Duration::from_secs(900);
+    assert_eq!(dialog.handle_timeout(t), Some(DialogEvent::SendRefresh));
+    let update = dialog.make_request(Method::Update, t);
+    let se = header_strings(&update.headers, |h| matches!(h, Header::Other(..)));
+    assert_eq!(se, ["Session-Expires: 1800;refresher=uac"]);
+    let ok = message::fields::response_for(&update, 200, None, None);
+    dialog.handle_response(&ok, t);
+    assert_eq!(dialog.poll_timeout(), Some(t + Duration::from_secs(900)));
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates every IVR prompt under fixtures/prompts/ with espeak-ng and sox.
+#
+# Output: 16-bit signed PCM WAV, mono, 8 kHz (the telephone rate: no resampling at
+# load time, and hound reads PCM WAV only). The WAVs are committed so that tests and
+# the demo never need espeak-ng. Needs: espeak-ng, sox (apt-get install -y espeak-ng sox).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+out=fixtures/prompts
+mkdir -p "$out"
+
+for tool in espeak-ng sox; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y espeak-ng sox)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# name|text
+prompts=(
+    "welcome|Welcome to dialbridge. Please enter your conference ID, followed by the pound key."
+    "enter-pin|If you are the organiser, enter your PIN followed by pound. Otherwise, press pound."
+    "not-found|That conference ID was not found. Please try again."
+    "wrong-pin|That PIN is not correct. Please try again."
+    "goodbye|Goodbye."
+    "joined|You are now joining the meeting."
+    "waiting-for-leader|Please wait. The meeting will start when the organiser joins."
+    "meeting-full|This meeting is full. Goodbye."
+    "meeting-locked|This meeting is locked. Goodbye."
+    "muted|You are muted."
+    "unmuted|You are unmuted."
+    "help|Press star six to mute or unmute, star three to hear how many people are in the meeting."
+)
+
+for entry in "${prompts[@]}"; do
+    name=${entry%%|*}
+    text=${entry#*|}
+    # -s 150 words/min keeps the prompts short but clear; -v en-gb for "organiser".
+    espeak-ng -v en-gb -s 150 -w "$tmp/$name.wav" "$text"
+    # Telephone band: high-pass 100 Hz; sox low-passes before decimating; norm
+    # leaves 3 dB of headroom so G.711 never clips.
+    sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" \
+        gain -6 highpass 100 norm -3
+    echo "$out/$name.wav"
+done

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
+# tests need when it is missing (sipp), then formatting, lints, the pure-core check, the
+# whole test suite (unit, fixtures, sipp interop, end to end) and one pass of each bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "==> installing ${need_apt[*]}"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> pure cores build without tokio"
+cargo check --locked -p dialbridge-sip -p dialbridge-media --no-default-features
+
+echo "==> cargo test"
+cargo test --workspace --all-targets --locked
