@@ -5,9 +5,11 @@
 //! time is an argument (`now: Instant`). Inputs go in through `handle_*`, work comes
 //! out through `poll_*`.
 
+pub mod directory;
 pub mod dtmf;
 mod error;
 pub mod ivr;
+pub mod room;
 
 pub use dtmf::Digit;
 pub use error::Error;

@@ -1,5 +1,5 @@
 //! Config faults: each one refused with the file, the line of the value at fault, and why.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! The demo deployment (fixtures/demo.toml) loads and routes as shared/DEMO.md says.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod ports;
 pub mod sipp;
+pub mod uac;
 
 /// The repository's `fixtures/` directory.
 pub fn fixtures() -> std::path::PathBuf {

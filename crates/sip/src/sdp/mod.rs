@@ -22,6 +22,7 @@ pub use negotiate::{Answer, MediaSession, Negotiated, answer, handle_answer, off
 pub use parse::{
     Connection, Crypto, KeyParam, Media, Origin, Proto, Rtcp, RtpMap, SessionDescription,
 };
+pub use write::redact_sdes_keys;
 
 use std::net::IpAddr;
 

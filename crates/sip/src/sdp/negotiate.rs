@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::parse::{Crypto, Media, Proto, SessionDescription};
-use super::write::{MediaLine, render};
+use super::write::{MediaLine, redact_sdes_keys, render};
 use super::{
     Codec, Direction, LocalMedia, SRTP_SUITES, SdpError, TELEPHONE_EVENT_FMTP,
     TELEPHONE_EVENT_OFFER_PT,
@@ -42,12 +42,22 @@ pub struct Negotiated {
 }
 
 /// Our answer to an offer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Answer {
     /// What was agreed.
     pub media: Negotiated,
-    /// The answer SDP to send.
+    /// The answer SDP to send (with SRTP, it holds our key: log it through
+    /// [`redact_sdes_keys`](super::redact_sdes_keys)).
     pub sdp: String,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("media", &self.media)
+            .field("sdp", &redact_sdes_keys(&self.sdp))
+            .finish()
+    }
 }
 
 /// Answers `offer` (RFC 3264 §6) with `local.session_version` in `o=`.
@@ -87,15 +97,9 @@ pub fn handle_answer(
         .find_map(|pt| match_codec(m, *pt, &local.codecs, true).map(|c| (c, *pt)))
         .ok_or(SdpError::AnswerMismatch("no codec we offered"))?;
     let remote_crypto = match m.proto {
-        Proto::RtpSavp => Some(
-            m.crypto
-                .iter()
-                .find(|c| SRTP_SUITES.contains(&c.suite.as_str()))
-                .cloned()
-                .ok_or(SdpError::AnswerMismatch(
-                    "RTP/SAVP answer without a suite we offered",
-                ))?,
-        ),
+        Proto::RtpSavp => Some(m.crypto.iter().find(|c| usable_crypto(c)).cloned().ok_or(
+            SdpError::AnswerMismatch("RTP/SAVP answer without a suite we offered"),
+        )?),
         _ => None,
     };
     let telephone_event = local
@@ -116,11 +120,21 @@ pub fn handle_answer(
 /// The offer/answer state of one dialog: keeps `o=` sess-version rules across
 /// re-INVITEs (RFC 3264 §8: the version grows by one each time the SDP we send
 /// differs from the previous one, and stays when it does not).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaSession {
     local: LocalMedia,
     version: u64,
     last_sent: Option<String>,
+}
+
+impl std::fmt::Debug for MediaSession {
+    // The last SDP sent may hold our SDES key: it is left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("local", &self.local)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MediaSession {
@@ -235,7 +249,7 @@ fn accept(
             let chosen = m
                 .crypto
                 .iter()
-                .find(|c| SRTP_SUITES.contains(&c.suite.as_str()))
+                .find(|c| usable_crypto(c))
                 .ok_or("no supported a=crypto suite")?;
             Some((chosen.clone(), key))
         }
@@ -362,4 +376,11 @@ fn build_offer(local: &LocalMedia, version: u64) -> String {
     }
     line.attribute(local.direction.as_str().to_owned());
     render(local, version, "0 0", &[line])
+}
+
+/// An `a=crypto` we can key SRTP from: a suite of [`SRTP_SUITES`] and no session
+/// parameters (RFC 4568 §6.3: `UNENCRYPTED_SRTP`, `KDR=`... change the transform and
+/// an answerer must not accept what it does not implement).
+fn usable_crypto(c: &Crypto) -> bool {
+    SRTP_SUITES.contains(&c.suite.as_str()) && c.session_params.is_empty()
 }

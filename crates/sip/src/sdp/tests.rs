@@ -252,6 +252,47 @@ fn answers_rtp_savp_only_with_a_key() {
     assert_eq!(a.media.offered_crypto.len(), 2);
     assert_eq!(a.media.remote_crypto.as_ref().map(|c| c.tag), Some(1));
     assert!(!format!("{srtp:?}").contains("WVNf"));
+    assert!(
+        !format!("{a:?}").contains("WVNf"),
+        "answer Debug leaks the key"
+    );
+    let mut session = MediaSession::new(srtp);
+    let _ = session.offer();
+    assert!(!format!("{session:?}").contains("WVNf"));
+    let redacted = redact_sdes_keys(&a.sdp);
+    assert!(redacted.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:***\r\n"));
+    assert_eq!(
+        redact_sdes_keys("a=crypto:1 S inline:abc|2^20;inline:def|1:4"),
+        "a=crypto:1 S inline:***|2^20;inline:***|1:4"
+    );
+    assert!(matches!(
+        redact_sdes_keys("m=audio"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn crypto_with_session_parameters_is_not_chosen() {
+    let text = SAVP_OFFER
+        .replace(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR UNENCRYPTED_SRTP",
+        )
+        .replace("F8_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+        .replace("|2^20 UNENCRYPTED_SRTP", "|2^20");
+    let mut srtp = local();
+    srtp.sdes_inline_key = Some("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".to_owned());
+    let a = answer(&parse(&text), &srtp).unwrap();
+    assert_eq!(a.media.remote_crypto.as_ref().map(|c| c.tag), Some(2));
+    assert!(
+        a.sdp
+            .contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:WVNf")
+    );
+    let only_unencrypted = text.replace("a=crypto:2", "a=x-crypto:2");
+    assert_eq!(
+        answer(&parse(&only_unencrypted), &srtp).unwrap_err(),
+        SdpError::NotAcceptable("no supported a=crypto suite")
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! SDP text we send: one session, `c=` at session level, our m-lines.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -100,4 +101,26 @@ pub(super) fn render(
         }
     }
     out
+}
+
+/// `sdp` with every SDES key (`inline:<base64>`, RFC 4568) replaced by `***`, for
+/// logs: an SDP body with `a=crypto` carries SRTP master keys.
+pub fn redact_sdes_keys(sdp: &str) -> Cow<'_, str> {
+    const MARK: &str = "inline:";
+    if !sdp.contains(MARK) {
+        return Cow::Borrowed(sdp);
+    }
+    let mut out = String::with_capacity(sdp.len());
+    let mut rest = sdp;
+    while let Some(at) = rest.find(MARK) {
+        let (head, tail) = rest.split_at(at + MARK.len());
+        out.push_str(head);
+        out.push_str("***");
+        let end = tail
+            .find(|c: char| c == '|' || c == ';' || c.is_ascii_whitespace())
+            .unwrap_or(tail.len());
+        rest = tail.get(end..).unwrap_or("");
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }

@@ -1,7 +1,7 @@
 //! Transaction identifiers and how a message maps to one (RFC 3261 §17.1.3, §17.2.3).
 
 use crate::Error;
-use rsip::prelude::*;
+use crate::message::fields;
 use rsip::{Method, Request, Response};
 use std::hash::{Hash, Hasher};
 
@@ -10,7 +10,9 @@ use std::hash::{Hash, Hasher};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKey {
     branch: String,
-    sent_by: String,
+    /// sent-by host, lowercased (hosts compare case-insensitively).
+    host: String,
+    port: Option<u16>,
     method: Method,
 }
 
@@ -35,22 +37,20 @@ impl ServerKey {
     ///
     /// Fails with [`Error::BadHeader`] when the top Via, its branch or the CSeq is missing
     /// or unparsable, or when the CSeq method disagrees with the request method.
+    /// Reads the header text with [`fields`] (no rsip typed parsing: it allocates and
+    /// cannot read IPv6 sent-by).
     pub fn from_request(request: &Request) -> Result<Self, Error> {
-        let via = request
-            .via_header()
-            .and_then(|v| v.typed())
-            .map_err(|_| Error::BadHeader("Via"))?;
-        let branch = via.branch().ok_or(Error::BadHeader("Via branch"))?;
-        let cseq_method = request
-            .cseq_header()
-            .and_then(|c| c.method())
-            .map_err(|_| Error::BadHeader("CSeq"))?;
-        if cseq_method != request.method {
+        let via = fields::top_via(&request.headers).map_err(|_| Error::BadHeader("Via"))?;
+        let branch = via.branch.filter(|b| !b.is_empty());
+        let branch = branch.ok_or(Error::BadHeader("Via branch"))?;
+        let cseq = fields::cseq(&request.headers).map_err(|_| Error::BadHeader("CSeq"))?;
+        if cseq.method.parse::<Method>().ok() != Some(request.method) {
             return Err(Error::BadHeader("CSeq"));
         }
         Ok(Self {
-            branch: branch.to_string(),
-            sent_by: via.uri.host_with_port.to_string().to_ascii_lowercase(),
+            branch: branch.to_owned(),
+            host: via.host.to_ascii_lowercase(),
+            port: via.port,
             method: match request.method {
                 Method::Ack => Method::Invite,
                 other => other,
@@ -80,30 +80,27 @@ impl ServerKey {
 impl ClientKey {
     /// The key for a request we are about to send: our top Via branch + the method.
     pub fn from_request(request: &Request) -> Result<Self, Error> {
-        let via = request
-            .via_header()
-            .and_then(|v| v.typed())
-            .map_err(|_| Error::BadHeader("Via"))?;
-        let branch = via.branch().ok_or(Error::BadHeader("Via branch"))?;
+        let via = fields::top_via(&request.headers).map_err(|_| Error::BadHeader("Via"))?;
+        let branch = via.branch.filter(|b| !b.is_empty());
+        let branch = branch.ok_or(Error::BadHeader("Via branch"))?;
         Ok(Self {
-            branch: branch.to_string(),
+            branch: branch.to_owned(),
             method: request.method,
         })
     }
 
     /// The key of the client transaction a response belongs to (§17.1.3).
     pub fn from_response(response: &Response) -> Result<Self, Error> {
-        let via = response
-            .via_header()
-            .and_then(|v| v.typed())
-            .map_err(|_| Error::BadHeader("Via"))?;
-        let branch = via.branch().ok_or(Error::BadHeader("Via branch"))?;
-        let method = response
-            .cseq_header()
-            .and_then(|c| c.method())
+        let via = fields::top_via(&response.headers).map_err(|_| Error::BadHeader("Via"))?;
+        let branch = via.branch.filter(|b| !b.is_empty());
+        let branch = branch.ok_or(Error::BadHeader("Via branch"))?;
+        let cseq = fields::cseq(&response.headers).map_err(|_| Error::BadHeader("CSeq"))?;
+        let method = cseq
+            .method
+            .parse::<Method>()
             .map_err(|_| Error::BadHeader("CSeq"))?;
         Ok(Self {
-            branch: branch.to_string(),
+            branch: branch.to_owned(),
             method,
         })
     }
@@ -123,7 +120,8 @@ impl ClientKey {
 impl Hash for ServerKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.branch.hash(state);
-        self.sent_by.hash(state);
+        self.host.hash(state);
+        self.port.hash(state);
         std::mem::discriminant(&self.method).hash(state);
     }
 }
@@ -166,6 +164,18 @@ mod tests {
         let other = "Via: SIP/2.0/UDP other.example.com;branch=z9hG4bKabc\r\n";
         let b = ServerKey::from_request(&request("INVITE", other, "1 INVITE")).unwrap();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ipv6_sent_by_and_host_case() {
+        let v6 = "Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKabc\r\n";
+        let a = ServerKey::from_request(&request("INVITE", v6, "1 INVITE")).unwrap();
+        let b = ServerKey::from_request(&request("ACK", v6, "1 ACK")).unwrap();
+        assert_eq!(a, b);
+        let lower = "Via: SIP/2.0/UDP pc.example.com:5060;branch=z9hG4bKabc\r\n";
+        let c = ServerKey::from_request(&request("INVITE", lower, "1 INVITE")).unwrap();
+        let d = ServerKey::from_request(&request("INVITE", VIA, "1 INVITE")).unwrap();
+        assert_eq!(c, d);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{
     Peer, ServerEvent, Timers,
 };
 use crate::Error;
-use crate::message::fields::response_for;
+use crate::message::fields::{self, response_for};
 use rsip::prelude::*;
 use rsip::{Method, Request, Response, SipMessage};
 use std::cmp::Reverse;
@@ -143,7 +143,8 @@ pub struct TransactionLayer<P> {
     config: LayerConfig,
     slots: Vec<Option<Slot<P>>>,
     free: Vec<usize>,
-    index: HashMap<TransactionKey, usize>,
+    servers_by_key: HashMap<ServerKey, usize>,
+    clients_by_key: HashMap<ClientKey, usize>,
     /// INVITE server transactions that sent a 2xx, by Call-ID and CSeq number: how the
     /// ACK for a 2xx (which has its own branch) finds them.
     awaiting_ack: HashMap<(String, u32), usize>,
@@ -153,7 +154,6 @@ pub struct TransactionLayer<P> {
     transmits: VecDeque<Transmit<P>>,
     events: VecDeque<Event<P>>,
     stats: LayerStats,
-    servers: usize,
     generation: u64,
 }
 
@@ -183,13 +183,13 @@ impl<P: Peer> TransactionLayer<P> {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            servers_by_key: HashMap::new(),
+            clients_by_key: HashMap::new(),
             awaiting_ack: HashMap::new(),
             deadlines: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: LayerStats::default(),
-            servers: 0,
             generation: 0,
         }
     }
@@ -215,8 +215,7 @@ impl<P: Peer> TransactionLayer<P> {
             self.handle_ack(key, request, peer, now);
             return;
         }
-        let tkey = TransactionKey::Server(key);
-        if let Some(&idx) = self.index.get(&tkey) {
+        if let Some(&idx) = self.servers_by_key.get(&key) {
             self.stats.retransmissions_absorbed += 1;
             if let Some(slot) = self.slot_mut(idx) {
                 match &mut slot.machine {
@@ -228,7 +227,7 @@ impl<P: Peer> TransactionLayer<P> {
             self.after(idx, None);
             return;
         }
-        if self.servers >= self.config.max_transactions {
+        if self.servers_by_key.len() >= self.config.max_transactions {
             self.stats.overloaded += 1;
             self.events.push_back(Event::Refused {
                 request,
@@ -237,9 +236,6 @@ impl<P: Peer> TransactionLayer<P> {
             });
             return;
         }
-        let TransactionKey::Server(key) = tkey else {
-            return;
-        };
         let reliable = peer.is_reliable();
         let timers = self.config.timers;
         match request.method {
@@ -271,13 +267,13 @@ impl<P: Peer> TransactionLayer<P> {
     /// A response from the network.
     pub fn handle_response(&mut self, response: Response, now: Instant) {
         let key = match ClientKey::from_response(&response) {
-            Ok(key) => TransactionKey::Client(key),
+            Ok(key) => key,
             Err(_) => {
                 self.stats.malformed += 1;
                 return;
             }
         };
-        let Some(&idx) = self.index.get(&key) else {
+        let Some(&idx) = self.clients_by_key.get(&key) else {
             self.stats.stray_responses += 1;
             return;
         };
@@ -299,8 +295,10 @@ impl<P: Peer> TransactionLayer<P> {
         response: Response,
         now: Instant,
     ) -> Result<(), Error> {
-        let tkey = TransactionKey::Server(key.clone());
-        let idx = *self.index.get(&tkey).ok_or(Error::NoSuchTransaction)?;
+        let idx = *self
+            .servers_by_key
+            .get(key)
+            .ok_or(Error::NoSuchTransaction)?;
         let slot = self.slot_mut(idx).ok_or(Error::NoSuchTransaction)?;
         let is_2xx = (200..300).contains(&response.status_code.code());
         let ack_key = if is_2xx { ack_key(&response) } else { None };
@@ -336,8 +334,7 @@ impl<P: Peer> TransactionLayer<P> {
             });
         }
         let key = ClientKey::from_request(&request)?;
-        let tkey = TransactionKey::Client(key.clone());
-        if self.index.contains_key(&tkey) {
+        if self.clients_by_key.contains_key(&key) {
             return Err(Error::BadHeader("Via branch (already in use)"));
         }
         let reliable = peer.is_reliable();
@@ -349,7 +346,7 @@ impl<P: Peer> TransactionLayer<P> {
                 request, reliable, timers, now,
             )))
         };
-        let idx = self.insert(tkey, peer, machine);
+        let idx = self.insert(TransactionKey::Client(key.clone()), peer, machine);
         self.after(idx, None);
         Ok(key)
     }
@@ -421,19 +418,19 @@ impl<P: Peer> TransactionLayer<P> {
 
     /// Transactions alive (server and client).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.servers_by_key.len() + self.clients_by_key.len()
     }
 
     /// True when no transaction is alive.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.servers_by_key.is_empty() && self.clients_by_key.is_empty()
     }
 
     fn handle_ack(&mut self, key: ServerKey, ack: Request, peer: P, now: Instant) {
-        let by_branch = self.index.get(&TransactionKey::Server(key)).copied();
+        let by_branch = self.servers_by_key.get(&key).copied();
         let idx = by_branch.or_else(|| {
-            let call_id = ack.call_id_header().ok()?.value().to_owned();
-            let seq = ack.cseq_header().ok()?.seq().ok()?;
+            let call_id = fields::call_id(&ack.headers)?.to_owned();
+            let seq = fields::cseq(&ack.headers).ok()?.seq;
             self.awaiting_ack.get(&(call_id, seq)).copied()
         });
         let Some(idx) = idx else {
@@ -456,8 +453,8 @@ impl<P: Peer> TransactionLayer<P> {
     ) {
         let invite_key = key.with_method(Method::Invite);
         let invite = self
-            .index
-            .get(&TransactionKey::Server(invite_key.clone()))
+            .servers_by_key
+            .get(&invite_key)
             .and_then(|&i| self.slots.get(i).and_then(Option::as_ref))
             .and_then(|slot| match &slot.machine {
                 Machine::InviteServer(m) => Some(m),
@@ -492,9 +489,6 @@ impl<P: Peer> TransactionLayer<P> {
     }
 
     fn insert(&mut self, key: TransactionKey, peer: P, machine: Machine) -> usize {
-        if matches!(key, TransactionKey::Server(_)) {
-            self.servers += 1;
-        }
         self.generation = self.generation.wrapping_add(1);
         let slot = Slot {
             key: key.clone(),
@@ -516,7 +510,10 @@ impl<P: Peer> TransactionLayer<P> {
                 self.slots.len() - 1
             }
         };
-        self.index.insert(key, idx);
+        match &key {
+            TransactionKey::Server(k) => self.servers_by_key.insert(k.clone(), idx),
+            TransactionKey::Client(k) => self.clients_by_key.insert(k.clone(), idx),
+        };
         idx
     }
 
@@ -621,10 +618,10 @@ impl<P: Peer> TransactionLayer<P> {
         let Some(slot) = self.slots.get_mut(idx).and_then(Option::take) else {
             return;
         };
-        if matches!(slot.key, TransactionKey::Server(_)) {
-            self.servers = self.servers.saturating_sub(1);
-        }
-        self.index.remove(&slot.key);
+        match &slot.key {
+            TransactionKey::Server(k) => self.servers_by_key.remove(k),
+            TransactionKey::Client(k) => self.clients_by_key.remove(k),
+        };
         if let Some(ack_key) = slot.ack_key {
             self.awaiting_ack.remove(&ack_key);
         }
@@ -634,7 +631,7 @@ impl<P: Peer> TransactionLayer<P> {
     /// Stale heap entries are normally popped as time passes; if re-arming outpaces that
     /// (a flood of retransmissions), rebuild the heap from the live deadlines.
     fn compact_deadlines(&mut self) {
-        if self.deadlines.len() <= 4 * self.index.len() + 64 {
+        if self.deadlines.len() <= 4 * self.len() + 64 {
             return;
         }
         let live = self.slots.iter().enumerate().filter_map(|(idx, slot)| {
@@ -668,7 +665,7 @@ fn client_event<P>(ev: ClientEvent, key: &TransactionKey) -> Option<Event<P>> {
 
 /// Call-ID and CSeq number of a 2xx: what its ACK will carry.
 fn ack_key(response: &Response) -> Option<(String, u32)> {
-    let call_id = response.call_id_header().ok()?.value().to_owned();
-    let seq = response.cseq_header().ok()?.seq().ok()?;
+    let call_id = fields::call_id(&response.headers)?.to_owned();
+    let seq = fields::cseq(&response.headers).ok()?.seq;
     Some((call_id, seq))
 }

@@ -53,6 +53,9 @@ impl Timers {
     }
 }
 
+/// The shortest retransmission interval, whatever the configured T1.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// A retransmission timer that starts at T1 and doubles on each firing, optionally capped
 /// (at T2 for Timers E and G and the 2xx retransmission; uncapped for Timer A).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,8 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub fn start(now: Instant, first: Duration, cap: Option<Duration>) -> Self {
+        // A zero T1 (a bad config) must not make the timer fire forever at one instant.
+        let first = first.max(MIN_INTERVAL);
         Self {
             at: now + first,
             interval: first,
@@ -78,14 +83,15 @@ impl Backoff {
         self.interval = match self.cap {
             Some(cap) => doubled.min(cap),
             None => doubled,
-        };
+        }
+        .max(MIN_INTERVAL);
         self.at = now + self.interval;
     }
 
     /// Restart at a fixed interval (Timer E in Proceeding fires every T2).
     pub fn reset_to(&mut self, now: Instant, interval: Duration) {
-        self.interval = interval;
-        self.at = now + interval;
+        self.interval = interval.max(MIN_INTERVAL);
+        self.at = now + self.interval;
     }
 }
 
@@ -117,6 +123,15 @@ mod tests {
             b.fire(now);
         }
         assert_eq!(intervals, vec![500, 1000, 2000, 4000, 4000, 4000]);
+    }
+
+    #[test]
+    fn zero_t1_still_makes_progress() {
+        let base = Instant::now();
+        let mut b = Backoff::start(base, Duration::ZERO, Some(Duration::ZERO));
+        assert!(b.at > base);
+        b.fire(b.at);
+        assert!(b.at > base + MIN_INTERVAL);
     }
 
     #[test]

@@ -1,0 +1,16 @@
+# dialbridge images: the bridge, sbc-sim and sipp, from this repository's own sources.
+# Build: docker build -t dialbridge .   (see docker-compose.yml for the whole demo)
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin dialbridge --bin sbc-sim
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends sip-tester ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/dialbridge /src/target/release/sbc-sim /usr/local/bin/
+COPY fixtures /opt/dialbridge/fixtures
+WORKDIR /opt/dialbridge
+EXPOSE 5060/udp 5060/tcp 5061/tcp 8088/tcp 20000-39998/udp
+CMD ["dialbridge", "serve", "--config", "/opt/dialbridge/fixtures/docker.toml"]

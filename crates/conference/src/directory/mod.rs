@@ -1,0 +1,351 @@
+//! The organiser directory: who owns which conference ID in which tenant, their
+//! leader PIN (as a salted Argon2id hash only), and the bulk CSV round trip with a
+//! third-party audio-conferencing provider (DOMAIN.md, "Conference IDs and PINs").
+//!
+//! Storage is an embedded SQLite file (or `:memory:`). The API is synchronous: PIN
+//! hashing and verification are deliberately slow (~30 ms, see [`PIN_HASH_PARAMS`]),
+//! so async callers run those from `spawn_blocking`. Hashing always happens outside
+//! the connection lock, so a slow PIN check never holds up a lookup.
+
+mod bulk;
+mod error;
+mod pin_hash;
+mod schema;
+mod types;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
+
+pub use bulk::{
+    CSV_COLUMNS, Column, ImportReport, ImportSummary, MAX_IMPORT_ROWS, RowError, RowProblem,
+};
+pub use error::DirectoryError;
+pub use pin_hash::PIN_HASH_PARAMS;
+pub use types::{
+    ConferenceInfo, DEFAULT_PROVIDER, OrganiserId, OrganiserRecord, Provider, TelNumber, Upsert,
+};
+
+use crate::ivr::{ConferenceId, Pin, TenantId};
+
+/// How many digits [`Directory::reset_pin`] gives a fresh PIN.
+pub const RESET_PIN_DIGITS: usize = 6;
+
+/// The organiser directory. Cheap to clone (one shared connection behind an `Arc`),
+/// and usable from any thread.
+///
+/// One connection behind a mutex is enough here: every statement is a point lookup
+/// or a short write on a small table, and the slow part (Argon2) runs unlocked.
+#[derive(Clone)]
+pub struct Directory {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// Opens (creating if need be) the directory at `path`, or an empty in-memory one
+    /// for `":memory:"`. Creates or migrates the schema; files are put in WAL mode.
+    pub fn open(path: &str) -> Result<Self, DirectoryError> {
+        let conn = schema::open(path)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The conference with ID `id` in `tenant`, if any. IDs of other tenants are
+    /// never found: 555000111 under contoso is `None` even though fabrikam has it.
+    pub fn lookup(
+        &self,
+        tenant: &TenantId,
+        id: &ConferenceId,
+    ) -> Result<Option<ConferenceInfo>, DirectoryError> {
+        let conn = self.lock()?;
+        let found = conn
+            .query_row(
+                "SELECT organiser, display_name, wait_for_leader FROM organisers
+                 WHERE tenant = ?1 AND conference_id = ?2",
+                (tenant.as_str(), id.as_str()),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, bool>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        drop(conn);
+        let Some((organiser, display_name, wait_for_leader)) = found else {
+            return Ok(None);
+        };
+        Ok(Some(ConferenceInfo {
+            tenant: tenant.clone(),
+            conference_id: *id,
+            organiser: OrganiserId::parse(&organiser).map_err(corrupt("organiser"))?,
+            display_name,
+            wait_for_leader,
+        }))
+    }
+
+    /// Whether `pin` is the leader PIN of conference `id` in `tenant`. `false` when
+    /// there is no such conference. Slow on purpose (one Argon2id verification);
+    /// the comparison is constant-time.
+    pub fn verify_pin(
+        &self,
+        tenant: &TenantId,
+        id: &ConferenceId,
+        pin: &Pin,
+    ) -> Result<bool, DirectoryError> {
+        let stored: Option<String> = self
+            .lock()?
+            .query_row(
+                "SELECT pin_hash FROM organisers WHERE tenant = ?1 AND conference_id = ?2",
+                (tenant.as_str(), id.as_str()),
+                |r| r.get(0),
+            )
+            .optional()?;
+        // An unknown ID returns at once: the IVR has already told the caller it
+        // exists or not, so its timing reveals nothing more.
+        match stored {
+            Some(phc) => pin_hash::verify(pin, &phc),
+            None => Ok(false),
+        }
+    }
+
+    /// Sets an organiser's leader PIN (an admin action). Stores only its hash.
+    pub fn set_pin(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+        new_pin: &Pin,
+    ) -> Result<(), DirectoryError> {
+        let phc = pin_hash::hash(new_pin)?;
+        let changed = self.lock()?.execute(
+            "UPDATE organisers SET pin_hash = ?3 WHERE tenant = ?1 AND organiser = ?2",
+            (tenant.as_str(), organiser.as_str(), &phc),
+        )?;
+        if changed == 0 {
+            return Err(no_such(tenant, organiser));
+        }
+        tracing::info!(%tenant, %organiser, "leader PIN set");
+        Ok(())
+    }
+
+    /// Replaces an organiser's leader PIN with a fresh random one of
+    /// [`RESET_PIN_DIGITS`] digits and returns it, once, for the admin to pass on.
+    /// Only its hash is stored; it cannot be read back later.
+    pub fn reset_pin(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+    ) -> Result<Pin, DirectoryError> {
+        // `rand::rng()` is a CSPRNG seeded from the OS.
+        let mut rng = rand::rng();
+        let digits: String = (0..RESET_PIN_DIGITS)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect();
+        let pin = Pin::parse(&digits).map_err(|_| DirectoryError::InvalidPin)?;
+        self.set_pin(tenant, organiser, &pin)?;
+        Ok(pin)
+    }
+
+    /// Every organiser of `tenant` (or of all tenants), ordered by tenant then
+    /// organiser. There is no PIN in a record.
+    pub fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<OrganiserRecord>, DirectoryError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant, organiser, display_name, toll_number, toll_free_number,
+                    conference_id, wait_for_leader, provider
+             FROM organisers WHERE ?1 IS NULL OR tenant = ?1
+             ORDER BY tenant, organiser",
+        )?;
+        let mut rows = stmt.query([tenant.map(TenantId::as_str)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(record_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// One organiser, if they exist (no PIN in it).
+    pub fn organiser(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+    ) -> Result<Option<OrganiserRecord>, DirectoryError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant, organiser, display_name, toll_number, toll_free_number,
+                    conference_id, wait_for_leader, provider
+             FROM organisers WHERE tenant = ?1 AND organiser = ?2",
+        )?;
+        let mut rows = stmt.query((tenant.as_str(), organiser.as_str()))?;
+        match rows.next()? {
+            Some(row) => Ok(Some(record_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds an organiser, or replaces everything about an existing one. `pin` is
+    /// required for a new organiser; `None` keeps an existing organiser's PIN.
+    /// Refuses a conference ID another organiser of the tenant already has.
+    pub fn upsert_organiser(
+        &self,
+        record: &OrganiserRecord,
+        pin: Option<&Pin>,
+    ) -> Result<Upsert, DirectoryError> {
+        types::check_tenant(&record.tenant)?;
+        types::check_display_name(&record.display_name)?;
+        let phc = pin.map(pin_hash::hash).transpose()?;
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(owner) = conference_id_owner(&tx, record)? {
+            return Err(DirectoryError::ConferenceIdTaken {
+                tenant: record.tenant.clone(),
+                conference_id: record.conference_id,
+                owner,
+            });
+        }
+        let done = write_organiser(&tx, record, phc.as_deref())?;
+        tx.commit()?;
+        tracing::info!(tenant = %record.tenant, organiser = %record.organiser, ?done, "organiser saved");
+        Ok(done)
+    }
+
+    /// Removes an organiser; `false` if there was none.
+    pub fn remove_organiser(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+    ) -> Result<bool, DirectoryError> {
+        let removed = self.lock()?.execute(
+            "DELETE FROM organisers WHERE tenant = ?1 AND organiser = ?2",
+            (tenant.as_str(), organiser.as_str()),
+        )?;
+        if removed > 0 {
+            tracing::info!(%tenant, %organiser, "organiser removed");
+        }
+        Ok(removed > 0)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, DirectoryError> {
+        // Every write runs in a transaction that rolls back on drop, so a panic
+        // elsewhere while holding the lock cannot leave half a write behind; still,
+        // we refuse rather than guess.
+        self.conn.lock().map_err(|_| DirectoryError::Poisoned)
+    }
+}
+
+fn no_such(tenant: &TenantId, organiser: &OrganiserId) -> DirectoryError {
+    DirectoryError::NoSuchOrganiser {
+        tenant: tenant.clone(),
+        organiser: organiser.clone(),
+    }
+}
+
+/// Another organiser of the record's tenant who already has its conference ID.
+fn conference_id_owner(
+    conn: &Connection,
+    record: &OrganiserRecord,
+) -> Result<Option<OrganiserId>, DirectoryError> {
+    let owner: Option<String> = conn
+        .prepare_cached(
+            "SELECT organiser FROM organisers
+             WHERE tenant = ?1 AND conference_id = ?2 AND organiser <> ?3",
+        )?
+        .query_row(
+            (
+                record.tenant.as_str(),
+                record.conference_id.as_str(),
+                record.organiser.as_str(),
+            ),
+            |r| r.get(0),
+        )
+        .optional()?;
+    owner
+        .map(|o| OrganiserId::parse(&o).map_err(corrupt("organiser")))
+        .transpose()
+}
+
+/// Whether the organiser is already in the directory.
+fn organiser_exists(
+    conn: &Connection,
+    tenant: &TenantId,
+    organiser: &OrganiserId,
+) -> Result<bool, DirectoryError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM organisers WHERE tenant = ?1 AND organiser = ?2")?
+        .exists((tenant.as_str(), organiser.as_str()))?)
+}
+
+/// Inserts or updates one organiser; `phc: None` keeps the stored PIN hash (and is
+/// refused for a new organiser).
+fn write_organiser(
+    conn: &Connection,
+    r: &OrganiserRecord,
+    phc: Option<&str>,
+) -> Result<Upsert, DirectoryError> {
+    let values = (
+        r.tenant.as_str(),
+        r.organiser.as_str(),
+        r.display_name.as_str(),
+        r.toll_number.as_str(),
+        r.toll_free_number.as_ref().map(TelNumber::as_str),
+        r.conference_id.as_str(),
+        phc,
+        r.wait_for_leader,
+        r.provider.as_str(),
+    );
+    if organiser_exists(conn, &r.tenant, &r.organiser)? {
+        conn.prepare_cached(
+            "UPDATE organisers SET display_name = ?3, toll_number = ?4, toll_free_number = ?5,
+                 conference_id = ?6, pin_hash = coalesce(?7, pin_hash),
+                 wait_for_leader = ?8, provider = ?9
+             WHERE tenant = ?1 AND organiser = ?2",
+        )?
+        .execute(values)?;
+        Ok(Upsert::Updated)
+    } else if phc.is_none() {
+        Err(DirectoryError::PinRequired)
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO organisers (tenant, organiser, display_name, toll_number,
+                 toll_free_number, conference_id, pin_hash, wait_for_leader, provider)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(values)?;
+        Ok(Upsert::Added)
+    }
+}
+
+/// Maps a stored value that no longer parses to [`DirectoryError::Corrupt`].
+fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> DirectoryError {
+    move |_| DirectoryError::Corrupt(column)
+}
+
+/// Parses a row of `SELECT tenant, organiser, display_name, toll_number,
+/// toll_free_number, conference_id, wait_for_leader, provider`.
+fn record_from_row(row: &Row<'_>) -> Result<OrganiserRecord, DirectoryError> {
+    let toll_free: Option<String> = row.get(4)?;
+    Ok(OrganiserRecord {
+        tenant: TenantId::new(row.get::<_, String>(0)?),
+        organiser: OrganiserId::parse(&row.get::<_, String>(1)?).map_err(corrupt("organiser"))?,
+        display_name: row.get(2)?,
+        toll_number: TelNumber::parse(&row.get::<_, String>(3)?).map_err(corrupt("toll_number"))?,
+        toll_free_number: toll_free
+            .as_deref()
+            .map(TelNumber::parse)
+            .transpose()
+            .map_err(corrupt("toll_free_number"))?,
+        conference_id: ConferenceId::parse(&row.get::<_, String>(5)?)
+            .map_err(corrupt("conference_id"))?,
+        wait_for_leader: row.get(6)?,
+        provider: Provider::parse(&row.get::<_, String>(7)?).map_err(corrupt("provider"))?,
+    })
+}

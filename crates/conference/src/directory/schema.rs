@@ -1,0 +1,118 @@
+//! Opening the SQLite file: connection settings and the schema, versioned with
+//! `PRAGMA user_version` and migrated forward on open.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::DirectoryError;
+
+/// The schema version this build writes.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `n` takes a database from `user_version` n to n+1.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: organisers. `(tenant, conference_id)` is unique because a conference ID
+    // is looked up only within a tenant; `pin_hash` can only hold a PHC Argon2 string.
+    "CREATE TABLE organisers (
+        tenant           TEXT    NOT NULL,
+        organiser        TEXT    NOT NULL,
+        display_name     TEXT    NOT NULL,
+        toll_number      TEXT    NOT NULL,
+        toll_free_number TEXT,
+        conference_id    TEXT    NOT NULL,
+        pin_hash         TEXT    NOT NULL CHECK (substr(pin_hash, 1, 7) = '$argon2'),
+        wait_for_leader  INTEGER NOT NULL CHECK (wait_for_leader IN (0, 1)),
+        provider         TEXT    NOT NULL DEFAULT 'dialbridge',
+        PRIMARY KEY (tenant, organiser),
+        UNIQUE (tenant, conference_id)
+    ) STRICT;",
+];
+
+/// How long a statement waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
+pub(super) fn open(path: &str) -> Result<Connection, DirectoryError> {
+    let conn = if path == ":memory:" {
+        Connection::open_in_memory()?
+    } else {
+        let conn = Connection::open(path)?;
+        // WAL: lookups from other connections are not blocked while an import writes.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "directory database is not in WAL mode");
+        }
+        // NORMAL is durable across application crashes in WAL mode; only a power cut
+        // may lose the last commits, which an admin can import again.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), DirectoryError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(DirectoryError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    // `found` is 0..=SCHEMA_VERSION here, so the skip is in range.
+    let pending = MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0));
+    for (step, sql) in (found + 1..).zip(pending) {
+        // One transaction per step, the version bump included, so a crash leaves the
+        // file at a version it really has.
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {step}; COMMIT;"
+        ))?;
+        tracing::info!(version = step, "directory schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_gets_the_current_version() {
+        let conn = open(":memory:").unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(MIGRATIONS.len(), usize::try_from(SCHEMA_VERSION).unwrap());
+        // Opening again is a no-op.
+        migrate(&conn).unwrap();
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&conn),
+            Err(DirectoryError::SchemaTooNew { found: 2, known: 1 })
+        ));
+    }
+
+    #[test]
+    fn pin_column_refuses_anything_but_a_phc_hash() {
+        let conn = open(":memory:").unwrap();
+        let insert = |pin: &str| {
+            conn.execute(
+                "INSERT INTO organisers (tenant, organiser, display_name, toll_number,
+                     conference_id, pin_hash, wait_for_leader)
+                 VALUES ('t', ?1, '', '+1', '123456', ?2, 0)",
+                (pin, pin),
+            )
+        };
+        assert!(insert("13579").is_err());
+        assert!(insert("$argon2id$v=19$m=16384,t=2,p=1$c2FsdA$aGFzaA").is_ok());
+    }
+}

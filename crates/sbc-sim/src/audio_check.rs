@@ -1,0 +1,192 @@
+//! Checks on what the caller heard: a tone at a frequency (Goertzel), silence, or
+//! audible audio (a prompt).
+//!
+//! The recording is cut into 100 ms blocks. A block holds the tone when the Goertzel
+//! power at the target is ten times (10 dB) the power at either neighbour 150 Hz away
+//! and the block is above the silence floor; a wideband sound (speech, noise) has
+//! comparable power at all three and does not count. Pure functions, no I/O.
+
+use serde::Serialize;
+
+/// Samples per analysis block: 100 ms at 8 kHz (10 Hz bins).
+pub const BLOCK: usize = 800;
+/// RMS below which a block is silence (about -44 dBFS; G.711 silence decodes to 0 or 8).
+pub const SILENCE_RMS: f64 = 200.0;
+/// How far the neighbour frequencies are from the target, Hz.
+pub const NEIGHBOUR_HZ: f64 = 150.0;
+/// How many times stronger the target must be than each neighbour (10 dB).
+pub const DOMINANCE: f64 = 10.0;
+/// Blocks needed for `--expect-tone` and `--expect-audio` (500 ms).
+pub const MIN_BLOCKS: usize = 5;
+
+/// The Goertzel power of `samples` at `freq` Hz for a sample `rate` (the squared
+/// magnitude of the DFT term nearest `freq`, unnormalised).
+pub fn goertzel_power(samples: &[i16], freq: f64, rate: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// Root mean square of `samples` (0 for none).
+pub fn rms(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / samples.len() as f64).sqrt()
+}
+
+/// What the analysis of one recording found.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Analysis {
+    /// 100 ms blocks analysed.
+    pub blocks: usize,
+    /// Blocks above the silence floor.
+    pub audible_blocks: usize,
+    /// Blocks where the target tone dominates (0 without a target).
+    pub tone_blocks: usize,
+    /// Loudest block RMS.
+    pub peak_rms: f64,
+}
+
+/// Analyses `heard` (8 kHz), looking for `tone_hz` when given.
+pub fn analyse(heard: &[i16], tone_hz: Option<f64>) -> Analysis {
+    let mut a = Analysis {
+        blocks: 0,
+        audible_blocks: 0,
+        tone_blocks: 0,
+        peak_rms: 0.0,
+    };
+    for block in heard.chunks_exact(BLOCK) {
+        a.blocks += 1;
+        let level = rms(block);
+        a.peak_rms = a.peak_rms.max(level);
+        if level < SILENCE_RMS {
+            continue;
+        }
+        a.audible_blocks += 1;
+        if let Some(f) = tone_hz {
+            if has_tone(block, f) {
+                a.tone_blocks += 1;
+            }
+        }
+    }
+    a
+}
+
+/// Whether a block is dominated by `freq` compared with its neighbours.
+pub fn has_tone(block: &[i16], freq: f64) -> bool {
+    let rate = f64::from(dialbridge_media::SAMPLE_RATE);
+    let target = goertzel_power(block, freq, rate);
+    let below = goertzel_power(block, (freq - NEIGHBOUR_HZ).max(10.0), rate);
+    let above = goertzel_power(block, freq + NEIGHBOUR_HZ, rate);
+    target > DOMINANCE * below.max(above) && target > 0.0
+}
+
+/// An expectation about the audio heard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Expectation {
+    /// A tone at this frequency for at least [`MIN_BLOCKS`] blocks.
+    Tone(f64),
+    /// No block above the silence floor.
+    Silence,
+    /// At least [`MIN_BLOCKS`] audible blocks.
+    Audio,
+}
+
+impl Expectation {
+    /// `Ok` when met, else why not.
+    pub fn check(self, a: &Analysis) -> Result<(), String> {
+        match self {
+            Expectation::Tone(f) if a.tone_blocks >= MIN_BLOCKS => Ok(()),
+            Expectation::Tone(f) => Err(format!(
+                "expected a {f} Hz tone: heard it in {} of {} blocks (need {MIN_BLOCKS}); {} audible",
+                a.tone_blocks, a.blocks, a.audible_blocks
+            )),
+            Expectation::Silence if a.audible_blocks == 0 => Ok(()),
+            Expectation::Silence => Err(format!(
+                "expected silence: {} of {} blocks audible (peak RMS {:.0})",
+                a.audible_blocks, a.blocks, a.peak_rms
+            )),
+            Expectation::Audio if a.audible_blocks >= MIN_BLOCKS => Ok(()),
+            Expectation::Audio => Err(format!(
+                "expected audio: {} of {} blocks audible (need {MIN_BLOCKS}, peak RMS {:.0})",
+                a.audible_blocks, a.blocks, a.peak_rms
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(freq: f64, ms: u32, amplitude: f64) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| (amplitude * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16)
+            .collect()
+    }
+
+    /// A deterministic wideband signal (a linear congruential generator).
+    fn noise(ms: u32, amplitude: i32) -> Vec<i16> {
+        let mut x: u32 = 12345;
+        (0..ms * 8)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((x >> 16) as i32 % (2 * amplitude) - amplitude) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn goertzel_finds_the_tone_and_not_its_neighbours() {
+        let s = sine(1000.0, 100, 8000.0);
+        let at = goertzel_power(&s, 1000.0, 8000.0);
+        let off = goertzel_power(&s, 1150.0, 8000.0);
+        assert!(at > 1000.0 * off, "{at} vs {off}");
+        // A pure sine at the bin: |X| = A*N/2.
+        let expect = (8000.0 * 800.0 / 2.0f64).powi(2);
+        assert!((at / expect - 1.0).abs() < 0.01, "{at} vs {expect}");
+    }
+
+    #[test]
+    fn tone_check_passes_on_the_right_tone_only() {
+        let heard: Vec<i16> = [sine(1000.0, 1000, 6000.0), vec![0; 4000]].concat();
+        let a = analyse(&heard, Some(1000.0));
+        assert_eq!(a.blocks, 15);
+        assert_eq!(a.tone_blocks, 10);
+        assert!(Expectation::Tone(1000.0).check(&a).is_ok());
+        let a = analyse(&heard, Some(440.0));
+        assert_eq!(a.tone_blocks, 0);
+        assert!(Expectation::Tone(440.0).check(&a).is_err());
+        // The tone survives G.711 µ-law.
+        let codec = dialbridge_media::Codec::Pcmu;
+        let round: Vec<i16> = heard.iter().map(|s| codec.decode(codec.encode(*s))).collect();
+        assert_eq!(analyse(&round, Some(1000.0)).tone_blocks, 10);
+    }
+
+    #[test]
+    fn noise_is_audio_but_no_tone() {
+        let a = analyse(&noise(1000, 4000), Some(1000.0));
+        assert_eq!(a.audible_blocks, 10);
+        assert_eq!(a.tone_blocks, 0);
+        assert!(Expectation::Audio.check(&a).is_ok());
+        assert!(Expectation::Silence.check(&a).is_err());
+        assert!(Expectation::Tone(1000.0).check(&a).is_err());
+    }
+
+    #[test]
+    fn silence_and_too_little_audio() {
+        let a = analyse(&vec![8i16; 8000], None);
+        assert!(Expectation::Silence.check(&a).is_ok());
+        assert!(Expectation::Audio.check(&a).is_err());
+        let short: Vec<i16> = [noise(300, 4000), vec![0; 8000]].concat();
+        assert!(Expectation::Audio.check(&analyse(&short, None)).is_err());
+        assert_eq!(analyse(&[], Some(1000.0)).blocks, 0);
+    }
+}

@@ -1,0 +1,301 @@
+//! The load report: calls attempted, answered and refused (by SIP status), setup
+//! latency percentiles (INVITE to 2xx), DTMF-to-response latency, audio checks, as
+//! text or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::outcome::{CallOutcome, EndedBy};
+
+/// Most distinct failure reasons kept (the rest are counted as "other").
+pub const MAX_REASONS: usize = 32;
+
+/// Latency percentiles, milliseconds (nearest-rank method).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+/// Nearest-rank percentiles of `samples` (sorted in place); `None` when empty.
+pub fn percentiles(samples: &mut [Duration]) -> Option<Percentiles> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let n = samples.len();
+    let at = |p: f64| -> f64 {
+        // Nearest rank: the smallest sample with at least p% of samples at or below it.
+        let rank = ((p / 100.0) * n as f64).ceil().max(1.0) as usize;
+        let d = samples.get(rank.min(n) - 1).copied().unwrap_or_default();
+        d.as_secs_f64() * 1000.0
+    };
+    Some(Percentiles {
+        count: n,
+        p50_ms: at(50.0),
+        p90_ms: at(90.0),
+        p99_ms: at(99.0),
+        max_ms: at(100.0),
+    })
+}
+
+/// Counts gathered from call outcomes.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    attempted: u64,
+    answered: u64,
+    passed: u64,
+    statuses: BTreeMap<u16, u64>,
+    no_final: u64,
+    ended_by: BTreeMap<&'static str, u64>,
+    setup: Vec<Duration>,
+    dtmf: Vec<Duration>,
+    audio_checked: u64,
+    audio_passed: u64,
+    reasons: BTreeMap<String, u64>,
+    not_started: u64,
+    wall: Duration,
+}
+
+/// The report as printed with `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Calls started.
+    pub attempted: u64,
+    /// Calls answered with a 2xx.
+    pub answered: u64,
+    /// Calls refused, by final status.
+    pub refused: BTreeMap<u16, u64>,
+    /// Calls without any final response.
+    pub no_final_response: u64,
+    /// Calls that went as expected.
+    pub passed: u64,
+    /// Calls not started (time limit reached first).
+    pub not_started: u64,
+    /// How calls ended.
+    pub ended_by: BTreeMap<&'static str, u64>,
+    /// INVITE to 2xx.
+    pub setup_latency: Option<Percentiles>,
+    /// Last key to the bridge's audible answer.
+    pub dtmf_to_response_latency: Option<Percentiles>,
+    /// Calls with audio expectations.
+    pub audio_checked: u64,
+    /// Of which passed.
+    pub audio_passed: u64,
+    /// Failure reasons and their counts.
+    pub failures: BTreeMap<String, u64>,
+    /// Wall-clock time of the run, seconds.
+    pub wall_seconds: f64,
+    /// Attempted calls per second of wall time.
+    pub rate: f64,
+}
+
+impl LoadReport {
+    /// Folds one call in.
+    pub fn add(&mut self, call: &CallOutcome) {
+        self.attempted += 1;
+        match call.status {
+            Some(s) if (200..300).contains(&s) => self.answered += 1,
+            Some(s) => *self.statuses.entry(s).or_default() += 1,
+            None => self.no_final += 1,
+        }
+        if call.passed() {
+            self.passed += 1;
+        }
+        *self.ended_by.entry(ended_name(call.ended_by)).or_default() += 1;
+        if let Some(d) = call.setup {
+            self.setup.push(d);
+        }
+        if let Some(d) = call.dtmf_to_response {
+            self.dtmf.push(d);
+        }
+        if let Some(ok) = call.audio_ok {
+            self.audio_checked += 1;
+            self.audio_passed += u64::from(ok);
+        }
+        for reason in &call.failures {
+            // Numbers vary per call; the first words say what kind of failure it was.
+            let kind: String = reason.split(':').next().unwrap_or_default().chars().take(80).collect();
+            if self.reasons.len() < MAX_REASONS || self.reasons.contains_key(&kind) {
+                *self.reasons.entry(kind).or_default() += 1;
+            } else {
+                *self.reasons.entry("other".into()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Calls that were never started (time limit).
+    pub fn add_not_started(&mut self, n: u64) {
+        self.not_started += n;
+    }
+
+    /// Sets the run's wall-clock time.
+    pub fn set_wall(&mut self, wall: Duration) {
+        self.wall = wall;
+    }
+
+    /// Calls folded in.
+    pub fn attempted(&self) -> u64 {
+        self.attempted
+    }
+
+    /// Calls that went as expected.
+    pub fn passed(&self) -> u64 {
+        self.passed
+    }
+
+    /// The summary (percentiles computed now).
+    pub fn summary(&self) -> Summary {
+        let wall = self.wall.as_secs_f64();
+        Summary {
+            attempted: self.attempted,
+            answered: self.answered,
+            refused: self.statuses.clone(),
+            no_final_response: self.no_final,
+            passed: self.passed,
+            not_started: self.not_started,
+            ended_by: self.ended_by.clone(),
+            setup_latency: percentiles(&mut self.setup.clone()),
+            dtmf_to_response_latency: percentiles(&mut self.dtmf.clone()),
+            audio_checked: self.audio_checked,
+            audio_passed: self.audio_passed,
+            failures: self.reasons.clone(),
+            wall_seconds: wall,
+            rate: if wall > 0.0 {
+                self.attempted as f64 / wall
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// The report as text.
+    pub fn text(&self) -> String {
+        let s = self.summary();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "calls: {} attempted, {} answered, {} passed, {} without final response, {} not started",
+            s.attempted, s.answered, s.passed, s.no_final_response, s.not_started
+        );
+        let _ = writeln!(out, "time: {:.1} s, {:.1} calls/s", s.wall_seconds, s.rate);
+        if !s.refused.is_empty() {
+            let refused: Vec<String> = s
+                .refused
+                .iter()
+                .map(|(code, n)| format!("{code} {} x{n}", dialbridge_sip::message::reason_phrase(*code)))
+                .collect();
+            let _ = writeln!(out, "refused: {}", refused.join(", "));
+        }
+        let ended: Vec<String> = s.ended_by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "ended by: {}", ended.join(", "));
+        write_percentiles(&mut out, "setup (INVITE → 200)", s.setup_latency);
+        write_percentiles(&mut out, "DTMF → response", s.dtmf_to_response_latency);
+        if s.audio_checked > 0 {
+            let _ = writeln!(out, "audio checks: {}/{} passed", s.audio_passed, s.audio_checked);
+        }
+        for (reason, n) in &s.failures {
+            let _ = writeln!(out, "failure x{n}: {reason}");
+        }
+        out
+    }
+}
+
+fn write_percentiles(out: &mut String, name: &str, p: Option<Percentiles>) {
+    match p {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "{name}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} calls)",
+                p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.count
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{name}: not measured");
+        }
+    }
+}
+
+fn ended_name(e: EndedBy) -> &'static str {
+    match e {
+        EndedBy::Caller => "caller",
+        EndedBy::Bridge => "bridge",
+        EndedBy::Refused => "refused",
+        EndedBy::Timeout => "timeout",
+        EndedBy::Error => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::MediaCounts;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        let p = percentiles(&mut v).unwrap();
+        assert_eq!((p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms), (100, 50.0, 90.0, 99.0, 100.0));
+        let p = percentiles(&mut [ms(7)]).unwrap();
+        assert_eq!((p.p50_ms, p.p99_ms, p.max_ms), (7.0, 7.0, 7.0));
+        // 10 samples: p99 is the largest, p90 the 9th, p50 the 5th.
+        let mut v: Vec<Duration> = [5, 1, 9, 3, 7, 2, 8, 4, 10, 6].into_iter().map(ms).collect();
+        let p = percentiles(&mut v).unwrap();
+        assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms), (5.0, 9.0, 10.0));
+        assert!(percentiles(&mut []).is_none());
+    }
+
+    fn outcome(status: Option<u16>, setup: Option<u64>, failures: &[&str]) -> CallOutcome {
+        CallOutcome {
+            call_id: "x".into(),
+            status,
+            reason: None,
+            setup: setup.map(ms),
+            dtmf_to_response: None,
+            ended_by: if status == Some(200) { EndedBy::Caller } else { EndedBy::Refused },
+            connected: None,
+            media: MediaCounts::default(),
+            analysis: None,
+            audio_ok: status.filter(|s| *s == 200).map(|_| failures.is_empty()),
+            failures: failures.iter().map(|s| s.to_string()).collect(),
+            heard: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_by_status_and_renders() {
+        let mut r = LoadReport::default();
+        r.add(&outcome(Some(200), Some(10), &[]));
+        r.add(&outcome(Some(200), Some(30), &["expected audio: 0 of 10 blocks"]));
+        r.add(&outcome(Some(486), None, &["expected 200, got 486 Busy Here"]));
+        r.add(&outcome(None, None, &["no final response"]));
+        r.set_wall(Duration::from_secs(2));
+        let s = r.summary();
+        assert_eq!((s.attempted, s.answered, s.passed, s.no_final_response), (4, 2, 1, 1));
+        assert_eq!(s.refused.get(&486), Some(&1));
+        assert_eq!(s.setup_latency.map(|p| p.max_ms), Some(30.0));
+        assert_eq!((s.audio_checked, s.audio_passed), (2, 1));
+        assert_eq!(s.failures.get("expected audio"), Some(&1));
+        assert_eq!(s.rate, 2.0);
+        let text = r.text();
+        assert!(text.contains("486 Busy Here x1"), "{text}");
+        assert!(text.contains("setup (INVITE → 200): p50 10.0 ms"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["refused"]["486"], 1);
+    }
+}

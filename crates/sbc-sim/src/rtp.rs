@@ -1,0 +1,331 @@
+//! The caller's media (RFC 3550, RFC 3551 G.711, RFC 4733): one task per call that
+//! sends a 20 ms G.711 packet per tick of a tokio interval — the source audio, or a
+//! telephone-event packet while a key is being sent — and decodes what it receives
+//! into a bounded recording.
+//!
+//! Why not `dialbridge_media::MediaEngine`: the engine opens a session once the remote
+//! address is known, but a UAC must write its port in the offer before any answer, and
+//! the engine's clock has no slot for interleaving RFC 4733 events. Here the socket is
+//! bound first (its port goes in the offer) and the task starts with the answer.
+//! Nothing is allocated per packet: one send buffer, one decode buffer, and a recording
+//! that stops growing at its limit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialbridge_media::rtp::{HEADER_LEN, RtpHeader};
+use dialbridge_media::{Codec, FRAME_MS, FRAME_SAMPLES, Playback, Prompt, RtpView};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::audio_check::{SILENCE_RMS, rms};
+use crate::dtmf::{GAP_MS, KEY_MS, Rfc4733Sender, TickPacket};
+
+/// Largest datagram read; longer ones are cut by the kernel and then dropped.
+const MAX_DATAGRAM: usize = 1500;
+/// Commands queued to one media task.
+const COMMAND_QUEUE: usize = 16;
+
+/// What the caller sends.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Silence (G.711's silence byte).
+    Silence,
+    /// A prompt (generated tone or WAV file), looped for as long as the call lasts.
+    Prompt(Arc<Prompt>),
+}
+
+/// Where and how to send, from the SDP answer (or a later re-INVITE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// The `c=` address and `m=` port.
+    pub addr: SocketAddr,
+    /// The codec both sides agreed.
+    pub codec: Codec,
+    /// Its payload type (the offer's numbering).
+    pub payload_type: u8,
+    /// The telephone-event payload type, if negotiated.
+    pub telephone_event: Option<u8>,
+    /// Whether we send at all (false on hold or `c=0.0.0.0`).
+    pub send: bool,
+}
+
+/// Counters and the recording, when the media task ends.
+#[derive(Debug, Clone, Default)]
+pub struct MediaReport {
+    /// What was heard, decoded, 8 kHz mono, in arrival order, up to the limit.
+    pub heard: Vec<i16>,
+    /// RTP packets sent (audio and events).
+    pub sent: u64,
+    /// Telephone-event packets among them.
+    pub events_sent: u64,
+    /// Audio packets received and decoded.
+    pub received: u64,
+    /// Telephone-event packets received.
+    pub events_received: u64,
+    /// Packets dropped: not RTP, or an unknown payload type.
+    pub dropped: u64,
+    /// From [`Media::mark`] to the first audio heard after a quiet frame.
+    pub response_after_mark: Option<Duration>,
+}
+
+/// A running media task.
+#[derive(Debug)]
+pub struct Media {
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<MediaReport>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Remote(RemoteMedia),
+    Keys(String, oneshot::Sender<bool>),
+    Mark,
+}
+
+impl Media {
+    /// Binds the RTP socket on `ip` (any free port); its port goes in the offer.
+    pub async fn bind(ip: std::net::IpAddr) -> std::io::Result<UdpSocket> {
+        UdpSocket::bind((ip, 0)).await
+    }
+
+    /// Starts sending to `remote` and receiving on `socket`; at most `record_limit`
+    /// samples are kept.
+    pub fn start(
+        socket: UdpSocket,
+        remote: RemoteMedia,
+        source: Source,
+        record_limit: usize,
+    ) -> Media {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = tokio::spawn(run(socket, remote, source, record_limit, rx));
+        Media { commands, task }
+    }
+
+    /// Changes where and how we send (a re-INVITE).
+    pub fn set_remote(&self, remote: RemoteMedia) {
+        let _ = self.commands.try_send(Command::Remote(remote));
+    }
+
+    /// Sends `keys` as RFC 4733 events; resolves to true once the last end packet and
+    /// the gap after it are sent, false when they could not be queued.
+    pub fn keys(&self, keys: &str) -> oneshot::Receiver<bool> {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.commands.try_send(Command::Keys(keys.to_owned(), done)) {
+            if let Command::Keys(_, done) = e.into_inner() {
+                let _ = done.send(false);
+            }
+        }
+        rx
+    }
+
+    /// Starts the response-latency measurement now (after the last key).
+    pub fn mark(&self) {
+        let _ = self.commands.try_send(Command::Mark);
+    }
+
+    /// Stops the task and returns what it counted and heard.
+    pub async fn finish(self) -> MediaReport {
+        drop(self.commands);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The per-call send/receive state.
+struct State {
+    remote: RemoteMedia,
+    playback: Option<Playback>,
+    dtmf: Rfc4733Sender,
+    waiting: Vec<oneshot::Sender<bool>>,
+    ssrc: u32,
+    sequence: u16,
+    timestamp_base: u32,
+    audio_marker: bool,
+    frame: [i16; FRAME_SAMPLES],
+    send_buf: [u8; HEADER_LEN + FRAME_SAMPLES],
+    mark: Option<(Instant, bool)>,
+    report: MediaReport,
+    record_limit: usize,
+}
+
+async fn run(
+    socket: UdpSocket,
+    remote: RemoteMedia,
+    source: Source,
+    record_limit: usize,
+    mut commands: mpsc::Receiver<Command>,
+) -> MediaReport {
+    let mut state = State {
+        remote,
+        playback: match source {
+            Source::Silence => None,
+            Source::Prompt(p) => Some(Playback::new(p, true)),
+        },
+        dtmf: Rfc4733Sender::new(FRAME_MS, KEY_MS, GAP_MS),
+        waiting: Vec::new(),
+        ssrc: rand::random(),
+        sequence: rand::random(),
+        timestamp_base: rand::random(),
+        audio_marker: true,
+        frame: [0; FRAME_SAMPLES],
+        send_buf: [0; HEADER_LEN + FRAME_SAMPLES],
+        mark: None,
+        report: MediaReport::default(),
+        record_limit,
+    };
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut recv_buf = [0u8; MAX_DATAGRAM];
+    let mut decoded = [0i16; MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            at = ticker.tick() => {
+                // The timestamp follows the clock even when ticks were skipped.
+                let ticks = (at.saturating_duration_since(start).as_millis() / u128::from(FRAME_MS)) as u32;
+                let ts = state.timestamp_base.wrapping_add(ticks.wrapping_mul(FRAME_SAMPLES as u32));
+                state.tick(&socket, ts);
+            }
+            received = socket.recv_from(&mut recv_buf) => {
+                match received {
+                    Ok((len, _from)) => {
+                        let packet = recv_buf.get(..len).unwrap_or_default();
+                        state.receive(packet, &mut decoded, Instant::now());
+                    }
+                    // ICMP port unreachable from an earlier send, and the like.
+                    Err(_) => continue,
+                }
+            }
+            command = commands.recv() => match command {
+                Some(Command::Remote(r)) => {
+                    state.remote = r;
+                    state.audio_marker = true;
+                }
+                Some(Command::Keys(keys, done)) => {
+                    if state.dtmf.queue(&keys) {
+                        state.waiting.push(done);
+                    } else {
+                        let _ = done.send(false);
+                    }
+                }
+                Some(Command::Mark) => state.mark = Some((Instant::now(), false)),
+                None => break,
+            },
+        }
+    }
+    for done in state.waiting.drain(..) {
+        let _ = done.send(false);
+    }
+    state.report
+}
+
+impl State {
+    fn tick(&mut self, socket: &UdpSocket, timestamp: u32) {
+        // The source advances whether or not we send, like a real talker.
+        match self.playback.as_mut() {
+            Some(p) => {
+                p.fill(&mut self.frame);
+            }
+            None => self.frame.fill(0),
+        }
+        let packet = match self.remote.telephone_event {
+            Some(_) => self.dtmf.on_tick(timestamp),
+            None => {
+                // No telephone-event negotiated: keys cannot be sent in-band.
+                for done in self.waiting.drain(..) {
+                    let _ = done.send(false);
+                }
+                TickPacket::Audio { marker: false }
+            }
+        };
+        if self.dtmf.is_idle() {
+            for done in self.waiting.drain(..) {
+                let _ = done.send(true);
+            }
+        }
+        if !self.remote.send {
+            self.audio_marker = true;
+            return;
+        }
+        let (header, payload_len) = match packet {
+            TickPacket::Audio { marker } => {
+                let header = RtpHeader {
+                    marker: marker || std::mem::take(&mut self.audio_marker),
+                    payload_type: self.remote.payload_type,
+                    sequence: self.sequence,
+                    timestamp,
+                    ssrc: self.ssrc,
+                };
+                let out = self.send_buf.get_mut(HEADER_LEN..).unwrap_or_default();
+                (header, self.remote.codec.encode_frame(&self.frame, out))
+            }
+            TickPacket::Event {
+                payload,
+                marker,
+                timestamp,
+            } => {
+                let header = RtpHeader {
+                    marker,
+                    payload_type: self.remote.telephone_event.unwrap_or_default(),
+                    sequence: self.sequence,
+                    timestamp,
+                    ssrc: self.ssrc,
+                };
+                let bytes = payload.to_bytes();
+                if let Some(out) = self.send_buf.get_mut(HEADER_LEN..HEADER_LEN + 4) {
+                    out.copy_from_slice(&bytes);
+                }
+                self.report.events_sent += 1;
+                (header, bytes.len())
+            }
+        };
+        if header.write(&mut self.send_buf).is_err() {
+            return;
+        }
+        self.sequence = self.sequence.wrapping_add(1);
+        let packet = self.send_buf.get(..HEADER_LEN + payload_len).unwrap_or_default();
+        // A full socket buffer drops the packet: late audio is worthless anyway.
+        if socket.try_send_to(packet, self.remote.addr).is_ok() {
+            self.report.sent += 1;
+        }
+    }
+
+    fn receive(&mut self, packet: &[u8], decoded: &mut [i16], now: Instant) {
+        let Ok(view) = RtpView::parse(packet) else {
+            self.report.dropped += 1;
+            return;
+        };
+        if Some(view.payload_type) == self.remote.telephone_event {
+            self.report.events_received += 1;
+            return;
+        }
+        let codec = if view.payload_type == self.remote.payload_type {
+            self.remote.codec
+        } else if let Some(c) = Codec::from_payload_type(view.payload_type) {
+            c
+        } else {
+            self.report.dropped += 1;
+            return;
+        };
+        self.report.received += 1;
+        let n = codec.decode_frame(view.payload(), decoded);
+        let samples = decoded.get(..n).unwrap_or_default();
+        if let Some((at, quiet_seen)) = self.mark.as_mut() {
+            if self.report.response_after_mark.is_none() {
+                let loud = rms(samples) >= SILENCE_RMS;
+                if !loud {
+                    *quiet_seen = true;
+                } else if *quiet_seen {
+                    self.report.response_after_mark = Some(now.saturating_duration_since(*at));
+                }
+            }
+        }
+        let room = self.record_limit.saturating_sub(self.report.heard.len());
+        self.report
+            .heard
+            .extend_from_slice(samples.get(..n.min(room)).unwrap_or_default());
+    }
+}

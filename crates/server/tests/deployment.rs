@@ -1,0 +1,55 @@
+//! The shipped deployments stay valid: the demo and the container configuration load, and
+//! docker-compose.yml parses (Debian's docker-compose checks it without an engine).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use dialbridge_server::config::Config;
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+fn the_container_config_is_valid() {
+    let config = Config::load(&repo().join("fixtures/docker.toml")).unwrap();
+    dialbridge_server::plan_from(&config).unwrap();
+    assert_eq!(config.sip.contact_host.to_string(), "172.28.0.2");
+}
+
+#[test]
+fn docker_compose_file_parses() {
+    let out = std::process::Command::new("docker-compose")
+        .arg("-f")
+        .arg(repo().join("docker-compose.yml"))
+        .args(["config", "-q"])
+        .output()
+        .expect("docker-compose is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_binary_refuses_a_broken_config_naming_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("dialbridge-badconf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dialbridge_server::config::DEMO_CONFIG.replace(
+        "bridge = \"fabrikam-bridge\"",
+        "bridge = \"no-such-bridge\"",
+    );
+    let line = text.lines().position(|l| l.contains("no-such-bridge")).unwrap() + 1;
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialbridge"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("bad.toml:{line}")), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

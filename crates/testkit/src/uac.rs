@@ -1,0 +1,163 @@
+//! A deliberately small SIP caller for end-to-end tests, written from plain text templates
+//! so it shares no code with the bridge it tests: INVITE with a G.711 offer, ACK, listen
+//! to the RTP, BYE. sbc-sim is the full tool; this is the independent check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+
+/// A call placed by [`call`].
+#[derive(Debug)]
+pub struct Call {
+    pub status: u16,
+    /// The whole final response to the INVITE.
+    pub response: String,
+    sock: UdpSocket,
+    rtp: UdpSocket,
+    bridge: SocketAddr,
+    call_id: String,
+    from_tag: String,
+    to_tag: String,
+    cseq: u32,
+}
+
+/// Places a call to `number` at `bridge` from `local_ip` and waits for its final answer.
+pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
+    let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.expect("bind SIP socket");
+    let rtp_port = crate::ports::free_rtp_port(local_ip);
+    let rtp = UdpSocket::bind(SocketAddr::new(local_ip, rtp_port)).await.expect("bind RTP socket");
+    let local = sock.local_addr().expect("local address");
+    let call_id = format!("testkit-{}-{}", std::process::id(), rtp_port);
+    let from_tag = format!("t{rtp_port}");
+    let sdp = format!(
+        "v=0\r\no=testkit 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n",
+        ip = local.ip()
+    );
+    let invite = format!(
+        "INVITE sip:{number}@{bridge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15550001111@{ip}>;tag={from_tag}\r\n\
+         To: <sip:{number}@{bridge}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@{local}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{sdp}",
+        ip = local.ip(),
+        len = sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), bridge).await.expect("send INVITE");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (n, _) = tokio::time::timeout(left, sock.recv_from(&mut buf))
+            .await
+            .expect("a final answer in time")
+            .expect("receive");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            let to_tag = header(&text, "To")
+                .and_then(|to| to.split(";tag=").nth(1).map(|t| t.split(';').next().unwrap_or(t).trim().to_string()))
+                .unwrap_or_default();
+            let call = Call {
+                status,
+                response: text,
+                sock,
+                rtp,
+                bridge,
+                call_id,
+                from_tag,
+                to_tag,
+                cseq: 1,
+            };
+            // ACK either way: for a 2xx in its own transaction, for the rest in the
+            // INVITE's (same branch, §17.1.1.3).
+            call.send_in_dialog("ACK", 1).await;
+            return call;
+        }
+    }
+}
+
+impl Call {
+    /// Listens to the bridge's RTP for `duration` and returns the decoded µ-law audio.
+    pub async fn listen(&self, duration: Duration) -> Vec<i16> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        let end = Instant::now() + duration;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match tokio::time::timeout(left, self.rtp.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) if n > 12 && buf[1] & 0x7f == 0 => {
+                    let cc = usize::from(buf[0] & 0x0f);
+                    let start = 12 + 4 * cc;
+                    if start < n {
+                        out.extend(buf[start..n].iter().map(|&b| crate::audio::ulaw_to_linear(b)));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Hangs up with BYE and returns the status of the answer to it.
+    pub async fn hang_up(mut self) -> u16 {
+        self.cseq += 1;
+        self.send_in_dialog("BYE", self.cseq).await;
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await else {
+                break;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("SIP/2.0") && text.contains(" BYE\r\n") {
+                return text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            }
+        }
+        0
+    }
+
+    async fn send_in_dialog(&self, method: &str, cseq: u32) {
+        let local = self.sock.local_addr().expect("local address");
+        let branch = if method == "ACK" && self.status >= 300 {
+            format!("z9hG4bK{}-1", self.call_id)
+        } else {
+            format!("z9hG4bK{}-{method}{cseq}", self.call_id)
+        };
+        let msg = format!(
+            "{method} sip:{bridge} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15550001111@{ip}>;tag={from}\r\n\
+             To: <sip:bridge@{bridge}>;tag={to}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n",
+            bridge = self.bridge,
+            ip = local.ip(),
+            from = self.from_tag,
+            to = self.to_tag,
+            call_id = self.call_id,
+        );
+        let _ = self.sock.send_to(msg.as_bytes(), self.bridge).await;
+    }
+}
+
+/// The value of the first header called `name` (long form) in a raw message.
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
