@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `*1` | anyone | play the help menu |
 //! | `*3` | anyone | hear how many people are in the meeting |
-//! | `*5` | leader | admit everyone waiting in the lobby |
+//! | `*5` | leader | admit everyone waiting in the lobby (a safety net: the lobby empties by itself when a leader joins) |
 //! | `*6` | anyone | mute or unmute yourself (participants not while `*8` holds them muted) |
 //! | `*7` | leader | lock or unlock the meeting (a locked meeting admits no new participants; leaders still get in) |
 //! | `*8` | leader | mute all participants and keep them muted, or release them |
@@ -550,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn leader_admits_the_lobby_with_star_5() {
+    fn star_5_is_harmless_and_a_returning_leader_admits_the_lobby() {
         let now = Instant::now();
         let mut r = room(true, 10);
         r.handle_join(LEADER, Role::Leader, now);
@@ -558,8 +558,8 @@ mod tests {
         // Nobody waits: *5 is harmless.
         keys(&mut r, LEADER, "*5", now);
         assert_eq!(actions(&mut r), vec![]);
-        // A second leader's lobby admission happens on join; here the lobby only
-        // fills if the leader left, so check that path.
+        // The lobby fills again once the leader has left, and empties when a
+        // leader comes back.
         r.handle_leave(LEADER);
         r.handle_join(P2, Role::Participant, now);
         assert_eq!(actions(&mut r), vec![play(P2, PromptId::WaitingForLeader)]);

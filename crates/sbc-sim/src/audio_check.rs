@@ -103,7 +103,7 @@ impl Expectation {
     /// `Ok` when met, else why not.
     pub fn check(self, a: &Analysis) -> Result<(), String> {
         match self {
-            Expectation::Tone(f) if a.tone_blocks >= MIN_BLOCKS => Ok(()),
+            Expectation::Tone(_) if a.tone_blocks >= MIN_BLOCKS => Ok(()),
             Expectation::Tone(f) => Err(format!(
                 "expected a {f} Hz tone: heard it in {} of {} blocks (need {MIN_BLOCKS}); {} audible",
                 a.tone_blocks, a.blocks, a.audible_blocks

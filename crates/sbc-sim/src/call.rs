@@ -277,7 +277,7 @@ impl<'a> Call<'a> {
                     if !done {
                         self.fail("keys could not be sent in RTP (no telephone-event negotiated?)".into());
                     }
-                    self.step_done(Instant::now());
+                    self.step_done();
                     self.advance_script(Instant::now())?;
                 }
             }
@@ -336,7 +336,7 @@ impl<'a> Call<'a> {
             }
             if self.script.wake.is_some_and(|t| now >= t) {
                 self.script.wake = None;
-                self.step_done(now);
+                self.step_done();
                 self.advance_script(now)?;
             }
         }
@@ -608,7 +608,7 @@ impl<'a> Call<'a> {
 
     /// The current step has finished: move on, starting the latency clock after the
     /// last keys.
-    fn step_done(&mut self, now: Instant) {
+    fn step_done(&mut self) {
         if self.script.marks_after == Some(self.script.index) {
             if let Some(media) = &self.media {
                 media.mark();
@@ -624,7 +624,7 @@ impl<'a> Call<'a> {
 
     fn send_next_info(&mut self, now: Instant) -> Result<(), String> {
         let Some(key) = self.script.info_queue.pop_front() else {
-            self.step_done(now);
+            self.step_done();
             return self.advance_script(now);
         };
         let body = dtmf::info_body(key, dtmf::KEY_MS);

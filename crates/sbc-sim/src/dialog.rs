@@ -114,7 +114,7 @@ impl UacDialog {
             Header::Contact(c) => uri_of(c.value()),
             _ => None,
         });
-        self.route_set = response
+        let mut routes: Vec<String> = response
             .headers
             .iter()
             .filter_map(|h| match h {
@@ -124,8 +124,9 @@ impl UacDialog {
             .flat_map(|v| v.split(','))
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
-            .rev()
             .collect();
+        routes.reverse();
+        self.route_set = routes;
     }
 
     /// The ACK for the 2xx to the INVITE with CSeq `invite_seq` (§13.2.2.4: its own

@@ -112,3 +112,18 @@ async fn the_bridge_hangs_up_on_a_caller_who_keys_nothing() {
     .await;
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_without_a_common_codec_gets_488() {
+    let bridge = TestBridge::start(demo_config()).await;
+    passes(Sipp::new("uac-no-common-codec.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    assert_eq!(bridge.calls_in_progress(), 0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_dtmf_is_accepted_and_junk_refused() {
+    let bridge = TestBridge::start(demo_config()).await;
+    passes(Sipp::new("uac-info-dtmf.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    bridge.stop().await;
+}

@@ -324,6 +324,8 @@ fn session_timer_peer_refreshes_deadline_moves_then_expiry_says_bye() {
         matches!(h, Header::Other(..) | Header::Require(_))
     });
     assert_eq!(se, ["Session-Expires: 600;refresher=uac", "Require: timer"]);
+    // What we built is what our own parser accepts.
+    message::parse(&message::encode(&SipMessage::Response(ok.clone()))).unwrap();
     assert_eq!(dialog.session_timer().unwrap().refresher(), Refresher::Uac);
     let id = dialog.id().clone();
     let refresh = in_dialog(&dialog, "UPDATE", 2, extra);

@@ -26,6 +26,7 @@ pub struct Sipp {
     rate: Option<u32>,
     extra: Vec<String>,
     timeout: Duration,
+    hold: Duration,
 }
 
 /// What a sipp run ended with.
@@ -58,6 +59,7 @@ impl Sipp {
             rate: None,
             extra: Vec::new(),
             timeout: Duration::from_secs(60),
+            hold: Duration::from_secs(2),
         }
     }
 
@@ -85,6 +87,12 @@ impl Sipp {
         self
     }
 
+    /// How long a call holds where the scenario pauses for sipp's `-d`.
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+
     /// How long sipp may run before it is killed and the run fails.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -109,6 +117,7 @@ impl Sipp {
             .args(["-mi", &self.local_ip.to_string()])
             .args(["-mp", &media_port.to_string()])
             .args(["-m", &self.calls.to_string()])
+            .args(["-d", &self.hold.as_millis().to_string()])
             .args(["-l", &self.concurrent.to_string()])
             .args(["-t", match self.transport {
                 SippTransport::Udp => "u1",
