@@ -2,12 +2,17 @@
 //! mixer (K = 3 loudest talkers, one shared frame for everyone else) and, for
 //! comparison, the plain N-1 kernel where every participant gets a personal frame.
 //! Throughput is per participant, so criterion reports the cost per participant.
+//! `pipeline_tick` adds what the engine's clock does around the mixer (jitter buffer
+//! push and pop, G.711 decode, the shared mix encoded once, talkers' frames encoded
+//! each) — everything per tick except the socket calls.
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Mixer, mix_minus};
-use dialbridge_media::{FRAME_SAMPLES, Tone};
+use dialbridge_media::jitter::{JitterBuffer, JitterConfig, Playout};
+use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Heard, Mixer, mix_minus};
+use dialbridge_media::{Codec, FRAME_SAMPLES, Tone};
 
 const ROOMS: [usize; 3] = [10, 100, 1000];
 
@@ -76,5 +81,59 @@ fn n_minus_one(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, room, n_minus_one);
+fn pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mixer/pipeline_tick");
+    for n in ROOMS {
+        let payloads: Vec<Bytes> = frames(n)
+            .iter()
+            .map(|f| {
+                let mut bytes = [0u8; FRAME_SAMPLES];
+                Codec::Pcmu.encode_frame(f, &mut bytes);
+                Bytes::copy_from_slice(&bytes)
+            })
+            .collect();
+        let mut mixer = Mixer::new(n, DEFAULT_MAX_TALKERS);
+        let slots: Vec<_> = (0..n).filter_map(|_| mixer.join()).collect();
+        let mut buffers: Vec<JitterBuffer<Bytes>> = (0..n)
+            .map(|_| JitterBuffer::new(JitterConfig::default()))
+            .collect();
+        let start = std::time::Instant::now();
+        let mut tick = 0u32;
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let now = start + std::time::Duration::from_millis(20) * tick;
+                let seq = tick as u16;
+                tick = tick.wrapping_add(1);
+                for ((jb, slot), payload) in buffers.iter_mut().zip(&slots).zip(&payloads) {
+                    jb.push(seq, u32::from(seq) * 160, payload.clone(), now);
+                    if let Playout::Frame { item, .. } = jb.pop(now)
+                        && let Some(input) = mixer.input_mut(*slot)
+                    {
+                        Codec::Pcmu.decode_frame(&item, input);
+                    }
+                }
+                mixer.mix();
+                let mut shared = [0u8; FRAME_SAMPLES];
+                Codec::Pcmu.encode_frame(mixer.shared(), &mut shared);
+                let mut own = [0u8; FRAME_SAMPLES];
+                let mut check = 0u32;
+                for slot in &slots {
+                    match mixer.output(*slot) {
+                        Some(Heard::Own(frame)) => {
+                            Codec::Pcmu.encode_frame(frame, &mut own);
+                            check = check.wrapping_add(u32::from(own[0]));
+                        }
+                        Some(Heard::Shared(_)) => check = check.wrapping_add(u32::from(shared[0])),
+                        None => {}
+                    }
+                }
+                black_box(check)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, room, n_minus_one, pipeline);
 criterion_main!(benches);

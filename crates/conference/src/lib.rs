@@ -8,7 +8,6 @@
 pub mod directory;
 pub mod dtmf;
 mod error;
-mod error;
 pub mod guard;
 pub mod ivr;
 pub mod room;

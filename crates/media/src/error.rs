@@ -50,6 +50,13 @@ pub enum Error {
         high: u16,
     },
 
+    /// No room with that id (closed, or never created).
+    #[error("no such room")]
+    NoSuchRoom,
+    /// The room has as many members as it was created for.
+    #[error("room full")]
+    RoomFull,
+
     // --- Local files: prompts. ---
     /// hound could not read the WAV file.
     #[error("cannot read WAV {path}: {source}")]

@@ -694,4 +694,36 @@ mod tests {
         c.conceal(&mut out);
         assert_eq!(out[0], -200);
     }
+
+    proptest::proptest! {
+        /// Whatever sequence numbers the network sends, in whatever order: no panic,
+        /// the ring never holds more than its size, and play-out only moves forward
+        /// (except across a reset).
+        #[test]
+        fn arbitrary_arrivals_play_forward(ops in proptest::collection::vec((proptest::prelude::any::<u16>(), 0u16..40, proptest::prelude::any::<bool>()), 1..300)) {
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let t0 = Instant::now();
+            let mut last: Option<u16> = None;
+            let mut resets = 0;
+            let base = ops[0].0;
+            for (i, &(jump, near, pop)) in ops.iter().enumerate() {
+                let now = t0 + TICK * i as u32;
+                // Mostly near the stream, sometimes anywhere.
+                let seq = if jump % 16 == 0 { jump } else { base.wrapping_add(i as u16).wrapping_add(near).wrapping_sub(20) };
+                jb.push(seq, u32::from(seq) * 160, seq, now);
+                proptest::prop_assert!(jb.depth() <= 64);
+                if jb.stats().resets != resets {
+                    resets = jb.stats().resets;
+                    last = None;
+                }
+                if pop && let Playout::Frame { sequence, item, .. } = jb.pop(now) {
+                    proptest::prop_assert_eq!(sequence, item);
+                    if let Some(prev) = last {
+                        proptest::prop_assert!(distance(prev, sequence) > 0, "{} after {}", sequence, prev);
+                    }
+                    last = Some(sequence);
+                }
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub mod tone;
 
 pub use codec::Codec;
 #[cfg(feature = "tokio")]
-pub use engine::{InboundRtp, MediaEngine, PlayDone, PlayEnd, RtpSession, SessionStats};
+pub use engine::{InboundRtp, MediaEngine, PlayDone, PlayEnd, RoomId, RtpSession, SessionStats};
 pub use error::Error;
 pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 pub use mixer::{Frame, Heard, Mixer, MixerSlot, mix_minus};

@@ -19,7 +19,7 @@ pub type Frame = [i16; FRAME_SAMPLES];
 /// The frame of silence.
 pub const SILENCE: Frame = [0; FRAME_SAMPLES];
 
-/// N-1 over all `sources`: `outputs[i]` = saturate(Σ sources − sources[i]).
+/// N-1 over all `sources`: `outputs[i] = saturate(Σ sources − sources[i])`.
 /// Extra outputs (beyond `sources.len()`) are left alone. Allocation-free.
 pub fn mix_minus(sources: &[Frame], outputs: &mut [Frame]) {
     let mut total = [0i32; FRAME_SAMPLES];
@@ -439,5 +439,20 @@ mod tests {
         m.leave(b);
         m.leave(c);
         assert!(m.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The kernel equals the naive definition: the clamped sum of everyone else.
+        #[test]
+        fn kernel_matches_naive_sum(values in proptest::collection::vec(proptest::prelude::any::<i16>(), 1..12)) {
+            let sources: Vec<Frame> = values.iter().map(|&v| dc(v)).collect();
+            let mut out = vec![SILENCE; sources.len()];
+            mix_minus(&sources, &mut out);
+            for (i, frame) in out.iter().enumerate() {
+                let others: i32 = values.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &v)| i32::from(v)).sum();
+                let expected = others.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                proptest::prop_assert_eq!(frame, &dc(expected));
+            }
+        }
     }
 }

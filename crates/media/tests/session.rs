@@ -48,7 +48,6 @@ async fn plays_a_tone_as_paced_g711() {
     let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let session = engine
         .open(far.local_addr().unwrap(), Codec::Pcmu, Some(101))
-        .await
         .unwrap();
     assert_eq!(session.local_port() % 2, 0);
     assert!((41_000..=41_098).contains(&session.local_port()));
@@ -116,7 +115,6 @@ async fn delivers_inbound_packets_and_latches_same_ip_only() {
     let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let mut session = engine
         .open(far.local_addr().unwrap(), Codec::Pcma, Some(101))
-        .await
         .unwrap();
     let to = session.local_addr();
 
@@ -177,14 +175,12 @@ async fn close_frees_the_port_and_skips_taken_ones() {
     let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let a = engine
         .open(far.local_addr().unwrap(), Codec::Pcmu, None)
-        .await
         .unwrap();
     if squatter.is_ok() {
         assert_ne!(a.local_port(), 41_200);
     }
     let b = engine
         .open(far.local_addr().unwrap(), Codec::Pcmu, None)
-        .await
         .unwrap();
     assert_ne!(a.local_port(), b.local_port());
     assert_eq!(engine.session_count(), 2);
@@ -209,17 +205,12 @@ async fn exhausted_range_is_an_error() {
     let engine = MediaEngine::new(LOCALHOST, 41_300..=41_302).unwrap();
     let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let mut open = Vec::new();
-    while let Ok(s) = engine
-        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
-        .await
-    {
+    while let Ok(s) = engine.open(far.local_addr().unwrap(), Codec::Pcmu, None) {
         open.push(s);
         assert!(open.len() <= 2);
     }
     assert!(matches!(
-        engine
-            .open(far.local_addr().unwrap(), Codec::Pcmu, None)
-            .await,
+        engine.open(far.local_addr().unwrap(), Codec::Pcmu, None),
         Err(dialbridge_media::Error::NoFreePort {
             low: 41_300,
             high: 41_302
@@ -233,4 +224,156 @@ fn engine_needs_a_runtime() {
         MediaEngine::new(LOCALHOST, 20_000..=20_010),
         Err(dialbridge_media::Error::NoRuntime)
     ));
+}
+
+/// Sends `count` 20 ms PCMU packets of a `freq` Hz tone from `from` to `to`, paced.
+async fn talk(from: Arc<UdpSocket>, to: SocketAddr, freq: f64, count: u16) {
+    let tone = Tone::sine(freq, u32::from(count) * 20, 10_000);
+    let mut interval = tokio::time::interval(Duration::from_millis(20));
+    for (i, frame) in tone.frames().enumerate() {
+        interval.tick().await;
+        let i = i as u16;
+        let header = RtpHeader {
+            marker: i == 0,
+            payload_type: 0,
+            sequence: 1000 + i,
+            timestamp: 160 * u32::from(i),
+            ssrc: 0xABCD,
+        };
+        let mut payload = [0u8; 160];
+        Codec::Pcmu.encode_frame(&frame, &mut payload);
+        let mut packet = [0u8; 172];
+        let n = header.write_packet(&payload, &mut packet).unwrap();
+        from.send_to(&packet[..n], to).await.unwrap();
+    }
+}
+
+/// Collects `count` packets' decoded audio.
+async fn listen(socket: &UdpSocket, count: usize) -> Vec<i16> {
+    let mut pcm = Vec::new();
+    for _ in 0..count {
+        let (bytes, _) = recv_packet(socket).await;
+        let view = RtpView::parse(&bytes).unwrap();
+        let mut frame = [0i16; 160];
+        Codec::from_payload_type(view.payload_type)
+            .unwrap()
+            .decode_frame(view.payload(), &mut frame);
+        pcm.extend_from_slice(&frame);
+    }
+    pcm
+}
+
+#[tokio::test]
+async fn room_mixes_n_minus_one_and_honours_mute() {
+    let engine = engine(41_400);
+    let far: Vec<Arc<UdpSocket>> = futures_sockets(3).await;
+    let a = engine
+        .open(far[0].local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    let b = engine
+        .open(far[1].local_addr().unwrap(), Codec::Pcma, None)
+        .unwrap();
+    let c = engine
+        .open(far[2].local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    let room = engine.create_room(10);
+    for s in [&a, &b, &c] {
+        s.join_room(room).unwrap();
+    }
+    assert_eq!(engine.room_size(room), Some(3));
+    assert_eq!(b.room(), Some(room));
+    c.set_muted(true);
+    assert!(c.is_muted());
+
+    // A says 440 Hz, muted C says 1000 Hz, for 2 s.
+    let ta = tokio::spawn(talk(far[0].clone(), a.local_addr(), 440.0, 100));
+    let tc = tokio::spawn(talk(far[2].clone(), c.local_addr(), 1000.0, 100));
+
+    // Skip the first half second (jitter buffers filling), then listen for 0.6 s.
+    let (heard_a, heard_b) = tokio::join!(
+        async {
+            listen(&far[0], 25).await;
+            listen(&far[0], 30).await
+        },
+        async {
+            listen(&far[1], 25).await;
+            listen(&far[1], 30).await
+        }
+    );
+    // B hears A's tone (through A-law), not muted C.
+    let b440 = power(&heard_b, 440.0);
+    assert!(b440 > 1.0e6, "B does not hear A: {b440}");
+    assert!(b440 > 1000.0 * power(&heard_b, 1000.0), "B hears muted C");
+    // A hears neither itself nor muted C.
+    let a_energy: f64 =
+        heard_a.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard_a.len() as f64;
+    assert!(
+        a_energy < 100.0,
+        "A hears something: mean square {a_energy}"
+    );
+
+    ta.await.unwrap();
+    tc.await.unwrap();
+    b.leave_room();
+    assert_eq!(engine.room_size(room), Some(2));
+    drop(a);
+    assert_eq!(engine.room_size(room), Some(1));
+    engine.close_room(room);
+    assert_eq!(c.room(), None);
+    assert!(matches!(
+        c.join_room(room),
+        Err(dialbridge_media::Error::NoSuchRoom)
+    ));
+}
+
+#[tokio::test]
+async fn room_prompt_reaches_every_member() {
+    let engine = engine(41_500);
+    let far = futures_sockets(2).await;
+    let a = engine
+        .open(far[0].local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    let b = engine
+        .open(far[1].local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    let room = engine.create_room(2);
+    a.join_room(room).unwrap();
+    b.join_room(room).unwrap();
+    let extra = engine
+        .open(far[0].local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    assert!(matches!(
+        extra.join_room(room),
+        Err(dialbridge_media::Error::RoomFull)
+    ));
+    drop(extra);
+
+    assert!(engine.play_to_room(room, Arc::new(Tone::sine(600.0, 400, 8000))));
+    let (pa, pb) = tokio::join!(listen(&far[0], 15), listen(&far[1], 15));
+    for pcm in [pa, pb] {
+        assert!(power(&pcm, 600.0) > 1.0e6);
+    }
+}
+
+async fn futures_sockets(n: usize) -> Vec<Arc<UdpSocket>> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(Arc::new(UdpSocket::bind((LOCALHOST, 0)).await.unwrap()));
+    }
+    v
+}
+
+#[tokio::test]
+async fn open_works_from_a_thread_outside_the_runtime() {
+    let engine = engine(41_600);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let remote = far.local_addr().unwrap();
+    let opener = engine.clone();
+    let session = std::thread::spawn(move || opener.open(remote, Codec::Pcmu, None))
+        .join()
+        .unwrap()
+        .unwrap();
+    let (bytes, from) = recv_packet(&far).await;
+    assert_eq!(from, session.local_addr());
+    assert_eq!(RtpView::parse(&bytes).unwrap().payload_type, 0);
 }

@@ -80,9 +80,16 @@ impl FromStr for E164 {
             text: s.to_owned(),
             reason: Box::new(reason),
         };
-        let digits = s
-            .strip_prefix('+')
-            .ok_or_else(|| malformed(Error::InvalidCharacter(s.chars().next().unwrap_or(' '))))?;
+        let digits = match s.strip_prefix('+') {
+            Some(digits) => digits,
+            None => {
+                let reason = s
+                    .chars()
+                    .next()
+                    .map_or(Error::NoDigits, Error::InvalidCharacter);
+                return Err(malformed(reason));
+            }
+        };
         let mut buf = DigitBuf::new();
         for c in digits.chars() {
             match c.to_digit(10) {

@@ -164,7 +164,7 @@ impl Router {
                 if let Some((slot, _)) = topology.trunk_live(trunk) {
                     slot.gauge.reject(reason);
                 }
-                tracing::info!(uri = request_uri, %error, outcome = reason.as_str(), "call refused");
+                tracing::info!(uri = ?request_uri, %error, outcome = reason.as_str(), "call refused");
                 Err(Rejection {
                     reason,
                     number: None,
@@ -552,12 +552,18 @@ impl Router {
             .iter()
             .map(|e| (*e.key(), e.value().counts()))
             .collect();
+        let mut index: HashMap<E164, usize> = numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.number, i))
+            .collect();
         for (number, counts) in rejected {
-            match numbers.iter_mut().find(|n| n.number == number) {
+            match index.get(&number).and_then(|i| numbers.get_mut(*i)) {
                 Some(n) => n.rejected = counts,
                 None => {
                     if let Some(mut stats) = self.number_stats(number) {
                         stats.rejected = counts;
+                        index.insert(number, numbers.len());
                         numbers.push(stats);
                     }
                 }

@@ -40,7 +40,11 @@ impl LoadConfig {
 }
 
 /// Runs the load and returns the report. `bar` (if any) moves by one per finished call.
-pub async fn run(signaling: &Signaling, config: &LoadConfig, bar: Option<&ProgressBar>) -> LoadReport {
+pub async fn run(
+    signaling: &Signaling,
+    config: &LoadConfig,
+    bar: Option<&ProgressBar>,
+) -> LoadReport {
     let started = Instant::now();
     let deadline = started + config.time_limit;
     let call_config = Arc::new(config.call.clone());

@@ -126,7 +126,13 @@ impl LoadReport {
         }
         for reason in &call.failures {
             // Numbers vary per call; the first words say what kind of failure it was.
-            let kind: String = reason.split(':').next().unwrap_or_default().chars().take(80).collect();
+            let kind: String = reason
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect();
             if self.reasons.len() < MAX_REASONS || self.reasons.contains_key(&kind) {
                 *self.reasons.entry(kind).or_default() += 1;
             } else {
@@ -194,7 +200,12 @@ impl LoadReport {
             let refused: Vec<String> = s
                 .refused
                 .iter()
-                .map(|(code, n)| format!("{code} {} x{n}", dialbridge_sip::message::reason_phrase(*code)))
+                .map(|(code, n)| {
+                    format!(
+                        "{code} {} x{n}",
+                        dialbridge_sip::message::reason_phrase(*code)
+                    )
+                })
                 .collect();
             let _ = writeln!(out, "refused: {}", refused.join(", "));
         }
@@ -203,7 +214,11 @@ impl LoadReport {
         write_percentiles(&mut out, "setup (INVITE → 200)", s.setup_latency);
         write_percentiles(&mut out, "DTMF → response", s.dtmf_to_response_latency);
         if s.audio_checked > 0 {
-            let _ = writeln!(out, "audio checks: {}/{} passed", s.audio_passed, s.audio_checked);
+            let _ = writeln!(
+                out,
+                "audio checks: {}/{} passed",
+                s.audio_passed, s.audio_checked
+            );
         }
         for (reason, n) in &s.failures {
             let _ = writeln!(out, "failure x{n}: {reason}");
@@ -250,11 +265,17 @@ mod tests {
     fn nearest_rank_percentiles() {
         let mut v: Vec<Duration> = (1..=100).rev().map(ms).collect();
         let p = percentiles(&mut v).unwrap();
-        assert_eq!((p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms), (100, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms),
+            (100, 50.0, 90.0, 99.0, 100.0)
+        );
         let p = percentiles(&mut [ms(7)]).unwrap();
         assert_eq!((p.p50_ms, p.p99_ms, p.max_ms), (7.0, 7.0, 7.0));
         // 10 samples: p99 is the largest, p90 the 9th, p50 the 5th.
-        let mut v: Vec<Duration> = [5, 1, 9, 3, 7, 2, 8, 4, 10, 6].into_iter().map(ms).collect();
+        let mut v: Vec<Duration> = [5, 1, 9, 3, 7, 2, 8, 4, 10, 6]
+            .into_iter()
+            .map(ms)
+            .collect();
         let p = percentiles(&mut v).unwrap();
         assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms), (5.0, 9.0, 10.0));
         assert!(percentiles(&mut []).is_none());
@@ -267,7 +288,11 @@ mod tests {
             reason: None,
             setup: setup.map(ms),
             dtmf_to_response: None,
-            ended_by: if status == Some(200) { EndedBy::Caller } else { EndedBy::Refused },
+            ended_by: if status == Some(200) {
+                EndedBy::Caller
+            } else {
+                EndedBy::Refused
+            },
             connected: None,
             media: MediaCounts::default(),
             analysis: None,
@@ -281,12 +306,23 @@ mod tests {
     fn counts_by_status_and_renders() {
         let mut r = LoadReport::default();
         r.add(&outcome(Some(200), Some(10), &[]));
-        r.add(&outcome(Some(200), Some(30), &["expected audio: 0 of 10 blocks"]));
-        r.add(&outcome(Some(486), None, &["expected 200, got 486 Busy Here"]));
+        r.add(&outcome(
+            Some(200),
+            Some(30),
+            &["expected audio: 0 of 10 blocks"],
+        ));
+        r.add(&outcome(
+            Some(486),
+            None,
+            &["expected 200, got 486 Busy Here"],
+        ));
         r.add(&outcome(None, None, &["no final response"]));
         r.set_wall(Duration::from_secs(2));
         let s = r.summary();
-        assert_eq!((s.attempted, s.answered, s.passed, s.no_final_response), (4, 2, 1, 1));
+        assert_eq!(
+            (s.attempted, s.answered, s.passed, s.no_final_response),
+            (4, 2, 1, 1)
+        );
         assert_eq!(s.refused.get(&486), Some(&1));
         assert_eq!(s.setup_latency.map(|p| p.max_ms), Some(30.0));
         assert_eq!((s.audio_checked, s.audio_passed), (2, 1));

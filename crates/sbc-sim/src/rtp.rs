@@ -134,6 +134,44 @@ impl Media {
     }
 }
 
+/// Measures how long the far end takes to answer the last key with audio: from the
+/// mark to the first audible frame that follows a quiet one (a prompt still playing
+/// when the key went out does not count as the answer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseClock {
+    mark: Option<Instant>,
+    quiet_seen: bool,
+    measured: Option<Duration>,
+}
+
+impl ResponseClock {
+    /// Starts (or restarts) the measurement.
+    pub fn mark(&mut self, now: Instant) {
+        *self = ResponseClock {
+            mark: Some(now),
+            ..ResponseClock::default()
+        };
+    }
+
+    /// One received frame, at `now`.
+    pub fn on_frame(&mut self, samples: &[i16], now: Instant) {
+        let Some(at) = self.mark else { return };
+        if self.measured.is_some() {
+            return;
+        }
+        if rms(samples) < SILENCE_RMS {
+            self.quiet_seen = true;
+        } else if self.quiet_seen {
+            self.measured = Some(now.saturating_duration_since(at));
+        }
+    }
+
+    /// The latency, once measured.
+    pub fn measured(&self) -> Option<Duration> {
+        self.measured
+    }
+}
+
 /// The per-call send/receive state.
 struct State {
     remote: RemoteMedia,
@@ -146,7 +184,7 @@ struct State {
     audio_marker: bool,
     frame: [i16; FRAME_SAMPLES],
     send_buf: [u8; HEADER_LEN + FRAME_SAMPLES],
-    mark: Option<(Instant, bool)>,
+    response: ResponseClock,
     report: MediaReport,
     record_limit: usize,
 }
@@ -172,10 +210,12 @@ async fn run(
         audio_marker: true,
         frame: [0; FRAME_SAMPLES],
         send_buf: [0; HEADER_LEN + FRAME_SAMPLES],
-        mark: None,
+        response: ResponseClock::default(),
         report: MediaReport::default(),
         record_limit,
     };
+    // As for signaling: make tokio see the socket writable before the first try_send.
+    let _ = socket.writable().await;
     let start = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -211,7 +251,7 @@ async fn run(
                         let _ = done.send(false);
                     }
                 }
-                Some(Command::Mark) => state.mark = Some((Instant::now(), false)),
+                Some(Command::Mark) => state.response.mark(Instant::now()),
                 None => break,
             },
         }
@@ -219,6 +259,7 @@ async fn run(
     for done in state.waiting.drain(..) {
         let _ = done.send(false);
     }
+    state.report.response_after_mark = state.response.measured();
     state.report
 }
 
@@ -286,7 +327,10 @@ impl State {
             return;
         }
         self.sequence = self.sequence.wrapping_add(1);
-        let packet = self.send_buf.get(..HEADER_LEN + payload_len).unwrap_or_default();
+        let packet = self
+            .send_buf
+            .get(..HEADER_LEN + payload_len)
+            .unwrap_or_default();
         // A full socket buffer drops the packet: late audio is worthless anyway.
         if socket.try_send_to(packet, self.remote.addr).is_ok() {
             self.report.sent += 1;
@@ -313,19 +357,44 @@ impl State {
         self.report.received += 1;
         let n = codec.decode_frame(view.payload(), decoded);
         let samples = decoded.get(..n).unwrap_or_default();
-        if let Some((at, quiet_seen)) = self.mark.as_mut() {
-            if self.report.response_after_mark.is_none() {
-                let loud = rms(samples) >= SILENCE_RMS;
-                if !loud {
-                    *quiet_seen = true;
-                } else if *quiet_seen {
-                    self.report.response_after_mark = Some(now.saturating_duration_since(*at));
-                }
-            }
-        }
+        self.response.on_frame(samples, now);
         let room = self.record_limit.saturating_sub(self.report.heard.len());
         self.report
             .heard
             .extend_from_slice(samples.get(..n.min(room)).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_clock_waits_for_quiet_then_audio() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let loud = [4000i16, -4000].repeat(80);
+        let quiet = [0i16; 160];
+        let mut clock = ResponseClock::default();
+        clock.on_frame(&quiet, at(0));
+        clock.on_frame(&loud, at(20));
+        assert_eq!(clock.measured(), None, "nothing before the mark");
+        clock.mark(at(100));
+        clock.on_frame(&loud, at(120));
+        assert_eq!(
+            clock.measured(),
+            None,
+            "the prompt still playing is not the answer"
+        );
+        clock.on_frame(&quiet, at(140));
+        clock.on_frame(&loud, at(400));
+        assert_eq!(clock.measured(), Some(Duration::from_millis(300)));
+        clock.on_frame(&quiet, at(420));
+        clock.on_frame(&loud, at(900));
+        assert_eq!(
+            clock.measured(),
+            Some(Duration::from_millis(300)),
+            "first answer only"
+        );
     }
 }

@@ -44,7 +44,10 @@ impl Script {
                 continue;
             }
             if steps.len() >= MAX_STEPS {
-                return Err(Error::invalid("script", format!("more than {MAX_STEPS} steps")));
+                return Err(Error::invalid(
+                    "script",
+                    format!("more than {MAX_STEPS} steps"),
+                ));
             }
             let (verb, arg) = match item.split_once(char::is_whitespace) {
                 Some((v, a)) => (v, a.trim()),
@@ -122,10 +125,16 @@ pub fn parse_keys(text: &str) -> Result<String, Error> {
         return Err(Error::invalid("script", "`keys` without digits"));
     }
     if keys.chars().count() > MAX_KEYS {
-        return Err(Error::invalid("script", format!("more than {MAX_KEYS} keys in one step")));
+        return Err(Error::invalid(
+            "script",
+            format!("more than {MAX_KEYS} keys in one step"),
+        ));
     }
     if let Some(bad) = keys.chars().find(|c| crate::dtmf::event_code(*c).is_none()) {
-        return Err(Error::invalid("script", format!("{bad:?} is not a DTMF key")));
+        return Err(Error::invalid(
+            "script",
+            format!("{bad:?} is not a DTMF key"),
+        ));
     }
     Ok(keys)
 }

@@ -95,6 +95,9 @@ impl Signaling {
         let (udp, tcp, local) = match transport {
             Transport::Udp => {
                 let socket = Arc::new(UdpSocket::bind((local_ip, 0)).await?);
+                // tokio learns a new socket is writable from the reactor; until then
+                // `try_send_to` says WouldBlock and the first INVITE would be lost.
+                socket.writable().await?;
                 let local = socket.local_addr()?;
                 (Some(socket), None, local)
             }
@@ -206,7 +209,10 @@ impl Signaling {
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<SipMessage>>> {
-        self.inner.calls.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -240,7 +246,8 @@ fn dispatch(inner: &Arc<Inner>, bytes: &[u8]) {
 async fn udp_receive(socket: Arc<UdpSocket>, inner: std::sync::Weak<Inner>) {
     let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
     loop {
-        let received = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await;
+        let received =
+            tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await;
         let Some(inner) = inner.upgrade() else {
             return;
         };

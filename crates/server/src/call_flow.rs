@@ -158,7 +158,15 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                Some(CallInput::Hold(_)) => {}
+                Some(CallInput::Hold(held)) => {
+                    // On hold the caller hears nothing we could play; the IVR's timers
+                    // keep running, as a caller on hold keys nothing.
+                    tracing::debug!(call_id = %id.call_id, held, "hold state changed");
+                    if held {
+                        session.stop();
+                        playing = None;
+                    }
+                }
                 None => return,
             },
             prompt = prompt_done => {

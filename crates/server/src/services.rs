@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dialbridge_conference::directory::Directory;
+use dialbridge_conference::directory::{Directory, Provider};
 use dialbridge_conference::ivr::PromptId;
 use dialbridge_media::{MediaEngine, Prompt};
 use dialbridge_router::Router;
@@ -41,7 +41,7 @@ impl Services {
             let file = std::fs::File::open(path)
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             directory
-                .import_csv(file)
+                .import_csv(file, &Provider::dialbridge())
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
         Ok(Arc::new(Services {
@@ -61,24 +61,9 @@ pub struct Prompts {
 }
 
 impl Prompts {
-    const ALL: [PromptId; 12] = [
-        PromptId::Welcome,
-        PromptId::EnterPin,
-        PromptId::NotFound,
-        PromptId::WrongPin,
-        PromptId::Goodbye,
-        PromptId::Joined,
-        PromptId::WaitingForLeader,
-        PromptId::MeetingFull,
-        PromptId::MeetingLocked,
-        PromptId::Muted,
-        PromptId::Unmuted,
-        PromptId::Help,
-    ];
-
     fn load(config: &Config) -> Result<Prompts, Error> {
         let mut by_id = HashMap::new();
-        for id in Self::ALL {
+        for id in PromptId::ALL {
             let path = if id == PromptId::Welcome {
                 config.media.welcome_prompt.clone()
             } else {

@@ -365,3 +365,97 @@ fn session_timer_we_refresh_at_half_interval() {
     dialog.handle_response(&ok, t);
     assert_eq!(dialog.poll_timeout(), Some(t + Duration::from_secs(900)));
 }
+
+mod with_the_transaction_layer {
+    //! The TU's flow end to end: the layer hands requests up, the dialog builds the answers.
+    use super::*;
+    use dialbridge_sip::transaction::{
+        Event, LayerConfig, PeerAddr, TransactionLayer, TransportKind,
+    };
+
+    fn udp() -> PeerAddr {
+        PeerAddr {
+            transport: TransportKind::Udp,
+            addr: "192.0.2.1:5060".parse().unwrap(),
+            connection: None,
+        }
+    }
+
+    fn sent_codes(layer: &mut TransactionLayer<PeerAddr>) -> Vec<u16> {
+        std::iter::from_fn(|| layer.poll_transmit())
+            .filter_map(|t| match t.message {
+                SipMessage::Response(r) => Some(r.status_code.code()),
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn invite_ringing_cancel_487() {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(LayerConfig::default());
+        let inv = invite("");
+        layer.handle_request(inv.clone(), udp(), now);
+        let Some(Event::NewRequest { key, request, .. }) = layer.poll_event() else {
+            panic!()
+        };
+        let mut dialog =
+            Dialog::new_uas(&request, local(), &SessionTimerConfig::default(), now).unwrap();
+        layer
+            .respond(&key, dialog.make_response(&request, 180, now), now)
+            .unwrap();
+        let cancel = raw_request("CANCEL", 1, "", "");
+        let cancel = {
+            // A CANCEL carries the INVITE's branch.
+            let mut c = cancel;
+            *c.via_header_mut().unwrap() = inv.via_header().unwrap().clone();
+            c
+        };
+        layer.handle_request(cancel, udp(), now);
+        let cancelled = std::iter::from_fn(|| layer.poll_event())
+            .any(|e| matches!(e, Event::Cancel { invite_key, .. } if invite_key == key));
+        assert!(cancelled);
+        let terminated = dialog.make_response(&request, 487, now);
+        layer.respond(&key, terminated, now).unwrap();
+        assert_eq!(dialog.state(), DialogState::Terminated);
+        assert_eq!(sent_codes(&mut layer), vec![100, 180, 200, 487]);
+    }
+
+    #[test]
+    fn invite_200_ack_then_our_bye() {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(LayerConfig::default());
+        let mut dialogs = DialogSet::new();
+        layer.handle_request(invite(""), udp(), now);
+        let Some(Event::NewRequest { key, request, .. }) = layer.poll_event() else {
+            panic!()
+        };
+        let mut dialog =
+            Dialog::new_uas(&request, local(), &SessionTimerConfig::default(), now).unwrap();
+        layer
+            .respond(&key, dialog.make_response(&request, 200, now), now)
+            .unwrap();
+        let ack = in_dialog(&dialog, "ACK", 1, "");
+        dialogs.insert(dialog);
+        layer.handle_request(ack, udp(), now + Duration::from_millis(50));
+        let Some(Event::AckFor2xx { request: ack, .. }) = layer.poll_event() else {
+            panic!()
+        };
+        let dialog = dialogs.find_for_request(&ack).unwrap();
+        assert!(matches!(
+            dialog.handle_request(&ack, now).unwrap(),
+            InDialogRequest::Ack { .. }
+        ));
+        let bye = dialog.make_request(Method::Bye, now);
+        let bye_key = layer.send_request(bye.clone(), udp(), now).unwrap();
+        layer.handle_response(
+            message::fields::response_for(&bye, 200, None, None),
+            now + Duration::from_millis(80),
+        );
+        let got = std::iter::from_fn(|| layer.poll_event()).any(|e| {
+            matches!(e, Event::Response { key, response } if key == bye_key && response.status_code.code() == 200)
+        });
+        assert!(got);
+        assert_eq!(sent_codes(&mut layer), vec![100, 200]);
+    }
+}

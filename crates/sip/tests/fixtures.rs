@@ -120,6 +120,13 @@ fn every_fixture_behaves_as_its_directory_says() {
 }
 
 fn check(bytes: &[u8], expect: Expect) -> Result<(), String> {
+    if let Ok(once) = message::normalize(bytes) {
+        let twice =
+            message::normalize(&once).map_err(|e| format!("normalized text refused: {e}"))?;
+        if twice != once {
+            return Err("normalize is not idempotent".into());
+        }
+    }
     let parsed = message::parse(bytes);
     match (expect, parsed) {
         (Expect::Valid, Ok(msg)) => {
@@ -135,6 +142,22 @@ fn check(bytes: &[u8], expect: Expect) -> Result<(), String> {
             if first != second {
                 return Err(format!(
                     "fields changed in the round trip:\n{first:#?}\n{second:#?}"
+                ));
+            }
+            // A request line is printed as it came, up to case (rsip prints `transport=TLS` for
+            // `transport=tls`; RFC 3261 §19.1.4 compares all but userinfo case-insensitively).
+            let line = |b: &[u8]| {
+                b.split(|c| *c == b'\n')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii_end()
+                    .to_vec()
+            };
+            if msg.is_request() && !line(bytes).eq_ignore_ascii_case(&line(&printed)) {
+                return Err(format!(
+                    "request line changed: {:?} -> {:?}",
+                    String::from_utf8_lossy(&line(bytes)),
+                    String::from_utf8_lossy(&line(&printed))
                 ));
             }
             // Printing is stable: printing the re-parsed message gives the same bytes.

@@ -75,7 +75,7 @@ pub enum DirectoryError {
     /// The database failed.
     #[error("directory database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A thread panicked while holding the database; it can no longer be trusted.
-    #[error("directory lock poisoned")]
+    /// A thread panicked inside the directory (holding its lock, or hashing).
+    #[error("directory thread panicked")]
     Poisoned,
 }

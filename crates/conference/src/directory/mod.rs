@@ -66,19 +66,19 @@ impl Directory {
         id: &ConferenceId,
     ) -> Result<Option<ConferenceInfo>, DirectoryError> {
         let conn = self.lock()?;
+        // Cached statements: lookups and PIN checks run once per call that dials in.
         let found = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT organiser, display_name, wait_for_leader FROM organisers
                  WHERE tenant = ?1 AND conference_id = ?2",
-                (tenant.as_str(), id.as_str()),
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, bool>(2)?,
-                    ))
-                },
-            )
+            )?
+            .query_row((tenant.as_str(), id.as_str()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
             .optional()?;
         drop(conn);
         let Some((organiser, display_name, wait_for_leader)) = found else {
@@ -104,11 +104,10 @@ impl Directory {
     ) -> Result<bool, DirectoryError> {
         let stored: Option<String> = self
             .lock()?
-            .query_row(
+            .prepare_cached(
                 "SELECT pin_hash FROM organisers WHERE tenant = ?1 AND conference_id = ?2",
-                (tenant.as_str(), id.as_str()),
-                |r| r.get(0),
-            )
+            )?
+            .query_row((tenant.as_str(), id.as_str()), |r| r.get(0))
             .optional()?;
         // An unknown ID returns at once: the IVR has already told the caller it
         // exists or not, so its timing reveals nothing more.

@@ -1,11 +1,13 @@
 //! DTMF digits from every source: RFC 4733 telephone-events, SIP INFO bodies and
 //! in-band tones (Goertzel), merged by a combiner so one key press counts once.
 
+mod call;
 mod combiner;
 mod goertzel;
 mod info;
 mod rfc4733;
 
+pub use call::CallDtmf;
 pub use combiner::{Combiner, DEFAULT_DUPLICATE_WINDOW};
 pub use goertzel::{BLOCK_SAMPLES, GoertzelConfig, GoertzelDetector, SAMPLE_RATE, signal};
 pub use info::{InfoDtmf, MAX_INFO_BODY, parse_info};

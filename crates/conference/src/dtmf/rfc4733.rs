@@ -20,6 +20,10 @@ pub const DEFAULT_EVENT_TIMEOUT: Duration = Duration::from_millis(250);
 /// segment (§2.5.1.3: the duration field saturates at 0xFFFF).
 const LONG_SEGMENT_MIN: u16 = 0xFF00;
 
+/// RFC 3550 A.1: how far behind the highest sequence number a packet is late
+/// rather than a sign that the sender restarted.
+const MAX_MISORDER: u16 = 100;
+
 /// Decodes the telephone-event payloads of one RTP stream into digits.
 ///
 /// Each digit is reported once, on the **first packet seen** of its event, not at its
@@ -152,16 +156,17 @@ impl TelephoneEventDecoder {
             .and_then(|e| Digit::from_event(e.code))
     }
 
-    /// Records `seq`; true when it is the newest packet so far (RFC 3550 A.1 serial
-    /// arithmetic: newer means ahead by less than half the sequence space).
+    /// Records `seq`; true when it is the newest packet so far. As in RFC 3550 A.1,
+    /// a packet up to `MAX_MISORDER` behind is late; one further behind means the
+    /// sender restarted its sequence, and starts over from it.
     fn note_seq(&mut self, seq: u16) -> bool {
-        match self.highest_seq {
-            Some(high) if seq.wrapping_sub(high) == 0 || seq.wrapping_sub(high) >= 0x8000 => false,
-            _ => {
-                self.highest_seq = Some(seq);
-                true
+        if let Some(high) = self.highest_seq {
+            if high.wrapping_sub(seq) <= MAX_MISORDER {
+                return false;
             }
         }
+        self.highest_seq = Some(seq);
+        true
     }
 }
 
@@ -378,6 +383,33 @@ mod tests {
             dec.handle_packet(&e(8, true), 100, 65535, false, ms(210))
                 .unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn sequence_restart_is_followed() {
+        let t0 = Instant::now();
+        let mut dec = TelephoneEventDecoder::default();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let e = encode(2, false, 10, 0);
+        assert_eq!(
+            dec.handle_packet(&e, 100, 30_000, true, ms(0)).unwrap(),
+            Some(Digit::Two)
+        );
+        // 50 behind: a late packet. 5000 behind: the sender restarted.
+        let e = encode(3, false, 10, 0);
+        assert_eq!(
+            dec.handle_packet(&e, 900, 29_950, true, ms(100)).unwrap(),
+            None
+        );
+        assert_eq!(
+            dec.handle_packet(&e, 900, 25_000, true, ms(200)).unwrap(),
+            Some(Digit::Three)
+        );
+        let e = encode(4, false, 10, 0);
+        assert_eq!(
+            dec.handle_packet(&e, 1800, 25_001, true, ms(300)).unwrap(),
+            Some(Digit::Four)
         );
     }
 

@@ -59,6 +59,22 @@ pub enum PromptId {
 }
 
 impl PromptId {
+    /// Every prompt.
+    pub const ALL: [PromptId; 12] = [
+        PromptId::Welcome,
+        PromptId::EnterPin,
+        PromptId::NotFound,
+        PromptId::WrongPin,
+        PromptId::Goodbye,
+        PromptId::Joined,
+        PromptId::WaitingForLeader,
+        PromptId::MeetingFull,
+        PromptId::MeetingLocked,
+        PromptId::Muted,
+        PromptId::Unmuted,
+        PromptId::Help,
+    ];
+
     /// The file stem under `fixtures/prompts/` (`enter-pin` for `enter-pin.wav`).
     pub fn file_stem(self) -> &'static str {
         match self {
@@ -488,7 +504,7 @@ impl Ivr {
         self.timer = None;
         let (failures, max, reprompt, exhausted) = match &mut self.state {
             State::ExpectConferenceId { failures } => {
-                *failures += 1;
+                *failures = failures.saturating_add(1);
                 let again = if timed_out {
                     PromptId::Welcome
                 } else {
@@ -498,7 +514,7 @@ impl Ivr {
                 (*failures, self.config.max_id_attempts, again, why)
             }
             State::ExpectPin { failures, .. } => {
-                *failures += 1;
+                *failures = failures.saturating_add(1);
                 let again = if timed_out {
                     PromptId::EnterPin
                 } else {

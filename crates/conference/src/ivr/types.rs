@@ -88,6 +88,12 @@ impl Pin {
     }
 }
 
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.0.wipe();
+    }
+}
+
 impl fmt::Debug for Pin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
@@ -130,6 +136,14 @@ impl Digits {
         usize::from(self.len)
     }
 
+    /// Overwrites the digits. Best effort without `unsafe` (no volatile write):
+    /// `black_box` keeps the compiler from dropping the stores as dead.
+    fn wipe(&mut self) {
+        self.bytes = [0; MAX_DIGITS];
+        self.len = 0;
+        std::hint::black_box(&self.bytes);
+    }
+
     fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored, so this is always valid UTF-8.
         self.bytes
@@ -146,8 +160,8 @@ impl fmt::Debug for Digits {
 }
 
 /// What the caller has keyed so far. `Debug` shows only the length, because the
-/// same buffer collects PIN digits.
-#[derive(Clone, Copy, Default)]
+/// same buffer collects PIN digits; cleared digits are overwritten.
+#[derive(Default)]
 pub(crate) struct DigitBuffer(Option<Digits>);
 
 impl DigitBuffer {
@@ -159,6 +173,9 @@ impl DigitBuffer {
     }
 
     pub(crate) fn clear(&mut self) {
+        if let Some(d) = self.0.as_mut() {
+            d.wipe();
+        }
         self.0 = None;
     }
 
@@ -168,7 +185,8 @@ impl DigitBuffer {
 
     /// Takes the contents as a conference ID, leaving the buffer empty.
     pub(crate) fn take_conference_id(&mut self) -> Option<ConferenceId> {
-        let d = self.0.take()?;
+        let d = self.0?;
+        self.clear();
         CONFERENCE_ID_DIGITS
             .contains(&d.len())
             .then_some(ConferenceId(d))
@@ -176,7 +194,8 @@ impl DigitBuffer {
 
     /// Takes the contents as a PIN, leaving the buffer empty.
     pub(crate) fn take_pin(&mut self) -> Option<Pin> {
-        let d = self.0.take()?;
+        let d = self.0?;
+        self.clear();
         PIN_DIGITS.contains(&d.len()).then_some(Pin(d))
     }
 }

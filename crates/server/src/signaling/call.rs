@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dialbridge_media::{MediaEngine, RtpSession};
+use dialbridge_media::RtpSession;
 use dialbridge_router::Grant;
 use dialbridge_sip::dialog::DialogId;
 use dialbridge_sip::rsip;
@@ -27,8 +27,6 @@ pub(super) enum CallPhase {
     Answered,
     /// ACK received: the call is up.
     Confirmed,
-    /// We sent BYE; waiting for its answer or timeout.
-    Ending,
 }
 
 /// What the signaling task knows of one call.
@@ -104,14 +102,4 @@ pub(super) fn spawn_call_task(
         reports,
     ));
     (tx, handle.abort_handle())
-}
-
-/// Opens the RTP session for an answered offer.
-pub(super) async fn open_media(
-    engine: &MediaEngine,
-    remote: std::net::SocketAddr,
-    codec: dialbridge_media::Codec,
-    telephone_event: Option<u8>,
-) -> Result<RtpSession, dialbridge_media::Error> {
-    engine.open(remote, codec, telephone_event).await
 }

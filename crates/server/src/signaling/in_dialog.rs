@@ -302,7 +302,6 @@ impl Signaling {
                     }
                 }
             }
-            CallPhase::Ending => return,
         }
         tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
         self.end_call(id, "bridge hung up");

@@ -28,6 +28,9 @@ pub struct StreamFramer {
     buf: BytesMut,
     /// Bytes at the front already searched for the end of the headers.
     scanned: usize,
+    /// Total length of the message at the front once its headers are in: read once, so a
+    /// peer trickling the body byte by byte does not make us re-read the headers each time.
+    pending: Option<usize>,
     failed: bool,
     /// The start of a message refused as too large, kept so it can be answered with 513.
     refused: Option<Bytes>,
@@ -45,6 +48,7 @@ impl StreamFramer {
         Self {
             buf: BytesMut::new(),
             scanned: 0,
+            pending: None,
             failed: false,
             refused: None,
         }
@@ -97,6 +101,9 @@ impl StreamFramer {
     }
 
     fn frame(&mut self) -> Result<Option<Frame>, Error> {
+        if let Some(total) = self.pending {
+            return Ok(self.take(total));
+        }
         // Keepalives between messages (RFC 5626 §3.5.1, RFC 3261 §7.5).
         loop {
             if self.buf.starts_with(b"\r\n\r\n") {
@@ -142,11 +149,18 @@ impl StreamFramer {
         if total > MAX_MESSAGE {
             return Err(Error::TooLarge(total));
         }
+        self.pending = Some(total);
+        Ok(self.take(total))
+    }
+
+    /// The message at the front once `total` bytes are in.
+    fn take(&mut self, total: usize) -> Option<Frame> {
         if self.buf.len() < total {
-            return Ok(None);
+            return None;
         }
         self.scanned = 0;
-        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+        self.pending = None;
+        Some(Frame::Message(self.buf.split_to(total).freeze()))
     }
 }
 

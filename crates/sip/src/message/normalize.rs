@@ -5,8 +5,9 @@
 //! message we: expand compact names (§7.3.3), unfold continuation lines and drop LWS
 //! before the colon (§7.3.1), split comma-joined Via and Contact values into one header
 //! each (§7.3.1), remove the SWS the grammar allows around `/ ; = , :` in Via and around
-//! `; = ,` in name-addr headers (§25.1), end every line with CRLF, and cut the body to
-//! Content-Length (§18.3, §20.14). The same text is produced twice: first into a
+//! `; = ,` in name-addr headers (§25.1), end every line with CRLF, cut the body to
+//! Content-Length (§18.3, §20.14) and replace bytes that are not UTF-8 in header values
+//! (rsip refuses the whole message for them). The same text is produced twice: first into a
 //! comparer, so a message that needs nothing is returned borrowed with no second copy.
 
 use std::borrow::Cow;
@@ -180,7 +181,10 @@ fn emit_header(header: &RawHeader<'_>, out: &mut impl Sink) {
     let mut in_quote = false;
     let mut escaped = false;
     let mut in_angle = false;
-    for &b in header.value {
+    // rsip refuses a whole message for one header that is not UTF-8 (an ISO-8859-1
+    // display name from an old SBC); we replace the bad bytes with U+FFFD instead.
+    let value = String::from_utf8_lossy(header.value);
+    for &b in value.as_bytes() {
         if in_quote {
             if escaped {
                 escaped = false;

@@ -196,6 +196,24 @@ fn missing_headers_are_named_in_the_error() {
 }
 
 #[test]
+fn latin1_display_name_does_not_sink_the_message() {
+    let mut m = msg(&format!("{VIA}{REST}"), "");
+    let at = m.windows(6).position(|w| w == b"From: ").unwrap() + 6;
+    m.splice(at..at, b"\"M\xfcller\" ".iter().copied());
+    assert!(
+        SipMessage::try_from(&m[..]).is_err(),
+        "rsip alone refuses it"
+    );
+    let parsed = parse(&m).unwrap();
+    let from = fields::raw_value(headers_of(&parsed), Name::From).unwrap();
+    assert!(
+        from.starts_with("\"M\u{fffd}ller\" <sip:a@example.com>"),
+        "{from}"
+    );
+    assert_eq!(fields::from_tag(headers_of(&parsed)), Some("f1"));
+}
+
+#[test]
 fn lf_only_line_ends_become_crlf() {
     let m = format!("{BASE}{VIA}{REST}\r\n").replace("\r\n", "\n");
     let parsed = parse(m.as_bytes()).unwrap();

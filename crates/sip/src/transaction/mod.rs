@@ -11,6 +11,7 @@
 //! - [`InviteClient`]: §17.1.1 + RFC 6026 `Accepted` (Timers A, B, D, M).
 //! - [`NonInviteClient`]: §17.1.2 (Timers E, F, K).
 
+mod event;
 mod invite_client;
 mod invite_server;
 mod key;
@@ -20,10 +21,11 @@ mod non_invite_server;
 mod peer;
 mod timer;
 
+pub use event::{Event, LayerStats, Refusal, Transmit};
 pub use invite_client::{InviteClient, InviteClientState};
 pub use invite_server::{InviteServer, InviteServerState};
 pub use key::{ClientKey, ServerKey, TransactionKey};
-pub use layer::{Event, LayerConfig, LayerStats, Refusal, TransactionLayer, Transmit};
+pub use layer::{LayerConfig, TransactionLayer};
 pub use non_invite_client::{NonInviteClient, NonInviteClientState};
 pub use non_invite_server::{NonInviteServer, NonInviteServerState};
 pub use peer::{Peer, PeerAddr, TransportKind};

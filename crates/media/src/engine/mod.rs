@@ -1,14 +1,14 @@
 //! The media engine (feature `tokio`): the RTP port pool, one UDP socket pair per
-//! participant, and ONE clock task that paces every session's 20 ms packets.
+//! participant, conference rooms, and ONE clock task that paces every session's 20 ms
+//! packets and mixes every room.
 //!
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
-//! `tokio::time::interval` wakes once per tick, takes the session table lock once and
-//! walks every session, encoding into two scratch buffers it owns and sending with the
+//! `tokio::time::interval` wakes once per tick, takes the table lock once and walks
+//! every room and session, encoding into scratch buffers it owns and sending with the
 //! non-blocking `try_send_to` (a full socket buffer drops the packet: late audio is
-//! worthless). Nothing is allocated per tick or per packet. The mixer will be driven
-//! from the same tick. Receiving is still one task per session (batching with
-//! recvmmsg/sendmmsg is the planned next step).
+//! worthless). Nothing is allocated per tick or per packet. Receiving is still one
+//! task per session (batching with recvmmsg/sendmmsg is the planned next step).
 //!
 //! Symmetric RTP (RFC 4961): we send to the address the SDP gave and re-latch only to
 //! a source with the same IP (a NAT or SBC that changed the port); packets from any
@@ -19,7 +19,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,10 +30,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::jitter::{Concealer, JitterBuffer, JitterConfig};
+use crate::mixer::{Frame, MixerSlot, SILENCE};
 use crate::rtp::HEADER_LEN;
 use crate::{
     Codec, Error, FRAME_MS, FRAME_SAMPLES, Playback, PortAllocator, Prompt, RtpSender, RtpView,
 };
+
+mod room;
+
+pub use room::RoomId;
+use room::RoomState;
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).
 pub const INBOUND_QUEUE: usize = 64;
@@ -44,7 +51,7 @@ const MAX_DATAGRAM: usize = 1500;
 /// reused once the consumer has dropped earlier packets (amortised, not per packet).
 const RECV_BUFFER: usize = 16 * 1024;
 
-/// Owns the port pool, the session table and the clock task.
+/// Owns the port pool, the session and room table and the clock task.
 #[derive(Debug, Clone)]
 pub struct MediaEngine {
     inner: Arc<Inner>,
@@ -54,22 +61,26 @@ pub struct MediaEngine {
 struct Inner {
     address: IpAddr,
     ports: Mutex<PortAllocator>,
-    sessions: Mutex<HashMap<u64, Outbound>>,
+    table: Mutex<Table>,
     next_id: AtomicU64,
+    /// The runtime the engine was created in: sockets register with its reactor and
+    /// receive tasks run on it, whichever thread calls [`MediaEngine::open`].
+    runtime: tokio::runtime::Handle,
 }
 
 impl MediaEngine {
     /// An engine binding RTP on `address`, on the even ports of `ports` (RTCP on
     /// port + 1), and starts the clock task. Must be called inside a tokio runtime.
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, Error> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let inner = Arc::new(Inner {
             address,
             ports: Mutex::new(PortAllocator::new(*ports.start(), *ports.end())?),
-            sessions: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             next_id: AtomicU64::new(1),
+            runtime: runtime.clone(),
         });
-        handle.spawn(run_clock(Arc::downgrade(&inner)));
+        runtime.spawn(run_clock(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -80,7 +91,7 @@ impl MediaEngine {
 
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
-        lock(&self.inner.sessions).len()
+        lock(&self.inner.table).sessions.len()
     }
 
     /// Port pairs currently bound.
@@ -90,20 +101,26 @@ impl MediaEngine {
 
     /// Opens a session: binds the next free even port (and port + 1 for RTCP) and
     /// starts sending 20 ms `codec` packets to `remote` (from the SDP) at once —
-    /// silence until [`RtpSession::play`]. Packets from `remote`'s IP are delivered by
-    /// [`RtpSession::recv`]; `telephone_event_pt` is the negotiated RFC 4733 payload
-    /// type, kept for the consumer.
-    pub async fn open(
+    /// silence until [`RtpSession::play`] or [`RtpSession::join_room`]. Packets from
+    /// `remote`'s IP are delivered by [`RtpSession::recv`]; `telephone_event_pt` is
+    /// the negotiated RFC 4733 payload type, kept for the consumer.
+    ///
+    /// Synchronous: binding a UDP socket does not block, so signaling code can open
+    /// media in the middle of handling an INVITE.
+    pub fn open(
         &self,
         remote: SocketAddr,
         codec: Codec,
         telephone_event_pt: Option<u8>,
     ) -> Result<RtpSession, Error> {
-        let bound = Arc::new(self.bind_pair().await?);
+        let _runtime = self.inner.runtime.enter();
+        let bound = Arc::new(self.bind_pair()?);
         let local = bound.rtp.local_addr()?;
         let sender = RtpSender::new(codec.payload_type())?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.sessions).insert(
+        let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::default())));
+        let in_room = Arc::new(AtomicBool::new(false));
+        lock(&self.inner.table).sessions.insert(
             id,
             Outbound {
                 bound: bound.clone(),
@@ -111,15 +128,26 @@ impl MediaEngine {
                 codec,
                 sender,
                 playback: None,
+                room: None,
+                muted: false,
+                jitter: jitter.clone(),
+                in_room: in_room.clone(),
+                concealer: Concealer::default(),
             },
         );
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
-        let receiver = tokio::spawn(run_receive(
+        let audio = AudioSink {
+            payload_type: codec.payload_type(),
+            jitter,
+            in_room,
+        };
+        let receiver = self.inner.runtime.spawn(run_receive(
             bound.clone(),
             Arc::downgrade(&self.inner),
             id,
             remote,
             tx,
+            audio,
         ));
         Ok(RtpSession {
             id,
@@ -134,7 +162,8 @@ impl MediaEngine {
     }
 
     /// Binds RTP and RTCP on the next free pair, skipping ports another process holds.
-    async fn bind_pair(&self) -> Result<Bound, Error> {
+    /// Must run inside the runtime's context (`open` enters it).
+    fn bind_pair(&self) -> Result<Bound, Error> {
         let (capacity, (low, high)) = {
             let ports = lock(&self.inner.ports);
             (ports.capacity(), ports.bounds())
@@ -150,8 +179,8 @@ impl MediaEngine {
             let address = self.inner.address;
             // On failure `lease` drops here and gives the port back; the round-robin
             // cursor has moved on, so the next iteration tries the next port.
-            match UdpSocket::bind((address, port)).await {
-                Ok(rtp) => match UdpSocket::bind((address, port + 1)).await {
+            match bind_udp(address, port) {
+                Ok(rtp) => match bind_udp(address, port + 1) {
                     Ok(rtcp) => return Ok(Bound::new(rtp, rtcp, lease)),
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
                     Err(e) => return Err(e.into()),
@@ -165,7 +194,7 @@ impl MediaEngine {
 }
 
 /// One participant's RTP stream. Dropping it (or [`RtpSession::close`]) stops
-/// sending, stops receiving and frees the port pair.
+/// sending, stops receiving, leaves its room and frees the port pair.
 #[derive(Debug)]
 pub struct RtpSession {
     id: u64,
@@ -222,16 +251,24 @@ pub enum PlayEnd {
     Interrupted,
 }
 
-/// Resolves when a played prompt ends. May be dropped if nobody cares.
+/// Resolves when a played prompt ends. May be dropped if nobody cares; may be polled
+/// again after it resolved (it keeps answering the same).
 #[derive(Debug)]
-pub struct PlayDone(oneshot::Receiver<PlayEnd>);
+pub struct PlayDone {
+    rx: oneshot::Receiver<PlayEnd>,
+    ended: Option<PlayEnd>,
+}
 
 impl Future for PlayDone {
     type Output = PlayEnd;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PlayEnd> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or(PlayEnd::Interrupted))
+        if let Some(end) = self.ended {
+            return Poll::Ready(end);
+        }
+        let end =
+            std::task::ready!(Pin::new(&mut self.rx).poll(cx)).unwrap_or(PlayEnd::Interrupted);
+        self.ended = Some(end);
+        Poll::Ready(end)
     }
 }
 
@@ -258,30 +295,35 @@ impl RtpSession {
 
     /// Where packets are currently sent (the SDP address, or the re-latched one).
     pub fn remote(&self) -> Option<SocketAddr> {
-        lock(&self.inner.sessions).get(&self.id).map(|o| o.remote)
+        lock(&self.inner.table)
+            .sessions
+            .get(&self.id)
+            .map(|o| o.remote)
     }
 
-    /// Plays `prompt` from its start, replacing whatever played; loops when `repeat`.
-    /// The returned future says when (and how) it ended.
+    /// Plays `prompt` from its start, replacing whatever this session played; loops
+    /// when `repeat`. In a room the prompt is mixed over the room's audio, for this
+    /// participant only. The returned future says when (and how) it ended.
     pub fn play(&self, prompt: Arc<Prompt>, repeat: bool) -> PlayDone {
         let (done, rx) = oneshot::channel();
-        if let Some(o) = lock(&self.inner.sessions).get_mut(&self.id) {
+        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
             o.interrupt();
             o.playback = Some((Playback::new(prompt, repeat), done));
         }
-        PlayDone(rx)
+        PlayDone { rx, ended: None }
     }
 
-    /// Stops playing: silence is sent from the next tick.
+    /// Stops playing: silence (or the room) from the next tick.
     pub fn stop(&self) {
-        if let Some(o) = lock(&self.inner.sessions).get_mut(&self.id) {
+        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
             o.interrupt();
         }
     }
 
     /// True while a prompt is playing.
     pub fn is_playing(&self) -> bool {
-        lock(&self.inner.sessions)
+        lock(&self.inner.table)
+            .sessions
             .get(&self.id)
             .is_some_and(|o| o.playback.is_some())
     }
@@ -319,9 +361,13 @@ impl RtpSession {
     }
 
     fn detach(&mut self) {
-        let removed = lock(&self.inner.sessions).remove(&self.id);
+        let mut table = lock(&self.inner.table);
+        let removed = table.sessions.remove(&self.id);
         if let Some(mut o) = removed {
             o.interrupt();
+            if let Some((room, slot)) = o.room {
+                table.remove_member(room, self.id, slot);
+            }
         }
     }
 }
@@ -386,7 +432,46 @@ impl Drop for PortLease {
     }
 }
 
-/// The sending half of a session, owned by the session table and driven by the clock.
+/// Every session and every room, under the one lock the clock takes per tick.
+#[derive(Debug, Default)]
+struct Table {
+    sessions: HashMap<u64, Outbound>,
+    rooms: HashMap<u64, RoomState>,
+}
+
+impl Table {
+    /// One 20 ms tick: every room mixes and sends to its members, then every session
+    /// outside a room sends its prompt or silence.
+    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant) {
+        let Table { sessions, rooms } = self;
+        for room in rooms.values_mut() {
+            room.tick(sessions, scratch, now);
+        }
+        for outbound in sessions.values_mut().filter(|o| o.room.is_none()) {
+            outbound.tick(scratch);
+        }
+    }
+}
+
+/// The clock's buffers, reused every tick.
+#[derive(Debug)]
+struct Scratch {
+    pcm: Frame,
+    prompt: Frame,
+    packet: [u8; HEADER_LEN + FRAME_SAMPLES],
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            pcm: SILENCE,
+            prompt: SILENCE,
+            packet: [0; HEADER_LEN + FRAME_SAMPLES],
+        }
+    }
+}
+
+/// The sending half of a session, owned by the table and driven by the clock.
 #[derive(Debug)]
 struct Outbound {
     bound: Arc<Bound>,
@@ -394,32 +479,50 @@ struct Outbound {
     codec: Codec,
     sender: RtpSender,
     playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
+    /// The room and mixer slot, while in a room.
+    room: Option<(u64, MixerSlot)>,
+    muted: bool,
+    /// Filled by the receive task while in a room, drained by the clock.
+    jitter: Arc<Mutex<JitterBuffer<Bytes>>>,
+    /// Tells the receive task to fill `jitter`.
+    in_room: Arc<AtomicBool>,
+    concealer: Concealer,
 }
 
 impl Outbound {
-    /// Sends one 20 ms packet. `pcm` and `packet` are the clock's scratch buffers.
-    fn tick(
-        &mut self,
-        pcm: &mut [i16; FRAME_SAMPLES],
-        packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES],
-    ) {
-        match self.playback.take() {
-            Some((mut playback, done)) => {
-                playback.fill(pcm);
-                if playback.finished() {
-                    let _ = done.send(PlayEnd::Finished);
-                } else {
-                    self.playback = Some((playback, done));
-                }
-            }
-            None => pcm.fill(0),
+    /// Sends one 20 ms packet of prompt or silence (outside a room).
+    fn tick(&mut self, scratch: &mut Scratch) {
+        scratch.pcm = SILENCE;
+        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
+        self.encode_and_send(&scratch.pcm, &mut scratch.packet);
+    }
+
+    /// Adds the next frame of the playing prompt (if any) to `pcm`, saturating.
+    fn mix_prompt(&mut self, pcm: &mut Frame, buf: &mut Frame) {
+        let Some((mut playback, done)) = self.playback.take() else {
+            return;
+        };
+        playback.fill(buf);
+        add_saturating(pcm, buf);
+        if playback.finished() {
+            let _ = done.send(PlayEnd::Finished);
+        } else {
+            self.playback = Some((playback, done));
         }
-        let (head, payload) = packet.split_at_mut(HEADER_LEN);
+    }
+
+    fn encode_and_send(&mut self, pcm: &Frame, packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES]) {
+        let (_, payload) = packet.split_at_mut(HEADER_LEN);
         self.codec.encode_frame(pcm, payload);
+        self.send(packet);
+    }
+
+    /// Writes the next header in front of the payload already in `packet` and sends.
+    fn send(&mut self, packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES]) {
         let header = self.sender.next_header(FRAME_SAMPLES as u32);
         // The header is exactly HEADER_LEN bytes and the payload type came from a
         // Codec, so this cannot fail; a failure would only skip the packet.
-        if header.write(head).is_err() {
+        if header.write(packet).is_err() {
             return;
         }
         match self.bound.rtp.try_send_to(packet, self.remote) {
@@ -435,22 +538,19 @@ impl Outbound {
     }
 }
 
-/// The single clock: every 20 ms, one packet for every session.
+/// The single clock: every 20 ms, every room mixed, one packet for every session.
 ///
 /// Missed ticks (the runtime was stalled) are sent in a burst, as tokio's default
 /// `MissedTickBehavior::Burst` does, so that RTP timestamps keep pace with real time
 /// and the far end's jitter buffer absorbs the burst.
 async fn run_clock(inner: Weak<Inner>) {
     let mut interval = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
-    let mut pcm = [0i16; FRAME_SAMPLES];
-    let mut packet = [0u8; HEADER_LEN + FRAME_SAMPLES];
+    let mut scratch = Scratch::default();
     loop {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let mut sessions = lock(&inner.sessions);
-        for outbound in sessions.values_mut() {
-            outbound.tick(&mut pcm, &mut packet);
-        }
+        let now = std::time::Instant::now();
+        lock(&inner.table).tick(&mut scratch, now);
     }
 }
 
@@ -461,6 +561,7 @@ async fn run_receive(
     id: u64,
     sdp_remote: SocketAddr,
     queue: mpsc::Sender<InboundRtp>,
+    audio: AudioSink,
 ) {
     let mut buf = BytesMut::with_capacity(RECV_BUFFER);
     let mut latched = sdp_remote;
@@ -469,10 +570,16 @@ async fn run_receive(
         buf.reserve(MAX_DATAGRAM);
         let source = match bound.rtp.recv_buf_from(&mut buf).await {
             Ok((_, source)) => source,
-            Err(e) => {
-                // ICMP errors surface here on some platforms; the socket stays usable.
+            Err(e) if is_transient(&e) => {
+                // An ICMP error for an earlier send, reported on this socket by some
+                // platforms; the socket stays usable.
                 tracing::debug!(error = %e, "rtp receive error");
                 continue;
+            }
+            Err(e) => {
+                // Anything else would repeat forever: stop receiving (sending goes on).
+                tracing::warn!(error = %e, "rtp receive failed; no more inbound media");
+                return;
             }
         };
         let received_at = Instant::now();
@@ -502,14 +609,65 @@ async fn run_receive(
         if source != latched {
             latched = source;
             let Some(inner) = inner.upgrade() else { return };
-            if let Some(o) = lock(&inner.sessions).get_mut(&id) {
+            if let Some(o) = lock(&inner.table).sessions.get_mut(&id) {
                 o.remote = source;
             }
         }
+        audio.offer(&packet);
         match queue.try_send(packet) {
             Ok(()) => bound.received.fetch_add(1, Ordering::Relaxed),
             Err(_) => bound.receive_dropped.fetch_add(1, Ordering::Relaxed),
         };
+    }
+}
+
+/// Binds a non-blocking UDP socket and registers it with the current runtime.
+fn bind_udp(address: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind((address, port))?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// Errors after which a UDP socket still works.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | Interrupted
+            | WouldBlock
+            | HostUnreachable
+            | NetworkUnreachable
+    )
+}
+
+/// Where the receive task puts audio packets for the room mixer.
+#[derive(Debug)]
+struct AudioSink {
+    payload_type: u8,
+    jitter: Arc<Mutex<JitterBuffer<Bytes>>>,
+    in_room: Arc<AtomicBool>,
+}
+
+impl AudioSink {
+    fn offer(&self, packet: &InboundRtp) {
+        if packet.payload_type == self.payload_type && self.in_room.load(Ordering::Acquire) {
+            // A Bytes clone is a reference count, not a copy.
+            lock(&self.jitter).push(
+                packet.sequence,
+                packet.timestamp,
+                packet.payload.clone(),
+                packet.received_at.into_std(),
+            );
+        }
+    }
+}
+
+/// Adds `extra` to `pcm`, saturating at full scale.
+fn add_saturating(pcm: &mut Frame, extra: &Frame) {
+    for (p, &e) in pcm.iter_mut().zip(extra) {
+        *p = p.saturating_add(e);
     }
 }
 

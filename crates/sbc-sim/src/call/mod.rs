@@ -1,0 +1,360 @@
+//! One call, start to end: INVITE with an SDP offer (answering a digest challenge when
+//! credentials are given), ACK, media, the script, answers to the bridge's re-INVITEs,
+//! UPDATEs, INFOs and BYE, our BYE (or CANCEL), then the checks.
+//!
+//! The RFC 3261 machinery is `dialbridge_sip::transaction::TransactionLayer`, one per
+//! call (retransmissions, Timers A/B/E/F, the ACK for a non-2xx, absorbing the bridge's
+//! retransmissions); this module is the transaction user. Every wait is bounded: the
+//! setup timeout, the script, the hold time and a hard limit derived from them.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use dialbridge_sip::rsip::SipMessage;
+use dialbridge_sip::sdp::{LocalMedia, MediaSession};
+use dialbridge_sip::transaction::{ClientKey, LayerConfig, PeerAddr, TransactionLayer};
+use tokio::sync::oneshot;
+
+use crate::dialog::{Parties, UacDialog};
+use crate::dtmf::{self, DtmfMode};
+use crate::outcome::{CallOutcome, EndedBy, Expect};
+use crate::rtp::{Media, Source};
+use crate::script::Script;
+use crate::ua::Signaling;
+
+/// How long a BYE or CANCEL may wait for its answer before the call is given up.
+const HANGUP_WAIT: Duration = Duration::from_secs(8);
+/// Slack added to the planned length of a call for its hard limit.
+const SLACK: Duration = Duration::from_secs(30);
+/// Pause after each INFO key's answer: the key's length and the gap, the cadence of
+/// RFC 4733 keys.
+const INFO_GAP: Duration = Duration::from_millis((dtmf::KEY_MS + dtmf::GAP_MS) as u64);
+
+/// Everything about one call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// The dialled number (user part of the Request-URI and To).
+    pub to: String,
+    /// The calling number or user (user part of From).
+    pub from_user: String,
+    /// The host part of From (defaults to our source address).
+    pub from_host: Option<String>,
+    /// Digest credentials (user, password) for a 401/407.
+    pub credentials: Option<(String, String)>,
+    /// What we send.
+    pub source: Source,
+    /// How keys are sent.
+    pub dtmf: DtmfMode,
+    /// What we do once answered.
+    pub script: Script,
+    /// How long we stay after the script before hanging up.
+    pub hold: Duration,
+    /// How long we wait for a final response before CANCEL.
+    pub setup_timeout: Duration,
+    /// Most samples recorded.
+    pub record_limit: usize,
+    /// What we expect.
+    pub expect: Expect,
+}
+
+impl CallConfig {
+    /// The longest the call may take, end to end.
+    pub fn hard_limit(&self) -> Duration {
+        let keys = self.script.keys().count() as u32;
+        let per_key = Duration::from_millis(u64::from(dtmf::KEY_MS + dtmf::GAP_MS) + 100);
+        self.setup_timeout
+            .saturating_add(self.script.waits())
+            .saturating_add(per_key.saturating_mul(keys))
+            .saturating_add(self.hold)
+            .saturating_add(SLACK)
+    }
+}
+
+/// Progress lines, as the call goes (`→ INVITE`, `← 200 OK`...).
+pub trait Progress: Sync {
+    /// One line.
+    fn line(&self, text: &str);
+}
+
+/// No progress output (load runs).
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn line(&self, _text: &str) {}
+}
+
+/// Places one call over `signaling` and returns its outcome. Never panics on what the
+/// bridge sends; ends within [`CallConfig::hard_limit`].
+pub async fn run(
+    signaling: &Signaling,
+    config: &CallConfig,
+    progress: &dyn Progress,
+) -> CallOutcome {
+    let local = signaling.local_addr();
+    let parties = Parties {
+        from_user: config.from_user.clone(),
+        from_host: config
+            .from_host
+            .clone()
+            .unwrap_or_else(|| local.ip().to_string()),
+        to: config.to.clone(),
+        bridge: signaling.bridge().to_string(),
+        local: local.to_string(),
+        transport: signaling.transport(),
+    };
+    let dialog = UacDialog::new(parties);
+    let mut call = Call::new(signaling, config, progress, dialog);
+    if let Err(reason) = call.drive(local.ip()).await {
+        call.fail(reason);
+        call.ended_by.get_or_insert(EndedBy::Error);
+    }
+    call.finish().await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE sent, no final response yet.
+    Inviting,
+    /// CANCEL sent (setup timeout).
+    Cancelling,
+    /// 2xx received and ACKed: media and script run.
+    Established,
+    /// BYE sent.
+    HangingUp,
+    /// Over.
+    Done,
+}
+
+struct Call<'a> {
+    signaling: &'a Signaling,
+    config: &'a CallConfig,
+    progress: &'a dyn Progress,
+    peer: PeerAddr,
+    layer: TransactionLayer<PeerAddr>,
+    dialog: UacDialog,
+    session: Option<MediaSession>,
+    socket: Option<tokio::net::UdpSocket>,
+    media: Option<Media>,
+    phase: Phase,
+    started: Instant,
+    invite_key: Option<ClientKey>,
+    invite_seq: u32,
+    challenged: bool,
+    answered_at: Option<Instant>,
+    phase_deadline: Option<Instant>,
+    hard_deadline: Instant,
+    script: ScriptRun,
+    /// The re-INVITE whose 2xx carried our offer: its ACK carries the answer.
+    offered_in_2xx: bool,
+    status: Option<(u16, String)>,
+    setup: Option<Duration>,
+    ended_by: Option<EndedBy>,
+    failures: Vec<String>,
+}
+
+/// Where the script is.
+#[derive(Default)]
+struct ScriptRun {
+    index: usize,
+    wake: Option<Instant>,
+    keys_done: Option<oneshot::Receiver<bool>>,
+    info_queue: VecDeque<char>,
+    info_in_flight: Option<ClientKey>,
+    info_next: Option<Instant>,
+    /// The step whose completion starts the latency measurement.
+    marks_after: Option<usize>,
+    hold_started: bool,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        signaling: &'a Signaling,
+        config: &'a CallConfig,
+        progress: &'a dyn Progress,
+        dialog: UacDialog,
+    ) -> Self {
+        let now = Instant::now();
+        Call {
+            signaling,
+            config,
+            progress,
+            peer: signaling.peer(),
+            layer: TransactionLayer::new(LayerConfig {
+                max_transactions: 64,
+                ..LayerConfig::default()
+            }),
+            dialog,
+            session: None,
+            socket: None,
+            media: None,
+            phase: Phase::Inviting,
+            started: now,
+            invite_key: None,
+            invite_seq: 0,
+            challenged: false,
+            answered_at: None,
+            phase_deadline: None,
+            hard_deadline: now + config.hard_limit(),
+            script: ScriptRun {
+                marks_after: config.script.last_keys_step(),
+                ..ScriptRun::default()
+            },
+            offered_in_2xx: false,
+            status: None,
+            setup: None,
+            ended_by: None,
+            failures: Vec::new(),
+        }
+    }
+
+    fn say(&self, text: &str) {
+        self.progress.line(text);
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.say(&format!("✗ {reason}"));
+        self.failures.push(reason);
+    }
+
+    async fn drive(&mut self, ip: IpAddr) -> Result<(), String> {
+        let mut registration = self
+            .signaling
+            .register(self.dialog.call_id())
+            .map_err(|e| e.to_string())?;
+        let socket = Media::bind(ip)
+            .await
+            .map_err(|e| format!("RTP socket: {e}"))?;
+        let rtp_port = socket.local_addr().map_err(|e| e.to_string())?.port();
+        self.socket = Some(socket);
+        let session_id = u64::from(rand::random::<u32>());
+        let mut session = MediaSession::new(LocalMedia::g711(ip, rtp_port, session_id));
+        let offer = session.offer();
+        self.session = Some(session);
+        self.started = Instant::now();
+        self.phase_deadline = Some(self.started + self.config.setup_timeout);
+        self.send_invite(&offer, None)?;
+
+        loop {
+            self.flush();
+            while let Some(event) = self.layer.poll_event() {
+                self.handle_event(event)?;
+                self.flush();
+            }
+            if self.phase == Phase::Done {
+                return Ok(());
+            }
+            let wake = [
+                self.layer.poll_timeout(),
+                self.phase_deadline,
+                self.script.wake,
+                self.script.info_next,
+                Some(self.hard_deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.hard_deadline);
+            let keys_pending = self.script.keys_done.is_some();
+            tokio::select! {
+                msg = registration.inbound.recv() => {
+                    let now = Instant::now();
+                    match msg {
+                        Some(SipMessage::Request(r)) => self.layer.handle_request(r, self.peer, now),
+                        Some(SipMessage::Response(r)) => self.layer.handle_response(r, now),
+                        None => return Err("signaling closed".into()),
+                    }
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    let now = Instant::now();
+                    self.layer.handle_timeout(now);
+                    self.on_timers(now)?;
+                }
+                done = async {
+                    match self.script.keys_done.as_mut() {
+                        Some(rx) => rx.await.unwrap_or(false),
+                        None => std::future::pending().await,
+                    }
+                }, if keys_pending => {
+                    self.script.keys_done = None;
+                    if !done {
+                        self.fail("keys could not be sent in RTP (no telephone-event negotiated?)".into());
+                    }
+                    self.step_done();
+                    self.advance_script(Instant::now())?;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.layer.poll_transmit() {
+            if let Err(e) = self.signaling.send(&t.message) {
+                tracing::debug!(error = %e, "send failed");
+            }
+        }
+    }
+
+    fn send_invite(
+        &mut self,
+        sdp: &str,
+        authorization: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        let invite = self
+            .dialog
+            .invite(sdp, authorization)
+            .map_err(|e| e.to_string())?;
+        self.invite_seq = handle::cseq_of(&invite);
+        self.say(&format!("→ INVITE {}", invite.uri));
+        let key = self
+            .layer
+            .send_request(invite, self.peer, Instant::now())
+            .map_err(|e| e.to_string())?;
+        self.invite_key = Some(key);
+        Ok(())
+    }
+
+    fn on_timers(&mut self, now: Instant) -> Result<(), String> {
+        if now >= self.hard_deadline {
+            self.fail("hard time limit reached".into());
+            self.ended_by.get_or_insert(EndedBy::Timeout);
+            self.phase = Phase::Done;
+            return Ok(());
+        }
+        if self.phase_deadline.is_some_and(|d| now >= d) {
+            self.phase_deadline = None;
+            match self.phase {
+                Phase::Inviting => {
+                    self.fail(format!(
+                        "no final response within {:?}",
+                        self.config.setup_timeout
+                    ));
+                    self.ended_by = Some(EndedBy::Timeout);
+                    self.cancel(now)?;
+                }
+                Phase::Cancelling | Phase::HangingUp => {
+                    self.fail("no answer to our BYE/CANCEL".into());
+                    self.phase = Phase::Done;
+                }
+                Phase::Established | Phase::Done => {}
+            }
+        }
+        if self.phase == Phase::Established {
+            if self.script.info_next.is_some_and(|t| now >= t) {
+                self.script.info_next = None;
+                self.send_next_info(now)?;
+            }
+            if self.script.wake.is_some_and(|t| now >= t) {
+                self.script.wake = None;
+                self.step_done();
+                self.advance_script(now)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+mod finish;
+mod handle;
+mod steps;

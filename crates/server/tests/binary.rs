@@ -1,0 +1,94 @@
+//! `dialbridge serve` as people run it: the real binary, the demo deployment (moved to
+//! free ports so tests run in parallel and next to a running demo), dialled by sipp, and
+//! stopped with SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dialbridge_testkit::ports::free_udp_tcp_port;
+use dialbridge_testkit::sipp::Sipp;
+
+struct Serve {
+    child: Child,
+    sip: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Serve {
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let sip_port = free_udp_tcp_port(lo);
+    let tls_port = free_udp_tcp_port(lo);
+    let admin_port = free_udp_tcp_port(lo);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let text = dialbridge_server::config::DEMO_CONFIG
+        .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
+        .replace("127.0.0.1:5061", &format!("127.0.0.1:{tls_port}"))
+        .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"));
+    let dir = std::env::temp_dir().join(format!("dialbridge-serve-{}-{sip_port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Relative paths resolve against the config's directory: point them at fixtures/.
+    for entry in ["tls", "prompts", "organisers.csv"] {
+        let link = dir.join(entry);
+        if !link.exists() {
+            std::os::unix::fs::symlink(fixtures.join(entry), link).unwrap();
+        }
+    }
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dialbridge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    Serve {
+        child,
+        sip: SocketAddr::new(lo, sip_port),
+    }
+}
+
+async fn until_it_answers(sip: SocketAddr) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ping = Sipp::new("uac-options.xml", sip, "127.0.0.10".parse().unwrap(), "ping")
+            .timeout(Duration::from_secs(2))
+            .run()
+            .await;
+        if ping.passed() {
+            return;
+        }
+        assert!(Instant::now() < end, "dialbridge serve never answered:\n{}", ping.log);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialbridge_serve_answers_a_sipp_call_and_stops_on_sigterm() {
+    let mut serve = serve();
+    until_it_answers(serve.sip).await;
+    let call = Sipp::new("uac-call.xml", serve.sip, "127.0.0.10".parse().unwrap(), "+14255550100")
+        .run()
+        .await;
+    assert!(call.passed(), "{}", call.log);
+    let pid = serve.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < end, "dialbridge did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
