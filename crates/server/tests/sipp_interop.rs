@@ -57,7 +57,18 @@ async fn cancel_before_answer_gets_487() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_ack_makes_the_bridge_retransmit_its_200() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-lost-ack.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    let outcome = Sipp::new("uac-lost-ack.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")
+        .run()
+        .await;
+    assert!(outcome.passed(), "sipp failed ({:?}):\n{}", outcome.code, outcome.log);
+    // sipp's message log holds every 200 received for the INVITE: the first and the
+    // retransmissions at T1 and 3*T1 while the ACK was held back.
+    let oks = outcome
+        .log
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("CSeq: 1 INVITE"))
+        .count();
+    assert!(oks >= 3, "expected the 200 and two retransmissions, saw {oks}:\n{}", outcome.log);
     bridge.stop().await;
 }
 
