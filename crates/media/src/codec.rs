@@ -1,9 +1,10 @@
 //! G.711 µ-law (PCMU) and A-law (PCMA), ITU-T G.711 (11/88), with the RTP payload
 //! types of RFC 3551 §6 (PCMU = 0, PCMA = 8, both 8000 Hz, one byte per sample).
 //!
-//! Decoding is a 256-entry table built at compile time; encoding is arithmetic on the
-//! segment number found with `leading_zeros` (no branches per bit, no 64 KiB table to
-//! miss in cache). The bit patterns are those of the ITU-T reference (and of the
+//! Decoding is a 256-entry table built at compile time; encoding a clamp and a
+//! lookup in a 4 KiB table of segment and mantissa, also built at compile time (no
+//! branches, no 64 KiB table to miss in cache), checked exhaustively against the
+//! arithmetic form in the tests. The bit patterns are those of the ITU-T reference (and of the
 //! widely used Sun `g711.c`): µ-law biases the 14-bit magnitude by 33 (132 on the
 //! 16-bit scale) and clips at 8158 (32635); A-law works on 13 bits and inverts the
 //! even bits (XOR 0x55). Both are allocation-free: the hot path calls
@@ -117,35 +118,70 @@ const ULAW_BIAS: i32 = 0x84;
 const ULAW_CLIP: i32 = 32635;
 
 /// G.711 µ-law encoder (16-bit linear in).
+///
+/// The code is the segment (exponent) and 4-bit mantissa of the biased magnitude
+/// `m = min(|s|, 32635) + 132`, which depend only on `m >> 3` (the smallest shift is
+/// 3): a 4 KiB table holds them, so encoding is a clamp, an add, a shift and a load.
 #[inline]
 pub fn linear_to_ulaw(sample: i16) -> u8 {
     let s = i32::from(sample);
     // 0x80 for negative: the sign bit before the final inversion.
     let sign = ((s >> 24) & 0x80) as u8;
-    let magnitude = s.unsigned_abs().min(ULAW_CLIP as u32) + ULAW_BIAS as u32;
-    // magnitude is in 132..=32767, so its top bit is bit 7..=14: exponent 0..=7.
-    let exponent = 31 - magnitude.leading_zeros() - 7;
-    let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
-    !(sign | ((exponent as u8) << 4) | mantissa as u8)
+    let m = s.unsigned_abs().min(ULAW_CLIP as u32) + ULAW_BIAS as u32;
+    // m <= 32767, so m >> 3 <= 4095; the mask only spares the bounds check.
+    !(sign | ULAW_SEGMENT[(m >> 3) as usize & 0xFFF])
 }
 
 /// G.711 A-law encoder (16-bit linear in; G.711 uses the top 13 bits).
+///
+/// Segment and mantissa depend only on the 12-bit one's complement magnitude of the
+/// 13-bit sample: a 4 KiB table again.
 #[inline]
 pub fn linear_to_alaw(sample: i16) -> u8 {
     let s = i32::from(sample) >> 3;
     // Negative values use the one's complement magnitude (-1 -> 0, -4096 -> 4095).
-    let (mask, magnitude) = if s >= 0 {
-        (0xD5u8, s as u32)
-    } else {
-        (0x55u8, !s as u32)
-    };
-    // magnitude is in 0..=4095: segment 0 below 32, else the top bit (5..=11) - 4.
-    let top = 31u32.saturating_sub(magnitude.leading_zeros());
-    let segment = if magnitude < 32 { 0 } else { top - 4 };
-    let shift = segment.max(1);
-    let code = ((segment as u8) << 4) | ((magnitude >> shift) & 0x0F) as u8;
-    code ^ mask
+    let negative = s >> 31; // 0 or -1
+    let magnitude = (s ^ negative) as usize & 0xFFF;
+    // 0xD5 for positive, 0x55 for negative: the sign bit and the even-bit inversion.
+    let mask = 0x55 | (!negative as u8 & 0x80);
+    ALAW_SEGMENT[magnitude] ^ mask
 }
+
+/// µ-law (exponent << 4 | mantissa) for each biased magnitude >> 3.
+static ULAW_SEGMENT: [u8; 4096] = {
+    let mut table = [0u8; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        // The smallest biased magnitude is 132 (index 16); lower indexes never occur
+        // and are filled as if clamped there.
+        let m = if i < 16 { 132 } else { (i as u32) << 3 };
+        let exponent = 31 - m.leading_zeros() - 7;
+        let mantissa = (m >> (exponent + 3)) & 0x0F;
+        table[i] = ((exponent as u8) << 4) | mantissa as u8;
+        i += 1;
+    }
+    table
+};
+
+/// A-law (segment << 4 | mantissa) for each 12-bit magnitude, before the XOR mask.
+static ALAW_SEGMENT: [u8; 4096] = {
+    let mut table = [0u8; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        let magnitude = i as u32;
+        // Segment 0 below 32, else the top bit (5..=11) - 4; the mantissa is the 4
+        // bits under the top bit (segments 0 and 1 both shift by 1).
+        let segment = if magnitude < 32 {
+            0
+        } else {
+            31 - magnitude.leading_zeros() - 4
+        };
+        let shift = if segment > 1 { segment } else { 1 };
+        table[i] = ((segment as u8) << 4) | ((magnitude >> shift) & 0x0F) as u8;
+        i += 1;
+    }
+    table
+};
 
 const fn ulaw_to_linear(byte: u8) -> i16 {
     let u = !byte;
@@ -192,6 +228,41 @@ static ALAW_DECODE: [i16; 256] = build_table(true);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The arithmetic form of the encoders (as in the ITU-T reference and Sun's
+    /// g711.c), against which the table-driven ones are checked exhaustively.
+    fn reference_ulaw(sample: i16) -> u8 {
+        let s = i32::from(sample);
+        let sign = if s < 0 { 0x80 } else { 0 };
+        let magnitude = s.unsigned_abs().min(ULAW_CLIP as u32) + ULAW_BIAS as u32;
+        let exponent = 31 - magnitude.leading_zeros() - 7;
+        let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
+        !(sign | ((exponent as u8) << 4) | mantissa as u8)
+    }
+
+    fn reference_alaw(sample: i16) -> u8 {
+        let s = i32::from(sample) >> 3;
+        let (mask, magnitude) = if s >= 0 {
+            (0xD5u8, s as u32)
+        } else {
+            (0x55u8, !s as u32)
+        };
+        let segment = if magnitude < 32 {
+            0
+        } else {
+            31 - magnitude.leading_zeros() - 4
+        };
+        let code = ((segment as u8) << 4) | ((magnitude >> segment.max(1)) & 0x0F) as u8;
+        code ^ mask
+    }
+
+    #[test]
+    fn tables_match_the_arithmetic_reference() {
+        for x in i16::MIN..=i16::MAX {
+            assert_eq!(linear_to_ulaw(x), reference_ulaw(x), "µ-law {x}");
+            assert_eq!(linear_to_alaw(x), reference_alaw(x), "A-law {x}");
+        }
+    }
 
     #[test]
     fn ulaw_reference_vectors() {

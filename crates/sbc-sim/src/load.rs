@@ -55,6 +55,7 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut report = LoadReport::default();
     let mut launched = 0u64;
+    let mut last_launch = started;
     let sleep_deadline = tokio::time::Instant::from_std(deadline);
 
     while launched < config.calls {
@@ -76,12 +77,14 @@ pub async fn run(
             outcome
         });
         launched += 1;
+        last_launch = Instant::now();
         // Fold finished calls in as we go so memory stays bounded by calls in flight.
         while let Some(done) = tasks.try_join_next() {
             collect(&mut report, done, bar);
         }
     }
     report.add_not_started(config.calls - launched);
+    report.set_launch(last_launch.saturating_duration_since(started));
     let end = tokio::time::Instant::from_std(deadline.max(Instant::now()) + GRACE);
     loop {
         tokio::select! {

@@ -66,6 +66,7 @@ pub struct LoadReport {
     reasons: BTreeMap<String, u64>,
     not_started: u64,
     wall: Duration,
+    launch: Duration,
 }
 
 /// The report as printed with `--json`.
@@ -97,7 +98,7 @@ pub struct Summary {
     pub failures: BTreeMap<String, u64>,
     /// Wall-clock time of the run, seconds.
     pub wall_seconds: f64,
-    /// Attempted calls per second of wall time.
+    /// Calls started per second, over the time from the first start to the last.
     pub rate: f64,
 }
 
@@ -151,6 +152,11 @@ impl LoadReport {
         self.wall = wall;
     }
 
+    /// Sets the time from the first call's start to the last one's.
+    pub fn set_launch(&mut self, launch: Duration) {
+        self.launch = launch;
+    }
+
     /// Calls folded in.
     pub fn attempted(&self) -> u64 {
         self.attempted
@@ -178,10 +184,11 @@ impl LoadReport {
             audio_passed: self.audio_passed,
             failures: self.reasons.clone(),
             wall_seconds: wall,
-            rate: if wall > 0.0 {
-                self.attempted as f64 / wall
-            } else {
-                0.0
+            // n starts span n - 1 intervals.
+            rate: match self.attempted {
+                0 | 1 => 0.0,
+                n if self.launch > Duration::ZERO => (n - 1) as f64 / self.launch.as_secs_f64(),
+                _ => 0.0,
             },
         }
     }
@@ -195,7 +202,11 @@ impl LoadReport {
             "calls: {} attempted, {} answered, {} passed, {} without final response, {} not started",
             s.attempted, s.answered, s.passed, s.no_final_response, s.not_started
         );
-        let _ = writeln!(out, "time: {:.1} s, {:.1} calls/s", s.wall_seconds, s.rate);
+        let _ = writeln!(
+            out,
+            "time: {:.1} s, calls started at {:.1}/s",
+            s.wall_seconds, s.rate
+        );
         if !s.refused.is_empty() {
             let refused: Vec<String> = s
                 .refused
@@ -318,6 +329,7 @@ mod tests {
         ));
         r.add(&outcome(None, None, &["no final response"]));
         r.set_wall(Duration::from_secs(2));
+        r.set_launch(Duration::from_millis(1500));
         let s = r.summary();
         assert_eq!(
             (s.attempted, s.answered, s.passed, s.no_final_response),
@@ -327,7 +339,7 @@ mod tests {
         assert_eq!(s.setup_latency.map(|p| p.max_ms), Some(30.0));
         assert_eq!((s.audio_checked, s.audio_passed), (2, 1));
         assert_eq!(s.failures.get("expected audio"), Some(&1));
-        assert_eq!(s.rate, 2.0);
+        assert_eq!(s.rate, 2.0, "4 starts over 1.5 s");
         let text = r.text();
         assert!(text.contains("486 Busy Here x1"), "{text}");
         assert!(text.contains("setup (INVITE → 200): p50 10.0 ms"), "{text}");

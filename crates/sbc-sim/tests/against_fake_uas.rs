@@ -27,6 +27,8 @@ enum Behaviour {
     Challenge,
     /// Answer, then after the ACK send a re-INVITE at once and a BYE after this long.
     ReinviteThenBye(Duration),
+    /// Ring (180) and never answer; a CANCEL gets 200 and the INVITE 487.
+    RingForever,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +199,10 @@ async fn sip_loop(
                 acked = false;
                 caller_rtp.lock().unwrap().extend(offer_addr(body(&msg)));
                 match behaviour {
+                    Behaviour::RingForever => {
+                        invite_text = msg.clone();
+                        respond(&msg, "180 Ringing", Some("uastag"), "", "")
+                    }
                     Behaviour::Refuse(code) => {
                         respond(&msg, &format!("{code} Refused"), Some("uastag"), "", "")
                     }
@@ -244,6 +250,17 @@ async fn sip_loop(
                     });
                 }
                 continue;
+            }
+            "CANCEL" => {
+                let ok = respond(&msg, "200 OK", None, "", "");
+                sip.send_to(ok.as_bytes(), from).await.unwrap();
+                respond(
+                    &invite_text,
+                    "487 Request Terminated",
+                    Some("uastag"),
+                    "",
+                    "",
+                )
             }
             "INFO" => {
                 log.lock().unwrap().infos.push(body(&msg).to_owned());
@@ -495,4 +512,26 @@ async fn load_places_every_call_and_reports_latency() {
         16,
         "two keys per call"
     );
+}
+
+#[tokio::test]
+async fn unanswered_call_is_cancelled_at_the_setup_timeout() {
+    let uas = Uas::start(Behaviour::RingForever).await;
+    let sig = signaling(&uas, "127.0.0.1").await;
+    let mut cfg = config("+33170000100", "wait 1s");
+    cfg.setup_timeout = Duration::from_millis(300);
+    let outcome = call::run(&sig, &cfg, &Quiet).await;
+    assert_eq!(outcome.status, Some(487));
+    assert_eq!(outcome.ended_by, EndedBy::Timeout);
+    assert!(outcome.setup.is_none());
+    assert!(
+        outcome
+            .failures
+            .iter()
+            .any(|f| f.starts_with("no final response within")),
+        "{:?}",
+        outcome.failures
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(uas.log().requests, vec!["INVITE", "CANCEL", "ACK"]);
 }

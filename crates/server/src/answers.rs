@@ -1,7 +1,7 @@
 //! The bridge's own SIP answers: which methods and extensions it speaks, and the
 //! responses every request may get before it reaches a call (RFC 3261 §8.2).
 
-use rsip::headers::{Accept, Allow, Supported, UntypedHeader, Unsupported};
+use rsip::headers::{Accept, Allow, Supported, Unsupported, UntypedHeader};
 use rsip::prelude::*;
 use rsip::{Header, Method, Request, Response};
 
@@ -41,9 +41,16 @@ pub fn reply(request: &Request, status: u16, reason: Option<&str>) -> Response {
 }
 
 /// Sets a message's body with its Content-Type and the Content-Length that matches it.
-pub fn set_body(headers: &mut rsip::Headers, body_slot: &mut Vec<u8>, content_type: &str, body: Vec<u8>) {
+pub fn set_body(
+    headers: &mut rsip::Headers,
+    body_slot: &mut Vec<u8>,
+    content_type: &str,
+    body: Vec<u8>,
+) {
     headers.retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
-    headers.push(Header::ContentType(rsip::headers::ContentType::new(content_type)));
+    headers.push(Header::ContentType(rsip::headers::ContentType::new(
+        content_type,
+    )));
     headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
         body.len().to_string(),
     )));
@@ -87,15 +94,19 @@ pub fn precheck(request: &Request) -> Option<Response> {
         }
     }
     if !is_allowed(&request.method) {
-        return Some(with_capabilities(reply(request, 405, Some("Method Not Allowed"))));
+        return Some(with_capabilities(reply(
+            request,
+            405,
+            Some("Method Not Allowed"),
+        )));
     }
     if request.method != Method::Cancel {
         let unsupported = unsupported_requirements(request);
         if !unsupported.is_empty() {
             let mut response = reply(request, 420, Some("Bad Extension"));
-            response
-                .headers
-                .push(Header::Unsupported(Unsupported::new(unsupported.join(", "))));
+            response.headers.push(Header::Unsupported(Unsupported::new(
+                unsupported.join(", "),
+            )));
             return Some(response);
         }
     }
@@ -112,7 +123,10 @@ fn unsupported_requirements(request: &Request) -> Vec<String> {
             _ => continue,
         };
         for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            if !SUPPORTED.split(',').any(|s| s.trim().eq_ignore_ascii_case(tag)) {
+            if !SUPPORTED
+                .split(',')
+                .any(|s| s.trim().eq_ignore_ascii_case(tag))
+            {
                 out.push(tag.to_string());
             }
         }
@@ -145,7 +159,11 @@ mod tests {
 
     #[test]
     fn unknown_requirement_is_420_naming_it() {
-        let r = precheck(&request("Max-Forwards: 70\r\nRequire: timer, frob\r\n", "INVITE")).unwrap();
+        let r = precheck(&request(
+            "Max-Forwards: 70\r\nRequire: timer, frob\r\n",
+            "INVITE",
+        ))
+        .unwrap();
         assert_eq!(r.status_code.code(), 420);
         assert!(r.to_string().contains("Unsupported: frob"), "{r}");
     }

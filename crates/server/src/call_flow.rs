@@ -64,7 +64,10 @@ pub(crate) async fn run(
                     session.stop();
                     playing = None;
                 }
-                Action::LookupConference { tenant, conference_id } => {
+                Action::LookupConference {
+                    tenant,
+                    conference_id,
+                } => {
                     let directory = services.directory.clone();
                     questions.spawn_blocking(move || {
                         Answer::Lookup(match directory.lookup(&tenant, &conference_id) {
@@ -102,7 +105,7 @@ pub(crate) async fn run(
                     );
                     if let Some(audio) = services.prompts.get(PromptId::Joined) {
                         playing = None;
-                        let _ = session.play(audio, false);
+                        drop(session.play(audio, false));
                     }
                 }
                 Action::Hangup { reason } => {

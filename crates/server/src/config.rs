@@ -134,7 +134,11 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| located(path, text, &e))?;
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
         };
         let sip = raw.sip;
         let media = raw.media;

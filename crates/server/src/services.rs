@@ -35,8 +35,12 @@ impl Services {
         let ports = config.media.rtp_ports.clone();
         let media = MediaEngine::new(config.media.address, ports.start..=ports.end - 1)?;
         let prompts = Prompts::load(config)?;
-        let directory = Directory::open(&config.directory.database)
-            .map_err(|e| Error::Config(format!("{}: [directory] database: {e}", config.path.display())))?;
+        let directory = Directory::open(&config.directory.database).map_err(|e| {
+            Error::Config(format!(
+                "{}: [directory] database: {e}",
+                config.path.display()
+            ))
+        })?;
         if let Some(path) = &config.directory.import {
             let file = std::fs::File::open(path)
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;

@@ -39,9 +39,14 @@ impl TestBridge {
     /// cannot start.
     #[allow(clippy::expect_used)]
     pub async fn start(config: Config) -> TestBridge {
-        let listeners = crate::bind(&config).await.expect("bridge binds its listeners");
+        let listeners = crate::bind(&config)
+            .await
+            .expect("bridge binds its listeners");
         let sip = listeners.udp.local_addr().expect("bound UDP address");
-        let tls = listeners.tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let tls = listeners
+            .tls
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok());
         let gauges = Arc::new(Gauges::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::run_with_gauges(

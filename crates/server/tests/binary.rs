@@ -32,7 +32,10 @@ fn serve() -> Serve {
         .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
         .replace("127.0.0.1:5061", &format!("127.0.0.1:{tls_port}"))
         .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"));
-    let dir = std::env::temp_dir().join(format!("dialbridge-serve-{}-{sip_port}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "dialbridge-serve-{}-{sip_port}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     // Relative paths resolve against the config's directory: point them at fixtures/.
     for entry in ["tls", "prompts", "organisers.csv"] {
@@ -59,14 +62,23 @@ fn serve() -> Serve {
 async fn until_it_answers(sip: SocketAddr) {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        let ping = Sipp::new("uac-options.xml", sip, "127.0.0.10".parse().unwrap(), "ping")
-            .timeout(Duration::from_secs(2))
-            .run()
-            .await;
+        let ping = Sipp::new(
+            "uac-options.xml",
+            sip,
+            "127.0.0.10".parse().unwrap(),
+            "ping",
+        )
+        .timeout(Duration::from_secs(2))
+        .run()
+        .await;
         if ping.passed() {
             return;
         }
-        assert!(Instant::now() < end, "dialbridge serve never answered:\n{}", ping.log);
+        assert!(
+            Instant::now() < end,
+            "dialbridge serve never answered:\n{}",
+            ping.log
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -75,9 +87,14 @@ async fn until_it_answers(sip: SocketAddr) {
 async fn dialbridge_serve_answers_a_sipp_call_and_stops_on_sigterm() {
     let mut serve = serve();
     until_it_answers(serve.sip).await;
-    let call = Sipp::new("uac-call.xml", serve.sip, "127.0.0.10".parse().unwrap(), "+14255550100")
-        .run()
-        .await;
+    let call = Sipp::new(
+        "uac-call.xml",
+        serve.sip,
+        "127.0.0.10".parse().unwrap(),
+        "+14255550100",
+    )
+    .run()
+    .await;
     assert!(call.passed(), "{}", call.log);
     let pid = serve.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

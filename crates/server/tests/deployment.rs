@@ -40,7 +40,11 @@ fn the_binary_refuses_a_broken_config_naming_file_and_line() {
         "bridge = \"fabrikam-bridge\"",
         "bridge = \"no-such-bridge\"",
     );
-    let line = text.lines().position(|l| l.contains("no-such-bridge")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.contains("no-such-bridge"))
+        .unwrap()
+        + 1;
     let path = dir.join("bad.toml");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialbridge"))

@@ -18,7 +18,12 @@ fn ip(s: &str) -> IpAddr {
 
 async fn passes(sipp: Sipp) {
     let outcome = sipp.run().await;
-    assert!(outcome.passed(), "sipp failed ({:?}):\n{}", outcome.code, outcome.log);
+    assert!(
+        outcome.passed(),
+        "sipp failed ({:?}):\n{}",
+        outcome.code,
+        outcome.log
+    );
 }
 
 /// Waits until the bridge holds `n` calls (or fails after `within`).
@@ -37,29 +42,62 @@ async fn wait_for_calls(bridge: &TestBridge, n: usize, within: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unassigned_number_gets_404() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-refused-404.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550999")).await;
-    passes(Sipp::new("uac-refused-404.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255559999")).await;
+    passes(Sipp::new(
+        "uac-refused-404.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550999",
+    ))
+    .await;
+    passes(Sipp::new(
+        "uac-refused-404.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255559999",
+    ))
+    .await;
     bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_telco_a_number_from_the_microsoft_trunk_gets_403() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-refused-403.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+33170000100")).await;
+    passes(Sipp::new(
+        "uac-refused-403.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+33170000100",
+    ))
+    .await;
     bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_third_simultaneous_call_to_a_user_number_is_busy() {
     let bridge = TestBridge::start(demo_config()).await;
-    let holders = Sipp::new("uac-call.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550123")
-        .calls(2, 2)
-        .hold(Duration::from_secs(6));
+    let holders = Sipp::new(
+        "uac-call.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550123",
+    )
+    .calls(2, 2)
+    .hold(Duration::from_secs(6));
     let holding = tokio::spawn(async move { holders.run().await });
     wait_for_calls(&bridge, 2, Duration::from_secs(10)).await;
-    passes(Sipp::new("uac-refused-486.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550123")).await;
+    passes(Sipp::new(
+        "uac-refused-486.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550123",
+    ))
+    .await;
     let held = holding.await.unwrap();
-    assert!(held.passed(), "the first two calls stay up and end normally:\n{}", held.log);
+    assert!(
+        held.passed(),
+        "the first two calls stay up and end normally:\n{}",
+        held.log
+    );
     wait_for_calls(&bridge, 0, Duration::from_secs(5)).await;
     bridge.stop().await;
 }
@@ -67,14 +105,25 @@ async fn the_third_simultaneous_call_to_a_user_number_is_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_201st_call_to_a_200_call_service_number_is_refused_while_200_stay_up() {
     let bridge = TestBridge::start(demo_config()).await;
-    let holders = Sipp::new("uac-call.xml", bridge.sip_addr(), ip(TELCO_A), "+33170000100")
-        .calls(200, 200)
-        .rate(100)
-        .hold(Duration::from_secs(12))
-        .timeout(Duration::from_secs(60));
+    let holders = Sipp::new(
+        "uac-call.xml",
+        bridge.sip_addr(),
+        ip(TELCO_A),
+        "+33170000100",
+    )
+    .calls(200, 200)
+    .rate(100)
+    .hold(Duration::from_secs(12))
+    .timeout(Duration::from_secs(60));
     let holding = tokio::spawn(async move { holders.run().await });
     wait_for_calls(&bridge, 200, Duration::from_secs(20)).await;
-    passes(Sipp::new("uac-refused-486.xml", bridge.sip_addr(), ip(TELCO_A), "+33170000100")).await;
+    passes(Sipp::new(
+        "uac-refused-486.xml",
+        bridge.sip_addr(),
+        ip(TELCO_A),
+        "+33170000100",
+    ))
+    .await;
     assert_eq!(bridge.calls_in_progress(), 200, "the 200 calls stay up");
     let held = holding.await.unwrap();
     assert!(held.passed(), "all 200 calls end normally:\n{}", held.log);

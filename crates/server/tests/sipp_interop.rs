@@ -17,13 +17,24 @@ fn ip(s: &str) -> IpAddr {
 
 async fn passes(sipp: Sipp) {
     let outcome = sipp.run().await;
-    assert!(outcome.passed(), "sipp failed ({:?}):\n{}", outcome.code, outcome.log);
+    assert!(
+        outcome.passed(),
+        "sipp failed ({:?}):\n{}",
+        outcome.code,
+        outcome.log
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_call_over_udp() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-call.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    passes(Sipp::new(
+        "uac-call.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    ))
+    .await;
     bridge.stop().await;
 }
 
@@ -31,8 +42,13 @@ async fn plain_call_over_udp() {
 async fn plain_call_over_tcp() {
     let bridge = TestBridge::start(demo_config()).await;
     passes(
-        Sipp::new("uac-call.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")
-            .transport(SippTransport::Tcp),
+        Sipp::new(
+            "uac-call.xml",
+            bridge.sip_addr(),
+            ip(MICROSOFT_PSTN),
+            "+14255550100",
+        )
+        .transport(SippTransport::Tcp),
     )
     .await;
     bridge.stop().await;
@@ -41,7 +57,13 @@ async fn plain_call_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_keepalive_is_answered_with_capabilities() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-options.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "ping")).await;
+    passes(Sipp::new(
+        "uac-options.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "ping",
+    ))
+    .await;
     bridge.stop().await;
 }
 
@@ -50,17 +72,33 @@ async fn cancel_before_answer_gets_487() {
     let mut config = demo_config();
     config.sip.answer_after = Duration::from_secs(3);
     let bridge = TestBridge::start(config).await;
-    passes(Sipp::new("uac-cancel.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    passes(Sipp::new(
+        "uac-cancel.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    ))
+    .await;
     bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_ack_makes_the_bridge_retransmit_its_200() {
     let bridge = TestBridge::start(demo_config()).await;
-    let outcome = Sipp::new("uac-lost-ack.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")
-        .run()
-        .await;
-    assert!(outcome.passed(), "sipp failed ({:?}):\n{}", outcome.code, outcome.log);
+    let outcome = Sipp::new(
+        "uac-lost-ack.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    )
+    .run()
+    .await;
+    assert!(
+        outcome.passed(),
+        "sipp failed ({:?}):\n{}",
+        outcome.code,
+        outcome.log
+    );
     // sipp's message log holds every 200 received for the INVITE: the first and the
     // retransmissions at T1 and 3*T1 while the ACK was held back.
     let oks = outcome
@@ -68,14 +106,24 @@ async fn lost_ack_makes_the_bridge_retransmit_its_200() {
         .split("-----------------------------------------------")
         .filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("CSeq: 1 INVITE"))
         .count();
-    assert!(oks >= 3, "expected the 200 and two retransmissions, saw {oks}:\n{}", outcome.log);
+    assert!(
+        oks >= 3,
+        "expected the 200 and two retransmissions, saw {oks}:\n{}",
+        outcome.log
+    );
     bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_by_reinvite() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-hold-resume.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    passes(Sipp::new(
+        "uac-hold-resume.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    ))
+    .await;
     bridge.stop().await;
 }
 
@@ -83,8 +131,13 @@ async fn hold_and_resume_by_reinvite() {
 async fn softphone_with_digest_credentials_gets_in() {
     let bridge = TestBridge::start(demo_config()).await;
     passes(
-        Sipp::new("uac-digest.xml", bridge.sip_addr(), ip(STRANGER), "+14255550100")
-            .args(&["-au", "alice", "-ap", "alice-secret"]),
+        Sipp::new(
+            "uac-digest.xml",
+            bridge.sip_addr(),
+            ip(STRANGER),
+            "+14255550100",
+        )
+        .args(&["-au", "alice", "-ap", "alice-secret"]),
     )
     .await;
     bridge.stop().await;
@@ -94,8 +147,13 @@ async fn softphone_with_digest_credentials_gets_in() {
 async fn softphone_with_a_wrong_password_is_forbidden() {
     let bridge = TestBridge::start(demo_config()).await;
     passes(
-        Sipp::new("uac-digest-forbidden.xml", bridge.sip_addr(), ip(STRANGER), "+14255550100")
-            .args(&["-au", "alice", "-ap", "not-her-password"]),
+        Sipp::new(
+            "uac-digest-forbidden.xml",
+            bridge.sip_addr(),
+            ip(STRANGER),
+            "+14255550100",
+        )
+        .args(&["-au", "alice", "-ap", "not-her-password"]),
     )
     .await;
     assert_eq!(bridge.calls_in_progress(), 0);
@@ -105,7 +163,13 @@ async fn softphone_with_a_wrong_password_is_forbidden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_clear_answers_and_change_nothing() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-malformed.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "ping")).await;
+    passes(Sipp::new(
+        "uac-malformed.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "ping",
+    ))
+    .await;
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
 }
@@ -117,8 +181,13 @@ async fn the_bridge_hangs_up_on_a_caller_who_keys_nothing() {
     config.ivr.inter_digit_timeout = Duration::from_millis(300);
     let bridge = TestBridge::start(config).await;
     passes(
-        Sipp::new("uac-bridge-hangup.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")
-            .timeout(Duration::from_secs(90)),
+        Sipp::new(
+            "uac-bridge-hangup.xml",
+            bridge.sip_addr(),
+            ip(MICROSOFT_PSTN),
+            "+14255550100",
+        )
+        .timeout(Duration::from_secs(90)),
     )
     .await;
     bridge.stop().await;
@@ -127,7 +196,13 @@ async fn the_bridge_hangs_up_on_a_caller_who_keys_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_without_a_common_codec_gets_488() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-no-common-codec.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    passes(Sipp::new(
+        "uac-no-common-codec.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    ))
+    .await;
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
 }
@@ -135,6 +210,12 @@ async fn an_offer_without_a_common_codec_gets_488() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_dtmf_is_accepted_and_junk_refused() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new("uac-info-dtmf.xml", bridge.sip_addr(), ip(MICROSOFT_PSTN), "+14255550100")).await;
+    passes(Sipp::new(
+        "uac-info-dtmf.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
+    ))
+    .await;
     bridge.stop().await;
 }

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
 use dialbridge_sip::transport::{
     Listeners, PeerAddr, Received, TransportConfig, TransportKind, Transports, load_tls_acceptor,
 };
+use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -27,14 +27,19 @@ async fn start(tls: bool) -> (Transports, mpsc::Receiver<Received>) {
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = if tls {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tls");
-        let acceptor = load_tls_acceptor(&fixtures.join("cert.pem"), &fixtures.join("key.pem")).unwrap();
+        let acceptor =
+            load_tls_acceptor(&fixtures.join("cert.pem"), &fixtures.join("key.pem")).unwrap();
         Some((TcpListener::bind("127.0.0.1:0").await.unwrap(), acceptor))
     } else {
         None
     };
     let (tx, rx) = mpsc::channel(64);
     let transports = Transports::start(
-        Listeners { udp, tcp: Some(tcp), tls },
+        Listeners {
+            udp,
+            tcp: Some(tcp),
+            tls,
+        },
         TransportConfig::default(),
         tx,
     )
@@ -52,7 +57,9 @@ async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
 #[tokio::test]
 async fn tcp_messages_are_framed_however_they_are_split() {
     let (transports, mut rx) = start(false).await;
-    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap()).await.unwrap();
+    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap())
+        .await
+        .unwrap();
     let two = format!("{OPTIONS}{}", OPTIONS.replace("CSeq: 1", "CSeq: 2"));
     for chunk in two.as_bytes().chunks(7) {
         stream.write_all(chunk).await.unwrap();
@@ -62,39 +69,61 @@ async fn tcp_messages_are_framed_however_they_are_split() {
     let second = next(&mut rx).await;
     assert_eq!(first.peer.transport, TransportKind::Tcp);
     assert_eq!(&first.bytes[..], OPTIONS.as_bytes());
-    assert!(std::str::from_utf8(&second.bytes).unwrap().contains("CSeq: 2 OPTIONS"));
+    assert!(
+        std::str::from_utf8(&second.bytes)
+            .unwrap()
+            .contains("CSeq: 2 OPTIONS")
+    );
 }
 
 #[tokio::test]
 async fn responses_go_back_on_the_same_connection() {
     let (transports, mut rx) = start(false).await;
-    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap()).await.unwrap();
+    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap())
+        .await
+        .unwrap();
     stream.write_all(OPTIONS.as_bytes()).await.unwrap();
     let received = next(&mut rx).await;
     transports
-        .send(&received.peer, bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        .send(
+            &received.peer,
+            bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        )
         .unwrap();
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
 }
 
 #[tokio::test]
 async fn double_crlf_ping_gets_a_crlf_pong() {
     let (transports, _rx) = start(false).await;
-    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap()).await.unwrap();
+    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap())
+        .await
+        .unwrap();
     stream.write_all(b"\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 8];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..n], b"\r\n");
 }
 
 #[tokio::test]
 async fn oversized_stream_message_gets_513_and_the_connection_closes() {
     let (transports, mut rx) = start(false).await;
-    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap()).await.unwrap();
+    let mut stream = TcpStream::connect(transports.tcp_addr().unwrap())
+        .await
+        .unwrap();
     let body = "x".repeat(70 * 1024);
-    let big = OPTIONS.replace("Content-Length: 0", &format!("Content-Length: {}", body.len())) + &body;
+    let big = OPTIONS.replace(
+        "Content-Length: 0",
+        &format!("Content-Length: {}", body.len()),
+    ) + &body;
     // The bridge may close while we still write: that is the point.
     let _ = stream.write_all(big.as_bytes()).await;
     let mut reply = Vec::new();
@@ -102,9 +131,15 @@ async fn oversized_stream_message_gets_513_and_the_connection_closes() {
     let text = String::from_utf8_lossy(&reply);
     assert!(text.starts_with("SIP/2.0 513"), "got {text:?}");
     assert!(text.contains("Call-ID: transport-test"), "{text}");
-    assert!(rx.try_recv().is_err(), "nothing reached the transaction layer");
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing reached the transaction layer"
+    );
     assert_eq!(
-        transports.stats().oversized_refused.load(std::sync::atomic::Ordering::Relaxed),
+        transports
+            .stats()
+            .oversized_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
 }
@@ -114,19 +149,29 @@ async fn udp_datagrams_arrive_with_their_source() {
     let (transports, mut rx) = start(false).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let msg = OPTIONS.replace("SIP/2.0/TCP", "SIP/2.0/UDP");
-    client.send_to(msg.as_bytes(), transports.udp_addr()).await.unwrap();
+    client
+        .send_to(msg.as_bytes(), transports.udp_addr())
+        .await
+        .unwrap();
     let received = next(&mut rx).await;
     assert_eq!(received.peer.transport, TransportKind::Udp);
     assert_eq!(received.peer.addr, client.local_addr().unwrap());
     // And a reply reaches the client.
     transports
         .send(
-            &PeerAddr { transport: TransportKind::Udp, addr: client.local_addr().unwrap(), connection: None },
+            &PeerAddr {
+                transport: TransportKind::Udp,
+                addr: client.local_addr().unwrap(),
+                connection: None,
+            },
             bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
         )
         .unwrap();
     let mut buf = [0u8; 64];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf)).await.unwrap().unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
 }
 
@@ -134,9 +179,15 @@ async fn udp_datagrams_arrive_with_their_source() {
 async fn udp_keepalives_are_not_messages() {
     let (transports, mut rx) = start(false).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    client.send_to(b"\r\n\r\n", transports.udp_addr()).await.unwrap();
+    client
+        .send_to(b"\r\n\r\n", transports.udp_addr())
+        .await
+        .unwrap();
     let msg = OPTIONS.replace("SIP/2.0/TCP", "SIP/2.0/UDP");
-    client.send_to(msg.as_bytes(), transports.udp_addr()).await.unwrap();
+    client
+        .send_to(msg.as_bytes(), transports.udp_addr())
+        .await
+        .unwrap();
     let received = next(&mut rx).await;
     assert!(received.bytes.starts_with(b"OPTIONS"));
 }
@@ -157,16 +208,26 @@ async fn tls_connections_carry_sip() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = TcpStream::connect(transports.tls_addr().unwrap()).await.unwrap();
+    let tcp = TcpStream::connect(transports.tls_addr().unwrap())
+        .await
+        .unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(OPTIONS.replace("SIP/2.0/TCP", "SIP/2.0/TLS").as_bytes()).await.unwrap();
+    tls.write_all(OPTIONS.replace("SIP/2.0/TCP", "SIP/2.0/TLS").as_bytes())
+        .await
+        .unwrap();
     let received = next(&mut rx).await;
     assert_eq!(received.peer.transport, TransportKind::Tls);
     transports
-        .send(&received.peer, bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        .send(
+            &received.peer,
+            bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        )
         .unwrap();
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
 }

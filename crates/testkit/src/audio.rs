@@ -43,9 +43,13 @@ mod tests {
     #[test]
     fn goertzel_finds_the_tone_it_is_given() {
         let tone: Vec<i16> = (0..1600)
-            .map(|n| (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / 8000.0).sin()) as i16)
+            .map(|n| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / 8000.0).sin()) as i16
+            })
             .collect();
-        assert!(goertzel_power(&tone, 8000.0, 440.0) > 100.0 * goertzel_power(&tone, 8000.0, 1000.0));
+        assert!(
+            goertzel_power(&tone, 8000.0, 440.0) > 100.0 * goertzel_power(&tone, 8000.0, 1000.0)
+        );
     }
 
     #[test]

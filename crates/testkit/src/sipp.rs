@@ -119,10 +119,13 @@ impl Sipp {
             .args(["-m", &self.calls.to_string()])
             .args(["-d", &self.hold.as_millis().to_string()])
             .args(["-l", &self.concurrent.to_string()])
-            .args(["-t", match self.transport {
-                SippTransport::Udp => "u1",
-                SippTransport::Tcp => "t1",
-            }])
+            .args([
+                "-t",
+                match self.transport {
+                    SippTransport::Udp => "u1",
+                    SippTransport::Tcp => "t1",
+                },
+            ])
             .args(["-timeout", &format!("{}s", self.timeout.as_secs().max(1))])
             .args(["-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
             .args(&self.extra)
@@ -133,10 +136,14 @@ impl Sipp {
         if let Some(rate) = self.rate {
             cmd.args(["-r", &rate.to_string()]);
         }
-        let child = cmd.spawn().expect("sipp is installed (scripts/test.sh installs it)");
-        let waited =
-            tokio::time::timeout(self.timeout + Duration::from_secs(10), child.wait_with_output())
-                .await;
+        let child = cmd
+            .spawn()
+            .expect("sipp is installed (scripts/test.sh installs it)");
+        let waited = tokio::time::timeout(
+            self.timeout + Duration::from_secs(10),
+            child.wait_with_output(),
+        )
+        .await;
         let (code, mut log) = match waited {
             Ok(Ok(out)) => (
                 out.status.code(),

@@ -24,9 +24,13 @@ pub struct Call {
 
 /// Places a call to `number` at `bridge` from `local_ip` and waits for its final answer.
 pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
-    let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.expect("bind SIP socket");
+    let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+        .await
+        .expect("bind SIP socket");
     let rtp_port = crate::ports::free_rtp_port(local_ip);
-    let rtp = UdpSocket::bind(SocketAddr::new(local_ip, rtp_port)).await.expect("bind RTP socket");
+    let rtp = UdpSocket::bind(SocketAddr::new(local_ip, rtp_port))
+        .await
+        .expect("bind RTP socket");
     let local = sock.local_addr().expect("local address");
     let call_id = format!("testkit-{}-{}", std::process::id(), rtp_port);
     let from_tag = format!("t{rtp_port}");
@@ -50,7 +54,9 @@ pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
         ip = local.ip(),
         len = sdp.len()
     );
-    sock.send_to(invite.as_bytes(), bridge).await.expect("send INVITE");
+    sock.send_to(invite.as_bytes(), bridge)
+        .await
+        .expect("send INVITE");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = vec![0u8; 65536];
     loop {
@@ -67,7 +73,11 @@ pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
             .unwrap_or(0);
         if status >= 200 {
             let to_tag = header(&text, "To")
-                .and_then(|to| to.split(";tag=").nth(1).map(|t| t.split(';').next().unwrap_or(t).trim().to_string()))
+                .and_then(|to| {
+                    to.split(";tag=")
+                        .nth(1)
+                        .map(|t| t.split(';').next().unwrap_or(t).trim().to_string())
+                })
                 .unwrap_or_default();
             let call = Call {
                 status,
@@ -100,7 +110,11 @@ impl Call {
                     let cc = usize::from(buf[0] & 0x0f);
                     let start = 12 + 4 * cc;
                     if start < n {
-                        out.extend(buf[start..n].iter().map(|&b| crate::audio::ulaw_to_linear(b)));
+                        out.extend(
+                            buf[start..n]
+                                .iter()
+                                .map(|&b| crate::audio::ulaw_to_linear(b)),
+                        );
                     }
                 }
                 Ok(_) => {}
@@ -117,12 +131,17 @@ impl Call {
         let mut buf = vec![0u8; 65536];
         let deadline = Instant::now() + Duration::from_secs(5);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await else {
+            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await
+            else {
                 break;
             };
             let text = String::from_utf8_lossy(&buf[..n]);
             if text.starts_with("SIP/2.0") && text.contains(" BYE\r\n") {
-                return text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                return text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             }
         }
         0

@@ -9,13 +9,13 @@ use dialbridge_sip::auth::Verdict;
 use dialbridge_sip::dialog::session_timer::interval_too_small;
 use dialbridge_sip::dialog::{Dialog, LocalAddress};
 use dialbridge_sip::rsip::headers::UntypedHeader;
-use dialbridge_sip::rsip::{self, Header};
 use dialbridge_sip::rsip::prelude::*;
+use dialbridge_sip::rsip::{self, Header};
 use dialbridge_sip::sdp::{LocalMedia, MediaSession, SessionDescription};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
-use super::call::{Call, CallPhase, spawn_call_task};
 use super::Signaling;
+use super::call::{Call, CallPhase, spawn_call_task};
 use crate::answers;
 
 impl Signaling {
@@ -34,13 +34,16 @@ impl Signaling {
             Ok(grant) => grant,
             Err(rejection) => {
                 let mut response = answers::reply(&invite, rejection.status(), None);
-                response
-                    .headers
-                    .push(Header::Other("Reason".into(), rejection.reason_header().into()));
+                response.headers.push(Header::Other(
+                    "Reason".into(),
+                    rejection.reason_header().into(),
+                ));
                 if let Some(secs) = rejection.retry_after() {
                     response
                         .headers
-                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new(secs.to_string())));
+                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new(
+                            secs.to_string(),
+                        )));
                 }
                 self.respond(&key, response, now);
                 return;
@@ -92,24 +95,26 @@ impl Signaling {
                 return;
             }
         };
-        let session = match self.services.media.open(
-            negotiated.remote_rtp,
-            codec,
-            negotiated.telephone_event,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "no media port for a call");
-                let mut response = answers::reply(&invite, 503, Some("no media capacity"));
-                response
-                    .headers
-                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
-                self.respond(&key, response, now);
-                return;
-            }
-        };
+        let session =
+            match self
+                .services
+                .media
+                .open(negotiated.remote_rtp, codec, negotiated.telephone_event)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no media port for a call");
+                    let mut response = answers::reply(&invite, 503, Some("no media capacity"));
+                    response
+                        .headers
+                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                    self.respond(&key, response, now);
+                    return;
+                }
+            };
         let session_id = u64::from(rand::random::<u32>());
-        let mut sdp = MediaSession::new(LocalMedia::g711(media_ip, session.local_port(), session_id));
+        let mut sdp =
+            MediaSession::new(LocalMedia::g711(media_ip, session.local_port(), session_id));
         let answer = match sdp.handle_offer(&offer) {
             Ok(a) => a,
             Err(e) => {
@@ -129,15 +134,22 @@ impl Signaling {
             "call admitted"
         );
         let tenant = grant.tenant().to_string();
-        let (to_task, task) =
-            spawn_call_task(id.clone(), session, self.services.clone(), tenant, self.reports_tx.clone());
+        let (to_task, task) = spawn_call_task(
+            id.clone(),
+            session,
+            self.services.clone(),
+            tenant,
+            self.reports_tx.clone(),
+        );
         let ringing = !self.config.sip.answer_after.is_zero();
         let phase = if ringing {
             let response = dialog.make_response(&invite, 180, now);
             self.respond(&key, response, now);
             self.answer_seq += 1;
-            self.answer_at
-                .insert((now + self.config.sip.answer_after, self.answer_seq), id.clone());
+            self.answer_at.insert(
+                (now + self.config.sip.answer_after, self.answer_seq),
+                id.clone(),
+            );
             CallPhase::Ringing
         } else {
             CallPhase::Answered
@@ -165,7 +177,12 @@ impl Signaling {
 
     /// The trunk a request came over: by source address, else a softphone that proves
     /// itself by digest. `None` means a challenge or a refusal has been sent.
-    fn identify(&mut self, key: &ServerKey, request: &rsip::Request, peer: PeerAddr) -> Option<TrunkId> {
+    fn identify(
+        &mut self,
+        key: &ServerKey,
+        request: &rsip::Request,
+        peer: PeerAddr,
+    ) -> Option<TrunkId> {
         if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
             return Some(trunk);
         }
@@ -186,16 +203,18 @@ impl Signaling {
             self.challenge(key, request, false, prefer_sha256, now);
             return None;
         };
-        match self
-            .auth
-            .verify(request.method.to_string().as_str(), &authorization, Self::wall_clock())
-        {
+        match self.auth.verify(
+            request.method.to_string().as_str(),
+            &authorization,
+            Self::wall_clock(),
+        ) {
             Verdict::Authenticated { user } => {
                 tracing::debug!(%user, peer = %peer.addr, "softphone authenticated");
                 match self.services.router.softphone_trunk() {
                     Some(trunk) => Some(trunk),
                     None => {
-                        let response = answers::reply(request, 403, Some("softphones not accepted"));
+                        let response =
+                            answers::reply(request, 403, Some("softphones not accepted"));
                         self.respond(key, response, now);
                         None
                     }
@@ -229,16 +248,18 @@ impl Signaling {
         now: Instant,
     ) {
         let mut response = answers::reply(request, 401, None);
-        let value = self.auth.challenge(Self::wall_clock(), stale, prefer_sha256);
-        response
-            .headers
-            .push(Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(value)));
+        let value = self
+            .auth
+            .challenge(Self::wall_clock(), stale, prefer_sha256);
+        response.headers.push(Header::WwwAuthenticate(
+            rsip::headers::WwwAuthenticate::new(value),
+        ));
         if prefer_sha256 {
             // Clients that only know MD5 pick the second challenge (RFC 8760 §2.4).
             let md5 = self.auth.challenge(Self::wall_clock(), stale, false);
-            response
-                .headers
-                .push(Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(md5)));
+            response.headers.push(Header::WwwAuthenticate(
+                rsip::headers::WwwAuthenticate::new(md5),
+            ));
         }
         self.respond(key, response, now);
     }

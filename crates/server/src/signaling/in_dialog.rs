@@ -33,15 +33,24 @@ impl Signaling {
             return;
         };
         let mut response = dialog.make_response(&call.invite, 200, now);
-        response.headers.push(Header::Other("Server".into(), answers::SERVER.into()));
+        response
+            .headers
+            .push(Header::Other("Server".into(), answers::SERVER.into()));
         response
             .headers
             .push(Header::Allow(rsip::headers::Allow::new(answers::ALLOW)));
         response
             .headers
-            .push(Header::Supported(rsip::headers::Supported::new(answers::SUPPORTED)));
+            .push(Header::Supported(rsip::headers::Supported::new(
+                answers::SUPPORTED,
+            )));
         let body = call.answer_sdp.clone().into_bytes();
-        answers::set_body(&mut response.headers, &mut response.body, "application/sdp", body);
+        answers::set_body(
+            &mut response.headers,
+            &mut response.body,
+            "application/sdp",
+            body,
+        );
         call.phase = CallPhase::Answered;
         let key = call.invite_key.clone();
         self.respond(&key, response, now);
@@ -200,7 +209,13 @@ impl Signaling {
     }
 
     /// INFO with a DTMF digit (application/dtmf-relay or application/dtmf).
-    fn handle_info(&mut self, key: &ServerKey, id: &DialogId, request: &rsip::Request, now: Instant) {
+    fn handle_info(
+        &mut self,
+        key: &ServerKey,
+        id: &DialogId,
+        request: &rsip::Request,
+        now: Instant,
+    ) {
         let content_type = request
             .headers
             .iter()
@@ -241,11 +256,18 @@ impl Signaling {
             Some(dialog) => dialog.make_response(request, status, now),
             None => answers::reply(request, status, None),
         };
-        response.headers.push(Header::Other("Server".into(), answers::SERVER.into()));
+        response
+            .headers
+            .push(Header::Other("Server".into(), answers::SERVER.into()));
         response
     }
 
-    pub(super) fn handle_response(&mut self, key: &TransactionKey, response: &rsip::Response, now: Instant) {
+    pub(super) fn handle_response(
+        &mut self,
+        key: &TransactionKey,
+        response: &rsip::Response,
+        now: Instant,
+    ) {
         let Some(id) = self.by_client.get(key).cloned() else {
             return;
         };
@@ -256,7 +278,8 @@ impl Signaling {
         if let Some(dialog) = self.dialogs.get_mut(&id) {
             dialog.handle_response(response, now);
             // A 2xx to our refresh re-INVITE needs our ACK (sent outside the transaction).
-            let is_invite = matches!(key, TransactionKey::Client(k) if k.method() == Method::Invite);
+            let is_invite =
+                matches!(key, TransactionKey::Client(k) if k.method() == Method::Invite);
             if is_invite && (200..300).contains(&code) {
                 if let (Ok(ack), Some(call)) = (dialog.make_ack(response), self.calls.get(&id)) {
                     self.layer.send_stateless(ack, call.peer);
@@ -286,17 +309,21 @@ impl Signaling {
                 let key = call.invite_key.clone();
                 let invite = call.invite.clone();
                 let mut response = self.dialog_response(id, &invite, 480, now);
-                response.headers.push(Header::Other("Reason".into(), reason.into()));
+                response
+                    .headers
+                    .push(Header::Other("Reason".into(), reason.into()));
                 self.respond(&key, response, now);
             }
             CallPhase::Answered | CallPhase::Confirmed => {
                 let peer = call.peer;
                 if let Some(dialog) = self.dialogs.get_mut(id) {
                     let mut bye = dialog.make_request(Method::Bye, now);
-                    bye.headers.push(Header::Other("Reason".into(), reason.into()));
+                    bye.headers
+                        .push(Header::Other("Reason".into(), reason.into()));
                     match self.layer.send_request(bye, peer, now) {
                         Ok(key) => {
-                            self.by_client.insert(TransactionKey::Client(key), id.clone());
+                            self.by_client
+                                .insert(TransactionKey::Client(key), id.clone());
                         }
                         Err(e) => tracing::debug!(error = %e, "BYE not sent"),
                     }
@@ -314,10 +341,16 @@ impl Signaling {
         };
         let mut invite = dialog.make_request(Method::Invite, now);
         let offer = call.sdp.offer().into_bytes();
-        answers::set_body(&mut invite.headers, &mut invite.body, "application/sdp", offer);
+        answers::set_body(
+            &mut invite.headers,
+            &mut invite.body,
+            "application/sdp",
+            offer,
+        );
         let peer = call.peer;
         if let Ok(key) = self.layer.send_request(invite, peer, now) {
-            self.by_client.insert(TransactionKey::Client(key), id.clone());
+            self.by_client
+                .insert(TransactionKey::Client(key), id.clone());
         }
     }
 

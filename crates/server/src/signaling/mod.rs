@@ -262,10 +262,18 @@ impl Signaling {
 
     fn handle_event(&mut self, event: Event<PeerAddr>, now: Instant) {
         match event {
-            Event::NewRequest { key, request, peer } => self.handle_request(key, request, peer, now),
-            Event::AckFor2xx { invite_key, request, .. } => self.handle_ack(&invite_key, &request, now),
+            Event::NewRequest { key, request, peer } => {
+                self.handle_request(key, request, peer, now)
+            }
+            Event::AckFor2xx {
+                invite_key,
+                request,
+                ..
+            } => self.handle_ack(&invite_key, &request, now),
             Event::Cancel { invite_key, .. } => self.handle_cancel(&invite_key, now),
-            Event::Response { key, response } => self.handle_response(&TransactionKey::Client(key), &response, now),
+            Event::Response { key, response } => {
+                self.handle_response(&TransactionKey::Client(key), &response, now)
+            }
             Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
             Event::NoAckFor2xx { invite_key } => {
                 if let Some(id) = self.by_invite.remove(&invite_key) {
@@ -276,22 +284,31 @@ impl Signaling {
                 if let TransactionKey::Server(k) = &key {
                     // Confirmed calls no longer need their INVITE transaction.
                     if self.by_invite.get(k).is_some_and(|id| {
-                        self.calls.get(id).is_some_and(|c| !matches!(c.phase, CallPhase::Ringing))
+                        self.calls
+                            .get(id)
+                            .is_some_and(|c| !matches!(c.phase, CallPhase::Ringing))
                     }) {
                         self.by_invite.remove(k);
                     }
                 }
                 self.by_client.remove(&key);
             }
-            Event::Refused { request, peer, reason } => {
+            Event::Refused {
+                request,
+                peer,
+                reason,
+            } => {
                 let response = match reason {
                     Refusal::Overloaded => {
                         let mut r = answers::reply(&request, 503, Some("Overloaded"));
-                        r.headers.push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                        r.headers
+                            .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
                         r
                     }
                     Refusal::Malformed(e) => {
-                        let reason = message::answer_for(&e).map(|(_, r)| r).unwrap_or("Bad Request");
+                        let reason = message::answer_for(&e)
+                            .map(|(_, r)| r)
+                            .unwrap_or("Bad Request");
                         answers::reply(&request, 400, Some(reason))
                     }
                 };
@@ -302,7 +319,13 @@ impl Signaling {
         }
     }
 
-    fn handle_request(&mut self, key: ServerKey, request: rsip::Request, peer: PeerAddr, now: Instant) {
+    fn handle_request(
+        &mut self,
+        key: ServerKey,
+        request: rsip::Request,
+        peer: PeerAddr,
+        now: Instant,
+    ) {
         if let Some(response) = answers::precheck(&request) {
             self.respond(&key, response, now);
             return;

@@ -83,7 +83,10 @@ impl fmt::Debug for Listeners {
         f.debug_struct("Listeners")
             .field("udp", &self.udp.local_addr().ok())
             .field("tcp", &self.tcp.as_ref().and_then(|l| l.local_addr().ok()))
-            .field("tls", &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()))
+            .field(
+                "tls",
+                &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+            )
             .finish()
     }
 }
@@ -215,7 +218,10 @@ impl Transports {
             TransportKind::Tcp | TransportKind::Tls => self.send_stream(peer, bytes),
         };
         if result.is_err() {
-            self.inner.stats.send_failures.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .stats
+                .send_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
         result
     }
@@ -241,9 +247,9 @@ impl Transports {
             })
         };
         match tx {
-            Some(tx) => tx
-                .try_send(bytes)
-                .map_err(|_| crate::Error::Transport(format!("connection to {} is full or closed", peer.addr))),
+            Some(tx) => tx.try_send(bytes).map_err(|_| {
+                crate::Error::Transport(format!("connection to {} is full or closed", peer.addr))
+            }),
             None => Err(crate::Error::Transport(format!(
                 "no open {:?} connection to {}",
                 peer.transport, peer.addr
@@ -251,7 +257,12 @@ impl Transports {
         }
     }
 
-    fn register(&self, addr: SocketAddr, protocol: TransportKind, tx: mpsc::Sender<Bytes>) -> Option<ConnectionId> {
+    fn register(
+        &self,
+        addr: SocketAddr,
+        protocol: TransportKind,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Option<ConnectionId> {
         let mut connections = self.inner.connections.lock().ok()?;
         if connections.len() >= self.inner.config.max_connections {
             return None;

@@ -24,7 +24,7 @@ pub fn response_peer(source: PeerAddr, sent_by_port: Option<u16>, rport: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    
+
     fn udp(addr: &str) -> PeerAddr {
         PeerAddr {
             transport: TransportKind::Udp,

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::{PeerAddr, TransportKind, Received, Transports};
+use super::{PeerAddr, Received, TransportKind, Transports};
 use crate::message::{Frame, StreamFramer};
 
 pub(super) async fn accept_loop(

@@ -11,7 +11,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 /// Builds an acceptor from a PEM certificate chain and a PEM private key.
-pub fn load_tls_acceptor(certificate: &Path, private_key: &Path) -> Result<TlsAcceptor, crate::Error> {
+pub fn load_tls_acceptor(
+    certificate: &Path,
+    private_key: &Path,
+) -> Result<TlsAcceptor, crate::Error> {
     let certs = CertificateDer::pem_file_iter(certificate)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| crate::Error::Tls(format!("{}: {e}", certificate.display())))?;

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{MAX_MESSAGE_SIZE, PeerAddr, TransportKind, Received, TransportStats};
+use super::{MAX_MESSAGE_SIZE, PeerAddr, Received, TransportKind, TransportStats};
 
 pub(super) async fn receive_loop(
     socket: Arc<UdpSocket>,
@@ -33,7 +33,10 @@ pub(super) async fn receive_loop(
             continue;
         }
         // Keepalives (RFC 5626 §4.4.1 style CRLF) on UDP carry no message.
-        if buf[..len].iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
+        if buf[..len]
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0))
+        {
             continue;
         }
         buf.truncate(len);
