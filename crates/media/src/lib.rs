@@ -1,8 +1,34 @@
-//! dialbridge media: RTP/RTCP, codecs, jitter buffer, the N-1 mixer kernel, prompts,
-//! tones and recording. Sockets and the clocked tick task live behind `tokio`.
+//! dialbridge media: RTP, G.711, the jitter buffer, the N-1 mixer kernel, prompts
+//! and tones. Sockets and the clocked tick task live behind `tokio`.
 //!
 //! Everything outside the `tokio` feature is pure and allocation-free per packet and
-//! per tick: the sockets and the one clock that drives every session sit on top.
+//! per tick: [`codec`], [`rtp`] (zero-copy RFC 3550 header view and writer),
+//! [`jitter`], [`mixer`], [`prompt`], [`tone`], [`ports`]. With `tokio`, [`engine`]
+//! puts them to work: one UDP socket pair per participant and one clock for all.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dialbridge_media::Error> {
+//! use std::sync::Arc;
+//! use dialbridge_media::{Codec, MediaEngine, Prompt, Tone};
+//!
+//! let engine = MediaEngine::new("127.0.0.1".parse().unwrap(), 20000..=39998)?;
+//! let remote = "127.0.0.20:40000".parse().unwrap(); // from the SDP offer
+//! let mut caller = engine.open(remote, Codec::Pcmu, Some(101))?;
+//! let _port = caller.local_port(); // for the SDP answer
+//! let welcome = Arc::new(Prompt::load("fixtures/prompts/welcome.wav")?);
+//! let done = caller.play(welcome, false);
+//! while let Some(packet) = caller.recv().await {
+//!     // RFC 4733 events: packet.payload_type == 101, packet.payload, ...
+//! #   break;
+//! }
+//! done.await;
+//! let room = engine.create_room(100);
+//! caller.join_room(room)?;
+//! engine.play_to_room(room, Arc::new(Tone::join_beep()));
+//! caller.set_muted(true);
+//! caller.close().await; // or drop it
+//! # Ok(()) }
+//! ```
 
 pub mod codec;
 #[cfg(feature = "tokio")]

@@ -535,3 +535,69 @@ async fn unanswered_call_is_cancelled_at_the_setup_timeout() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(uas.log().requests, vec!["INVITE", "CANCEL", "ACK"]);
 }
+
+/// A minimal UAS over TCP: one connection, messages framed by Content-Length, INVITE
+/// answered 200 (with SDP pointing at a socket that drops RTP), BYE answered 200.
+async fn tcp_uas(listener: tokio::net::TcpListener, requests: Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = sink.local_addr().unwrap().port();
+    let me = stream.local_addr().unwrap();
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end + 4]).to_string();
+            let length: usize = header(&head, "Content-Length").unwrap().parse().unwrap();
+            if pending.len() < end + 4 + length {
+                break;
+            }
+            let msg = String::from_utf8_lossy(&pending[..end + 4 + length]).to_string();
+            pending.drain(..end + 4 + length);
+            let method = msg.split(' ').next().unwrap().to_owned();
+            requests.lock().unwrap().push(method.clone());
+            let reply = match method.as_str() {
+                "INVITE" => respond(
+                    &msg,
+                    "200 OK",
+                    Some("uastag"),
+                    &format!("Contact: <sip:uas@{me};transport=tcp>\r\n"),
+                    &sdp(rtp_port, 1),
+                ),
+                "ACK" => continue,
+                _ => respond(&msg, "200 OK", None, "", ""),
+            };
+            stream.write_all(reply.as_bytes()).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn tcp_carries_the_call_on_one_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(tcp_uas(listener, requests.clone()));
+    let sig = Signaling::connect(Transport::Tcp, "127.0.0.1".parse().unwrap(), addr, 4)
+        .await
+        .unwrap();
+    let mut cfg = config("+33170000100", "wait 200ms");
+    // The sink never sends RTP; the call is too short for the no-RTP check.
+    cfg.expect = Expect::default();
+    let first = call::run(&sig, &cfg, &Quiet).await;
+    let second = call::run(&sig, &cfg, &Quiet).await;
+    assert!(first.passed(), "{:?}", first.failures);
+    assert!(second.passed(), "{:?}", second.failures);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        *requests.lock().unwrap(),
+        vec!["INVITE", "ACK", "BYE", "INVITE", "ACK", "BYE"],
+        "both calls over the one accepted connection"
+    );
+}

@@ -69,9 +69,24 @@ pub struct MediaConfig {
     pub welcome_prompt: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// The bearer token every admin API call must carry. A secret: Debug hides it.
+    pub token: String,
+    /// Where call detail records are kept (SQLite; ":memory:" keeps them for the life of
+    /// the process only).
+    pub cdr_database: String,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &"***")
+            .field("cdr_database", &self.cdr_database)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +189,11 @@ impl Config {
             },
             admin: AdminConfig {
                 listen: raw.admin.listen,
+                token: raw.admin.token,
+                cdr_database: match raw.admin.cdr_database.as_str() {
+                    ":memory:" => ":memory:".to_string(),
+                    p => resolve(p).to_string_lossy().into_owned(),
+                },
             },
             softphones: SoftphoneConfig {
                 realm: raw.softphones.realm,
@@ -247,6 +267,8 @@ struct RawMedia {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: SocketAddr,
+    token: String,
+    cdr_database: String,
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,8 @@ pub fn demo_config() -> Config {
     config.sip.tcp = Some(any);
     config.sip.tls = Some(any);
     config.admin.listen = any;
+    // Each test bridge keeps its records to itself.
+    config.admin.cdr_database = ":memory:".to_string();
     config
 }
 

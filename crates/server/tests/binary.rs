@@ -31,7 +31,8 @@ fn serve() -> Serve {
     let text = dialbridge_server::config::DEMO_CONFIG
         .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
         .replace("127.0.0.1:5061", &format!("127.0.0.1:{tls_port}"))
-        .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"));
+        .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"))
+        .replace("../target/dialbridge-demo-cdr.sqlite", "cdr.sqlite");
     let dir = std::env::temp_dir().join(format!(
         "dialbridge-serve-{}-{sip_port}",
         std::process::id()

@@ -250,6 +250,8 @@ impl GoertzelDetector {
         let mut s1 = [0f32; 8];
         let mut s2 = [0f32; 8];
         let mut energy = 0f32;
+        // Indexes are 0..8 into arrays of 8: in bounds by construction, and
+        // plain indexing keeps the inner loop vectorisable.
         for &x in &self.block {
             energy += x * x;
             for k in 0..8 {
@@ -366,10 +368,10 @@ pub mod signal {
 
     /// The (row, column) frequencies of a digit.
     pub fn freqs(d: Digit) -> (f32, f32) {
-        for (r, row) in KEYPAD.iter().enumerate() {
-            for (c, k) in row.iter().enumerate() {
+        for (row, &rf) in KEYPAD.iter().zip(ROWS.iter()) {
+            for (k, &cf) in row.iter().zip(COLS.iter()) {
                 if *k == d {
-                    return (ROWS[r], COLS[c]);
+                    return (rf, cf);
                 }
             }
         }

@@ -55,6 +55,11 @@ impl MediaEngine {
         }
     }
 
+    /// Rooms currently open.
+    pub fn room_count(&self) -> usize {
+        lock(&self.inner.table).rooms.len()
+    }
+
     /// Members of a room, or `None` if there is no such room.
     pub fn room_size(&self, room: RoomId) -> Option<usize> {
         lock(&self.inner.table)
