@@ -40,7 +40,25 @@ for entry in "${prompts[@]}"; do
     espeak-ng -v en-gb -s 150 -w "$tmp/$name.wav" "$text"
     # Telephone band: high-pass 100 Hz; sox low-passes before decimating; norm
     # leaves 3 dB of headroom so G.711 never clips.
-    sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" \
+    sox -D "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" \
         gain -6 highpass 100 norm -3
     echo "$out/$name.wav"
+done
+
+# Words for "There are N people in the meeting." (*3), joined at run time by
+# dialbridge_media::announce. Leading and trailing silence is trimmed and 50 ms put
+# back at the end, so the words join at a natural pace.
+mkdir -p "$out/count"
+words=("only-you|You are the only person in the meeting." "there-are|There are" "people|people in the meeting." "hundred|hundred" "thousand|thousand")
+for n in $(seq 0 19) 20 30 40 50 60 70 80 90; do
+    words+=("$n|$n")
+done
+for entry in "${words[@]}"; do
+    name=${entry%%|*}
+    text=${entry#*|}
+    espeak-ng -v en-gb -s 150 -w "$tmp/$name.wav" "$text"
+    sox -D "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/count/$name.wav" \
+        gain -6 highpass 100 norm -3 \
+        silence 1 0.01 1% reverse silence 1 0.01 1% reverse pad 0 0.05
+    echo "$out/count/$name.wav"
 done

@@ -13,7 +13,8 @@
 //! | `*7` | leader | lock or unlock the meeting (a locked meeting admits no new participants; leaders still get in) |
 //! | `*8` | leader | mute all participants and keep them muted, or release them |
 //!
-//! A participant keying a leader control hears the help menu.
+//! A participant keying a leader control hears the help menu. Nobody waits in the
+//! lobby longer than `max_lobby_wait` (30 minutes by default).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MemberId(pub u64);
 
+/// How long a participant waits in the lobby for a leader by default.
+pub const DEFAULT_MAX_LOBBY_WAIT: Duration = Duration::from_secs(30 * 60);
+
 /// Settings of one conference, from the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomConfig {
@@ -35,6 +39,20 @@ pub struct RoomConfig {
     pub wait_for_leader: bool,
     /// Most calls in the room, lobby included.
     pub max_members: usize,
+    /// After this long in the lobby without a leader, the call is let go
+    /// ([`RejectReason::LeaderDidNotJoin`]) rather than held (and billed) forever.
+    pub max_lobby_wait: Duration,
+}
+
+impl RoomConfig {
+    /// A room with the default lobby wait.
+    pub fn new(wait_for_leader: bool, max_members: usize) -> Self {
+        Self {
+            wait_for_leader,
+            max_members,
+            max_lobby_wait: DEFAULT_MAX_LOBBY_WAIT,
+        }
+    }
 }
 
 /// Why a call was turned away.
@@ -44,6 +62,8 @@ pub enum RejectReason {
     MeetingFull,
     /// A leader locked the meeting.
     MeetingLocked,
+    /// Waited in the lobby for `max_lobby_wait` and no leader came.
+    LeaderDidNotJoin,
 }
 
 impl RejectReason {
@@ -52,6 +72,7 @@ impl RejectReason {
         match self {
             RejectReason::MeetingFull => PromptId::MeetingFull,
             RejectReason::MeetingLocked => PromptId::MeetingLocked,
+            RejectReason::LeaderDidNotJoin => PromptId::Goodbye,
         }
     }
 
@@ -60,6 +81,7 @@ impl RejectReason {
         match self {
             RejectReason::MeetingFull => 486,
             RejectReason::MeetingLocked => 403,
+            RejectReason::LeaderDidNotJoin => 408,
         }
     }
 }
@@ -79,7 +101,8 @@ pub enum RoomAction {
         /// Who.
         member: MemberId,
     },
-    /// Play the reason's prompt, then hang up; the member is not in the room.
+    /// Play the reason's prompt, then hang up; the member is not (or no longer)
+    /// in the room.
     Reject {
         /// Who.
         member: MemberId,
@@ -112,6 +135,8 @@ struct Member {
     id: MemberId,
     role: Role,
     in_lobby: bool,
+    /// When the member joined (for the lobby wait).
+    joined_at: Instant,
     muted: bool,
     /// When `*` was keyed, awaiting the command key.
     star_at: Option<Instant>,
@@ -167,7 +192,6 @@ impl Room {
 
     /// A call that passed the entry IVR. A member id already in the room is ignored.
     pub fn handle_join(&mut self, member: MemberId, role: Role, now: Instant) {
-        let _ = now; // Joining depends on no timer; `now` keeps the handle_* shape.
         if self.find(member).is_some() {
             return;
         }
@@ -192,6 +216,7 @@ impl Room {
             id: member,
             role,
             in_lobby,
+            joined_at: now,
             muted,
             star_at: None,
         });
@@ -205,6 +230,34 @@ impl Room {
         self.admit(member, muted);
         if role == Role::Leader {
             self.admit_lobby();
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due: the end of the
+    /// longest lobby wait.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.members
+            .iter()
+            .filter(|m| m.in_lobby)
+            .map(|m| m.joined_at + self.config.max_lobby_wait)
+            .min()
+    }
+
+    /// Lets go of the lobby members who waited too long.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let wait = self.config.max_lobby_wait;
+        let expired: Vec<MemberId> = self
+            .members
+            .iter()
+            .filter(|m| m.in_lobby && now >= m.joined_at + wait)
+            .map(|m| m.id)
+            .collect();
+        for member in expired {
+            self.handle_leave(member);
+            self.push(RoomAction::Reject {
+                member,
+                reason: RejectReason::LeaderDidNotJoin,
+            });
         }
     }
 
@@ -344,10 +397,7 @@ mod tests {
     const P3: MemberId = MemberId(3);
 
     fn room(wait_for_leader: bool, max_members: usize) -> Room {
-        Room::new(RoomConfig {
-            wait_for_leader,
-            max_members,
-        })
+        Room::new(RoomConfig::new(wait_for_leader, max_members))
     }
 
     fn actions(r: &mut Room) -> Vec<RoomAction> {
@@ -408,6 +458,34 @@ mod tests {
         // With the leader in, new participants go straight in.
         r.handle_join(MemberId(4), Role::Participant, now);
         assert_eq!(actions(&mut r), admitted(MemberId(4)));
+    }
+
+    #[test]
+    fn lobby_wait_is_bounded() {
+        let t0 = Instant::now();
+        let mut r = room(true, 10);
+        assert_eq!(r.poll_timeout(), None);
+        r.handle_join(P2, Role::Participant, t0);
+        let later = t0 + Duration::from_secs(60);
+        r.handle_join(P3, Role::Participant, later);
+        actions(&mut r);
+        assert_eq!(r.poll_timeout(), Some(t0 + DEFAULT_MAX_LOBBY_WAIT));
+        r.handle_timeout(t0 + DEFAULT_MAX_LOBBY_WAIT - Duration::from_millis(1));
+        assert_eq!(actions(&mut r), vec![]);
+        r.handle_timeout(t0 + DEFAULT_MAX_LOBBY_WAIT);
+        assert_eq!(
+            actions(&mut r),
+            vec![RoomAction::Reject {
+                member: P2,
+                reason: RejectReason::LeaderDidNotJoin
+            }]
+        );
+        assert_eq!(r.lobby().collect::<Vec<_>>(), vec![P3]);
+        assert_eq!(r.poll_timeout(), Some(later + DEFAULT_MAX_LOBBY_WAIT));
+        // A leader arrives in time for P3: no timer left.
+        r.handle_join(LEADER, Role::Leader, later + Duration::from_secs(5));
+        assert_eq!(r.poll_timeout(), None);
+        assert_eq!(RejectReason::LeaderDidNotJoin.prompt(), PromptId::Goodbye);
     }
 
     #[test]

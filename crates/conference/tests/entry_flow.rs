@@ -182,10 +182,7 @@ fn room_for(key: &ConferenceKey) -> Room {
         .find(|(t, id, _, _)| *t == key.tenant.as_str() && *id == key.id.as_str())
         .map(|o| o.3)
         .unwrap();
-    Room::new(RoomConfig {
-        wait_for_leader: wait,
-        max_members: 100,
-    })
+    Room::new(RoomConfig::new(wait, 100))
 }
 
 #[test]

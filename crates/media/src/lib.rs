@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod announce;
 pub mod codec;
 #[cfg(feature = "tokio")]
 pub mod engine;
@@ -42,9 +43,12 @@ mod resample;
 pub mod rtp;
 pub mod tone;
 
+pub use announce::CountAnnouncer;
 pub use codec::Codec;
 #[cfg(feature = "tokio")]
-pub use engine::{InboundRtp, MediaEngine, PlayDone, PlayEnd, RoomId, RtpSession, SessionStats};
+pub use engine::{
+    EngineStats, InboundRtp, MediaEngine, PlayDone, PlayEnd, RoomId, RtpSession, SessionStats,
+};
 pub use error::Error;
 pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 pub use mixer::{Frame, Heard, Mixer, MixerSlot, mix_minus};

@@ -32,7 +32,14 @@ const TONE_AMPLITUDE: i16 = 8000;
 #[command(
     name = "sbc-sim",
     version,
-    about = "Places SIP calls and load into dialbridge"
+    about = "Places SIP calls and load into dialbridge",
+    after_help = "Examples (the demo deployment, fixtures/demo.toml):
+  sbc-sim call --from-ip 127.0.0.20 --to +33170000100 --tone 440 \\
+      --script 'wait 2s, keys 123456789#, wait 1s, keys #, wait 5s' --expect-audio
+  sbc-sim call --from-ip 127.0.0.1 --user alice --password alice-secret --to +14255550100
+  sbc-sim call --from-ip 127.0.0.10 --to +14255550999 --expect-status 404
+  sbc-sim load --from-ip 127.0.0.10 --to +14255550100 --calls 1000 --rate 100 \\
+      --hold 5s --conference 123456789 --json"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -54,6 +54,8 @@ pub struct SipConfig {
     pub tls_private_key: PathBuf,
     /// How long the bridge rings (180) before it answers; lets a caller CANCEL.
     pub answer_after: Duration,
+    /// On SIGTERM, how long calls in progress may go on before the bridge ends them.
+    pub drain_timeout: Duration,
     /// The shortest session interval accepted (RFC 4028 Min-SE).
     pub min_session_expires: u32,
     /// The host put in Contact headers (the address trunks reach us on).
@@ -178,6 +180,7 @@ impl Config {
                 tls_certificate: resolve(&sip.tls_certificate),
                 tls_private_key: resolve(&sip.tls_private_key),
                 answer_after: Duration::from_millis(sip.answer_after_ms),
+                drain_timeout: Duration::from_millis(sip.drain_timeout_ms),
                 min_session_expires: sip.min_session_expires,
                 contact_host: sip.contact_host.unwrap_or(sip.udp.ip()),
             },
@@ -246,6 +249,8 @@ struct RawSip {
     tls_private_key: String,
     #[serde(default)]
     answer_after_ms: u64,
+    #[serde(default = "default_drain_ms")]
+    drain_timeout_ms: u64,
     #[serde(default = "default_min_se")]
     min_session_expires: u32,
     contact_host: Option<IpAddr>,
@@ -253,6 +258,10 @@ struct RawSip {
 
 fn default_min_se() -> u32 {
     90
+}
+
+fn default_drain_ms() -> u64 {
+    30_000
 }
 
 #[derive(Deserialize)]

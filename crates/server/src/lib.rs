@@ -136,7 +136,36 @@ pub async fn run_with_gauges(
         tls = ?transports.tls_addr(),
         "dialbridge listening"
     );
+    let reload = tokio::spawn(reload_on_sighup(config.path.clone(), services.router.clone()));
     let signaling = Signaling::new(Arc::new(config), services, transports, gauges);
     signaling.run(inbound, shutdown).await;
+    reload.abort();
     Ok(())
+}
+
+/// SIGHUP re-reads the configuration file and swaps in its number plan: calls in progress
+/// keep their reservations, new calls see the new plan at once. A file that does not
+/// validate changes nothing (the error is logged with its file and line).
+async fn reload_on_sighup(path: std::path::PathBuf, router: dialbridge_router::Router) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match Config::load(&path).and_then(|c| plan_from(&c)) {
+                Ok(plan) => {
+                    router.replace_plan(plan);
+                    tracing::info!(path = %path.display(), "configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "configuration not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, router);
+        std::future::pending::<()>().await;
+    }
 }

@@ -21,6 +21,8 @@ pub fn demo_config() -> Config {
     config.sip.tcp = Some(any);
     config.sip.tls = Some(any);
     config.admin.listen = any;
+    // Tests that stop a bridge with calls up need not wait the demo's 30 s.
+    config.sip.drain_timeout = std::time::Duration::from_secs(1);
     // Each test bridge keeps its records to itself.
     config.admin.cdr_database = ":memory:".to_string();
     config

@@ -13,6 +13,7 @@ use dialbridge_testkit::sipp::Sipp;
 struct Serve {
     child: Child,
     sip: SocketAddr,
+    config: std::path::PathBuf,
 }
 
 impl Drop for Serve {
@@ -32,7 +33,8 @@ fn serve() -> Serve {
         .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
         .replace("127.0.0.1:5061", &format!("127.0.0.1:{tls_port}"))
         .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"))
-        .replace("../target/dialbridge-demo-cdr.sqlite", "cdr.sqlite");
+        .replace("../target/dialbridge-demo-cdr.sqlite", "cdr.sqlite")
+        .replace("[sip]\n", "[sip]\ndrain_timeout_ms = 8000\n");
     let dir = std::env::temp_dir().join(format!(
         "dialbridge-serve-{}-{sip_port}",
         std::process::id()
@@ -57,6 +59,7 @@ fn serve() -> Serve {
     Serve {
         child,
         sip: SocketAddr::new(lo, sip_port),
+        config: path,
     }
 }
 
@@ -108,5 +111,66 @@ async fn dialbridge_serve_answers_a_sipp_call_and_stops_on_sigterm() {
         }
         assert!(Instant::now() < end, "dialbridge did not stop on SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_refuses_new_calls_with_503_while_existing_calls_finish() {
+    let mut serve = serve();
+    until_it_answers(serve.sip).await;
+    let pstn: IpAddr = "127.0.0.10".parse().unwrap();
+    let sip = serve.sip;
+    let existing = tokio::spawn(async move {
+        Sipp::new("uac-call.xml", sip, pstn, "+14255550100")
+            .hold(Duration::from_secs(4))
+            .run()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = Sipp::new("uac-refused-503.xml", sip, pstn, "+14255550100").run().await;
+    assert!(refused.passed(), "a new call during the drain gets 503:\n{}", refused.log);
+    let existing = existing.await.unwrap();
+    assert!(existing.passed(), "the call in progress finishes normally:\n{}", existing.log);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < end, "dialbridge did not stop once drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_number_plan() {
+    let serve = serve();
+    until_it_answers(serve.sip).await;
+    let pstn: IpAddr = "127.0.0.10".parse().unwrap();
+    // +14255550999 is assigned to nothing: 404. Assign it in the file and reload.
+    let refused = Sipp::new("uac-refused-404.xml", serve.sip, pstn, "+14255550999").run().await;
+    assert!(refused.passed(), "{}", refused.log);
+    let text = std::fs::read_to_string(&serve.config).unwrap().replace(
+        "provider = \"Microsoft\"\n# assigned to nothing: calls to it are refused with 404",
+        "provider = \"Microsoft\"\nbridge = \"contoso-bridge\"",
+    );
+    std::fs::write(&serve.config, text).unwrap();
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let call = Sipp::new("uac-call.xml", serve.sip, pstn, "+14255550999")
+            .hold(Duration::from_millis(200))
+            .timeout(Duration::from_secs(5))
+            .run()
+            .await;
+        if call.passed() {
+            break;
+        }
+        assert!(Instant::now() < end, "the reloaded plan never took effect:\n{}", call.log);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

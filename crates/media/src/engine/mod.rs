@@ -63,6 +63,10 @@ struct Inner {
     ports: Mutex<PortAllocator>,
     table: Mutex<Table>,
     next_id: AtomicU64,
+    /// Clock counters: ticks run, and the duration of the last and longest tick.
+    ticks: AtomicU64,
+    last_tick_ns: AtomicU64,
+    max_tick_ns: AtomicU64,
     /// The runtime the engine was created in: sockets register with its reactor and
     /// receive tasks run on it, whichever thread calls [`MediaEngine::open`].
     runtime: tokio::runtime::Handle,
@@ -78,6 +82,9 @@ impl MediaEngine {
             ports: Mutex::new(PortAllocator::new(*ports.start(), *ports.end())?),
             table: Mutex::new(Table::default()),
             next_id: AtomicU64::new(1),
+            ticks: AtomicU64::new(0),
+            last_tick_ns: AtomicU64::new(0),
+            max_tick_ns: AtomicU64::new(0),
             runtime: runtime.clone(),
         });
         runtime.spawn(run_clock(Arc::downgrade(&inner)));
@@ -97,6 +104,23 @@ impl MediaEngine {
     /// Port pairs currently bound.
     pub fn ports_in_use(&self) -> usize {
         lock(&self.inner.ports).in_use()
+    }
+
+    /// Gauges and clock timings, for metrics. A tick close to 20 ms means the machine
+    /// cannot keep up with the participants it carries.
+    pub fn stats(&self) -> EngineStats {
+        let (sessions, rooms) = {
+            let table = lock(&self.inner.table);
+            (table.sessions.len(), table.rooms.len())
+        };
+        EngineStats {
+            sessions,
+            rooms,
+            ports_in_use: self.ports_in_use(),
+            ticks: self.inner.ticks.load(Ordering::Relaxed),
+            last_tick: Duration::from_nanos(self.inner.last_tick_ns.load(Ordering::Relaxed)),
+            max_tick: Duration::from_nanos(self.inner.max_tick_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Opens a session: binds the next free even port (and port + 1 for RTCP) and
@@ -133,9 +157,11 @@ impl MediaEngine {
                 jitter: jitter.clone(),
                 in_room: in_room.clone(),
                 concealer: Concealer::default(),
+                sending: true,
             },
         );
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let expected = Arc::new(Mutex::new(remote));
         let audio = AudioSink {
             payload_type: codec.payload_type(),
             jitter,
@@ -145,7 +171,7 @@ impl MediaEngine {
             bound.clone(),
             Arc::downgrade(&self.inner),
             id,
-            remote,
+            expected.clone(),
             tx,
             audio,
         ));
@@ -158,6 +184,7 @@ impl MediaEngine {
             telephone_event_pt,
             inbound: Some(rx),
             receiver: Some(receiver),
+            expected,
         })
     }
 
@@ -205,6 +232,8 @@ pub struct RtpSession {
     telephone_event_pt: Option<u8>,
     inbound: Option<mpsc::Receiver<InboundRtp>>,
     receiver: Option<JoinHandle<()>>,
+    /// The SDP address, shared with the receive task (which accepts only its IP).
+    expected: Arc<Mutex<SocketAddr>>,
 }
 
 /// A received RTP packet, with the header fields a consumer needs (the conference
@@ -227,6 +256,23 @@ pub struct InboundRtp {
     pub source: SocketAddr,
     /// When it was read from the socket.
     pub received_at: Instant,
+}
+
+/// Engine-wide gauges and clock timings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Sessions open.
+    pub sessions: usize,
+    /// Rooms open.
+    pub rooms: usize,
+    /// RTP port pairs bound.
+    pub ports_in_use: usize,
+    /// Clock ticks run.
+    pub ticks: u64,
+    /// How long the last tick took (mixing, encoding, sending for everyone).
+    pub last_tick: Duration,
+    /// The longest tick so far.
+    pub max_tick: Duration,
 }
 
 /// Counters of one session.
@@ -311,6 +357,24 @@ impl RtpSession {
             o.playback = Some((Playback::new(prompt, repeat), done));
         }
         PlayDone { rx, ended: None }
+    }
+
+    /// Points the stream at a new address (a re-INVITE's SDP): packets go there from
+    /// the next tick, and only packets from its IP are accepted.
+    pub fn set_remote(&self, remote: SocketAddr) {
+        *lock(&self.expected) = remote;
+        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
+            o.remote = remote;
+        }
+    }
+
+    /// Pauses (`false`) or resumes sending, for hold: RFC 3264 §8.4 `sendonly` or
+    /// `inactive` from the far end means it does not want our media. Timestamps keep
+    /// running while paused and the first packet after carries the marker.
+    pub fn set_sending(&self, sending: bool) {
+        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
+            o.sending = sending;
+        }
     }
 
     /// Stops playing: silence (or the room) from the next tick.
@@ -487,6 +551,8 @@ struct Outbound {
     /// Tells the receive task to fill `jitter`.
     in_room: Arc<AtomicBool>,
     concealer: Concealer,
+    /// False while the far end holds the call (RFC 3264 §8.4 `sendonly`/`inactive`).
+    sending: bool,
 }
 
 impl Outbound {
@@ -519,6 +585,12 @@ impl Outbound {
 
     /// Writes the next header in front of the payload already in `packet` and sends.
     fn send(&mut self, packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES]) {
+        if !self.sending {
+            // Time goes on: the timestamp keeps pace and the first packet after the
+            // pause carries the marker (RFC 3551 §4.1).
+            self.sender.skip(FRAME_SAMPLES as u32);
+            return;
+        }
         let header = self.sender.next_header(FRAME_SAMPLES as u32);
         // The header is exactly HEADER_LEN bytes and the payload type came from a
         // Codec, so this cannot fail; a failure would only skip the packet.
@@ -551,6 +623,10 @@ async fn run_clock(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let now = std::time::Instant::now();
         lock(&inner.table).tick(&mut scratch, now);
+        let took = u64::try_from(now.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        inner.ticks.fetch_add(1, Ordering::Relaxed);
+        inner.last_tick_ns.store(took, Ordering::Relaxed);
+        inner.max_tick_ns.fetch_max(took, Ordering::Relaxed);
     }
 }
 
@@ -559,12 +635,12 @@ async fn run_receive(
     bound: Arc<Bound>,
     inner: Weak<Inner>,
     id: u64,
-    sdp_remote: SocketAddr,
+    expected: Arc<Mutex<SocketAddr>>,
     queue: mpsc::Sender<InboundRtp>,
     audio: AudioSink,
 ) {
     let mut buf = BytesMut::with_capacity(RECV_BUFFER);
-    let mut latched = sdp_remote;
+    let mut latched = *lock(&expected);
     loop {
         buf.clear();
         buf.reserve(MAX_DATAGRAM);
@@ -583,7 +659,7 @@ async fn run_receive(
             }
         };
         let received_at = Instant::now();
-        if source.ip() != sdp_remote.ip() {
+        if source.ip() != lock(&expected).ip() {
             bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }

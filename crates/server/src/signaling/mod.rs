@@ -63,6 +63,8 @@ pub struct Signaling {
     gauges: Arc<Gauges>,
     /// Messages that could not be parsed or answered, dropped.
     dropped: u64,
+    /// Shutting down: new calls get 503 with Retry-After.
+    draining: bool,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -110,19 +112,32 @@ impl Signaling {
             reports,
             gauges,
             dropped: 0,
+            draining: false,
         }
     }
 
-    /// Runs until `shutdown` resolves or the transports stop; then ends every call with
-    /// BYE and gives the BYEs a moment to leave.
+    /// Runs until `shutdown` resolves or the transports stop. Shutting down drains: new
+    /// calls are refused with 503 and Retry-After while the calls in progress go on, up
+    /// to the drain timeout; then the bridge ends the rest with BYE and gives the BYEs a
+    /// moment to leave.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Received>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut drain_until: Option<Instant> = None;
         loop {
+            if let Some(until) = drain_until {
+                if self.calls.is_empty() || Instant::now() >= until {
+                    break;
+                }
+            }
             let deadline = self.poll_timeout();
+            let deadline = match (deadline, drain_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -136,7 +151,12 @@ impl Signaling {
                 },
                 Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
                 _ = sleep => self.handle_timeout(Instant::now()),
-                _ = &mut shutdown => break,
+                _ = &mut shutdown, if drain_until.is_none() => {
+                    let timeout = self.config.sip.drain_timeout;
+                    tracing::info!(calls = self.calls.len(), ?timeout, "draining: new calls refused");
+                    self.draining = true;
+                    drain_until = Some(Instant::now() + timeout);
+                }
             }
             self.drive(Instant::now());
         }
@@ -146,6 +166,18 @@ impl Signaling {
             self.hang_up(&id, "SIP;cause=503;text=\"bridge shutting down\"", now);
         }
         self.drive(now);
+        // Let the BYEs (and their UDP retransmissions) go out before the sockets close.
+        if !self.layer.is_empty() {
+            let grace = Instant::now() + std::time::Duration::from_secs(2);
+            while !self.layer.is_empty() && Instant::now() < grace {
+                let wake = self.layer.poll_timeout().map_or(grace, |t| t.min(grace));
+                tokio::select! {
+                    Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
+                    _ = tokio::time::sleep_until(wake.into()) => self.layer.handle_timeout(Instant::now()),
+                }
+                self.drive(Instant::now());
+            }
+        }
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
@@ -332,6 +364,17 @@ impl Signaling {
         }
         let in_dialog = message::fields::to_tag(&request.headers).is_some();
         match (request.method, in_dialog) {
+            (Method::Invite, false) if self.draining => {
+                let mut response = answers::reply(&request, 503, Some("Bridge Shutting Down"));
+                response
+                    .headers
+                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("30")));
+                response.headers.push(Header::Other(
+                    "Reason".into(),
+                    "SIP;cause=503;text=\"bridge shutting down\"".into(),
+                ));
+                self.respond(&key, response, now);
+            }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
             (Method::Options, false) => {
                 let response = answers::with_capabilities(answers::reply(&request, 200, None));

@@ -65,7 +65,7 @@ fn classify_rsip_failure(bytes: &[u8]) -> Error {
         if first != b"SIP/2.0" {
             return Error::UnsupportedVersion;
         }
-        return Error::BadMessage("bad status line");
+        return Error::BadMessage("malformed response");
     }
     let _uri = parts.next();
     let version = parts.next().unwrap_or_default();
@@ -79,10 +79,15 @@ fn classify_rsip_failure(bytes: &[u8]) -> Error {
     {
         return Error::UnsupportedMethod;
     }
-    if std::str::from_utf8(bytes).is_err() {
-        return Error::BadMessage("bad header encoding");
+    // Method and version are fine: rsip refused either the Request-URI or a header. Try
+    // the request line alone to tell which (this error path may allocate).
+    let mut probe = Vec::with_capacity(line.len() + 4);
+    probe.extend_from_slice(line);
+    probe.extend_from_slice(b"\r\n\r\n");
+    if SipMessage::try_from(&probe[..]).is_err() {
+        return Error::BadMessage("bad Request-URI");
     }
-    Error::BadMessage("malformed message")
+    Error::BadMessage("bad header")
 }
 
 /// The checks rsip leaves to us (RFC 3261 §8.1.1, §8.2.2, §20).

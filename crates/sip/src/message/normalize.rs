@@ -186,14 +186,17 @@ fn emit_header(header: &RawHeader<'_>, out: &mut impl Sink) {
     let value = String::from_utf8_lossy(header.value);
     for &b in value.as_bytes() {
         if in_quote {
+            if b == b'\r' || b == b'\n' {
+                // A fold inside quotes: keep the SP/HT that follows. CR and LF cannot be
+                // quoted (§25.1 quoted-pair), so this holds after a backslash too.
+                continue;
+            }
             if escaped {
                 escaped = false;
             } else if b == b'\\' {
                 escaped = true;
             } else if b == b'"' {
                 in_quote = false;
-            } else if b == b'\r' || b == b'\n' {
-                continue; // a fold inside quotes: keep the SP/HT that follows
             }
             out.put_byte(b);
             continue;
@@ -371,7 +374,10 @@ impl<'a> Iterator for Headers<'a> {
             i = nl.saturating_add(1);
         }
         self.rest = block.get(next..).unwrap_or_default();
-        let line = block.get(..end).unwrap_or_default();
+        let mut line = block.get(..end).unwrap_or_default();
+        if let [rest @ .., b'\r'] = line {
+            line = rest; // the CR of the CRLF, not part of the value
+        }
         Some(split_header(line))
     }
 }

@@ -1,0 +1,280 @@
+//! The admin HTTP API on the admin listener: JSON in and out, every call authorised by
+//! `Authorization: Bearer <token>` (RFC 6750 §2.1). Numbers and bridges change live
+//! through the router; organisers through the directory; call detail records and
+//! Prometheus metrics are read here; live conferences go through [`LiveCalls`].
+//!
+//! Every refused request gets a 4xx with `{"error": "<what was wrong>"}`. The routes are
+//! listed once, in [`routes`], which builds the router and is checked against the
+//! OpenAPI document served at `/api/v1/openapi.json`.
+
+mod auth;
+mod catalog;
+mod live;
+mod openapi;
+mod organisers;
+mod plan;
+mod records;
+
+pub use catalog::PlanCatalog;
+pub use live::{ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView};
+pub use openapi::document as openapi_document;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use dialbridge_conference::directory::Directory;
+use dialbridge_router::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::cdr::CdrStore;
+use crate::metrics::MetricsSources;
+
+/// The largest organiser import accepted (100 000 rows of a few hundred bytes).
+pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the API works on.
+pub struct AdminState {
+    pub router: Router,
+    pub directory: Directory,
+    pub cdrs: CdrStore,
+    /// The bearer token every call must carry (`config.admin.token`). An empty token
+    /// refuses every call.
+    pub token: String,
+    pub live: Arc<dyn LiveCalls>,
+    pub metrics: MetricsSources,
+    /// The numbers and bridges of the plan, to list them.
+    pub catalog: PlanCatalog,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("token", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests
+/// in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin API listening");
+    }
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The API as an axum router, ready to serve.
+pub fn app(state: AdminState) -> axum::Router {
+    let state = Arc::new(state);
+    let table = routes();
+    table
+        .router
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ))
+        .with_state(state)
+}
+
+/// Every route of the API as `(method, path)`, in the order they are registered.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    routes().list
+}
+
+type Shared = Arc<AdminState>;
+
+/// The routes, built and listed in one place so the list cannot drift from the router.
+struct Routes {
+    router: axum::Router<Shared>,
+    list: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn add(mut self, method: Method, path: &'static str, handler: MethodRouter<Shared>) -> Self {
+        self.list.push((method, path));
+        // Routes on the same path merge into one method router.
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn routes() -> Routes {
+    let table = Routes {
+        router: axum::Router::new(),
+        list: Vec::new(),
+    };
+    table
+        .add(Method::GET, "/api/v1/bridges", get(plan::list_bridges))
+        .add(
+            Method::PUT,
+            "/api/v1/bridges/{name}/capacity",
+            put(plan::set_bridge_capacity),
+        )
+        .add(
+            Method::PUT,
+            "/api/v1/bridges/{name}/enabled",
+            put(plan::set_bridge_enabled),
+        )
+        .add(Method::GET, "/api/v1/numbers", get(plan::list_numbers))
+        .add(
+            Method::PUT,
+            "/api/v1/numbers/{e164}/assignment",
+            put(plan::assign_number),
+        )
+        .add(
+            Method::DELETE,
+            "/api/v1/numbers/{e164}/assignment",
+            delete(plan::unassign_number),
+        )
+        .add(
+            Method::PUT,
+            "/api/v1/numbers/{e164}/capacity",
+            put(plan::set_number_capacity),
+        )
+        .add(Method::GET, "/api/v1/organisers", get(organisers::list))
+        .add(
+            Method::GET,
+            "/api/v1/organisers/export.csv",
+            get(organisers::export),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/organisers/import",
+            post(organisers::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/organisers/{tenant}/{organiser}/pin/reset",
+            post(organisers::reset_pin),
+        )
+        .add(Method::GET, "/api/v1/cdrs", get(records::list_cdrs))
+        .add(Method::GET, "/api/v1/cdrs.csv", get(records::export_cdrs))
+        .add(Method::GET, "/api/v1/conferences", get(live::list))
+        .add(
+            Method::POST,
+            "/api/v1/participants/{id}/mute",
+            post(live::mute),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/participants/{id}/kick",
+            post(live::kick),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/conferences/{tenant}/{id}/lock",
+            post(live::lock),
+        )
+        .add(Method::GET, "/metrics", get(records::metrics))
+        .add(Method::GET, "/api/v1/openapi.json", get(openapi::serve))
+}
+
+/// A refused request: its status and `{"error": message, ...details}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    details: Option<(&'static str, serde_json::Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400: the request itself is malformed (a path or query value).
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: what the request names does not exist.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 500: our fault; the cause is logged, not shown.
+    pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "admin API: {what} failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what} failed; see the bridge's log"),
+        )
+    }
+
+    fn with(mut self, key: &'static str, value: serde_json::Value) -> ApiError {
+        self.details = Some((key, value));
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let (Some((key, value)), Some(map)) = (self.details, body.as_object_mut()) {
+            map.insert(key.to_owned(), value);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Axum's extractor rejections (malformed JSON, wrong content type, bad path or query)
+/// as our JSON error, keeping axum's status (400, 415 or 422) and its explanation.
+macro_rules! from_rejection {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(rejection: $rejection) -> ApiError {
+                ApiError::new(rejection.status(), rejection.body_text())
+            }
+        }
+    )*};
+}
+
+from_rejection!(
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::QueryRejection,
+    axum::extract::rejection::PathRejection
+);
+
+/// Runs blocking store work (SQLite, PIN hashing) off the async workers.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(what, &e))?
+}
+
+async fn no_such_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such route: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,560 @@
+//! Call detail records: who called which number, over which trunk, into which
+//! conference, for how long, and how the call ended. They are billing data (toll-free
+//! minutes are paid from Communications Credits), so [`CdrStore::record`] returns only
+//! once the record is committed to SQLite: a crash right after it loses nothing.
+//!
+//! A record is written for every call the router admitted (that held a capacity grant),
+//! when the call ends; refused calls are counted by the metrics, not recorded here.
+
+mod schema;
+mod time;
+
+pub use time::{BadTimestamp, Timestamp};
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dialbridge_conference::ivr::{ConferenceId, Role};
+use dialbridge_router::{Charge, E164};
+use rusqlite::{Connection, Row};
+
+/// The most records one [`CdrStore::list`] returns.
+pub const MAX_LIST: usize = 10_000;
+/// What [`CdrStore::list`] returns when the filter names no limit.
+pub const DEFAULT_LIST: usize = 1000;
+/// The CSV columns of [`CdrStore::export_csv`], in order.
+pub const CSV_COLUMNS: [&str; 15] = [
+    "call_id",
+    "trunk",
+    "calling",
+    "dialled",
+    "tenant",
+    "bridge",
+    "conference_id",
+    "role",
+    "arrived",
+    "answered",
+    "joined",
+    "ended",
+    "ended_by",
+    "sip_status",
+    "charge",
+];
+
+/// Longest Call-ID kept (RFC 3261 sets no bound; ours are far shorter). Longer ones are
+/// truncated, not refused: a record must never be lost for a peer's odd header.
+const MAX_CALL_ID: usize = 256;
+/// Longest calling number (From user part) kept.
+const MAX_CALLING: usize = 128;
+/// Longest trunk, tenant or bridge name kept (they come from the config).
+const MAX_NAME: usize = 128;
+/// Rows read per lock while exporting, so an export never holds up `record`.
+const EXPORT_PAGE: usize = 1000;
+
+/// One call, from its INVITE to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdr {
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The trunk the call came over (`microsoft-pstn`, `softphones`...).
+    pub trunk: String,
+    /// Who called: the user part of From, as the trunk sent it (not validated).
+    pub calling: String,
+    /// The number dialled.
+    pub dialled: E164,
+    /// The tenant that owns the bridge.
+    pub tenant: String,
+    /// The bridge the number is assigned to.
+    pub bridge: String,
+    /// The conference the caller joined, if they got that far.
+    pub conference_id: Option<ConferenceId>,
+    /// Leader or participant, once joined.
+    pub role: Option<Role>,
+    /// When the INVITE arrived.
+    pub arrived: Timestamp,
+    /// When the bridge sent 200 OK, if it did.
+    pub answered: Option<Timestamp>,
+    /// When the caller entered the conference, if they did.
+    pub joined: Option<Timestamp>,
+    /// When the call ended (BYE, CANCEL, timeout...).
+    pub ended: Timestamp,
+    /// Who or what ended it.
+    pub ended_by: EndedBy,
+    /// The final response to the INVITE: 200 if answered, else the refusal (487 after
+    /// CANCEL...).
+    pub sip_status: u16,
+    /// Toll (the caller pays) or toll-free (the organisation pays, per minute).
+    pub charge: Charge,
+}
+
+/// Who or what ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndedBy {
+    /// The caller sent BYE.
+    Caller,
+    /// The bridge hung up (IVR gave up, kicked by an admin, conference ended).
+    Bridge,
+    /// The caller sent CANCEL before the answer.
+    Cancel,
+    /// A timer: no ACK for the 200, session expired, transaction timeout.
+    Timeout,
+    /// The bridge was shutting down.
+    Shutdown,
+    /// Something failed (media, transport).
+    Error,
+}
+
+impl EndedBy {
+    /// Every value, in declaration order.
+    pub const ALL: [EndedBy; 6] = [
+        EndedBy::Caller,
+        EndedBy::Bridge,
+        EndedBy::Cancel,
+        EndedBy::Timeout,
+        EndedBy::Shutdown,
+        EndedBy::Error,
+    ];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Caller => "caller",
+            EndedBy::Bridge => "bridge",
+            EndedBy::Cancel => "cancel",
+            EndedBy::Timeout => "timeout",
+            EndedBy::Shutdown => "shutdown",
+            EndedBy::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EndedBy> {
+        EndedBy::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// Which records [`CdrStore::list`] and [`CdrStore::export_csv`] return: those that
+/// ended at or after `since` and before `until`, oldest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdrFilter {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// At most this many ([`DEFAULT_LIST`] if `None`, never more than [`MAX_LIST`] for
+    /// `list`; unbounded for `export_csv` if `None`).
+    pub limit: Option<usize>,
+}
+
+/// What can go wrong keeping records.
+#[derive(Debug, thiserror::Error)]
+pub enum CdrError {
+    /// The database failed (disk full, file unreadable...).
+    #[error("CDR database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer dialbridge.
+    #[error("CDR schema version {found} is newer than this build knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    /// A stored row that no longer parses (edited by hand?).
+    #[error("corrupt CDR row {row}: column {column}")]
+    Corrupt { row: i64, column: &'static str },
+    /// Writing the CSV export failed.
+    #[error("CDR export: {0}")]
+    Csv(#[from] csv::Error),
+    /// A thread panicked while holding the database.
+    #[error("CDR store lock poisoned")]
+    Poisoned,
+}
+
+/// The record store: one SQLite connection behind a mutex. Cheap to clone.
+///
+/// `record` is synchronous and waits for the commit (an fsync of the WAL on a file):
+/// async callers run it from `spawn_blocking`, never on the signaling task itself.
+#[derive(Clone)]
+pub struct CdrStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for CdrStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdrStore").finish_non_exhaustive()
+    }
+}
+
+impl CdrStore {
+    /// Opens (creating if need be) the store at `path`, or an in-memory one for
+    /// `":memory:"` (records then live as long as the process).
+    pub fn open(path: &str) -> Result<CdrStore, CdrError> {
+        Ok(CdrStore {
+            conn: Arc::new(Mutex::new(schema::open(path)?)),
+        })
+    }
+
+    /// Writes `cdr` and commits. When this returns `Ok`, the record survives a crash of
+    /// the process (and, on a file, a power cut: the WAL is synced on commit).
+    pub fn record(&self, cdr: &Cdr) -> Result<(), CdrError> {
+        let conn = self.lock()?;
+        // Autocommit: the INSERT is its own transaction, committed before it returns.
+        conn.prepare_cached(
+            "INSERT INTO cdrs (call_id, trunk, calling, dialled, tenant, bridge,
+                 conference_id, role, arrived_ms, answered_ms, joined_ms, ended_ms,
+                 ended_by, sip_status, charge)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(rusqlite::params![
+            bounded(&cdr.call_id, MAX_CALL_ID),
+            bounded(&cdr.trunk, MAX_NAME),
+            bounded(&cdr.calling, MAX_CALLING),
+            cdr.dialled.to_string(),
+            bounded(&cdr.tenant, MAX_NAME),
+            bounded(&cdr.bridge, MAX_NAME),
+            cdr.conference_id.as_ref().map(ConferenceId::as_str),
+            cdr.role.map(role_str),
+            cdr.arrived.unix_millis(),
+            cdr.answered.map(Timestamp::unix_millis),
+            cdr.joined.map(Timestamp::unix_millis),
+            cdr.ended.unix_millis(),
+            cdr.ended_by.as_str(),
+            cdr.sip_status,
+            charge_str(cdr.charge),
+        ])?;
+        Ok(())
+    }
+
+    /// The records `filter` selects, oldest end first, at most [`MAX_LIST`].
+    pub fn list(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, CdrError> {
+        let limit = filter.limit.unwrap_or(DEFAULT_LIST).min(MAX_LIST);
+        Ok(self
+            .page(filter, None, limit)?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
+    }
+
+    /// Writes the records `filter` selects as CSV with the [`CSV_COLUMNS`] header,
+    /// oldest end first, and returns how many. Reads page by page, so `record` is
+    /// never held up for long by a big export.
+    pub fn export_csv<W: Write>(&self, filter: &CdrFilter, out: W) -> Result<usize, CdrError> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(CSV_COLUMNS)?;
+        let mut written = 0usize;
+        let mut after = None;
+        loop {
+            let want = match filter.limit {
+                Some(limit) => EXPORT_PAGE.min(limit - written),
+                None => EXPORT_PAGE,
+            };
+            if want == 0 {
+                break;
+            }
+            let page = self.page(filter, after, want)?;
+            let got = page.len();
+            for (_, c) in &page {
+                w.write_record(csv_row(c))?;
+            }
+            written += got;
+            after = page.last().map(|(key, _)| *key);
+            if got < want {
+                break;
+            }
+        }
+        w.flush().map_err(csv::Error::from)?;
+        Ok(written)
+    }
+
+    /// How many records the store holds.
+    pub fn count(&self) -> Result<u64, CdrError> {
+        let n: i64 = self
+            .lock()?
+            .query_row("SELECT count(*) FROM cdrs", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Up to `limit` records after the `(ended_ms, seq)` key `after`, with their keys.
+    fn page(
+        &self,
+        filter: &CdrFilter,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<((i64, i64), Cdr)>, CdrError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, call_id, trunk, calling, dialled, tenant, bridge, conference_id,
+                    role, arrived_ms, answered_ms, joined_ms, ended_ms, ended_by,
+                    sip_status, charge
+             FROM cdrs
+             WHERE ended_ms >= ?1 AND ended_ms < ?2 AND (ended_ms, seq) > (?3, ?4)
+             ORDER BY ended_ms, seq
+             LIMIT ?5",
+        )?;
+        let (after_ms, after_seq) = after.unwrap_or((i64::MIN, i64::MIN));
+        let mut rows = stmt.query(rusqlite::params![
+            filter.since.map_or(i64::MIN, Timestamp::unix_millis),
+            filter.until.map_or(i64::MAX, Timestamp::unix_millis),
+            after_ms,
+            after_seq,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])?;
+        let mut out = Vec::with_capacity(limit.min(EXPORT_PAGE));
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let cdr = cdr_from_row(seq, row)?;
+            out.push(((cdr.ended.unix_millis(), seq), cdr));
+        }
+        Ok(out)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, CdrError> {
+        self.conn.lock().map_err(|_| CdrError::Poisoned)
+    }
+}
+
+/// The name a role is stored and shown as.
+pub fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Participant => "participant",
+    }
+}
+
+/// The name a charge is stored and shown as (the config file's spelling).
+pub fn charge_str(charge: Charge) -> &'static str {
+    match charge {
+        Charge::Toll => "toll",
+        Charge::TollFree => "toll-free",
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn bounded(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+/// Parses a row of the SELECT in [`CdrStore::page`].
+fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
+    let corrupt = |column| CdrError::Corrupt { row: seq, column };
+    let dialled: String = row.get(4)?;
+    let conference_id: Option<String> = row.get(7)?;
+    let role: Option<String> = row.get(8)?;
+    let ended_by: String = row.get(13)?;
+    let charge: String = row.get(15)?;
+    Ok(Cdr {
+        call_id: row.get(1)?,
+        trunk: row.get(2)?,
+        calling: row.get(3)?,
+        dialled: dialled.parse().map_err(|_| corrupt("dialled"))?,
+        tenant: row.get(5)?,
+        bridge: row.get(6)?,
+        conference_id: conference_id
+            .as_deref()
+            .map(ConferenceId::parse)
+            .transpose()
+            .map_err(|_| corrupt("conference_id"))?,
+        role: match role.as_deref() {
+            None => None,
+            Some("leader") => Some(Role::Leader),
+            Some("participant") => Some(Role::Participant),
+            Some(_) => return Err(corrupt("role")),
+        },
+        arrived: Timestamp::from_unix_millis(row.get(9)?),
+        answered: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_unix_millis),
+        joined: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix_millis),
+        ended: Timestamp::from_unix_millis(row.get(12)?),
+        ended_by: EndedBy::parse(&ended_by).ok_or_else(|| corrupt("ended_by"))?,
+        sip_status: row.get(14)?,
+        charge: match charge.as_str() {
+            "toll" => Charge::Toll,
+            "toll-free" => Charge::TollFree,
+            _ => return Err(corrupt("charge")),
+        },
+    })
+}
+
+/// A record as the [`CSV_COLUMNS`]; absent values are empty fields.
+fn csv_row(c: &Cdr) -> [String; 15] {
+    let opt = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+    [
+        c.call_id.clone(),
+        c.trunk.clone(),
+        c.calling.clone(),
+        c.dialled.to_string(),
+        c.tenant.clone(),
+        c.bridge.clone(),
+        c.conference_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default(),
+        c.role.map(role_str).unwrap_or_default().to_owned(),
+        c.arrived.to_string(),
+        opt(c.answered),
+        opt(c.joined),
+        c.ended.to_string(),
+        c.ended_by.as_str().to_owned(),
+        c.sip_status.to_string(),
+        charge_str(c.charge).to_owned(),
+    ]
+}
+
+/// JSON as the admin API shows a record: times in RFC 3339, absent values as null.
+impl serde::Serialize for Cdr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Cdr", 15)?;
+        st.serialize_field("call_id", &self.call_id)?;
+        st.serialize_field("trunk", &self.trunk)?;
+        st.serialize_field("calling", &self.calling)?;
+        st.serialize_field("dialled", &self.dialled.to_string())?;
+        st.serialize_field("tenant", &self.tenant)?;
+        st.serialize_field("bridge", &self.bridge)?;
+        st.serialize_field(
+            "conference_id",
+            &self.conference_id.as_ref().map(ConferenceId::as_str),
+        )?;
+        st.serialize_field("role", &self.role.map(role_str))?;
+        st.serialize_field("arrived", &self.arrived)?;
+        st.serialize_field("answered", &self.answered)?;
+        st.serialize_field("joined", &self.joined)?;
+        st.serialize_field("ended", &self.ended)?;
+        st.serialize_field("ended_by", self.ended_by.as_str())?;
+        st.serialize_field("sip_status", &self.sip_status)?;
+        st.serialize_field("charge", charge_str(self.charge))?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(n: i64) -> Cdr {
+        Cdr {
+            call_id: format!("call-{n}@sbc"),
+            trunk: "microsoft-pstn".into(),
+            calling: "+14255551234".into(),
+            dialled: "+18885550100".parse().unwrap(),
+            tenant: "contoso".into(),
+            bridge: "contoso-bridge".into(),
+            conference_id: Some(ConferenceId::parse("123456789").unwrap()),
+            role: Some(Role::Participant),
+            arrived: Timestamp::from_unix_millis(1_000_000 + n * 1000),
+            answered: Some(Timestamp::from_unix_millis(1_000_100 + n * 1000)),
+            joined: Some(Timestamp::from_unix_millis(1_000_900 + n * 1000)),
+            ended: Timestamp::from_unix_millis(2_000_000 + n * 1000),
+            ended_by: EndedBy::Caller,
+            sip_status: 200,
+            charge: Charge::TollFree,
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_whole() {
+        let store = CdrStore::open(":memory:").unwrap();
+        let mut bare = sample(2);
+        bare.conference_id = None;
+        bare.role = None;
+        bare.answered = None;
+        bare.joined = None;
+        bare.ended_by = EndedBy::Cancel;
+        bare.sip_status = 487;
+        bare.charge = Charge::Toll;
+        store.record(&sample(1)).unwrap();
+        store.record(&bare).unwrap();
+        assert_eq!(
+            store.list(&CdrFilter::default()).unwrap(),
+            vec![sample(1), bare]
+        );
+        assert_eq!(store.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn the_filter_selects_by_end_time_and_limits() {
+        let store = CdrStore::open(":memory:").unwrap();
+        for n in 0..10 {
+            store.record(&sample(n)).unwrap();
+        }
+        let ended = |n: i64| sample(n).ended;
+        let ids = |v: Vec<Cdr>| v.into_iter().map(|c| c.call_id).collect::<Vec<_>>();
+        let got = store
+            .list(&CdrFilter {
+                since: Some(ended(3)),
+                until: Some(ended(6)),
+                limit: None,
+            })
+            .unwrap();
+        assert_eq!(ids(got), ["call-3@sbc", "call-4@sbc", "call-5@sbc"]);
+        let got = store
+            .list(&CdrFilter {
+                since: Some(ended(8)),
+                limit: Some(1),
+                ..CdrFilter::default()
+            })
+            .unwrap();
+        assert_eq!(ids(got), ["call-8@sbc"]);
+        let got = store
+            .list(&CdrFilter {
+                limit: Some(usize::MAX),
+                ..CdrFilter::default()
+            })
+            .unwrap();
+        assert_eq!(got.len(), 10);
+    }
+
+    #[test]
+    fn export_writes_every_page_as_csv() {
+        let store = CdrStore::open(":memory:").unwrap();
+        let total = EXPORT_PAGE as i64 * 2 + 7;
+        for n in 0..total {
+            store.record(&sample(n)).unwrap();
+        }
+        let mut out = Vec::new();
+        let n = store.export_csv(&CdrFilter::default(), &mut out).unwrap();
+        assert_eq!(n as i64, total);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as i64, total + 1);
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert_eq!(
+            lines[1],
+            "call-0@sbc,microsoft-pstn,+14255551234,+18885550100,contoso,contoso-bridge,\
+             123456789,participant,1970-01-01T00:16:40.000Z,1970-01-01T00:16:40.100Z,\
+             1970-01-01T00:16:40.900Z,1970-01-01T00:33:20.000Z,caller,200,toll-free"
+        );
+        assert!(lines.last().unwrap().starts_with(&format!("call-{}@sbc,", total - 1)));
+        let mut out = Vec::new();
+        let limited = CdrFilter {
+            limit: Some(EXPORT_PAGE + 1),
+            ..CdrFilter::default()
+        };
+        assert_eq!(store.export_csv(&limited, &mut out).unwrap(), EXPORT_PAGE + 1);
+    }
+
+    #[test]
+    fn long_peer_values_are_cut_not_refused() {
+        let store = CdrStore::open(":memory:").unwrap();
+        let mut c = sample(1);
+        c.call_id = "é".repeat(MAX_CALL_ID);
+        c.calling = "x".repeat(10_000);
+        store.record(&c).unwrap();
+        let got = store.list(&CdrFilter::default()).unwrap();
+        assert_eq!(got[0].call_id.len(), MAX_CALL_ID);
+        assert_eq!(got[0].calling.len(), MAX_CALLING);
+    }
+
+    #[test]
+    fn json_shows_times_as_rfc3339() {
+        let json = serde_json::to_value(sample(0)).unwrap();
+        assert_eq!(json["arrived"], "1970-01-01T00:16:40.000Z");
+        assert_eq!(json["dialled"], "+18885550100");
+        assert_eq!(json["role"], "participant");
+        assert_eq!(json["charge"], "toll-free");
+        let mut c = sample(0);
+        c.answered = None;
+        c.role = None;
+        let json = serde_json::to_value(c).unwrap();
+        assert!(json["answered"].is_null() && json["role"].is_null());
+    }
+}
