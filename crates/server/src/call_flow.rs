@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dialbridge_conference::Digit;
-use dialbridge_conference::dtmf::{Combiner, Source, TelephoneEventDecoder, parse_info};
+use dialbridge_conference::dtmf::{
+    CallDtmf, Combiner, DEFAULT_EVENT_TIMEOUT, GoertzelConfig, GoertzelDetector,
+    TelephoneEventDecoder, parse_info,
+};
+use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{
     Action, Ivr, IvrConfig, LookupResult, PinResult, PromptId, TenantId,
 };
@@ -23,7 +27,7 @@ use crate::signaling::CallReport;
 /// What an asynchronous directory question came back with.
 enum Answer {
     Lookup(LookupResult),
-    Pin(PinResult),
+    Pin(PinResult, dialbridge_conference::ivr::ConferenceKey),
 }
 
 pub(crate) async fn run(
@@ -31,6 +35,7 @@ pub(crate) async fn run(
     mut session: RtpSession,
     services: Arc<Services>,
     tenant: String,
+    caller: CallerKey,
     mut inputs: mpsc::Receiver<CallInput>,
     reports: mpsc::Sender<CallReport>,
 ) {
@@ -43,8 +48,15 @@ pub(crate) async fn run(
     config.max_pin_attempts = attempts;
     let mut ivr = Ivr::new(config, now);
     let telephone_event = session.telephone_event_pt();
-    let mut events = TelephoneEventDecoder::new(dialbridge_conference::dtmf::DEFAULT_EVENT_TIMEOUT);
-    let mut combiner = Combiner::default();
+    let codec = session.codec();
+    // Digits from RFC 4733 events, SIP INFO and, for trunks that offer no
+    // telephone-event, tones detected in the audio; one press counts once.
+    let mut dtmf = CallDtmf::new(
+        TelephoneEventDecoder::new(DEFAULT_EVENT_TIMEOUT),
+        GoertzelDetector::new(GoertzelConfig::default()),
+        Combiner::default(),
+    );
+    let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
     let Some(mut inbound) = session.take_inbound() else {
         return;
     };
@@ -68,6 +80,11 @@ pub(crate) async fn run(
                     tenant,
                     conference_id,
                 } => {
+                    if !services.guard_allows_id(&caller) {
+                        // A caller past the guessing threshold learns nothing more.
+                        ivr.handle_lookup_result(LookupResult::NotFound, Instant::now());
+                        continue;
+                    }
                     let directory = services.directory.clone();
                     questions.spawn_blocking(move || {
                         Answer::Lookup(match directory.lookup(&tenant, &conference_id) {
@@ -81,9 +98,13 @@ pub(crate) async fn run(
                     });
                 }
                 Action::VerifyPin { conference, pin } => {
+                    if !services.guard_allows_pin(&caller, &conference) {
+                        ivr.handle_pin_result(PinResult::Refused, Instant::now());
+                        continue;
+                    }
                     let directory = services.directory.clone();
                     questions.spawn_blocking(move || {
-                        Answer::Pin(
+                        let result =
                             match directory.verify_pin(&conference.tenant, &conference.id, &pin) {
                                 Ok(true) => PinResult::Valid,
                                 Ok(false) => PinResult::Invalid,
@@ -91,8 +112,8 @@ pub(crate) async fn run(
                                     tracing::warn!(error = %e, "PIN check failed");
                                     PinResult::Failed
                                 }
-                            },
-                        )
+                            };
+                        Answer::Pin(result, conference)
                     });
                 }
                 Action::Join { conference, role } => {
@@ -119,7 +140,7 @@ pub(crate) async fn run(
                 }
             }
         }
-        let deadline = [ivr.poll_timeout(), events.poll_timeout()]
+        let deadline = [ivr.poll_timeout(), dtmf.poll_timeout()]
             .into_iter()
             .flatten()
             .min();
@@ -141,24 +162,28 @@ pub(crate) async fn run(
         tokio::select! {
             packet = inbound.recv() => {
                 let Some(packet) = packet else { return };
-                if Some(packet.payload_type) == telephone_event {
-                    let now = Instant::now();
-                    if let Ok(Some(digit)) = events.handle_packet(
+                let now = Instant::now();
+                let digit = if Some(packet.payload_type) == telephone_event {
+                    dtmf.handle_telephone_event(
                         &packet.payload, packet.timestamp, packet.sequence, packet.marker, now,
-                    ) {
-                        if let Some(digit) = combiner.handle_digit(Source::Rfc4733, digit, now) {
-                            ivr.handle_digit(digit, now);
-                        }
-                    }
+                    )
+                    .ok()
+                    .flatten()
+                } else if telephone_event.is_none() && packet.payload_type == codec.payload_type() {
+                    let n = codec.decode_frame(&packet.payload, &mut pcm);
+                    dtmf.handle_audio(pcm.get(..n).unwrap_or_default(), now)
+                } else {
+                    None
+                };
+                if let Some(digit) = digit {
+                    ivr.handle_digit(digit, now);
                 }
             }
             input = inputs.recv() => match input {
-                Some(CallInput::Digit(c)) => {
+                Some(CallInput::Digit(digit)) => {
                     let now = Instant::now();
-                    if let Some(digit) = Digit::from_char(c) {
-                        if let Some(digit) = combiner.handle_digit(Source::Info, digit, now) {
-                            ivr.handle_digit(digit, now);
-                        }
+                    if let Some(digit) = dtmf.handle_info_digit(digit, now) {
+                        ivr.handle_digit(digit, now);
                     }
                 }
                 Some(CallInput::Hold(held)) => {
@@ -179,14 +204,22 @@ pub(crate) async fn run(
             Some(answer) = questions.join_next(), if !questions.is_empty() => {
                 let now = Instant::now();
                 match answer {
-                    Ok(Answer::Lookup(result)) => ivr.handle_lookup_result(result, now),
-                    Ok(Answer::Pin(result)) => ivr.handle_pin_result(result, now),
+                    Ok(Answer::Lookup(result)) => {
+                        if result == LookupResult::NotFound {
+                            services.guard_wrong_id(&caller);
+                        }
+                        ivr.handle_lookup_result(result, now)
+                    }
+                    Ok(Answer::Pin(result, conference)) => {
+                        services.guard_pin_result(&caller, &conference, result);
+                        ivr.handle_pin_result(result, now)
+                    }
                     Err(_) => ivr.handle_lookup_result(LookupResult::Failed, now),
                 }
             }
             _ = sleep => {
                 let now = Instant::now();
-                events.handle_timeout(now);
+                dtmf.handle_timeout(now);
                 ivr.handle_timeout(now);
             }
         }
@@ -195,7 +228,7 @@ pub(crate) async fn run(
 
 /// The digit a SIP INFO carries: `Ok(None)` for an INFO that is not DTMF at all,
 /// `Err` for a DTMF body that does not parse.
-pub(crate) fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<char>, &'static str> {
+pub(crate) fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<Digit>, &'static str> {
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if !media_type.eq_ignore_ascii_case("application/dtmf-relay")
         && !media_type.eq_ignore_ascii_case("application/dtmf")
@@ -203,6 +236,6 @@ pub(crate) fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<char>
         return Ok(None);
     }
     parse_info(content_type, body)
-        .map(|info| Some(info.digit.as_char()))
+        .map(|info| Some(info.digit))
         .map_err(|_| "malformed DTMF INFO body")
 }

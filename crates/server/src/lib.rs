@@ -3,11 +3,14 @@
 //! media engine and the conferences. `server` is the only crate that translates SIP into
 //! router and conference terms.
 
+pub mod admin;
 mod answers;
 mod call_flow;
+pub mod cdr;
 pub mod config;
 mod error;
 pub mod logging;
+pub mod metrics;
 mod services;
 mod signaling;
 pub mod testing;

@@ -2,7 +2,11 @@
 //! engine, the prompts, the organiser directory and the IVR settings.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dialbridge_conference::guard::{CallerKey, GuardConfig, GuessGuard};
+use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
 use dialbridge_conference::directory::{Directory, Provider};
 use dialbridge_conference::ivr::PromptId;
@@ -19,6 +23,8 @@ pub struct Services {
     pub prompts: Prompts,
     pub directory: Directory,
     pub ivr: IvrConfig,
+    /// Wrong conference IDs and PINs, counted per caller and per conference.
+    guard: Mutex<GuessGuard>,
 }
 
 impl std::fmt::Debug for Services {
@@ -54,7 +60,46 @@ impl Services {
             prompts,
             directory,
             ivr: config.ivr.clone(),
+            guard: Mutex::new(GuessGuard::new(GuardConfig::default())),
         }))
+    }
+
+    /// Whether `caller` may try a conference ID (not in a guessing cool-down).
+    pub fn guard_allows_id(&self, caller: &CallerKey) -> bool {
+        self.guard()
+            .is_none_or(|g| g.id_entry_allowed(caller, Instant::now()))
+    }
+
+    /// Whether `caller` may try the leader PIN of `conference`.
+    pub fn guard_allows_pin(&self, caller: &CallerKey, conference: &ConferenceKey) -> bool {
+        self.guard()
+            .is_none_or(|g| g.pin_entry_allowed(caller, conference, Instant::now()))
+    }
+
+    /// Counts a conference ID that was not found.
+    pub fn guard_wrong_id(&self, caller: &CallerKey) {
+        if let Some(mut g) = self.guard() {
+            g.handle_wrong_id(caller, Instant::now());
+            while g.poll_event().is_some() {} // the guard logs its own security events
+        }
+    }
+
+    /// Counts the outcome of a leader PIN check.
+    pub fn guard_pin_result(&self, caller: &CallerKey, conference: &ConferenceKey, result: PinResult) {
+        if let Some(mut g) = self.guard() {
+            match result {
+                PinResult::Invalid => g.handle_wrong_pin(caller, conference, Instant::now()),
+                PinResult::Valid => g.handle_pin_ok(caller),
+                PinResult::Refused | PinResult::Failed => {}
+            }
+            while g.poll_event().is_some() {}
+        }
+    }
+
+    /// The guard, unless a thread panicked holding it (then the defence is off rather
+    /// than every call failing; the panic itself is logged where it happened).
+    fn guard(&self) -> Option<std::sync::MutexGuard<'_, GuessGuard>> {
+        self.guard.lock().ok()
     }
 }
 

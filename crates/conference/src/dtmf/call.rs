@@ -71,6 +71,12 @@ impl CallDtmf {
         Ok(self.combiner.handle_digit(Source::Info, info.digit, now))
     }
 
+    /// A digit from a SIP INFO already parsed elsewhere (the signaling side answers the
+    /// INFO and relays the digit): the same combining as [`Self::handle_info`].
+    pub fn handle_info_digit(&mut self, digit: Digit, now: Instant) -> Option<Digit> {
+        self.combiner.handle_digit(Source::Info, digit, now)
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.events.poll_timeout()

@@ -13,6 +13,8 @@
 //! Symmetric RTP (RFC 4961): we send to the address the SDP gave and re-latch only to
 //! a source with the same IP (a NAT or SBC that changed the port); packets from any
 //! other IP are dropped, so a stranger cannot hijack or inject into the stream.
+//! A re-INVITE moves the stream with [`RtpSession::set_remote`]; hold (RFC 3264
+//! §8.4) pauses it with [`RtpSession::set_sending`], timestamps running on.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -134,11 +134,18 @@ impl Signaling {
             "call admitted"
         );
         let tenant = grant.tenant().to_string();
+        // The guessing defence counts per caller: the calling number as the trunk gave it.
+        let caller = dialbridge_conference::guard::CallerKey(format!(
+            "{}/{}",
+            grant.trunk_name(),
+            from_user(&invite).unwrap_or_else(|| peer.addr.ip().to_string())
+        ));
         let (to_task, task) = spawn_call_task(
             id.clone(),
             session,
             self.services.clone(),
             tenant,
+            caller,
             self.reports_tx.clone(),
         );
         let ringing = !self.config.sip.answer_after.is_zero();
@@ -187,11 +194,7 @@ impl Signaling {
             return Some(trunk);
         }
         let now = Instant::now();
-        let from_user = request
-            .from_header()
-            .ok()
-            .and_then(|f| f.typed().ok())
-            .and_then(|f| f.uri.auth.map(|a| a.user));
+        let from_user = from_user(request);
         let prefer_sha256 = from_user
             .as_deref()
             .is_some_and(|u| self.auth.prefers_sha256(u));
@@ -295,4 +298,14 @@ impl Signaling {
             transport,
         }
     }
+}
+
+/// The user part of the From URI: the calling number from a trunk, the account from a
+/// softphone.
+fn from_user(request: &rsip::Request) -> Option<String> {
+    request
+        .from_header()
+        .ok()
+        .and_then(|f| f.typed().ok())
+        .and_then(|f| f.uri.auth.map(|a| a.user))
 }

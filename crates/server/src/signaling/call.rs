@@ -70,7 +70,7 @@ impl std::fmt::Debug for Call {
 #[derive(Debug, Clone)]
 pub enum CallInput {
     /// A digit from SIP INFO.
-    Digit(char),
+    Digit(dialbridge_conference::Digit),
     /// The peer put the call on hold (true) or resumed it (false).
     Hold(bool),
 }
@@ -90,6 +90,7 @@ pub(super) fn spawn_call_task(
     session: RtpSession,
     services: Arc<Services>,
     grant_tenant: String,
+    caller: dialbridge_conference::guard::CallerKey,
     reports: mpsc::Sender<CallReport>,
 ) -> (mpsc::Sender<CallInput>, AbortHandle) {
     let (tx, rx) = mpsc::channel(32);
@@ -98,6 +99,7 @@ pub(super) fn spawn_call_task(
         session,
         services,
         grant_tenant,
+        caller,
         rx,
         reports,
     ));

@@ -1,0 +1,159 @@
+//! Live conferences: who is in which conference, and an admin's mute, kick and lock.
+//! The API reaches the conferences through [`LiveCalls`], which the server implements
+//! over its rooms; the routes here only parse, call and answer.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, Role, TenantId};
+use dialbridge_conference::room::MemberId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiError, Shared};
+use crate::cdr::{Timestamp, role_str};
+
+/// A boxed future, so [`LiveCalls`] can be a trait object.
+pub type LiveFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The conferences in progress, as the admin API needs them.
+pub trait LiveCalls: Send + Sync + 'static {
+    /// Every conference with at least one caller in it (or in its lobby).
+    fn list_conferences(&self) -> LiveFuture<'_, Vec<ConferenceView>>;
+    /// Mutes or unmutes a participant (their audio is no longer mixed in).
+    fn mute(&self, participant: MemberId, muted: bool) -> LiveFuture<'_, Result<(), LiveError>>;
+    /// Ends a participant's call (the bridge sends BYE).
+    fn kick(&self, participant: MemberId) -> LiveFuture<'_, Result<(), LiveError>>;
+    /// Locks a conference (nobody new gets in) or unlocks it.
+    fn lock(
+        &self,
+        conference: ConferenceKey,
+        locked: bool,
+    ) -> LiveFuture<'_, Result<(), LiveError>>;
+}
+
+/// Why a live action could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    #[error("no participant {0} is in a conference")]
+    NoSuchParticipant(u64),
+    #[error("no conference {id} is in progress in tenant {tenant}")]
+    NoSuchConference { tenant: String, id: String },
+    /// The conference task is gone or not answering.
+    #[error("conferences unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One conference in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConferenceView {
+    pub tenant: String,
+    pub conference_id: String,
+    pub organiser: Option<String>,
+    pub locked: bool,
+    pub participants: Vec<ParticipantView>,
+}
+
+/// One caller in a conference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantView {
+    /// The id the mute and kick routes take.
+    pub id: u64,
+    #[serde(serialize_with = "serialize_role")]
+    pub role: Role,
+    /// Who called (From user part).
+    pub calling: String,
+    /// The number dialled.
+    pub dialled: String,
+    pub joined: Timestamp,
+    pub muted: bool,
+    /// Waiting for the leader, not yet mixed.
+    pub in_lobby: bool,
+}
+
+fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(role_str(*role))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Mute {
+    muted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Lock {
+    locked: bool,
+}
+
+/// `GET /api/v1/conferences`.
+pub(super) async fn list(State(state): State<Shared>) -> Json<Value> {
+    let conferences = state.live.list_conferences().await;
+    Json(json!({ "conferences": conferences }))
+}
+
+/// `POST /api/v1/participants/{id}/mute {"muted": bool}`.
+pub(super) async fn mute(
+    State(state): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<Mute>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = participant(path?)?;
+    let Json(Mute { muted }) = body?;
+    state.live.mute(id, muted).await.map_err(live_error)?;
+    tracing::info!(participant = id.0, muted, "admin: participant muted");
+    Ok(Json(json!({ "id": id.0, "muted": muted })))
+}
+
+/// `POST /api/v1/participants/{id}/kick`.
+pub(super) async fn kick(
+    State(state): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = participant(path?)?;
+    state.live.kick(id).await.map_err(live_error)?;
+    tracing::info!(participant = id.0, "admin: participant kicked");
+    Ok(Json(json!({ "id": id.0, "kicked": true })))
+}
+
+/// `POST /api/v1/conferences/{tenant}/{id}/lock {"locked": bool}`.
+pub(super) async fn lock(
+    State(state): State<Shared>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<Lock>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path((tenant, id)) = path?;
+    let conference_id = ConferenceId::parse(&id)
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)")))?;
+    let Json(Lock { locked }) = body?;
+    let key = ConferenceKey {
+        tenant: TenantId::new(tenant.clone()),
+        id: conference_id,
+    };
+    state.live.lock(key, locked).await.map_err(live_error)?;
+    tracing::info!(%tenant, conference = %id, locked, "admin: conference lock set");
+    Ok(Json(
+        json!({ "tenant": tenant, "conference_id": id, "locked": locked }),
+    ))
+}
+
+fn participant(Path(text): Path<String>) -> Result<MemberId, ApiError> {
+    text.parse::<u64>()
+        .map(MemberId)
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a participant id (a whole number)")))
+}
+
+fn live_error(e: LiveError) -> ApiError {
+    let status = match e {
+        LiveError::NoSuchParticipant(_) | LiveError::NoSuchConference { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        LiveError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, e.to_string())
+}

@@ -1,0 +1,169 @@
+//! Organisers: list them (never a PIN), export and import the CSV file a third-party
+//! audio-conferencing provider fills in, and reset a leader PIN (shown once).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use dialbridge_conference::directory::{DirectoryError, OrganiserId, OrganiserRecord, Provider};
+use dialbridge_conference::ivr::TenantId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, Shared, blocking};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantQuery {
+    tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProviderQuery {
+    provider: Option<String>,
+}
+
+/// `GET /api/v1/organisers?tenant=`.
+pub(super) async fn list(
+    State(state): State<Shared>,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = query?.0.tenant.map(TenantId::new);
+    let directory = state.directory.clone();
+    let records = blocking("listing organisers", move || {
+        directory.list(tenant.as_ref()).map_err(directory_error)
+    })
+    .await?;
+    let organisers: Vec<Value> = records.iter().map(organiser_view).collect();
+    Ok(Json(json!({ "organisers": organisers })))
+}
+
+/// `GET /api/v1/organisers/export.csv?tenant=`: the file sent to a provider (the PIN
+/// column is always empty).
+pub(super) async fn export(
+    State(state): State<Shared>,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tenant = query?.0.tenant.map(TenantId::new);
+    let directory = state.directory.clone();
+    let csv = blocking("exporting organisers", move || {
+        let mut out = Vec::new();
+        directory
+            .export_csv(tenant.as_ref(), &mut out)
+            .map_err(directory_error)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (CONTENT_DISPOSITION, "attachment; filename=\"organisers.csv\""),
+        ],
+        csv,
+    ))
+}
+
+/// `POST /api/v1/organisers/import?provider=` with the CSV file as the body. All rows
+/// or none: a refused file gets 422 with every bad line in `problems`.
+pub(super) async fn import(
+    State(state): State<Shared>,
+    query: Result<Query<ProviderQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let provider = match query?.0.provider {
+        Some(name) => Provider::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        None => Provider::dialbridge(),
+    };
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty body: send the organisers CSV file",
+        ));
+    }
+    let directory = state.directory.clone();
+    let summary = blocking("importing organisers", move || {
+        directory
+            .import_csv(body.as_ref(), &provider)
+            .map_err(directory_error)
+    })
+    .await?;
+    tracing::info!(
+        added = summary.added,
+        updated = summary.updated,
+        "admin: organisers imported"
+    );
+    Ok(Json(
+        json!({ "added": summary.added, "updated": summary.updated }),
+    ))
+}
+
+/// `POST /api/v1/organisers/{tenant}/{organiser}/pin/reset`: a fresh random PIN,
+/// returned this once (only its hash is kept).
+pub(super) async fn reset_pin(
+    State(state): State<Shared>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((tenant, organiser)) = path?;
+    let tenant = TenantId::new(tenant);
+    let organiser =
+        OrganiserId::parse(&organiser).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let directory = state.directory.clone();
+    let (t, o) = (tenant.clone(), organiser.clone());
+    let pin = blocking("resetting a PIN", move || {
+        directory.reset_pin(&t, &o).map_err(directory_error)
+    })
+    .await?;
+    tracing::info!(%tenant, %organiser, "admin: leader PIN reset");
+    let body = json!({
+        "tenant": tenant.as_str(),
+        "organiser": organiser.as_str(),
+        "pin": pin.expose(),
+    });
+    // The PIN must not linger in a cache on the way back.
+    Ok(([(CACHE_CONTROL, "no-store")], Json(body)))
+}
+
+fn organiser_view(r: &OrganiserRecord) -> Value {
+    json!({
+        "tenant": r.tenant.as_str(),
+        "organiser": r.organiser.as_str(),
+        "display_name": r.display_name,
+        "toll_number": r.toll_number.as_str(),
+        "toll_free_number": r.toll_free_number.as_ref().map(|n| n.as_str()),
+        "conference_id": r.conference_id.as_str(),
+        "wait_for_leader": r.wait_for_leader,
+        "provider": r.provider.as_str(),
+    })
+}
+
+/// A directory refusal as the status that says whose fault it is.
+fn directory_error(e: DirectoryError) -> ApiError {
+    match e {
+        DirectoryError::ImportRefused(report) => {
+            let problems: Vec<Value> = report
+                .errors
+                .iter()
+                .map(|e| json!({ "line": e.line, "problem": e.problem.to_string() }))
+                .collect();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("import refused, nothing applied: {report}"),
+            )
+            .with("problems", Value::Array(problems))
+        }
+        DirectoryError::NoSuchOrganiser { .. } => ApiError::not_found(e.to_string()),
+        DirectoryError::ConferenceIdTaken { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        DirectoryError::InvalidTenant
+        | DirectoryError::InvalidOrganiser
+        | DirectoryError::InvalidDisplayName
+        | DirectoryError::InvalidNumber
+        | DirectoryError::InvalidProvider
+        | DirectoryError::InvalidConferenceId
+        | DirectoryError::InvalidPin
+        | DirectoryError::PinRequired => ApiError::bad_request(e.to_string()),
+        other => ApiError::internal("the organiser directory", &other),
+    }
+}
