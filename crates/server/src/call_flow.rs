@@ -1,33 +1,66 @@
-//! A call's own task: it plays the prompts, turns what the caller keys (RFC 4733 events
-//! on RTP, SIP INFO relayed by the signaling task) into digits for the entry IVR, asks
-//! the organiser directory what the IVR wants to know, and reports back when the call
-//! must end. Time and decisions live in the IVR; this task only moves events.
+//! A call's own task, from "answered" to "in the meeting" and on. It plays the prompts,
+//! turns what the caller keys (RFC 4733 events, SIP INFO relayed by the signaling task,
+//! in-band tones when no telephone-event was negotiated) into digits for the entry IVR,
+//! asks the organiser directory what the IVR wants to know, joins the meeting the IVR
+//! chooses, and carries the meeting's word back to the caller (admitted, muted, lobby,
+//! rejected). Decisions live in the IVR and the room; this task only moves events.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use dialbridge_conference::Digit;
+use dialbridge_conference::directory::ConferenceInfo;
 use dialbridge_conference::dtmf::{
     CallDtmf, Combiner, DEFAULT_EVENT_TIMEOUT, GoertzelConfig, GoertzelDetector,
     TelephoneEventDecoder, parse_info,
 };
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{
-    Action, Ivr, IvrConfig, LookupResult, PinResult, PromptId, TenantId,
+    Action, ConferenceKey, Ivr, IvrConfig, LookupResult, PinResult, PromptId, TenantId,
 };
-use dialbridge_media::{PlayDone, RtpSession};
+use dialbridge_conference::room::RejectReason;
+use dialbridge_media::{PlayDone, Prompt, RtpSession};
 use dialbridge_sip::dialog::DialogId;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::conferences::{Membership, ToMember};
 use crate::services::Services;
-use crate::signaling::CallInput;
-use crate::signaling::CallReport;
+use crate::signaling::{CallInput, CallReport};
 
 /// What an asynchronous directory question came back with.
 enum Answer {
-    Lookup(LookupResult),
-    Pin(PinResult, dialbridge_conference::ivr::ConferenceKey),
+    Lookup(LookupResult, Option<ConferenceInfo>),
+    Pin(PinResult, ConferenceKey),
+}
+
+/// What is playing to the caller, and what its end means.
+enum Playing {
+    /// An IVR prompt: its end goes to the IVR.
+    Ivr(PromptId),
+    /// The lobby announcement: music on hold follows.
+    Lobby,
+    /// The reason a meeting turned the caller away: hang up when it ends.
+    Rejection(RejectReason),
+    /// Anything else (joined, muted, the count...): nothing follows.
+    Other,
+}
+
+struct CallTask {
+    id: DialogId,
+    session: RtpSession,
+    services: Arc<Services>,
+    caller: CallerKey,
+    ivr: Ivr,
+    dtmf: CallDtmf,
+    playing: Option<(Playing, PlayDone)>,
+    questions: JoinSet<Answer>,
+    /// What the last successful lookup found (the meeting's lobby setting).
+    found: Option<ConferenceInfo>,
+    meeting: Option<Membership>,
+    meeting_tx: mpsc::Sender<ToMember>,
+    reports: mpsc::Sender<CallReport>,
+    held: bool,
 }
 
 pub(crate) async fn run(
@@ -46,64 +79,156 @@ pub(crate) async fn run(
     let attempts = u8::try_from(services.ivr.max_attempts).unwrap_or(u8::MAX);
     config.max_id_attempts = attempts;
     config.max_pin_attempts = attempts;
-    let mut ivr = Ivr::new(config, now);
-    let telephone_event = session.telephone_event_pt();
-    let codec = session.codec();
-    // Digits from RFC 4733 events, SIP INFO and, for trunks that offer no
-    // telephone-event, tones detected in the audio; one press counts once.
-    let mut dtmf = CallDtmf::new(
-        TelephoneEventDecoder::new(DEFAULT_EVENT_TIMEOUT),
-        GoertzelDetector::new(GoertzelConfig::default()),
-        Combiner::default(),
-    );
-    let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
     let Some(mut inbound) = session.take_inbound() else {
         return;
     };
-    let mut playing: Option<(PromptId, PlayDone)> = None;
-    let mut questions: JoinSet<Answer> = JoinSet::new();
+    let (meeting_tx, mut meeting_rx) = mpsc::channel(16);
+    let mut task = CallTask {
+        id,
+        session,
+        services,
+        caller,
+        ivr: Ivr::new(config, now),
+        // Digits from RFC 4733 events, SIP INFO and, for trunks that offer no
+        // telephone-event, tones detected in the audio; one press counts once.
+        dtmf: CallDtmf::new(
+            TelephoneEventDecoder::new(DEFAULT_EVENT_TIMEOUT),
+            GoertzelDetector::new(GoertzelConfig::default()),
+            Combiner::default(),
+        ),
+        playing: None,
+        questions: JoinSet::new(),
+        found: None,
+        meeting: None,
+        meeting_tx,
+        reports,
+        held: false,
+    };
+    let telephone_event = task.session.telephone_event_pt();
+    let codec = task.session.codec();
+    let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
 
     loop {
-        // Carry out everything the IVR asked for before waiting again.
-        while let Some(action) = ivr.poll_action() {
+        if !task.carry_out_ivr().await {
+            return;
+        }
+        let deadline = [task.ivr.poll_timeout(), task.dtmf.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let prompt_done = async {
+            match task.playing.as_mut() {
+                Some((_, done)) => {
+                    let _ = done.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            packet = inbound.recv() => {
+                let Some(packet) = packet else { return };
+                let now = Instant::now();
+                let digit = if Some(packet.payload_type) == telephone_event {
+                    task.dtmf
+                        .handle_telephone_event(
+                            &packet.payload, packet.timestamp, packet.sequence, packet.marker, now,
+                        )
+                        .ok()
+                        .flatten()
+                } else if telephone_event.is_none() && packet.payload_type == codec.payload_type() {
+                    let n = codec.decode_frame(&packet.payload, &mut pcm);
+                    task.dtmf.handle_audio(pcm.get(..n).unwrap_or_default(), now)
+                } else {
+                    None
+                };
+                if let Some(digit) = digit {
+                    task.handle_digit(digit, now);
+                }
+            }
+            input = inputs.recv() => match input {
+                Some(CallInput::Digit(digit)) => {
+                    let now = Instant::now();
+                    if let Some(digit) = task.dtmf.handle_info_digit(digit, now) {
+                        task.handle_digit(digit, now);
+                    }
+                }
+                Some(CallInput::Media { held, remote }) => task.handle_media_change(held, remote),
+                None => return,
+            },
+            _ = prompt_done => {
+                if !task.handle_prompt_done().await {
+                    return;
+                }
+            }
+            Some(message) = meeting_rx.recv() => {
+                if !task.handle_meeting(message).await {
+                    return;
+                }
+            }
+            Some(answer) = task.questions.join_next(), if !task.questions.is_empty() => {
+                task.handle_answer(answer);
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                task.dtmf.handle_timeout(now);
+                task.ivr.handle_timeout(now);
+            }
+        }
+    }
+}
+
+impl CallTask {
+    /// Carries out everything the IVR asked for. `false`: the call is over.
+    async fn carry_out_ivr(&mut self) -> bool {
+        while let Some(action) = self.ivr.poll_action() {
             match action {
                 Action::PlayPrompt { prompt, .. } => {
-                    if let Some(audio) = services.prompts.get(prompt) {
-                        playing = Some((prompt, session.play(audio, false)));
+                    if let Some(audio) = self.services.prompts.get(prompt) {
+                        self.play(Playing::Ivr(prompt), audio);
                     }
                 }
                 Action::StopPrompt => {
-                    session.stop();
-                    playing = None;
+                    self.session.stop();
+                    self.playing = None;
                 }
                 Action::LookupConference {
                     tenant,
                     conference_id,
                 } => {
-                    if !services.guard_allows_id(&caller) {
+                    if !self.services.guard_allows_id(&self.caller) {
                         // A caller past the guessing threshold learns nothing more.
-                        ivr.handle_lookup_result(LookupResult::NotFound, Instant::now());
+                        self.ivr
+                            .handle_lookup_result(LookupResult::NotFound, Instant::now());
                         continue;
                     }
-                    let directory = services.directory.clone();
-                    questions.spawn_blocking(move || {
-                        Answer::Lookup(match directory.lookup(&tenant, &conference_id) {
-                            Ok(Some(info)) => LookupResult::Found(info.key()),
-                            Ok(None) => LookupResult::NotFound,
+                    let directory = self.services.directory.clone();
+                    self.questions.spawn_blocking(move || {
+                        match directory.lookup(&tenant, &conference_id) {
+                            Ok(Some(info)) => {
+                                Answer::Lookup(LookupResult::Found(info.key()), Some(info))
+                            }
+                            Ok(None) => Answer::Lookup(LookupResult::NotFound, None),
                             Err(e) => {
                                 tracing::warn!(error = %e, "directory lookup failed");
-                                LookupResult::Failed
+                                Answer::Lookup(LookupResult::Failed, None)
                             }
-                        })
+                        }
                     });
                 }
                 Action::VerifyPin { conference, pin } => {
-                    if !services.guard_allows_pin(&caller, &conference) {
-                        ivr.handle_pin_result(PinResult::Refused, Instant::now());
+                    if !self.services.guard_allows_pin(&self.caller, &conference) {
+                        self.ivr
+                            .handle_pin_result(PinResult::Refused, Instant::now());
                         continue;
                     }
-                    let directory = services.directory.clone();
-                    questions.spawn_blocking(move || {
+                    let directory = self.services.directory.clone();
+                    self.questions.spawn_blocking(move || {
                         let result =
                             match directory.verify_pin(&conference.tenant, &conference.id, &pin) {
                                 Ok(true) => PinResult::Valid,
@@ -118,111 +243,163 @@ pub(crate) async fn run(
                 }
                 Action::Join { conference, role } => {
                     tracing::info!(
-                        call_id = %id.call_id,
+                        call_id = %self.id.call_id,
                         tenant = conference.tenant.as_str(),
                         conference = conference.id.as_str(),
                         ?role,
                         "caller joins the meeting"
                     );
-                    if let Some(audio) = services.prompts.get(PromptId::Joined) {
-                        playing = None;
-                        drop(session.play(audio, false));
-                    }
+                    let wait_for_leader = self
+                        .found
+                        .as_ref()
+                        .filter(|info| info.key() == conference)
+                        .is_some_and(|info| info.wait_for_leader);
+                    self.meeting = Some(self.services.conferences.join(
+                        conference,
+                        role,
+                        wait_for_leader,
+                        self.meeting_tx.clone(),
+                    ));
                 }
                 Action::Hangup { reason } => {
-                    let _ = reports
-                        .send(CallReport::HangUp {
-                            id: id.clone(),
-                            reason: reason.header_value(),
-                        })
+                    self.hang_up(reason.header_value()).await;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn handle_digit(&mut self, digit: Digit, now: Instant) {
+        match &self.meeting {
+            Some(meeting) => meeting.digit(digit),
+            None => self.ivr.handle_digit(digit, now),
+        }
+    }
+
+    fn handle_answer(&mut self, answer: Result<Answer, tokio::task::JoinError>) {
+        let now = Instant::now();
+        match answer {
+            Ok(Answer::Lookup(result, info)) => {
+                if result == LookupResult::NotFound {
+                    self.services.guard_wrong_id(&self.caller);
+                }
+                self.found = info;
+                self.ivr.handle_lookup_result(result, now);
+            }
+            Ok(Answer::Pin(result, conference)) => {
+                self.services
+                    .guard_pin_result(&self.caller, &conference, result);
+                self.ivr.handle_pin_result(result, now);
+            }
+            Err(_) => self.ivr.handle_lookup_result(LookupResult::Failed, now),
+        }
+    }
+
+    /// A prompt ended. `false`: the call is over.
+    async fn handle_prompt_done(&mut self) -> bool {
+        let Some((what, _)) = self.playing.take() else {
+            return true;
+        };
+        match what {
+            Playing::Ivr(prompt) => self.ivr.handle_prompt_finished(prompt, Instant::now()),
+            Playing::Lobby => {
+                // Music until the leader comes; the meeting's Admitted stops it.
+                drop(self.session.play(self.services.music_on_hold.clone(), true));
+            }
+            Playing::Rejection(reason) => {
+                self.hang_up(format!(
+                    "SIP;cause={};text=\"{}\"",
+                    reason.cause(),
+                    rejection_text(reason)
+                ))
+                .await;
+                return false;
+            }
+            Playing::Other => {}
+        }
+        true
+    }
+
+    /// The meeting's word. `false`: the call is over.
+    async fn handle_meeting(&mut self, message: ToMember) -> bool {
+        match message {
+            ToMember::Admitted { room } => {
+                self.session.stop();
+                self.playing = None;
+                if let Err(e) = self.session.join_room(room) {
+                    tracing::warn!(call_id = %self.id.call_id, error = %e, "cannot join the mix");
+                    self.hang_up("SIP;cause=500;text=\"conference unavailable\"".into())
                         .await;
-                    return;
+                    return false;
                 }
+                if let Some(audio) = self.services.prompts.get(PromptId::Joined) {
+                    self.play(Playing::Other, audio);
+                }
+            }
+            ToMember::Rejected { reason } => {
+                self.meeting = None;
+                match self.services.prompts.get(reason.prompt()) {
+                    Some(audio) => self.play(Playing::Rejection(reason), audio),
+                    None => {
+                        self.hang_up(format!("SIP;cause={}", reason.cause())).await;
+                        return false;
+                    }
+                }
+            }
+            ToMember::Muted(muted) => self.session.set_muted(muted),
+            ToMember::Play(prompt) => {
+                if let Some(audio) = self.services.prompts.get(prompt) {
+                    let what = if prompt == PromptId::WaitingForLeader {
+                        Playing::Lobby
+                    } else {
+                        Playing::Other
+                    };
+                    self.play(what, audio);
+                }
+            }
+            ToMember::Count(count) => {
+                let audio = Arc::new(self.services.counts.announce(count));
+                self.play(Playing::Other, audio);
             }
         }
-        let deadline = [ivr.poll_timeout(), dtmf.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let prompt_done = async {
-            match playing.as_mut() {
-                Some((prompt, done)) => {
-                    let _ = done.await;
-                    *prompt
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            packet = inbound.recv() => {
-                let Some(packet) = packet else { return };
-                let now = Instant::now();
-                let digit = if Some(packet.payload_type) == telephone_event {
-                    dtmf.handle_telephone_event(
-                        &packet.payload, packet.timestamp, packet.sequence, packet.marker, now,
-                    )
-                    .ok()
-                    .flatten()
-                } else if telephone_event.is_none() && packet.payload_type == codec.payload_type() {
-                    let n = codec.decode_frame(&packet.payload, &mut pcm);
-                    dtmf.handle_audio(pcm.get(..n).unwrap_or_default(), now)
-                } else {
-                    None
-                };
-                if let Some(digit) = digit {
-                    ivr.handle_digit(digit, now);
-                }
-            }
-            input = inputs.recv() => match input {
-                Some(CallInput::Digit(digit)) => {
-                    let now = Instant::now();
-                    if let Some(digit) = dtmf.handle_info_digit(digit, now) {
-                        ivr.handle_digit(digit, now);
-                    }
-                }
-                Some(CallInput::Hold(held)) => {
-                    // On hold the caller hears nothing we could play; the IVR's timers
-                    // keep running, as a caller on hold keys nothing.
-                    tracing::debug!(call_id = %id.call_id, held, "hold state changed");
-                    if held {
-                        session.stop();
-                        playing = None;
-                    }
-                }
-                None => return,
-            },
-            prompt = prompt_done => {
-                playing = None;
-                ivr.handle_prompt_finished(prompt, Instant::now());
-            }
-            Some(answer) = questions.join_next(), if !questions.is_empty() => {
-                let now = Instant::now();
-                match answer {
-                    Ok(Answer::Lookup(result)) => {
-                        if result == LookupResult::NotFound {
-                            services.guard_wrong_id(&caller);
-                        }
-                        ivr.handle_lookup_result(result, now)
-                    }
-                    Ok(Answer::Pin(result, conference)) => {
-                        services.guard_pin_result(&caller, &conference, result);
-                        ivr.handle_pin_result(result, now)
-                    }
-                    Err(_) => ivr.handle_lookup_result(LookupResult::Failed, now),
-                }
-            }
-            _ = sleep => {
-                let now = Instant::now();
-                dtmf.handle_timeout(now);
-                ivr.handle_timeout(now);
-            }
+        true
+    }
+
+    /// A re-INVITE or UPDATE changed the media: hold (RFC 3264 §8.4: the far end wants
+    /// none of our media) or a new address.
+    fn handle_media_change(&mut self, held: bool, remote: Option<std::net::SocketAddr>) {
+        if let Some(remote) = remote {
+            self.session.set_remote(remote);
         }
+        if held != self.held {
+            tracing::debug!(call_id = %self.id.call_id, held, "hold state changed");
+            self.held = held;
+            self.session.set_sending(!held);
+        }
+    }
+
+    fn play(&mut self, what: Playing, audio: Arc<Prompt>) {
+        self.playing = Some((what, self.session.play(audio, false)));
+    }
+
+    async fn hang_up(&mut self, reason: String) {
+        self.meeting = None;
+        let _ = self
+            .reports
+            .send(CallReport::HangUp {
+                id: self.id.clone(),
+                reason,
+            })
+            .await;
+    }
+}
+
+fn rejection_text(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::MeetingFull => "meeting full",
+        RejectReason::MeetingLocked => "meeting locked",
+        RejectReason::LeaderDidNotJoin => "the organiser did not join",
     }
 }
 

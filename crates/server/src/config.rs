@@ -30,6 +30,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub softphones: SoftphoneConfig,
     pub ivr: IvrConfig,
+    pub conference: ConferenceConfig,
     pub directory: DirectoryConfig,
     /// The file's text, for the router to parse the number plan from (with line numbers).
     pub text: ConfigText,
@@ -125,6 +126,14 @@ pub struct IvrConfig {
     pub max_attempts: u32,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct ConferenceConfig {
+    /// Most calls in one meeting, lobby included; the next hears "this meeting is full".
+    pub max_members: usize,
+    /// A beep to everyone in the meeting when someone is admitted or leaves.
+    pub join_leave_tones: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
     pub database: String,
@@ -207,6 +216,10 @@ impl Config {
                 inter_digit_timeout: Duration::from_millis(raw.ivr.inter_digit_timeout_ms),
                 max_attempts: raw.ivr.max_attempts,
             },
+            conference: ConferenceConfig {
+                max_members: raw.conference.max_members,
+                join_leave_tones: raw.conference.join_leave_tones,
+            },
             directory: DirectoryConfig {
                 database: raw.directory.database,
                 import: raw.directory.import.as_deref().map(resolve),
@@ -236,7 +249,25 @@ struct RawConfig {
     softphones: RawSoftphones,
     #[serde(default)]
     ivr: RawIvr,
+    #[serde(default)]
+    conference: RawConference,
     directory: RawDirectory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConference {
+    max_members: usize,
+    join_leave_tones: bool,
+}
+
+impl Default for RawConference {
+    fn default() -> Self {
+        RawConference {
+            max_members: 250,
+            join_leave_tones: true,
+        }
+    }
 }
 
 #[derive(Deserialize)]

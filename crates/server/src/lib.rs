@@ -7,6 +7,7 @@ pub mod admin;
 mod answers;
 mod call_flow;
 pub mod cdr;
+mod conferences;
 pub mod config;
 mod error;
 pub mod logging;
@@ -130,7 +131,7 @@ pub async fn run_with_gauges(
     shutdown: impl Future<Output = ()>,
     gauges: Arc<Gauges>,
 ) -> Result<(), Error> {
-    let services = Services::start(&config)?;
+    let services = Services::start(&config, gauges.clone())?;
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(8192);
     let transports = Transports::start(listeners, TransportConfig::default(), inbound_tx)?;
     tracing::info!(
@@ -139,7 +140,10 @@ pub async fn run_with_gauges(
         tls = ?transports.tls_addr(),
         "dialbridge listening"
     );
-    let reload = tokio::spawn(reload_on_sighup(config.path.clone(), services.router.clone()));
+    let reload = tokio::spawn(reload_on_sighup(
+        config.path.clone(),
+        services.router.clone(),
+    ));
     let signaling = Signaling::new(Arc::new(config), services, transports, gauges);
     signaling.run(inbound, shutdown).await;
     reload.abort();

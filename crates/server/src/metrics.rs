@@ -93,7 +93,10 @@ impl SipCounters {
         set(&self.stray_responses, stats.stray_responses);
         set(&self.malformed, stats.malformed);
         set(&self.overloaded, stats.overloaded);
-        set(&self.retransmissions_absorbed, stats.retransmissions_absorbed);
+        set(
+            &self.retransmissions_absorbed,
+            stats.retransmissions_absorbed,
+        );
     }
 }
 
@@ -232,7 +235,11 @@ fn write_router(out: &mut Exposition, snap: &Snapshot) {
     }
     for (kind, list) in [("trunk", &snap.trunks), ("bridge", &snap.bridges)] {
         let in_progress = format!("dialbridge_{kind}_calls_in_progress");
-        out.family(&in_progress, &format!("Calls in progress per {kind}."), "gauge");
+        out.family(
+            &in_progress,
+            &format!("Calls in progress per {kind}."),
+            "gauge",
+        );
         for r in list.iter() {
             out.sample(&in_progress, &[(kind, &r.name)], f64::from(r.in_progress));
         }
@@ -256,7 +263,11 @@ fn write_router(out: &mut Exposition, snap: &Snapshot) {
         );
         for r in list.iter() {
             for (reason, n) in r.rejected.iter() {
-                out.sample(&refused, &[(kind, &r.name), ("reason", reason.as_str())], n as f64);
+                out.sample(
+                    &refused,
+                    &[(kind, &r.name), ("reason", reason.as_str())],
+                    n as f64,
+                );
             }
         }
     }
@@ -286,7 +297,11 @@ fn write_router(out: &mut Exposition, snap: &Snapshot) {
     );
     for (e164, n) in &numbers {
         if let Some(c) = n.capacity {
-            out.sample("dialbridge_number_capacity", &[("number", e164)], f64::from(c));
+            out.sample(
+                "dialbridge_number_capacity",
+                &[("number", e164)],
+                f64::from(c),
+            );
         }
     }
     out.family(
@@ -311,7 +326,11 @@ fn write_sip(out: &mut Exposition, sip: &SipCounters) {
         "dialbridge_sip_transactions",
         "SIP transactions alive (server and client).",
     );
-    out.sample("dialbridge_sip_transactions", &[], load(&sip.transactions) as f64);
+    out.sample(
+        "dialbridge_sip_transactions",
+        &[],
+        load(&sip.transactions) as f64,
+    );
     for (name, help, value) in [
         (
             "dialbridge_sip_stray_acks_total",
@@ -380,7 +399,11 @@ fn write_transports(out: &mut Exposition, transports: &Transports) {
 fn write_rtp(out: &mut Exposition, rtp: &RtpCounters) {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     for (name, help, value) in [
-        ("dialbridge_rtp_packets_sent_total", "RTP packets sent.", &rtp.packets_sent),
+        (
+            "dialbridge_rtp_packets_sent_total",
+            "RTP packets sent.",
+            &rtp.packets_sent,
+        ),
         (
             "dialbridge_rtp_packets_received_total",
             "RTP packets received.",

@@ -10,10 +10,11 @@ use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
 use dialbridge_conference::directory::{Directory, Provider};
 use dialbridge_conference::ivr::PromptId;
-use dialbridge_media::{MediaEngine, Prompt};
+use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
 use dialbridge_router::Router;
 
 use crate::Error;
+use crate::conferences::{Conferences, MeetingSettings};
 use crate::config::{Config, IvrConfig};
 
 /// The shared services.
@@ -23,6 +24,12 @@ pub struct Services {
     pub prompts: Prompts,
     pub directory: Directory,
     pub ivr: IvrConfig,
+    /// The meetings in progress.
+    pub conferences: Conferences,
+    /// "There are N people in the meeting."
+    pub counts: CountAnnouncer,
+    /// What callers hear in the lobby while they wait for the leader.
+    pub music_on_hold: Arc<Prompt>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
 }
@@ -36,7 +43,7 @@ impl std::fmt::Debug for Services {
 impl Services {
     /// Loads everything `config` names; any fault stops the start with a message naming
     /// the file at fault.
-    pub fn start(config: &Config) -> Result<Arc<Services>, Error> {
+    pub fn start(config: &Config, gauges: Arc<crate::Gauges>) -> Result<Arc<Services>, Error> {
         let router = Router::new(crate::plan_from(config)?);
         let ports = config.media.rtp_ports.clone();
         let media = MediaEngine::new(config.media.address, ports.start..=ports.end - 1)?;
@@ -54,9 +61,26 @@ impl Services {
                 .import_csv(file, &Provider::dialbridge())
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
+        let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
+            Error::Config(format!(
+                "{}: {e}",
+                config.media.prompts.join("count").display()
+            ))
+        })?;
+        let conferences = Conferences::new(
+            media.clone(),
+            MeetingSettings {
+                max_members: config.conference.max_members,
+                join_leave_tones: config.conference.join_leave_tones,
+            },
+            gauges,
+        );
         Ok(Arc::new(Services {
             router,
             media,
+            conferences,
+            counts,
+            music_on_hold: Arc::new(music_on_hold()),
             prompts,
             directory,
             ivr: config.ivr.clone(),
@@ -85,7 +109,12 @@ impl Services {
     }
 
     /// Counts the outcome of a leader PIN check.
-    pub fn guard_pin_result(&self, caller: &CallerKey, conference: &ConferenceKey, result: PinResult) {
+    pub fn guard_pin_result(
+        &self,
+        caller: &CallerKey,
+        conference: &ConferenceKey,
+        result: PinResult,
+    ) {
         if let Some(mut g) = self.guard() {
             match result {
                 PinResult::Invalid => g.handle_wrong_pin(caller, conference, Instant::now()),
@@ -101,6 +130,16 @@ impl Services {
     fn guard(&self) -> Option<std::sync::MutexGuard<'_, GuessGuard>> {
         self.guard.lock().ok()
     }
+}
+
+/// A quiet, slow arpeggio that loops without a seam: lobby music that needs no file
+/// (and no licence).
+fn music_on_hold() -> Prompt {
+    const NOTES: [f64; 8] = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 293.66, 349.23];
+    let gap = Tone::silence(60);
+    NOTES.iter().fold(Tone::silence(0), |tune, &hz| {
+        tune.then(&Tone::sine(hz, 340, 2500)).then(&gap)
+    })
 }
 
 /// The IVR's prompts, decoded once (16-bit PCM WAVs resampled to 8 kHz).

@@ -85,6 +85,16 @@ impl TestBridge {
         self.gauges.calls.load(Ordering::Relaxed)
     }
 
+    /// Calls admitted to a meeting's mix (not waiting in a lobby).
+    pub fn participants(&self) -> usize {
+        self.gauges.participants.load(Ordering::Relaxed)
+    }
+
+    /// Meetings in progress.
+    pub fn meetings(&self) -> usize {
+        self.gauges.meetings.load(Ordering::Relaxed)
+    }
+
     /// Stops the bridge and waits for it to end; panics if it failed.
     #[allow(clippy::expect_used, clippy::panic)]
     pub async fn stop(mut self) {

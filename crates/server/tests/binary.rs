@@ -128,12 +128,28 @@ async fn sigterm_refuses_new_calls_with_503_while_existing_calls_finish() {
     });
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let pid = serve.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused = Sipp::new("uac-refused-503.xml", sip, pstn, "+14255550100").run().await;
-    assert!(refused.passed(), "a new call during the drain gets 503:\n{}", refused.log);
+    let refused = Sipp::new("uac-refused-503.xml", sip, pstn, "+14255550100")
+        .run()
+        .await;
+    assert!(
+        refused.passed(),
+        "a new call during the drain gets 503:\n{}",
+        refused.log
+    );
     let existing = existing.await.unwrap();
-    assert!(existing.passed(), "the call in progress finishes normally:\n{}", existing.log);
+    assert!(
+        existing.passed(),
+        "the call in progress finishes normally:\n{}",
+        existing.log
+    );
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = serve.child.try_wait().unwrap() {
@@ -151,7 +167,9 @@ async fn sighup_reloads_the_number_plan() {
     until_it_answers(serve.sip).await;
     let pstn: IpAddr = "127.0.0.10".parse().unwrap();
     // +14255550999 is assigned to nothing: 404. Assign it in the file and reload.
-    let refused = Sipp::new("uac-refused-404.xml", serve.sip, pstn, "+14255550999").run().await;
+    let refused = Sipp::new("uac-refused-404.xml", serve.sip, pstn, "+14255550999")
+        .run()
+        .await;
     assert!(refused.passed(), "{}", refused.log);
     let text = std::fs::read_to_string(&serve.config).unwrap().replace(
         "provider = \"Microsoft\"\n# assigned to nothing: calls to it are refused with 404",
@@ -159,7 +177,13 @@ async fn sighup_reloads_the_number_plan() {
     );
     std::fs::write(&serve.config, text).unwrap();
     let pid = serve.child.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let call = Sipp::new("uac-call.xml", serve.sip, pstn, "+14255550999")
@@ -170,7 +194,11 @@ async fn sighup_reloads_the_number_plan() {
         if call.passed() {
             break;
         }
-        assert!(Instant::now() < end, "the reloaded plan never took effect:\n{}", call.log);
+        assert!(
+            Instant::now() < end,
+            "the reloaded plan never took effect:\n{}",
+            call.log
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -36,6 +36,50 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
     (if sign != 0 { -sample } else { sample }) as i16
 }
 
+/// Reads a 16-bit PCM mono WAV (the prompts under fixtures/prompts/ are 8 kHz).
+pub fn read_wav(path: &std::path::Path) -> Vec<i16> {
+    let reader = hound::WavReader::open(path).expect("a readable 16-bit WAV");
+    reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect()
+}
+
+/// Loudness envelope: RMS of consecutive 20 ms (160-sample) blocks.
+pub fn envelope(samples: &[i16]) -> Vec<f64> {
+    samples.chunks_exact(160).map(rms).collect()
+}
+
+/// How well `prompt` matches somewhere inside `heard`: the best normalised correlation
+/// (-1..=1) of their loudness envelopes, over every 20 ms offset. Speech prompts give
+/// 0.9 and more where they were played (G.711 and the mix change the samples, not the
+/// envelope), and well under that elsewhere.
+pub fn prompt_match(heard: &[i16], prompt: &[i16]) -> f64 {
+    let h = envelope(heard);
+    let p = envelope(prompt);
+    if p.len() < 5 || h.len() < p.len() {
+        return 0.0;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let pm = mean(&p);
+    let pd: Vec<f64> = p.iter().map(|x| x - pm).collect();
+    let pn = pd.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut best = f64::MIN;
+    for start in 0..=h.len() - p.len() {
+        let window = &h[start..start + p.len()];
+        let wm = mean(window);
+        let (mut dot, mut wn) = (0.0, 0.0);
+        for (x, y) in window.iter().zip(&pd) {
+            dot += (x - wm) * y;
+            wn += (x - wm) * (x - wm);
+        }
+        if wn > 0.0 && pn > 0.0 {
+            best = best.max(dot / (wn.sqrt() * pn));
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +93,25 @@ mod tests {
             .collect();
         assert!(
             goertzel_power(&tone, 8000.0, 440.0) > 100.0 * goertzel_power(&tone, 8000.0, 1000.0)
+        );
+    }
+
+    #[test]
+    fn a_prompt_is_found_where_it_was_played_and_not_elsewhere() {
+        let dir = crate::fixtures().join("prompts");
+        let not_found = read_wav(&dir.join("not-found.wav"));
+        let goodbye = read_wav(&dir.join("goodbye.wav"));
+        let mut heard = vec![0i16; 8000];
+        heard.extend(&goodbye);
+        heard.extend(vec![0i16; 4000]);
+        heard.extend(&not_found);
+        heard.extend(vec![0i16; 8000]);
+        assert!(prompt_match(&heard, &not_found) > 0.95);
+        let other = read_wav(&dir.join("wrong-pin.wav"));
+        assert!(
+            prompt_match(&heard, &other) < 0.9,
+            "{}",
+            prompt_match(&heard, &other)
         );
     }
 

@@ -67,7 +67,10 @@ mod tests {
     fn equal_only_when_equal() {
         assert!(constant_time_eq(b"demo-admin-token", b"demo-admin-token"));
         assert!(!constant_time_eq(b"demo-admin-tokem", b"demo-admin-token"));
-        assert!(!constant_time_eq(b"demo-admin-token-and-more", b"demo-admin-token"));
+        assert!(!constant_time_eq(
+            b"demo-admin-token-and-more",
+            b"demo-admin-token"
+        ));
         assert!(!constant_time_eq(b"demo", b"demo-admin-token"));
         assert!(!constant_time_eq(b"", b"x"));
         assert!(constant_time_eq(b"", b""));

@@ -128,8 +128,9 @@ pub(super) async fn lock(
     body: Result<Json<Lock>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path((tenant, id)) = path?;
-    let conference_id = ConferenceId::parse(&id)
-        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)")))?;
+    let conference_id = ConferenceId::parse(&id).map_err(|_| {
+        ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
+    })?;
     let Json(Lock { locked }) = body?;
     let key = ConferenceKey {
         tenant: TenantId::new(tenant.clone()),
@@ -143,9 +144,9 @@ pub(super) async fn lock(
 }
 
 fn participant(Path(text): Path<String>) -> Result<MemberId, ApiError> {
-    text.parse::<u64>()
-        .map(MemberId)
-        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a participant id (a whole number)")))
+    text.parse::<u64>().map(MemberId).map_err(|_| {
+        ApiError::bad_request(format!("{text:?} is not a participant id (a whole number)"))
+    })
 }
 
 fn live_error(e: LiveError) -> ApiError {

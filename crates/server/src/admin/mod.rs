@@ -15,7 +15,7 @@ mod organisers;
 mod plan;
 mod records;
 
-pub use catalog::PlanCatalog;
+pub use catalog::{BridgeEntry, PlanCatalog};
 pub use live::{ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView};
 pub use openapi::document as openapi_document;
 
@@ -33,6 +33,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::cdr::CdrStore;
+use crate::config::Config;
 use crate::metrics::MetricsSources;
 
 /// The largest organiser import accepted (100 000 rows of a few hundred bytes).
@@ -52,6 +53,28 @@ pub struct AdminState {
     pub catalog: PlanCatalog,
 }
 
+impl AdminState {
+    /// The state for `config`: its admin token and the catalog of its number plan.
+    pub fn new(
+        config: &Config,
+        router: Router,
+        directory: Directory,
+        cdrs: CdrStore,
+        live: Arc<dyn LiveCalls>,
+        metrics: MetricsSources,
+    ) -> Result<AdminState, crate::Error> {
+        Ok(AdminState {
+            router,
+            directory,
+            cdrs,
+            token: config.admin.token.clone(),
+            live,
+            metrics,
+            catalog: PlanCatalog::from_config(config)?,
+        })
+    }
+}
+
 impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminState")
@@ -69,6 +92,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin API listening");
+        if !addr.ip().is_loopback() {
+            // Plain HTTP: the bearer token crosses the network in clear.
+            tracing::warn!(%addr, "admin API reachable from other hosts over plain HTTP");
+        }
     }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)

@@ -160,8 +160,14 @@ fn op(summary: &str, request_body: Option<Value>, ok: Value) -> Value {
     if let (Some(b), Some(map)) = (request_body, op.as_object_mut()) {
         map.insert("requestBody".into(), b);
         if let Some(responses) = map.get_mut("responses").and_then(Value::as_object_mut) {
-            responses.insert("415".into(), json!({ "$ref": "#/components/responses/Error" }));
-            responses.insert("422".into(), json!({ "$ref": "#/components/responses/Error" }));
+            responses.insert(
+                "415".into(),
+                json!({ "$ref": "#/components/responses/Error" }),
+            );
+            responses.insert(
+                "422".into(),
+                json!({ "$ref": "#/components/responses/Error" }),
+            );
         }
     }
     op

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use dialbridge_conference::directory::{DirectoryError, OrganiserId, OrganiserRecord, Provider};
 use dialbridge_conference::ivr::TenantId;
@@ -61,7 +61,10 @@ pub(super) async fn export(
     Ok((
         [
             (CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (CONTENT_DISPOSITION, "attachment; filename=\"organisers.csv\""),
+            (
+                CONTENT_DISPOSITION,
+                "attachment; filename=\"organisers.csv\"",
+            ),
         ],
         csv,
     ))
@@ -155,7 +158,9 @@ fn directory_error(e: DirectoryError) -> ApiError {
             .with("problems", Value::Array(problems))
         }
         DirectoryError::NoSuchOrganiser { .. } => ApiError::not_found(e.to_string()),
-        DirectoryError::ConferenceIdTaken { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        DirectoryError::ConferenceIdTaken { .. } => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        }
         DirectoryError::InvalidTenant
         | DirectoryError::InvalidOrganiser
         | DirectoryError::InvalidDisplayName

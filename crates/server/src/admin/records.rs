@@ -1,19 +1,27 @@
 //! Call detail records (JSON and CSV) and the Prometheus metrics.
 
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use super::{ApiError, Shared, blocking};
 use crate::cdr::{CdrFilter, MAX_LIST, Timestamp};
 use crate::metrics;
 
-/// The most records one CSV export carries; page with `since`/`until` beyond it.
-pub const MAX_EXPORT: usize = 1_000_000;
+/// Bytes per chunk of a streamed export.
+const EXPORT_CHUNK: usize = 64 * 1024;
+/// Chunks queued towards a slow client before the export waits for it.
+const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,27 +75,37 @@ pub(super) async fn list_cdrs(
     Ok(Json(json!({ "cdrs": records })))
 }
 
-/// `GET /api/v1/cdrs.csv?since=&until=&limit=`.
+/// `GET /api/v1/cdrs.csv?since=&until=&limit=`: every record selected (no limit unless
+/// asked), streamed as it is read so memory stays flat however big the export.
 pub(super) async fn export_cdrs(
     State(state): State<Shared>,
     query: Result<Query<CdrQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut filter = query?.0.filter(MAX_EXPORT)?;
-    filter.limit = Some(filter.limit.unwrap_or(MAX_EXPORT));
+    let filter = query?.0.filter(usize::MAX)?;
     let cdrs = state.cdrs.clone();
-    let csv = blocking("exporting CDRs", move || {
-        let mut out = Vec::new();
-        cdrs.export_csv(&filter, &mut out)
-            .map_err(|e| ApiError::internal("exporting CDRs", &e))?;
-        Ok(out)
-    })
-    .await?;
+    let (tx, rx) = mpsc::channel(EXPORT_CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter::new(tx);
+        let result = cdrs.export_csv(&filter, &mut out);
+        match result
+            .map_err(|e| e.to_string())
+            .and_then(|n| out.finish().map(|()| n).map_err(|e| e.to_string()))
+        {
+            Ok(n) => tracing::info!(records = n, "admin: CDRs exported"),
+            // The client went away, or the store failed: the body ends early (no final
+            // chunk), which the client sees as a broken download.
+            Err(e) => {
+                tracing::warn!(error = %e, "admin: CDR export cut short");
+                out.fail(e);
+            }
+        }
+    });
     Ok((
         [
             (CONTENT_TYPE, "text/csv; charset=utf-8"),
             (CONTENT_DISPOSITION, "attachment; filename=\"cdrs.csv\""),
         ],
-        csv,
+        Body::from_stream(ChunkStream(rx)),
     ))
 }
 
@@ -97,4 +115,71 @@ pub(super) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
         [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::render(&state.metrics),
     )
+}
+
+type Chunk = Result<Bytes, io::Error>;
+
+/// An `io::Write` on the blocking pool that hands the body out in chunks, waiting when
+/// the client reads slower than the export writes.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Chunk>,
+}
+
+impl ChunkWriter {
+    fn new(tx: mpsc::Sender<Chunk>) -> ChunkWriter {
+        ChunkWriter {
+            buf: Vec::with_capacity(EXPORT_CHUNK),
+            tx,
+        }
+    }
+
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(EXPORT_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+
+    /// Sends what is left.
+    fn finish(&mut self) -> io::Result<()> {
+        self.send_buffer()
+    }
+
+    /// Ends the body with an error.
+    fn fail(&mut self, why: String) {
+        let _ = self.tx.blocking_send(Err(io::Error::other(why)));
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= EXPORT_CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // The csv writer flushes at its end; chunks go out when full or at `finish`.
+        Ok(())
+    }
+}
+
+/// The receiving end as the body's stream of chunks.
+struct ChunkStream(mpsc::Receiver<Chunk>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Chunk;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Chunk>> {
+        self.0.poll_recv(cx)
+    }
 }

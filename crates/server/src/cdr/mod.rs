@@ -158,8 +158,8 @@ pub enum CdrError {
     /// Writing the CSV export failed.
     #[error("CDR export: {0}")]
     Csv(#[from] csv::Error),
-    /// A thread panicked while holding the database.
-    #[error("CDR store lock poisoned")]
+    /// A thread panicked while using the store.
+    #[error("CDR store: a thread panicked while writing")]
     Poisoned,
 }
 
@@ -218,6 +218,15 @@ impl CdrStore {
         Ok(())
     }
 
+    /// [`CdrStore::record`] on tokio's blocking pool, for async callers: resolves once
+    /// the record is committed.
+    pub async fn record_async(&self, cdr: Cdr) -> Result<(), CdrError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.record(&cdr))
+            .await
+            .map_err(|_| CdrError::Poisoned)?
+    }
+
     /// The records `filter` selects, oldest end first, at most [`MAX_LIST`].
     pub fn list(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, CdrError> {
         let limit = filter.limit.unwrap_or(DEFAULT_LIST).min(MAX_LIST);
@@ -271,9 +280,9 @@ impl CdrStore {
     fn page(
         &self,
         filter: &CdrFilter,
-        after: Option<(i64, i64)>,
+        after: Option<Position>,
         limit: usize,
-    ) -> Result<Vec<((i64, i64), Cdr)>, CdrError> {
+    ) -> Result<Vec<(Position, Cdr)>, CdrError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(
             "SELECT seq, call_id, trunk, calling, dialled, tenant, bridge, conference_id,
@@ -305,6 +314,9 @@ impl CdrStore {
         self.conn.lock().map_err(|_| CdrError::Poisoned)
     }
 }
+
+/// Where a record sits in the store's order: its end time (ms) and sequence number.
+type Position = (i64, i64);
 
 /// The name a role is stored and shown as.
 pub fn role_str(role: Role) -> &'static str {
@@ -361,8 +373,12 @@ fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
             Some(_) => return Err(corrupt("role")),
         },
         arrived: Timestamp::from_unix_millis(row.get(9)?),
-        answered: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_unix_millis),
-        joined: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix_millis),
+        answered: row
+            .get::<_, Option<i64>>(10)?
+            .map(Timestamp::from_unix_millis),
+        joined: row
+            .get::<_, Option<i64>>(11)?
+            .map(Timestamp::from_unix_millis),
         ended: Timestamp::from_unix_millis(row.get(12)?),
         ended_by: EndedBy::parse(&ended_by).ok_or_else(|| corrupt("ended_by"))?,
         sip_status: row.get(14)?,
@@ -470,6 +486,13 @@ mod tests {
         assert_eq!(store.count().unwrap(), 2);
     }
 
+    #[tokio::test]
+    async fn record_async_commits_before_it_resolves() {
+        let store = CdrStore::open(":memory:").unwrap();
+        store.record_async(sample(3)).await.unwrap();
+        assert_eq!(store.list(&CdrFilter::default()).unwrap(), vec![sample(3)]);
+    }
+
     #[test]
     fn the_filter_selects_by_end_time_and_limits() {
         let store = CdrStore::open(":memory:").unwrap();
@@ -523,13 +546,21 @@ mod tests {
              123456789,participant,1970-01-01T00:16:40.000Z,1970-01-01T00:16:40.100Z,\
              1970-01-01T00:16:40.900Z,1970-01-01T00:33:20.000Z,caller,200,toll-free"
         );
-        assert!(lines.last().unwrap().starts_with(&format!("call-{}@sbc,", total - 1)));
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .starts_with(&format!("call-{}@sbc,", total - 1))
+        );
         let mut out = Vec::new();
         let limited = CdrFilter {
             limit: Some(EXPORT_PAGE + 1),
             ..CdrFilter::default()
         };
-        assert_eq!(store.export_csv(&limited, &mut out).unwrap(), EXPORT_PAGE + 1);
+        assert_eq!(
+            store.export_csv(&limited, &mut out).unwrap(),
+            EXPORT_PAGE + 1
+        );
     }
 
     #[test]

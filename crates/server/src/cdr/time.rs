@@ -53,10 +53,7 @@ impl fmt::Display for Timestamp {
         let (hh, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
         let (mm, rest) = (rest / 60_000, rest % 60_000);
         let (ss, ms) = (rest / 1000, rest % 1000);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z"
-        )
+        write!(f, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
     }
 }
 
@@ -209,8 +206,22 @@ mod tests {
             "2026-11-21T03:45:17.123456+01:00".parse::<Timestamp>(),
             Ok(utc)
         );
-        assert_eq!("2026-11-21T02:45:17.1Z".parse::<Timestamp>().unwrap().unix_millis() % 1000, 100);
-        assert_eq!("2026-11-21t02:45:17Z".parse::<Timestamp>().unwrap().unix_millis() % 1000, 0);
+        assert_eq!(
+            "2026-11-21T02:45:17.1Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .unix_millis()
+                % 1000,
+            100
+        );
+        assert_eq!(
+            "2026-11-21t02:45:17Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .unix_millis()
+                % 1000,
+            0
+        );
         assert_eq!("1795229117123".parse::<Timestamp>(), Ok(utc));
     }
 

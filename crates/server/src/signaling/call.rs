@@ -71,8 +71,12 @@ impl std::fmt::Debug for Call {
 pub enum CallInput {
     /// A digit from SIP INFO.
     Digit(dialbridge_conference::Digit),
-    /// The peer put the call on hold (true) or resumed it (false).
-    Hold(bool),
+    /// A re-INVITE or UPDATE settled the media: on hold or not, and the address to send
+    /// to when it moved.
+    Media {
+        held: bool,
+        remote: Option<std::net::SocketAddr>,
+    },
 }
 
 /// What a call's task tells the signaling task.

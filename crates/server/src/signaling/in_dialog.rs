@@ -183,7 +183,11 @@ impl Signaling {
                 match answer {
                     Ok(answer) => {
                         let hold = answer.media.hold;
-                        let _ = call.to_task.try_send(CallInput::Hold(hold));
+                        let remote = (!answer.media.remote_rtp.ip().is_unspecified())
+                            .then_some(answer.media.remote_rtp);
+                        let _ = call
+                            .to_task
+                            .try_send(CallInput::Media { held: hold, remote });
                         tracing::debug!(call_id = %id.call_id, hold, "re-offer answered");
                         answer.sdp
                     }

@@ -34,10 +34,15 @@ use crate::config::Config;
 use crate::services::Services;
 use call::{Call, CallPhase};
 
-/// Calls in progress, shared with whoever wants to read it (tests, metrics).
+/// Live counts, shared with whoever wants to read them (tests, metrics).
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// Calls the bridge holds (each with its router grant).
     pub calls: AtomicUsize,
+    /// Calls admitted to a meeting's mix (not in a lobby).
+    pub participants: AtomicUsize,
+    /// Meetings in progress.
+    pub meetings: AtomicUsize,
 }
 
 /// The signaling task's state.

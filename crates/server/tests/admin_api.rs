@@ -1,0 +1,944 @@
+//! The admin HTTP API over a real socket: every route with good requests, refused
+//! tokens and bad input, and the OpenAPI document against the router's routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use dialbridge_conference::directory::{Directory, Provider};
+use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, Pin, Role, TenantId};
+use dialbridge_conference::room::MemberId;
+use dialbridge_router::{Charge, RejectReason, Router};
+use dialbridge_server::Gauges;
+use dialbridge_server::admin::{
+    self, AdminState, ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView,
+};
+use dialbridge_server::cdr::{Cdr, CdrStore, EndedBy, Timestamp};
+use dialbridge_server::config::Config;
+use dialbridge_server::metrics::MetricsSources;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "demo-admin-token";
+
+/// A stand-in for the live conferences: one conference, and a log of what was asked.
+#[derive(Default)]
+struct FakeLive {
+    actions: Mutex<Vec<String>>,
+}
+
+impl LiveCalls for FakeLive {
+    fn list_conferences(&self) -> LiveFuture<'_, Vec<ConferenceView>> {
+        Box::pin(async {
+            vec![ConferenceView {
+                tenant: "contoso".into(),
+                conference_id: "123456789".into(),
+                organiser: Some("adele@contoso.com".into()),
+                locked: false,
+                participants: vec![ParticipantView {
+                    id: 7,
+                    role: Role::Leader,
+                    calling: "+14255551234".into(),
+                    dialled: "+14255550100".into(),
+                    joined: Timestamp::from_unix_millis(1_795_229_117_123),
+                    muted: false,
+                    in_lobby: false,
+                }],
+            }]
+        })
+    }
+
+    fn mute(&self, participant: MemberId, muted: bool) -> LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(async move {
+            if participant.0 != 7 {
+                return Err(LiveError::NoSuchParticipant(participant.0));
+            }
+            self.actions
+                .lock()
+                .unwrap()
+                .push(format!("mute {} {muted}", participant.0));
+            Ok(())
+        })
+    }
+
+    fn kick(&self, participant: MemberId) -> LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(async move {
+            if participant.0 != 7 {
+                return Err(LiveError::NoSuchParticipant(participant.0));
+            }
+            self.actions
+                .lock()
+                .unwrap()
+                .push(format!("kick {}", participant.0));
+            Ok(())
+        })
+    }
+
+    fn lock(
+        &self,
+        conference: ConferenceKey,
+        locked: bool,
+    ) -> LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(async move {
+            if conference.tenant.as_str() != "contoso" || conference.id.as_str() != "123456789" {
+                return Err(LiveError::NoSuchConference {
+                    tenant: conference.tenant.as_str().into(),
+                    id: conference.id.as_str().into(),
+                });
+            }
+            self.actions.lock().unwrap().push(format!(
+                "lock {} {} {locked}",
+                conference.tenant, conference.id
+            ));
+            Ok(())
+        })
+    }
+}
+
+/// A running admin API over the demo deployment.
+struct Api {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    router: Router,
+    directory: Directory,
+    cdrs: CdrStore,
+    live: Arc<FakeLive>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::start_with_token(TOKEN).await
+    }
+
+    /// The demo API with `token` as the configured admin token.
+    async fn start_with_token(token: &str) -> Api {
+        let mut config = Config::demo().unwrap();
+        config.admin.token = token.to_owned();
+        let router = Router::new(dialbridge_server::plan_from(&config).unwrap());
+        let directory = Directory::open(":memory:").unwrap();
+        let organisers = std::fs::File::open(config.directory.import.as_ref().unwrap()).unwrap();
+        directory
+            .import_csv(organisers, &Provider::dialbridge())
+            .unwrap();
+        let cdrs = CdrStore::open(":memory:").unwrap();
+        let live = Arc::new(FakeLive::default());
+        let gauges = Arc::new(Gauges::default());
+        let state = AdminState::new(
+            &config,
+            router.clone(),
+            directory.clone(),
+            cdrs.clone(),
+            live.clone(),
+            MetricsSources::new(router.clone(), gauges),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(admin::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Api {
+            addr,
+            client: reqwest::Client::new(),
+            router,
+            directory,
+            cdrs,
+            live,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// An authorised request.
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.req(Method::GET, path)).await
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.req(method, path).json(&body)).await
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Sends and reads a JSON answer (every answer but CSV and metrics is JSON).
+async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let ct = content_type(&resp);
+    assert!(
+        ct.starts_with("application/json"),
+        "{status}: content type {ct:?}"
+    );
+    (status, resp.json().await.unwrap())
+}
+
+fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// A refusal: the status, and an `error` message containing `needle`.
+#[track_caller]
+fn refused((status, body): (StatusCode, Value), want: StatusCode, needle: &str) {
+    assert_eq!(status, want, "{body}");
+    let error = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"));
+    assert!(error.contains(needle), "{error:?} lacks {needle:?}");
+}
+
+/// A concrete path for a route template, with plausible values.
+fn concrete(path: &str) -> String {
+    path.replace("{name}", "contoso-bridge")
+        .replace("{e164}", "+14255550100")
+        .replace("{tenant}", "contoso")
+        .replace("{organiser}", "adele@contoso.com")
+        .replace("{id}", "7")
+}
+
+fn routes() -> Vec<(Method, &'static str)> {
+    admin::route_list()
+        .into_iter()
+        .map(|(m, p)| (Method::from_bytes(m.as_str().as_bytes()).unwrap(), p))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_document_path_is_served() {
+    let api = Api::start().await;
+    let (status, doc) = api.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc, admin::openapi_document());
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let routed: BTreeSet<(String, String)> = routes()
+        .iter()
+        .map(|(m, p)| (m.to_string(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, routed);
+    assert_eq!(routed.len(), 19);
+
+    // Every listed route really is routed: none falls to the no-such-route or
+    // method-not-allowed answers.
+    for (method, path) in routes() {
+        let resp = api
+            .req(method.clone(), &concrete(path))
+            .body("")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if status == StatusCode::NOT_FOUND {
+            let body: Value = resp.json().await.unwrap();
+            assert!(
+                !body["error"].as_str().unwrap().starts_with("no such route"),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    refused(
+        api.get("/api/v1/nothing").await,
+        StatusCode::NOT_FOUND,
+        "no such route: GET /api/v1/nothing",
+    );
+    refused(
+        send(api.req(Method::POST, "/api/v1/numbers")).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "POST is not allowed on /api/v1/numbers",
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn missing_wrong_and_malformed_tokens_are_refused_on_every_route() {
+    let api = Api::start().await;
+    let mut paths = routes();
+    paths.push((Method::GET, "/api/v1/nothing"));
+    for (method, path) in paths {
+        let url = api.url(&concrete(path));
+        let attempts = [
+            (
+                api.client.request(method.clone(), &url),
+                "missing bearer token",
+            ),
+            (
+                api.client
+                    .request(method.clone(), &url)
+                    .bearer_auth("demo-admin-tokem"),
+                "wrong bearer token",
+            ),
+            (
+                api.client.request(method.clone(), &url).bearer_auth("demo"),
+                "wrong bearer token",
+            ),
+            (
+                api.client
+                    .request(method.clone(), &url)
+                    .basic_auth("admin", Some(TOKEN)),
+                "missing bearer token",
+            ),
+        ];
+        for (req, needle) in attempts {
+            let resp = req.send().await.unwrap();
+            assert_eq!(
+                resp.headers()["www-authenticate"],
+                "Bearer realm=\"dialbridge\""
+            );
+            let (status, body) = (resp.status(), resp.json::<Value>().await.unwrap());
+            refused((status, body), StatusCode::UNAUTHORIZED, needle);
+        }
+    }
+    // Nothing changed behind the refusals.
+    assert_eq!(
+        api.router
+            .number("+14255550100".parse().unwrap())
+            .unwrap()
+            .capacity,
+        500
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_configured_token_refuses_everyone() {
+    let api = Api::start_with_token("").await;
+    for req in [
+        api.client.get(api.url("/api/v1/numbers")),
+        api.client
+            .get(api.url("/api/v1/numbers"))
+            .header("authorization", "Bearer "),
+        api.client.get(api.url("/api/v1/numbers")).bearer_auth("x"),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn numbers_are_listed_and_changed_live() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/numbers").await;
+    assert_eq!(status, StatusCode::OK);
+    let numbers = body["numbers"].as_array().unwrap();
+    assert_eq!(numbers.len(), 6);
+    let user = numbers
+        .iter()
+        .find(|n| n["number"] == "+14255550123")
+        .unwrap();
+    assert_eq!(
+        *user,
+        json!({"number": "+14255550123", "kind": "user", "charge": "toll",
+               "provider": "Microsoft", "bridge": "contoso-bridge",
+               "capacity": 2, "in_progress": 0})
+    );
+    let spare = numbers
+        .iter()
+        .find(|n| n["number"] == "+14255550999")
+        .unwrap();
+    assert_eq!(spare["bridge"], Value::Null);
+
+    // Assign, move back to nothing, set capacity.
+    let (status, n) = api
+        .json(
+            Method::PUT,
+            "/api/v1/numbers/+14255550999/assignment",
+            json!({"bridge": "contoso-bridge"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &n["bridge"]),
+        (StatusCode::OK, &json!("contoso-bridge"))
+    );
+    let e164 = "+14255550999".parse().unwrap();
+    assert_eq!(
+        api.router.number(e164).unwrap().bridge.as_deref(),
+        Some("contoso-bridge")
+    );
+    let (status, n) =
+        send(api.req(Method::DELETE, "/api/v1/numbers/%2B14255550999/assignment")).await;
+    assert_eq!((status, &n["bridge"]), (StatusCode::OK, &Value::Null));
+    assert_eq!(api.router.number(e164).unwrap().bridge, None);
+    let (status, n) = api
+        .json(
+            Method::PUT,
+            "/api/v1/numbers/+14255550123/capacity",
+            json!({"capacity": 300}),
+        )
+        .await;
+    assert_eq!((status, &n["capacity"]), (StatusCode::OK, &json!(300)));
+
+    // Bad input.
+    let assign = "/api/v1/numbers/+14255550100/assignment";
+    refused(
+        api.json(Method::PUT, assign, json!({"bridge": "nowhere"}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "bridge \"nowhere\" is not in the plan",
+    );
+    refused(
+        api.json(Method::PUT, assign, json!({"bridge": "fabrikam-bridge"}))
+            .await,
+        StatusCode::CONFLICT,
+        "Operator Connect Conferencing",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/numbers/+14255550000/assignment",
+            json!({"bridge": "contoso-bridge"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "number +14255550000 is not in the plan",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/numbers/4255550100/capacity",
+            json!({"capacity": 3}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not an E.164 number",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/numbers/+14255550100/capacity",
+            json!({"capacity": 0}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "capacity of number +14255550100 must be at least 1",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/numbers/+14255550100/capacity",
+            json!({"capacity": -1}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "capacity",
+    );
+    refused(
+        api.json(Method::PUT, assign, json!({"bridg": "contoso-bridge"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown field `bridg`",
+    );
+    refused(
+        send(
+            api.req(Method::PUT, assign)
+                .header("content-type", "application/json")
+                .body("{\"bridge\": "),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "EOF",
+    );
+    refused(
+        send(
+            api.req(Method::PUT, assign)
+                .body("{\"bridge\": \"contoso-bridge\"}"),
+        )
+        .await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type",
+    );
+    // The refusals changed nothing.
+    let n = api.router.number("+14255550100".parse().unwrap()).unwrap();
+    assert_eq!(
+        (n.bridge.as_deref(), n.capacity),
+        (Some("contoso-bridge"), 500)
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn bridges_are_listed_resized_and_disabled_live() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/bridges").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["bridges"][0],
+        json!({"name": "contoso-bridge", "tenant": "contoso", "enabled": true,
+               "capacity": 1000, "in_progress": 0, "admitted": 0, "refused": {}})
+    );
+    assert_eq!(body["bridges"][1]["name"], "fabrikam-bridge");
+
+    let (status, b) = api
+        .json(
+            Method::PUT,
+            "/api/v1/bridges/contoso-bridge/capacity",
+            json!({"capacity": 5}),
+        )
+        .await;
+    assert_eq!((status, &b["capacity"]), (StatusCode::OK, &json!(5)));
+    let (status, b) = api
+        .json(
+            Method::PUT,
+            "/api/v1/bridges/contoso-bridge/enabled",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!((status, &b["enabled"]), (StatusCode::OK, &json!(false)));
+    // The router now refuses calls to the bridge with 480.
+    let pstn = api.router.trunk_by_name("microsoft-pstn").unwrap();
+    let refusal = api
+        .router
+        .decide(pstn, "+14255550100".parse().unwrap())
+        .unwrap_err();
+    assert_eq!(refusal.reason, RejectReason::BridgeDisabled);
+    let (_, body) = api.get("/api/v1/bridges").await;
+    assert_eq!(body["bridges"][0]["refused"], json!({"bridge_disabled": 1}));
+
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/bridges/nowhere/capacity",
+            json!({"capacity": 5}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "bridge \"nowhere\" is not in the plan",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/bridges/contoso-bridge/capacity",
+            json!({"capacity": 0}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "must be at least 1",
+    );
+    refused(
+        api.json(
+            Method::PUT,
+            "/api/v1/bridges/contoso-bridge/enabled",
+            json!({"enabled": "no"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "enabled",
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn organisers_are_listed_without_pins_exported_imported_and_reset() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/organisers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["organisers"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        body["organisers"][0],
+        json!({"tenant": "contoso", "organiser": "adele@contoso.com",
+               "display_name": "Adele Vance", "toll_number": "+14255550100",
+               "toll_free_number": "+18885550100", "conference_id": "123456789",
+               "wait_for_leader": false, "provider": "dialbridge"})
+    );
+    let text = body.to_string();
+    assert!(!text.contains("pin") && !text.contains("13579"), "{text}");
+    let (_, body) = api.get("/api/v1/organisers?tenant=fabrikam").await;
+    assert_eq!(body["organisers"].as_array().unwrap().len(), 1);
+    refused(
+        api.get("/api/v1/organisers?tennant=fabrikam").await,
+        StatusCode::BAD_REQUEST,
+        "tennant",
+    );
+
+    // Export: the provider file, PIN column empty.
+    let resp = api
+        .req(Method::GET, "/api/v1/organisers/export.csv?tenant=contoso")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(content_type(&resp).starts_with("text/csv"));
+    let csv = resp.text().await.unwrap();
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        [
+            "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader",
+            "contoso,adele@contoso.com,Adele Vance,+14255550100,+18885550100,123456789,,no",
+            "contoso,megan@contoso.com,Megan Bowen,+14255550100,+18885550100,987654321,,yes",
+        ]
+    );
+
+    // A bad file: every bad line reported, nothing applied.
+    let bad = "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+               contoso,lee@contoso.com,Lee Gu,+14255550100,,111222333,2468,no\n\
+               contoso,x@contoso.com,X,+14255550100,,12345,1234,no\n\
+               contoso,y@contoso.com,Y,not-a-number,,222333444,1234,maybe\n";
+    let (status, body) = send(
+        api.req(Method::POST, "/api/v1/organisers/import?provider=telco-a")
+            .header("content-type", "text/csv")
+            .body(bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("nothing applied"));
+    let problems: Vec<(u64, String)> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_u64().unwrap(),
+                p["problem"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (3, "conference_id must be 6 to 12 digits".to_owned()),
+            (
+                4,
+                "toll_number must be + and 1 to 15 digits (E.164)".to_owned()
+            ),
+            (
+                4,
+                "wait_for_leader must be yes, no, true or false".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(api.directory.list(None).unwrap().len(), 3);
+
+    // A good file from a provider.
+    let good = "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+                contoso,lee@contoso.com,Lee Gu,+14255550100,,111222333,2468,no\n\
+                contoso,adele@contoso.com,Adele Vance,+14255550100,+18885550100,123456789,,yes\n";
+    let (status, body) = send(
+        api.req(Method::POST, "/api/v1/organisers/import?provider=telco-a")
+            .header("content-type", "text/csv")
+            .body(good),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"added": 1, "updated": 1}));
+    let (_, body) = api.get("/api/v1/organisers?tenant=contoso").await;
+    assert_eq!(body["organisers"][0]["provider"], "telco-a");
+    assert_eq!(body["organisers"][0]["wait_for_leader"], true);
+    refused(
+        send(api.req(Method::POST, "/api/v1/organisers/import").body("")).await,
+        StatusCode::BAD_REQUEST,
+        "empty body",
+    );
+    refused(
+        send(
+            api.req(Method::POST, "/api/v1/organisers/import?provider=")
+                .body(good),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "provider name",
+    );
+
+    // PIN reset: shown once, never stored in clear, the old one no longer works.
+    let resp = api
+        .req(
+            Method::POST,
+            "/api/v1/organisers/contoso/megan@contoso.com/pin/reset",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: Value = resp.json().await.unwrap();
+    let pin = body["pin"].as_str().unwrap();
+    assert_eq!(pin.len(), 6);
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+    let tenant = TenantId::new("contoso");
+    let id = ConferenceId::parse("987654321").unwrap();
+    assert!(
+        api.directory
+            .verify_pin(&tenant, &id, &Pin::parse(pin).unwrap())
+            .unwrap()
+    );
+    if pin != "24680" {
+        assert!(
+            !api.directory
+                .verify_pin(&tenant, &id, &Pin::parse("24680").unwrap())
+                .unwrap()
+        );
+    }
+    refused(
+        send(api.req(
+            Method::POST,
+            "/api/v1/organisers/contoso/nobody@contoso.com/pin/reset",
+        ))
+        .await,
+        StatusCode::NOT_FOUND,
+        "no organiser nobody@contoso.com in tenant contoso",
+    );
+    refused(
+        send(api.req(
+            Method::POST,
+            "/api/v1/organisers/fabrikam/adele@contoso.com/pin/reset",
+        ))
+        .await,
+        StatusCode::NOT_FOUND,
+        "no organiser",
+    );
+    api.stop().await;
+}
+
+fn cdr(n: i64) -> Cdr {
+    Cdr {
+        call_id: format!("c{n}"),
+        trunk: "microsoft-pstn".into(),
+        calling: "+14255551234".into(),
+        dialled: "+18885550100".parse().unwrap(),
+        tenant: "contoso".into(),
+        bridge: "contoso-bridge".into(),
+        conference_id: None,
+        role: None,
+        arrived: Timestamp::from_unix_millis(1_795_229_100_000 + n * 60_000),
+        answered: None,
+        joined: None,
+        ended: Timestamp::from_unix_millis(1_795_229_110_000 + n * 60_000),
+        ended_by: EndedBy::Cancel,
+        sip_status: 487,
+        charge: Charge::TollFree,
+    }
+}
+
+#[tokio::test]
+async fn cdrs_are_listed_filtered_and_exported() {
+    let api = Api::start().await;
+    for n in 0..3 {
+        api.cdrs.record(&cdr(n)).unwrap();
+    }
+    let (status, body) = api.get("/api/v1/cdrs").await;
+    assert_eq!(status, StatusCode::OK);
+    let calls: Vec<&str> = body["cdrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(calls, ["c0", "c1", "c2"]);
+    assert_eq!(body["cdrs"][0]["ended"], "2026-11-21T02:45:10.000Z");
+    assert_eq!(body["cdrs"][0]["ended_by"], "cancel");
+    assert_eq!(body["cdrs"][0]["answered"], Value::Null);
+
+    let (_, body) = api
+        .get("/api/v1/cdrs?since=2026-11-21T02:46:10.000Z&limit=1")
+        .await;
+    assert_eq!(body["cdrs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["cdrs"][0]["call_id"], "c1");
+    let (_, body) = api.get("/api/v1/cdrs?until=1795229170000").await;
+    assert_eq!(body["cdrs"].as_array().unwrap().len(), 1);
+
+    refused(
+        api.get("/api/v1/cdrs?since=yesterday").await,
+        StatusCode::BAD_REQUEST,
+        "since: \"yesterday\" is not a time",
+    );
+    refused(
+        api.get("/api/v1/cdrs?limit=0").await,
+        StatusCode::BAD_REQUEST,
+        "limit",
+    );
+    refused(
+        api.get("/api/v1/cdrs?limit=10001").await,
+        StatusCode::BAD_REQUEST,
+        "from 1 to 10000",
+    );
+    refused(
+        api.get("/api/v1/cdrs?sinse=0").await,
+        StatusCode::BAD_REQUEST,
+        "sinse",
+    );
+
+    let resp = api
+        .req(Method::GET, "/api/v1/cdrs.csv?since=2026-11-21T02:46:10Z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(content_type(&resp).starts_with("text/csv"));
+    let csv = resp.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("call_id,trunk,calling,dialled,"));
+    assert!(lines[1].starts_with("c1,microsoft-pstn,+14255551234,+18885550100,contoso,"));
+    // A big export streams in many chunks and arrives whole.
+    for n in 3..5003 {
+        api.cdrs.record(&cdr(n)).unwrap();
+    }
+    let csv = api
+        .req(Method::GET, "/api/v1/cdrs.csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.len() > 8 * 64 * 1024, "{} bytes", csv.len());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5004);
+    assert!(lines[5003].starts_with("c5002,"));
+    refused(
+        api.get("/api/v1/cdrs.csv?until=soon").await,
+        StatusCode::BAD_REQUEST,
+        "until",
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let api = Api::start().await;
+    let pstn = api.router.trunk_by_name("microsoft-pstn").unwrap();
+    let _grant = api
+        .router
+        .decide(pstn, "+14255550123".parse().unwrap())
+        .unwrap();
+    let resp = api.req(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        content_type(&resp),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = resp.text().await.unwrap();
+    for line in [
+        "# TYPE dialbridge_calls_in_progress gauge\n",
+        "dialbridge_router_admitted_total 1\n",
+        "dialbridge_number_calls_in_progress{number=\"+14255550123\"} 1\n",
+        "dialbridge_bridge_calls_in_progress{bridge=\"contoso-bridge\"} 1\n",
+        "dialbridge_trunk_calls_in_progress{trunk=\"microsoft-pstn\"} 1\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn live_conferences_go_through_the_live_calls_seam() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/conferences").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["conferences"][0]["participants"][0],
+        json!({"id": 7, "role": "leader", "calling": "+14255551234",
+               "dialled": "+14255550100", "joined": "2026-11-21T02:45:17.123Z",
+               "muted": false, "in_lobby": false})
+    );
+
+    let (status, body) = api
+        .json(
+            Method::POST,
+            "/api/v1/participants/7/mute",
+            json!({"muted": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"id": 7, "muted": true}))
+    );
+    let (status, _) = send(api.req(Method::POST, "/api/v1/participants/7/kick")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .json(
+            Method::POST,
+            "/api/v1/conferences/contoso/123456789/lock",
+            json!({"locked": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        *api.live.actions.lock().unwrap(),
+        ["mute 7 true", "kick 7", "lock contoso 123456789 true"]
+    );
+
+    refused(
+        api.json(
+            Method::POST,
+            "/api/v1/participants/8/mute",
+            json!({"muted": true}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "no participant 8",
+    );
+    refused(
+        api.json(
+            Method::POST,
+            "/api/v1/participants/seven/mute",
+            json!({"muted": true}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a participant id",
+    );
+    refused(
+        api.json(Method::POST, "/api/v1/participants/7/mute", json!({}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "muted",
+    );
+    refused(
+        send(api.req(Method::POST, "/api/v1/participants/-1/kick")).await,
+        StatusCode::BAD_REQUEST,
+        "not a participant id",
+    );
+    refused(
+        api.json(
+            Method::POST,
+            "/api/v1/conferences/contoso/123/lock",
+            json!({"locked": true}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a conference ID",
+    );
+    refused(
+        api.json(
+            Method::POST,
+            "/api/v1/conferences/fabrikam/123456789/lock",
+            json!({"locked": true}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "no conference 123456789 is in progress in tenant fabrikam",
+    );
+    assert_eq!(api.live.actions.lock().unwrap().len(), 3);
+    api.stop().await;
+}

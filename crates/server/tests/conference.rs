@@ -1,0 +1,226 @@
+//! Meetings end to end on the demo deployment, with sbc-sim as the trunk: callers key
+//! their way in (RFC 4733), hear each other but never themselves, are told when an ID is
+//! not found, and wait in the lobby until the organiser keys the leader PIN.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dialbridge_media::Tone;
+use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::audio::{goertzel_power, prompt_match, read_wav};
+use sbc_sim::call::{self, CallConfig, Quiet};
+use sbc_sim::dtmf::DtmfMode;
+use sbc_sim::rtp::Source;
+use sbc_sim::script::Script;
+use sbc_sim::ua::{Signaling, Transport};
+use sbc_sim::{CallOutcome, Expect};
+
+const TELCO_A: &str = "127.0.0.20";
+const MICROSOFT_PSTN: &str = "127.0.0.10";
+
+fn caller(to: &str, source: Source, script: &str, hold: Duration) -> CallConfig {
+    CallConfig {
+        to: to.into(),
+        from_user: "+33612345678".into(),
+        from_host: None,
+        credentials: None,
+        source,
+        dtmf: DtmfMode::Rfc4733,
+        script: Script::parse(script).unwrap(),
+        hold,
+        setup_timeout: Duration::from_secs(5),
+        record_limit: 8000 * 120,
+        expect: Expect {
+            status: 200,
+            bridge_hangs_up: false,
+            audio: Vec::new(),
+        },
+    }
+}
+
+fn tone(hz: f64) -> Source {
+    Source::Prompt(Arc::new(Tone::sine(hz, 1000, 6000)))
+}
+
+async fn place(bridge: SocketAddr, from: &str, config: CallConfig) -> CallOutcome {
+    let ip: IpAddr = from.parse().unwrap();
+    let signaling = Signaling::connect(Transport::Udp, ip, bridge, 4)
+        .await
+        .unwrap();
+    call::run(&signaling, &config, &Quiet).await
+}
+
+/// Power of `hz` in a window of what a caller heard.
+fn power(heard: &[i16], hz: f64) -> f64 {
+    goertzel_power(heard, 8000.0, hz)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool, within: Duration) {
+    let end = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_callers_hear_each_other_and_never_themselves() {
+    let bridge = TestBridge::start(demo_config()).await;
+    let sip = bridge.sip_addr();
+    // Into adele's meeting through Telco A: ID, #, then # as a participant.
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
+    let hold = Duration::from_secs(9);
+    let a = tokio::spawn(place(
+        sip,
+        TELCO_A,
+        caller("+33170000100", tone(440.0), script, hold),
+    ));
+    let b = tokio::spawn(place(
+        sip,
+        TELCO_A,
+        caller("+33170000100", tone(1000.0), script, hold),
+    ));
+    let c = tokio::spawn(place(
+        sip,
+        TELCO_A,
+        caller("+33170000100", Source::Silence, script, hold),
+    ));
+    wait_until(
+        "three callers in the mix",
+        || bridge.participants() == 3,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(bridge.meetings(), 1, "one meeting for the three");
+    let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
+    for (name, outcome) in [("A", &a), ("B", &b), ("C", &c)] {
+        assert!(outcome.answered(), "{name}: {:?}", outcome.failures);
+        assert!(
+            outcome.heard.len() > 8000 * 6,
+            "{name} heard {} samples",
+            outcome.heard.len()
+        );
+    }
+    // The last seconds before anyone hangs up: everyone is in, prompts are over.
+    let window = |o: &CallOutcome| {
+        let n = o.heard.len();
+        o.heard[n - 8000 * 4..n - 8000].to_vec()
+    };
+    let (ha, hb, hc) = (window(&a), window(&b), window(&c));
+    let floor = 1.0;
+    assert!(
+        power(&hc, 440.0) > 100.0 * floor && power(&hc, 1000.0) > 100.0 * floor,
+        "C hears both: 440 {:.1}, 1000 {:.1}",
+        power(&hc, 440.0),
+        power(&hc, 1000.0)
+    );
+    assert!(
+        power(&ha, 1000.0) > 50.0 * power(&ha, 440.0),
+        "A hears B only: 1000 {:.1} vs own 440 {:.1}",
+        power(&ha, 1000.0),
+        power(&ha, 440.0)
+    );
+    assert!(
+        power(&hb, 440.0) > 50.0 * power(&hb, 1000.0),
+        "B hears A only: 440 {:.1} vs own 1000 {:.1}",
+        power(&hb, 440.0),
+        power(&hb, 1000.0)
+    );
+    wait_until(
+        "everyone gone",
+        || bridge.calls_in_progress() == 0,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(bridge.participants(), 0);
+    wait_until(
+        "the meeting closed",
+        || bridge.meetings() == 0,
+        Duration::from_secs(5),
+    )
+    .await;
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_of_another_tenant_is_not_found() {
+    let bridge = TestBridge::start(demo_config()).await;
+    // 555000111 is fabrikam's; +14255550100 is contoso's bridge.
+    let call = caller(
+        "+14255550100",
+        Source::Silence,
+        "wait 500ms, keys 555000111#",
+        Duration::from_secs(7),
+    );
+    let outcome = place(bridge.sip_addr(), MICROSOFT_PSTN, call).await;
+    assert!(outcome.answered(), "{:?}", outcome.failures);
+    assert_eq!(bridge.participants(), 0);
+    let prompts = dialbridge_testkit::fixtures().join("prompts");
+    let not_found = read_wav(&prompts.join("not-found.wav"));
+    let score = prompt_match(&outcome.heard, &not_found);
+    assert!(
+        score > 0.85,
+        "the caller is told the ID was not found (match {score:.2})"
+    );
+    let wrong_pin = read_wav(&prompts.join("wrong-pin.wav"));
+    assert!(prompt_match(&outcome.heard, &wrong_pin) < score);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_waits_in_the_lobby_until_the_organiser_keys_the_pin() {
+    let bridge = TestBridge::start(demo_config()).await;
+    let sip = bridge.sip_addr();
+    // megan's meeting waits for its leader.
+    let participant = tokio::spawn(place(
+        sip,
+        MICROSOFT_PSTN,
+        caller(
+            "+14255550100",
+            tone(440.0),
+            "wait 500ms, keys 987654321#, wait 1500ms, keys #",
+            Duration::from_secs(14),
+        ),
+    ));
+    wait_until(
+        "the participant in the meeting's lobby",
+        || bridge.meetings() == 1,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        bridge.participants(),
+        0,
+        "nobody is in the mix before the leader"
+    );
+    let leader = tokio::spawn(place(
+        sip,
+        MICROSOFT_PSTN,
+        caller(
+            "+14255550100",
+            tone(1000.0),
+            "wait 500ms, keys 987654321#, wait 1500ms, keys 24680#",
+            Duration::from_secs(6),
+        ),
+    ));
+    wait_until(
+        "leader and participant in the mix",
+        || bridge.participants() == 2,
+        Duration::from_secs(15),
+    )
+    .await;
+    let (participant, leader) = (participant.await.unwrap(), leader.await.unwrap());
+    assert!(participant.answered() && leader.answered());
+    // The participant's last seconds: the leader's 1000 Hz, after the lobby music.
+    let n = participant.heard.len();
+    let tail = &participant.heard[n.saturating_sub(8000 * 7)..n - 8000 * 4];
+    assert!(
+        power(tail, 1000.0) > 100.0,
+        "the participant hears the leader: {:.1}",
+        power(tail, 1000.0)
+    );
+    bridge.stop().await;
+}
