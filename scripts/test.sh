@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
-# tests need when it is missing (sipp, docker-compose), then formatting, lints, the pure-core check, the
+# tests need when it is missing (sipp, baresip, docker-compose), then formatting, lints, the pure-core check, the
 # whole test suite (unit, fixtures, sipp interop, end to end) and one pass of each bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

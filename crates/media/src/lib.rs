@@ -35,12 +35,15 @@ pub mod codec;
 #[cfg(feature = "tokio")]
 pub mod engine;
 mod error;
+pub mod g722;
 pub mod jitter;
 pub mod mixer;
 pub mod ports;
 pub mod prompt;
 mod resample;
+pub mod rtcp;
 pub mod rtp;
+pub mod srtp;
 pub mod tone;
 
 pub use announce::CountAnnouncer;

@@ -232,17 +232,42 @@ async fn the_caller_past_the_limit_hears_the_meeting_is_full_and_is_released() {
     let bridge = TestBridge::start(config).await;
     let sip = bridge.sip_addr();
     let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
-    let first = tokio::spawn(place(sip, TELCO_A, caller("+33170000100", tone(440.0), script, Duration::from_secs(14))));
-    wait_until("the first caller in the mix", || bridge.participants() == 1, Duration::from_secs(10)).await;
-    let mut second = caller("+33170000100", Source::Silence, script, Duration::from_secs(12));
+    let first = tokio::spawn(place(
+        sip,
+        TELCO_A,
+        caller("+33170000100", tone(440.0), script, Duration::from_secs(14)),
+    ));
+    wait_until(
+        "the first caller in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut second = caller(
+        "+33170000100",
+        Source::Silence,
+        script,
+        Duration::from_secs(12),
+    );
     second.expect.bridge_hangs_up = true;
     let second = place(sip, TELCO_A, second).await;
     assert!(second.answered(), "{:?}", second.failures);
-    assert_eq!(second.ended_by, sbc_sim::EndedBy::Bridge, "the bridge releases the caller");
+    assert_eq!(
+        second.ended_by,
+        sbc_sim::EndedBy::Bridge,
+        "the bridge releases the caller"
+    );
     let full = read_wav(&dialbridge_testkit::fixtures().join("prompts/meeting-full.wav"));
     let score = prompt_match(&second.heard, &full);
-    assert!(score > 0.85, "the caller hears that the meeting is full (match {score:.2})");
-    assert_eq!(bridge.calls_in_progress(), 1, "its router reservation went with it");
+    assert!(
+        score > 0.85,
+        "the caller hears that the meeting is full (match {score:.2})"
+    );
+    assert_eq!(
+        bridge.calls_in_progress(),
+        1,
+        "its router reservation went with it"
+    );
     assert_eq!(bridge.participants(), 1);
     let first = first.await.unwrap();
     assert!(first.answered());

@@ -413,7 +413,7 @@ fn split_header(line: &[u8]) -> Result<RawHeader<'_>, Error> {
 
 /// RFC 3261 §25.1 `token` characters.
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
 fn is_lws(b: u8) -> bool {

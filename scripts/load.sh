@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# The documented load run behind the README's performance table.
+#
+#   scripts/load.sh            # everything, ~4 minutes on the 2-core reference machine
+#   QUICK=1 scripts/load.sh    # smaller steps, ~1 minute (a smoke test of the script)
+#
+# What it does, on loopback only:
+#   1. `cargo build --release` of dialbridge and sbc-sim.
+#   2. Writes target/load/load.toml: a copy of fixtures/demo.toml (same trunks, numbers,
+#      tenants and organisers) with every capacity raised to 10000 (trunks, bridges,
+#      numbers, meeting size), SIP on 127.0.0.1:$SIP_PORT (default 5090) and admin on
+#      127.0.0.1:$ADMIN_PORT (default 8098), so it runs beside a demo bridge on 5060.
+#   3. Starts `dialbridge serve --config target/load/load.toml` and runs `sbc-sim load`:
+#      (i)   1,000 calls at 100 calls/s into the demo conferences (adele's 123456789
+#            through the Microsoft PSTN, ravi's 555000111 through Telco B, 500 each at
+#            50 calls/s), each keying its ID and #, sending a tone (one per meeting) and
+#            expecting to hear it from the others; JSON reports in target/load/.
+#      (ii)  a calls-per-second ramp (200, 500, 1000 calls/s for 5 s each, 1 s holds in
+#            the IVR): the highest rate with zero failed calls, setup p50/p99.
+#      (iii) simultaneous participants: 1000, 2000, 3000, 5000 callers joined and held
+#            in the two meetings at once; the bridge's CPU (utime+stime from
+#            /proc/PID/stat) and resident memory (VmRSS from /proc/PID/status) at the
+#            plateau, per participant, and sbc-sim's CPU beside it.
+#   4. Prints the markdown table (also written to target/load/table.md).
+#
+# Every loop is bounded in count and time; the bridge is stopped on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+out=$target/load
+sip_port=${SIP_PORT:-5090}
+admin_port=${ADMIN_PORT:-8098}
+token=demo-admin-token
+quick=${QUICK:-0}
+mkdir -p "$out"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+for tool in cargo python3 curl; do
+    command -v "$tool" >/dev/null || { echo "load.sh: missing $tool" >&2; exit 1; }
+done
+
+echo "== building (release)" >&2
+cargo build --release -p dialbridge-server -p dialbridge-sbc-sim --bins >&2
+dialbridge=$target/release/dialbridge
+sbc_sim=$target/release/sbc-sim
+
+# -- the load configuration: the demo with capacities raised ------------------------
+for entry in tls prompts organisers.csv; do
+    ln -sfn "$root/fixtures/$entry" "$out/$entry"
+done
+sed -E \
+    -e "s/127\.0\.0\.1:5060/127.0.0.1:$sip_port/" \
+    -e "s/127\.0\.0\.1:5061/127.0.0.1:$((sip_port + 1))/" \
+    -e "s/127\.0\.0\.1:8088/127.0.0.1:$admin_port/" \
+    -e 's#^cdr_database = .*#cdr_database = "cdr.sqlite"#' \
+    -e 's/^(max_sessions|capacity|service_number_capacity) = [0-9]+/\1 = 10000/' \
+    fixtures/demo.toml >"$out/load.toml"
+cat >>"$out/load.toml" <<'EOF'
+
+[conference]
+# Load: meetings far larger than the demo's 250.
+max_members = 10000
+join_leave_tones = true
+EOF
+rm -f "$out/cdr.sqlite"*
+
+# -- the bridge ------------------------------------------------------------------------
+RUST_LOG=${RUST_LOG:-warn} "$dialbridge" serve --config "$out/load.toml" \
+    >"$out/bridge.log" 2>&1 &
+bridge_pid=$!
+stop_bridge() {
+    if kill -0 "$bridge_pid" 2>/dev/null; then
+        kill -TERM "$bridge_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$bridge_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$bridge_pid" 2>/dev/null || true
+    fi
+}
+trap stop_bridge EXIT
+up=0
+for _ in $(seq 1 100); do
+    if curl -sf -o /dev/null -H "Authorization: Bearer $token" \
+        "http://127.0.0.1:$admin_port/api/v1/conferences"; then
+        up=1
+        break
+    fi
+    kill -0 "$bridge_pid" 2>/dev/null || break
+    sleep 0.1
+done
+[ "$up" = 1 ] || { echo "load.sh: the bridge did not start:" >&2; cat "$out/bridge.log" >&2; exit 1; }
+echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port" >&2
+
+tck=$(getconf CLK_TCK)
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v t="$tck" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Resident memory, KiB.
+rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Participants in a meeting's mix right now.
+participants() {
+    curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$admin_port/api/v1/conferences" |
+        python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["conferences"] for p in c["participants"] if not p["in_lobby"]))' ||
+        echo 0
+}
+calls_in_progress() {
+    curl -sf "http://127.0.0.1:$admin_port/metrics" -H "Authorization: Bearer $token" |
+        awk '$1 == "dialbridge_calls_in_progress" { print $2 }' || echo 0
+}
+wait_idle() {
+    for _ in $(seq 1 300); do
+        [ "$(calls_in_progress)" = 0 ] && return 0
+        sleep 0.1
+    done
+    echo "load.sh: calls still up after 30 s" >&2
+}
+
+# sbc-sim load into one meeting, each call sending a tone and (with EXPECT=1) checking
+# it hears it from the others:
+#   load NAME FROM_IP NUMBER CONFERENCE TONE CALLS RATE HOLD EXPECT
+load() {
+    local name=$1 ip=$2 number=$3 conference=$4 tone=$5 calls=$6 rate=$7 hold=$8
+    local expect=()
+    [ "${9:-1}" = 1 ] && expect=(--expect-tone "$tone")
+    "$sbc_sim" load --bridge "127.0.0.1:$sip_port" --from-ip "$ip" --to "$number" \
+        --conference "$conference" --tone "$tone" "${expect[@]}" \
+        --calls "$calls" --rate "$rate" --hold "$hold" --setup-timeout 5s \
+        --max-in-flight 6000 --quiet --json >"$out/$name.json" 2>"$out/$name.err" &
+    echo $! >"$out/$name.pid"
+    wait $! || true
+}
+# sbc-sim load without keys: calls that hold in the IVR. ramp NAME CALLS RATE
+ramp() {
+    "$sbc_sim" load --bridge "127.0.0.1:$sip_port" --from-ip 127.0.0.10 --to +14255550100 \
+        --calls "$2" --rate "$3" --hold 1s --setup-timeout 5s --max-in-flight 6000 \
+        --quiet --json >"$out/$1.json" 2>"$out/$1.err" &
+    echo $! >"$out/$1.pid"
+    wait $! || true
+}
+# CPU seconds of the sbc-sim processes of the runs named (their .pid files).
+sbc_sim_cpu() {
+    local total=0 name
+    for name in "$@"; do
+        total=$(awk -v a="$total" -v b="$(cpu_of "$(cat "$out/$name.pid" 2>/dev/null || echo 0)")" \
+            'BEGIN { print a + b }')
+    done
+    echo "$total"
+}
+
+# -- (i) 1,000 calls at 100 calls/s into the demo conferences ------------------------
+if [ "$quick" = 1 ]; then n1=100; r1=20; else n1=500; r1=50; fi
+echo "== (i) $((2 * n1)) calls at $((2 * r1)) calls/s into adele's and ravi's meetings" >&2
+cpu0=$(cpu_of "$bridge_pid")
+t0=$(date +%s.%N)
+load step1-adele 127.0.0.10 +14255550100 123456789 440 "$n1" "$r1" 3s &
+load step1-ravi 127.0.0.30 +493070000100 555000111 1000 "$n1" "$r1" 3s &
+peak1=0
+for _ in $(seq 1 40); do
+    sleep 0.5
+    p=$(participants)
+    [ "$p" -gt "$peak1" ] && peak1=$p
+    jobs -r | grep -q . || break
+done
+wait
+t1=$(date +%s.%N)
+cpu1=$(cpu_of "$bridge_pid")
+wait_idle
+echo "   peak participants $peak1, bridge CPU $(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f%%", 100 * (b - a) / (e - s) }')" >&2
+
+# -- (ii) calls-per-second ramp -------------------------------------------------------
+if [ "$quick" = 1 ]; then rates="100 200"; else rates="200 500 1000"; fi
+for r in $rates; do
+    echo "== (ii) $((r * 5)) calls at $r calls/s, 1 s holds" >&2
+    c0=$(cpu_of "$bridge_pid"); s0=$(date +%s.%N)
+    rm -f "$out/step2-$r.pid"
+    ramp "step2-$r" $((r * 5)) "$r" &
+    sleep 0.2
+    sim0=$(sbc_sim_cpu "step2-$r")
+    sleep 4.3
+    sim1=$(sbc_sim_cpu "step2-$r"); c1=$(cpu_of "$bridge_pid"); s1=$(date +%s.%N)
+    wait
+    wait_idle
+    awk -v a="$c0" -v b="$c1" -v x="$sim0" -v y="$sim1" -v s="$s0" -v e="$s1" \
+        'BEGIN { printf "%.0f %.0f\n", 100 * (b - a) / (e - s), 100 * (y - x) / (e - s) }' \
+        >"$out/step2-$r.cpu"
+done
+
+# -- (iii) simultaneous participants ---------------------------------------------------
+if [ "$quick" = 1 ]; then sizes="200 400"; else sizes="1000 2000 3000 5000"; fi
+rss_idle=$(rss_of "$bridge_pid")
+: >"$out/step3.txt"
+for n in $sizes; do
+    half=$((n / 2))
+    rate=$((n / 10 > 100 ? n / 10 : 100))
+    [ "$rate" -gt 250 ] && rate=250
+    launch=$((n / rate))
+    # Everyone joins within launch + ~5 s and stays 10 s more.
+    hold=$((launch + 12))
+    echo "== (iii) $n participants ($rate calls/s, holding ${hold}s)" >&2
+    load "step3-$n-adele" 127.0.0.10 +14255550100 123456789 440 "$half" "$(( rate / 2 ))" "${hold}s" 0 &
+    load "step3-$n-ravi" 127.0.0.30 +493070000100 555000111 1000 "$half" "$(( rate / 2 ))" "${hold}s" 0 &
+    # Wait for the plateau: everyone in (or 2 s without growth once launched).
+    p=0 best=0 still=0
+    for _ in $(seq 1 $(((launch + 20) * 2))); do
+        sleep 0.5
+        p=$(participants)
+        if [ "$p" -gt "$best" ]; then best=$p; still=0; else still=$((still + 1)); fi
+        [ "$p" -ge "$n" ] && break
+        [ "$still" -ge 8 ] && [ "$best" -gt 0 ] && break
+    done
+    # 5 s of the plateau: CPU of the bridge and of both sbc-sims, memory of the bridge.
+    c0=$(cpu_of "$bridge_pid"); sim0=$(sbc_sim_cpu "step3-$n-adele" "step3-$n-ravi"); s0=$(date +%s.%N)
+    sleep 5
+    c1=$(cpu_of "$bridge_pid"); sim1=$(sbc_sim_cpu "step3-$n-adele" "step3-$n-ravi"); s1=$(date +%s.%N)
+    held=$(participants)
+    rss=$(rss_of "$bridge_pid")
+    wait
+    wait_idle
+    echo "$n $held $c0 $c1 $sim0 $sim1 $s0 $s1 $rss $rss_idle" >>"$out/step3.txt"
+    echo "   held $held, bridge RSS $((rss / 1024)) MiB" >&2
+done
+
+# -- the table -------------------------------------------------------------------------
+python3 - "$out" "$rates" "$quick" <<'EOF' | tee "$out/table.md"
+import json, os, sys
+out, rates, quick = sys.argv[1], sys.argv[2].split(), sys.argv[3] == "1"
+
+def report(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def fmt(v, unit=""):
+    return "—" if v is None else f"{v:.1f}{unit}"
+
+print("| run | calls | passed | failed | achieved rate | setup p50 | setup p99 | bridge CPU | sbc-sim CPU |")
+print("|---|---|---|---|---|---|---|---|---|")
+a, r = report("step1-adele"), report("step1-ravi")
+if a and r:
+    calls = a["attempted"] + r["attempted"] + a["not_started"] + r["not_started"]
+    passed = a["passed"] + r["passed"]
+    heard = a["audio_passed"] + r["audio_passed"]
+    p50 = max(a["setup_latency"]["p50_ms"], r["setup_latency"]["p50_ms"]) if a["setup_latency"] and r["setup_latency"] else None
+    p99 = max(a["setup_latency"]["p99_ms"], r["setup_latency"]["p99_ms"]) if a["setup_latency"] and r["setup_latency"] else None
+    print(f"| (i) into adele's + ravi's meetings, keys + tones | {calls} | {passed} (heard the others: {heard}) | {calls - passed} | {a['rate'] + r['rate']:.0f}/s | {fmt(p50, ' ms')} | {fmt(p99, ' ms')} | | |")
+sustained = None
+for rate in rates:
+    s = report(f"step2-{rate}")
+    if not s:
+        continue
+    calls = s["attempted"] + s["not_started"]
+    failed = calls - s["passed"]
+    lat = s["setup_latency"] or {}
+    try:
+        with open(os.path.join(out, f"step2-{rate}.cpu")) as f:
+            bcpu, scpu = f.read().split()
+    except (OSError, ValueError):
+        bcpu = scpu = "—"
+    print(f"| (ii) {rate} calls/s for 5 s, 1 s in the IVR | {calls} | {s['passed']} | {failed} | {s['rate']:.0f}/s | {fmt(lat.get('p50_ms'), ' ms')} | {fmt(lat.get('p99_ms'), ' ms')} | {bcpu}% | {scpu}% |")
+    if failed == 0 and s["rate"] >= 0.95 * float(rate):
+        sustained = (rate, lat.get("p50_ms"), lat.get("p99_ms"))
+print()
+print("| simultaneous participants (target) | held | bridge CPU | per participant | bridge RSS | per participant | sbc-sim CPU |")
+print("|---|---|---|---|---|---|---|")
+with open(os.path.join(out, "step3.txt")) as f:
+    for line in f:
+        n, held, c0, c1, s0, s1, t0, t1, rss, idle = line.split()
+        held, secs = int(held), float(t1) - float(t0)
+        cpu = 100 * (float(c1) - float(c0)) / secs
+        sim = 100 * (float(s1) - float(s0)) / secs
+        per_cpu = cpu / held if held else 0
+        per_mem = (int(rss) - int(idle)) / held if held else 0
+        print(f"| {n} | {held} | {cpu:.0f}% | {per_cpu:.3f}% | {int(rss) / 1024:.0f} MiB | {per_mem:.0f} KiB | {sim:.0f}% |")
+print()
+if sustained:
+    print(f"Sustained with zero failures: {sustained[0]} calls/s (setup p50 {fmt(sustained[1], ' ms')}, p99 {fmt(sustained[2], ' ms')}).")
+else:
+    print("No ramp step passed with zero failures.")
+print("CPU: 100% = one core of this machine's " + str(os.cpu_count()) + "; bridge and sbc-sim share them.")
+EOF
