@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+pkg-config --exists opus 2>/dev/null || need_apt+=(libopus-dev pkg-config)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"

@@ -183,20 +183,19 @@ const QM4: [i32; 16] = [
 /// INVQBL (mode 1): 6-bit inverse quantizer outputs by IL (QQ6 of Table 14, signed, × 8).
 /// Codes 0..=3 never leave an encoder; they decode as the smallest negative level.
 const QM6: [i32; 64] = [
-    -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192,
-    -10232, -9360, -8576, -7856, -7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168,
-    -2776, -2400, -2032, -1688, -1360, -1040, -728, 24808, 21904, 19008, 16704, 14984, 13512,
-    12280, 11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168,
-    2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
+    -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192, -10232,
+    -9360, -8576, -7856, -7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168, -2776,
+    -2400, -2032, -1688, -1360, -1040, -728, 24808, 21904, 19008, 16704, 14984, 13512, 12280,
+    11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168, 2776,
+    2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
 ];
 /// LOGSCL: the 3-bit magnitude of `IL >> 2` (RIL → IL4) and its log-scale increment WL.
 const RL42: [usize; 16] = [0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0];
 const WL: [i32; 8] = [-60, -30, 58, 172, 334, 538, 1198, 3042];
 /// SCALEL/SCALEH: 2^(i/32) × 2048, the mantissa of the inverse log (Table 15).
 const ILB: [i32; 32] = [
-    2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774,
-    2834, 2896, 2960, 3025, 3091, 3158, 3228, 3298, 3371, 3444, 3520, 3597, 3676, 3756, 3838,
-    3922, 4008,
+    2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774, 2834,
+    2896, 2960, 3025, 3091, 3158, 3228, 3298, 3371, 3444, 3520, 3597, 3676, 3756, 3838, 3922, 4008,
 ];
 /// QUANTH decision level Q2 = 564 (× DETH >> 12) and the 2-bit codes IH for a negative /
 /// positive EH in interval `mih` 1 or 2 (Table 16).
@@ -405,8 +404,7 @@ mod tests {
     fn sine(freq: f64, amplitude: f64, n: usize) -> Vec<i16> {
         (0..n)
             .map(|i| {
-                (amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / 16_000.0).sin())
-                    as i16
+                (amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / 16_000.0).sin()) as i16
             })
             .collect()
     }
@@ -428,7 +426,10 @@ mod tests {
     fn ilb_is_the_inverse_log_table() {
         for (i, &v) in ILB.iter().enumerate() {
             let exact = 2048.0 * 2f64.powf(i as f64 / 32.0);
-            assert!((f64::from(v) - exact).abs() <= 1.0, "ILB({i}) = {v}, {exact}");
+            assert!(
+                (f64::from(v) - exact).abs() <= 1.0,
+                "ILB({i}) = {v}, {exact}"
+            );
         }
     }
 
@@ -541,7 +542,10 @@ mod tests {
         G722Encoder::new().encode_frame(&input, &mut bytes);
         G722Decoder::new().decode_frame(&bytes, &mut out);
         // A square wave near full scale comes back loud, not wrapped round to silence.
-        let loud = out[400..].iter().filter(|s| s.unsigned_abs() > 8000).count();
+        let loud = out[400..]
+            .iter()
+            .filter(|s| s.unsigned_abs() > 8000)
+            .count();
         assert!(loud > 1000, "{loud}");
     }
 

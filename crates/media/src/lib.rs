@@ -31,33 +31,46 @@
 //! ```
 
 pub mod announce;
+pub mod audio_codec;
 pub mod codec;
+pub mod comfort_noise;
 #[cfg(feature = "tokio")]
 pub mod engine;
 mod error;
 pub mod g722;
 pub mod jitter;
 pub mod mixer;
+pub mod opus;
 pub mod ports;
 pub mod prompt;
+pub mod recording;
 mod resample;
+pub mod resampler;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod tone;
 
 pub use announce::CountAnnouncer;
+pub use audio_codec::{AudioCodec, CodecState};
 pub use codec::Codec;
+pub use comfort_noise::{ComfortNoise, NoiseGenerator};
 #[cfg(feature = "tokio")]
 pub use engine::{
-    EngineStats, InboundRtp, MediaEngine, PlayDone, PlayEnd, RoomId, RtpSession, SessionStats,
+    EngineStats, InboundRtp, LatencySummary, MediaEngine, PlayDone, PlayEnd, Quality, RoomId,
+    RtpSession, SessionStats,
 };
 pub use error::Error;
+pub use g722::{G722Decoder, G722Encoder};
 pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 pub use mixer::{Frame, Heard, Mixer, MixerSlot, mix_minus};
+pub use opus::{OpusDecoder, OpusEncoder, OpusRate};
 pub use ports::PortAllocator;
 pub use prompt::{Playback, Prompt};
+pub use recording::{ConferenceRecorder, Recorded, RecorderConfig, RecordingSummary, RecordingTap};
+pub use resampler::{Resampler, SampleRate};
 pub use rtp::{RtpHeader, RtpSender, RtpView};
+pub use srtp::{SrtpKeys, SrtpSuite};
 pub use tone::Tone;
 
 /// The audio sample rate of every internal frame, Hz (narrowband telephony).

@@ -112,7 +112,11 @@ pub fn write_report(report: &Report<'_>, out: &mut [u8]) -> Result<usize, RtcpEr
         .get_mut(..total)
         .ok_or(RtcpError::BufferTooSmall(total))?;
     out.fill(0);
-    let pt = if report.sender.is_some() { PT_SR } else { PT_RR };
+    let pt = if report.sender.is_some() {
+        PT_SR
+    } else {
+        PT_RR
+    };
     write_header(out, blocks as u8, pt, first_len);
     put_u32(out, 4, report.ssrc);
     let mut at = 8;
@@ -274,7 +278,13 @@ impl ReceptionStats {
 
     /// Records one packet (sequence, RTP timestamp, SSRC) that arrived at `now`.
     /// Returns false while the source is on probation or the packet was a bad jump.
-    pub fn handle_packet(&mut self, ssrc: u32, sequence: u16, timestamp: u32, now: Instant) -> bool {
+    pub fn handle_packet(
+        &mut self,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+        now: Instant,
+    ) -> bool {
         if !self.started || ssrc != self.ssrc {
             // A new source (or the far end restarted): A.1 init with probation.
             *self = Self::new(self.clock_rate);
@@ -311,7 +321,9 @@ impl ReceptionStats {
         if !self.started {
             return 0;
         }
-        self.extended_max().wrapping_sub(self.base_seq).wrapping_add(1)
+        self.extended_max()
+            .wrapping_sub(self.base_seq)
+            .wrapping_add(1)
     }
 
     /// Cumulative packets lost (A.3), clamped to the 24-bit signed field.
@@ -404,7 +416,8 @@ impl ReceptionStats {
     /// RFC 3550 A.8: J += (|D| - J) / 16 over the relative transit time.
     fn update_jitter(&mut self, timestamp: u32, now: Instant) {
         let origin = *self.origin.get_or_insert(now);
-        let arrival = now.saturating_duration_since(origin).as_nanos() * u128::from(self.clock_rate)
+        let arrival = now.saturating_duration_since(origin).as_nanos()
+            * u128::from(self.clock_rate)
             / 1_000_000_000;
         // Both sides wrap modulo 2^32 in the RFC; i64 differences of the truncated
         // values keep the same arithmetic.
@@ -638,7 +651,10 @@ mod tests {
         .unwrap();
         assert_eq!(n, 8 + 12);
         let view = parse_compound(&buf[..n]).next().unwrap().unwrap();
-        assert_eq!((view.ssrc, view.sender, view.blocks().count()), (43, None, 0));
+        assert_eq!(
+            (view.ssrc, view.sender, view.blocks().count()),
+            (43, None, 0)
+        );
     }
 
     #[test]

@@ -454,9 +454,7 @@ mod tests {
         let cipher = Aes128::new(GenericArray::from_slice(&hex(
             "2B7E151628AED2A6ABF7158809CF4F3C",
         )));
-        let iv: [u8; 16] = hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000")
-            .try_into()
-            .unwrap();
+        let iv: [u8; 16] = hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000").try_into().unwrap();
         let mut out = [0u8; 48];
         aes_cm(&cipher, &iv, &mut out);
         assert_eq!(
@@ -493,9 +491,11 @@ mod tests {
         derive(&master, &salt, 1, &mut auth);
         assert_eq!(
             auth.to_vec(),
-            hex("CEBE321F6FF7716B6FD4AB49AF256A15 6D38BAA48F0A0ACF3C34E2359E6CDBCE
+            hex(
+                "CEBE321F6FF7716B6FD4AB49AF256A15 6D38BAA48F0A0ACF3C34E2359E6CDBCE
                  E049646C43D9327AD175578EF7227098 6371C10C9A369AC2F94A8C5FBCDDDC25
-                 6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2")
+                 6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2"
+            )
         );
     }
 
@@ -609,7 +609,10 @@ mod tests {
         }
         let mut tx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &master(4));
         let mut small = rtp(1, 0);
-        assert_eq!(tx.protect_rtp(&mut small, 176), Err(SrtpError::BufferTooSmall));
+        assert_eq!(
+            tx.protect_rtp(&mut small, 176),
+            Err(SrtpError::BufferTooSmall)
+        );
         assert!(SrtpKeys::new(SrtpSuite::AesCm128HmacSha1_80, &[0; 29], &[0; 30]).is_err());
         let keys = SrtpKeys::new(SrtpSuite::AesCm128HmacSha1_80, &[1; 30], &[2; 30]).unwrap();
         assert!(!format!("{keys:?}").contains("1, 1"));

@@ -5,11 +5,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dialbridge_media::Tone;
 use dialbridge_server::testing::{TestBridge, demo_config};
 use dialbridge_testkit::audio::{goertzel_power, prompt_match, read_wav};
+use dialbridge_testkit::wait_until;
 use sbc_sim::call::{self, CallConfig, Quiet};
 use sbc_sim::dtmf::DtmfMode;
 use sbc_sim::rtp::Source;
@@ -55,14 +56,6 @@ async fn place(bridge: SocketAddr, from: &str, config: CallConfig) -> CallOutcom
 /// Power of `hz` in a window of what a caller heard.
 fn power(heard: &[i16], hz: f64) -> f64 {
     goertzel_power(heard, 8000.0, hz)
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool, within: Duration) {
-    let end = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +127,12 @@ async fn three_callers_hear_each_other_and_never_themselves() {
         Duration::from_secs(5),
     )
     .await;
-    assert_eq!(bridge.participants(), 0);
+    wait_until(
+        "everyone out of the mix",
+        || bridge.participants() == 0,
+        Duration::from_secs(5),
+    )
+    .await;
     wait_until(
         "the meeting closed",
         || bridge.meetings() == 0,

@@ -2,38 +2,25 @@
 //! against the demo deployment, each on a bridge of its own bound to free ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::ip;
 use dialbridge_testkit::sipp::{Sipp, SippTransport};
 
 const MICROSOFT_PSTN: &str = "127.0.0.10";
 const STRANGER: &str = "127.0.0.1";
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-async fn passes(sipp: Sipp) {
-    let outcome = sipp.run().await;
-    assert!(
-        outcome.passed(),
-        "sipp failed ({:?}):\n{}",
-        outcome.code,
-        outcome.log
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_call_over_udp() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-call.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "+14255550100",
-    ))
+    )
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -41,15 +28,14 @@ async fn plain_call_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_call_over_tcp() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(
-        Sipp::new(
-            "uac-call.xml",
-            bridge.sip_addr(),
-            ip(MICROSOFT_PSTN),
-            "+14255550100",
-        )
-        .transport(SippTransport::Tcp),
+    Sipp::new(
+        "uac-call.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
     )
+    .transport(SippTransport::Tcp)
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -57,12 +43,13 @@ async fn plain_call_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_keepalive_is_answered_with_capabilities() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-options.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "ping",
-    ))
+    )
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -72,12 +59,13 @@ async fn cancel_before_answer_gets_487() {
     let mut config = demo_config();
     config.sip.answer_after = Duration::from_secs(3);
     let bridge = TestBridge::start(config).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-cancel.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "+14255550100",
-    ))
+    )
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -117,12 +105,13 @@ async fn lost_ack_makes_the_bridge_retransmit_its_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_by_reinvite() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-hold-resume.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "+14255550100",
-    ))
+    )
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -130,15 +119,14 @@ async fn hold_and_resume_by_reinvite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn softphone_with_digest_credentials_gets_in() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(
-        Sipp::new(
-            "uac-digest.xml",
-            bridge.sip_addr(),
-            ip(STRANGER),
-            "+14255550100",
-        )
-        .args(&["-au", "alice", "-ap", "alice-secret"]),
+    Sipp::new(
+        "uac-digest.xml",
+        bridge.sip_addr(),
+        ip(STRANGER),
+        "+14255550100",
     )
+    .args(&["-au", "alice", "-ap", "alice-secret"])
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -146,15 +134,14 @@ async fn softphone_with_digest_credentials_gets_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn softphone_with_a_wrong_password_is_forbidden() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(
-        Sipp::new(
-            "uac-digest-forbidden.xml",
-            bridge.sip_addr(),
-            ip(STRANGER),
-            "+14255550100",
-        )
-        .args(&["-au", "alice", "-ap", "not-her-password"]),
+    Sipp::new(
+        "uac-digest-forbidden.xml",
+        bridge.sip_addr(),
+        ip(STRANGER),
+        "+14255550100",
     )
+    .args(&["-au", "alice", "-ap", "not-her-password"])
+    .passes()
     .await;
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
@@ -163,12 +150,13 @@ async fn softphone_with_a_wrong_password_is_forbidden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_clear_answers_and_change_nothing() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-malformed.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "ping",
-    ))
+    )
+    .passes()
     .await;
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
@@ -180,15 +168,14 @@ async fn the_bridge_hangs_up_on_a_caller_who_keys_nothing() {
     config.ivr.first_digit_timeout = Duration::from_millis(300);
     config.ivr.inter_digit_timeout = Duration::from_millis(300);
     let bridge = TestBridge::start(config).await;
-    passes(
-        Sipp::new(
-            "uac-bridge-hangup.xml",
-            bridge.sip_addr(),
-            ip(MICROSOFT_PSTN),
-            "+14255550100",
-        )
-        .timeout(Duration::from_secs(90)),
+    Sipp::new(
+        "uac-bridge-hangup.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        "+14255550100",
     )
+    .timeout(Duration::from_secs(90))
+    .passes()
     .await;
     bridge.stop().await;
 }
@@ -196,12 +183,13 @@ async fn the_bridge_hangs_up_on_a_caller_who_keys_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_without_a_common_codec_gets_488() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-no-common-codec.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "+14255550100",
-    ))
+    )
+    .passes()
     .await;
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
@@ -210,12 +198,13 @@ async fn an_offer_without_a_common_codec_gets_488() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_dtmf_is_accepted_and_junk_refused() {
     let bridge = TestBridge::start(demo_config()).await;
-    passes(Sipp::new(
+    Sipp::new(
         "uac-info-dtmf.xml",
         bridge.sip_addr(),
         ip(MICROSOFT_PSTN),
         "+14255550100",
-    ))
+    )
+    .passes()
     .await;
     bridge.stop().await;
 }

@@ -99,6 +99,19 @@ impl Sipp {
         self
     }
 
+    /// Runs sipp and fails the test, with sipp's screen and logs, unless every call passed.
+    pub async fn passes(&self) -> SippOutcome {
+        let outcome = self.run().await;
+        assert!(
+            outcome.passed(),
+            "sipp {} failed ({:?}):\n{}",
+            self.scenario.display(),
+            outcome.code,
+            outcome.log
+        );
+        outcome
+    }
+
     /// Runs sipp to completion (or the timeout) in a scratch directory.
     pub async fn run(&self) -> SippOutcome {
         let dir = std::env::temp_dir().join(format!(

@@ -1,14 +1,29 @@
 //! The media engine (feature `tokio`): the RTP port pool, one UDP socket pair per
-//! participant, conference rooms, and ONE clock task that paces every session's 20 ms
-//! packets and mixes every room.
+//! participant, conference rooms, RTCP reports, SRTP, ONE clock thread that paces
+//! every session's 20 ms packets and mixes every room, and ONE receive thread that
+//! reads every socket in batches.
 //!
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
-//! `tokio::time::interval` wakes once per tick, takes the table lock once and walks
-//! every room and session, encoding into scratch buffers it owns and sending with the
-//! non-blocking `try_send_to` (a full socket buffer drops the packet: late audio is
-//! worthless). Nothing is allocated per tick or per packet. Receiving is still one
-//! task per session (batching with recvmmsg/sendmmsg is the planned next step).
+//! thread wakes once per tick, takes the table lock once and walks every room and
+//! session, encoding into scratch buffers it owns and sending with non-blocking
+//! `sendto` (a full socket buffer drops the packet, counted: late audio is
+//! worthless). Idle rooms cost nothing but a map entry. Nothing is allocated per
+//! tick or per packet. How late each tick starts is kept in a lock-free histogram
+//! ([`EngineStats::tick_lateness`]).
+//!
+//! Why no `sendmmsg`: it batches datagrams of ONE socket, and each participant has
+//! its own socket (its port is in the SDP) and gets one packet per tick, so a batch
+//! would hold one message — the same syscall count as `sendto`. Receiving batches
+//! across participants through `epoll_wait` (see `io.rs`).
+//!
+//! RTCP (RFC 3550 §6): every session sends an SR (or RR while held) with SDES CNAME
+//! about every 5 s (randomised 0.5–1.5×, §6.3.5) to the remote RTP port + 1 (no
+//! rtcp-mux: the SDP layer does not negotiate it), and reads SR/RR on its own
+//! port + 1: [`RtpSession::quality`] has loss, jitter and round-trip time.
+//!
+//! SRTP (RFC 3711, keyed by SDES): [`MediaEngine::open_srtp`] protects every packet
+//! sent and drops every received packet that does not authenticate.
 //!
 //! Symmetric RTP (RFC 4961): we send to the address the SDP gave and re-latch only to
 //! a source with the same IP (a NAT or SBC that changed the port); packets from any
@@ -21,39 +36,38 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::net::UdpSocket;
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::jitter::{Concealer, JitterBuffer, JitterConfig};
-use crate::mixer::{Frame, MixerSlot, SILENCE};
-use crate::rtp::HEADER_LEN;
-use crate::{
-    Codec, Error, FRAME_MS, FRAME_SAMPLES, Playback, PortAllocator, Prompt, RtpSender, RtpView,
-};
+use crate::srtp::{SrtpContext, SrtpKeys};
+use crate::{Codec, Error, FRAME_MS, PortAllocator, Prompt, RtpSender};
 
+mod endpoint;
+mod io;
+mod outbound;
 mod room;
+mod stats;
 
+use endpoint::{Endpoint, Link};
+use outbound::{Outbound, REPORT_INTERVAL, Scratch, add_saturating};
 pub use room::RoomId;
 use room::RoomState;
+pub use stats::{LatencyHistogram, LatencySummary};
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).
 pub const INBOUND_QUEUE: usize = 64;
-/// Largest datagram we accept; anything longer is truncated by the kernel and then
-/// fails to parse or carries a cut payload.
-const MAX_DATAGRAM: usize = 1500;
-/// Receive buffer per session: datagrams are split off it, so the allocation is
-/// reused once the consumer has dropped earlier packets (amortised, not per packet).
-const RECV_BUFFER: usize = 16 * 1024;
+/// The clock gives up catching up (and restarts its schedule) after this many
+/// missed ticks: a burst longer than that would only overflow the far ends' buffers.
+const MAX_CATCH_UP_TICKS: u32 = 10;
 
-/// Owns the port pool, the session and room table and the clock task.
+/// Owns the port pool, the session and room table, the clock thread and the
+/// receive thread.
 #[derive(Debug, Clone)]
 pub struct MediaEngine {
     inner: Arc<Inner>,
@@ -69,14 +83,29 @@ struct Inner {
     ticks: AtomicU64,
     last_tick_ns: AtomicU64,
     max_tick_ns: AtomicU64,
-    /// The runtime the engine was created in: sockets register with its reactor and
-    /// receive tasks run on it, whichever thread calls [`MediaEngine::open`].
-    runtime: tokio::runtime::Handle,
+    /// How late each tick started against its 20 ms schedule.
+    lateness: LatencyHistogram,
+    /// Packets lost inside the bridge, engine-wide.
+    send_dropped: AtomicU64,
+    queue_overflows: AtomicU64,
+    /// The nominal RTCP report interval, ms.
+    report_interval_ms: AtomicU64,
+    receiver: Arc<io::Receiver>,
+    /// The runtime the engine was created in (consumers of the inbound queues and
+    /// prompt completions live there).
+    _runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.receiver.shut_down();
+    }
 }
 
 impl MediaEngine {
     /// An engine binding RTP on `address`, on the even ports of `ports` (RTCP on
-    /// port + 1), and starts the clock task. Must be called inside a tokio runtime.
+    /// port + 1); starts the clock and receive threads. Must be called inside a
+    /// tokio runtime (the inbound queues and play futures are tokio's).
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let inner = Arc::new(Inner {
@@ -87,15 +116,33 @@ impl MediaEngine {
             ticks: AtomicU64::new(0),
             last_tick_ns: AtomicU64::new(0),
             max_tick_ns: AtomicU64::new(0),
-            runtime: runtime.clone(),
+            lateness: LatencyHistogram::default(),
+            send_dropped: AtomicU64::new(0),
+            queue_overflows: AtomicU64::new(0),
+            report_interval_ms: AtomicU64::new(REPORT_INTERVAL.as_millis() as u64),
+            receiver: io::Receiver::start()?,
+            _runtime: runtime,
         });
-        runtime.spawn(run_clock(Arc::downgrade(&inner)));
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("dialbridge-clock".into())
+            .spawn(move || run_clock(&weak))?;
         Ok(Self { inner })
     }
 
     /// The media address sessions bind on (and the SDP `c=` line should carry).
     pub fn address(&self) -> IpAddr {
         self.inner.address
+    }
+
+    /// Sets the nominal RTCP report interval (default 5 s, the RFC 3550 §6.2
+    /// minimum; each report is randomised 0.5–1.5× around it). Shorter intervals are
+    /// for tests and labs; it applies from each session's next report.
+    pub fn set_report_interval(&self, interval: Duration) {
+        let ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.inner.report_interval_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Sessions currently open.
@@ -108,8 +155,9 @@ impl MediaEngine {
         lock(&self.inner.ports).in_use()
     }
 
-    /// Gauges and clock timings, for metrics. A tick close to 20 ms means the machine
-    /// cannot keep up with the participants it carries.
+    /// Gauges, clock timings and loss inside the bridge, for metrics. A tick close
+    /// to 20 ms, or a p99 lateness of several ms, means the machine cannot keep up
+    /// with the participants it carries.
     pub fn stats(&self) -> EngineStats {
         let (sessions, rooms) = {
             let table = lock(&self.inner.table);
@@ -122,7 +170,20 @@ impl MediaEngine {
             ticks: self.inner.ticks.load(Ordering::Relaxed),
             last_tick: Duration::from_nanos(self.inner.last_tick_ns.load(Ordering::Relaxed)),
             max_tick: Duration::from_nanos(self.inner.max_tick_ns.load(Ordering::Relaxed)),
+            tick_lateness: self.inner.lateness.summary(),
+            send_dropped: self.inner.send_dropped.load(Ordering::Relaxed),
+            receive_queue_overflows: self.inner.queue_overflows.load(Ordering::Relaxed),
+            receive_wakeups: self.inner.receiver.wakeups.load(Ordering::Relaxed),
+            receive_syscalls: self.inner.receiver.syscalls.load(Ordering::Relaxed),
+            receive_datagrams: self.inner.receiver.datagrams.load(Ordering::Relaxed),
         }
+    }
+
+    /// Forgets the tick lateness samples and the longest tick, so that the next
+    /// [`MediaEngine::stats`] covers only what follows (e.g. after a ramp-up).
+    pub fn reset_clock_stats(&self) {
+        self.inner.lateness.reset();
+        self.inner.max_tick_ns.store(0, Ordering::Relaxed);
     }
 
     /// Opens a session: binds the next free even port (and port + 1 for RTCP) and
@@ -139,44 +200,58 @@ impl MediaEngine {
         codec: Codec,
         telephone_event_pt: Option<u8>,
     ) -> Result<RtpSession, Error> {
-        let _runtime = self.inner.runtime.enter();
+        self.open_with(remote, codec, telephone_event_pt, None)
+    }
+
+    /// Opens an SRTP session (RFC 3711, SDES keys from `a=crypto`, RFC 4568): like
+    /// [`MediaEngine::open`], but every RTP and RTCP packet sent is protected with
+    /// `keys.local_key_salt` and every packet received must authenticate under
+    /// `keys.remote_key_salt` (others are dropped and counted in
+    /// [`SessionStats::receive_dropped`]).
+    pub fn open_srtp(
+        &self,
+        remote: SocketAddr,
+        codec: Codec,
+        telephone_event_pt: Option<u8>,
+        keys: SrtpKeys,
+    ) -> Result<RtpSession, Error> {
+        self.open_with(remote, codec, telephone_event_pt, Some(keys))
+    }
+
+    fn open_with(
+        &self,
+        remote: SocketAddr,
+        codec: Codec,
+        telephone_event_pt: Option<u8>,
+        keys: Option<SrtpKeys>,
+    ) -> Result<RtpSession, Error> {
         let bound = Arc::new(self.bind_pair()?);
         let local = bound.rtp.local_addr()?;
         let sender = RtpSender::new(codec.payload_type())?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::default())));
-        let in_room = Arc::new(AtomicBool::new(false));
-        lock(&self.inner.table).sessions.insert(
-            id,
-            Outbound {
-                bound: bound.clone(),
-                remote,
-                codec,
-                sender,
-                playback: None,
-                room: None,
-                muted: false,
-                jitter: jitter.clone(),
-                in_room: in_room.clone(),
-                concealer: Concealer::default(),
-                sending: true,
-            },
-        );
-        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
-        let expected = Arc::new(Mutex::new(remote));
-        let audio = AudioSink {
-            payload_type: codec.payload_type(),
-            jitter,
-            in_room,
+        let (srtp_out, srtp_in, srtcp_out, srtcp_in) = match &keys {
+            Some(k) => {
+                let out = SrtpContext::new(k.suite, &k.local_key_salt);
+                let inb = SrtpContext::new(k.suite, &k.remote_key_salt);
+                (Some(out.clone()), Some(inb.clone()), Some(out), Some(inb))
+            }
+            None => (None, None, None, None),
         };
-        let receiver = self.inner.runtime.spawn(run_receive(
+        let link = Arc::new(Link::new(remote, codec, sender.ssrc(), srtcp_in, srtcp_out));
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let endpoint = Arc::new(Endpoint::new(
+            id,
             bound.clone(),
             Arc::downgrade(&self.inner),
-            id,
-            expected.clone(),
+            link.clone(),
             tx,
-            audio,
+            srtp_in,
         ));
+        self.inner.receiver.register(endpoint)?;
+        lock(&self.inner.table).sessions.insert(
+            id,
+            Outbound::new(bound.clone(), remote, codec, sender, link.clone(), srtp_out),
+        );
         Ok(RtpSession {
             id,
             inner: self.inner.clone(),
@@ -185,13 +260,11 @@ impl MediaEngine {
             codec,
             telephone_event_pt,
             inbound: Some(rx),
-            receiver: Some(receiver),
-            expected,
+            link,
         })
     }
 
     /// Binds RTP and RTCP on the next free pair, skipping ports another process holds.
-    /// Must run inside the runtime's context (`open` enters it).
     fn bind_pair(&self) -> Result<Bound, Error> {
         let (capacity, (low, high)) = {
             let ports = lock(&self.inner.ports);
@@ -233,9 +306,8 @@ pub struct RtpSession {
     codec: Codec,
     telephone_event_pt: Option<u8>,
     inbound: Option<mpsc::Receiver<InboundRtp>>,
-    receiver: Option<JoinHandle<()>>,
-    /// The SDP address, shared with the receive task (which accepts only its IP).
-    expected: Arc<Mutex<SocketAddr>>,
+    /// State shared with the clock and the receive thread.
+    link: Arc<Link>,
 }
 
 /// A received RTP packet, with the header fields a consumer needs (the conference
@@ -252,7 +324,7 @@ pub struct InboundRtp {
     pub marker: bool,
     /// Synchronisation source.
     pub ssrc: u32,
-    /// The payload, padding removed (a slice of the receive buffer: no copy).
+    /// The payload, padding removed (decrypted, for SRTP).
     pub payload: Bytes,
     /// Where it came from.
     pub source: SocketAddr,
@@ -260,7 +332,7 @@ pub struct InboundRtp {
     pub received_at: Instant,
 }
 
-/// Engine-wide gauges and clock timings.
+/// Engine-wide gauges, clock timings and loss inside the bridge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// Sessions open.
@@ -275,6 +347,18 @@ pub struct EngineStats {
     pub last_tick: Duration,
     /// The longest tick so far.
     pub max_tick: Duration,
+    /// How late ticks started against their 20 ms schedule (p50, p99, max).
+    pub tick_lateness: LatencySummary,
+    /// Packets the clock could not send (socket buffer full, send error), all sessions.
+    pub send_dropped: u64,
+    /// Packets received but dropped because a consumer's inbound queue was full.
+    pub receive_queue_overflows: u64,
+    /// Receive thread: `epoll_wait` calls that found ready sockets.
+    pub receive_wakeups: u64,
+    /// Receive thread: `recvmmsg` calls.
+    pub receive_syscalls: u64,
+    /// Receive thread: datagrams read (RTP and RTCP, before any check).
+    pub receive_datagrams: u64,
 }
 
 /// Counters of one session.
@@ -286,8 +370,32 @@ pub struct SessionStats {
     pub send_dropped: u64,
     /// RTP packets received from the remote and queued.
     pub received: u64,
-    /// Packets dropped: malformed, from a foreign IP, or the inbound queue was full.
+    /// Packets dropped: malformed, from a foreign IP, not authenticated (SRTP), or the
+    /// inbound queue was full.
     pub receive_dropped: u64,
+    /// RTCP compound packets sent.
+    pub rtcp_sent: u64,
+    /// RTCP compound packets received and understood.
+    pub rtcp_received: u64,
+}
+
+/// Reception quality of one session (RFC 3550 §6.4), for metrics and the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quality {
+    /// Fraction of the far end's packets lost in the last report interval, 0..=1.
+    pub loss_fraction: f64,
+    /// Far-end packets lost since the start (expected − received; RFC 3550 A.3).
+    pub lost: i64,
+    /// Interarrival jitter of the far end's stream, ms (RFC 3550 A.8).
+    pub jitter_ms: f64,
+    /// Round-trip time from the far end's last report about us (LSR/DLSR), ms.
+    pub rtt_ms: Option<f64>,
+    /// Audio waiting in the jitter buffer, ms (in a room).
+    pub jitter_buffer_depth_ms: u32,
+    /// What the far end reported about our stream: fraction lost, 0..=1.
+    pub remote_loss_fraction: Option<f64>,
+    /// What the far end reported about our stream: jitter, ms.
+    pub remote_jitter_ms: Option<f64>,
 }
 
 /// How a [`RtpSession::play`] ended.
@@ -341,6 +449,16 @@ impl RtpSession {
         self.telephone_event_pt
     }
 
+    /// The SSRC of the stream we send.
+    pub fn ssrc(&self) -> u32 {
+        self.link.local_ssrc
+    }
+
+    /// True when the session was opened with [`MediaEngine::open_srtp`].
+    pub fn is_srtp(&self) -> bool {
+        self.link.is_srtp()
+    }
+
     /// Where packets are currently sent (the SDP address, or the re-latched one).
     pub fn remote(&self) -> Option<SocketAddr> {
         lock(&self.inner.table)
@@ -355,8 +473,7 @@ impl RtpSession {
     pub fn play(&self, prompt: Arc<Prompt>, repeat: bool) -> PlayDone {
         let (done, rx) = oneshot::channel();
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.interrupt();
-            o.playback = Some((Playback::new(prompt, repeat), done));
+            o.play(prompt, repeat, done);
         }
         PlayDone { rx, ended: None }
     }
@@ -364,7 +481,7 @@ impl RtpSession {
     /// Points the stream at a new address (a re-INVITE's SDP): packets go there from
     /// the next tick, and only packets from its IP are accepted.
     pub fn set_remote(&self, remote: SocketAddr) {
-        *lock(&self.expected) = remote;
+        self.link.set_expected(remote);
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
             o.remote = remote;
         }
@@ -391,7 +508,7 @@ impl RtpSession {
         lock(&self.inner.table)
             .sessions
             .get(&self.id)
-            .is_some_and(|o| o.playback.is_some())
+            .is_some_and(|o| o.is_playing())
     }
 
     /// The next received packet; `None` once the session is closed or the receiver
@@ -415,18 +532,19 @@ impl RtpSession {
         self.bound.stats()
     }
 
-    /// Stops sending and receiving and waits until the port pair is free again.
+    /// Reception quality: loss and jitter of what we receive, round-trip time and
+    /// what the far end says of our stream (from its RTCP reports, every ~5 s).
+    pub fn quality(&self) -> Quality {
+        self.link.quality()
+    }
+
+    /// Stops sending and receiving; when it returns the port pair is free again.
     pub async fn close(mut self) {
         self.detach();
-        if let Some(task) = self.receiver.take() {
-            task.abort();
-            // The aborted task drops its socket handle; waiting makes the port free
-            // when this returns.
-            let _ = task.await;
-        }
     }
 
     fn detach(&mut self) {
+        self.inner.receiver.deregister(self.id);
         let mut table = lock(&self.inner.table);
         let removed = table.sessions.remove(&self.id);
         if let Some(mut o) = removed {
@@ -441,35 +559,35 @@ impl RtpSession {
 impl Drop for RtpSession {
     fn drop(&mut self) {
         self.detach();
-        if let Some(task) = self.receiver.take() {
-            task.abort();
-        }
     }
 }
 
 /// A bound RTP/RTCP pair; the port goes back to the pool when the last handle drops.
 #[derive(Debug)]
 struct Bound {
-    rtp: UdpSocket,
-    // Held so the RTCP port stays ours; RTCP is not processed yet.
-    _rtcp: UdpSocket,
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
     sent: AtomicU64,
     send_dropped: AtomicU64,
     received: AtomicU64,
     receive_dropped: AtomicU64,
+    rtcp_sent: AtomicU64,
+    rtcp_received: AtomicU64,
     // Last field: dropped after the sockets are closed.
     _lease: PortLease,
 }
 
 impl Bound {
-    fn new(rtp: UdpSocket, rtcp: UdpSocket, lease: PortLease) -> Self {
+    fn new(rtp: std::net::UdpSocket, rtcp: std::net::UdpSocket, lease: PortLease) -> Self {
         Self {
             rtp,
-            _rtcp: rtcp,
+            rtcp,
             sent: AtomicU64::new(0),
             send_dropped: AtomicU64::new(0),
             received: AtomicU64::new(0),
             receive_dropped: AtomicU64::new(0),
+            rtcp_sent: AtomicU64::new(0),
+            rtcp_received: AtomicU64::new(0),
             _lease: lease,
         }
     }
@@ -480,6 +598,8 @@ impl Bound {
             send_dropped: self.send_dropped.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
             receive_dropped: self.receive_dropped.load(Ordering::Relaxed),
+            rtcp_sent: self.rtcp_sent.load(Ordering::Relaxed),
+            rtcp_received: self.rtcp_received.load(Ordering::Relaxed),
         }
     }
 }
@@ -507,246 +627,64 @@ struct Table {
 
 impl Table {
     /// One 20 ms tick: every room mixes and sends to its members, then every session
-    /// outside a room sends its prompt or silence.
-    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant) {
+    /// outside a room sends its prompt or silence; then RTCP reports that are due.
+    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant, report: Duration) -> u64 {
         let Table { sessions, rooms } = self;
         for room in rooms.values_mut() {
             room.tick(sessions, scratch, now);
         }
-        for outbound in sessions.values_mut().filter(|o| o.room.is_none()) {
-            outbound.tick(scratch);
+        let mut dropped = 0;
+        for outbound in sessions.values_mut() {
+            if outbound.room.is_none() {
+                outbound.tick(scratch);
+            }
+            outbound.report_if_due(scratch, now, report);
+            dropped += std::mem::take(&mut outbound.dropped_this_tick);
         }
-    }
-}
-
-/// The clock's buffers, reused every tick.
-#[derive(Debug)]
-struct Scratch {
-    pcm: Frame,
-    prompt: Frame,
-    packet: [u8; HEADER_LEN + FRAME_SAMPLES],
-}
-
-impl Default for Scratch {
-    fn default() -> Self {
-        Self {
-            pcm: SILENCE,
-            prompt: SILENCE,
-            packet: [0; HEADER_LEN + FRAME_SAMPLES],
-        }
-    }
-}
-
-/// The sending half of a session, owned by the table and driven by the clock.
-#[derive(Debug)]
-struct Outbound {
-    bound: Arc<Bound>,
-    remote: SocketAddr,
-    codec: Codec,
-    sender: RtpSender,
-    playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
-    /// The room and mixer slot, while in a room.
-    room: Option<(u64, MixerSlot)>,
-    muted: bool,
-    /// Filled by the receive task while in a room, drained by the clock.
-    jitter: Arc<Mutex<JitterBuffer<Bytes>>>,
-    /// Tells the receive task to fill `jitter`.
-    in_room: Arc<AtomicBool>,
-    concealer: Concealer,
-    /// False while the far end holds the call (RFC 3264 §8.4 `sendonly`/`inactive`).
-    sending: bool,
-}
-
-impl Outbound {
-    /// Sends one 20 ms packet of prompt or silence (outside a room).
-    fn tick(&mut self, scratch: &mut Scratch) {
-        scratch.pcm = SILENCE;
-        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
-        self.encode_and_send(&scratch.pcm, &mut scratch.packet);
-    }
-
-    /// Adds the next frame of the playing prompt (if any) to `pcm`, saturating.
-    fn mix_prompt(&mut self, pcm: &mut Frame, buf: &mut Frame) {
-        let Some((mut playback, done)) = self.playback.take() else {
-            return;
-        };
-        playback.fill(buf);
-        add_saturating(pcm, buf);
-        if playback.finished() {
-            let _ = done.send(PlayEnd::Finished);
-        } else {
-            self.playback = Some((playback, done));
-        }
-    }
-
-    fn encode_and_send(&mut self, pcm: &Frame, packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES]) {
-        let (_, payload) = packet.split_at_mut(HEADER_LEN);
-        self.codec.encode_frame(pcm, payload);
-        self.send(packet);
-    }
-
-    /// Writes the next header in front of the payload already in `packet` and sends.
-    fn send(&mut self, packet: &mut [u8; HEADER_LEN + FRAME_SAMPLES]) {
-        if !self.sending {
-            // Time goes on: the timestamp keeps pace and the first packet after the
-            // pause carries the marker (RFC 3551 §4.1).
-            self.sender.skip(FRAME_SAMPLES as u32);
-            return;
-        }
-        let header = self.sender.next_header(FRAME_SAMPLES as u32);
-        // The header is exactly HEADER_LEN bytes and the payload type came from a
-        // Codec, so this cannot fail; a failure would only skip the packet.
-        if header.write(packet).is_err() {
-            return;
-        }
-        match self.bound.rtp.try_send_to(packet, self.remote) {
-            Ok(_) => self.bound.sent.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.bound.send_dropped.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-
-    fn interrupt(&mut self) {
-        if let Some((_, done)) = self.playback.take() {
-            let _ = done.send(PlayEnd::Interrupted);
-        }
+        dropped
     }
 }
 
 /// The single clock: every 20 ms, every room mixed, one packet for every session.
 ///
-/// Missed ticks (the runtime was stalled) are sent in a burst, as tokio's default
-/// `MissedTickBehavior::Burst` does, so that RTP timestamps keep pace with real time
-/// and the far end's jitter buffer absorbs the burst.
-async fn run_clock(inner: Weak<Inner>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+/// Missed ticks (the thread was not scheduled, or a tick overran) are run at once,
+/// back to back, so RTP timestamps keep pace with real time and the far ends' jitter
+/// buffers absorb the burst; after [`MAX_CATCH_UP_TICKS`] the schedule restarts.
+fn run_clock(inner: &Weak<Inner>) {
+    let period = Duration::from_millis(u64::from(FRAME_MS));
     let mut scratch = Scratch::default();
+    let mut scheduled = std::time::Instant::now();
     loop {
-        interval.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
         let now = std::time::Instant::now();
-        lock(&inner.table).tick(&mut scratch, now);
-        let took = u64::try_from(now.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(wait) = scheduled.checked_duration_since(now) {
+            std::thread::sleep(wait);
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let started = std::time::Instant::now();
+        inner
+            .lateness
+            .record(started.saturating_duration_since(scheduled));
+        let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
+        let dropped = lock(&inner.table).tick(&mut scratch, started, report);
+        if dropped > 0 {
+            inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         inner.ticks.fetch_add(1, Ordering::Relaxed);
         inner.last_tick_ns.store(took, Ordering::Relaxed);
         inner.max_tick_ns.fetch_max(took, Ordering::Relaxed);
+        scheduled += period;
+        if started.saturating_duration_since(scheduled) > period * MAX_CATCH_UP_TICKS {
+            scheduled = started + period;
+        }
     }
 }
 
-/// Reads one session's socket and queues well-formed packets from the remote's IP.
-async fn run_receive(
-    bound: Arc<Bound>,
-    inner: Weak<Inner>,
-    id: u64,
-    expected: Arc<Mutex<SocketAddr>>,
-    queue: mpsc::Sender<InboundRtp>,
-    audio: AudioSink,
-) {
-    let mut buf = BytesMut::with_capacity(RECV_BUFFER);
-    let mut latched = *lock(&expected);
-    loop {
-        buf.clear();
-        buf.reserve(MAX_DATAGRAM);
-        let source = match bound.rtp.recv_buf_from(&mut buf).await {
-            Ok((_, source)) => source,
-            Err(e) if is_transient(&e) => {
-                // An ICMP error for an earlier send, reported on this socket by some
-                // platforms; the socket stays usable.
-                tracing::debug!(error = %e, "rtp receive error");
-                continue;
-            }
-            Err(e) => {
-                // Anything else would repeat forever: stop receiving (sending goes on).
-                tracing::warn!(error = %e, "rtp receive failed; no more inbound media");
-                return;
-            }
-        };
-        let received_at = Instant::now();
-        if source.ip() != lock(&expected).ip() {
-            bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let datagram = buf.split().freeze();
-        let packet = match RtpView::parse(&datagram) {
-            Ok(view) => InboundRtp {
-                payload_type: view.payload_type,
-                sequence: view.sequence,
-                timestamp: view.timestamp,
-                marker: view.marker,
-                ssrc: view.ssrc,
-                payload: datagram.slice_ref(view.payload()),
-                source,
-                received_at,
-            },
-            Err(e) => {
-                tracing::trace!(error = %e, %source, "malformed rtp dropped");
-                bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        // Re-latch only on a well-formed packet, so garbage cannot move the stream.
-        if source != latched {
-            latched = source;
-            let Some(inner) = inner.upgrade() else { return };
-            if let Some(o) = lock(&inner.table).sessions.get_mut(&id) {
-                o.remote = source;
-            }
-        }
-        audio.offer(&packet);
-        match queue.try_send(packet) {
-            Ok(()) => bound.received.fetch_add(1, Ordering::Relaxed),
-            Err(_) => bound.receive_dropped.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-/// Binds a non-blocking UDP socket and registers it with the current runtime.
-fn bind_udp(address: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket (read by the receive thread, written by the clock).
+fn bind_udp(address: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind((address, port))?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
-}
-
-/// Errors after which a UDP socket still works.
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused
-            | ConnectionReset
-            | Interrupted
-            | WouldBlock
-            | HostUnreachable
-            | NetworkUnreachable
-    )
-}
-
-/// Where the receive task puts audio packets for the room mixer.
-#[derive(Debug)]
-struct AudioSink {
-    payload_type: u8,
-    jitter: Arc<Mutex<JitterBuffer<Bytes>>>,
-    in_room: Arc<AtomicBool>,
-}
-
-impl AudioSink {
-    fn offer(&self, packet: &InboundRtp) {
-        if packet.payload_type == self.payload_type && self.in_room.load(Ordering::Acquire) {
-            // A Bytes clone is a reference count, not a copy.
-            lock(&self.jitter).push(
-                packet.sequence,
-                packet.timestamp,
-                packet.payload.clone(),
-                packet.received_at.into_std(),
-            );
-        }
-    }
-}
-
-/// Adds `extra` to `pcm`, saturating at full scale.
-fn add_saturating(pcm: &mut Frame, extra: &Frame) {
-    for (p, &e) in pcm.iter_mut().zip(extra) {
-        *p = p.saturating_add(e);
-    }
+    Ok(socket)
 }
 
 /// Locks a mutex, recovering from poisoning: the tables stay consistent because

@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 
 use crate::jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 use crate::mixer::{DEFAULT_MAX_TALKERS, Frame, Heard, Mixer, MixerSlot, SILENCE};
-use crate::rtp::HEADER_LEN;
 use crate::{Codec, Error, FRAME_SAMPLES, Playback, Prompt};
 
 use super::{MediaEngine, Outbound, RtpSession, Scratch, Table, add_saturating, lock};
@@ -232,19 +231,19 @@ impl Outbound {
     fn enter_room(&mut self) {
         // A fresh buffer: whatever arrived before belongs to no conversation. Joining
         // is rare, so the allocation is not on the per-packet path.
-        *lock(&self.jitter) = JitterBuffer::new(JitterConfig::default());
+        *lock(&self.link.jitter) = JitterBuffer::new(JitterConfig::default());
         self.concealer = Concealer::default();
-        self.in_room.store(true, Ordering::Release);
+        self.link.in_room.store(true, Ordering::Release);
     }
 
     fn leave_room(&mut self) {
-        self.in_room.store(false, Ordering::Release);
+        self.link.in_room.store(false, Ordering::Release);
         self.room = None;
     }
 
     /// Moves this tick's frame from the jitter buffer into the mixer.
     fn feed(&mut self, mixer: &mut Mixer, slot: MixerSlot, now: std::time::Instant) {
-        let playout = lock(&self.jitter).pop(now);
+        let playout = lock(&self.link.jitter).pop(now);
         match playout {
             Playout::Frame { item, .. } => {
                 if let Some(input) = mixer.input_mut(slot) {
@@ -276,8 +275,8 @@ impl Outbound {
         match heard {
             Heard::Shared(frame) if self.playback.is_none() => {
                 let bytes = shared.encoded(self.codec, frame, room_prompt);
-                scratch.packet[HEADER_LEN..].copy_from_slice(bytes);
-                self.send(&mut scratch.packet);
+                scratch.payload_mut().copy_from_slice(bytes);
+                self.send(scratch);
             }
             _ => {
                 scratch.pcm = *heard.frame();
@@ -285,7 +284,8 @@ impl Outbound {
                     add_saturating(&mut scratch.pcm, extra);
                 }
                 self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
-                self.encode_and_send(&scratch.pcm, &mut scratch.packet);
+                let pcm = scratch.pcm;
+                self.encode_and_send(&pcm, scratch);
             }
         }
     }

@@ -509,3 +509,53 @@ fn normalize_is_idempotent_on_an_escaped_quote_before_crlf() {
     let twice = normalize(&once).unwrap();
     assert_eq!(&*once, &*twice);
 }
+
+#[test]
+fn framing_limits_of_a_datagram() {
+    // CRLFs before the start line are skipped (RFC 3261 §7.5).
+    let mut m = b"\r\n\r\n".to_vec();
+    m.extend_from_slice(&msg(&format!("{VIA}{REST}"), ""));
+    assert!(matches!(normalize(&m).unwrap(), Cow::Borrowed(b) if b.starts_with(b"INVITE")));
+    assert!(parse(&m).is_ok());
+    // No blank line after the headers.
+    let cut = format!("{BASE}{VIA}{REST}");
+    assert!(matches!(
+        parse(cut.as_bytes()),
+        Err(Error::BadMessage("missing empty line"))
+    ));
+    // A bound on the header count.
+    let many = "X-A: 1\r\n".repeat(MAX_HEADERS);
+    let m = msg(&format!("{VIA}{REST}{many}"), "");
+    assert!(matches!(
+        parse(&m),
+        Err(Error::BadMessage("too many headers"))
+    ));
+    // A line that is no header.
+    let m = msg(&format!("{VIA}{REST}no colon here\r\n"), "");
+    assert!(matches!(
+        parse(&m),
+        Err(Error::BadMessage("bad header line"))
+    ));
+}
+
+#[test]
+fn status_codes_keep_rfc_names_and_custom_reasons() {
+    assert_eq!(fields::status_code(180, None), rsip::StatusCode::Ringing);
+    assert_eq!(
+        fields::status_code(486, Some("Busy Here")),
+        rsip::StatusCode::BusyHere
+    );
+    assert_eq!(
+        fields::status_code(499, None),
+        rsip::StatusCode::Other(499, "Client Error".into())
+    );
+    assert_eq!(
+        fields::status_code(403, Some("PIN required")),
+        rsip::StatusCode::Other(403, "PIN required".into())
+    );
+    assert_eq!(reason_phrase(481), "Call/Transaction Does Not Exist");
+    assert_eq!(
+        answer_for(&Error::TooLarge(70_000)),
+        Some((513, "Message Too Large"))
+    );
+}

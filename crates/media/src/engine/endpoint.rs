@@ -1,0 +1,298 @@
+//! The receiving half of a session, called by the receive thread for every datagram
+//! on its RTP or RTCP port: source check and latching (RFC 4961), SRTP/SRTCP
+//! unprotect (RFC 3711), RTP parsing, reception statistics (RFC 3550 A.1/A.8), the
+//! room's jitter buffer and the consumer's queue; RTCP SR/RR into [`Link`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::jitter::{JitterBuffer, JitterConfig};
+use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
+use crate::srtp::SrtpContext;
+use crate::{Codec, FRAME_MS, RtpView};
+
+use super::io::MAX_DATAGRAM;
+use super::{Bound, InboundRtp, Inner, Quality, lock};
+
+/// Bytes of the chunk inbound payloads are cut from: a packet handed to the consumer
+/// is one copy into it, and the chunk's allocation is reused once the consumer has
+/// dropped earlier packets (amortised, not per packet).
+const CHUNK: usize = 16 * 1024;
+
+/// State one session shares between its [`super::RtpSession`], the clock (its
+/// `Outbound`) and the receive thread.
+#[derive(Debug)]
+pub(super) struct Link {
+    /// The SDP address: only packets from its IP are accepted.
+    expected: Mutex<SocketAddr>,
+    /// Filled by the receive thread while in a room, drained by the clock.
+    pub(super) jitter: Mutex<JitterBuffer<Bytes>>,
+    /// Tells the receive thread to fill `jitter`.
+    pub(super) in_room: AtomicBool,
+    /// RTCP: reception statistics, round trip, SRTCP contexts.
+    pub(super) rtcp: Mutex<RtcpState>,
+    /// The SSRC we send with (to find blocks about us in the far end's reports).
+    pub(super) local_ssrc: u32,
+    codec: Codec,
+    srtp: bool,
+}
+
+/// Per-session RTCP state: written per packet by the receive thread, read and reset
+/// per report by the clock (every ~5 s), read by [`super::RtpSession::quality`].
+#[derive(Debug)]
+pub(super) struct RtcpState {
+    pub(super) reception: ReceptionStats,
+    pub(super) round_trip: RoundTrip,
+    /// Fraction lost (1/256) in the last interval we reported.
+    pub(super) last_fraction: u8,
+    /// The far end's last block about our stream.
+    remote_block: Option<ReportBlock>,
+    pub(super) srtcp_in: Option<SrtpContext>,
+    pub(super) srtcp_out: Option<SrtpContext>,
+}
+
+impl Link {
+    pub(super) fn new(
+        remote: SocketAddr,
+        codec: Codec,
+        local_ssrc: u32,
+        srtcp_in: Option<SrtpContext>,
+        srtcp_out: Option<SrtpContext>,
+    ) -> Self {
+        Self {
+            expected: Mutex::new(remote),
+            jitter: Mutex::new(JitterBuffer::new(JitterConfig::default())),
+            in_room: AtomicBool::new(false),
+            srtp: srtcp_in.is_some(),
+            rtcp: Mutex::new(RtcpState {
+                reception: ReceptionStats::new(rtp_clock_rate(codec)),
+                round_trip: RoundTrip::default(),
+                last_fraction: 0,
+                remote_block: None,
+                srtcp_in,
+                srtcp_out,
+            }),
+            local_ssrc,
+            codec,
+        }
+    }
+
+    pub(super) fn set_expected(&self, remote: SocketAddr) {
+        *lock(&self.expected) = remote;
+    }
+
+    pub(super) fn is_srtp(&self) -> bool {
+        self.srtp
+    }
+
+    pub(super) fn quality(&self) -> Quality {
+        let depth = lock(&self.jitter).depth();
+        let state = lock(&self.rtcp);
+        let clock = f64::from(rtp_clock_rate(self.codec));
+        Quality {
+            loss_fraction: f64::from(state.last_fraction) / 256.0,
+            lost: i64::from(state.reception.cumulative_lost()),
+            jitter_ms: state.reception.jitter_ms(),
+            rtt_ms: state.round_trip.rtt().map(|d| d.as_secs_f64() * 1000.0),
+            jitter_buffer_depth_ms: u32::try_from(depth)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(FRAME_MS),
+            remote_loss_fraction: state
+                .remote_block
+                .map(|b| f64::from(b.fraction_lost) / 256.0),
+            remote_jitter_ms: state
+                .remote_block
+                .map(|b| f64::from(b.jitter) * 1000.0 / clock),
+        }
+    }
+}
+
+/// The RTP clock rate of a codec's timestamps (RFC 3551 §6).
+fn rtp_clock_rate(codec: Codec) -> u32 {
+    codec.clock_rate()
+}
+
+/// What the receive thread holds for one session.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    pub(super) id: u64,
+    pub(super) bound: Arc<Bound>,
+    inner: Weak<Inner>,
+    link: Arc<Link>,
+    queue: mpsc::Sender<InboundRtp>,
+    payload_type: u8,
+    /// Receive-thread-only state (locked uncontended, per packet).
+    state: Mutex<ReceiveState>,
+    queue_overflows: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ReceiveState {
+    latched: SocketAddr,
+    chunk: BytesMut,
+    srtp: Option<SrtpContext>,
+}
+
+impl Endpoint {
+    pub(super) fn new(
+        id: u64,
+        bound: Arc<Bound>,
+        inner: Weak<Inner>,
+        link: Arc<Link>,
+        queue: mpsc::Sender<InboundRtp>,
+        srtp: Option<SrtpContext>,
+    ) -> Self {
+        let latched = *lock(&link.expected);
+        Self {
+            id,
+            bound,
+            inner,
+            payload_type: link.codec.payload_type(),
+            link,
+            queue,
+            state: Mutex::new(ReceiveState {
+                latched,
+                chunk: BytesMut::with_capacity(CHUNK),
+                srtp,
+            }),
+            queue_overflows: AtomicU64::new(0),
+        }
+    }
+
+    fn drop_packet(&self) {
+        self.bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One datagram from the RTP port.
+    pub(super) fn handle_rtp(&self, datagram: &mut [u8], source: SocketAddr) {
+        let received_at = Instant::now();
+        if source.ip() != lock(&self.link.expected).ip() {
+            self.drop_packet();
+            return;
+        }
+        let mut state = lock(&self.state);
+        let len = match state.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtp(datagram) {
+                Ok(len) => len,
+                Err(e) => {
+                    tracing::trace!(error = %e, %source, "srtp packet dropped");
+                    self.drop_packet();
+                    return;
+                }
+            },
+            None => datagram.len(),
+        };
+        let Some(plain) = datagram.get(..len) else {
+            return;
+        };
+        let view = match RtpView::parse(plain) {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::trace!(error = %e, %source, "malformed rtp dropped");
+                self.drop_packet();
+                return;
+            }
+        };
+        if state.chunk.capacity() < MAX_DATAGRAM {
+            state.chunk.reserve(CHUNK);
+        }
+        state.chunk.extend_from_slice(plain);
+        let bytes = state.chunk.split().freeze();
+        let payload_at = plain.len() - view.payload().len();
+        let payload = bytes.slice(payload_at..payload_at + view.payload().len());
+        let packet = InboundRtp {
+            payload_type: view.payload_type,
+            sequence: view.sequence,
+            timestamp: view.timestamp,
+            marker: view.marker,
+            ssrc: view.ssrc,
+            payload,
+            source,
+            received_at,
+        };
+        // Re-latch only on a well-formed (and, with SRTP, authenticated) packet, so
+        // garbage cannot move the stream.
+        if source != state.latched {
+            state.latched = source;
+            if let Some(inner) = self.inner.upgrade()
+                && let Some(o) = lock(&inner.table).sessions.get_mut(&self.id)
+            {
+                o.remote = source;
+            }
+        }
+        drop(state);
+        let now = received_at.into_std();
+        lock(&self.link.rtcp).reception.handle_packet(
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            now,
+        );
+        if packet.payload_type == self.payload_type && self.link.in_room.load(Ordering::Acquire) {
+            // A Bytes clone is a reference count, not a copy.
+            lock(&self.link.jitter).push(
+                packet.sequence,
+                packet.timestamp,
+                packet.payload.clone(),
+                now,
+            );
+        }
+        match self.queue.try_send(packet) {
+            Ok(()) => {
+                self.bound.received.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.drop_packet();
+                self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // The consumer is gone (call torn down, session not yet): not a loss.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.bound.received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One datagram from the RTCP port: SR/RR for quality and round trip.
+    pub(super) fn handle_rtcp(&self, datagram: &mut [u8], source: SocketAddr) {
+        if source.ip() != lock(&self.link.expected).ip() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut state = lock(&self.link.rtcp);
+        let len = match state.srtcp_in.as_mut() {
+            Some(srtcp) => match srtcp.unprotect_rtcp(datagram) {
+                Ok(len) => len,
+                Err(_) => return,
+            },
+            None => datagram.len(),
+        };
+        let Some(plain) = datagram.get(..len) else {
+            return;
+        };
+        let ntp_now = rtcp::ntp_timestamp(SystemTime::now());
+        let mut understood = false;
+        for report in rtcp::parse_compound(plain) {
+            let Ok(report) = report else { break };
+            understood = true;
+            if let Some(sender) = report.sender {
+                state.round_trip.handle_sender_report(&sender, now);
+            }
+            for block in report.blocks().filter(|b| b.ssrc == self.link.local_ssrc) {
+                state.round_trip.handle_report_block(&block, ntp_now);
+                state.remote_block = Some(block);
+            }
+        }
+        if understood {
+            self.bound.rtcp_received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The sending half of a session, owned by the engine's table and driven by the
+//! clock: prompts, the 20 ms RTP packet (SRTP-protected when keyed) and the RTCP
+//! report every ~5 s.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::oneshot;
+
+use crate::jitter::Concealer;
+use crate::mixer::{Frame, MixerSlot, SILENCE};
+use crate::rtcp::{self, Report, SenderInfo};
+use crate::rtp::HEADER_LEN;
+use crate::srtp::{MAX_RTP_OVERHEAD, SRTCP_TRAILER, SrtpContext};
+use crate::{Codec, FRAME_SAMPLES, Playback, Prompt, RtpSender};
+
+use super::endpoint::Link;
+use super::{Bound, PlayEnd, lock};
+
+/// RFC 3550 §6.2: the nominal report interval for a two-party session (the 5 s
+/// minimum; our RTCP is far below the 5% bandwidth share).
+pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// One RTP packet: header, one G.711 frame, room for the SRTP tag.
+const PACKET_LEN: usize = HEADER_LEN + FRAME_SAMPLES + MAX_RTP_OVERHEAD;
+/// One compound RTCP packet: SR with one block, SDES CNAME, SRTCP trailer.
+const RTCP_LEN: usize = 256;
+
+/// The clock's buffers, reused every tick.
+#[derive(Debug)]
+pub(super) struct Scratch {
+    pub(super) pcm: Frame,
+    pub(super) prompt: Frame,
+    pub(super) packet: [u8; PACKET_LEN],
+    rtcp: [u8; RTCP_LEN],
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            pcm: SILENCE,
+            prompt: SILENCE,
+            packet: [0; PACKET_LEN],
+            rtcp: [0; RTCP_LEN],
+        }
+    }
+}
+
+impl Scratch {
+    /// The payload area of the packet buffer (one frame after the header; the
+    /// constant sizes make the split infallible).
+    pub(super) fn payload_mut(&mut self) -> &mut [u8] {
+        let (_, rest) = self.packet.split_at_mut(HEADER_LEN);
+        rest.split_at_mut(FRAME_SAMPLES).0
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Outbound {
+    bound: Arc<Bound>,
+    pub(super) remote: SocketAddr,
+    pub(super) codec: Codec,
+    sender: RtpSender,
+    pub(super) playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
+    /// The room and mixer slot, while in a room.
+    pub(super) room: Option<(u64, MixerSlot)>,
+    pub(super) muted: bool,
+    /// Jitter buffer, quality and SRTCP state shared with the receive thread.
+    pub(super) link: Arc<Link>,
+    pub(super) concealer: Concealer,
+    /// False while the far end holds the call (RFC 3264 §8.4 `sendonly`/`inactive`).
+    pub(super) sending: bool,
+    srtp: Option<SrtpContext>,
+    /// RTCP sender state (§6.4.1).
+    next_report: Option<Instant>,
+    packets_sent: u32,
+    octets_sent: u32,
+    last_timestamp: u32,
+    sent_since_report: bool,
+    /// Packets the last tick could not send, collected by the clock.
+    pub(super) dropped_this_tick: u64,
+}
+
+impl Outbound {
+    pub(super) fn new(
+        bound: Arc<Bound>,
+        remote: SocketAddr,
+        codec: Codec,
+        sender: RtpSender,
+        link: Arc<Link>,
+        srtp: Option<SrtpContext>,
+    ) -> Self {
+        Self {
+            bound,
+            remote,
+            codec,
+            sender,
+            playback: None,
+            room: None,
+            muted: false,
+            link,
+            concealer: Concealer::default(),
+            sending: true,
+            srtp,
+            next_report: None,
+            packets_sent: 0,
+            octets_sent: 0,
+            last_timestamp: 0,
+            sent_since_report: false,
+            dropped_this_tick: 0,
+        }
+    }
+
+    pub(super) fn play(
+        &mut self,
+        prompt: Arc<Prompt>,
+        repeat: bool,
+        done: oneshot::Sender<PlayEnd>,
+    ) {
+        self.interrupt();
+        self.playback = Some((Playback::new(prompt, repeat), done));
+    }
+
+    pub(super) fn is_playing(&self) -> bool {
+        self.playback.is_some()
+    }
+
+    /// Sends one 20 ms packet of prompt or silence (outside a room).
+    pub(super) fn tick(&mut self, scratch: &mut Scratch) {
+        scratch.pcm = SILENCE;
+        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
+        let pcm = scratch.pcm;
+        self.encode_and_send(&pcm, scratch);
+    }
+
+    /// Adds the next frame of the playing prompt (if any) to `pcm`, saturating.
+    pub(super) fn mix_prompt(&mut self, pcm: &mut Frame, buf: &mut Frame) {
+        let Some((mut playback, done)) = self.playback.take() else {
+            return;
+        };
+        playback.fill(buf);
+        add_saturating(pcm, buf);
+        if playback.finished() {
+            let _ = done.send(PlayEnd::Finished);
+        } else {
+            self.playback = Some((playback, done));
+        }
+    }
+
+    pub(super) fn encode_and_send(&mut self, pcm: &Frame, scratch: &mut Scratch) {
+        self.codec.encode_frame(pcm, scratch.payload_mut());
+        self.send(scratch);
+    }
+
+    /// Writes the next header in front of the payload already in the scratch packet,
+    /// protects it when keyed, and sends.
+    pub(super) fn send(&mut self, scratch: &mut Scratch) {
+        if !self.sending {
+            // Time goes on: the timestamp keeps pace and the first packet after the
+            // pause carries the marker (RFC 3551 §4.1).
+            self.sender.skip(FRAME_SAMPLES as u32);
+            return;
+        }
+        let header = self.sender.next_header(FRAME_SAMPLES as u32);
+        let packet = &mut scratch.packet;
+        // The header is exactly HEADER_LEN bytes and the payload type came from a
+        // Codec, so this cannot fail; a failure would only skip the packet.
+        if header.write(packet).is_err() {
+            return;
+        }
+        let mut len = HEADER_LEN + FRAME_SAMPLES;
+        if let Some(srtp) = self.srtp.as_mut() {
+            match srtp.protect_rtp(packet, len) {
+                Ok(n) => len = n,
+                Err(_) => return,
+            }
+        }
+        let Some(datagram) = packet.get(..len) else {
+            return;
+        };
+        match self.bound.rtp.send_to(datagram, self.remote) {
+            Ok(_) => {
+                self.bound.sent.fetch_add(1, Ordering::Relaxed);
+                self.packets_sent = self.packets_sent.wrapping_add(1);
+                self.octets_sent = self.octets_sent.wrapping_add(FRAME_SAMPLES as u32);
+                self.last_timestamp = header.timestamp;
+                self.sent_since_report = true;
+            }
+            Err(_) => {
+                self.bound.send_dropped.fetch_add(1, Ordering::Relaxed);
+                self.dropped_this_tick += 1;
+            }
+        }
+    }
+
+    /// Sends the RTCP report when it is due (RFC 3550 §6.4): an SR if we sent RTP
+    /// since the last one, else an RR, with SDES CNAME; to the remote's port + 1.
+    pub(super) fn report_if_due(
+        &mut self,
+        scratch: &mut Scratch,
+        now: Instant,
+        interval: Duration,
+    ) {
+        let due = *self
+            .next_report
+            .get_or_insert_with(|| now + randomized(interval));
+        if now < due {
+            return;
+        }
+        self.next_report = Some(now + randomized(interval));
+        let sender = std::mem::take(&mut self.sent_since_report).then(|| SenderInfo {
+            ntp: rtcp::ntp_timestamp(SystemTime::now()),
+            // The timestamp of the last packet sent, at most one tick behind the NTP
+            // time: well inside what lip-sync or RTT need.
+            rtp_timestamp: self.last_timestamp,
+            packet_count: self.packets_sent,
+            octet_count: self.octets_sent,
+        });
+        let mut cname = [0u8; 32];
+        let cname = cname_of(self.sender.ssrc(), &mut cname);
+        let mut state = lock(&self.link.rtcp);
+        let state = &mut *state;
+        let block = state.reception.report_block(&state.round_trip, now);
+        if let Some(b) = block {
+            state.last_fraction = b.fraction_lost;
+        }
+        let report = Report {
+            ssrc: self.sender.ssrc(),
+            sender,
+            block,
+            cname,
+        };
+        let Ok(mut len) =
+            rtcp::write_report(&report, &mut scratch.rtcp[..RTCP_LEN - SRTCP_TRAILER])
+        else {
+            return;
+        };
+        if let Some(srtcp) = state.srtcp_out.as_mut() {
+            match srtcp.protect_rtcp(&mut scratch.rtcp, len) {
+                Ok(n) => len = n,
+                Err(_) => return,
+            }
+        }
+        let to = SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1));
+        if let Some(datagram) = scratch.rtcp.get(..len)
+            && self.bound.rtcp.send_to(datagram, to).is_ok()
+        {
+            self.bound.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn interrupt(&mut self) {
+        if let Some((_, done)) = self.playback.take() {
+            let _ = done.send(PlayEnd::Interrupted);
+        }
+    }
+}
+
+/// Adds `extra` to `pcm`, saturating at full scale.
+pub(super) fn add_saturating(pcm: &mut Frame, extra: &Frame) {
+    for (p, &e) in pcm.iter_mut().zip(extra) {
+        *p = p.saturating_add(e);
+    }
+}
+
+/// RFC 3550 §6.3.5: the interval times a random factor in [0.5, 1.5], so that
+/// sessions opened together do not report in lock-step.
+fn randomized(interval: Duration) -> Duration {
+    interval.mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// `dialbridge-<ssrc hex>`: unique per stream, with no address in it (RFC 7022 asks
+/// for CNAMEs that do not leak identity).
+fn cname_of(ssrc: u32, buf: &mut [u8; 32]) -> &[u8] {
+    const PREFIX: &[u8] = b"dialbridge-";
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    for (i, slot) in buf[PREFIX.len()..PREFIX.len() + 8].iter_mut().enumerate() {
+        *slot = HEX[((ssrc >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    &buf[..PREFIX.len() + 8]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cname_is_prefix_and_hex_ssrc() {
+        let mut buf = [0u8; 32];
+        assert_eq!(cname_of(0x00ab_cdef, &mut buf), b"dialbridge-00abcdef");
+    }
+
+    #[test]
+    fn report_interval_is_randomised_within_bounds() {
+        for _ in 0..100 {
+            let d = randomized(REPORT_INTERVAL);
+            assert!(d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500));
+        }
+    }
+}
