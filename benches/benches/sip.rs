@@ -1,12 +1,15 @@
 //! SIP message costs per call: parsing a trunk INVITE with SDP, and answering it
-//! (parse, then build and print 100 Trying and 200 OK).
+//! (parse, then build and print 100 Trying and 200 OK; and the same through the
+//! transaction layer and the UAS dialog).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dialbridge_sip::dialog::{Dialog, LocalAddress, SessionTimerConfig};
 use dialbridge_sip::message::{self, fields};
-use dialbridge_sip::rsip::SipMessage;
+use dialbridge_sip::rsip::{self, SipMessage};
+use dialbridge_sip::transaction::{Event, LayerConfig, PeerAddr, TransactionLayer, TransportKind};
 
 /// A realistic trunk INVITE with SDP (fixtures/sip/valid/trunk-invite.sip).
 const TRUNK_INVITE: &[u8] = include_bytes!("../../fixtures/sip/valid/trunk-invite.sip");
@@ -49,6 +52,49 @@ fn answer(c: &mut Criterion) {
             message::encode_into(&trying.into(), &mut out);
             let ok = fields::response_for(&req, 200, None, Some("db-4f2a9c"));
             message::encode_into(&ok.into(), &mut out);
+            black_box(out.len())
+        })
+    });
+    // The whole path a new call takes through the stack: parse, the transaction layer
+    // (a new INVITE server transaction, its 100 Trying), the UAS dialog's 200 OK with
+    // our tag and Contact, and both responses encoded for the wire. Each iteration is a
+    // new call (its own branch and Call-ID), so the layer's table grows as under load.
+    let mut layer: TransactionLayer<PeerAddr> = TransactionLayer::new(LayerConfig::default());
+    let peer = PeerAddr {
+        transport: TransportKind::Udp,
+        addr: "127.0.0.20:5060".parse().unwrap(),
+        connection: None,
+    };
+    let local = LocalAddress {
+        contact: "sip:dialbridge@127.0.0.1:5060".try_into().unwrap(),
+        sent_by: rsip::HostWithPort::try_from("127.0.0.1:5060").unwrap(),
+        transport: rsip::Transport::Udp,
+    };
+    let timers = SessionTimerConfig::default();
+    let text = String::from_utf8_lossy(TRUNK_INVITE).to_string();
+    let mut n = 0u64;
+    group.bench_function("trunk_invite_through_transaction_layer", |b| {
+        b.iter(|| {
+            n += 1;
+            let bytes = text
+                .replacen("z9hG4bK", &format!("z9hG4bK{n}x"), 1)
+                .replacen("Call-ID: ", &format!("Call-ID: {n}-"), 1);
+            let now = std::time::Instant::now();
+            let SipMessage::Request(req) = message::parse(black_box(bytes.as_bytes())).unwrap()
+            else {
+                unreachable!("fixture is a request")
+            };
+            layer.handle_request(req, peer, now);
+            let Some(Event::NewRequest { key, request, .. }) = layer.poll_event() else {
+                unreachable!("a new INVITE is handed up")
+            };
+            let mut dialog = Dialog::new_uas(&request, local.clone(), &timers, now).unwrap();
+            let ok = dialog.make_response(&request, 200, now);
+            layer.respond(&key, ok, now).unwrap();
+            out.clear();
+            while let Some(t) = layer.poll_transmit() {
+                message::encode_into(&t.message, &mut out);
+            }
             black_box(out.len())
         })
     });

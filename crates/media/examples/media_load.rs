@@ -3,14 +3,16 @@
 //! separate process (so its CPU is not counted as the bridge's).
 //!
 //! ```text
-//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain]
+//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only]
 //! ```
 //!
 //! The generator binds one UDP socket per 100 participants (an SBC's media ports),
 //! sends every participant's 20 ms PCMU packet each tick with `sendmmsg` (two
 //! talkers per conference, the rest silence) and counts what the bridge sends back
 //! with `recvmmsg`. The bridge side opens N sessions, puts them in rooms of 10 and,
-//! like the server's call tasks, drains every inbound queue in a tokio task.
+//! like the server's call tasks, drains every inbound queue in a tokio task
+//! (`--events-only`: audio is mixed but not queued, as for a participant whose DTMF
+//! comes as RFC 4733 events; `--no-drain`: nobody reads the queues).
 //!
 //! Reported over the measured window: bridge CPU (getrusage, and per thread from
 //! /proc/self/task), tick lateness p50/p99/max, packets lost inside the bridge
@@ -54,12 +56,14 @@ fn main() {
     let seconds = flag("--seconds", 20);
     let warmup = flag("--warmup", 5);
     let drain = !args.iter().any(|a| a == "--no-drain");
+    // Conference phase with RFC 4733 DTMF: audio is mixed, not queued to consumers.
+    let audio_to_consumers = !args.iter().any(|a| a == "--events-only");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(bridge(n, seconds, warmup, drain));
+    runtime.block_on(bridge(n, seconds, warmup, drain, audio_to_consumers));
 }
 
 /// Raises the soft open-file limit to the hard limit (each participant is two
@@ -70,7 +74,7 @@ fn raise_nofile() {
     }
 }
 
-async fn bridge(n: usize, seconds: u64, warmup: u64, drain: bool) {
+async fn bridge(n: usize, seconds: u64, warmup: u64, drain: bool, audio_to_consumers: bool) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args(["--generator", &n.to_string()])
@@ -99,6 +103,7 @@ async fn bridge(n: usize, seconds: u64, warmup: u64, drain: bool) {
             room = engine.create_room(ROOM);
         }
         s.join_room(room).unwrap();
+        s.set_deliver_audio(audio_to_consumers);
         let inbound = s.take_inbound().unwrap();
         if drain {
             let consumed = consumed.clone();
@@ -144,23 +149,28 @@ async fn bridge(n: usize, seconds: u64, warmup: u64, drain: bool) {
         .skip(1)
         .map(|v| v.parse::<u64>().unwrap());
     let (gen_received, gen_sent) = (fields.next().unwrap(), fields.next().unwrap());
+    let gen_cpu_ms = fields.next().unwrap();
     let _ = child.wait();
 
     let secs = wall.as_secs_f64();
     let bridge_sent = sent_after - sent_before;
     let lost_inside = (stats.send_dropped - stats_before.send_dropped)
         + (stats.receive_queue_overflows - stats_before.receive_queue_overflows);
+    let skipped = stats.ticks_skipped - stats_before.ticks_skipped;
     let rx_calls = stats.receive_syscalls - stats_before.receive_syscalls;
     let rx_wakeups = stats.receive_wakeups - stats_before.receive_wakeups;
     let rx_datagrams = stats.receive_datagrams - stats_before.receive_datagrams;
     let l = stats.tick_lateness;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
     println!(
-        "participants={n} rooms={} window={secs:.1}s cpu={:.1}% p50={:.2}ms p99={:.2}ms max={:.2}ms \
-         ticks={} lost_inside={lost_inside} bridge_sent={bridge_sent} gen_received={gen_received} \
+        "participants={n} rooms={} window={secs:.1}s cpu={:.1}% generator_cpu={:.1}% loadavg={load} p50={:.2}ms p99={:.2}ms max={:.2}ms \
+         ticks={} skipped_ticks={skipped} lost_inside={lost_inside} bridge_sent={bridge_sent} gen_received={gen_received} \
          lost_at_receivers={} gen_sent={gen_sent} bridge_rx={rx_datagrams} \
-         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain}",
+         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain} audio_to_consumers={audio_to_consumers}",
         n.div_ceil(ROOM),
         cpu.as_secs_f64() / secs * 100.0,
+        gen_cpu_ms as f64 / 10.0 / secs,
         ms(l.p50),
         ms(l.p99),
         ms(l.max),
@@ -275,9 +285,11 @@ fn generator(n: usize) {
         std::thread::spawn(move || receive_loop(&sockets, &stop, &received))
     };
     let mut marks = (0, 0);
+    let mut cpu_at_mark = process_cpu();
     for line in lines {
         match line.unwrap().trim() {
             "mark" => {
+                cpu_at_mark = process_cpu();
                 marks = (
                     received.load(Ordering::Relaxed),
                     sent.load(Ordering::Relaxed),
@@ -286,7 +298,8 @@ fn generator(n: usize) {
             "stop" => {
                 let r = received.load(Ordering::Relaxed) - marks.0;
                 let s = sent.load(Ordering::Relaxed) - marks.1;
-                println!("done {r} {s}");
+                let cpu = process_cpu() - cpu_at_mark;
+                println!("done {r} {s} {}", cpu.as_millis());
                 std::io::stdout().flush().unwrap();
                 break;
             }

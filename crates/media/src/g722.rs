@@ -2,9 +2,9 @@
 //! of 16 kHz audio, with the RTP conventions of RFC 3551 §4.5.2 (static payload type 9,
 //! RTP clock 8000 Hz although the audio is sampled at 16 kHz, one octet per two samples).
 //!
-//! The structure follows the recommendation's block diagram (§3, §4, §6) and keeps its
+//! The structure follows the recommendation's block diagram and keeps its
 //! names, so a reader can hold the two side by side:
-//! - the 24-tap transmit / receive QMF (§3.2, §4.4, Table 11 coefficients) splits 16 kHz
+//! - the 24-tap transmit / receive QMF splits 16 kHz
 //!   audio into a lower and a higher 8 kHz sub-band and joins them again;
 //! - the lower sub-band is coded with 6 bits (QUANTL, 60-level quantizer), of which the
 //!   encoder's feedback loop and the decoder's predictor use only the upper 4 (INVQAL), so a
@@ -50,7 +50,7 @@ impl Default for G722Encoder {
 }
 
 impl G722Encoder {
-    /// An encoder in the reset state of §6.1.
+    /// An encoder in the reset state: everything zero, DETL = 32, DETH = 8.
     pub const fn new() -> Self {
         Self {
             qmf: [0; 24],
@@ -72,7 +72,7 @@ impl G722Encoder {
         n
     }
 
-    /// Transmit QMF (§3.2): shifts in two input samples and returns the lower and higher
+    /// Transmit QMF: shifts in two input samples and returns the lower and higher
     /// sub-band samples `(XL, XH)` at 8 kHz.
     fn analyse(&mut self, first: i16, second: i16) -> (i32, i32) {
         self.qmf.copy_within(2.., 0);
@@ -108,7 +108,7 @@ impl Default for G722Decoder {
 }
 
 impl G722Decoder {
-    /// A decoder in the reset state of §6.1.
+    /// A decoder in the reset state: everything zero, DETL = 32, DETH = 8.
     pub const fn new() -> Self {
         Self {
             xd: [0; 12],
@@ -133,7 +133,7 @@ impl G722Decoder {
         n
     }
 
-    /// Receive QMF (§4.4): two output samples from one pair of sub-band samples.
+    /// Receive QMF: two output samples from one pair of sub-band samples.
     fn synthesise(&mut self, rl: i32, rh: i32) -> (i16, i16) {
         self.xd.copy_within(..11, 1);
         self.xs.copy_within(..11, 1);
@@ -151,13 +151,13 @@ impl G722Decoder {
     }
 }
 
-/// The QMF coefficients h(0)..h(23) (Table 11/G.722), scaled by 2^13.
+/// The QMF coefficients h(0)..h(23) of the recommendation, scaled by 2^13.
 const QMF: [i32; 24] = [
     3, -11, -11, 53, 12, -156, 32, 362, -210, -805, 951, 3876, 3876, 951, -805, -210, 362, 32,
     -156, 12, 53, -11, -11, 3,
 ];
 
-/// Scale factors after reset (§6.1): DETL = 32, DETH = 8.
+/// Scale factors after reset: DETL = 32, DETH = 8.
 const LOW_INITIAL_DET: i32 = 32;
 const HIGH_INITIAL_DET: i32 = 8;
 
@@ -192,17 +192,17 @@ const QM6: [i32; 64] = [
 /// LOGSCL: the 3-bit magnitude of `IL >> 2` (RIL → IL4) and its log-scale increment WL.
 const RL42: [usize; 16] = [0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0];
 const WL: [i32; 8] = [-60, -30, 58, 172, 334, 538, 1198, 3042];
-/// SCALEL/SCALEH: 2^(i/32) × 2048, the mantissa of the inverse log (Table 15).
+/// SCALEL/SCALEH: 2^(i/32) × 2048, the mantissa of the inverse log.
 const ILB: [i32; 32] = [
     2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774, 2834,
     2896, 2960, 3025, 3091, 3158, 3228, 3298, 3371, 3444, 3520, 3597, 3676, 3756, 3838, 3922, 4008,
 ];
 /// QUANTH decision level Q2 = 564 (× DETH >> 12) and the 2-bit codes IH for a negative /
-/// positive EH in interval `mih` 1 or 2 (Table 16).
+/// positive EH in interval `mih` 1 or 2.
 const Q2: i32 = 564;
 const IHN: [u8; 3] = [0, 1, 0];
 const IHP: [u8; 3] = [0, 3, 2];
-/// INVQAH: 2-bit inverse quantizer outputs by IH (QQ2 of Table 16, signed, × 8).
+/// INVQAH: 2-bit inverse quantizer outputs by IH (QQ2, signed, × 8).
 const QM2: [i32; 4] = [-7408, -1616, 7408, 1616];
 /// LOGSCH: IH → the magnitude IH2 and its log-scale increment WH.
 const RH2: [usize; 4] = [2, 1, 2, 1];
@@ -253,11 +253,10 @@ impl Band {
     fn encode_low(&mut self, xl: i32) -> u8 {
         let el = saturate(xl - self.s);
         let wd = magnitude(el);
-        // QUANTL: the first interval whose upper decision level exceeds |EL|.
-        let mut mil = 1;
-        while mil < 30 && wd >= (Q6[mil] * self.det) >> 12 {
-            mil += 1;
-        }
+        // QUANTL: the first interval whose upper decision level exceeds |EL|. The levels
+        // grow with the index, so a binary search finds the interval the recommendation's
+        // linear scan does.
+        let mil = 1 + Q6[1..30].partition_point(|&q| (q * self.det) >> 12 <= wd);
         let il = if el < 0 { ILN[mil] } else { ILP[mil] };
         self.update_low(usize::from(il >> 2));
         il
@@ -266,7 +265,7 @@ impl Band {
     /// The lower sub-band decoder for the 6-bit code ILR (mode 1): returns RL.
     fn decode_low(&mut self, ilr: u8) -> i32 {
         let ilr = usize::from(ilr & 0x3F);
-        // INVQBL and RECONS with all six bits, for the output only (§4.2.2).
+        // INVQBL and RECONS with all six bits, for the output only.
         let dl = (self.det * QM6[ilr]) >> 15;
         let rl = (self.s + dl).clamp(-16_384, 16_383);
         self.update_low(ilr >> 2);
@@ -421,7 +420,7 @@ mod tests {
         10.0 * (signal / noise.max(1e-9)).log10()
     }
 
-    /// The scale-factor mantissas are 2048 · 2^(i/32), rounded (Table 15).
+    /// The scale-factor mantissas are 2048 · 2^(i/32), rounded.
     #[test]
     fn ilb_is_the_inverse_log_table() {
         for (i, &v) in ILB.iter().enumerate() {
@@ -430,6 +429,25 @@ mod tests {
                 (f64::from(v) - exact).abs() <= 1.0,
                 "ILB({i}) = {v}, {exact}"
             );
+        }
+    }
+
+    /// QUANTL's binary search picks the interval the recommendation's linear scan does,
+    /// for every scale factor SCALEL can produce.
+    #[test]
+    fn quantl_search_matches_the_linear_scan() {
+        for nb in (0..=NBL_MAX).step_by(128) {
+            let det = scale_factor(nb, 8);
+            let mut band = Band::new(det);
+            for wd in (0..=32_767).step_by(11) {
+                let mut mil = 1;
+                while mil < 30 && wd >= (Q6[mil] * det) >> 12 {
+                    mil += 1;
+                }
+                band.det = det;
+                band.s = 0;
+                assert_eq!(band.encode_low(wd), ILP[mil], "det {det}, |EL| {wd}");
+            }
         }
     }
 

@@ -467,7 +467,7 @@ impl RoundTrip {
         // A negative result (clock skew, bogus block) wraps to a huge value: discard
         // anything over a minute.
         if rtt < 60 << 16 {
-            self.rtt = Some(Duration::from_micros(u64::from(rtt) * 1_000_000 >> 16));
+            self.rtt = Some(Duration::from_micros((u64::from(rtt) * 1_000_000) >> 16));
         }
     }
 

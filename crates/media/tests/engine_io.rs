@@ -295,3 +295,34 @@ async fn the_clock_measures_its_lateness() {
     assert!(lateness.max >= Duration::ZERO);
     assert_eq!(stats.send_dropped, 0);
 }
+
+#[tokio::test]
+async fn with_audio_delivery_off_only_events_are_queued() {
+    let engine = engine(42_800);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .unwrap();
+    let room = engine.create_room(2);
+    session.join_room(room).unwrap();
+    session.set_deliver_audio(false);
+    for seq in 0..5u16 {
+        far.send_to(&rtp(seq, 5, &[0x10; 160]), session.local_addr())
+            .await
+            .unwrap();
+    }
+    let mut event = rtp(5, 5, &[0x05, 0x0A, 0x00, 0xA0]);
+    event[1] = 101;
+    far.send_to(&event, session.local_addr()).await.unwrap();
+    let got = timeout(WAIT, session.recv()).await.unwrap().unwrap();
+    assert_eq!((got.payload_type, got.sequence), (101, 5));
+    assert_eq!(&got.payload[..], &[0x05, 0x0A, 0x00, 0xA0]);
+    assert_eq!(
+        session.stats().received,
+        6,
+        "audio counted, though not queued"
+    );
+    assert!(session.try_recv().is_none());
+    // The audio went to the room's jitter buffer instead.
+    assert!(session.quality().jitter_buffer_depth_ms >= 20);
+}

@@ -53,7 +53,8 @@ fn read_wav(path: &Path) -> Vec<i16> {
     reader.samples::<i16>().map(Result::unwrap).collect()
 }
 
-/// Which of `freqs` holds most of a 20 ms block's energy (over half of it), if any.
+/// Which of `freqs` holds a good part of a 20 ms block's energy (over 40%: the chime
+/// may overlap the start of the "joining" prompt), if any.
 fn dominant(block: &[i16], freqs: &[f64]) -> Option<f64> {
     let energy: f64 = block.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     // A pure sine's Goertzel power over N samples is its energy times N/2.
@@ -65,7 +66,7 @@ fn dominant(block: &[i16], freqs: &[f64]) -> Option<f64> {
     freqs
         .iter()
         .copied()
-        .find(|&f| goertzel_power(block, f, 8000.0) > 0.5 * full)
+        .find(|&f| goertzel_power(block, f, 8000.0) > 0.4 * full)
 }
 
 /// Where the join chime (600 Hz for 120 ms, then 900 Hz for 160 ms) starts in `heard`,
@@ -114,13 +115,13 @@ fn the_chime_finder_needs_both_notes_in_order() {
     let dtmf_like: Vec<i16> = sine(600.0, 200)
         .iter()
         .zip(sine(1336.0, 200))
-        .map(|(a, b)| a / 2 + b / 2)
+        .map(|(a, b)| a / 3 + b / 3 * 2)
         .chain(sine(900.0, 200))
         .collect();
     assert_eq!(
         find_join_chime(&dtmf_like),
         None,
-        "a mixed block is no note"
+        "a block where 600 Hz is a fifth of the energy is no note"
     );
 }
 
@@ -158,13 +159,14 @@ async fn sbc_sim_call_joins_adeles_meeting_and_records_the_join_chime() {
     // The chime follows the keys: the second `#` is sent after 0.5 + 1.6 + 1.5 s.
     let at = chime.unwrap() as f64 * 0.02;
     assert!(at > 3.5, "join chime at {at:.2} s, before the final #");
-    assert!(
-        bridge.calls_in_progress() == 0 || {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            bridge.calls_in_progress() == 0
-        },
-        "the call is over"
-    );
+    // sbc-sim hung up: the bridge lets the call go.
+    for _ in 0..100 {
+        if bridge.calls_in_progress() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bridge.calls_in_progress(), 0, "the call is over");
     bridge.stop().await;
 }
 

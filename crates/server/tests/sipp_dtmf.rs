@@ -21,6 +21,9 @@ use sbc_sim::ua::{Signaling, Transport};
 use sbc_sim::{CallOutcome, Expect};
 
 const TELCO_A: &str = "127.0.0.20";
+const MICROSOFT_PSTN: &str = "127.0.0.10";
+/// The Microsoft number on contoso's bridge.
+const MICROSOFT_NUMBER: &str = "+14255550100";
 /// Telco A's number on contoso's bridge.
 const TELCO_A_NUMBER: &str = "+33170000100";
 /// No trunk's address: where the dial-out UAS listens.
@@ -78,18 +81,16 @@ async fn place(target: SocketAddr, from: &str, config: CallConfig) -> CallOutcom
 async fn two_sipp_callers_key_their_way_into_adeles_meeting() {
     let bridge = TestBridge::start(demo_config()).await;
     // Both key 123456789# then # from the pcaps, and stay 6 s in the meeting.
-    let sipp = tokio::spawn(
-        Sipp::new(
-            "uac-dtmf-join.xml",
-            bridge.sip_addr(),
-            ip(TELCO_A),
-            TELCO_A_NUMBER,
-        )
-        .calls(2, 2)
-        .hold(Duration::from_secs(6))
-        .timeout(Duration::from_secs(40))
-        .run(),
-    );
+    let sipp = Sipp::new(
+        "uac-dtmf-join.xml",
+        bridge.sip_addr(),
+        ip(TELCO_A),
+        TELCO_A_NUMBER,
+    )
+    .calls(2, 2)
+    .hold(Duration::from_secs(6))
+    .timeout(Duration::from_secs(40));
+    let sipp = tokio::spawn(async move { sipp.run().await });
     let both_in = eventually(|| bridge.participants() == 2, Duration::from_secs(20)).await;
     let meetings = bridge.meetings();
     let outcome = sipp.await.unwrap();
@@ -105,6 +106,35 @@ async fn two_sipp_callers_key_their_way_into_adeles_meeting() {
         "calls still up after sipp's BYEs"
     );
     assert_eq!(bridge.participants(), 0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sipp_load_scenario_fills_adeles_meeting() {
+    let bridge = TestBridge::start(demo_config()).await;
+    // 10 calls at 5 calls/s through the Microsoft PSTN: each keys its way in, talks
+    // (the PCMU capture) and holds 4 s, so all ten overlap in the meeting.
+    let sipp = Sipp::new(
+        "uac-load.xml",
+        bridge.sip_addr(),
+        ip(MICROSOFT_PSTN),
+        MICROSOFT_NUMBER,
+    )
+    .calls(10, 10)
+    .rate(5)
+    .hold(Duration::from_secs(4))
+    .timeout(Duration::from_secs(40));
+    let sipp = tokio::spawn(async move { sipp.run().await });
+    let all_in = eventually(|| bridge.participants() == 10, Duration::from_secs(20)).await;
+    let (peak, meetings) = (bridge.participants(), bridge.meetings());
+    let outcome = sipp.await.unwrap();
+    assert_passed("uac-load", &outcome);
+    assert!(all_in, "never ten callers in the mix (last seen {peak})");
+    assert_eq!(meetings, 1, "one meeting for all ten");
+    assert!(
+        eventually(|| bridge.calls_in_progress() == 0, Duration::from_secs(5)).await,
+        "calls still up after sipp's BYEs"
+    );
     bridge.stop().await;
 }
 
@@ -133,12 +163,10 @@ async fn the_sipp_organiser_keys_megans_pin_and_opens_her_meeting() {
         "nobody in the mix before the leader"
     );
     // The organiser keys 987654321# then the PIN 24680# from the pcaps.
-    let leader = tokio::spawn(
-        Sipp::new("uac-dtmf-leader.xml", sip, ip(TELCO_A), TELCO_A_NUMBER)
-            .hold(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .run(),
-    );
+    let leader = Sipp::new("uac-dtmf-leader.xml", sip, ip(TELCO_A), TELCO_A_NUMBER)
+        .hold(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    let leader = tokio::spawn(async move { leader.run().await });
     let opened = eventually(|| bridge.participants() == 2, Duration::from_secs(15)).await;
     let participants = bridge.participants();
     let outcome = leader.await.unwrap();
@@ -160,12 +188,10 @@ async fn the_dialout_uas_answers_talks_and_waits_for_bye() {
     let uas_addr = SocketAddr::new(phone, port);
     let port_arg = port.to_string();
     // The UAS ignores the target: it only answers. One call, then it exits.
-    let uas = tokio::spawn(
-        Sipp::new("uas-dialout.xml", uas_addr, phone, "dialout")
-            .args(&["-p", &port_arg])
-            .timeout(Duration::from_secs(30))
-            .run(),
-    );
+    let uas = Sipp::new("uas-dialout.xml", uas_addr, phone, "dialout")
+        .args(&["-p", &port_arg])
+        .timeout(Duration::from_secs(30));
+    let uas = tokio::spawn(async move { uas.run().await });
     // sipp is up once its SIP port is taken.
     assert!(
         eventually(

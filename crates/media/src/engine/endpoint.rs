@@ -4,24 +4,24 @@
 //! room's jitter buffer and the consumer's queue; RTCP SR/RR into [`Link`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
 use crate::srtp::SrtpContext;
-use crate::{Codec, FRAME_MS, RtpView};
+use crate::{Codec, FRAME_MS, FRAME_SAMPLES, RtpView};
 
 use super::io::MAX_DATAGRAM;
 use super::{Bound, InboundRtp, Inner, Quality, lock};
 
-/// Bytes of the chunk inbound payloads are cut from: a packet handed to the consumer
-/// is one copy into it, and the chunk's allocation is reused once the consumer has
+/// Bytes of the chunk inbound payloads are cut from: a payload handed to the
+/// consumer is one copy into it, and the chunk's allocation is reused once the consumer has
 /// dropped earlier packets (amortised, not per packet).
 const CHUNK: usize = 16 * 1024;
 
@@ -32,9 +32,12 @@ pub(super) struct Link {
     /// The SDP address: only packets from its IP are accepted.
     expected: Mutex<SocketAddr>,
     /// Filled by the receive thread while in a room, drained by the clock.
-    pub(super) jitter: Mutex<JitterBuffer<Bytes>>,
+    pub(super) jitter: Mutex<JitterBuffer<AudioPayload>>,
     /// Tells the receive thread to fill `jitter`.
     pub(super) in_room: AtomicBool,
+    /// False: audio packets (the codec's payload type) are not queued for the
+    /// consumer, only other payload types (RFC 4733 events, comfort noise).
+    pub(super) deliver_audio: AtomicBool,
     /// RTCP: reception statistics, round trip, SRTCP contexts.
     pub(super) rtcp: Mutex<RtcpState>,
     /// The SSRC we send with (to find blocks about us in the far end's reports).
@@ -69,6 +72,7 @@ impl Link {
             expected: Mutex::new(remote),
             jitter: Mutex::new(JitterBuffer::new(JitterConfig::default())),
             in_room: AtomicBool::new(false),
+            deliver_audio: AtomicBool::new(true),
             srtp: srtcp_in.is_some(),
             rtcp: Mutex::new(RtcpState {
                 reception: ReceptionStats::new(rtp_clock_rate(codec)),
@@ -92,7 +96,12 @@ impl Link {
     }
 
     pub(super) fn quality(&self) -> Quality {
-        let depth = lock(&self.jitter).depth();
+        // Outside a room the buffer is not fed: nothing waits in it.
+        let depth = if self.in_room.load(Ordering::Acquire) {
+            lock(&self.jitter).depth()
+        } else {
+            0
+        };
         let state = lock(&self.rtcp);
         let clock = f64::from(rtp_clock_rate(self.codec));
         Quality {
@@ -118,6 +127,29 @@ fn rtp_clock_rate(codec: Codec) -> u32 {
     codec.clock_rate()
 }
 
+/// One received audio payload, by value: the jitter buffer's ring holds these, so
+/// feeding the mixer allocates nothing and shares no buffer between threads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AudioPayload {
+    len: usize,
+    bytes: [u8; FRAME_SAMPLES],
+}
+
+impl AudioPayload {
+    /// The first frame of `payload` (a longer packet is cut: we ask for 20 ms).
+    fn new(payload: &[u8]) -> Self {
+        let len = payload.len().min(FRAME_SAMPLES);
+        let mut bytes = [0u8; FRAME_SAMPLES];
+        bytes[..len].copy_from_slice(&payload[..len]);
+        Self { len, bytes }
+    }
+
+    /// The payload bytes.
+    pub(super) fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// What the receive thread holds for one session.
 #[derive(Debug)]
 pub(super) struct Endpoint {
@@ -129,7 +161,6 @@ pub(super) struct Endpoint {
     payload_type: u8,
     /// Receive-thread-only state (locked uncontended, per packet).
     state: Mutex<ReceiveState>,
-    queue_overflows: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -161,7 +192,6 @@ impl Endpoint {
                 chunk: BytesMut::with_capacity(CHUNK),
                 srtp,
             }),
-            queue_overflows: AtomicU64::new(0),
         }
     }
 
@@ -199,23 +229,6 @@ impl Endpoint {
                 return;
             }
         };
-        if state.chunk.capacity() < MAX_DATAGRAM {
-            state.chunk.reserve(CHUNK);
-        }
-        state.chunk.extend_from_slice(plain);
-        let bytes = state.chunk.split().freeze();
-        let payload_at = plain.len() - view.payload().len();
-        let payload = bytes.slice(payload_at..payload_at + view.payload().len());
-        let packet = InboundRtp {
-            payload_type: view.payload_type,
-            sequence: view.sequence,
-            timestamp: view.timestamp,
-            marker: view.marker,
-            ssrc: view.ssrc,
-            payload,
-            source,
-            received_at,
-        };
         // Re-latch only on a well-formed (and, with SRTP, authenticated) packet, so
         // garbage cannot move the stream.
         if source != state.latched {
@@ -226,30 +239,50 @@ impl Endpoint {
                 o.remote = source;
             }
         }
-        drop(state);
         let now = received_at.into_std();
         lock(&self.link.rtcp).reception.handle_packet(
-            packet.ssrc,
-            packet.sequence,
-            packet.timestamp,
+            view.ssrc,
+            view.sequence,
+            view.timestamp,
             now,
         );
-        if packet.payload_type == self.payload_type && self.link.in_room.load(Ordering::Acquire) {
-            // A Bytes clone is a reference count, not a copy.
+        let audio = view.payload_type == self.payload_type;
+        if audio && self.link.in_room.load(Ordering::Acquire) {
+            // Copied by value into the ring: no allocation, no shared buffer.
             lock(&self.link.jitter).push(
-                packet.sequence,
-                packet.timestamp,
-                packet.payload.clone(),
+                view.sequence,
+                view.timestamp,
+                AudioPayload::new(view.payload()),
                 now,
             );
         }
+        if audio && !self.link.deliver_audio.load(Ordering::Relaxed) {
+            // Mixed, not queued: no copy and no consumer wake-up per packet.
+            self.bound.received.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if state.chunk.capacity() < MAX_DATAGRAM {
+            state.chunk.reserve(CHUNK);
+        }
+        state.chunk.extend_from_slice(view.payload());
+        let payload = state.chunk.split().freeze();
+        drop(state);
+        let packet = InboundRtp {
+            payload_type: view.payload_type,
+            sequence: view.sequence,
+            timestamp: view.timestamp,
+            marker: view.marker,
+            ssrc: view.ssrc,
+            payload,
+            source,
+            received_at,
+        };
         match self.queue.try_send(packet) {
             Ok(()) => {
                 self.bound.received.fetch_add(1, Ordering::Relaxed);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.drop_packet();
-                self.queue_overflows.fetch_add(1, Ordering::Relaxed);
                 if let Some(inner) = self.inner.upgrade() {
                     inner.queue_overflows.fetch_add(1, Ordering::Relaxed);
                 }

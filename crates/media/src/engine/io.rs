@@ -6,8 +6,9 @@
 //! readiness). Here one `epoll_wait` hands out up to [`EVENTS`] ready sockets and
 //! each is drained by one `recvmmsg` — when it returns fewer than [`BATCH`] datagrams
 //! the queue is empty and no EAGAIN call is needed. Across participants the batching
-//! is in `epoll_wait`; `recvmmsg` batches only what queued on one socket (one packet
-//! per 20 ms normally, a burst after a stall).
+//! is in `epoll_wait` — paced to at most one wake-up per [`RECEIVE_PACE`], so that
+//! many sockets are ready at each; `recvmmsg` batches only what queued on one socket
+//! (one packet per 20 ms normally, a burst after a stall).
 //!
 //! The sockets are plain non-blocking std sockets, never registered with tokio, so
 //! the runtime's reactor sees none of this traffic. Buffers are the thread's own,
@@ -34,6 +35,12 @@ pub(super) const EVENTS: usize = 512;
 /// Largest datagram we accept; longer ones are cut by the kernel and then fail to
 /// parse or authenticate.
 pub(super) const MAX_DATAGRAM: usize = 1500;
+/// The shortest time between two `epoll_wait` wake-ups. The mixer takes one frame
+/// per session per 20 ms tick, so reading more often buys nothing; waking for every
+/// packet (what a high-priority thread does under light load) costs a wake-up and an
+/// `epoll_wait` per packet. The price: arrival times, hence the RFC 3550 jitter we
+/// report, are up to this much coarser.
+const RECEIVE_PACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// How often the thread looks at the shutdown flag when no packet arrives, ms.
 const IDLE_WAKE_MS: u16 = 100;
 
@@ -135,6 +142,7 @@ fn run(receiver: &Receiver) {
         if ready == 0 {
             continue;
         }
+        let woke = std::time::Instant::now();
         receiver.wakeups.fetch_add(1, Ordering::Relaxed);
         let (mut calls, mut datagrams) = (0, 0);
         let endpoints = lock(&receiver.endpoints);
@@ -162,6 +170,12 @@ fn run(receiver: &Receiver) {
         drop(endpoints);
         receiver.syscalls.fetch_add(calls, Ordering::Relaxed);
         receiver.datagrams.fetch_add(datagrams, Ordering::Relaxed);
+        // Let packets gather before the next wait, so one wake-up serves many sockets.
+        if ready < EVENTS
+            && let Some(rest) = RECEIVE_PACE.checked_sub(woke.elapsed())
+        {
+            std::thread::sleep(rest);
+        }
     }
 }
 

@@ -6,16 +6,18 @@
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
 //! thread wakes once per tick, takes the table lock once and walks every room and
-//! session, encoding into scratch buffers it owns and sending with non-blocking
-//! `sendto` (a full socket buffer drops the packet, counted: late audio is
-//! worthless). Idle rooms cost nothing but a map entry. Nothing is allocated per
-//! tick or per packet. How late each tick starts is kept in a lock-free histogram
-//! ([`EngineStats::tick_lateness`]).
+//! session, mixing (total minus own, O(N) per room) and encoding into buffers it
+//! owns; after releasing the lock it sends the tick's datagrams with non-blocking
+//! `sendto`, half of them on a helper thread (a full socket buffer drops the
+//! packet, counted: late audio is worthless). Idle rooms cost nothing but a map
+//! entry. Nothing is allocated per tick or per packet once the buffers have grown
+//! to the session count. How late each tick starts is kept in a lock-free
+//! histogram ([`EngineStats::tick_lateness`]).
 //!
 //! Why no `sendmmsg`: it batches datagrams of ONE socket, and each participant has
 //! its own socket (its port is in the SDP) and gets one packet per tick, so a batch
 //! would hold one message — the same syscall count as `sendto`. Receiving batches
-//! across participants through `epoll_wait` (see `io.rs`).
+//! across participants through a paced `epoll_wait` and `recvmmsg` (see `io.rs`).
 //!
 //! RTCP (RFC 3550 §6): every session sends an SR (or RR while held) with SDES CNAME
 //! about every 5 s (randomised 0.5–1.5×, §6.3.5) to the remote RTP port + 1 (no
@@ -62,9 +64,10 @@ pub use stats::{LatencyHistogram, LatencySummary};
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).
 pub const INBOUND_QUEUE: usize = 64;
-/// The clock gives up catching up (and restarts its schedule) after this many
-/// missed ticks: a burst longer than that would only overflow the far ends' buffers.
-const MAX_CATCH_UP_TICKS: u32 = 10;
+/// The clock catches up (sends the missed ticks back to back) when at most this many
+/// ticks late; further behind it skips them (and counts them): a longer burst would
+/// only overflow the far ends' jitter buffers and keep the clock behind.
+const MAX_CATCH_UP_TICKS: u32 = 3;
 
 /// Owns the port pool, the session and room table, the clock thread and the
 /// receive thread.
@@ -87,6 +90,7 @@ struct Inner {
     lateness: LatencyHistogram,
     /// Packets lost inside the bridge, engine-wide.
     send_dropped: AtomicU64,
+    ticks_skipped: AtomicU64,
     queue_overflows: AtomicU64,
     /// The nominal RTCP report interval, ms.
     report_interval_ms: AtomicU64,
@@ -118,6 +122,7 @@ impl MediaEngine {
             max_tick_ns: AtomicU64::new(0),
             lateness: LatencyHistogram::default(),
             send_dropped: AtomicU64::new(0),
+            ticks_skipped: AtomicU64::new(0),
             queue_overflows: AtomicU64::new(0),
             report_interval_ms: AtomicU64::new(REPORT_INTERVAL.as_millis() as u64),
             receiver: io::Receiver::start()?,
@@ -172,6 +177,7 @@ impl MediaEngine {
             max_tick: Duration::from_nanos(self.inner.max_tick_ns.load(Ordering::Relaxed)),
             tick_lateness: self.inner.lateness.summary(),
             send_dropped: self.inner.send_dropped.load(Ordering::Relaxed),
+            ticks_skipped: self.inner.ticks_skipped.load(Ordering::Relaxed),
             receive_queue_overflows: self.inner.queue_overflows.load(Ordering::Relaxed),
             receive_wakeups: self.inner.receiver.wakeups.load(Ordering::Relaxed),
             receive_syscalls: self.inner.receiver.syscalls.load(Ordering::Relaxed),
@@ -351,6 +357,9 @@ pub struct EngineStats {
     pub tick_lateness: LatencySummary,
     /// Packets the clock could not send (socket buffer full, send error), all sessions.
     pub send_dropped: u64,
+    /// Ticks given up: the clock fell more than 10 ticks behind (starved of CPU) and
+    /// restarted its schedule; each is one 20 ms packet not sent to every session.
+    pub ticks_skipped: u64,
     /// Packets received but dropped because a consumer's inbound queue was full.
     pub receive_queue_overflows: u64,
     /// Receive thread: `epoll_wait` calls that found ready sockets.
@@ -496,6 +505,16 @@ impl RtpSession {
         }
     }
 
+    /// Whether audio packets (the codec's payload type) are queued for
+    /// [`RtpSession::recv`] (default `true`). Other payload types — RFC 4733
+    /// telephone-events, comfort noise — always are. A conference participant whose
+    /// DTMF comes as telephone-events needs no audio in its queue: turning it off
+    /// saves waking the consumer task 50 times a second (the room's mixer still gets
+    /// the audio).
+    pub fn set_deliver_audio(&self, deliver: bool) {
+        self.link.deliver_audio.store(deliver, Ordering::Relaxed);
+    }
+
     /// Stops playing: silence (or the room) from the next tick.
     pub fn stop(&self) {
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
@@ -628,31 +647,37 @@ struct Table {
 impl Table {
     /// One 20 ms tick: every room mixes and sends to its members, then every session
     /// outside a room sends its prompt or silence; then RTCP reports that are due.
-    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant, report: Duration) -> u64 {
+    /// The RTP datagrams are left in `scratch.outbox`, sent after the lock is released.
+    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant, report: Duration) {
         let Table { sessions, rooms } = self;
         for room in rooms.values_mut() {
             room.tick(sessions, scratch, now);
         }
-        let mut dropped = 0;
         for outbound in sessions.values_mut() {
             if outbound.room.is_none() {
                 outbound.tick(scratch);
             }
             outbound.report_if_due(scratch, now, report);
-            dropped += std::mem::take(&mut outbound.dropped_this_tick);
         }
-        dropped
+    }
+
+    /// Ticks skipped under overload: every stream's timestamp moves on.
+    fn skip(&mut self, ticks: u32) {
+        for outbound in self.sessions.values_mut() {
+            outbound.skip(ticks);
+        }
     }
 }
 
 /// The single clock: every 20 ms, every room mixed, one packet for every session.
 ///
-/// Missed ticks (the thread was not scheduled, or a tick overran) are run at once,
-/// back to back, so RTP timestamps keep pace with real time and the far ends' jitter
-/// buffers absorb the burst; after [`MAX_CATCH_UP_TICKS`] the schedule restarts.
+/// A few missed ticks (the thread was not scheduled, or a tick overran) are run at
+/// once, back to back, and the far ends' jitter buffers absorb the burst; beyond
+/// [`MAX_CATCH_UP_TICKS`] they are skipped, RTP timestamps jumping ahead.
 fn run_clock(inner: &Weak<Inner>) {
     let period = Duration::from_millis(u64::from(FRAME_MS));
     let mut scratch = Scratch::default();
+    let mut helper = SendHelper::start();
     let mut scheduled = std::time::Instant::now();
     loop {
         let now = std::time::Instant::now();
@@ -665,7 +690,8 @@ fn run_clock(inner: &Weak<Inner>) {
             .lateness
             .record(started.saturating_duration_since(scheduled));
         let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
-        let dropped = lock(&inner.table).tick(&mut scratch, started, report);
+        lock(&inner.table).tick(&mut scratch, started, report);
+        let dropped = helper.send(&mut scratch.outbox);
         if dropped > 0 {
             inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -674,9 +700,77 @@ fn run_clock(inner: &Weak<Inner>) {
         inner.last_tick_ns.store(took, Ordering::Relaxed);
         inner.max_tick_ns.fetch_max(took, Ordering::Relaxed);
         scheduled += period;
-        if started.saturating_duration_since(scheduled) > period * MAX_CATCH_UP_TICKS {
+        let behind = started.saturating_duration_since(scheduled);
+        if behind > period * MAX_CATCH_UP_TICKS {
+            // Overload: bursting more would only overflow the far ends' buffers.
+            // Skip the missed ticks; timestamps jump so the far ends see a gap.
+            let skipped = u32::try_from(behind.as_nanos() / period.as_nanos()).unwrap_or(u32::MAX);
+            lock(&inner.table).skip(skipped);
+            inner
+                .ticks_skipped
+                .fetch_add(u64::from(skipped), Ordering::Relaxed);
             scheduled = started + period;
         }
+    }
+}
+
+/// The clock's send helper: a thread that sends one lane of each tick's datagrams
+/// while the clock sends the other. Sending is most of a tick's cost (a syscall and,
+/// on loopback, the whole receive path of the destination), so two cores halve the
+/// tick's duration. The lanes travel through rendezvous channels of capacity one:
+/// moving a `Vec` allocates nothing.
+struct SendHelper {
+    to_helper: Option<std::sync::mpsc::SyncSender<Vec<outbound::Outgoing>>>,
+    from_helper: std::sync::mpsc::Receiver<(Vec<outbound::Outgoing>, u64)>,
+}
+
+impl SendHelper {
+    fn start() -> Self {
+        let (to_helper, work) = std::sync::mpsc::sync_channel::<Vec<outbound::Outgoing>>(1);
+        let (done, from_helper) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("dialbridge-send".into())
+            .spawn(move || {
+                while let Ok(mut lane) = work.recv() {
+                    let dropped = outbound::send_lane(&mut lane);
+                    if done.send((lane, dropped)).is_err() {
+                        return;
+                    }
+                }
+            });
+        Self {
+            // Without the thread the clock sends both lanes itself.
+            to_helper: spawned.is_ok().then_some(to_helper),
+            from_helper,
+        }
+    }
+
+    /// Sends every lane of `outbox` (one here, one on the helper); returns drops.
+    fn send(&mut self, outbox: &mut outbound::Outbox) -> u64 {
+        let [mine, theirs] = &mut outbox.lanes;
+        let mut handed = false;
+        if !theirs.is_empty()
+            && let Some(to_helper) = &self.to_helper
+        {
+            match to_helper.send(std::mem::take(theirs)) {
+                Ok(()) => handed = true,
+                Err(std::sync::mpsc::SendError(back)) => {
+                    *theirs = back;
+                    self.to_helper = None;
+                }
+            }
+        }
+        let mut dropped = outbound::send_lane(mine);
+        if handed {
+            match self.from_helper.recv() {
+                Ok((back, helper_dropped)) => {
+                    *theirs = back;
+                    dropped += helper_dropped;
+                }
+                Err(_) => self.to_helper = None,
+            }
+        }
+        dropped + outbound::send_lane(theirs)
     }
 }
 

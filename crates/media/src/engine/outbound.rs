@@ -34,6 +34,8 @@ pub(super) struct Scratch {
     pub(super) prompt: Frame,
     pub(super) packet: [u8; PACKET_LEN],
     rtcp: [u8; RTCP_LEN],
+    /// This tick's RTP datagrams, sent once the table lock is released.
+    pub(super) outbox: Outbox,
 }
 
 impl Default for Scratch {
@@ -43,6 +45,7 @@ impl Default for Scratch {
             prompt: SILENCE,
             packet: [0; PACKET_LEN],
             rtcp: [0; RTCP_LEN],
+            outbox: Outbox::default(),
         }
     }
 }
@@ -54,6 +57,58 @@ impl Scratch {
         let (_, rest) = self.packet.split_at_mut(HEADER_LEN);
         rest.split_at_mut(FRAME_SAMPLES).0
     }
+}
+
+/// One RTP datagram ready to go. The `Arc` keeps the socket (and so its fd number)
+/// alive until sent, even if the session closes meanwhile.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    bound: Arc<Bound>,
+    to: SocketAddr,
+    len: usize,
+    bytes: [u8; PACKET_LEN],
+}
+
+/// A tick's datagrams, dealt alternately into [`SEND_LANES`] lanes so that the
+/// clock thread and its send helper each take one. The vectors keep their capacity
+/// from tick to tick: no allocation once they have grown to the session count.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    pub(super) lanes: [Vec<Outgoing>; SEND_LANES],
+    turn: usize,
+}
+
+/// Threads sending each tick's datagrams: the clock and one helper (2 cores).
+pub(super) const SEND_LANES: usize = 2;
+
+impl Outbox {
+    fn push(&mut self, outgoing: Outgoing) {
+        if let Some(lane) = self.lanes.get_mut(self.turn) {
+            lane.push(outgoing);
+        }
+        self.turn = (self.turn + 1) % SEND_LANES;
+    }
+}
+
+/// Sends and empties one lane (keeping its capacity); returns the datagrams dropped.
+pub(super) fn send_lane(lane: &mut Vec<Outgoing>) -> u64 {
+    let mut dropped = 0;
+    for out in lane.drain(..) {
+        let Some(datagram) = out.bytes.get(..out.len) else {
+            continue;
+        };
+        match out.bound.rtp.send_to(datagram, out.to) {
+            Ok(_) => {
+                out.bound.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                // A full socket buffer: late audio is worthless, drop and count.
+                out.bound.send_dropped.fetch_add(1, Ordering::Relaxed);
+                dropped += 1;
+            }
+        }
+    }
+    dropped
 }
 
 #[derive(Debug)]
@@ -78,8 +133,6 @@ pub(super) struct Outbound {
     octets_sent: u32,
     last_timestamp: u32,
     sent_since_report: bool,
-    /// Packets the last tick could not send, collected by the clock.
-    pub(super) dropped_this_tick: u64,
 }
 
 impl Outbound {
@@ -108,7 +161,6 @@ impl Outbound {
             octets_sent: 0,
             last_timestamp: 0,
             sent_since_report: false,
-            dropped_this_tick: 0,
         }
     }
 
@@ -179,19 +231,20 @@ impl Outbound {
         let Some(datagram) = packet.get(..len) else {
             return;
         };
-        match self.bound.rtp.send_to(datagram, self.remote) {
-            Ok(_) => {
-                self.bound.sent.fetch_add(1, Ordering::Relaxed);
-                self.packets_sent = self.packets_sent.wrapping_add(1);
-                self.octets_sent = self.octets_sent.wrapping_add(FRAME_SAMPLES as u32);
-                self.last_timestamp = header.timestamp;
-                self.sent_since_report = true;
-            }
-            Err(_) => {
-                self.bound.send_dropped.fetch_add(1, Ordering::Relaxed);
-                self.dropped_this_tick += 1;
-            }
-        }
+        let mut bytes = [0u8; PACKET_LEN];
+        bytes[..len].copy_from_slice(datagram);
+        scratch.outbox.push(Outgoing {
+            bound: self.bound.clone(),
+            to: self.remote,
+            len,
+            bytes,
+        });
+        // Counted for the SR as sent; a send that fails is counted in the session's
+        // and the engine's drop counters by the sender.
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(FRAME_SAMPLES as u32);
+        self.last_timestamp = header.timestamp;
+        self.sent_since_report = true;
     }
 
     /// Sends the RTCP report when it is due (RFC 3550 §6.4): an SR if we sent RTP
@@ -248,6 +301,11 @@ impl Outbound {
         {
             self.bound.rtcp_sent.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Moves the RTP timestamp past `ticks` frames not sent (marker on the next).
+    pub(super) fn skip(&mut self, ticks: u32) {
+        self.sender.skip(ticks.saturating_mul(FRAME_SAMPLES as u32));
     }
 
     pub(super) fn interrupt(&mut self) {

@@ -247,7 +247,7 @@ impl Outbound {
         match playout {
             Playout::Frame { item, .. } => {
                 if let Some(input) = mixer.input_mut(slot) {
-                    let n = self.codec.decode_frame(&item, input);
+                    let n = self.codec.decode_frame(item.as_slice(), input);
                     if let Some(rest) = input.get_mut(n..) {
                         rest.fill(0);
                     }

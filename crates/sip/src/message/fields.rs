@@ -132,7 +132,11 @@ fn split_host_port(sent_by: &str) -> Option<(&str, Option<u16>)> {
             None => (sent_by, None),
         }
     };
-    if host.is_empty() || host.contains([' ', '\t', '[', ']']) {
+    let bracketed = sent_by.starts_with('[');
+    let host_char = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') || (bracketed && c == ':')
+    };
+    if host.is_empty() || !host.chars().all(host_char) {
         return None;
     }
     let port = match port {

@@ -34,6 +34,7 @@ pub fn parse(datagram: &[u8]) -> Result<SipMessage, Error> {
         return Err(Error::TooLarge(datagram.len()));
     }
     let bytes = normalize(datagram)?;
+    check_start_line(&bytes)?;
     let msg = SipMessage::try_from(&*bytes).map_err(|_| classify_rsip_failure(&bytes))?;
     check(&msg)?;
     Ok(msg)
@@ -52,35 +53,70 @@ pub fn answer_for(error: &Error) -> Option<(u16, &str)> {
     }
 }
 
-/// Why rsip refused a message that normalised fine, as well as we can tell.
-fn classify_rsip_failure(bytes: &[u8]) -> Error {
-    let line_end = bytes
+/// Checks the start line's shape before rsip reads it (RFC 3261 §7.1, §7.2).
+///
+/// rsip's Request-URI reader runs on past CR/LF until it finds a space, so a start line
+/// cut short would make rsip read our body as headers; one SP between exactly three
+/// parts and no control bytes keeps rsip's view of the message the same as ours.
+fn check_start_line(bytes: &[u8]) -> Result<(), Error> {
+    let end = bytes
         .iter()
         .position(|b| *b == b'\r')
         .unwrap_or(bytes.len());
-    let line = bytes.get(..line_end).unwrap_or_default();
-    let mut parts = line.split(|b| *b == b' ');
-    let first = parts.next().unwrap_or_default();
-    if first.starts_with(b"SIP/") {
-        if first != b"SIP/2.0" {
-            return Error::UnsupportedVersion;
+    let line = bytes.get(..end).unwrap_or_default();
+    if line.starts_with(b"SIP/") {
+        let mut parts = line.splitn(3, |b| *b == b' ');
+        let (version, code) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let reason = parts.next().unwrap_or_default();
+        if version != b"SIP/2.0" {
+            return Err(Error::UnsupportedVersion);
         }
+        if code.len() != 3
+            || !code.iter().all(u8::is_ascii_digit)
+            || reason.iter().any(|b| b.is_ascii_control() && *b != b'\t')
+        {
+            return Err(Error::BadMessage("bad status line"));
+        }
+        return Ok(());
+    }
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Error::BadMessage("bad request line"));
+    };
+    if version.starts_with(b"SIP/") && version != b"SIP/2.0" {
+        return Err(Error::UnsupportedVersion);
+    }
+    if method.is_empty() || !method.iter().all(|b| normalize::is_token(*b)) || version != b"SIP/2.0"
+    {
+        return Err(Error::BadMessage("bad request line"));
+    }
+    if uri.is_empty() || uri.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+        return Err(Error::BadMessage("bad Request-URI"));
+    }
+    Ok(())
+}
+
+/// Why rsip refused a message whose start line [`check_start_line`] accepted.
+fn classify_rsip_failure(bytes: &[u8]) -> Error {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\r')
+        .unwrap_or(bytes.len());
+    let line = bytes.get(..end).unwrap_or_default();
+    if line.starts_with(b"SIP/") {
         return Error::BadMessage("malformed response");
     }
-    let _uri = parts.next();
-    let version = parts.next().unwrap_or_default();
-    if version.starts_with(b"SIP/") && version != b"SIP/2.0" && parts.next().is_none() {
-        return Error::UnsupportedVersion;
-    }
-    if !first.is_empty()
-        && first.iter().all(|b| normalize::is_token(*b))
-        && version == b"SIP/2.0"
-        && first.parse_method().is_none()
-    {
+    let method = line.split(|b| *b == b' ').next().unwrap_or_default();
+    if method.parse_method().is_none() {
         return Error::UnsupportedMethod;
     }
-    // Method and version are fine: rsip refused either the Request-URI or a header. Try
-    // the request line alone to tell which (this error path may allocate).
+    // rsip refused either the Request-URI or a header. Try the request line alone to
+    // tell which (this error path may allocate).
     let mut probe = Vec::with_capacity(line.len() + 4);
     probe.extend_from_slice(line);
     probe.extend_from_slice(b"\r\n\r\n");

@@ -559,3 +559,46 @@ fn status_codes_keep_rfc_names_and_custom_reasons() {
         Some((513, "Message Too Large"))
     );
 }
+
+#[test]
+fn a_start_line_cut_short_is_refused_before_rsip_reads_past_it() {
+    // Found by the fuzzer: rsip's Request-URI reader runs over CR/LF to the next space,
+    // so it took this body for headers; now the request line is checked first.
+    let m = format!("INVITE sip:a@b\n\r\nx SIP/2.0\r\n{VIA}{REST}\r\n");
+    assert!(matches!(
+        parse(m.as_bytes()),
+        Err(Error::BadMessage("bad request line"))
+    ));
+    for line in [
+        "INVITE  sip:a@b SIP/2.0",
+        "INVITE sip:a@b SIP/2.0 x",
+        "INV<ITE sip:a@b SIP/2.0",
+    ] {
+        let m = format!("{line}\r\n{VIA}{REST}\r\n");
+        assert!(
+            matches!(
+                parse(m.as_bytes()),
+                Err(Error::BadMessage("bad request line"))
+            ),
+            "{line}"
+        );
+    }
+    let m = format!("SIP/2.0 20 OK\r\n{VIA}{REST}\r\n");
+    assert!(matches!(
+        parse(m.as_bytes()),
+        Err(Error::BadMessage("bad status line"))
+    ));
+}
+
+#[test]
+fn via_hosts_are_checked() {
+    assert!(fields::parse_via("SIP/2.0/TCP a,b;branch=z9hG4bK1").is_err());
+    assert!(fields::parse_via("SIP/2.0/TCP a b").is_err());
+    assert!(fields::parse_via("SIP/2.0/TCP [::1:5060").is_err());
+    assert!(fields::parse_via("SIP/2.0/TCP host:99999").is_err());
+    let v = fields::parse_via("SIP/2.0/TLS [2001:db8::1]:5061;received=2001:db8::2").unwrap();
+    assert_eq!(
+        (v.host, v.port, v.received),
+        ("2001:db8::1", Some(5061), Some("2001:db8::2"))
+    );
+}
