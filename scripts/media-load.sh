@@ -8,8 +8,9 @@
 #                participant with telephone-event), see RtpSession::set_deliver_audio
 # Usage: scripts/media-load.sh [SECONDS] [SIZES...]   (default 20 s; 500 1000 2000 5000)
 # The machine should be otherwise idle: a concurrent build makes the tick lateness meaningless.
-# MEDIA_LOAD_RT=1 runs bridge and generator under `chrt -f 20` (SCHED_FIFO, needs root or
-# CAP_SYS_NICE), as a media server would be deployed; it shields the clock from other jobs.
+# MEDIA_LOAD_RT=1 runs the bridge under `chrt -f 20` and the generator under `chrt -f 10`
+# (SCHED_FIFO, needs root or CAP_SYS_NICE), as a media server would be deployed: it shields
+# the clock from other jobs, and the generator never delays the bridge.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p dialbridge-media --example media_load
 bin="$CARGO_TARGET_DIR/release/examples/media_load"
 run=()
-[ "${MEDIA_LOAD_RT:-0}" = 1 ] && run=(chrt -f 20)
+extra=()
+if [ "${MEDIA_LOAD_RT:-0}" = 1 ]; then
+    run=(chrt -f 20)
+    extra=(--gen-prio 10)
+fi
 
 # 5,000 participants need 10,000 bridge sockets; the program raises its soft limit to the
 # hard one, which must allow it.
@@ -35,6 +40,6 @@ for mode in queued events-only; do
     [ "$mode" = events-only ] && flag="--events-only"
     for n in "${sizes[@]}"; do
         echo "==> $n participants, $mode, ${seconds}s after a 5 s ramp-up"
-        "${run[@]}" "$bin" "$n" --seconds "$seconds" --warmup 5 $flag
+        "${run[@]}" "$bin" "$n" --seconds "$seconds" --warmup 5 $flag "${extra[@]}"
     done
 done

@@ -3,7 +3,7 @@
 //! separate process (so its CPU is not counted as the bridge's).
 //!
 //! ```text
-//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only]
+//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only] [--gen-prio P]
 //! ```
 //!
 //! The generator binds one UDP socket per 100 participants (an SBC's media ports),
@@ -58,12 +58,24 @@ fn main() {
     let drain = !args.iter().any(|a| a == "--no-drain");
     // Conference phase with RFC 4733 DTMF: audio is mixed, not queued to consumers.
     let audio_to_consumers = !args.iter().any(|a| a == "--events-only");
+    let gen_prio = args
+        .iter()
+        .position(|a| a == "--gen-prio")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<u32>().ok());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(bridge(n, seconds, warmup, drain, audio_to_consumers));
+    runtime.block_on(bridge(
+        n,
+        seconds,
+        warmup,
+        drain,
+        audio_to_consumers,
+        gen_prio,
+    ));
 }
 
 /// Raises the soft open-file limit to the hard limit (each participant is two
@@ -74,9 +86,27 @@ fn raise_nofile() {
     }
 }
 
-async fn bridge(n: usize, seconds: u64, warmup: u64, drain: bool, audio_to_consumers: bool) {
+async fn bridge(
+    n: usize,
+    seconds: u64,
+    warmup: u64,
+    drain: bool,
+    audio_to_consumers: bool,
+    gen_prio: Option<u32>,
+) {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    // With --gen-prio P (the bridge itself under `chrt -f` with a higher priority),
+    // the generator runs SCHED_FIFO at P: above the machine's other jobs, below the
+    // bridge, so that it never delays a tick.
+    let mut command = match gen_prio {
+        Some(p) => {
+            let mut c = Command::new("chrt");
+            c.args(["-f", &p.to_string()]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args(["--generator", &n.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

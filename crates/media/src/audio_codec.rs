@@ -1,5 +1,6 @@
 //! Every audio codec a participant may speak, behind one name and one frame API:
-//! G.711 (the stateless [`Codec`]), G.722 and Opus (stateful, [`CodecState`]).
+//! G.711 (the stateless [`Codec`]), G.722 and Opus (stateful, [`CodecState`]); and
+//! [`Transcoder`], one participant's leg between the wire and a mix at another rate.
 //!
 //! [`Codec`] stays the two-variant G.711 enum that the engine and the SIP glue match on
 //! exhaustively; [`AudioCodec`] wraps it and adds the wideband codecs, so moving a caller
@@ -13,7 +14,7 @@ use crate::Error;
 use crate::codec::Codec;
 use crate::g722::{G722_PAYLOAD_TYPE, G722Decoder, G722Encoder};
 use crate::opus::{OpusDecoder, OpusEncoder, OpusRate};
-use crate::resampler::SampleRate;
+use crate::resampler::{Resampler, SampleRate};
 
 /// A codec with its RTP payload type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,9 +188,140 @@ impl CodecState {
     }
 }
 
+/// One participant's leg between the wire and a conference mixing at `mix_rate`: the
+/// codec state plus a resampler each way when the codec's rate is not the mix's. What
+/// the engine holds per participant when the mix runs wideband.
+#[derive(Debug)]
+pub struct Transcoder {
+    state: CodecState,
+    mix_rate: SampleRate,
+    to_mix: Option<Resampler>,
+    from_mix: Option<Resampler>,
+    /// One frame at the codec's rate (at most 20 ms at 48 kHz).
+    pcm: [i16; MAX_FRAME],
+}
+
+/// The largest frame any leg handles: 20 ms at 48 kHz.
+const MAX_FRAME: usize = 960;
+
+impl Transcoder {
+    /// A leg for `codec` into a mix at `mix_rate` (allocates: call it at call set-up).
+    pub fn new(codec: AudioCodec, mix_rate: SampleRate) -> Result<Self, Error> {
+        let rate = codec.sample_rate();
+        let (to_mix, from_mix) = if rate == mix_rate {
+            (None, None)
+        } else {
+            (
+                Some(Resampler::new(rate, mix_rate)),
+                Some(Resampler::new(mix_rate, rate)),
+            )
+        };
+        Ok(Self {
+            state: CodecState::new(codec)?,
+            mix_rate,
+            to_mix,
+            from_mix,
+            pcm: [0; MAX_FRAME],
+        })
+    }
+
+    /// The codec on the wire.
+    pub fn codec(&self) -> AudioCodec {
+        self.state.codec()
+    }
+
+    /// The mix rate.
+    pub fn mix_rate(&self) -> SampleRate {
+        self.mix_rate
+    }
+
+    /// Decodes one RTP payload into one frame at the mix rate (`mix` should hold
+    /// `mix_rate.frame_samples()`) and returns the samples written. Never fails (see
+    /// [`CodecState::decode_frame`]). A payload longer than 20 ms (an Opus peer may
+    /// send 40 or 60 ms packets) is cut to what `mix` holds. Allocation-free.
+    pub fn decode_to_mix(&mut self, payload: &[u8], mix: &mut [i16]) -> usize {
+        let n = self.state.decode_frame(payload, &mut self.pcm);
+        self.resample_into(n, mix)
+    }
+
+    /// Conceals a lost frame into `mix` when the codec can (Opus); 0 otherwise, and the
+    /// caller falls back on the generic concealer at the mix rate.
+    pub fn conceal_to_mix(&mut self, mix: &mut [i16]) -> usize {
+        let n = self.state.conceal(&mut self.pcm);
+        if n == 0 {
+            return 0;
+        }
+        self.resample_into(n, mix)
+    }
+
+    /// Encodes one frame of the mix (what this participant hears) into `out` and returns
+    /// the payload length. Allocation-free.
+    pub fn encode_from_mix(&mut self, mix: &[i16], out: &mut [u8]) -> Result<usize, Error> {
+        match &mut self.from_mix {
+            None => self.state.encode_frame(mix, out),
+            Some(r) => {
+                let n = r.process(mix, &mut self.pcm);
+                // `n` is at most the buffer's length.
+                self.state.encode_frame(&self.pcm[..n], out)
+            }
+        }
+    }
+
+    fn resample_into(&mut self, n: usize, mix: &mut [i16]) -> usize {
+        // `n` came from writing into `self.pcm`, so it is within it.
+        let pcm = &self.pcm[..n.min(MAX_FRAME)];
+        match &mut self.to_mix {
+            Some(r) => r.process(pcm, mix),
+            None => {
+                let n = pcm.len().min(mix.len());
+                mix[..n].copy_from_slice(&pcm[..n]);
+                n
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 16 kHz mix heard by a G.711 caller and a G.722 caller, and the G.711 caller
+    /// heard in the mix: the tone keeps its level on every leg; frames are whole.
+    #[test]
+    fn legs_into_a_wideband_mix() {
+        let mix_rate = SampleRate::Hz16000;
+        let mut pcmu = Transcoder::new(Codec::Pcmu.into(), mix_rate).unwrap();
+        let mut g722 = Transcoder::new(AudioCodec::G722, mix_rate).unwrap();
+        assert_eq!(g722.codec(), AudioCodec::G722);
+        let mut far_end = CodecState::new(Codec::Pcmu.into()).unwrap();
+        let mut payload = [0u8; 160];
+        let mut mix = [0i16; 320];
+        let mut heard = [0i16; 160];
+        let mut level = 0.0f64;
+        for f in 0..50 {
+            // The caller's tone, 600 Hz at 8 kHz, as it arrives on the wire.
+            let tone: Vec<i16> = (0..160)
+                .map(|i| {
+                    let t = (f * 160 + i) as f64 / 8000.0;
+                    (8000.0 * (2.0 * std::f64::consts::PI * 600.0 * t).sin()) as i16
+                })
+                .collect();
+            let len = far_end.encode_frame(&tone, &mut payload).unwrap();
+            assert_eq!(pcmu.decode_to_mix(&payload[..len], &mut mix), 320);
+            // The G.722 caller hears it at the wideband rate...
+            assert_eq!(g722.encode_from_mix(&mix, &mut payload).unwrap(), 160);
+            // ...and the G.711 caller, say, hears it back.
+            let len = pcmu.encode_from_mix(&mix, &mut payload).unwrap();
+            assert_eq!(len, 160);
+            far_end.decode_frame(&payload[..len], &mut heard);
+            if f >= 10 {
+                level += heard.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+            }
+        }
+        let rms = (level / (40.0 * 160.0)).sqrt();
+        assert!((rms / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.05, "{rms}");
+        assert_eq!(pcmu.conceal_to_mix(&mut mix), 0);
+    }
 
     #[test]
     fn static_payload_types() {

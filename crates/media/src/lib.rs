@@ -52,7 +52,7 @@ pub mod srtp;
 pub mod tone;
 
 pub use announce::CountAnnouncer;
-pub use audio_codec::{AudioCodec, CodecState};
+pub use audio_codec::{AudioCodec, CodecState, Transcoder};
 pub use codec::Codec;
 pub use comfort_noise::{ComfortNoise, NoiseGenerator};
 #[cfg(feature = "tokio")]

@@ -72,6 +72,12 @@ pub enum SrtpError {
     /// A master key || salt that is not 30 bytes.
     #[error("SRTP master key and salt must be {MASTER_LEN} bytes, got {0}")]
     KeyLength(usize),
+    /// An `inline:` key that is not base64.
+    #[error("SRTP inline key is not base64")]
+    KeyEncoding,
+    /// A crypto suite we do not implement.
+    #[error("unsupported SRTP crypto suite")]
+    UnsupportedSuite,
     /// Too short for a header, its CSRCs and extension, or the tag / trailer.
     #[error("SRTP packet truncated")]
     Truncated,
@@ -114,10 +120,82 @@ impl SrtpKeys {
         })
     }
 
+    /// Keys from an SDES exchange as the SDP carries it (RFC 4568 §6.1): the suite
+    /// name and the base64 `inline:` key-salt of our `a=crypto` and of the far end's
+    /// (padding optional). Lifetime and MKI are not supported (the caller should not
+    /// accept a crypto line that carries an MKI).
+    pub fn from_sdes(
+        suite: &str,
+        local_inline: &str,
+        remote_inline: &str,
+    ) -> Result<Self, SrtpError> {
+        let suite = SrtpSuite::from_sdp_name(suite).ok_or(SrtpError::UnsupportedSuite)?;
+        let local = decode_inline(local_inline)?;
+        let remote = decode_inline(remote_inline)?;
+        Ok(Self {
+            suite,
+            local_key_salt: local,
+            remote_key_salt: remote,
+        })
+    }
+
     /// Fresh random local key material, for our answer's `a=crypto`.
     pub fn random_key_salt() -> [u8; MASTER_LEN] {
         rand::random()
     }
+
+    /// Base64 (RFC 4648, padded) of 30 bytes of key material, for `inline:`.
+    pub fn encode_inline(key_salt: &[u8; MASTER_LEN]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(40);
+        for chunk in key_salt.chunks(3) {
+            let b = [
+                chunk.first().copied().unwrap_or(0),
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Decodes a base64 `inline:` key-salt into exactly [`MASTER_LEN`] bytes.
+fn decode_inline(text: &str) -> Result<[u8; MASTER_LEN], SrtpError> {
+    let mut out = [0u8; MASTER_LEN];
+    let mut len = 0;
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(SrtpError::KeyEncoding),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            let slot = out.get_mut(len).ok_or(SrtpError::KeyLength(len + 1))?;
+            *slot = (acc >> bits) as u8;
+            len += 1;
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if len != MASTER_LEN {
+        return Err(SrtpError::KeyLength(len));
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for SrtpKeys {
@@ -620,6 +698,33 @@ mod tests {
             SrtpSuite::from_sdp_name("AES_CM_128_HMAC_SHA1_80"),
             Some(SrtpSuite::AesCm128HmacSha1_80)
         );
+    }
+
+    #[test]
+    fn sdes_inline_keys_decode_and_encode() {
+        // RFC 4568 §9.1's example key.
+        let keys = SrtpKeys::from_sdes(
+            "AES_CM_128_HMAC_SHA1_80",
+            "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
+            "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        )
+        .unwrap();
+        assert_eq!(keys.suite, SrtpSuite::AesCm128HmacSha1_80);
+        assert_eq!(&keys.remote_key_salt[..8], b"YS___sem");
+        assert_eq!(
+            SrtpKeys::encode_inline(&keys.local_key_salt),
+            "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+        );
+        let random = SrtpKeys::random_key_salt();
+        let text = SrtpKeys::encode_inline(&random);
+        assert_eq!(decode_inline(&text).unwrap(), random);
+        assert_eq!(
+            SrtpKeys::from_sdes("F8_128_HMAC_SHA1_80", &text, &text),
+            Err(SrtpError::UnsupportedSuite)
+        );
+        assert_eq!(decode_inline("abc!"), Err(SrtpError::KeyEncoding));
+        assert_eq!(decode_inline("QUJD"), Err(SrtpError::KeyLength(3)));
+        assert!(decode_inline(&"QUJD".repeat(20)).is_err());
     }
 
     #[test]

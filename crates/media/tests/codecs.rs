@@ -95,13 +95,13 @@ fn g722_round_trip(input: &[i16]) -> Vec<i16> {
 const G722_DELAY: usize = 22;
 
 #[test]
-fn g722_tone_snr_above_30_db() {
+fn g722_tone_snr_above_40_db() {
     // 1013 Hz rather than 1 kHz so that the sine does not repeat every 16 samples.
     for freq in [1013.0, 300.0] {
         let input = tone(freq, 12_000.0, 16_000, 32_000);
         let out = g722_round_trip(&input);
         let s = snr(&input, &out, G722_DELAY, 1600);
-        assert!(s > 30.0, "{freq} Hz: {s:.1} dB");
+        assert!(s > 40.0, "{freq} Hz: {s:.1} dB");
     }
 }
 

@@ -16,7 +16,7 @@ use dialbridge_conference::dtmf::{
 };
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{
-    Action, ConferenceKey, Ivr, IvrConfig, LookupResult, PinResult, PromptId, TenantId,
+    Action, ConferenceKey, Ivr, IvrConfig, LookupResult, PinResult, PromptId, Role, TenantId,
 };
 use dialbridge_conference::room::RejectReason;
 use dialbridge_media::{PlayDone, Prompt, RtpSession};
@@ -58,6 +58,8 @@ struct CallTask {
     /// What the last successful lookup found (the meeting's lobby setting).
     found: Option<ConferenceInfo>,
     meeting: Option<Membership>,
+    /// The meeting and role the IVR chose (for the call detail record).
+    joining: Option<(ConferenceKey, Role)>,
     meeting_tx: mpsc::Sender<ToMember>,
     reports: mpsc::Sender<CallReport>,
     held: bool,
@@ -100,6 +102,7 @@ pub(crate) async fn run(
         questions: JoinSet::new(),
         found: None,
         meeting: None,
+        joining: None,
         meeting_tx,
         reports,
         held: false,
@@ -254,6 +257,7 @@ impl CallTask {
                         .as_ref()
                         .filter(|info| info.key() == conference)
                         .is_some_and(|info| info.wait_for_leader);
+                    self.joining = Some((conference.clone(), role));
                     self.meeting = Some(self.services.conferences.join(
                         conference,
                         role,
@@ -335,6 +339,16 @@ impl CallTask {
                 }
                 if let Some(audio) = self.services.prompts.get(PromptId::Joined) {
                     self.play(Playing::Other, audio);
+                }
+                if let Some((conference, role)) = self.joining.clone() {
+                    let _ = self
+                        .reports
+                        .send(CallReport::Joined {
+                            id: self.id.clone(),
+                            conference: conference.id,
+                            role,
+                        })
+                        .await;
                 }
             }
             ToMember::Rejected { reason } => {

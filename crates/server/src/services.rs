@@ -14,6 +14,7 @@ use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
 use dialbridge_router::Router;
 
 use crate::Error;
+use crate::cdr::CdrStore;
 use crate::conferences::{Conferences, MeetingSettings};
 use crate::config::{Config, IvrConfig};
 
@@ -30,6 +31,8 @@ pub struct Services {
     pub counts: CountAnnouncer,
     /// What callers hear in the lobby while they wait for the leader.
     pub music_on_hold: Arc<Prompt>,
+    /// Call detail records (billing data), committed as each call ends.
+    pub cdrs: CdrStore,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
 }
@@ -61,6 +64,13 @@ impl Services {
                 .import_csv(file, &Provider::dialbridge())
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
+        let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
+            Error::Config(format!(
+                "{}: [admin] cdr_database {}: {e}",
+                config.path.display(),
+                config.admin.cdr_database
+            ))
+        })?;
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}",
@@ -81,6 +91,7 @@ impl Services {
             conferences,
             counts,
             music_on_hold: Arc::new(music_on_hold()),
+            cdrs,
             prompts,
             directory,
             ivr: config.ivr.clone(),

@@ -277,19 +277,17 @@ impl Endpoint {
             source,
             received_at,
         };
+        // Counted before the consumer can see it; taken back if the queue is full.
+        self.bound.received.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(packet) {
-            Ok(()) => {
-                self.bound.received.fetch_add(1, Ordering::Relaxed);
-            }
+            // A consumer gone (call torn down, session not yet) is not a loss.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.bound.received.fetch_sub(1, Ordering::Relaxed);
                 self.drop_packet();
                 if let Some(inner) = self.inner.upgrade() {
                     inner.queue_overflows.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            // The consumer is gone (call torn down, session not yet): not a loss.
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.bound.received.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -64,10 +64,11 @@ pub use stats::{LatencyHistogram, LatencySummary};
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).
 pub const INBOUND_QUEUE: usize = 64;
-/// The clock catches up (sends the missed ticks back to back) when at most this many
-/// ticks late; further behind it skips them (and counts them): a longer burst would
-/// only overflow the far ends' jitter buffers and keep the clock behind.
-const MAX_CATCH_UP_TICKS: u32 = 3;
+/// The clock catches up (sends the missed ticks back to back, timestamps unbroken)
+/// when at most this many ticks (1 s) late, e.g. after the machine stalled; further
+/// behind — sustained overload — it skips them (and counts them): a longer burst
+/// would only overflow the far ends' jitter buffers and keep the clock behind.
+const MAX_CATCH_UP_TICKS: u32 = 50;
 
 /// Owns the port pool, the session and room table, the clock thread and the
 /// receive thread.
@@ -496,6 +497,15 @@ impl RtpSession {
         }
     }
 
+    /// Sends RTCP to `rtcp` (the SDP's `a=rtcp`, RFC 3605) instead of the RTP
+    /// address with port + 1. A later [`RtpSession::set_remote`] keeps it; call this
+    /// again after a re-INVITE that changed it.
+    pub fn set_remote_rtcp(&self, rtcp: SocketAddr) {
+        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
+            o.remote_rtcp = Some(rtcp);
+        }
+    }
+
     /// Pauses (`false`) or resumes sending, for hold: RFC 3264 §8.4 `sendonly` or
     /// `inactive` from the far end means it does not want our media. Timestamps keep
     /// running while paused and the first packet after carries the marker.
@@ -560,6 +570,11 @@ impl RtpSession {
     /// Stops sending and receiving; when it returns the port pair is free again.
     pub async fn close(mut self) {
         self.detach();
+        // A tick being sent right now may still hold the socket (at most one tick's
+        // send phase); the port is released with the last handle.
+        while Arc::strong_count(&self.bound) > 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     fn detach(&mut self) {
@@ -690,13 +705,18 @@ fn run_clock(inner: &Weak<Inner>) {
             .lateness
             .record(started.saturating_duration_since(scheduled));
         let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
-        lock(&inner.table).tick(&mut scratch, started, report);
+        {
+            let mut table = lock(&inner.table);
+            table.tick(&mut scratch, started, report);
+            // Counted under the lock: whoever changes a session after reading the
+            // count knows every later tick sees the change.
+            inner.ticks.fetch_add(1, Ordering::Relaxed);
+        }
         let dropped = helper.send(&mut scratch.outbox);
         if dropped > 0 {
             inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        inner.ticks.fetch_add(1, Ordering::Relaxed);
         inner.last_tick_ns.store(took, Ordering::Relaxed);
         inner.max_tick_ns.fetch_max(took, Ordering::Relaxed);
         scheduled += period;

@@ -115,6 +115,8 @@ pub(super) fn send_lane(lane: &mut Vec<Outgoing>) -> u64 {
 pub(super) struct Outbound {
     bound: Arc<Bound>,
     pub(super) remote: SocketAddr,
+    /// The SDP's `a=rtcp` address; `None`: the RTP address with port + 1.
+    pub(super) remote_rtcp: Option<SocketAddr>,
     pub(super) codec: Codec,
     sender: RtpSender,
     pub(super) playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
@@ -147,6 +149,7 @@ impl Outbound {
         Self {
             bound,
             remote,
+            remote_rtcp: None,
             codec,
             sender,
             playback: None,
@@ -295,7 +298,9 @@ impl Outbound {
                 Err(_) => return,
             }
         }
-        let to = SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1));
+        let to = self.remote_rtcp.unwrap_or_else(|| {
+            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+        });
         if let Some(datagram) = scratch.rtcp.get(..len)
             && self.bound.rtcp.send_to(datagram, to).is_ok()
         {

@@ -255,7 +255,7 @@ fn cdr_params() -> [Value; 3] {
                 "description": format!("Records that ended before this time: {time}"),
                 "schema": { "type": "string" } }),
         json!({ "name": "limit", "in": "query", "required": false,
-                "description": "At most this many (JSON: default 1000, at most 10000)",
+                "description": "At most this many (JSON: default 1000, at most 10000; CSV: every record unless given)",
                 "schema": { "type": "integer", "minimum": 1 } }),
     ]
 }

@@ -2,7 +2,7 @@
 //! address, or a softphone by digest), where to (the router's decision and its grant),
 //! with what media (SDP offer/answer and an RTP session), then 180 or 200.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
@@ -15,7 +15,7 @@ use dialbridge_sip::sdp::{LocalMedia, MediaSession, SessionDescription};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
-use super::call::{Call, CallPhase, spawn_call_task};
+use super::call::{Call, CallPhase, CallRecord, spawn_call_task};
 use crate::answers;
 
 impl Signaling {
@@ -163,6 +163,7 @@ impl Signaling {
         };
         self.dialogs.insert(dialog);
         self.by_invite.insert(key.clone(), id.clone());
+        let calling = from_user(&invite).unwrap_or_default();
         let call = Call {
             phase,
             invite: Box::new(invite),
@@ -174,6 +175,12 @@ impl Signaling {
             to_task,
             task,
             arrived: now,
+            record: CallRecord {
+                calling,
+                arrived: SystemTime::now(),
+                answered: None,
+                joined: None,
+            },
         };
         let answer_now = matches!(call.phase, CallPhase::Answered);
         self.calls.insert(id.clone(), call);

@@ -5,7 +5,9 @@
 //! its report) releases the capacity exactly once.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use dialbridge_conference::ivr::{ConferenceId, Role};
 
 use dialbridge_media::RtpSession;
 use dialbridge_router::Grant;
@@ -48,6 +50,17 @@ pub(super) struct Call {
     /// The call task, aborted when the call ends.
     pub task: AbortHandle,
     pub arrived: Instant,
+    /// For the call detail record: wall-clock times, the calling party, the meeting.
+    pub record: CallRecord,
+}
+
+/// What the call detail record needs beyond the grant.
+#[derive(Debug, Clone)]
+pub(super) struct CallRecord {
+    pub calling: String,
+    pub arrived: SystemTime,
+    pub answered: Option<SystemTime>,
+    pub joined: Option<(ConferenceId, Role, SystemTime)>,
 }
 
 impl Drop for Call {
@@ -84,6 +97,14 @@ pub enum CallInput {
 pub(crate) enum CallReport {
     /// End the call with BYE carrying this Reason header value.
     HangUp { id: DialogId, reason: String },
+    /// A call's record is committed: send what waited for it.
+    Recorded(super::in_dialog::AfterRecord),
+    /// The caller is in a meeting's mix (for the call detail record).
+    Joined {
+        id: DialogId,
+        conference: ConferenceId,
+        role: Role,
+    },
 }
 
 /// Starts the media side of a call: its RTP session plays the welcome prompt and the

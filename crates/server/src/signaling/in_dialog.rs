@@ -12,8 +12,9 @@ use dialbridge_sip::sdp::SessionDescription;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransactionKey};
 
 use super::Signaling;
-use super::call::{CallInput, CallPhase};
+use super::call::{CallInput, CallPhase, CallReport};
 use crate::answers;
+use crate::cdr::{Cdr, EndedBy, Timestamp};
 
 impl Signaling {
     /// The ring delay is over: answer unless the call went away meanwhile.
@@ -52,6 +53,7 @@ impl Signaling {
             body,
         );
         call.phase = CallPhase::Answered;
+        call.record.answered = Some(std::time::SystemTime::now());
         let key = call.invite_key.clone();
         self.respond(&key, response, now);
     }
@@ -83,12 +85,19 @@ impl Signaling {
         if !ringing {
             return; // already answered: the CANCEL changes nothing (§9.2)
         }
-        if let (Some(call), Some(dialog)) = (self.calls.get(&id), self.dialogs.get_mut(&id)) {
-            let response = dialog.make_response(&call.invite, 487, now);
-            let key = call.invite_key.clone();
-            self.respond(&key, response, now);
-        }
-        self.end_call(&id, "cancelled");
+        let answer = match (self.calls.get(&id), self.dialogs.get_mut(&id)) {
+            (Some(call), Some(dialog)) => Some((
+                dialog.make_response(&call.invite, 487, now),
+                call.invite_key.clone(),
+            )),
+            _ => None,
+        };
+        // The caller hears that the call is over once its record is committed.
+        let after = match answer {
+            Some((response, key)) => AfterRecord::Respond { key, response },
+            None => AfterRecord::Nothing,
+        };
+        self.end_call(&id, EndedBy::Cancel, 487, after);
     }
 
     pub(super) fn handle_in_dialog(
@@ -133,8 +142,12 @@ impl Signaling {
         match what {
             InDialogRequest::Bye => {
                 let response = self.dialog_response(&id, &request, 200, now);
-                self.respond(&key, response, now);
-                self.end_call(&id, "caller hung up");
+                self.end_call(
+                    &id,
+                    EndedBy::Caller,
+                    200,
+                    AfterRecord::Respond { key, response },
+                );
             }
             InDialogRequest::ReInvite { offer } | InDialogRequest::Update { offer } => {
                 self.handle_reoffer(&key, &id, &request, offer, now)
@@ -290,7 +303,7 @@ impl Signaling {
                 }
             }
             if code == 481 || code == 408 {
-                self.end_call(&id, "dialog gone at the peer");
+                self.end_call(&id, EndedBy::Error, 200, AfterRecord::Nothing);
             }
         }
         self.by_client.remove(key);
@@ -299,15 +312,17 @@ impl Signaling {
     pub(super) fn handle_transaction_timeout(&mut self, key: &TransactionKey, _now: Instant) {
         if let Some(id) = self.by_client.remove(key) {
             // Our BYE or refresh got no answer: the peer is gone either way.
-            self.end_call(&id, "peer not answering");
+            self.end_call(&id, EndedBy::Timeout, 200, AfterRecord::Nothing);
         }
     }
 
-    /// Ends a call from our side: 480 while it rings, BYE once answered.
-    pub(super) fn hang_up(&mut self, id: &DialogId, reason: &str, now: Instant) {
+    /// Ends a call from our side: 480 while it rings, BYE once answered. The record is
+    /// committed first, so a crash after the caller learns of the end loses nothing.
+    pub(super) fn hang_up(&mut self, id: &DialogId, reason: &str, ended_by: EndedBy, now: Instant) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
+        tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
         match call.phase {
             CallPhase::Ringing => {
                 let key = call.invite_key.clone();
@@ -316,26 +331,27 @@ impl Signaling {
                 response
                     .headers
                     .push(Header::Other("Reason".into(), reason.into()));
-                self.respond(&key, response, now);
+                self.end_call(id, ended_by, 480, AfterRecord::Respond { key, response });
             }
             CallPhase::Answered | CallPhase::Confirmed => {
                 let peer = call.peer;
-                if let Some(dialog) = self.dialogs.get_mut(id) {
+                let bye = self.dialogs.get_mut(id).map(|dialog| {
                     let mut bye = dialog.make_request(Method::Bye, now);
                     bye.headers
                         .push(Header::Other("Reason".into(), reason.into()));
-                    match self.layer.send_request(bye, peer, now) {
-                        Ok(key) => {
-                            self.by_client
-                                .insert(TransactionKey::Client(key), id.clone());
-                        }
-                        Err(e) => tracing::debug!(error = %e, "BYE not sent"),
-                    }
-                }
+                    bye
+                });
+                let after = match bye {
+                    Some(request) => AfterRecord::Request {
+                        id: id.clone(),
+                        request,
+                        peer,
+                    },
+                    None => AfterRecord::Nothing,
+                };
+                self.end_call(id, ended_by, 200, after);
             }
         }
-        tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
-        self.end_call(id, "bridge hung up");
     }
 
     /// Sends a session refresh (we are the refresher): a re-INVITE with our current SDP.
@@ -358,19 +374,111 @@ impl Signaling {
         }
     }
 
-    /// Forgets a call: its grant goes back to the router, its media stops, its task ends.
-    pub(super) fn end_call(&mut self, id: &DialogId, why: &str) {
-        if let Some(call) = self.calls.remove(id) {
-            tracing::info!(
-                call_id = %id.call_id,
-                number = %call.grant.number(),
-                trunk = call.grant.trunk_name(),
-                seconds = call.arrived.elapsed().as_secs(),
-                why,
-                "call ended"
-            );
-            self.by_invite.remove(&call.invite_key);
-        }
+    /// Forgets a call after committing its detail record: its grant goes back to the
+    /// router, its media stops, its task ends. `status` is the call's SIP outcome (the
+    /// final answer to its INVITE).
+    pub(super) fn end_call(
+        &mut self,
+        id: &DialogId,
+        ended_by: EndedBy,
+        status: u16,
+        after: AfterRecord,
+    ) {
         self.dialogs.remove(id);
+        let Some(call) = self.calls.remove(id) else {
+            self.after_record(after, Instant::now());
+            return;
+        };
+        tracing::info!(
+            call_id = %id.call_id,
+            number = %call.grant.number(),
+            trunk = call.grant.trunk_name(),
+            seconds = call.arrived.elapsed().as_secs(),
+            ended_by = ended_by.as_str(),
+            "call ended"
+        );
+        self.by_invite.remove(&call.invite_key);
+        let record = call_detail_record(id, &call, ended_by, status);
+        // The grant, the media and the call's task go now; the record commits on the
+        // blocking pool (a durable commit costs milliseconds, never the signaling
+        // task's), and only then does the far end learn that the call is over.
+        drop(call);
+        let store = self.services.cdrs.clone();
+        let reports = self.reports_tx.clone();
+        self.records_pending += 1;
+        tokio::spawn(async move {
+            if let Err(e) = store.record_async(record).await {
+                // Billing data: loud. The call still ends: its capacity is back already.
+                tracing::error!(error = %e, "call detail record NOT written");
+            }
+            let _ = reports.send(CallReport::Recorded(after)).await;
+        });
+    }
+
+    /// Sends what waited for a call's record to commit.
+    pub(super) fn after_record(&mut self, after: AfterRecord, now: Instant) {
+        match after {
+            AfterRecord::Respond { key, response } => self.respond(&key, response, now),
+            AfterRecord::Request { id, request, peer } => {
+                match self.layer.send_request(request, peer, now) {
+                    Ok(key) => {
+                        self.by_client.insert(TransactionKey::Client(key), id);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "BYE not sent"),
+                }
+            }
+            AfterRecord::Nothing => {}
+        }
+    }
+}
+
+/// What goes on the wire once a call's record is committed.
+#[derive(Debug)]
+pub(crate) enum AfterRecord {
+    /// Our final answer (200 to BYE, 487 to a CANCELled INVITE, 480).
+    Respond {
+        key: ServerKey,
+        response: rsip::Response,
+    },
+    /// Our BYE.
+    Request {
+        id: DialogId,
+        request: rsip::Request,
+        peer: PeerAddr,
+    },
+    Nothing,
+}
+
+/// The billing record of a call that ends now.
+fn call_detail_record(
+    id: &DialogId,
+    call: &super::call::Call,
+    ended_by: EndedBy,
+    status: u16,
+) -> Cdr {
+    let (conference_id, role, joined) = match &call.record.joined {
+        Some((conference, role, at)) => (
+            Some(*conference),
+            Some(*role),
+            Some(Timestamp::from_system_time(*at)),
+        ),
+        None => (None, None, None),
+    };
+    Cdr {
+        call_id: id.call_id.clone(),
+        trunk: call.grant.trunk_name().to_string(),
+        calling: call.record.calling.clone(),
+        dialled: call.grant.number(),
+        tenant: call.grant.tenant().to_string(),
+        bridge: call.grant.bridge().to_string(),
+        conference_id,
+        role,
+        arrived: Timestamp::from_system_time(call.record.arrived),
+        answered: call.record.answered.map(Timestamp::from_system_time),
+        joined,
+        ended: Timestamp::now(),
+        ended_by,
+        sip_status: status,
+        charge: call.grant.charge(),
     }
 }

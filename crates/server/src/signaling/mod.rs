@@ -30,6 +30,7 @@ use dialbridge_sip::transport::{Received, Transports, response_peer};
 use tokio::sync::mpsc;
 
 use crate::answers;
+use crate::cdr::EndedBy;
 use crate::config::Config;
 use crate::services::Services;
 use call::{Call, CallPhase};
@@ -70,6 +71,8 @@ pub struct Signaling {
     dropped: u64,
     /// Shutting down: new calls get 503 with Retry-After.
     draining: bool,
+    /// Call records being committed; their wire work comes back as reports.
+    records_pending: usize,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -118,6 +121,7 @@ impl Signaling {
             gauges,
             dropped: 0,
             draining: false,
+            records_pending: 0,
         }
     }
 
@@ -168,20 +172,25 @@ impl Signaling {
         let now = Instant::now();
         let ids: Vec<DialogId> = self.calls.keys().cloned().collect();
         for id in ids {
-            self.hang_up(&id, "SIP;cause=503;text=\"bridge shutting down\"", now);
+            self.hang_up(
+                &id,
+                "SIP;cause=503;text=\"bridge shutting down\"",
+                EndedBy::Shutdown,
+                now,
+            );
         }
         self.drive(now);
-        // Let the BYEs (and their UDP retransmissions) go out before the sockets close.
-        if !self.layer.is_empty() {
-            let grace = Instant::now() + std::time::Duration::from_secs(2);
-            while !self.layer.is_empty() && Instant::now() < grace {
-                let wake = self.layer.poll_timeout().map_or(grace, |t| t.min(grace));
-                tokio::select! {
-                    Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
-                    _ = tokio::time::sleep_until(wake.into()) => self.layer.handle_timeout(Instant::now()),
-                }
-                self.drive(Instant::now());
+        // Let the records commit and the BYEs (and their UDP retransmissions) go out
+        // before the sockets close.
+        let grace = Instant::now() + std::time::Duration::from_secs(3);
+        while (self.records_pending > 0 || !self.layer.is_empty()) && Instant::now() < grace {
+            let wake = self.layer.poll_timeout().map_or(grace, |t| t.min(grace));
+            tokio::select! {
+                Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
+                Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                _ = tokio::time::sleep_until(wake.into()) => self.layer.handle_timeout(Instant::now()),
             }
+            self.drive(Instant::now());
         }
     }
 
@@ -229,9 +238,12 @@ impl Signaling {
             while let Some((id, event)) = self.dialogs.poll_event() {
                 busy = true;
                 match event {
-                    DialogEvent::SessionExpired => {
-                        self.hang_up(&id, "SIP;cause=408;text=\"session expired\"", now)
-                    }
+                    DialogEvent::SessionExpired => self.hang_up(
+                        &id,
+                        "SIP;cause=408;text=\"session expired\"",
+                        EndedBy::Timeout,
+                        now,
+                    ),
                     DialogEvent::SendRefresh => self.refresh_session(&id, now),
                 }
             }
@@ -314,7 +326,12 @@ impl Signaling {
             Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
             Event::NoAckFor2xx { invite_key } => {
                 if let Some(id) = self.by_invite.remove(&invite_key) {
-                    self.hang_up(&id, "SIP;cause=408;text=\"no ACK for 200 OK\"", now);
+                    self.hang_up(
+                        &id,
+                        "SIP;cause=408;text=\"no ACK for 200 OK\"",
+                        EndedBy::Timeout,
+                        now,
+                    );
                 }
             }
             Event::Terminated { key } => {
@@ -405,7 +422,20 @@ impl Signaling {
 
     fn handle_report(&mut self, report: CallReport, now: Instant) {
         match report {
-            CallReport::HangUp { id, reason } => self.hang_up(&id, &reason, now),
+            CallReport::HangUp { id, reason } => self.hang_up(&id, &reason, EndedBy::Bridge, now),
+            CallReport::Recorded(after) => {
+                self.records_pending = self.records_pending.saturating_sub(1);
+                self.after_record(after, now);
+            }
+            CallReport::Joined {
+                id,
+                conference,
+                role,
+            } => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.record.joined = Some((conference, role, SystemTime::now()));
+                }
+            }
         }
     }
 
