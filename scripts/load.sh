@@ -8,7 +8,7 @@
 #   1. `cargo build --release` of dialbridge and sbc-sim.
 #   2. Writes target/load/load.toml: a copy of fixtures/demo.toml (same trunks, numbers,
 #      tenants and organisers) with every capacity raised to 10000 (trunks, bridges,
-#      numbers, meeting size), SIP on 127.0.0.1:$SIP_PORT (default 5090) and admin on
+#      numbers, meeting size; no join/leave chimes), SIP on 127.0.0.1:$SIP_PORT (default 5090) and admin on
 #      127.0.0.1:$ADMIN_PORT (default 8098), so it runs beside a demo bridge on 5060.
 #   3. Starts `dialbridge serve --config target/load/load.toml` and runs `sbc-sim load`:
 #      (i)   1,000 calls at 100 calls/s into the demo conferences (adele's 123456789
@@ -59,9 +59,11 @@ sed -E \
 cat >>"$out/load.toml" <<'EOF'
 
 [conference]
-# Load: meetings far larger than the demo's 250.
+# Load: meetings far larger than the demo's 250. No join/leave chimes: at 50 joins a
+# second they would play back to back over everyone's voice (large meetings turn them
+# off), and each caller checks it hears the others' tone.
 max_members = 10000
-join_leave_tones = true
+join_leave_tones = false
 EOF
 rm -f "$out/cdr.sqlite"*
 
@@ -141,10 +143,12 @@ if [ "$quick" = 1 ]; then n1=100; r1=20; else n1=500; r1=50; fi
 echo "== (i) $((2 * n1)) calls at $((2 * r1)) calls/s into adele's and ravi's meetings" >&2
 cpu0=$(cpu_of "$bridge_pid")
 t0=$(date +%s.%N)
-load step1-adele 127.0.0.10 +14255550100 123456789 440 "$n1" "$r1" 3s &
-load step1-ravi 127.0.0.30 +493070000100 555000111 1000 "$n1" "$r1" 3s &
 base=$(admitted)
-wait
+load step1-adele 127.0.0.10 +14255550100 123456789 440 "$n1" "$r1" 3s &
+a=$!
+load step1-ravi 127.0.0.30 +493070000100 555000111 1000 "$n1" "$r1" 3s &
+b=$!
+wait "$a" "$b"
 t1=$(date +%s.%N)
 cpu1=$(cpu_of "$bridge_pid")
 wait_idle
@@ -157,11 +161,12 @@ for r in $rates; do
     c0=$(cpu_of "$bridge_pid"); s0=$(date +%s.%N)
     rm -f "$out/step2-$r.pid"
     ramp "step2-$r" $((r * 5)) "$r" &
+    a=$!
     sleep 0.2
     sim0=$(sbc_sim_cpu "step2-$r")
     sleep 4.3
     sim1=$(sbc_sim_cpu "step2-$r"); c1=$(cpu_of "$bridge_pid"); s1=$(date +%s.%N)
-    wait
+    wait "$a"
     wait_idle
     awk -v a="$c0" -v b="$c1" -v x="$sim0" -v y="$sim1" -v s="$s0" -v e="$s1" \
         'BEGIN { printf "%.0f %.0f\n", 100 * (b - a) / (e - s), 100 * (y - x) / (e - s) }' \
@@ -181,7 +186,9 @@ for n in $sizes; do
     hold=$((launch + 12))
     echo "== (iii) $n participants ($rate calls/s, holding ${hold}s)" >&2
     load "step3-$n-adele" 127.0.0.10 +14255550100 123456789 440 "$half" "$(( rate / 2 ))" "${hold}s" 0 &
+    a=$!
     load "step3-$n-ravi" 127.0.0.30 +493070000100 555000111 1000 "$half" "$(( rate / 2 ))" "${hold}s" 0 &
+    b=$!
     # Wait for the plateau: everyone in (or 4 s without growth once launched). Nobody
     # leaves before launch + 12 s, so admissions so far are the participants held.
     base=$(admitted)
@@ -199,7 +206,7 @@ for n in $sizes; do
     c1=$(cpu_of "$bridge_pid"); sim1=$(sbc_sim_cpu "step3-$n-adele" "step3-$n-ravi"); s1=$(date +%s.%N)
     held=$(($(admitted) - base))
     rss=$(rss_of "$bridge_pid")
-    wait
+    wait "$a" "$b"
     wait_idle
     echo "$n $held $c0 $c1 $sim0 $sim1 $s0 $s1 $rss $rss_idle" >>"$out/step3.txt"
     echo "   held $held, bridge RSS $((rss / 1024)) MiB" >&2

@@ -130,6 +130,15 @@ pub enum RoomAction {
     },
 }
 
+/// One member as seen from outside the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberState {
+    pub id: MemberId,
+    pub role: Role,
+    pub in_lobby: bool,
+    pub muted: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Member {
     id: MemberId,
@@ -264,6 +273,34 @@ impl Room {
     /// The call left (hung up, or was removed).
     pub fn handle_leave(&mut self, member: MemberId) {
         self.members.retain(|m| m.id != member);
+    }
+
+    /// Mutes or unmutes a member from outside the call (an administrator, the
+    /// dashboard), as `*6` would. `false`: no such member.
+    pub fn set_member_muted(&mut self, member: MemberId, muted: bool) -> bool {
+        if self.find(member).is_none() {
+            return false;
+        }
+        self.set_muted(member, muted);
+        true
+    }
+
+    /// Locks or unlocks the meeting from outside (as a leader's `*7` would).
+    pub fn set_locked(&mut self, locked: bool) {
+        if self.locked != locked {
+            self.locked = locked;
+            self.push(RoomAction::LockChanged { locked });
+        }
+    }
+
+    /// Who is in the room, lobby included.
+    pub fn members(&self) -> impl Iterator<Item = MemberState> + '_ {
+        self.members.iter().map(|m| MemberState {
+            id: m.id,
+            role: m.role,
+            in_lobby: m.in_lobby,
+            muted: m.muted,
+        })
     }
 
     /// A key press from a member (de-duplicated by the DTMF combiner).
@@ -410,6 +447,44 @@ mod tests {
 
     fn admitted(member: MemberId) -> Vec<RoomAction> {
         vec![RoomAction::Admit { member }, play(member, PromptId::Joined)]
+    }
+
+    #[test]
+    fn an_administrator_mutes_a_member_and_locks_the_room() {
+        let now = Instant::now();
+        let mut r = room(false, 10);
+        r.handle_join(LEADER, Role::Leader, now);
+        r.handle_join(P2, Role::Participant, now);
+        actions(&mut r);
+        assert!(r.set_member_muted(P2, true));
+        assert_eq!(
+            actions(&mut r),
+            vec![
+                RoomAction::SetMuted {
+                    member: P2,
+                    muted: true
+                },
+                play(P2, PromptId::Muted)
+            ]
+        );
+        assert!(!r.set_member_muted(P3, true), "not a member");
+        r.set_locked(true);
+        r.set_locked(true);
+        assert_eq!(
+            actions(&mut r),
+            vec![RoomAction::LockChanged { locked: true }]
+        );
+        r.handle_join(P3, Role::Participant, now);
+        assert_eq!(
+            actions(&mut r),
+            vec![RoomAction::Reject {
+                member: P3,
+                reason: RejectReason::MeetingLocked
+            }]
+        );
+        let states: Vec<MemberState> = r.members().collect();
+        assert_eq!(states.len(), 2);
+        assert!(states.iter().any(|m| m.id == P2 && m.muted && !m.in_lobby));
     }
 
     fn keys(r: &mut Room, member: MemberId, ks: &str, now: Instant) {

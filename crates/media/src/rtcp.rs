@@ -148,6 +148,18 @@ pub fn write_report(report: &Report<'_>, out: &mut [u8]) -> Result<usize, RtcpEr
     Ok(total)
 }
 
+/// Appends a BYE (§6.6) for `ssrc` after the report already in `out[..len]` (a
+/// compound packet must start with SR or RR, §6.1); returns the new length.
+pub fn append_bye(ssrc: u32, out: &mut [u8], len: usize) -> Result<usize, RtcpError> {
+    let total = len + 8;
+    let bye = out
+        .get_mut(len..total)
+        .ok_or(RtcpError::BufferTooSmall(total))?;
+    write_header(bye, 1, PT_BYE, 8);
+    put_u32(bye, 4, ssrc);
+    Ok(total)
+}
+
 /// An SR or RR found in a compound packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportView<'a> {
@@ -221,6 +233,7 @@ fn split_one(packet: &[u8]) -> Result<(&[u8], &[u8]), RtcpError> {
 
 /// An SR or RR view of one packet, `None` for other types.
 fn parse_report(one: &[u8]) -> Result<Option<ReportView<'_>>, RtcpError> {
+    // `split_one` returned at least the 4 header bytes ((length + 1) * 4 >= 4).
     let count = usize::from(one[0] & 0x1f);
     let pt = one[1];
     let (sender_len, is_sr) = match pt {
@@ -655,6 +668,26 @@ mod tests {
             (view.ssrc, view.sender, view.blocks().count()),
             (43, None, 0)
         );
+    }
+
+    #[test]
+    fn bye_follows_the_report() {
+        let mut buf = [0u8; 64];
+        let report = Report {
+            ssrc: 5,
+            sender: None,
+            block: None,
+            cname: b"c",
+        };
+        let n = write_report(&report, &mut buf).unwrap();
+        let m = append_bye(5, &mut buf, n).unwrap();
+        assert_eq!(m, n + 8);
+        assert_eq!(&buf[n..m], &[0x81, PT_BYE, 0, 1, 0, 0, 0, 5]);
+        // The RR is still found; the BYE is skipped without error.
+        let views: Vec<_> = parse_compound(&buf[..m]).collect();
+        assert_eq!(views.len(), 1);
+        assert!(views[0].is_ok());
+        assert!(append_bye(5, &mut buf[..m + 4], m).is_err());
     }
 
     #[test]

@@ -326,3 +326,40 @@ async fn with_audio_delivery_off_only_events_are_queued() {
     // The audio went to the room's jitter buffer instead.
     assert!(session.quality().jitter_buffer_depth_ms >= 20);
 }
+
+#[tokio::test]
+async fn rtcp_follows_the_sdp_rtcp_attribute() {
+    let engine = engine(42_900);
+    engine.set_report_interval(Duration::from_millis(50));
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let rtcp = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    session.set_remote_rtcp(rtcp.local_addr().unwrap());
+    let (bytes, from) = recv_from(&rtcp).await;
+    assert_eq!(from.port(), session.local_port() + 1);
+    let report = rtcp::parse_compound(&bytes).next().unwrap().unwrap();
+    assert_eq!(report.ssrc, session.ssrc());
+}
+
+#[tokio::test]
+async fn closing_sends_rtcp_bye() {
+    let engine = engine(43_000);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let rtcp_far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    session.set_remote_rtcp(rtcp_far.local_addr().unwrap());
+    let ssrc = session.ssrc();
+    recv_from(&far).await;
+    session.close().await;
+    // The default interval is seconds away: this is the closing compound, RR/SR + BYE.
+    let (bytes, _) = recv_from(&rtcp_far).await;
+    let report = rtcp::parse_compound(&bytes).next().unwrap().unwrap();
+    assert_eq!(report.ssrc, ssrc);
+    let bye = &bytes[bytes.len() - 8..];
+    assert_eq!(bye[1], rtcp::PT_BYE);
+    assert_eq!(u32::from_be_bytes(bye[4..8].try_into().unwrap()), ssrc);
+}

@@ -24,7 +24,7 @@ use dialbridge_sip::dialog::DialogId;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::conferences::{Membership, ToMember};
+use crate::conferences::{MemberInfo, Membership, ToMember};
 use crate::services::Services;
 use crate::signaling::{CallInput, CallReport};
 
@@ -46,8 +46,16 @@ enum Playing {
     Other,
 }
 
+/// Who called which number, for the meeting's roster.
+#[derive(Debug, Clone)]
+pub(crate) struct CallParty {
+    pub calling: String,
+    pub dialled: String,
+}
+
 struct CallTask {
     id: DialogId,
+    party: CallParty,
     session: RtpSession,
     services: Arc<Services>,
     caller: CallerKey,
@@ -65,15 +73,31 @@ struct CallTask {
     held: bool,
 }
 
+/// Everything a call's task starts with.
+pub(crate) struct CallStart {
+    pub id: DialogId,
+    pub session: RtpSession,
+    pub services: Arc<Services>,
+    /// The tenant of the dialled bridge: conference IDs are looked up there only.
+    pub tenant: String,
+    /// Who to count wrong IDs and PINs against.
+    pub caller: CallerKey,
+    pub party: CallParty,
+}
+
 pub(crate) async fn run(
-    id: DialogId,
-    mut session: RtpSession,
-    services: Arc<Services>,
-    tenant: String,
-    caller: CallerKey,
+    start: CallStart,
     mut inputs: mpsc::Receiver<CallInput>,
     reports: mpsc::Sender<CallReport>,
 ) {
+    let CallStart {
+        id,
+        mut session,
+        services,
+        tenant,
+        caller,
+        party,
+    } = start;
     let now = Instant::now();
     let mut config = IvrConfig::new(TenantId::new(tenant));
     config.first_digit_timeout = services.ivr.first_digit_timeout;
@@ -87,6 +111,7 @@ pub(crate) async fn run(
     let (meeting_tx, mut meeting_rx) = mpsc::channel(16);
     let mut task = CallTask {
         id,
+        party,
         session,
         services,
         caller,
@@ -252,16 +277,19 @@ impl CallTask {
                         ?role,
                         "caller joins the meeting"
                     );
-                    let wait_for_leader = self
-                        .found
-                        .as_ref()
-                        .filter(|info| info.key() == conference)
-                        .is_some_and(|info| info.wait_for_leader);
+                    let found = self.found.as_ref().filter(|info| info.key() == conference);
+                    let wait_for_leader = found.is_some_and(|info| info.wait_for_leader);
+                    let info = MemberInfo {
+                        calling: self.party.calling.clone(),
+                        dialled: self.party.dialled.clone(),
+                        organiser: found.map(|info| info.display_name.clone()),
+                    };
                     self.joining = Some((conference.clone(), role));
                     self.meeting = Some(self.services.conferences.join(
                         conference,
                         role,
                         wait_for_leader,
+                        info,
                         self.meeting_tx.clone(),
                     ));
                 }
@@ -337,9 +365,7 @@ impl CallTask {
                         .await;
                     return false;
                 }
-                if let Some(audio) = self.services.prompts.get(PromptId::Joined) {
-                    self.play(Playing::Other, audio);
-                }
+                // The room's own "joined" prompt follows as a Play.
                 if let Some((conference, role)) = self.joining.clone() {
                     let _ = self
                         .reports
@@ -375,6 +401,11 @@ impl CallTask {
             ToMember::Count(count) => {
                 let audio = Arc::new(self.services.counts.announce(count));
                 self.play(Playing::Other, audio);
+            }
+            ToMember::Kicked => {
+                self.hang_up("Q.850;cause=16;text=\"removed from the meeting\"".into())
+                    .await;
+                return false;
             }
         }
         true

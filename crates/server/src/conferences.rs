@@ -12,9 +12,11 @@ use dialbridge_conference::Digit;
 use dialbridge_conference::ivr::{ConferenceKey, PromptId, Role};
 use dialbridge_conference::room::{MemberId, RejectReason, Room, RoomAction, RoomConfig};
 use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Gauges;
+use crate::admin::{ConferenceView, LiveError, ParticipantView};
+use crate::cdr::Timestamp;
 
 /// What a meeting tells one of its calls.
 #[derive(Debug, Clone)]
@@ -29,6 +31,19 @@ pub enum ToMember {
     Play(PromptId),
     /// Tell the member how many are in the meeting.
     Count(usize),
+    /// An administrator removed the member: hang up.
+    Kicked,
+}
+
+/// Who a member is, for the admin API and the dashboard.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    /// The calling party (From user part).
+    pub calling: String,
+    /// The number dialled.
+    pub dialled: String,
+    /// The meeting's organiser, from the directory.
+    pub organiser: Option<String>,
 }
 
 enum ToMeeting {
@@ -36,6 +51,23 @@ enum ToMeeting {
         member: MemberId,
         role: Role,
         tx: mpsc::Sender<ToMember>,
+        info: MemberInfo,
+    },
+    Describe {
+        reply: oneshot::Sender<ConferenceView>,
+    },
+    Mute {
+        member: MemberId,
+        muted: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    Kick {
+        member: MemberId,
+        reply: oneshot::Sender<bool>,
+    },
+    Lock {
+        locked: bool,
+        reply: oneshot::Sender<()>,
     },
     Leave {
         member: MemberId,
@@ -57,6 +89,8 @@ pub struct MeetingSettings {
 /// Every live meeting, by conference.
 pub struct Conferences {
     meetings: Arc<Mutex<HashMap<ConferenceKey, mpsc::UnboundedSender<ToMeeting>>>>,
+    /// Which meeting each member is in, for the admin API's mute and kick.
+    members: Arc<Mutex<HashMap<MemberId, ConferenceKey>>>,
     gauges: Arc<Gauges>,
     media: MediaEngine,
     settings: MeetingSettings,
@@ -79,6 +113,7 @@ impl std::fmt::Debug for Conferences {
 pub struct Membership {
     member: MemberId,
     meeting: mpsc::UnboundedSender<ToMeeting>,
+    index: Arc<Mutex<HashMap<MemberId, ConferenceKey>>>,
 }
 
 impl Membership {
@@ -93,9 +128,19 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
+        lock(&self.index).remove(&self.member);
         let _ = self.meeting.send(ToMeeting::Leave {
             member: self.member,
         });
+    }
+}
+
+/// A map's lock, also after a panic elsewhere (the maps stay consistent: every update
+/// is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -103,6 +148,7 @@ impl Conferences {
     pub fn new(media: MediaEngine, settings: MeetingSettings, gauges: Arc<Gauges>) -> Conferences {
         Conferences {
             meetings: Arc::default(),
+            members: Arc::default(),
             gauges,
             media,
             settings,
@@ -120,14 +166,18 @@ impl Conferences {
         conference: ConferenceKey,
         role: Role,
         wait_for_leader: bool,
+        info: MemberInfo,
         tx: mpsc::Sender<ToMember>,
     ) -> Membership {
         let member = MemberId(self.next_member.fetch_add(1, Ordering::Relaxed));
-        let mut meetings = match self.meetings.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
+        lock(&self.members).insert(member, conference.clone());
+        let mut meetings = lock(&self.meetings);
+        let mut message = ToMeeting::Join {
+            member,
+            role,
+            tx,
+            info,
         };
-        let mut message = ToMeeting::Join { member, role, tx };
         // A meeting that just ended has closed its inbox: start a new one then.
         if let Some(inbox) = meetings.get(&conference) {
             match inbox.send(message) {
@@ -135,6 +185,7 @@ impl Conferences {
                     return Membership {
                         member,
                         meeting: inbox.clone(),
+                        index: self.members.clone(),
                     };
                 }
                 Err(mpsc::error::SendError(m)) => message = m,
@@ -152,6 +203,7 @@ impl Conferences {
             media: self.media.clone(),
             media_room: None,
             members: HashMap::new(),
+            organiser: None,
             settings: self.settings,
             registry: self.meetings.clone(),
             gauges: self.gauges.clone(),
@@ -162,8 +214,89 @@ impl Conferences {
         Membership {
             member,
             meeting: inbox,
+            index: self.members.clone(),
         }
     }
+
+    /// Every meeting in progress, as the admin API shows it.
+    pub async fn describe(&self) -> Vec<ConferenceView> {
+        let inboxes: Vec<_> = lock(&self.meetings).values().cloned().collect();
+        let mut views = Vec::with_capacity(inboxes.len());
+        for inbox in inboxes {
+            let (reply, answer) = oneshot::channel();
+            if inbox.send(ToMeeting::Describe { reply }).is_ok() {
+                if let Ok(view) = answer.await {
+                    views.push(view);
+                }
+            }
+        }
+        views.sort_by(|a, b| (&a.tenant, &a.conference_id).cmp(&(&b.tenant, &b.conference_id)));
+        views
+    }
+
+    /// The inbox of the meeting `member` is in.
+    fn meeting_of(&self, member: MemberId) -> Result<mpsc::UnboundedSender<ToMeeting>, LiveError> {
+        let key = lock(&self.members)
+            .get(&member)
+            .cloned()
+            .ok_or(LiveError::NoSuchParticipant(member.0))?;
+        lock(&self.meetings)
+            .get(&key)
+            .cloned()
+            .ok_or(LiveError::NoSuchParticipant(member.0))
+    }
+
+    /// Mutes or unmutes a member, as its meeting's `*6` would.
+    pub async fn mute(&self, member: MemberId, muted: bool) -> Result<(), LiveError> {
+        let inbox = self.meeting_of(member)?;
+        let (reply, answer) = oneshot::channel();
+        let _ = inbox.send(ToMeeting::Mute {
+            member,
+            muted,
+            reply,
+        });
+        match answer.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LiveError::NoSuchParticipant(member.0)),
+            Err(_) => Err(LiveError::Unavailable("the meeting ended".into())),
+        }
+    }
+
+    /// Ends a member's call.
+    pub async fn kick(&self, member: MemberId) -> Result<(), LiveError> {
+        let inbox = self.meeting_of(member)?;
+        let (reply, answer) = oneshot::channel();
+        let _ = inbox.send(ToMeeting::Kick { member, reply });
+        match answer.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LiveError::NoSuchParticipant(member.0)),
+            Err(_) => Err(LiveError::Unavailable("the meeting ended".into())),
+        }
+    }
+
+    /// Locks or unlocks a meeting in progress.
+    pub async fn lock(&self, conference: ConferenceKey, locked: bool) -> Result<(), LiveError> {
+        let inbox = lock(&self.meetings)
+            .get(&conference)
+            .cloned()
+            .ok_or_else(|| LiveError::NoSuchConference {
+                tenant: conference.tenant.as_str().to_string(),
+                id: conference.id.as_str().to_string(),
+            })?;
+        let (reply, answer) = oneshot::channel();
+        let _ = inbox.send(ToMeeting::Lock { locked, reply });
+        answer
+            .await
+            .map_err(|_| LiveError::Unavailable("the meeting ended".into()))
+    }
+}
+
+/// One member as the meeting keeps it.
+struct Entry {
+    tx: mpsc::Sender<ToMember>,
+    admitted: bool,
+    info: MemberInfo,
+    since: Timestamp,
 }
 
 /// One meeting's task state.
@@ -173,8 +306,10 @@ struct Meeting {
     media: MediaEngine,
     /// The mixing room, made when the first member is admitted.
     media_room: Option<RoomId>,
-    /// Each member's channel, and whether it is in the mix (not the lobby).
-    members: HashMap<MemberId, (mpsc::Sender<ToMember>, bool)>,
+    /// Each member's channel, whether it is in the mix (not the lobby), who it is and
+    /// since when.
+    members: HashMap<MemberId, Entry>,
+    organiser: Option<String>,
     settings: MeetingSettings,
     registry: Arc<Mutex<HashMap<ConferenceKey, mpsc::UnboundedSender<ToMeeting>>>>,
     gauges: Arc<Gauges>,
@@ -211,9 +346,46 @@ impl Meeting {
 
     fn handle(&mut self, message: ToMeeting, now: Instant) {
         match message {
-            ToMeeting::Join { member, role, tx } => {
-                self.members.insert(member, (tx, false));
+            ToMeeting::Join {
+                member,
+                role,
+                tx,
+                info,
+            } => {
+                if self.organiser.is_none() {
+                    self.organiser = info.organiser.clone();
+                }
+                self.members.insert(
+                    member,
+                    Entry {
+                        tx,
+                        admitted: false,
+                        info,
+                        since: Timestamp::now(),
+                    },
+                );
                 self.room.handle_join(member, role, now);
+            }
+            ToMeeting::Describe { reply } => {
+                let _ = reply.send(self.view());
+            }
+            ToMeeting::Mute {
+                member,
+                muted,
+                reply,
+            } => {
+                let _ = reply.send(self.room.set_member_muted(member, muted));
+            }
+            ToMeeting::Kick { member, reply } => {
+                let known = self.members.contains_key(&member);
+                if known {
+                    self.tell(member, ToMember::Kicked);
+                }
+                let _ = reply.send(known);
+            }
+            ToMeeting::Lock { locked, reply } => {
+                self.room.set_locked(locked);
+                let _ = reply.send(());
             }
             ToMeeting::Leave { member } => {
                 let was_admitted = self.remove(member);
@@ -244,9 +416,9 @@ impl Meeting {
                         member = member.0,
                         "admitted to the meeting"
                     );
-                    if let Some((_, admitted)) = self.members.get_mut(&member) {
-                        if !*admitted {
-                            *admitted = true;
+                    if let Some(entry) = self.members.get_mut(&member) {
+                        if !entry.admitted {
+                            entry.admitted = true;
                             self.gauges.participants.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -276,7 +448,7 @@ impl Meeting {
     /// Forgets a member; whether it was in the mix.
     fn remove(&mut self, member: MemberId) -> bool {
         match self.members.remove(&member) {
-            Some((_, true)) => {
+            Some(Entry { admitted: true, .. }) => {
                 self.gauges.participants.fetch_sub(1, Ordering::Relaxed);
                 true
             }
@@ -285,20 +457,44 @@ impl Meeting {
     }
 
     fn tell(&self, member: MemberId, message: ToMember) {
-        if let Some((tx, _)) = self.members.get(&member) {
+        if let Some(Entry { tx, .. }) = self.members.get(&member) {
             // A call too busy to hear its meeting is a call in trouble; it will be
             // ended by its own timers, not wait on us.
             let _ = tx.try_send(message);
         }
     }
 
+    /// The meeting as the admin API shows it.
+    fn view(&self) -> ConferenceView {
+        let participants = self
+            .room
+            .members()
+            .filter_map(|m| {
+                let entry = self.members.get(&m.id)?;
+                Some(ParticipantView {
+                    id: m.id.0,
+                    role: m.role,
+                    calling: entry.info.calling.clone(),
+                    dialled: entry.info.dialled.clone(),
+                    joined: entry.since,
+                    muted: m.muted,
+                    in_lobby: m.in_lobby,
+                })
+            })
+            .collect();
+        ConferenceView {
+            tenant: self.key.tenant.as_str().to_string(),
+            conference_id: self.key.id.as_str().to_string(),
+            organiser: self.organiser.clone(),
+            locked: self.room.is_locked(),
+            participants,
+        }
+    }
+
     /// With nobody left, the meeting ends, unless a join raced in: the registry lock
     /// orders this against [`Conferences::join`].
     fn end_if_idle(&mut self, inbox: &mut mpsc::UnboundedReceiver<ToMeeting>) -> bool {
-        let mut registry = match self.registry.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut registry = lock(&self.registry);
         if !inbox.is_empty() {
             return false;
         }
@@ -308,5 +504,34 @@ impl Meeting {
             .store(registry.len(), Ordering::Relaxed);
         inbox.close();
         true
+    }
+}
+
+/// The admin API's view of the meetings ([`crate::admin::LiveCalls`]).
+pub struct LiveConferences(pub Arc<crate::services::Services>);
+
+impl crate::admin::LiveCalls for LiveConferences {
+    fn list_conferences(&self) -> crate::admin::LiveFuture<'_, Vec<ConferenceView>> {
+        Box::pin(self.0.conferences.describe())
+    }
+
+    fn mute(
+        &self,
+        participant: MemberId,
+        muted: bool,
+    ) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.mute(participant, muted))
+    }
+
+    fn kick(&self, participant: MemberId) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.kick(participant))
+    }
+
+    fn lock(
+        &self,
+        conference: ConferenceKey,
+        locked: bool,
+    ) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.lock(conference, locked))
     }
 }

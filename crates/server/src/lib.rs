@@ -26,7 +26,10 @@ use std::sync::Arc;
 use dialbridge_sip::transport::{Listeners, TransportConfig, Transports, load_tls_acceptor};
 use tokio::net::{TcpListener, UdpSocket};
 
+use crate::admin::AdminState;
+use crate::conferences::LiveConferences;
 use crate::config::Config;
+use crate::metrics::MetricsSources;
 use crate::services::Services;
 pub use crate::signaling::Gauges;
 use crate::signaling::Signaling;
@@ -39,9 +42,23 @@ pub fn plan_from(config: &Config) -> Result<dialbridge_router::Plan, Error> {
     )?)
 }
 
-/// Binds the SIP listeners of `config`. A UDP port of 0 picks a free port, and TCP then
-/// takes the same one (SIP listens on one port for both), so tests can run in parallel.
-pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+/// Every listening socket of a bridge, bound before it runs.
+#[derive(Debug)]
+pub struct Bound {
+    pub sip: Listeners,
+    pub admin: TcpListener,
+}
+
+/// Binds the listeners of `config`: SIP (UDP, TCP, TLS) and the admin API. A UDP port of
+/// 0 picks a free port, and TCP then takes the same one (SIP listens on one port for
+/// both), so tests can run in parallel.
+pub async fn bind(config: &Config) -> Result<Bound, Error> {
+    let sip = bind_sip(config).await?;
+    let admin = bind_tcp(config.admin.listen).await?;
+    Ok(Bound { sip, admin })
+}
+
+async fn bind_sip(config: &Config) -> Result<Listeners, Error> {
     let sip = &config.sip;
     let (udp, tcp) = if sip.udp.port() == 0 && sip.tcp.is_some_and(|t| t.port() == 0) {
         bind_same_port(sip.udp).await?
@@ -118,22 +135,36 @@ pub async fn shutdown_signal() {
 /// Runs the bridge on already-bound listeners until `shutdown` resolves.
 pub async fn run(
     config: Config,
-    listeners: Listeners,
+    bound: Bound,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    run_with_gauges(config, listeners, shutdown, Arc::default()).await
+    run_with_gauges(config, bound, shutdown, Arc::default()).await
 }
 
 /// [`run`], sharing the live gauges with the caller (tests, metrics).
 pub async fn run_with_gauges(
     config: Config,
-    listeners: Listeners,
+    bound: Bound,
     shutdown: impl Future<Output = ()>,
     gauges: Arc<Gauges>,
 ) -> Result<(), Error> {
     let services = Services::start(&config, gauges.clone())?;
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(8192);
-    let transports = Transports::start(listeners, TransportConfig::default(), inbound_tx)?;
+    let transports = Transports::start(bound.sip, TransportConfig::default(), inbound_tx)?;
+    let mut metrics = MetricsSources::new(services.router.clone(), gauges.clone());
+    metrics.transports = Some(transports.clone());
+    let admin_state = AdminState::new(
+        &config,
+        services.router.clone(),
+        services.directory.clone(),
+        services.cdrs.clone(),
+        Arc::new(LiveConferences(services.clone())),
+        metrics,
+    )?;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(admin::serve(bound.admin, admin_state, async move {
+        let _ = admin_stopped.await;
+    }));
     tracing::info!(
         udp = %transports.udp_addr(),
         tcp = ?transports.tcp_addr(),
@@ -147,6 +178,8 @@ pub async fn run_with_gauges(
     let signaling = Signaling::new(Arc::new(config), services, transports, gauges);
     signaling.run(inbound, shutdown).await;
     reload.abort();
+    let _ = admin_stop.send(());
+    let _ = admin.await;
     Ok(())
 }
 

@@ -64,7 +64,7 @@ fn serve(config: Config) -> Result<(), dialbridge_server::Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listeners = dialbridge_server::bind(&config).await?;
-        dialbridge_server::run(config, listeners, dialbridge_server::shutdown_signal()).await
+        let bound = dialbridge_server::bind(&config).await?;
+        dialbridge_server::run(config, bound, dialbridge_server::shutdown_signal()).await
     })
 }

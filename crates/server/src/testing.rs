@@ -33,6 +33,8 @@ pub fn demo_config() -> Config {
 pub struct TestBridge {
     sip: SocketAddr,
     tls: Option<SocketAddr>,
+    admin: SocketAddr,
+    token: String,
     gauges: Arc<Gauges>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
@@ -43,19 +45,22 @@ impl TestBridge {
     /// cannot start.
     #[allow(clippy::expect_used)]
     pub async fn start(config: Config) -> TestBridge {
-        let listeners = crate::bind(&config)
+        let bound = crate::bind(&config)
             .await
             .expect("bridge binds its listeners");
-        let sip = listeners.udp.local_addr().expect("bound UDP address");
-        let tls = listeners
+        let sip = bound.sip.udp.local_addr().expect("bound UDP address");
+        let tls = bound
+            .sip
             .tls
             .as_ref()
             .and_then(|(l, _)| l.local_addr().ok());
+        let admin = bound.admin.local_addr().expect("bound admin address");
+        let token = config.admin.token.clone();
         let gauges = Arc::new(Gauges::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::run_with_gauges(
             config,
-            listeners,
+            bound,
             async move {
                 let _ = stopped.await;
             },
@@ -64,6 +69,8 @@ impl TestBridge {
         TestBridge {
             sip,
             tls,
+            admin,
+            token,
             gauges,
             stop: Some(stop),
             task,
@@ -73,6 +80,16 @@ impl TestBridge {
     /// SIP over UDP and TCP.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// The admin API (HTTP).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The admin API's bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.token
     }
 
     /// SIP over TLS.

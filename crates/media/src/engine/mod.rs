@@ -583,6 +583,9 @@ impl RtpSession {
         let removed = table.sessions.remove(&self.id);
         if let Some(mut o) = removed {
             o.interrupt();
+            // RFC 3550 §6.6: tell the far end the stream ends. Rare (once per call),
+            // so the scratch buffers are made here.
+            o.send_report(&mut Scratch::default(), std::time::Instant::now(), true);
             if let Some((room, slot)) = o.room {
                 table.remove_member(room, self.id, slot);
             }

@@ -265,6 +265,11 @@ impl Outbound {
             return;
         }
         self.next_report = Some(now + randomized(interval));
+        self.send_report(scratch, now, false);
+    }
+
+    /// Sends a report now; with `bye`, followed by a BYE (§6.6: the session ends).
+    pub(super) fn send_report(&mut self, scratch: &mut Scratch, now: Instant, bye: bool) {
         let sender = std::mem::take(&mut self.sent_since_report).then(|| SenderInfo {
             ntp: rtcp::ntp_timestamp(SystemTime::now()),
             // The timestamp of the last packet sent, at most one tick behind the NTP
@@ -292,6 +297,16 @@ impl Outbound {
         else {
             return;
         };
+        if bye {
+            match rtcp::append_bye(
+                report.ssrc,
+                &mut scratch.rtcp[..RTCP_LEN - SRTCP_TRAILER],
+                len,
+            ) {
+                Ok(n) => len = n,
+                Err(_) => return,
+            }
+        }
         if let Some(srtcp) = state.srtcp_out.as_mut() {
             match srtcp.protect_rtcp(&mut scratch.rtcp, len) {
                 Ok(n) => len = n,

@@ -141,11 +141,17 @@ impl Signaling {
             from_user(&invite).unwrap_or_else(|| peer.addr.ip().to_string())
         ));
         let (to_task, task) = spawn_call_task(
-            id.clone(),
-            session,
-            self.services.clone(),
-            tenant,
-            caller,
+            crate::call_flow::CallStart {
+                id: id.clone(),
+                session,
+                services: self.services.clone(),
+                tenant,
+                caller,
+                party: crate::call_flow::CallParty {
+                    calling: from_user(&invite).unwrap_or_default(),
+                    dialled: grant.number().to_string(),
+                },
+            },
             self.reports_tx.clone(),
         );
         let ringing = !self.config.sip.answer_after.is_zero();

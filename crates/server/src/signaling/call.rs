@@ -4,12 +4,10 @@
 //! failed answer, a timeout, a transport error, a panic in the call task seen through
 //! its report) releases the capacity exactly once.
 
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_conference::ivr::{ConferenceId, Role};
 
-use dialbridge_media::RtpSession;
 use dialbridge_router::Grant;
 use dialbridge_sip::dialog::DialogId;
 use dialbridge_sip::rsip;
@@ -17,8 +15,6 @@ use dialbridge_sip::sdp::MediaSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-
-use crate::services::Services;
 
 /// Where a call is in its life.
 #[derive(Debug)]
@@ -98,7 +94,7 @@ pub(crate) enum CallReport {
     /// End the call with BYE carrying this Reason header value.
     HangUp { id: DialogId, reason: String },
     /// A call's record is committed: send what waited for it.
-    Recorded(super::in_dialog::AfterRecord),
+    Recorded(Box<super::in_dialog::AfterRecord>),
     /// The caller is in a meeting's mix (for the call detail record).
     Joined {
         id: DialogId,
@@ -111,22 +107,10 @@ pub(crate) enum CallReport {
 /// entry IVR runs on what the caller keys. The task reports to `reports` when the call
 /// must end; it is aborted when the call ends for any other reason.
 pub(super) fn spawn_call_task(
-    id: DialogId,
-    session: RtpSession,
-    services: Arc<Services>,
-    grant_tenant: String,
-    caller: dialbridge_conference::guard::CallerKey,
+    start: crate::call_flow::CallStart,
     reports: mpsc::Sender<CallReport>,
 ) -> (mpsc::Sender<CallInput>, AbortHandle) {
     let (tx, rx) = mpsc::channel(32);
-    let handle = tokio::spawn(crate::call_flow::run(
-        id,
-        session,
-        services,
-        grant_tenant,
-        caller,
-        rx,
-        reports,
-    ));
+    let handle = tokio::spawn(crate::call_flow::run(start, rx, reports));
     (tx, handle.abort_handle())
 }

@@ -411,7 +411,7 @@ impl Signaling {
                 // Billing data: loud. The call still ends: its capacity is back already.
                 tracing::error!(error = %e, "call detail record NOT written");
             }
-            let _ = reports.send(CallReport::Recorded(after)).await;
+            let _ = reports.send(CallReport::Recorded(Box::new(after))).await;
         });
     }
 

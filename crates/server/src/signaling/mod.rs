@@ -425,7 +425,7 @@ impl Signaling {
             CallReport::HangUp { id, reason } => self.hang_up(&id, &reason, EndedBy::Bridge, now),
             CallReport::Recorded(after) => {
                 self.records_pending = self.records_pending.saturating_sub(1);
-                self.after_record(after, now);
+                self.after_record(*after, now);
             }
             CallReport::Joined {
                 id,
