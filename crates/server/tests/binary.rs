@@ -202,3 +202,38 @@ async fn sighup_reloads_the_number_plan() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// sipp's cumulative count of calls that ended as the scenario expected.
+fn successful_calls(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.trim_start().starts_with("Successful call"))
+        .filter_map(|l| l.split('|').nth(2)?.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_load_loses_no_record_of_an_ended_call() {
+    let mut serve = serve();
+    until_it_answers(serve.sip).await;
+    let pstn: IpAddr = "127.0.0.10".parse().unwrap();
+    let load = Sipp::new("uac-call.xml", serve.sip, pstn, "+14255550100")
+        .calls(80, 30)
+        .rate(20)
+        .hold(Duration::from_millis(400))
+        .timeout(Duration::from_secs(20));
+    let running = tokio::spawn(async move { load.run().await });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    serve.child.kill().unwrap(); // SIGKILL: no drain, no flush, no goodbye
+    let _ = serve.child.wait();
+    let outcome = running.await.unwrap();
+    let ended = successful_calls(&outcome.log);
+    assert!(ended > 10, "some calls ended before the kill:\n{}", outcome.log);
+    let db = serve.config.with_file_name("cdr.sqlite");
+    let store = dialbridge_server::cdr::CdrStore::open(db.to_str().unwrap()).unwrap();
+    let recorded = store.count().unwrap();
+    assert!(
+        recorded >= ended,
+        "{ended} calls ended (BYE answered) before the kill, {recorded} records survived"
+    );
+}

@@ -80,3 +80,59 @@ async fn a_stranger_without_credentials_is_challenged_and_never_reaches_a_bridge
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_offering_srtp_gets_encrypted_media() {
+    use dialbridge_media::{SrtpKeys, SrtpSuite};
+    let bridge = TestBridge::start(demo_config()).await;
+    let our_key = SrtpKeys::random_key_salt();
+    let offer = format!(
+        "m=audio {{port}} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+        SrtpKeys::encode_inline(&our_key)
+    );
+    let call = uac::call_offering(
+        bridge.sip_addr(),
+        "127.0.0.10".parse().unwrap(),
+        "+14255550100",
+        &offer,
+    )
+    .await;
+    assert_eq!(call.status, 200, "{}", call.response);
+    assert!(call.response.contains("RTP/SAVP"), "{}", call.response);
+    let crypto = call
+        .response
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"))
+        .expect("the answer carries the bridge's key")
+        .trim()
+        .to_string();
+    // Decrypt what the bridge sends with the key it gave us.
+    let keys = SrtpKeys::from_sdes(
+        "AES_CM_128_HMAC_SHA1_80",
+        &crypto,
+        &SrtpKeys::encode_inline(&our_key),
+    )
+    .unwrap();
+    let mut context = dialbridge_media::srtp::SrtpContext::new(
+        SrtpSuite::AesCm128HmacSha1_80,
+        &keys.local_key_salt,
+    );
+    let mut packet = call
+        .receive_raw(Duration::from_secs(2))
+        .await
+        .expect("SRTP from the bridge");
+    assert_eq!(
+        packet.len(),
+        12 + 160 + 10,
+        "RTP header, 20 ms of PCMU, 80-bit tag"
+    );
+    let len = context
+        .unprotect_rtp(&mut packet)
+        .expect("it authenticates with the bridge's key");
+    assert_eq!(len, 12 + 160);
+    assert_eq!(packet[1] & 0x7f, 0, "PCMU inside");
+    assert_eq!(call.hang_up().await, 200);
+    bridge.stop().await;
+}

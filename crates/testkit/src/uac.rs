@@ -22,8 +22,22 @@ pub struct Call {
     cseq: u32,
 }
 
+/// The audio lines of a plain G.711 offer (`{port}` is replaced by the RTP port).
+pub const G711_OFFER: &str = "m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n";
+
 /// Places a call to `number` at `bridge` from `local_ip` and waits for its final answer.
 pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
+    call_offering(bridge, local_ip, number, G711_OFFER).await
+}
+
+/// [`call`] with the SDP's media lines given (`{port}` is replaced by our RTP port).
+pub async fn call_offering(
+    bridge: SocketAddr,
+    local_ip: IpAddr,
+    number: &str,
+    media: &str,
+) -> Call {
     let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0))
         .await
         .expect("bind SIP socket");
@@ -35,10 +49,9 @@ pub async fn call(bridge: SocketAddr, local_ip: IpAddr, number: &str) -> Call {
     let call_id = format!("testkit-{}-{}", std::process::id(), rtp_port);
     let from_tag = format!("t{rtp_port}");
     let sdp = format!(
-        "v=0\r\no=testkit 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n",
-        ip = local.ip()
+        "v=0\r\no=testkit 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{media}",
+        ip = local.ip(),
+        media = media.replace("{port}", &rtp_port.to_string())
     );
     let invite = format!(
         "INVITE sip:{number}@{bridge} SIP/2.0\r\n\
@@ -122,6 +135,15 @@ impl Call {
             }
         }
         out
+    }
+
+    /// The next RTP datagram from the bridge, as it arrived (e.g. SRTP to decrypt).
+    pub async fn receive_raw(&self, within: Duration) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        match tokio::time::timeout(within, self.rtp.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
     }
 
     /// Hangs up with BYE and returns the status of the answer to it.

@@ -4,6 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use dialbridge_media::SrtpKeys;
 use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
 use dialbridge_sip::dialog::session_timer::interval_too_small;
@@ -67,7 +68,15 @@ impl Signaling {
         let media_ip = self.services.media.address();
         // First pass with no port: learn the codec and the remote address, so a call
         // without a common codec costs no socket.
-        let mut probe = MediaSession::new(LocalMedia::g711(media_ip, 0, 0));
+        // Our SDES key for this call (RFC 4568): it goes into the answer only when the
+        // offer is RTP/SAVP, as Direct-Routing-style trunks require encrypted media.
+        let sdes_key = SrtpKeys::encode_inline(&SrtpKeys::random_key_salt());
+        let local_media = |port: u16, session_id: u64| {
+            let mut media = LocalMedia::g711(media_ip, port, session_id);
+            media.sdes_inline_key = Some(sdes_key.clone());
+            media
+        };
+        let mut probe = MediaSession::new(local_media(0, 0));
         let negotiated = match probe.handle_offer(&offer) {
             Ok(answer) => answer.media,
             Err(e) => {
@@ -95,26 +104,46 @@ impl Signaling {
                 return;
             }
         };
-        let session =
-            match self
-                .services
-                .media
-                .open(negotiated.remote_rtp, codec, negotiated.telephone_event)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "no media port for a call");
-                    let mut response = answers::reply(&invite, 503, Some("no media capacity"));
-                    response
-                        .headers
-                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+        let opened = match &negotiated.remote_crypto {
+            None => {
+                self.services
+                    .media
+                    .open(negotiated.remote_rtp, codec, negotiated.telephone_event)
+            }
+            Some(crypto) => {
+                let keys = crypto
+                    .key_params
+                    .first()
+                    .filter(|k| k.mki.is_none())
+                    .and_then(|k| SrtpKeys::from_sdes(&crypto.suite, &sdes_key, &k.key_salt).ok());
+                let Some(keys) = keys else {
+                    let response =
+                        answers::reply(&invite, 488, Some("unusable SDES key (MKI or bad key)"));
                     self.respond(&key, response, now);
                     return;
-                }
-            };
+                };
+                self.services.media.open_srtp(
+                    negotiated.remote_rtp,
+                    codec,
+                    negotiated.telephone_event,
+                    keys,
+                )
+            }
+        };
+        let session = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media port for a call");
+                let mut response = answers::reply(&invite, 503, Some("no media capacity"));
+                response
+                    .headers
+                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                self.respond(&key, response, now);
+                return;
+            }
+        };
         let session_id = u64::from(rand::random::<u32>());
-        let mut sdp =
-            MediaSession::new(LocalMedia::g711(media_ip, session.local_port(), session_id));
+        let mut sdp = MediaSession::new(local_media(session.local_port(), session_id));
         let answer = match sdp.handle_offer(&offer) {
             Ok(a) => a,
             Err(e) => {
@@ -123,6 +152,7 @@ impl Signaling {
                 return;
             }
         };
+        session.set_remote_rtcp(negotiated.remote_rtcp);
         let id = dialog.id().clone();
         tracing::info!(
             call_id = %id.call_id,
@@ -130,7 +160,8 @@ impl Signaling {
             trunk = grant.trunk_name(),
             tenant = grant.tenant(),
             bridge = grant.bridge(),
-            codec = ?negotiated.codec,
+            codec = negotiated.codec.name,
+            srtp = session.is_srtp(),
             "call admitted"
         );
         let tenant = grant.tenant().to_string();
