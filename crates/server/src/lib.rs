@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use crate::admin::AdminState;
 use crate::conferences::LiveConferences;
 use crate::config::Config;
-use crate::metrics::MetricsSources;
+use crate::metrics::{Histogram, MetricsSources, SETUP_LATENCY_BUCKETS};
 use crate::services::Services;
 pub use crate::signaling::Gauges;
 use crate::signaling::Signaling;
@@ -153,6 +153,12 @@ pub async fn run_with_gauges(
     let transports = Transports::start(bound.sip, TransportConfig::default(), inbound_tx)?;
     let mut metrics = MetricsSources::new(services.router.clone(), gauges.clone());
     metrics.transports = Some(transports.clone());
+    let setup_latency = Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS));
+    metrics.setup_latency = Some(setup_latency.clone());
+    let observers = signaling::Observers {
+        sip: metrics.sip.clone(),
+        setup_latency,
+    };
     let admin_state = AdminState::new(
         &config,
         services.router.clone(),
@@ -175,7 +181,7 @@ pub async fn run_with_gauges(
         config.path.clone(),
         services.router.clone(),
     ));
-    let signaling = Signaling::new(Arc::new(config), services, transports, gauges);
+    let signaling = Signaling::new(Arc::new(config), services, transports, gauges, observers);
     signaling.run(inbound, shutdown).await;
     reload.abort();
     let _ = admin_stop.send(());

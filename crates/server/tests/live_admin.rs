@@ -170,5 +170,22 @@ async fn every_ended_call_has_its_detail_record() {
     assert_eq!(cdr["charge"], "toll-free");
     assert_eq!(cdr["ended_by"], "caller");
     assert_eq!(cdr["sip_status"], 200);
+    let metrics = http
+        .get(format!("http://{}/metrics", bridge.admin_addr()))
+        .header("Authorization", format!("Bearer {}", bridge.admin_token()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("dialbridge_call_setup_seconds_count 1"),
+        "the call's setup latency is measured:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("dialbridge_router_admitted_total 1"),
+        "{metrics}"
+    );
     bridge.stop().await;
 }

@@ -54,6 +54,9 @@ impl Signaling {
         );
         call.phase = CallPhase::Answered;
         call.record.answered = Some(std::time::SystemTime::now());
+        self.observers
+            .setup_latency
+            .observe_duration(now.saturating_duration_since(call.arrived));
         let key = call.invite_key.clone();
         self.respond(&key, response, now);
     }

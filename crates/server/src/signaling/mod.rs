@@ -46,6 +46,15 @@ pub struct Gauges {
     pub meetings: AtomicUsize,
 }
 
+/// Where the signaling task reports what it measures (for `/metrics`).
+#[derive(Debug, Clone)]
+pub struct Observers {
+    /// The transaction layer's counters, published after every event batch.
+    pub sip: Arc<crate::metrics::SipCounters>,
+    /// INVITE received to 200 OK sent.
+    pub setup_latency: Arc<crate::metrics::Histogram>,
+}
+
 /// The signaling task's state.
 pub struct Signaling {
     config: Arc<Config>,
@@ -73,6 +82,7 @@ pub struct Signaling {
     draining: bool,
     /// Call records being committed; their wire work comes back as reports.
     records_pending: usize,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -89,6 +99,7 @@ impl Signaling {
         services: Arc<Services>,
         transports: Transports,
         gauges: Arc<Gauges>,
+        observers: Observers,
     ) -> Signaling {
         let mut auth = Authenticator::new(
             config.softphones.realm.clone(),
@@ -122,6 +133,7 @@ impl Signaling {
             dropped: 0,
             draining: false,
             records_pending: 0,
+            observers,
         }
     }
 
@@ -259,6 +271,9 @@ impl Signaling {
             }
         }
         self.gauges.calls.store(self.calls.len(), Ordering::Relaxed);
+        self.observers
+            .sip
+            .publish(&self.layer.stats(), self.layer.len());
     }
 
     fn handle_received(&mut self, received: Received, now: Instant) {
