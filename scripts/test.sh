@@ -10,6 +10,8 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 pkg-config --exists opus 2>/dev/null || need_apt+=(libopus-dev pkg-config)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -5,10 +5,13 @@
 //!
 //! Every refused request gets a 4xx with `{"error": "<what was wrong>"}`. The routes are
 //! listed once, in [`routes`], which builds the router and is checked against the
-//! OpenAPI document served at `/api/v1/openapi.json`.
+//! OpenAPI document served at `/api/v1/openapi.json`. The live dashboard's page (served
+//! without a token: it holds no data) and its event stream are added beside them in
+//! [`app`] (see [`dashboard`]).
 
 mod auth;
 mod catalog;
+mod dashboard;
 mod live;
 mod openapi;
 mod organisers;
@@ -16,6 +19,7 @@ mod plan;
 mod records;
 
 pub use catalog::{BridgeEntry, PlanCatalog};
+pub use dashboard::{DashboardHub, MAX_STREAMS as MAX_DASHBOARD_STREAMS};
 pub use live::{ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView};
 pub use openapi::document as openapi_document;
 
@@ -51,6 +55,8 @@ pub struct AdminState {
     pub metrics: MetricsSources,
     /// The numbers and bridges of the plan, to list them.
     pub catalog: PlanCatalog,
+    /// The dashboard's event streams.
+    pub dashboard: DashboardHub,
 }
 
 impl AdminState {
@@ -71,6 +77,7 @@ impl AdminState {
             live,
             metrics,
             catalog: PlanCatalog::from_config(config)?,
+            dashboard: DashboardHub::default(),
         })
     }
 }
@@ -97,8 +104,13 @@ pub async fn serve(
             tracing::warn!(%addr, "admin API reachable from other hosts over plain HTTP");
         }
     }
+    let dashboard = state.dashboard.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves; the graceful shutdown waits for them.
+            dashboard.close();
+        })
         .await
 }
 
@@ -108,12 +120,15 @@ pub fn app(state: AdminState) -> axum::Router {
     let table = routes();
     table
         .router
+        .route(dashboard::EVENTS, get(dashboard::events))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
         ))
+        // Added after the bearer layer, so outside it: the page and its assets.
+        .merge(dashboard::pages())
         .with_state(state)
 }
 

@@ -23,7 +23,10 @@ pub fn document() -> Value {
             "description": "Numbers, bridges, organisers, call detail records, live \
                 conferences and metrics of a dialbridge bridge. Every call carries \
                 `Authorization: Bearer <admin token>`; every refusal is a 4xx with \
-                `{\"error\": \"...\"}`."
+                `{\"error\": \"...\"}`. Outside this document: the live dashboard page \
+                at `/dashboard` and the server-sent event stream it reads, \
+                `GET /api/v1/events` (same bearer token; one `snapshot` event with a JSON \
+                body whenever the bridge's state changed, at most once a second)."
         },
         "security": [{ "bearer": [] }],
         "components": {

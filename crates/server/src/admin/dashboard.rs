@@ -1,0 +1,691 @@
+//! The live dashboard: a page at `/dashboard` (its script and style beside it) and the
+//! stream it reads, `GET /api/v1/events`, server-sent events (WHATWG HTML §9.2) carrying
+//! one JSON snapshot of the bridge per event: bridges with their numbers' load, trunks,
+//! refusals by reason, conferences with their participants, and warnings.
+//!
+//! One ticker task per admin listener builds the snapshot once a second while at least
+//! one page watches, and publishes it only when it differs from the last one; every
+//! stream forwards what the ticker published. So the cost does not grow with the number
+//! of pages, which is bounded anyway ([`MAX_STREAMS`]). "Recent" figures (refusals and
+//! warnings over the last [`WINDOW`]) are counted from the ticker's own samples, so
+//! they start when the first page opens; totals since start are always there.
+//!
+//! The page and its assets carry no data and are served without a token; the stream
+//! is an API route like the others and needs `Authorization: Bearer`. The page reads
+//! it with `fetch()` rather than `EventSource`, which cannot set headers: a token in a
+//! query string would end up in access logs, proxies and browser history.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dialbridge_router::{NumberInfo, NumberKind, ReasonCounts, RejectReason, Snapshot};
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use super::plan::NumberView;
+use super::{ApiError, ConferenceView, Shared};
+
+/// Event streams open at once, over every page; one more is refused with 503.
+pub const MAX_STREAMS: usize = 16;
+/// How often the ticker looks at the bridge.
+pub const TICK: Duration = Duration::from_secs(1);
+/// What "recent" means for refusals and warnings.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// A comment line this often keeps idle streams (and the proxies between) open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Share of a capacity in use from which the dashboard warns.
+const BUSY_PERCENT: u64 = 80;
+/// RTP loss share (per mille) over the window from which the dashboard warns.
+const LOSS_PER_MILLE: u64 = 10;
+
+const PAGE: &str = include_str!("dashboard/index.html");
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
+
+/// The page may load only its own script and style and talk only to its own origin:
+/// even a rendering bug could not run injected script or send data elsewhere.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+/// The streams of one admin listener: the latest snapshot, the ticker's state and the
+/// bound on open streams. Cloning shares them. [`super::serve`] closes it when its
+/// shutdown future resolves; whoever serves [`super::app`] otherwise must call
+/// [`DashboardHub::close`] likewise, or a graceful shutdown waits for open pages.
+#[derive(Debug, Clone)]
+pub struct DashboardHub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    frames: watch::Sender<Frame>,
+    /// Whether a ticker task runs; taken with `frames.receiver_count()` so a stream
+    /// that subscribes as the ticker stops always finds one running.
+    ticking: Mutex<bool>,
+    slots: Arc<Semaphore>,
+}
+
+/// What the streams forward.
+#[derive(Debug, Clone, PartialEq)]
+enum Frame {
+    /// Nothing built yet.
+    Empty,
+    /// A snapshot, serialised once for every stream.
+    Snapshot(Arc<str>),
+    /// The listener is shutting down: streams end so the graceful shutdown can finish.
+    Closed,
+}
+
+impl Default for DashboardHub {
+    fn default() -> Self {
+        DashboardHub {
+            inner: Arc::new(HubInner {
+                frames: watch::Sender::new(Frame::Empty),
+                ticking: Mutex::new(false),
+                slots: Arc::new(Semaphore::new(MAX_STREAMS)),
+            }),
+        }
+    }
+}
+
+impl DashboardHub {
+    /// Ends every stream and refuses new ones (the listener is shutting down).
+    pub fn close(&self) {
+        self.inner.frames.send_replace(Frame::Closed);
+    }
+
+    /// A receiver of the snapshots, starting the ticker if none runs.
+    fn subscribe(&self, state: &Shared) -> watch::Receiver<Frame> {
+        let mut ticking = self
+            .inner
+            .ticking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let frames = self.inner.frames.subscribe();
+        if !*ticking {
+            *ticking = true;
+            tokio::spawn(tick(state.clone()));
+        }
+        frames
+    }
+
+    /// Whether the ticker should stop (nobody watches, or closing), marking it stopped.
+    fn ticker_done(&self) -> bool {
+        let mut ticking = self
+            .inner
+            .ticking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let done =
+            self.inner.frames.receiver_count() == 0 || *self.inner.frames.borrow() == Frame::Closed;
+        if done {
+            *ticking = false;
+        }
+        done
+    }
+}
+
+/// The event stream's path (behind the bearer check, like the API).
+pub(super) const EVENTS: &str = "/api/v1/events";
+
+/// The page and its assets, served without a token.
+pub(super) fn pages() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/dashboard", get(page))
+        .route("/dashboard/dashboard.js", get(script))
+        .route("/dashboard/dashboard.css", get(style))
+}
+
+/// `GET /dashboard`: the page. It holds no data; without a token it shows nothing.
+pub(super) async fn page() -> Response {
+    let mut response = asset("text/html; charset=utf-8", PAGE);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    // The token may arrive once as `?token=`: never pass the URL on.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// `GET /dashboard/dashboard.js`.
+pub(super) async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `GET /dashboard/dashboard.css`.
+pub(super) async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/events`: `event: snapshot` with the JSON of [`snapshot`] whenever it
+/// changed (at most once per [`TICK`]), the current one first.
+pub(super) async fn events(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let hub = &state.dashboard;
+    if *hub.inner.frames.borrow() == Frame::Closed {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the bridge is shutting down",
+        ));
+    }
+    let permit = hub.inner.slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} dashboards are open already; close one"),
+        )
+    })?;
+    let frames = hub.subscribe(&state);
+    // Two events of slack: a slow page gets the latest snapshot late, never a backlog.
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(forward(frames, tx, permit));
+    let mut response = Sse::new(Events(rx))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The body of one stream.
+struct Events(mpsc::Receiver<Event>);
+
+impl futures_core::Stream for Events {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|event| event.map(Ok))
+    }
+}
+
+/// Copies published snapshots to one stream until the page goes away or the listener
+/// closes; the permit is held as long.
+async fn forward(
+    mut frames: watch::Receiver<Frame>,
+    tx: mpsc::Sender<Event>,
+    _permit: OwnedSemaphorePermit,
+) {
+    loop {
+        let frame = frames.borrow_and_update().clone();
+        match frame {
+            Frame::Closed => return,
+            Frame::Empty => {}
+            Frame::Snapshot(json) => {
+                let event = Event::default().event("snapshot").data(&*json);
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            changed = frames.changed() => if changed.is_err() { return },
+            () = tx.closed() => return,
+        }
+    }
+}
+
+/// The ticker: builds a snapshot every [`TICK`] and publishes it when it changed; stops
+/// when no stream is left.
+async fn tick(state: Shared) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut history = History::default();
+    let mut last = Value::Null;
+    loop {
+        interval.tick().await;
+        if state.dashboard.ticker_done() {
+            return;
+        }
+        let now = Instant::now();
+        let inputs = Inputs::read(&state).await;
+        let view = snapshot(&inputs, &mut history, now);
+        if view != last {
+            let text: Arc<str> = view.to_string().into();
+            state.dashboard.inner.frames.send_if_modified(|frame| {
+                // Never overwrite Closed: the streams must see it.
+                if *frame == Frame::Closed {
+                    return false;
+                }
+                *frame = Frame::Snapshot(text);
+                true
+            });
+            last = view;
+        }
+    }
+}
+
+/// Everything one snapshot is built from, read from the bridge at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub router: Option<Snapshot>,
+    /// Every number of the plan.
+    pub numbers: Vec<NumberInfo>,
+    /// `(bridge, tenant, enabled)` from the catalog.
+    pub bridges: Vec<(String, Option<String>, Option<bool>)>,
+    pub conferences: Vec<ConferenceView>,
+    pub counters: Counters,
+    /// Whether RTP counters are wired (else there is no media quality to judge).
+    pub media_counters: bool,
+}
+
+impl Inputs {
+    async fn read(state: &Shared) -> Inputs {
+        let router = state.router.snapshot();
+        let numbers = state
+            .catalog
+            .numbers()
+            .iter()
+            .filter_map(|n| state.router.number(*n))
+            .collect();
+        let bridges = router
+            .bridges
+            .iter()
+            .map(|b| {
+                (
+                    b.name.to_string(),
+                    state.catalog.bridge(&b.name).map(|e| e.tenant.clone()),
+                    state.catalog.enabled(&b.name),
+                )
+            })
+            .collect();
+        let conferences = state.live.list_conferences().await;
+        let metrics = &state.metrics;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let mut counters = Counters {
+            refused: router.rejected,
+            sip_overloaded: load(&metrics.sip.overloaded),
+            sip_malformed: load(&metrics.sip.malformed),
+            ..Counters::default()
+        };
+        if let Some(t) = &metrics.transports {
+            let s = t.stats();
+            counters.transport_dropped = load(&s.datagrams_dropped) + load(&s.oversized_refused);
+            counters.transport_refused = load(&s.connections_refused);
+            counters.send_failures = load(&s.send_failures);
+        }
+        if let Some(rtp) = &metrics.rtp {
+            counters.rtp_received = load(&rtp.packets_received);
+            counters.rtp_lost = load(&rtp.packets_lost);
+            counters.rtp_dropped = load(&rtp.send_dropped) + load(&rtp.receive_dropped);
+        }
+        Inputs {
+            router: Some(router),
+            numbers,
+            bridges,
+            conferences,
+            counters,
+            media_counters: metrics.rtp.is_some(),
+        }
+    }
+}
+
+/// The bridge's counters (totals since start) that recent figures are taken from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub refused: ReasonCounts,
+    pub rtp_received: u64,
+    pub rtp_lost: u64,
+    pub rtp_dropped: u64,
+    pub transport_dropped: u64,
+    pub transport_refused: u64,
+    pub send_failures: u64,
+    pub sip_overloaded: u64,
+    pub sip_malformed: u64,
+}
+
+impl Counters {
+    /// `self - earlier`, counter by counter (a counter never goes back; saturate if so).
+    fn since(&self, earlier: &Counters) -> Counters {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        let mut refused = ReasonCounts::default();
+        for (slot, (now, then)) in refused
+            .0
+            .iter_mut()
+            .zip(self.refused.0.iter().zip(earlier.refused.0.iter()))
+        {
+            *slot = d(*now, *then);
+        }
+        Counters {
+            refused,
+            rtp_received: d(self.rtp_received, earlier.rtp_received),
+            rtp_lost: d(self.rtp_lost, earlier.rtp_lost),
+            rtp_dropped: d(self.rtp_dropped, earlier.rtp_dropped),
+            transport_dropped: d(self.transport_dropped, earlier.transport_dropped),
+            transport_refused: d(self.transport_refused, earlier.transport_refused),
+            send_failures: d(self.send_failures, earlier.send_failures),
+            sip_overloaded: d(self.sip_overloaded, earlier.sip_overloaded),
+            sip_malformed: d(self.sip_malformed, earlier.sip_malformed),
+        }
+    }
+}
+
+/// Counters sampled over the last [`WINDOW`], one sample per tick (so at most
+/// `WINDOW / TICK + 1` of them).
+#[derive(Debug, Default)]
+pub struct History {
+    samples: VecDeque<(Instant, Counters)>,
+}
+
+impl History {
+    /// Records `now`'s counters and returns what they grew by within the window.
+    pub fn recent(&mut self, now: Instant, counters: Counters) -> Counters {
+        while let Some((at, _)) = self.samples.front() {
+            if now.saturating_duration_since(*at) > WINDOW {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+        let recent = match self.samples.front() {
+            Some((_, oldest)) => counters.since(oldest),
+            // The first sample: growth since start is unknown, not "everything".
+            None => Counters::default(),
+        };
+        self.samples.push_back((now, counters));
+        recent
+    }
+}
+
+/// The snapshot the page renders, from `inputs` at `now`.
+pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
+    let recent = history.recent(now, inputs.counters);
+    let mut warnings = Vec::new();
+    let empty = Snapshot {
+        admitted: 0,
+        rejected: ReasonCounts::default(),
+        trunks: Vec::new(),
+        bridges: Vec::new(),
+        numbers: Vec::new(),
+    };
+    let router = inputs.router.as_ref().unwrap_or(&empty);
+
+    let mut bridges = Vec::new();
+    for b in router.bridges.iter().filter(|b| b.capacity.is_some()) {
+        let (tenant, enabled) = inputs
+            .bridges
+            .iter()
+            .find(|(name, _, _)| **name == *b.name)
+            .map_or((None, None), |(_, t, e)| (t.clone(), *e));
+        let numbers: Vec<Value> = inputs
+            .numbers
+            .iter()
+            .filter(|n| n.bridge.as_deref() == Some(&*b.name))
+            .map(|n| number(n, &mut warnings))
+            .collect();
+        busy(&mut warnings, "bridge", &b.name, b.in_progress, b.capacity);
+        if enabled == Some(false) {
+            warnings.push(warning("warn", format!("bridge {} is disabled", b.name)));
+        }
+        bridges.push(json!({
+            "name": &*b.name,
+            "tenant": tenant,
+            "enabled": enabled,
+            "capacity": b.capacity,
+            "in_progress": b.in_progress,
+            "admitted": b.admitted,
+            "refused": reasons(&b.rejected),
+            "numbers": numbers,
+        }));
+    }
+    let unassigned: Vec<Value> = inputs
+        .numbers
+        .iter()
+        .filter(|n| n.bridge.is_none())
+        .map(|n| number(n, &mut warnings))
+        .collect();
+    let trunks: Vec<Value> = router
+        .trunks
+        .iter()
+        .filter(|t| t.capacity.is_some())
+        .map(|t| {
+            busy(&mut warnings, "trunk", &t.name, t.in_progress, t.capacity);
+            json!({ "name": &*t.name, "capacity": t.capacity, "in_progress": t.in_progress })
+        })
+        .collect();
+
+    let refusals: Vec<Value> = RejectReason::ALL
+        .iter()
+        .filter(|r| inputs.counters.refused.get(**r) > 0)
+        .map(|r| {
+            json!({
+                "reason": r.as_str(),
+                "last_minute": recent.refused.get(*r),
+                "total": inputs.counters.refused.get(*r),
+            })
+        })
+        .collect();
+    for reason in [
+        RejectReason::NumberBusy,
+        RejectReason::BridgeOverloaded,
+        RejectReason::TrunkOverloaded,
+    ] {
+        let n = recent.refused.get(reason);
+        if n > 0 {
+            warnings.push(warning(
+                "alert",
+                format!("{n} calls refused in the last minute: {}", reason.as_str()),
+            ));
+        }
+    }
+    quality(&mut warnings, &recent, inputs.media_counters);
+
+    let mut notes = vec![
+        "Who is talking is not shown: the live API has no voice-activity signal yet.".to_owned(),
+    ];
+    if !inputs.media_counters {
+        notes.push(
+            "No media quality figures: RTP loss counters are not wired to the admin API yet."
+                .to_owned(),
+        );
+    }
+    json!({
+        "bridges": bridges,
+        "unassigned": unassigned,
+        "trunks": trunks,
+        "admitted": router.admitted,
+        "refusals": refusals,
+        "conferences": inputs.conferences,
+        "warnings": warnings,
+        "notes": notes,
+    })
+}
+
+fn number(n: &NumberInfo, warnings: &mut Vec<Value>) -> Value {
+    let label = match n.kind {
+        NumberKind::User => format!("user number {}", n.number),
+        NumberKind::Service => format!("number {}", n.number),
+    };
+    busy(warnings, "", &label, n.in_progress, Some(n.capacity));
+    serde_json::to_value(NumberView::from(n.clone())).unwrap_or(Value::Null)
+}
+
+/// A warning when `in_progress` reaches [`BUSY_PERCENT`] of `capacity` (an alert when
+/// full).
+fn busy(
+    warnings: &mut Vec<Value>,
+    kind: &str,
+    name: &str,
+    in_progress: u32,
+    capacity: Option<u32>,
+) {
+    let Some(capacity) = capacity.filter(|c| *c > 0) else {
+        return;
+    };
+    let what = if kind.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{kind} {name}")
+    };
+    if in_progress >= capacity {
+        warnings.push(warning(
+            "alert",
+            format!("{what} is full: {in_progress} of {capacity} calls"),
+        ));
+    } else if u64::from(in_progress) * 100 >= u64::from(capacity) * BUSY_PERCENT {
+        warnings.push(warning(
+            "warn",
+            format!("{what} is nearly full: {in_progress} of {capacity} calls"),
+        ));
+    }
+}
+
+/// Warnings from the media and transport counters' growth over the window.
+fn quality(warnings: &mut Vec<Value>, recent: &Counters, media: bool) {
+    if media {
+        let expected = recent.rtp_received + recent.rtp_lost;
+        if expected > 0 && recent.rtp_lost * 1000 >= expected * LOSS_PER_MILLE {
+            let percent = recent.rtp_lost as f64 * 100.0 / expected as f64;
+            warnings.push(warning(
+                "warn",
+                format!("RTP loss {percent:.1}% in the last minute"),
+            ));
+        }
+    }
+    for (n, what) in [
+        (recent.rtp_dropped, "RTP packets dropped by the bridge"),
+        (recent.transport_dropped, "SIP datagrams dropped"),
+        (recent.transport_refused, "SIP connections refused"),
+        (recent.send_failures, "SIP messages that could not be sent"),
+        (recent.sip_overloaded, "SIP requests refused for overload"),
+        (recent.sip_malformed, "malformed SIP messages"),
+    ] {
+        if n > 0 {
+            warnings.push(warning("warn", format!("{n} {what} in the last minute")));
+        }
+    }
+}
+
+fn reasons(counts: &ReasonCounts) -> BTreeMap<&'static str, u64> {
+    counts.iter().map(|(r, n)| (r.as_str(), n)).collect()
+}
+
+fn warning(level: &str, text: String) -> Value {
+    json!({ "level": level, "text": text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(busy: u64, lost: u64, received: u64) -> Counters {
+        let mut refused = ReasonCounts::default();
+        refused.0[RejectReason::NumberBusy.index()] = busy;
+        Counters {
+            refused,
+            rtp_lost: lost,
+            rtp_received: received,
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn recent_is_the_growth_within_the_window() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        assert_eq!(h.recent(t0, counters(5, 0, 0)), Counters::default());
+        let r = h.recent(t0 + Duration::from_secs(30), counters(7, 0, 0));
+        assert_eq!(r.refused.get(RejectReason::NumberBusy), 2);
+        // 61 s after the first sample, the first one has left the window.
+        let r = h.recent(t0 + Duration::from_secs(61), counters(8, 0, 0));
+        assert_eq!(r.refused.get(RejectReason::NumberBusy), 1);
+        let r = h.recent(t0 + Duration::from_secs(200), counters(8, 0, 0));
+        assert_eq!(r.refused.get(RejectReason::NumberBusy), 0);
+        assert!(h.samples.len() <= 2);
+    }
+
+    #[test]
+    fn the_window_holds_at_most_a_minute_of_ticks() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        for s in 0..600 {
+            h.recent(t0 + Duration::from_secs(s), Counters::default());
+        }
+        assert_eq!(h.samples.len(), 61);
+    }
+
+    #[test]
+    fn warnings_for_full_numbers_recent_refusals_and_loss() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        let mut inputs = Inputs {
+            media_counters: true,
+            counters: counters(0, 0, 0),
+            ..Inputs::default()
+        };
+        let first = snapshot(&inputs, &mut h, t0);
+        assert_eq!(first["warnings"], json!([]));
+        assert_eq!(first["refusals"], json!([]));
+
+        inputs.counters = counters(3, 20, 980);
+        let s = snapshot(&inputs, &mut h, t0 + TICK);
+        let texts: Vec<&str> = s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["text"].as_str().unwrap())
+            .collect();
+        assert!(
+            texts.contains(&"3 calls refused in the last minute: number_busy"),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"RTP loss 2.0% in the last minute"),
+            "{texts:?}"
+        );
+        assert_eq!(
+            s["refusals"],
+            json!([{ "reason": "number_busy", "last_minute": 3, "total": 3 }])
+        );
+        let mut w = Vec::new();
+        busy(&mut w, "", "user number +14255550123", 2, Some(2));
+        busy(&mut w, "bridge", "b", 8, Some(10));
+        busy(&mut w, "bridge", "c", 7, Some(10));
+        assert_eq!(
+            w,
+            vec![
+                warning(
+                    "alert",
+                    "user number +14255550123 is full: 2 of 2 calls".into()
+                ),
+                warning("warn", "bridge b is nearly full: 8 of 10 calls".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_media_counters_no_loss_is_judged_and_a_note_says_so() {
+        let mut h = History::default();
+        let inputs = Inputs::default();
+        let s = snapshot(&inputs, &mut h, Instant::now());
+        let notes = s["notes"].to_string();
+        assert!(notes.contains("talking"), "{notes}");
+        assert!(notes.contains("RTP loss counters are not wired"), "{notes}");
+    }
+}
