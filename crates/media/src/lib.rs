@@ -57,7 +57,8 @@ pub use codec::Codec;
 pub use comfort_noise::{ComfortNoise, NoiseGenerator};
 #[cfg(feature = "tokio")]
 pub use engine::{
-    EngineStats, InboundRtp, LatencySummary, MediaEngine, PlayDone, PlayEnd, Quality, RoomId,
+    Activity, EngineStats, InboundRtp, LatencySummary, MediaEngine, PlayDone, PlayEnd, Quality,
+    RoomId,
     RtpSession, SessionStats,
 };
 pub use error::Error;

@@ -146,6 +146,14 @@ impl Mixer {
         self.slots.get(slot.0).is_some_and(|s| s.muted)
     }
 
+    /// True when the participant is talking: unmuted and its smoothed level above the
+    /// voice threshold (the same test large rooms select talkers by).
+    pub fn is_talking(&self, slot: MixerSlot) -> bool {
+        self.slots
+            .get(slot.0)
+            .is_some_and(|s| s.used && !s.muted && s.level >= self.voice_threshold)
+    }
+
     /// This tick's input frame of `slot`, to decode into; marks it as received.
     pub fn input_mut(&mut self, slot: MixerSlot) -> Option<&mut Frame> {
         let s = self.slots.get_mut(slot.0).filter(|s| s.used)?;

@@ -283,6 +283,7 @@ impl CallTask {
                         calling: self.party.calling.clone(),
                         dialled: self.party.dialled.clone(),
                         organiser: found.map(|info| info.display_name.clone()),
+                        activity: Some(self.session.activity()),
                     };
                     self.joining = Some((conference.clone(), role));
                     self.meeting = Some(self.services.conferences.join(

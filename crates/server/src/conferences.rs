@@ -44,6 +44,8 @@ pub struct MemberInfo {
     pub dialled: String,
     /// The meeting's organiser, from the directory.
     pub organiser: Option<String>,
+    /// Whether the member is talking, as the mixer last saw it.
+    pub activity: Option<dialbridge_media::Activity>,
 }
 
 enum ToMeeting {
@@ -478,6 +480,7 @@ impl Meeting {
                     dialled: entry.info.dialled.clone(),
                     joined: entry.since,
                     muted: m.muted,
+                    talking: entry.info.activity.as_ref().is_some_and(|a| a.is_talking()),
                     in_lobby: m.in_lobby,
                 })
             })

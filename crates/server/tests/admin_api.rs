@@ -44,6 +44,7 @@ impl LiveCalls for FakeLive {
                     dialled: "+14255550100".into(),
                     joined: Timestamp::from_unix_millis(1_795_229_117_123),
                     muted: false,
+                    talking: true,
                     in_lobby: false,
                 }],
             }]
@@ -859,7 +860,7 @@ async fn live_conferences_go_through_the_live_calls_seam() {
         body["conferences"][0]["participants"][0],
         json!({"id": 7, "role": "leader", "calling": "+14255551234",
                "dialled": "+14255550100", "joined": "2026-11-21T02:45:17.123Z",
-               "muted": false, "in_lobby": false})
+               "muted": false, "talking": true, "in_lobby": false})
     );
 
     let (status, body) = api

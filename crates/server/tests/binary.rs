@@ -228,7 +228,11 @@ async fn sigkill_mid_load_loses_no_record_of_an_ended_call() {
     let _ = serve.child.wait();
     let outcome = running.await.unwrap();
     let ended = successful_calls(&outcome.log);
-    assert!(ended > 10, "some calls ended before the kill:\n{}", outcome.log);
+    assert!(
+        ended > 10,
+        "some calls ended before the kill:\n{}",
+        outcome.log
+    );
     let db = serve.config.with_file_name("cdr.sqlite");
     let store = dialbridge_server::cdr::CdrStore::open(db.to_str().unwrap()).unwrap();
     let recorded = store.count().unwrap();

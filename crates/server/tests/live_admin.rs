@@ -80,6 +80,21 @@ async fn an_administrator_lists_mutes_and_removes_participants() {
             .iter()
             .all(|p| p["dialled"] == "+33170000100" && p["role"] == "participant")
     );
+    // Both send a steady tone: once their audio reaches the mix, they are talking.
+    let mut talking = false;
+    for _ in 0..50 {
+        let now = list().await;
+        let people = now["conferences"][0]["participants"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if people.len() == 2 && people.iter().all(|p| p["talking"] == true) {
+            talking = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(talking, "both callers shown talking: {}", list().await);
     let first = people[0]["id"].as_u64().unwrap();
     let second = people[1]["id"].as_u64().unwrap();
 

@@ -35,6 +35,8 @@ pub(super) struct Link {
     pub(super) jitter: Mutex<JitterBuffer<AudioPayload>>,
     /// Tells the receive thread to fill `jitter`.
     pub(super) in_room: AtomicBool,
+    /// Set by the clock each tick in a room: the member is talking (for dashboards).
+    pub(super) talking: AtomicBool,
     /// False: audio packets (the codec's payload type) are not queued for the
     /// consumer, only other payload types (RFC 4733 events, comfort noise).
     pub(super) deliver_audio: AtomicBool,
@@ -72,6 +74,7 @@ impl Link {
             expected: Mutex::new(remote),
             jitter: Mutex::new(JitterBuffer::new(JitterConfig::default())),
             in_room: AtomicBool::new(false),
+            talking: AtomicBool::new(false),
             deliver_audio: AtomicBool::new(true),
             srtp: srtcp_in.is_some(),
             rtcp: Mutex::new(RtcpState {

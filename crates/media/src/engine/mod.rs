@@ -58,8 +58,8 @@ mod stats;
 
 use endpoint::{Endpoint, Link};
 use outbound::{Outbound, REPORT_INTERVAL, Scratch, add_saturating};
-pub use room::RoomId;
 use room::RoomState;
+pub use room::{Activity, RoomId};
 pub use stats::{LatencyHistogram, LatencySummary};
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).

@@ -116,6 +116,12 @@ impl RtpSession {
         }
     }
 
+    /// A handle that tells, without locking, whether this participant is talking in
+    /// its room right now (it outlives the session: then it says no).
+    pub fn activity(&self) -> Activity {
+        Activity(self.link.clone())
+    }
+
     /// The room this session is in.
     pub fn room(&self) -> Option<RoomId> {
         lock(&self.inner.table)
@@ -192,6 +198,9 @@ impl RoomState {
             else {
                 continue;
             };
+            o.link
+                .talking
+                .store(self.mixer.is_talking(slot), Ordering::Relaxed);
             o.send_heard(heard, room_prompt.as_ref(), &mut shared, scratch);
         }
     }
@@ -238,6 +247,7 @@ impl Outbound {
 
     fn leave_room(&mut self) {
         self.link.in_room.store(false, Ordering::Release);
+        self.link.talking.store(false, Ordering::Relaxed);
         self.room = None;
     }
 
@@ -288,5 +298,16 @@ impl Outbound {
                 self.encode_and_send(&pcm, scratch);
             }
         }
+    }
+}
+
+/// Whether a participant is talking, as the clock last saw it ([`RtpSession::activity`]).
+#[derive(Debug, Clone)]
+pub struct Activity(Arc<super::endpoint::Link>);
+
+impl Activity {
+    /// True when the participant's level was above the voice threshold on the last tick.
+    pub fn is_talking(&self) -> bool {
+        self.0.talking.load(Ordering::Relaxed)
     }
 }

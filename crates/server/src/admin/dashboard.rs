@@ -496,9 +496,7 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
     }
     quality(&mut warnings, &recent, inputs.media_counters);
 
-    let mut notes = vec![
-        "Who is talking is not shown: the live API has no voice-activity signal yet.".to_owned(),
-    ];
+    let mut notes = Vec::new();
     if !inputs.media_counters {
         notes.push(
             "No media quality figures: RTP loss counters are not wired to the admin API yet."
@@ -685,7 +683,6 @@ mod tests {
         let inputs = Inputs::default();
         let s = snapshot(&inputs, &mut h, Instant::now());
         let notes = s["notes"].to_string();
-        assert!(notes.contains("talking"), "{notes}");
         assert!(notes.contains("RTP loss counters are not wired"), "{notes}");
     }
 }

@@ -71,6 +71,8 @@ pub struct ParticipantView {
     pub dialled: String,
     pub joined: Timestamp,
     pub muted: bool,
+    /// Talking right now (level above the mixer's voice threshold).
+    pub talking: bool,
     /// Waiting for the leader, not yet mixed.
     pub in_lobby: bool,
 }

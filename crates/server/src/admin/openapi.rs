@@ -327,7 +327,7 @@ fn schemas() -> Value {
             "id": integer, "role": { "type": "string", "enum": ["leader", "participant"] },
             "calling": string, "dialled": string,
             "joined": { "type": "string", "format": "date-time" },
-            "muted": boolean, "in_lobby": boolean
+            "muted": boolean, "talking": boolean, "in_lobby": boolean
         }},
         "Conference": { "type": "object", "properties": {
             "tenant": string, "conference_id": string, "organiser": nullable_string,

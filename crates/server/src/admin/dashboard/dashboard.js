@@ -269,7 +269,7 @@ function updateConference(card, c) {
 function makeParticipant(p) {
   const cells = {};
   for (const k of ['role', 'calling', 'dialled', 'joined', 'state']) cells[k] = el('td', { class: k });
-  cells.talking = el('td', { class: 'talking sub', title: 'The bridge reports no voice activity yet' }, 'n/a');
+  cells.talking = el('td', { class: 'talking' });
   const mute = el('button', { type: 'button', class: 'mute' });
   const kick = el('button', { type: 'button', class: 'kick danger' }, 'Kick');
   const node = el('tr', { 'data-participant': p.id },
@@ -293,6 +293,8 @@ function updateParticipant(row, p) {
   row.cells.joined.textContent = new Date(p.joined).toLocaleTimeString();
   row.cells.joined.title = p.joined;
   row.cells.state.textContent = p.in_lobby ? 'in lobby' : p.muted ? 'muted' : 'live';
+  row.cells.talking.textContent = p.talking ? 'talking' : '';
+  row.node.dataset.talking = String(p.talking);
   row.mute.textContent = p.muted ? 'Unmute' : 'Mute';
   row.mute.disabled = false;
 }
