@@ -120,7 +120,6 @@ pub fn app(state: AdminState) -> axum::Router {
     let table = routes();
     table
         .router
-        .route(dashboard::EVENTS, get(dashboard::events))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -206,6 +205,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/cdrs", get(records::list_cdrs))
         .add(Method::GET, "/api/v1/cdrs.csv", get(records::export_cdrs))
         .add(Method::GET, "/api/v1/conferences", get(live::list))
+        .add(Method::GET, dashboard::EVENTS, get(dashboard::events))
         .add(
             Method::POST,
             "/api/v1/participants/{id}/mute",

@@ -24,9 +24,7 @@ pub fn document() -> Value {
                 conferences and metrics of a dialbridge bridge. Every call carries \
                 `Authorization: Bearer <admin token>`; every refusal is a 4xx with \
                 `{\"error\": \"...\"}`. Outside this document: the live dashboard page \
-                at `/dashboard` and the server-sent event stream it reads, \
-                `GET /api/v1/events` (same bearer token; one `snapshot` event with a JSON \
-                body whenever the bridge's state changed, at most once a second)."
+                at `/dashboard` (the page itself carries no data and needs no token)."
         },
         "security": [{ "bearer": [] }],
         "components": {
@@ -131,6 +129,14 @@ pub fn document() -> Value {
                         path_param("tenant", "The tenant"),
                         path_param("id", "The conference ID (6 to 12 digits)"),
                     ]),
+            },
+            "/api/v1/events": {
+                "get": op("Live state for the dashboard: a server-sent event stream of JSON \
+                    `snapshot` events (bridges, numbers, refusals, conferences), sent when \
+                    something changed, at most once a second", None, json!({
+                    "description": "The event stream",
+                    "content": { "text/event-stream": { "schema": { "type": "string" } } }
+                })),
             },
             "/metrics": {
                 "get": op("Prometheus metrics (text exposition format 0.0.4)", None, json!({
