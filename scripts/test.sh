@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
-# tests need when it is missing (sipp, baresip, docker-compose), then formatting, lints, the pure-core check, the
+# tests need when it is missing (sipp, baresip, docker-compose, libopus, chromium and
+# chromedriver), then formatting, lints, the pure-core check, the
 # whole test suite (unit, fixtures, sipp interop, end to end) and one pass of each bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
