@@ -152,7 +152,9 @@ wait "$a" "$b"
 t1=$(date +%s.%N)
 cpu1=$(cpu_of "$bridge_pid")
 wait_idle
-echo "   admitted $(($(admitted) - base)), bridge CPU $(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f%%", 100 * (b - a) / (e - s) }')" >&2
+awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f\n", 100 * (b - a) / (e - s) }' \
+    >"$out/step1.cpu"
+echo "   admitted $(($(admitted) - base)), bridge CPU $(cat "$out/step1.cpu")% over the run" >&2
 
 # -- (ii) calls-per-second ramp -------------------------------------------------------
 if [ "$quick" = 1 ]; then rates="100 200"; else rates="200 500 1000"; fi
@@ -236,8 +238,14 @@ if a and r:
     heard = a["audio_passed"] + r["audio_passed"]
     p50 = max(a["setup_latency"]["p50_ms"], r["setup_latency"]["p50_ms"]) if a["setup_latency"] and r["setup_latency"] else None
     p99 = max(a["setup_latency"]["p99_ms"], r["setup_latency"]["p99_ms"]) if a["setup_latency"] and r["setup_latency"] else None
-    print(f"| (i) into adele's + ravi's meetings, keys + tones | {calls} | {passed} (heard the others: {heard}) | {calls - passed} | {a['rate'] + r['rate']:.0f}/s | {fmt(p50, ' ms')} | {fmt(p99, ' ms')} | | |")
+    try:
+        with open(os.path.join(out, "step1.cpu")) as f:
+            cpu1 = f.read().strip() + "% (whole run)"
+    except OSError:
+        cpu1 = "—"
+    print(f"| (i) into adele's + ravi's meetings, keys + tones | {calls} | {passed} (heard the others: {heard}) | {calls - passed} | {a['rate'] + r['rate']:.0f}/s | {fmt(p50, ' ms')} | {fmt(p99, ' ms')} | {cpu1} | — |")
 sustained = None
+fast = None
 for rate in rates:
     s = report(f"step2-{rate}")
     if not s:
@@ -253,22 +261,31 @@ for rate in rates:
     print(f"| (ii) {rate} calls/s for 5 s, 1 s in the IVR | {calls} | {s['passed']} | {failed} | {s['rate']:.0f}/s | {fmt(lat.get('p50_ms'), ' ms')} | {fmt(lat.get('p99_ms'), ' ms')} | {bcpu}% | {scpu}% |")
     if failed == 0 and s["rate"] >= 0.95 * float(rate):
         sustained = (rate, lat.get("p50_ms"), lat.get("p99_ms"))
+        if (lat.get("p99_ms") or 1e9) < 20.0:
+            fast = rate
 print()
-print("| simultaneous participants (target) | held | bridge CPU | per participant | bridge RSS | per participant | sbc-sim CPU |")
+print("| simultaneous participants (target) | held | bridge CPU | per participant | bridge RSS | per participant added | sbc-sim CPU |")
 print("|---|---|---|---|---|---|---|")
+# Memory per participant: the growth of the bridge's RSS from the previous size to this
+# one, per participant added (the allocator keeps what earlier steps used, so RSS over
+# the idle RSS would undercount the first rows).
+prev = None
 with open(os.path.join(out, "step3.txt")) as f:
     for line in f:
         n, held, c0, c1, s0, s1, t0, t1, rss, idle = line.split()
-        held, secs = int(held), float(t1) - float(t0)
+        held, rss, secs = int(held), int(rss), float(t1) - float(t0)
         cpu = 100 * (float(c1) - float(c0)) / secs
         sim = 100 * (float(s1) - float(s0)) / secs
         per_cpu = cpu / held if held else 0
-        per_mem = (int(rss) - int(idle)) / held if held else 0
-        print(f"| {n} | {held} | {cpu:.0f}% | {per_cpu:.3f}% | {int(rss) / 1024:.0f} MiB | {per_mem:.0f} KiB | {sim:.0f}% |")
+        base_rss, base_held = prev if prev else (int(idle), 0)
+        per_mem = (rss - base_rss) / (held - base_held) if held > base_held else 0
+        prev = (rss, held)
+        print(f"| {n} | {held} | {cpu:.0f}% | {per_cpu:.3f}% | {rss / 1024:.0f} MiB | {per_mem:.0f} KiB | {sim:.0f}% |")
 print()
 if sustained:
     print(f"Sustained with zero failures: {sustained[0]} calls/s (setup p50 {fmt(sustained[1], ' ms')}, p99 {fmt(sustained[2], ' ms')}).")
 else:
     print("No ramp step passed with zero failures.")
+print(f"Highest rate with zero failures and setup p99 under 20 ms: {fast + ' calls/s' if fast else 'none'}.")
 print("CPU: 100% = one core of this machine's " + str(os.cpu_count()) + "; bridge and sbc-sim share them.")
 EOF

@@ -58,8 +58,7 @@ pub use comfort_noise::{ComfortNoise, NoiseGenerator};
 #[cfg(feature = "tokio")]
 pub use engine::{
     Activity, EngineStats, InboundRtp, LatencySummary, MediaEngine, PlayDone, PlayEnd, Quality,
-    RoomId,
-    RtpSession, SessionStats,
+    RoomId, RtpSession, SessionStats,
 };
 pub use error::Error;
 pub use g722::{G722Decoder, G722Encoder};

@@ -3,7 +3,7 @@
 //! records the join chime; a small `sbc-sim load` fills two demo meetings at once, every
 //! caller hearing the others' tone, and reports in JSON — the CI-sized version of the
 //! documented load run (scripts/load.sh).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -170,17 +170,32 @@ async fn sbc_sim_call_joins_adeles_meeting_and_records_the_join_chime() {
     bridge.stop().await;
 }
 
-/// One `sbc-sim load` into a demo meeting: its JSON summary.
+/// One stream of calls into a demo meeting.
+struct Stream {
+    /// The trunk's source address.
+    from_ip: &'static str,
+    /// The number dialled.
+    to: &'static str,
+    /// The conference ID keyed.
+    conference: &'static str,
+    /// The tone every caller sends and expects to hear from the others, Hz.
+    tone: &'static str,
+}
+
+/// `sbc-sim load` of one stream: its output and JSON summary (also written to `json`).
 async fn load(
     bridge: SocketAddr,
-    from_ip: &str,
-    to: &str,
-    conference: &str,
-    tone: &str,
+    stream: Stream,
     calls: u64,
     rate: f64,
     json: &Path,
 ) -> (Output, serde_json::Value) {
+    let Stream {
+        from_ip,
+        to,
+        conference,
+        tone,
+    } = stream;
     let output = sbc_sim(&[
         "load",
         "--bridge",
@@ -248,20 +263,24 @@ async fn a_small_load_fills_two_demo_meetings_and_everyone_hears_the_others() {
     let (adele_json, ravi_json) = (scratch("load-adele.json"), scratch("load-ravi.json"));
     let adele = load(
         sip,
-        TELCO_A,
-        TELCO_A_NUMBER,
-        "123456789",
-        "1400",
+        Stream {
+            from_ip: TELCO_A,
+            to: TELCO_A_NUMBER,
+            conference: "123456789",
+            tone: "1400",
+        },
         20,
         10.0,
         &adele_json,
     );
     let ravi = load(
         sip,
-        TELCO_B,
-        TELCO_B_NUMBER,
-        "555000111",
-        "2000",
+        Stream {
+            from_ip: TELCO_B,
+            to: TELCO_B_NUMBER,
+            conference: "555000111",
+            tone: "2000",
+        },
         20,
         10.0,
         &ravi_json,

@@ -3,55 +3,17 @@
 //! not found, and wait in the lobby until the organiser keys the leader PIN.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use dialbridge_media::Tone;
 use dialbridge_server::testing::{TestBridge, demo_config};
 use dialbridge_testkit::audio::{goertzel_power, prompt_match, read_wav};
+use dialbridge_testkit::caller::{caller, place, tone};
 use dialbridge_testkit::wait_until;
-use sbc_sim::call::{self, CallConfig, Quiet};
-use sbc_sim::dtmf::DtmfMode;
+use sbc_sim::CallOutcome;
 use sbc_sim::rtp::Source;
-use sbc_sim::script::Script;
-use sbc_sim::ua::{Signaling, Transport};
-use sbc_sim::{CallOutcome, Expect};
 
 const TELCO_A: &str = "127.0.0.20";
 const MICROSOFT_PSTN: &str = "127.0.0.10";
-
-fn caller(to: &str, source: Source, script: &str, hold: Duration) -> CallConfig {
-    CallConfig {
-        to: to.into(),
-        from_user: "+33612345678".into(),
-        from_host: None,
-        credentials: None,
-        source,
-        dtmf: DtmfMode::Rfc4733,
-        script: Script::parse(script).unwrap(),
-        hold,
-        setup_timeout: Duration::from_secs(5),
-        record_limit: 8000 * 120,
-        expect: Expect {
-            status: 200,
-            bridge_hangs_up: false,
-            audio: Vec::new(),
-        },
-    }
-}
-
-fn tone(hz: f64) -> Source {
-    Source::Prompt(Arc::new(Tone::sine(hz, 1000, 6000)))
-}
-
-async fn place(bridge: SocketAddr, from: &str, config: CallConfig) -> CallOutcome {
-    let ip: IpAddr = from.parse().unwrap();
-    let signaling = Signaling::connect(Transport::Udp, ip, bridge, 4)
-        .await
-        .unwrap();
-    call::run(&signaling, &config, &Quiet).await
-}
 
 /// Power of `hz` in a window of what a caller heard.
 fn power(heard: &[i16], hz: f64) -> f64 {

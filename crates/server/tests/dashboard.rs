@@ -5,25 +5,18 @@
 //! bound on open streams, and a bridge that stops with a dashboard open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dialbridge_media::Tone;
 use dialbridge_server::admin::MAX_DASHBOARD_STREAMS;
 use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::caller::{CALLING, JOIN_ADELE, caller, place, tone};
 use dialbridge_testkit::wait_until;
 use fantoccini::{Client, ClientBuilder, Locator};
-use sbc_sim::call::{self, CallConfig, Quiet};
-use sbc_sim::dtmf::DtmfMode;
-use sbc_sim::rtp::Source;
-use sbc_sim::script::Script;
-use sbc_sim::ua::{Signaling, Transport};
-use sbc_sim::{CallOutcome, Expect};
+use sbc_sim::CallOutcome;
 use serde_json::{Value, json};
 
-const CALLING: &str = "+33612345678";
 const DIALLED: &str = "+33170000100";
 const INSTALL: &str = "install Debian's chromium and chromium-driver \
     (apt-get install -y chromium chromium-driver; scripts/test.sh does it)";
@@ -307,28 +300,10 @@ async fn call_from(
     hold: Duration,
     status: u16,
 ) -> CallOutcome {
-    let config = CallConfig {
-        to: to.into(),
-        from_user: CALLING.into(),
-        from_host: None,
-        credentials: None,
-        source: Source::Prompt(Arc::new(Tone::sine(440.0, 1000, 4000))),
-        dtmf: DtmfMode::Rfc4733,
-        script: Script::parse("wait 500ms, keys 123456789#, wait 1500ms, keys #").unwrap(),
-        hold,
-        setup_timeout: Duration::from_secs(5),
-        record_limit: 0,
-        expect: Expect {
-            status,
-            bridge_hangs_up: false,
-            audio: Vec::new(),
-        },
-    };
-    let ip: IpAddr = trunk.parse().unwrap();
-    let signaling = Signaling::connect(Transport::Udp, ip, bridge, 2)
-        .await
-        .unwrap();
-    call::run(&signaling, &config, &Quiet).await
+    let mut config = caller(to, tone(440.0), JOIN_ADELE, hold);
+    config.record_limit = 0;
+    config.expect.status = status;
+    place(bridge, trunk, config).await
 }
 
 /// A chromedriver on a free port, in its own process group so that dropping it ends

@@ -3,44 +3,18 @@
 //! bridge then ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use dialbridge_media::Tone;
 use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::caller::{JOIN_ADELE, caller, place, tone};
 use dialbridge_testkit::wait_until;
-use sbc_sim::call::{self, CallConfig, Quiet};
-use sbc_sim::dtmf::DtmfMode;
-use sbc_sim::rtp::Source;
-use sbc_sim::script::Script;
-use sbc_sim::ua::{Signaling, Transport};
-use sbc_sim::{CallOutcome, EndedBy, Expect};
+use sbc_sim::{CallOutcome, EndedBy};
 use serde_json::Value;
 
 async fn participant(bridge: std::net::SocketAddr, hold: Duration, kicked: bool) -> CallOutcome {
-    let config = CallConfig {
-        to: "+33170000100".into(),
-        from_user: "+33612345678".into(),
-        from_host: None,
-        credentials: None,
-        source: Source::Prompt(Arc::new(Tone::sine(440.0, 1000, 4000))),
-        dtmf: DtmfMode::Rfc4733,
-        script: Script::parse("wait 500ms, keys 123456789#, wait 1500ms, keys #").unwrap(),
-        hold,
-        setup_timeout: Duration::from_secs(5),
-        record_limit: 0,
-        expect: Expect {
-            status: 200,
-            bridge_hangs_up: kicked,
-            audio: Vec::new(),
-        },
-    };
-    let ip: IpAddr = "127.0.0.20".parse().unwrap();
-    let signaling = Signaling::connect(Transport::Udp, ip, bridge, 2)
-        .await
-        .unwrap();
-    call::run(&signaling, &config, &Quiet).await
+    let mut config = caller("+33170000100", tone(440.0), JOIN_ADELE, hold);
+    config.expect.bridge_hangs_up = kicked;
+    place(bridge, "127.0.0.20", config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,21 +4,18 @@
 //! keys worked: a caller counts as a participant only once it is in a meeting's mix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dialbridge_media::Tone;
 use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::caller::{caller, place};
+use dialbridge_testkit::ip;
 use dialbridge_testkit::ports::free_udp_tcp_port;
 use dialbridge_testkit::sipp::{Sipp, SippOutcome};
 use sbc_sim::audio_check::Expectation;
-use sbc_sim::call::{self, CallConfig, Quiet};
-use sbc_sim::dtmf::DtmfMode;
 use sbc_sim::rtp::Source;
-use sbc_sim::script::Script;
-use sbc_sim::ua::{Signaling, Transport};
-use sbc_sim::{CallOutcome, Expect};
 
 const TELCO_A: &str = "127.0.0.20";
 const MICROSOFT_PSTN: &str = "127.0.0.10";
@@ -28,10 +25,6 @@ const MICROSOFT_NUMBER: &str = "+14255550100";
 const TELCO_A_NUMBER: &str = "+33170000100";
 /// No trunk's address: where the dial-out UAS listens.
 const DIALOUT_PHONE: &str = "127.0.0.40";
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 fn assert_passed(what: &str, outcome: &SippOutcome) {
     assert!(
@@ -52,29 +45,6 @@ async fn eventually(mut done: impl FnMut() -> bool, within: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     true
-}
-
-fn sbc_sim_call(to: &str, source: Source, script: &str, hold: Duration) -> CallConfig {
-    CallConfig {
-        to: to.into(),
-        from_user: "+33612345678".into(),
-        from_host: None,
-        credentials: None,
-        source,
-        dtmf: DtmfMode::Rfc4733,
-        script: Script::parse(script).unwrap(),
-        hold,
-        setup_timeout: Duration::from_secs(5),
-        record_limit: 8000 * 60,
-        expect: Expect::default(),
-    }
-}
-
-async fn place(target: SocketAddr, from: &str, config: CallConfig) -> CallOutcome {
-    let signaling = Signaling::connect(Transport::Udp, ip(from), target, 4)
-        .await
-        .unwrap();
-    call::run(&signaling, &config, &Quiet).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +116,7 @@ async fn the_sipp_organiser_keys_megans_pin_and_opens_her_meeting() {
     let participant = tokio::spawn(place(
         sip,
         TELCO_A,
-        sbc_sim_call(
+        caller(
             TELCO_A_NUMBER,
             Source::Silence,
             "wait 500ms, keys 987654321#, wait 1500ms, keys #",
@@ -201,7 +171,7 @@ async fn the_dialout_uas_answers_talks_and_waits_for_bye() {
         .await,
         "sipp never bound {uas_addr}"
     );
-    let mut config = sbc_sim_call(
+    let mut config = caller(
         "+33612340000",
         Source::Prompt(Arc::new(Tone::sine(1000.0, 1000, 6000))),
         "",

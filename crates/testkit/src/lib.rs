@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod audio;
+pub mod caller;
 pub mod ports;
 pub mod sipp;
 pub mod uac;
