@@ -1,16 +1,21 @@
 # dialbridge images: the bridge, sbc-sim and sipp, from this repository's own sources.
 # Build: docker build -t dialbridge .   (see docker-compose.yml for the whole demo)
 FROM rust:1-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libopus-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin dialbridge --bin sbc-sim
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends sip-tester ca-certificates \
+ && apt-get install -y --no-install-recommends sip-tester ca-certificates libopus0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/dialbridge /src/target/release/sbc-sim /usr/local/bin/
 COPY fixtures /opt/dialbridge/fixtures
+# Call detail records (fixtures/docker.toml): billing data, mount a volume here.
+RUN mkdir -p /var/lib/dialbridge
+VOLUME /var/lib/dialbridge
 WORKDIR /opt/dialbridge
 EXPOSE 5060/udp 5060/tcp 5061/tcp 8088/tcp 20000-39998/udp
 CMD ["dialbridge", "serve", "--config", "/opt/dialbridge/fixtures/docker.toml"]
