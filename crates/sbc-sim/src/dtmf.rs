@@ -18,6 +18,9 @@ pub enum DtmfMode {
     Rfc4733,
     /// SIP INFO, `application/dtmf-relay`.
     Info,
+    /// The keys' tones in the audio itself (ITU-T Q.23), for trunks without
+    /// telephone-event.
+    InBand,
 }
 
 /// Event volume we send: 10 means -10 dBm0 (RFC 4733 §2.3.4; DTMF is sent at
@@ -195,6 +198,36 @@ impl Rfc4733Sender {
     }
 }
 
+/// The row and column frequencies of an RFC 4733 event code (ITU-T Q.23).
+fn key_frequencies(event: u8) -> Option<(f64, f64)> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    // Keypad position (row, column) of events 0–9, * (10), # (11), A–D (12–15).
+    let (r, c) = match event {
+        0 => (3, 1),
+        1..=9 => ((usize::from(event) - 1) / 3, (usize::from(event) - 1) % 3),
+        10 => (3, 0),
+        11 => (3, 2),
+        12..=15 => (usize::from(event) - 12, 3),
+        _ => return None,
+    };
+    Some((ROWS[r], COLS[c]))
+}
+
+/// Writes 20 ms of the key's two tones into `frame` (8 kHz), `start` samples into the
+/// key so the phase runs on across frames; each tone at about -9 dBm0.
+pub fn tone_into(event: u8, start: u32, frame: &mut [i16]) {
+    let Some((low, high)) = key_frequencies(event) else {
+        return;
+    };
+    for (i, sample) in frame.iter_mut().enumerate() {
+        let t = f64::from(start + i as u32) / 8000.0;
+        let v = 5000.0 * (std::f64::consts::TAU * low * t).sin()
+            + 5000.0 * (std::f64::consts::TAU * high * t).sin();
+        *sample = v as i16;
+    }
+}
+
 fn event_packet(active: Active, end: bool, marker: bool) -> TickPacket {
     TickPacket::Event {
         payload: EventPayload {
@@ -212,6 +245,22 @@ fn event_packet(active: Active, end: bool, marker: bool) -> TickPacket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_band_tones_are_the_keypad_pairs() {
+        assert_eq!(key_frequencies(1), Some((697.0, 1209.0)));
+        assert_eq!(key_frequencies(5), Some((770.0, 1336.0)));
+        assert_eq!(key_frequencies(9), Some((852.0, 1477.0)));
+        assert_eq!(key_frequencies(0), Some((941.0, 1336.0)));
+        assert_eq!(key_frequencies(10), Some((941.0, 1209.0)));
+        assert_eq!(key_frequencies(11), Some((941.0, 1477.0)));
+        assert_eq!(key_frequencies(15), Some((941.0, 1633.0)));
+        let mut frame = [0i16; 160];
+        tone_into(11, 0, &mut frame);
+        let power = |hz: f64| crate::audio_check::goertzel_power(&frame, hz, 8000.0);
+        assert!(power(941.0) > 50.0 * power(1209.0));
+        assert!(power(1477.0) > 50.0 * power(1336.0));
+    }
 
     fn event(payload: EventPayload) -> (u8, bool, u16) {
         (payload.event, payload.end, payload.duration)

@@ -64,6 +64,7 @@ enum TransportArg {
 enum DtmfArg {
     Rfc4733,
     Info,
+    InBand,
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +328,7 @@ fn call_config(
         dtmf: match args.dtmf {
             DtmfArg::Rfc4733 => DtmfMode::Rfc4733,
             DtmfArg::Info => DtmfMode::Info,
+            DtmfArg::InBand => DtmfMode::InBand,
         },
         script,
         hold,

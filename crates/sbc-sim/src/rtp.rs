@@ -83,6 +83,8 @@ pub struct Media {
 enum Command {
     Remote(RemoteMedia),
     Keys(String, oneshot::Sender<bool>),
+    /// Keys sounded as tones in the audio (for trunks without telephone-event).
+    InBandKeys(String, oneshot::Sender<bool>),
     Mark,
 }
 
@@ -116,6 +118,21 @@ impl Media {
         let (done, rx) = oneshot::channel();
         if let Err(e) = self.commands.try_send(Command::Keys(keys.to_owned(), done)) {
             if let Command::Keys(_, done) = e.into_inner() {
+                let _ = done.send(false);
+            }
+        }
+        rx
+    }
+
+    /// Sends `keys` in-band: each key's two DTMF tones (ITU-T Q.23) in the audio, timed
+    /// like the RFC 4733 keys. Resolves like [`Media::keys`].
+    pub fn keys_in_band(&self, keys: &str) -> oneshot::Receiver<bool> {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self
+            .commands
+            .try_send(Command::InBandKeys(keys.to_owned(), done))
+        {
+            if let Command::InBandKeys(_, done) = e.into_inner() {
                 let _ = done.send(false);
             }
         }
@@ -177,6 +194,8 @@ struct State {
     remote: RemoteMedia,
     playback: Option<Playback>,
     dtmf: Rfc4733Sender,
+    /// The queued keys go as tones in the audio, not as telephone-events.
+    in_band: bool,
     waiting: Vec<oneshot::Sender<bool>>,
     ssrc: u32,
     sequence: u16,
@@ -203,6 +222,7 @@ async fn run(
             Source::Prompt(p) => Some(Playback::new(p, true)),
         },
         dtmf: Rfc4733Sender::new(FRAME_MS, KEY_MS, GAP_MS),
+        in_band: false,
         waiting: Vec::new(),
         ssrc: rand::random(),
         sequence: rand::random(),
@@ -244,7 +264,16 @@ async fn run(
                     state.remote = r;
                     state.audio_marker = true;
                 }
+                Some(Command::InBandKeys(keys, done)) => {
+                    state.in_band = true;
+                    if state.dtmf.queue(&keys) {
+                        state.waiting.push(done);
+                    } else {
+                        let _ = done.send(false);
+                    }
+                }
                 Some(Command::Keys(keys, done)) => {
+                    state.in_band = false;
                     if state.dtmf.queue(&keys) {
                         state.waiting.push(done);
                     } else {
@@ -273,6 +302,18 @@ impl State {
             None => self.frame.fill(0),
         }
         let packet = match self.remote.telephone_event {
+            _ if self.in_band => match self.dtmf.on_tick(timestamp) {
+                // The sender's timing says a key sounds now: its tones replace the audio.
+                TickPacket::Event { payload, .. } => {
+                    if !payload.end {
+                        let start =
+                            u32::from(payload.duration).saturating_sub(FRAME_SAMPLES as u32);
+                        crate::dtmf::tone_into(payload.event, start, &mut self.frame);
+                    }
+                    TickPacket::Audio { marker: false }
+                }
+                audio => audio,
+            },
             Some(_) => self.dtmf.on_tick(timestamp),
             None => {
                 // No telephone-event negotiated: keys cannot be sent in-band.

@@ -233,3 +233,26 @@ async fn the_caller_past_the_limit_hears_the_meeting_is_full_and_is_released() {
     assert!(first.answered());
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_without_telephone_event_keys_its_way_in_with_tones() {
+    let bridge = TestBridge::start(demo_config()).await;
+    let mut call = caller(
+        "+33170000100",
+        sbc_sim::rtp::Source::Silence,
+        dialbridge_testkit::caller::JOIN_ADELE,
+        Duration::from_secs(4),
+    );
+    call.dtmf = sbc_sim::dtmf::DtmfMode::InBand;
+    let call = tokio::spawn(place(bridge.sip_addr(), TELCO_A, call));
+    wait_until(
+        "the in-band caller in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let outcome = call.await.unwrap();
+    assert!(outcome.answered(), "{:?}", outcome.failures);
+    assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
+    bridge.stop().await;
+}

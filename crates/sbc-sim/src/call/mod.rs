@@ -229,7 +229,11 @@ impl<'a> Call<'a> {
         let rtp_port = socket.local_addr().map_err(|e| e.to_string())?.port();
         self.socket = Some(socket);
         let session_id = u64::from(rand::random::<u32>());
-        let mut session = MediaSession::new(LocalMedia::g711(ip, rtp_port, session_id));
+        let mut local = LocalMedia::g711(ip, rtp_port, session_id);
+        // A trunk that keys in-band offers no telephone-event: the bridge then listens
+        // for the tones in the audio.
+        local.telephone_event = self.config.dtmf != DtmfMode::InBand;
+        let mut session = MediaSession::new(local);
         let offer = session.offer();
         self.session = Some(session);
         self.started = Instant::now();
