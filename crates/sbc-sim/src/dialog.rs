@@ -249,6 +249,7 @@ pub fn contact(p: &Parties) -> String {
     match p.transport {
         Transport::Udp => format!("<sip:{}@{}>", p.from_user, p.local),
         Transport::Tcp => format!("<sip:{}@{};transport=tcp>", p.from_user, p.local),
+        Transport::Tls => format!("<sip:{}@{};transport=tls>", p.from_user, p.local),
     }
 }
 

@@ -58,6 +58,7 @@ enum Command {
 enum TransportArg {
     Udp,
     Tcp,
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -84,6 +85,10 @@ struct CallArgs {
     /// SIP transport.
     #[arg(long, value_enum, default_value = "udp")]
     transport: TransportArg,
+    /// With `--transport tls`: the CA (PEM) that signed the bridge's certificate
+    /// (the demo's is fixtures/tls/ca.pem).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
     /// Digest user (softphones).
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -346,8 +351,16 @@ async fn connect(args: &CallArgs, max_calls: usize) -> Result<Signaling, Error> 
     let transport = match args.transport {
         TransportArg::Udp => Transport::Udp,
         TransportArg::Tcp => Transport::Tcp,
+        TransportArg::Tls => Transport::Tls,
     };
-    Signaling::connect(transport, args.from_ip, args.bridge, max_calls).await
+    Signaling::connect_with_ca(
+        transport,
+        args.from_ip,
+        args.bridge,
+        max_calls,
+        args.tls_ca.as_deref(),
+    )
+    .await
 }
 
 fn print_outcome(printer: &Printer, o: &CallOutcome) {

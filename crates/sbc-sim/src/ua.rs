@@ -39,6 +39,8 @@ pub enum Transport {
     Udp,
     /// TCP (one connection for all calls).
     Tcp,
+    /// TLS over TCP (one connection for all calls), as Direct-Routing-style trunks use.
+    Tls,
 }
 
 impl Transport {
@@ -47,6 +49,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -92,6 +95,17 @@ impl Signaling {
         bridge: SocketAddr,
         max_calls: usize,
     ) -> Result<Signaling, Error> {
+        Self::connect_with_ca(transport, local_ip, bridge, max_calls, None).await
+    }
+
+    /// [`Signaling::connect`], trusting the CA in `tls_ca` (PEM) for [`Transport::Tls`].
+    pub async fn connect_with_ca(
+        transport: Transport,
+        local_ip: IpAddr,
+        bridge: SocketAddr,
+        max_calls: usize,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<Signaling, Error> {
         let (udp, tcp, local) = match transport {
             Transport::Udp => {
                 let socket = Arc::new(UdpSocket::bind((local_ip, 0)).await?);
@@ -101,7 +115,7 @@ impl Signaling {
                 let local = socket.local_addr()?;
                 (Some(socket), None, local)
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let socket = match local_ip {
                     IpAddr::V4(_) => TcpSocket::new_v4()?,
                     IpAddr::V6(_) => TcpSocket::new_v6()?,
@@ -112,7 +126,15 @@ impl Signaling {
                     .map_err(|_| Error::ConnectTimeout(bridge))??;
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
-                let (reader, mut writer) = stream.into_split();
+                let (reader, writer): (BoxedRead, BoxedWrite) = if transport == Transport::Tls {
+                    let tls = tls_connect(stream, bridge, tls_ca).await?;
+                    let (r, w) = tokio::io::split(tls);
+                    (Box::new(r), Box::new(w))
+                } else {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r), Box::new(w))
+                };
+                let mut writer = writer;
                 let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
                 tokio::spawn(async move {
                     while let Some(bytes) = rx.recv().await {
@@ -171,6 +193,7 @@ impl Signaling {
             transport: match self.inner.transport {
                 Transport::Udp => TransportKind::Udp,
                 Transport::Tcp => TransportKind::Tcp,
+                Transport::Tls => TransportKind::Tls,
             },
             addr: self.inner.bridge,
             connection: None,
@@ -263,7 +286,7 @@ async fn udp_receive(socket: Arc<UdpSocket>, inner: std::sync::Weak<Inner>) {
     }
 }
 
-async fn tcp_receive(mut reader: tokio::net::tcp::OwnedReadHalf, inner: std::sync::Weak<Inner>) {
+async fn tcp_receive(mut reader: BoxedRead, inner: std::sync::Weak<Inner>) {
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -297,4 +320,41 @@ async fn tcp_receive(mut reader: tokio::net::tcp::OwnedReadHalf, inner: std::syn
             }
         }
     }
+}
+
+/// Either half of a TCP or TLS stream.
+type BoxedRead = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type BoxedWrite = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// The TLS handshake with the bridge, trusting the CA in `ca` (PEM), checking the
+/// bridge's certificate against its IP address.
+async fn tls_connect(
+    stream: tokio::net::TcpStream,
+    bridge: SocketAddr,
+    ca: Option<&std::path::Path>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = ca.ok_or_else(|| Error::invalid("--tls-ca", "TLS needs the bridge's CA (PEM)"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| Error::invalid("--tls-ca", format!("{}: {e}", ca.display())))?;
+    for cert in certs {
+        let cert =
+            cert.map_err(|e| Error::invalid("--tls-ca", format!("{}: {e}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::invalid("--tls-ca", format!("{}: {e}", ca.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::invalid("--tls-ca", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = rustls_pki_types::ServerName::IpAddress(bridge.ip().into());
+    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream))
+        .await
+        .map_err(|_| Error::ConnectTimeout(bridge))?
+        .map_err(Error::from)
 }

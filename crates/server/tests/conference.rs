@@ -256,3 +256,37 @@ async fn a_trunk_without_telephone_event_keys_its_way_in_with_tones() {
     assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_over_tls_joins_a_meeting() {
+    use sbc_sim::ua::{Signaling, Transport};
+    let bridge = TestBridge::start(demo_config()).await;
+    let ca = dialbridge_testkit::fixtures().join("tls/ca.pem");
+    let signaling = Signaling::connect_with_ca(
+        Transport::Tls,
+        dialbridge_testkit::ip(MICROSOFT_PSTN),
+        bridge.tls_addr().unwrap(),
+        2,
+        Some(&ca),
+    )
+    .await
+    .unwrap();
+    let config = caller(
+        "+14255550100",
+        tone(440.0),
+        dialbridge_testkit::caller::JOIN_ADELE,
+        Duration::from_secs(3),
+    );
+    let call = tokio::spawn(async move {
+        sbc_sim::call::run(&signaling, &config, &sbc_sim::call::Quiet).await
+    });
+    wait_until(
+        "the TLS caller in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let outcome = call.await.unwrap();
+    assert!(outcome.passed(), "{:?}", outcome.failures);
+    bridge.stop().await;
+}
