@@ -28,4 +28,4 @@ pub use model::{BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, Ten
 pub use plan::{
     BridgeSpec, DEFAULT_SERVICE_CAPACITY, DEFAULT_USER_CAPACITY, NumberSpec, Plan, TrunkSpec,
 };
-pub use router::{NumberInfo, Router, TrunkInfo};
+pub use router::{BridgeInfo, NumberInfo, Router, TrunkInfo};

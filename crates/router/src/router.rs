@@ -45,6 +45,21 @@ pub struct TrunkInfo {
     pub max_sessions: u32,
 }
 
+/// A bridge as the router sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeInfo {
+    /// Its name.
+    pub name: Arc<str>,
+    /// The tenant it serves.
+    pub tenant: Arc<str>,
+    /// Concurrent-call capacity.
+    pub capacity: u32,
+    /// False: it refuses new calls (480).
+    pub enabled: bool,
+    /// Calls in progress.
+    pub in_progress: u32,
+}
+
 /// A number as the router sees it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberInfo {
@@ -330,6 +345,44 @@ impl Router {
             capacity: live.capacity.get(),
             in_progress,
         })
+    }
+
+    /// Every number in the plan now (config, reloads and API changes), in order.
+    /// Walks every number: for listings, not for calls.
+    pub fn numbers(&self) -> Vec<E164> {
+        let mut numbers: Vec<E164> = self
+            .shared
+            .numbers
+            .iter()
+            .filter(|e| e.live.is_some())
+            .map(|e| *e.key())
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    /// Every bridge in the plan now, in the plan's order of first appearance.
+    pub fn bridges(&self) -> Vec<BridgeInfo> {
+        let topology = self.shared.topology.load();
+        topology
+            .bridges
+            .iter()
+            .filter_map(|b| {
+                let live = b.live?;
+                Some(BridgeInfo {
+                    name: b.name.clone(),
+                    tenant: topology.tenants.get(live.tenant.index())?.name.clone(),
+                    capacity: live.capacity.get(),
+                    enabled: live.enabled,
+                    in_progress: b.gauge.in_use(),
+                })
+            })
+            .collect()
+    }
+
+    /// The bridge called `name`, if it is in the plan.
+    pub fn bridge(&self, name: &str) -> Option<BridgeInfo> {
+        self.bridges().into_iter().find(|b| &*b.name == name)
     }
 
     /// Adds a number to the plan (admin API).

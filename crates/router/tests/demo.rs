@@ -204,3 +204,55 @@ fn a_conference_id_is_not_a_number_the_router_knows() {
         RejectReason::UnknownNumber
     );
 }
+
+/// The listing the admin API shows follows the live plan: API changes, a held call,
+/// and a reload that drops a number.
+#[test]
+fn numbers_and_bridges_are_listed_as_the_plan_is_now() {
+    let r = router();
+    let demo = [
+        "+14255550100",
+        "+14255550123",
+        "+14255550999",
+        "+18885550100",
+        "+33170000100",
+        "+493070000100",
+    ];
+    assert_eq!(r.numbers(), demo.map(e).to_vec());
+    let bridges = r.bridges();
+    let names: Vec<(&str, &str, u32, bool)> = bridges
+        .iter()
+        .map(|b| (&*b.name, &*b.tenant, b.capacity, b.enabled))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("contoso-bridge", "contoso", 1000, true),
+            ("fabrikam-bridge", "fabrikam", 1000, true)
+        ]
+    );
+
+    r.set_bridge_enabled("fabrikam-bridge", false).unwrap();
+    r.set_bridge_capacity("contoso-bridge", 7).unwrap();
+    let held = r
+        .decide(trunk(&r, "127.0.0.10"), e("+14255550100"))
+        .unwrap();
+    let contoso = r.bridge("contoso-bridge").unwrap();
+    assert_eq!((contoso.capacity, contoso.in_progress), (7, 1));
+    assert!(!r.bridge("fabrikam-bridge").unwrap().enabled);
+    assert!(r.bridge("nobody").is_none());
+    drop(held);
+    assert_eq!(r.bridge("contoso-bridge").unwrap().in_progress, 0);
+
+    // A reload without +14255550999 takes it out of the listing.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("[[number]]\ne164 = \"+14255550999\"").unwrap();
+    let end = text[start + 1..]
+        .find("[[")
+        .map_or(text.len(), |i| start + 1 + i);
+    let reduced = format!("{}{}", &text[..start], &text[end..]);
+    r.replace_plan(Plan::from_toml_str(&path, &reduced).unwrap());
+    assert!(!r.numbers().contains(&e("+14255550999")));
+    assert_eq!(r.numbers().len(), demo.len() - 1);
+}
