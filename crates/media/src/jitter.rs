@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::mixer::Frame;
+use crate::mixer::{MIX_SAMPLES, MixFrame};
 use crate::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Tuning of a [`JitterBuffer`].
@@ -405,17 +405,18 @@ fn distance(a: u16, b: u16) -> i32 {
 
 /// Packet-loss concealment on decoded frames: repeat the last good frame, fading it
 /// 6 dB per lost frame, then silence after four (a repeated vowel beyond 80 ms sounds
-/// worse than a gap).
+/// worse than a gap). Works on frames of up to [`crate::MIX_SAMPLES`] samples (20 ms
+/// at 8 or 16 kHz); a longer frame is concealed with silence past that.
 #[derive(Debug, Clone)]
 pub struct Concealer {
-    last: Frame,
+    last: MixFrame,
     losses: u32,
 }
 
 impl Default for Concealer {
     fn default() -> Self {
         Self {
-            last: [0; FRAME_SAMPLES],
+            last: [0; MIX_SAMPLES],
             losses: 0,
         }
     }
@@ -423,13 +424,14 @@ impl Default for Concealer {
 
 impl Concealer {
     /// Remembers a good frame.
-    pub fn good(&mut self, frame: &Frame) {
-        self.last = *frame;
+    pub fn good(&mut self, frame: &[i16]) {
+        let n = frame.len().min(MIX_SAMPLES);
+        self.last[..n].copy_from_slice(&frame[..n]);
         self.losses = 0;
     }
 
     /// Writes a concealment frame for one more lost frame.
-    pub fn conceal(&mut self, out: &mut Frame) {
+    pub fn conceal(&mut self, out: &mut [i16]) {
         self.losses = self.losses.saturating_add(1);
         let shift = self.losses.min(16);
         if self.losses > 4 {
@@ -438,6 +440,9 @@ impl Concealer {
         }
         for (o, &s) in out.iter_mut().zip(&self.last) {
             *o = s >> shift;
+        }
+        if let Some(rest) = out.get_mut(MIX_SAMPLES..) {
+            rest.fill(0);
         }
     }
 }

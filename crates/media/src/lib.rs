@@ -1,9 +1,10 @@
-//! dialbridge media: RTP, G.711, the jitter buffer, the N-1 mixer kernel, prompts
-//! and tones. Sockets and the clocked tick task live behind `tokio`.
+//! dialbridge media: RTP, G.711, G.722 and Opus, the jitter buffer, the N-1 mixer
+//! kernel (rooms mix at 16 kHz, [`MIX_RATE`]), comfort noise, recording, prompts and
+//! tones. Sockets and the clocked tick task live behind `tokio`.
 //!
 //! Everything outside the `tokio` feature is pure and allocation-free per packet and
 //! per tick: [`codec`], [`rtp`] (zero-copy RFC 3550 header view and writer),
-//! [`jitter`], [`mixer`], [`prompt`], [`tone`], [`ports`]. With `tokio`, [`engine`]
+//! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`]. With `tokio`, [`engine`]
 //! puts them to work: one UDP socket pair per participant and one clock for all.
 //!
 //! ```no_run
@@ -34,10 +35,12 @@ pub mod announce;
 pub mod audio_codec;
 pub mod codec;
 pub mod comfort_noise;
+pub mod dtmf_squelch;
 #[cfg(feature = "tokio")]
 pub mod engine;
 mod error;
 pub mod g722;
+pub mod halfband;
 pub mod jitter;
 pub mod mixer;
 pub mod opus;
@@ -55,6 +58,7 @@ pub use announce::CountAnnouncer;
 pub use audio_codec::{AudioCodec, CodecState, Transcoder};
 pub use codec::Codec;
 pub use comfort_noise::{ComfortNoise, NoiseGenerator};
+pub use dtmf_squelch::DtmfSquelch;
 #[cfg(feature = "tokio")]
 pub use engine::{
     Activity, EngineStats, InboundRtp, LatencySummary, MediaEngine, PlayDone, PlayEnd, Quality,
@@ -62,8 +66,9 @@ pub use engine::{
 };
 pub use error::Error;
 pub use g722::{G722Decoder, G722Encoder};
+pub use halfband::{Downsampler2, Upsampler2};
 pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
-pub use mixer::{Frame, Heard, Mixer, MixerSlot, mix_minus};
+pub use mixer::{Frame, Heard, MIX_SAMPLES, MixFrame, Mixer, MixerSlot, mix_minus};
 pub use opus::{OpusDecoder, OpusEncoder, OpusRate};
 pub use ports::PortAllocator;
 pub use prompt::{Playback, Prompt};
@@ -73,9 +78,13 @@ pub use rtp::{RtpHeader, RtpSender, RtpView};
 pub use srtp::{SrtpKeys, SrtpSuite};
 pub use tone::Tone;
 
-/// The audio sample rate of every internal frame, Hz (narrowband telephony).
+/// The narrowband sample rate, Hz: G.711, prompts, tones and in-band DTMF work at it;
+/// rooms mix at [`MIX_RATE`].
 pub const SAMPLE_RATE: u32 = 8000;
 /// The packetisation interval, milliseconds (RFC 3551 §4.5: 20 ms default for G.711).
 pub const FRAME_MS: u32 = 20;
 /// Samples in one frame: 20 ms at 8 kHz.
 pub const FRAME_SAMPLES: usize = (SAMPLE_RATE * FRAME_MS / 1000) as usize;
+/// The rate conference rooms mix at, Hz (wideband: G.722 and Opus keep their band,
+/// G.711 is converted 2× with [`halfband`]).
+pub const MIX_RATE: u32 = 16_000;

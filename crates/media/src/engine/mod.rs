@@ -6,7 +6,8 @@
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
 //! thread wakes once per tick, takes the table lock once and walks every room and
-//! session, mixing (total minus own, O(N) per room) and encoding into buffers it
+//! session, mixing (total minus own, O(N) per room, at 16 kHz: see `room.rs` for
+//! how G.711 members avoid a resampler per participant) and encoding into buffers it
 //! owns; after releasing the lock it sends the tick's datagrams with non-blocking
 //! `sendto`, half of them on a helper thread (a full socket buffer drops the
 //! packet, counted: late audio is worthless). Idle rooms cost nothing but a map
@@ -48,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::srtp::{SrtpContext, SrtpKeys};
-use crate::{Codec, Error, FRAME_MS, PortAllocator, Prompt, RtpSender};
+use crate::{AudioCodec, Error, FRAME_MS, PortAllocator, Prompt, RtpSender};
 
 mod endpoint;
 mod io;
@@ -195,19 +196,21 @@ impl MediaEngine {
 
     /// Opens a session: binds the next free even port (and port + 1 for RTCP) and
     /// starts sending 20 ms `codec` packets to `remote` (from the SDP) at once —
-    /// silence until [`RtpSession::play`] or [`RtpSession::join_room`]. Packets from
-    /// `remote`'s IP are delivered by [`RtpSession::recv`]; `telephone_event_pt` is
-    /// the negotiated RFC 4733 payload type, kept for the consumer.
+    /// silence until [`RtpSession::play`] or [`RtpSession::join_room`]. `codec` is a
+    /// G.711 [`crate::Codec`] or any [`AudioCodec`] (G.722, Opus with its negotiated
+    /// payload type). Packets from `remote`'s IP are delivered by
+    /// [`RtpSession::recv`]; `telephone_event_pt` is the negotiated RFC 4733 payload
+    /// type, kept for the consumer.
     ///
     /// Synchronous: binding a UDP socket does not block, so signaling code can open
     /// media in the middle of handling an INVITE.
     pub fn open(
         &self,
         remote: SocketAddr,
-        codec: Codec,
+        codec: impl Into<AudioCodec>,
         telephone_event_pt: Option<u8>,
     ) -> Result<RtpSession, Error> {
-        self.open_with(remote, codec, telephone_event_pt, None)
+        self.open_with(remote, codec.into(), telephone_event_pt, None)
     }
 
     /// Opens an SRTP session (RFC 3711, SDES keys from `a=crypto`, RFC 4568): like
@@ -218,17 +221,17 @@ impl MediaEngine {
     pub fn open_srtp(
         &self,
         remote: SocketAddr,
-        codec: Codec,
+        codec: impl Into<AudioCodec>,
         telephone_event_pt: Option<u8>,
         keys: SrtpKeys,
     ) -> Result<RtpSession, Error> {
-        self.open_with(remote, codec, telephone_event_pt, Some(keys))
+        self.open_with(remote, codec.into(), telephone_event_pt, Some(keys))
     }
 
     fn open_with(
         &self,
         remote: SocketAddr,
-        codec: Codec,
+        codec: AudioCodec,
         telephone_event_pt: Option<u8>,
         keys: Option<SrtpKeys>,
     ) -> Result<RtpSession, Error> {
@@ -245,6 +248,15 @@ impl MediaEngine {
             None => (None, None, None, None),
         };
         let link = Arc::new(Link::new(remote, codec, sender.ssrc(), srtcp_in, srtcp_out));
+        let outbound = Outbound::new(
+            bound.clone(),
+            remote,
+            codec,
+            telephone_event_pt.is_some(),
+            sender,
+            link.clone(),
+            srtp_out,
+        )?;
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let endpoint = Arc::new(Endpoint::new(
             id,
@@ -255,10 +267,7 @@ impl MediaEngine {
             srtp_in,
         ));
         self.inner.receiver.register(endpoint)?;
-        lock(&self.inner.table).sessions.insert(
-            id,
-            Outbound::new(bound.clone(), remote, codec, sender, link.clone(), srtp_out),
-        );
+        lock(&self.inner.table).sessions.insert(id, outbound);
         Ok(RtpSession {
             id,
             inner: self.inner.clone(),
@@ -310,7 +319,7 @@ pub struct RtpSession {
     inner: Arc<Inner>,
     bound: Arc<Bound>,
     local: SocketAddr,
-    codec: Codec,
+    codec: AudioCodec,
     telephone_event_pt: Option<u8>,
     inbound: Option<mpsc::Receiver<InboundRtp>>,
     /// State shared with the clock and the receive thread.
@@ -318,7 +327,7 @@ pub struct RtpSession {
 }
 
 /// A received RTP packet, with the header fields a consumer needs (the conference
-/// decodes RFC 4733 telephone-events and G.711 audio from these).
+/// decodes RFC 4733 telephone-events and, for in-band DTMF, audio from these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRtp {
     /// PT.
@@ -449,8 +458,8 @@ impl RtpSession {
         self.local
     }
 
-    /// The codec this session sends.
-    pub fn codec(&self) -> Codec {
+    /// The codec this session sends and receives.
+    pub fn codec(&self) -> AudioCodec {
         self.codec
     }
 

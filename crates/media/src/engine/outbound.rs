@@ -1,6 +1,13 @@
 //! The sending half of a session, owned by the engine's table and driven by the
 //! clock: prompts, the 20 ms RTP packet (SRTP-protected when keyed) and the RTCP
-//! report every ~5 s.
+//! report every ~5 s; and the session's codec state both ways.
+//!
+//! G.711 sessions stay narrowband and stateless: outside a room a prompt frame is
+//! encoded as it is; in a room they hear the 16 kHz mix decimated by 2 (the shared mix
+//! once per room, a talker's own mix with its own [`Downsampler2`], whose history is
+//! kept from whatever it heard). G.722 and Opus sessions own a [`CodecState`] (their
+//! encoders and decoders carry state, so nothing encoded is shared between them) and
+//! hear 8 kHz prompts through an [`Upsampler2`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,21 +16,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
+use crate::comfort_noise::NoiseGenerator;
+use crate::dtmf_squelch::DtmfSquelch;
+use crate::halfband::{Downsampler2, Upsampler2};
 use crate::jitter::Concealer;
-use crate::mixer::{Frame, MixerSlot, SILENCE};
+use crate::mixer::{Frame, MIX_SILENCE, MixFrame, MixerSlot, SILENCE};
 use crate::rtcp::{self, Report, SenderInfo};
 use crate::rtp::HEADER_LEN;
 use crate::srtp::{MAX_RTP_OVERHEAD, SRTCP_TRAILER, SrtpContext};
-use crate::{Codec, FRAME_SAMPLES, Playback, Prompt, RtpSender};
+use crate::{AudioCodec, CodecState, Error, FRAME_SAMPLES, Playback, Prompt, RtpSender};
 
-use super::endpoint::Link;
+use super::endpoint::{Link, MAX_PAYLOAD};
+use super::room::WideSquelch;
 use super::{Bound, PlayEnd, lock};
 
 /// RFC 3550 §6.2: the nominal report interval for a two-party session (the 5 s
 /// minimum; our RTCP is far below the 5% bandwidth share).
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(5);
-/// One RTP packet: header, one G.711 frame, room for the SRTP tag.
-const PACKET_LEN: usize = HEADER_LEN + FRAME_SAMPLES + MAX_RTP_OVERHEAD;
+/// One RTP packet: header, the largest payload (see [`MAX_PAYLOAD`]), room for the
+/// SRTP tag.
+const PACKET_LEN: usize = HEADER_LEN + MAX_PAYLOAD + MAX_RTP_OVERHEAD;
 /// One compound RTCP packet: SR with one block, SDES CNAME, SRTCP trailer.
 const RTCP_LEN: usize = 256;
 
@@ -32,6 +44,7 @@ const RTCP_LEN: usize = 256;
 pub(super) struct Scratch {
     pub(super) pcm: Frame,
     pub(super) prompt: Frame,
+    pub(super) wide: MixFrame,
     pub(super) packet: [u8; PACKET_LEN],
     rtcp: [u8; RTCP_LEN],
     /// This tick's RTP datagrams, sent once the table lock is released.
@@ -43,6 +56,7 @@ impl Default for Scratch {
         Self {
             pcm: SILENCE,
             prompt: SILENCE,
+            wide: MIX_SILENCE,
             packet: [0; PACKET_LEN],
             rtcp: [0; RTCP_LEN],
             outbox: Outbox::default(),
@@ -51,11 +65,11 @@ impl Default for Scratch {
 }
 
 impl Scratch {
-    /// The payload area of the packet buffer (one frame after the header; the
-    /// constant sizes make the split infallible).
+    /// The payload area of the packet buffer ([`MAX_PAYLOAD`] bytes after the header;
+    /// the constant sizes make the split infallible).
     pub(super) fn payload_mut(&mut self) -> &mut [u8] {
         let (_, rest) = self.packet.split_at_mut(HEADER_LEN);
-        rest.split_at_mut(FRAME_SAMPLES).0
+        rest.split_at_mut(MAX_PAYLOAD).0
     }
 }
 
@@ -117,7 +131,22 @@ pub(super) struct Outbound {
     pub(super) remote: SocketAddr,
     /// The SDP's `a=rtcp` address; `None`: the RTP address with port + 1.
     pub(super) remote_rtcp: Option<SocketAddr>,
-    pub(super) codec: Codec,
+    pub(super) codec: AudioCodec,
+    /// G.722 and Opus: encoder and decoder state (`None` for G.711).
+    pub(super) state: Option<Box<CodecState>>,
+    /// G.711 in a room: the 16 → 8 kHz converter of what this member hears.
+    pub(super) down: Downsampler2,
+    /// Wideband codecs: the 8 → 16 kHz converter of this session's prompts.
+    up: Upsampler2,
+    /// RFC 3389: the far end's comfort noise, played in a room from a CN packet until
+    /// its next audio packet (`noise_active`).
+    pub(super) noise: NoiseGenerator,
+    pub(super) noise_active: bool,
+    /// G.711 without RFC 4733 events: keeps the caller's keyed digits out of the mix
+    /// (delays its audio one tick, silences DTMF frames).
+    pub(super) squelch: Option<Box<DtmfSquelch>>,
+    /// The same for G.722 and Opus without RFC 4733 events.
+    pub(super) wide_squelch: Option<Box<WideSquelch>>,
     sender: RtpSender,
     pub(super) playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
     /// The room and mixer slot, while in a room.
@@ -138,19 +167,38 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
+    /// Allocates the codec state of G.722 and Opus (fails if libopus does), and the
+    /// DTMF squelch of a session whose digits come in-band (no `telephone_event`).
     pub(super) fn new(
         bound: Arc<Bound>,
         remote: SocketAddr,
-        codec: Codec,
+        codec: AudioCodec,
+        telephone_event: bool,
         sender: RtpSender,
         link: Arc<Link>,
         srtp: Option<SrtpContext>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Error> {
+        let in_band = !telephone_event;
+        let (state, squelch, wide_squelch) = match codec {
+            AudioCodec::G711(_) => (None, in_band.then(Box::default), None),
+            _ => (
+                Some(Box::new(CodecState::new(codec)?)),
+                None,
+                in_band.then(Box::default),
+            ),
+        };
+        Ok(Self {
             bound,
             remote,
             remote_rtcp: None,
             codec,
+            state,
+            down: Downsampler2::default(),
+            up: Upsampler2::default(),
+            noise: NoiseGenerator::new(sender.ssrc()),
+            noise_active: false,
+            squelch,
+            wide_squelch,
             sender,
             playback: None,
             room: None,
@@ -164,7 +212,7 @@ impl Outbound {
             octets_sent: 0,
             last_timestamp: 0,
             sent_since_report: false,
-        }
+        })
     }
 
     pub(super) fn play(
@@ -203,39 +251,96 @@ impl Outbound {
         }
     }
 
-    pub(super) fn encode_and_send(&mut self, pcm: &Frame, scratch: &mut Scratch) {
-        self.codec.encode_frame(pcm, scratch.payload_mut());
-        self.send(scratch);
+    /// Adds the next frame of the playing prompt (if any), upsampled, to
+    /// `scratch.wide` (for the wideband codecs).
+    pub(super) fn mix_prompt_wide(&mut self, scratch: &mut Scratch) {
+        scratch.pcm = SILENCE;
+        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
+        let mut wide = MIX_SILENCE;
+        self.up.process(&scratch.pcm, &mut wide);
+        add_saturating(&mut scratch.wide, &wide);
     }
 
-    /// Writes the next header in front of the payload already in the scratch packet,
-    /// protects it when keyed, and sends.
-    pub(super) fn send(&mut self, scratch: &mut Scratch) {
+    /// Encodes and sends one 8 kHz frame: as it is for G.711, upsampled for the
+    /// wideband codecs.
+    pub(super) fn encode_and_send(&mut self, pcm: &Frame, scratch: &mut Scratch) {
+        match self.codec {
+            AudioCodec::G711(codec) => {
+                let len = codec.encode_frame(pcm, scratch.payload_mut());
+                self.send(scratch, len);
+            }
+            _ => {
+                let mut wide = MIX_SILENCE;
+                self.up.process(pcm, &mut wide);
+                self.encode_wide_and_send(&wide, scratch);
+            }
+        }
+    }
+
+    /// Encodes and sends one 16 kHz frame of the mix: decimated for G.711 (with this
+    /// session's converter), as it is for the wideband codecs.
+    pub(super) fn encode_wide_and_send(&mut self, wide: &MixFrame, scratch: &mut Scratch) {
+        let len = match (self.codec, self.state.as_mut()) {
+            (AudioCodec::G711(codec), _) => {
+                let mut pcm = SILENCE;
+                self.down.process(wide, &mut pcm);
+                codec.encode_frame(&pcm, scratch.payload_mut())
+            }
+            (_, Some(state)) => match state.encode_frame(wide, scratch.payload_mut()) {
+                Ok(len) => len,
+                // libopus refused (it does not, for a valid frame and buffer): the
+                // frame is not sent, time goes on.
+                Err(_) => return self.skip(1),
+            },
+            (_, None) => return self.skip(1),
+        };
+        self.send(scratch, len);
+    }
+
+    /// Sends bytes already encoded for this G.711 session (the room's shared mix,
+    /// encoded once per codec); `heard`, the 16 kHz frame they encode, only moves this
+    /// session's converter history on, so a later own mix joins without a seam.
+    pub(super) fn send_g711_encoded(
+        &mut self,
+        bytes: &[u8; FRAME_SAMPLES],
+        heard: &MixFrame,
+        scratch: &mut Scratch,
+    ) {
+        self.down.push(heard);
+        scratch.payload_mut()[..FRAME_SAMPLES].copy_from_slice(bytes);
+        self.send(scratch, FRAME_SAMPLES);
+    }
+
+    /// Writes the next header in front of the `len` payload bytes already in the
+    /// scratch packet, protects it when keyed, and sends.
+    pub(super) fn send(&mut self, scratch: &mut Scratch, len: usize) {
+        let step = self.codec.timestamp_step();
         if !self.sending {
             // Time goes on: the timestamp keeps pace and the first packet after the
             // pause carries the marker (RFC 3551 §4.1).
-            self.sender.skip(FRAME_SAMPLES as u32);
+            self.sender.skip(step);
             return;
         }
-        let header = self.sender.next_header(FRAME_SAMPLES as u32);
+        let payload_len = len.min(MAX_PAYLOAD);
+        let header = self.sender.next_header(step);
         let packet = &mut scratch.packet;
         // The header is exactly HEADER_LEN bytes and the payload type came from a
         // Codec, so this cannot fail; a failure would only skip the packet.
         if header.write(packet).is_err() {
             return;
         }
-        let mut len = HEADER_LEN + FRAME_SAMPLES;
+        let mut len = HEADER_LEN + payload_len;
         if let Some(srtp) = self.srtp.as_mut() {
             match srtp.protect_rtp(packet, len) {
                 Ok(n) => len = n,
                 Err(_) => return,
             }
         }
-        let Some(datagram) = packet.get(..len) else {
+        if len > PACKET_LEN {
             return;
-        };
-        let mut bytes = [0u8; PACKET_LEN];
-        bytes[..len].copy_from_slice(datagram);
+        }
+        // The whole buffer by value (one copy, no zeroing); `len` says what is sent.
+        let bytes = *packet;
         scratch.outbox.push(Outgoing {
             bound: self.bound.clone(),
             to: self.remote,
@@ -245,7 +350,7 @@ impl Outbound {
         // Counted for the SR as sent; a send that fails is counted in the session's
         // and the engine's drop counters by the sender.
         self.packets_sent = self.packets_sent.wrapping_add(1);
-        self.octets_sent = self.octets_sent.wrapping_add(FRAME_SAMPLES as u32);
+        self.octets_sent = self.octets_sent.wrapping_add(payload_len as u32);
         self.last_timestamp = header.timestamp;
         self.sent_since_report = true;
     }
@@ -325,7 +430,8 @@ impl Outbound {
 
     /// Moves the RTP timestamp past `ticks` frames not sent (marker on the next).
     pub(super) fn skip(&mut self, ticks: u32) {
-        self.sender.skip(ticks.saturating_mul(FRAME_SAMPLES as u32));
+        self.sender
+            .skip(ticks.saturating_mul(self.codec.timestamp_step()));
     }
 
     pub(super) fn interrupt(&mut self) {
@@ -335,8 +441,8 @@ impl Outbound {
     }
 }
 
-/// Adds `extra` to `pcm`, saturating at full scale.
-pub(super) fn add_saturating(pcm: &mut Frame, extra: &Frame) {
+/// Adds `extra` to `pcm`, saturating at full scale (frames of any one length).
+pub(super) fn add_saturating<const N: usize>(pcm: &mut [i16; N], extra: &[i16; N]) {
     for (p, &e) in pcm.iter_mut().zip(extra) {
         *p = p.saturating_add(e);
     }

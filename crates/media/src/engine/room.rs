@@ -1,18 +1,50 @@
 //! Conference rooms inside the engine: each tick the clock pulls one frame per member
-//! from its jitter buffer, decodes it into the room's [`Mixer`], mixes, and sends each
-//! member what it hears. Non-talkers all hear the shared mix, which is encoded once
-//! per codec per tick and the bytes reused for every one of them.
+//! from its jitter buffer, decodes it into the room's [`Mixer`], mixes at 16 kHz, and
+//! sends each member what it hears in its codec.
 //!
-//! Assumes 20 ms packets (160 G.711 bytes), as our SDP answer asks with `a=ptime:20`;
-//! a longer packet is cut to one frame.
+//! Cost per member and tick, G.711 (the thousands): decode 160 bytes into the mixer's
+//! narrowband input, where the mixer measures its level and upsamples it only if it
+//! is one of the few talkers mixed. Non-talkers all hear the shared mix, decimated to
+//! 8 kHz once per room and encoded once per G.711 codec, the bytes reused for every
+//! one of them. Talkers' own mixes are decimated each with the member's converter.
+//! G.722 and Opus members decode into the 16 kHz input and encode what they hear
+//! with their own codec state (stateful encoders share nothing).
+//!
+//! Comfort noise (RFC 3389): a CN packet (PT 13) takes its place in the member's
+//! jitter buffer like audio; when played it sets the member's noise generator, and
+//! until the next audio packet the member is heard as that noise — not concealed,
+//! not counted lost, not silent.
+//!
+//! In-band DTMF: a member without RFC 4733 telephone-events keys its digits into the
+//! audio; its decoded frames pass through its [`DtmfSquelch`] (one tick of delay, key
+//! presses silenced) so the room never hears them — a G.711 member's as they are
+//! (about 1,300 multiply-adds per tick), a G.722 or Opus member's decided on the
+//! frame decimated to 8 kHz, the 16 kHz frame delayed alongside. Members with
+//! telephone-events skip it.
+//!
+//! Recording: [`MediaEngine::start_recording`] puts a [`RecordingTap`] on the room;
+//! each tick the full mix (all talkers and the room prompt) goes to it at 16 kHz, its
+//! thread writing the WAV.
+//!
+//! Assumes 20 ms packets (160 G.711 or G.722 bytes, one Opus frame), as our SDP
+//! answer asks with `a=ptime:20`; a longer packet is cut to one frame.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
-use crate::mixer::{DEFAULT_MAX_TALKERS, Frame, Heard, Mixer, MixerSlot, SILENCE};
-use crate::{Codec, Error, FRAME_SAMPLES, Playback, Prompt};
+use crate::comfort_noise::ComfortNoise;
+use crate::dtmf_squelch::DtmfSquelch;
+use crate::halfband::{Downsampler2, Upsampler2};
+use crate::jitter::{Concealer, Playout};
+use crate::mixer::{
+    DEFAULT_MAX_TALKERS, Frame, Heard, MIX_SILENCE, MixFrame, Mixer, MixerSlot, SILENCE,
+};
+use crate::recording::{RecorderConfig, RecordingSummary, RecordingTap};
+use crate::resampler::SampleRate;
+use crate::{AudioCodec, Codec, Error, FRAME_SAMPLES, Playback, Prompt};
 
+use super::endpoint::{Jitter, Payload, Popped};
 use super::{MediaEngine, Outbound, RtpSession, Scratch, Table, add_saturating, lock};
 
 /// A room in a [`MediaEngine`].
@@ -26,6 +58,12 @@ pub(super) struct RoomState {
     members: Vec<(u64, MixerSlot)>,
     /// A prompt every member hears (join and leave beeps).
     playback: Option<Playback>,
+    /// The room prompt's 8 → 16 kHz converter.
+    prompt_up: Upsampler2,
+    /// The shared mix's 16 → 8 kHz converter, for the G.711 members.
+    shared_down: Downsampler2,
+    /// The WAV the full mix goes to, while recording.
+    recording: Option<RecordingTap>,
 }
 
 impl MediaEngine {
@@ -36,21 +74,75 @@ impl MediaEngine {
             mixer: Mixer::new(capacity, DEFAULT_MAX_TALKERS),
             members: Vec::with_capacity(capacity),
             playback: None,
+            prompt_up: Upsampler2::default(),
+            shared_down: Downsampler2::default(),
+            recording: None,
         };
         lock(&self.inner.table).rooms.insert(id, room);
         RoomId(id)
     }
 
-    /// Removes a room; its members go back to hearing only their own prompts.
+    /// Removes a room; its members go back to hearing only their own prompts. A
+    /// recording stops, its file finalised by the writer thread (call
+    /// [`MediaEngine::stop_recording`] first to wait for it and get its summary).
     pub fn close_room(&self, room: RoomId) {
-        let mut table = lock(&self.inner.table);
-        let Some(state) = table.rooms.remove(&room.0) else {
-            return;
-        };
-        for (session, _) in state.members {
-            if let Some(o) = table.sessions.get_mut(&session) {
-                o.leave_room();
+        let recording = {
+            let mut table = lock(&self.inner.table);
+            let Some(mut state) = table.rooms.remove(&room.0) else {
+                return;
+            };
+            for (session, _) in state.members.drain(..) {
+                if let Some(o) = table.sessions.get_mut(&session) {
+                    o.leave_room();
+                }
             }
+            state.recording.take()
+        };
+        // Dropped outside the lock: the tap closes its channel and does not wait.
+        drop(recording);
+    }
+
+    /// Starts recording the room's full mix (everyone, and the room prompts) to a
+    /// 16 kHz mono WAV at `path`, written incrementally on its own thread (a crash
+    /// loses at most the last second, see [`crate::recording`]). Fails if there is no
+    /// such room, it is already being recorded, or the file cannot be created.
+    pub fn start_recording(&self, room: RoomId, path: &Path) -> Result<(), Error> {
+        self.check_recordable(room)?;
+        // The file is created outside the table lock: the clock never waits on a disk.
+        let tap = RecordingTap::start(path, RecorderConfig::new(SampleRate::Hz16000))?;
+        let mut table = lock(&self.inner.table);
+        let state = table.rooms.get_mut(&room.0).ok_or(Error::NoSuchRoom)?;
+        if state.recording.is_some() {
+            return Err(already_recording());
+        }
+        state.recording = Some(tap);
+        Ok(())
+    }
+
+    /// Stops recording the room: waits for the writer to finish the file and returns
+    /// what it holds, or `None` if the room was not being recorded.
+    pub fn stop_recording(&self, room: RoomId) -> Option<Result<RecordingSummary, Error>> {
+        let tap = lock(&self.inner.table)
+            .rooms
+            .get_mut(&room.0)?
+            .recording
+            .take()?;
+        Some(tap.finish())
+    }
+
+    /// True while the room is being recorded.
+    pub fn is_recording(&self, room: RoomId) -> bool {
+        lock(&self.inner.table)
+            .rooms
+            .get(&room.0)
+            .is_some_and(|r| r.recording.is_some())
+    }
+
+    fn check_recordable(&self, room: RoomId) -> Result<(), Error> {
+        match lock(&self.inner.table).rooms.get(&room.0) {
+            None => Err(Error::NoSuchRoom),
+            Some(r) if r.recording.is_some() => Err(already_recording()),
+            Some(_) => Ok(()),
         }
     }
 
@@ -181,18 +273,30 @@ impl RoomState {
         }
         self.mixer.mix();
 
-        // The room prompt, once for everybody.
+        // The room prompt, once for everybody, at the mix rate.
         let mut room_prompt = None;
         if let Some(playback) = self.playback.as_mut() {
             let mut frame = SILENCE;
             playback.fill(&mut frame);
-            room_prompt = Some(frame);
+            let mut wide = MIX_SILENCE;
+            self.prompt_up.process(&frame, &mut wide);
+            room_prompt = Some(wide);
             if playback.finished() {
                 self.playback = None;
+                self.prompt_up.reset();
             }
         }
 
-        let mut shared = SharedCache::default();
+        // What every non-talker hears: all talkers and the room prompt.
+        let mut shared = *self.mixer.shared();
+        if let Some(extra) = room_prompt.as_ref() {
+            add_saturating(&mut shared, extra);
+        }
+        if let Some(tap) = self.recording.as_mut() {
+            tap.push(&shared);
+        }
+
+        let mut cache = SharedCache::new(&shared, &mut self.shared_down);
         for &(session, slot) in &self.members {
             let (Some(o), Some(heard)) = (sessions.get_mut(&session), self.mixer.output(slot))
             else {
@@ -201,38 +305,70 @@ impl RoomState {
             o.link
                 .talking
                 .store(self.mixer.is_talking(slot), Ordering::Relaxed);
-            o.send_heard(heard, room_prompt.as_ref(), &mut shared, scratch);
+            o.send_heard(heard, room_prompt.as_ref(), &mut cache, scratch);
         }
+        cache.finish();
     }
 }
 
-/// The shared mix of one tick, encoded at most once per codec.
-#[derive(Debug, Default)]
-struct SharedCache {
+/// The shared mix of one tick: decimated to 8 kHz at most once and encoded at most
+/// once per G.711 codec.
+#[derive(Debug)]
+struct SharedCache<'a> {
+    wide: &'a MixFrame,
+    down: &'a mut Downsampler2,
+    narrow: Option<Frame>,
     pcmu: Option<[u8; FRAME_SAMPLES]>,
     pcma: Option<[u8; FRAME_SAMPLES]>,
 }
 
-impl SharedCache {
-    fn encoded(
-        &mut self,
-        codec: Codec,
-        shared: &Frame,
-        extra: Option<&Frame>,
-    ) -> &[u8; FRAME_SAMPLES] {
+impl<'a> SharedCache<'a> {
+    fn new(wide: &'a MixFrame, down: &'a mut Downsampler2) -> Self {
+        Self {
+            wide,
+            down,
+            narrow: None,
+            pcmu: None,
+            pcma: None,
+        }
+    }
+
+    /// The shared mix at 8 kHz.
+    fn narrow(&mut self) -> &Frame {
+        if self.narrow.is_none() {
+            let mut pcm = SILENCE;
+            self.down.process(self.wide, &mut pcm);
+            self.narrow = Some(pcm);
+        }
+        self.narrow.get_or_insert(SILENCE)
+    }
+
+    /// The shared mix encoded in `codec`.
+    fn encoded(&mut self, codec: Codec) -> &[u8; FRAME_SAMPLES] {
+        let missing = match codec {
+            Codec::Pcmu => self.pcmu.is_none(),
+            Codec::Pcma => self.pcma.is_none(),
+        };
+        if missing {
+            let mut bytes = [0u8; FRAME_SAMPLES];
+            codec.encode_frame(self.narrow(), &mut bytes);
+            match codec {
+                Codec::Pcmu => self.pcmu = Some(bytes),
+                Codec::Pcma => self.pcma = Some(bytes),
+            }
+        }
         let entry = match codec {
             Codec::Pcmu => &mut self.pcmu,
             Codec::Pcma => &mut self.pcma,
         };
-        entry.get_or_insert_with(|| {
-            let mut pcm = *shared;
-            if let Some(extra) = extra {
-                add_saturating(&mut pcm, extra);
-            }
-            let mut bytes = [0u8; FRAME_SAMPLES];
-            codec.encode_frame(&pcm, &mut bytes);
-            bytes
-        })
+        entry.get_or_insert([0; FRAME_SAMPLES])
+    }
+
+    /// Keeps the converter's history whole when nobody needed the 8 kHz mix.
+    fn finish(self) {
+        if self.narrow.is_none() {
+            self.down.push(self.wide);
+        }
     }
 }
 
@@ -240,8 +376,15 @@ impl Outbound {
     fn enter_room(&mut self) {
         // A fresh buffer: whatever arrived before belongs to no conversation. Joining
         // is rare, so the allocation is not on the per-packet path.
-        *lock(&self.link.jitter) = JitterBuffer::new(JitterConfig::default());
+        *lock(&self.link.jitter) = Jitter::new(self.codec);
         self.concealer = Concealer::default();
+        self.noise_active = false;
+        if let Some(squelch) = self.squelch.as_mut() {
+            squelch.reset();
+        }
+        if let Some(squelch) = self.wide_squelch.as_mut() {
+            squelch.reset();
+        }
         self.link.in_room.store(true, Ordering::Release);
     }
 
@@ -251,26 +394,99 @@ impl Outbound {
         self.room = None;
     }
 
-    /// Moves this tick's frame from the jitter buffer into the mixer.
+    /// Moves this tick's frame from the jitter buffer into the mixer: G.711 into the
+    /// narrowband input, G.722 and Opus into the 16 kHz one.
     fn feed(&mut self, mixer: &mut Mixer, slot: MixerSlot, now: std::time::Instant) {
-        let playout = lock(&self.link.jitter).pop(now);
+        let popped = lock(&self.link.jitter).pop(now);
+        match popped {
+            Popped::Compact(playout) => self.play_out(playout, mixer, slot),
+            Popped::Large(playout) => self.play_out(playout, mixer, slot),
+        }
+    }
+
+    /// Feeds the mixer what the jitter buffer gave for this tick.
+    fn play_out<const N: usize>(
+        &mut self,
+        playout: Playout<Payload<N>>,
+        mixer: &mut Mixer,
+        slot: MixerSlot,
+    ) {
         match playout {
+            Playout::Frame { item, .. } if item.comfort_noise => {
+                // RFC 3389 §4: a SID frame; an empty or malformed one keeps the level.
+                if let Some(cn) = ComfortNoise::parse(item.as_slice()) {
+                    self.noise.set(&cn);
+                }
+                self.noise_active = true;
+                self.fill_noise(mixer, slot);
+            }
             Playout::Frame { item, .. } => {
-                if let Some(input) = mixer.input_mut(slot) {
-                    let n = self.codec.decode_frame(item.as_slice(), input);
-                    if let Some(rest) = input.get_mut(n..) {
-                        rest.fill(0);
+                self.noise_active = false;
+                match (self.codec, self.state.as_mut()) {
+                    (AudioCodec::G711(codec), _) => {
+                        if let Some(input) = mixer.narrow_input_mut(slot) {
+                            let n = codec.decode_frame(item.as_slice(), input);
+                            if let Some(rest) = input.get_mut(n..) {
+                                rest.fill(0);
+                            }
+                            self.concealer.good(input);
+                            squelch(self.squelch.as_deref_mut(), input);
+                        }
                     }
-                    self.concealer.good(input);
+                    (_, Some(state)) => {
+                        if let Some(input) = mixer.input_mut(slot) {
+                            let n = state.decode_frame(item.as_slice(), input);
+                            if let Some(rest) = input.get_mut(n..) {
+                                rest.fill(0);
+                            }
+                            self.concealer.good(input);
+                            wide_squelch(self.wide_squelch.as_deref_mut(), input);
+                        }
+                    }
+                    (_, None) => {}
                 }
             }
-            Playout::Conceal => {
-                if let Some(input) = mixer.input_mut(slot) {
-                    self.concealer.conceal(input);
-                }
+            Playout::Conceal | Playout::Buffering if self.noise_active => {
+                self.fill_noise(mixer, slot);
             }
+            Playout::Conceal => match (self.codec, self.state.as_mut()) {
+                (AudioCodec::G711(_), _) => {
+                    if let Some(input) = mixer.narrow_input_mut(slot) {
+                        self.concealer.conceal(input);
+                        squelch(self.squelch.as_deref_mut(), input);
+                    }
+                }
+                (_, state) => {
+                    if let Some(input) = mixer.input_mut(slot) {
+                        // Opus conceals from its own state; G.722 repeats and fades.
+                        if state.is_none_or(|s| s.conceal(input) == 0) {
+                            self.concealer.conceal(input);
+                        }
+                        wide_squelch(self.wide_squelch.as_deref_mut(), input);
+                    }
+                }
+            },
             // Nothing to play yet: not mixed this tick.
             Playout::Buffering => {}
+        }
+    }
+
+    /// This tick's input is the far end's comfort noise.
+    fn fill_noise(&mut self, mixer: &mut Mixer, slot: MixerSlot) {
+        match self.codec {
+            AudioCodec::G711(_) => {
+                if let Some(input) = mixer.narrow_input_mut(slot) {
+                    self.noise.fill(input);
+                    squelch(self.squelch.as_deref_mut(), input);
+                }
+            }
+            // The CN model is an 8 kHz one (RFC 3389 §1); its level is what matters.
+            _ => {
+                if let Some(input) = mixer.input_mut(slot) {
+                    self.noise.fill(input);
+                    wide_squelch(self.wide_squelch.as_deref_mut(), input);
+                }
+            }
         }
     }
 
@@ -278,27 +494,118 @@ impl Outbound {
     fn send_heard(
         &mut self,
         heard: Heard<'_>,
-        room_prompt: Option<&Frame>,
-        shared: &mut SharedCache,
+        room_prompt: Option<&MixFrame>,
+        shared: &mut SharedCache<'_>,
         scratch: &mut Scratch,
     ) {
-        match heard {
-            Heard::Shared(frame) if self.playback.is_none() => {
-                let bytes = shared.encoded(self.codec, frame, room_prompt);
-                scratch.payload_mut().copy_from_slice(bytes);
-                self.send(scratch);
+        match (self.codec, heard) {
+            (AudioCodec::G711(codec), Heard::Shared(_)) if self.playback.is_none() => {
+                let wide = shared.wide;
+                let bytes = shared.encoded(codec);
+                self.send_g711_encoded(bytes, wide, scratch);
             }
-            _ => {
-                scratch.pcm = *heard.frame();
-                if let Some(extra) = room_prompt {
-                    add_saturating(&mut scratch.pcm, extra);
-                }
+            (AudioCodec::G711(_), Heard::Shared(_)) => {
+                scratch.pcm = *shared.narrow();
+                self.down.push(shared.wide);
                 self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
                 let pcm = scratch.pcm;
                 self.encode_and_send(&pcm, scratch);
             }
+            (AudioCodec::G711(_), Heard::Own(own)) => {
+                scratch.wide = *own;
+                if let Some(extra) = room_prompt {
+                    add_saturating(&mut scratch.wide, extra);
+                }
+                if self.playback.is_some() {
+                    let wide = scratch.wide;
+                    self.down.process(&wide, &mut scratch.pcm);
+                    self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
+                    let pcm = scratch.pcm;
+                    self.encode_and_send(&pcm, scratch);
+                } else {
+                    let wide = scratch.wide;
+                    self.encode_wide_and_send(&wide, scratch);
+                }
+            }
+            (_, heard) => {
+                scratch.wide = match heard {
+                    Heard::Shared(_) => *shared.wide,
+                    Heard::Own(own) => {
+                        let mut wide = *own;
+                        if let Some(extra) = room_prompt {
+                            add_saturating(&mut wide, extra);
+                        }
+                        wide
+                    }
+                };
+                if self.playback.is_some() {
+                    self.mix_prompt_wide(scratch);
+                }
+                let wide = scratch.wide;
+                self.encode_wide_and_send(&wide, scratch);
+            }
         }
     }
+}
+
+/// In-band DTMF (G.711 without telephone-events): the frame mixed is the squelch's
+/// output, one tick late and silenced around key presses.
+fn squelch(squelch: Option<&mut DtmfSquelch>, input: &mut Frame) {
+    if let Some(squelch) = squelch {
+        squelch.process(input);
+    }
+}
+
+/// In-band DTMF of a wideband member (G.722, Opus without telephone-events): the
+/// squelch decides on the frame decimated to 8 kHz, and the 16 kHz frame goes
+/// through a one-tick delay line of its own, silenced when the squelch silences.
+#[derive(Debug, Clone)]
+pub(super) struct WideSquelch {
+    dtmf: DtmfSquelch,
+    down: Downsampler2,
+    held: MixFrame,
+}
+
+impl Default for WideSquelch {
+    fn default() -> Self {
+        Self {
+            dtmf: DtmfSquelch::new(),
+            down: Downsampler2::default(),
+            held: MIX_SILENCE,
+        }
+    }
+}
+
+impl WideSquelch {
+    /// Replaces `input` with the previous tick's frame, silenced around key presses.
+    fn process(&mut self, input: &mut MixFrame) {
+        let mut narrow = SILENCE;
+        self.down.process(input, &mut narrow);
+        let silenced = self.dtmf.process(&mut narrow);
+        std::mem::swap(&mut self.held, input);
+        if silenced {
+            input.fill(0);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.dtmf.reset();
+        self.down.reset();
+        self.held = MIX_SILENCE;
+    }
+}
+
+fn wide_squelch(squelch: Option<&mut WideSquelch>, input: &mut MixFrame) {
+    if let Some(squelch) = squelch {
+        squelch.process(input);
+    }
+}
+
+fn already_recording() -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "the room is already being recorded",
+    ))
 }
 
 /// Whether a participant is talking, as the clock last saw it ([`RtpSession::activity`]).
