@@ -1,16 +1,18 @@
 //! Checks on what the caller heard: a tone at a frequency (Goertzel), silence, or
 //! audible audio (a prompt).
 //!
-//! The recording is cut into 100 ms blocks. A block holds the tone when the Goertzel
-//! power at the target is ten times (10 dB) the power at either neighbour 150 Hz away
-//! and the block is above the silence floor; a wideband sound (speech, noise) has
+//! The recording (8 kHz for G.711, 16 kHz for G.722 and Opus) is cut into 100 ms
+//! blocks. A block holds the tone when the Goertzel
+//! power at the target is ten times (10 dB) the power at either neighbour 150 Hz away,
+//! the tone's own amplitude reaches the silence floor and so does the block's; a wideband sound (speech, noise) has
 //! comparable power at all three and does not count. A tone is heard when it lasts
 //! [`MIN_BLOCKS`] blocks in a row: the demo prompts are made of short notes, which
 //! must not pass for another caller's steady tone. Pure functions, no I/O.
 
 use serde::Serialize;
 
-/// Samples per analysis block: 100 ms at 8 kHz (10 Hz bins).
+/// Samples per analysis block at 8 kHz: 100 ms (10 Hz bins; at other rates a block
+/// is 100 ms too).
 pub const BLOCK: usize = 800;
 /// RMS below which a block is silence (about -44 dBFS; G.711 silence decodes to 0 or 8).
 pub const SILENCE_RMS: f64 = 200.0;
@@ -60,6 +62,12 @@ pub struct Analysis {
 
 /// Analyses `heard` (8 kHz), looking for `tone_hz` when given.
 pub fn analyse(heard: &[i16], tone_hz: Option<f64>) -> Analysis {
+    analyse_at(heard, dialbridge_media::SAMPLE_RATE, tone_hz)
+}
+
+/// Analyses `heard`, sampled at `rate` Hz, looking for `tone_hz` when given.
+pub fn analyse_at(heard: &[i16], rate: u32, tone_hz: Option<f64>) -> Analysis {
+    let block_len = (rate / 10).max(1) as usize;
     let mut a = Analysis {
         blocks: 0,
         audible_blocks: 0,
@@ -68,7 +76,7 @@ pub fn analyse(heard: &[i16], tone_hz: Option<f64>) -> Analysis {
         peak_rms: 0.0,
     };
     let mut run = 0;
-    for block in heard.chunks_exact(BLOCK) {
+    for block in heard.chunks_exact(block_len) {
         a.blocks += 1;
         let level = rms(block);
         a.peak_rms = a.peak_rms.max(level);
@@ -78,7 +86,7 @@ pub fn analyse(heard: &[i16], tone_hz: Option<f64>) -> Analysis {
         }
         a.audible_blocks += 1;
         match tone_hz {
-            Some(f) if has_tone(block, f) => {
+            Some(f) if has_tone_at(block, f, rate) => {
                 a.tone_blocks += 1;
                 run += 1;
                 a.tone_run = a.tone_run.max(run);
@@ -89,13 +97,22 @@ pub fn analyse(heard: &[i16], tone_hz: Option<f64>) -> Analysis {
     a
 }
 
-/// Whether a block is dominated by `freq` compared with its neighbours.
+/// Whether a block (8 kHz) is dominated by `freq` compared with its neighbours.
 pub fn has_tone(block: &[i16], freq: f64) -> bool {
-    let rate = f64::from(dialbridge_media::SAMPLE_RATE);
+    has_tone_at(block, freq, dialbridge_media::SAMPLE_RATE)
+}
+
+/// Whether a block sampled at `rate` Hz is dominated by `freq` compared with its
+/// neighbours.
+pub fn has_tone_at(block: &[i16], freq: f64, rate: u32) -> bool {
+    let rate = f64::from(rate);
     let target = goertzel_power(block, freq, rate);
     let below = goertzel_power(block, (freq - NEIGHBOUR_HZ).max(10.0), rate);
     let above = goertzel_power(block, freq + NEIGHBOUR_HZ, rate);
-    target > DOMINANCE * below.max(above) && target > 0.0
+    // A sine of peak A gives (A·N/2)²: the tone alone must reach the silence floor, or
+    // a trace of it under other audio (codec noise) would pass for it.
+    let floor = (SILENCE_RMS * block.len() as f64 / 2.0).powi(2);
+    target > DOMINANCE * below.max(above) && target > floor
 }
 
 /// An expectation about the audio heard.
@@ -205,6 +222,29 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_of_the_tone_under_loud_audio_is_no_tone() {
+        // A 1000 Hz tone at amplitude 50 (-56 dBFS) under a loud 440 Hz one: the block
+        // is audible and 1000 Hz beats its neighbours, but nobody would hear it.
+        let faint: Vec<i16> = sine(440.0, 1000, 6000.0)
+            .iter()
+            .zip(sine(1000.0, 1000, 50.0))
+            .map(|(a, b)| a + b)
+            .collect();
+        assert_eq!(analyse(&faint, Some(1000.0)).tone_blocks, 0);
+        assert_eq!(analyse(&faint, Some(440.0)).tone_blocks, 10);
+        let heard: Vec<i16> = sine(440.0, 1000, 6000.0)
+            .iter()
+            .zip(sine(1000.0, 1000, 400.0))
+            .map(|(a, b)| a + b)
+            .collect();
+        assert_eq!(
+            analyse(&heard, Some(1000.0)).tone_blocks,
+            10,
+            "-38 dBFS counts"
+        );
+    }
+
+    #[test]
     fn noise_is_audio_but_no_tone() {
         let a = analyse(&noise(1000, 4000), Some(1000.0));
         assert_eq!(a.audible_blocks, 10);
@@ -212,6 +252,27 @@ mod tests {
         assert!(Expectation::Audio.check(&a).is_ok());
         assert!(Expectation::Silence.check(&a).is_err());
         assert!(Expectation::Tone(1000.0).check(&a).is_err());
+    }
+
+    #[test]
+    fn wideband_recordings_are_cut_in_100ms_blocks() {
+        let sine16 = |freq: f64, ms: u32| -> Vec<i16> {
+            (0..ms * 16)
+                .map(|i| {
+                    (6000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 16_000.0).sin())
+                        as i16
+                })
+                .collect()
+        };
+        // 6 kHz: above what an 8 kHz recording can hold.
+        let heard = [sine16(6000.0, 1000), vec![0; 8000]].concat();
+        let a = analyse_at(&heard, 16_000, Some(6000.0));
+        assert_eq!((a.blocks, a.tone_blocks, a.tone_run), (15, 10, 10));
+        assert!(Expectation::Tone(6000.0).check(&a).is_ok());
+        assert_eq!(analyse_at(&heard, 16_000, Some(1000.0)).tone_blocks, 0);
+        let a = analyse_at(&sine16(440.0, 600), 16_000, Some(440.0));
+        assert_eq!((a.blocks, a.tone_run), (6, 6));
+        assert_eq!(analyse(&heard, None).blocks, 30, "8 kHz blocks of 800");
     }
 
     #[test]

@@ -217,11 +217,17 @@ fn key_frequencies(event: u8) -> Option<(f64, f64)> {
 /// Writes 20 ms of the key's two tones into `frame` (8 kHz), `start` samples into the
 /// key so the phase runs on across frames; each tone at about -9 dBm0.
 pub fn tone_into(event: u8, start: u32, frame: &mut [i16]) {
+    tone_into_at(event, start, frame, 8000);
+}
+
+/// [`tone_into`] for a frame sampled at `rate` Hz (`start` counted at that rate).
+pub fn tone_into_at(event: u8, start: u32, frame: &mut [i16], rate: u32) {
     let Some((low, high)) = key_frequencies(event) else {
         return;
     };
+    let rate = f64::from(rate.max(1));
     for (i, sample) in frame.iter_mut().enumerate() {
-        let t = f64::from(start + i as u32) / 8000.0;
+        let t = f64::from(start.wrapping_add(i as u32)) / rate;
         let v = 5000.0 * (std::f64::consts::TAU * low * t).sin()
             + 5000.0 * (std::f64::consts::TAU * high * t).sin();
         *sample = v as i16;
@@ -258,6 +264,11 @@ mod tests {
         let mut frame = [0i16; 160];
         tone_into(11, 0, &mut frame);
         let power = |hz: f64| crate::audio_check::goertzel_power(&frame, hz, 8000.0);
+        assert!(power(941.0) > 50.0 * power(1209.0));
+        assert!(power(1477.0) > 50.0 * power(1336.0));
+        let mut wide = [0i16; 960];
+        tone_into_at(11, 0, &mut wide, 48_000);
+        let power = |hz: f64| crate::audio_check::goertzel_power(&wide, hz, 48_000.0);
         assert!(power(941.0) > 50.0 * power(1209.0));
         assert!(power(1477.0) > 50.0 * power(1336.0));
     }

@@ -6,14 +6,13 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dialbridge_media::{Prompt, Tone};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sbc_sim::audio_check::Expectation;
 use sbc_sim::call::{self, CallConfig, Progress};
+use sbc_sim::codec::CallCodec;
 use sbc_sim::dtmf::DtmfMode;
 use sbc_sim::load::{self, LoadConfig};
 use sbc_sim::rtp::Source;
@@ -21,9 +20,9 @@ use sbc_sim::script::{Script, parse_duration};
 use sbc_sim::ua::{Signaling, Transport};
 use sbc_sim::{CallOutcome, Error, Expect};
 
-/// Most samples one `call` records: 10 minutes at 8 kHz.
+/// Most one `call` records: 10 minutes (counted in 8 kHz samples, whatever the codec).
 const CALL_RECORD_LIMIT: usize = 10 * 60 * 8000;
-/// Most samples one load call records: 2 minutes.
+/// Most one load call records: 2 minutes.
 const LOAD_RECORD_LIMIT: usize = 2 * 60 * 8000;
 /// Amplitude of the generated tone (about -12 dBFS).
 const TONE_AMPLITUDE: i16 = 8000;
@@ -38,6 +37,10 @@ const TONE_AMPLITUDE: i16 = 8000;
       --script 'wait 2s, keys 123456789#, wait 1s, keys #, wait 5s' --expect-audio
   sbc-sim call --from-ip 127.0.0.1 --user alice --password alice-secret --to +14255550100
   sbc-sim call --from-ip 127.0.0.10 --to +14255550999 --expect-status 404
+  sbc-sim call --from-ip 127.0.0.20 --to +33170000100 --codec g722 --tone 6000 \\
+      --script 'wait 500ms, keys 123456789#, wait 1500ms, keys #, wait 10s'
+  sbc-sim call --from-ip 127.0.0.1 --user alice --password alice-secret \\
+      --to +14255550100 --codec opus --wav speech-48k.wav --record heard.wav
   sbc-sim load --from-ip 127.0.0.10 --to +14255550100 --calls 1000 --rate 100 \\
       --hold 5s --conference 123456789 --json"
 )]
@@ -59,6 +62,18 @@ enum TransportArg {
     Udp,
     Tcp,
     Tls,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CodecArg {
+    /// G.711 µ-law, PT 0, 8 kHz.
+    Pcmu,
+    /// G.711 A-law, PT 8, 8 kHz.
+    Pcma,
+    /// G.722, PT 9, 16 kHz.
+    G722,
+    /// Opus, dynamic PT 111, sent at 48 kHz.
+    Opus,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,10 +110,14 @@ struct CallArgs {
     /// Digest password.
     #[arg(long, requires = "user")]
     password: Option<String>,
-    /// Send a sine tone at this frequency, Hz.
+    /// The codec offered (alone, with telephone-event) and spoken; tones and WAVs
+    /// are sent at its rate: 8 kHz G.711, 16 kHz G.722, 48 kHz Opus.
+    #[arg(long, value_enum, default_value = "pcmu")]
+    codec: CodecArg,
+    /// Send a sine tone at this frequency, Hz (below half the codec's rate).
     #[arg(long, conflicts_with = "wav")]
     tone: Option<f64>,
-    /// Send this WAV file (16-bit PCM, looped).
+    /// Send this WAV file (16-bit PCM, looped; kept at 8, 16 or 48 kHz, else 8 kHz).
     #[arg(long)]
     wav: Option<PathBuf>,
     /// How DTMF keys are sent.
@@ -128,7 +147,8 @@ struct CallArgs {
     /// Expect the bridge to hang up (a wrong conference ID, a full meeting...).
     #[arg(long)]
     expect_bye: bool,
-    /// Write what was heard to this WAV, 8 kHz mono 16-bit (`call` only).
+    /// Write what was heard to this WAV, mono 16-bit, 8 kHz (G.711) or 16 kHz
+    /// (G.722, Opus) (`call` only).
     #[arg(long)]
     record: Option<PathBuf>,
     /// Print the outcome as JSON (progress goes to stderr).
@@ -217,10 +237,11 @@ async fn run_call(args: CallArgs) -> Result<bool, Error> {
     };
     let outcome = call::run(&signaling, &config, &printer).await;
     if let Some(path) = &record {
-        write_wav(path, &outcome.heard)?;
+        write_wav(path, &outcome.heard, outcome.heard_rate)?;
         printer.line(&format!(
-            "recorded {:.1} s to {}",
-            outcome.heard.len() as f64 / 8000.0,
+            "recorded {:.1} s at {} Hz to {}",
+            outcome.heard.len() as f64 / f64::from(outcome.heard_rate.max(1)),
+            outcome.heard_rate,
             path.display()
         ));
     }
@@ -299,18 +320,40 @@ fn call_config(
     } else {
         Duration::ZERO
     });
+    let codec = match args.codec {
+        CodecArg::Pcmu => CallCodec::Pcmu,
+        CodecArg::Pcma => CallCodec::Pcma,
+        CodecArg::G722 => CallCodec::G722,
+        CodecArg::Opus => CallCodec::Opus,
+    };
+    // 100 Hz below the Nyquist frequency: 3900 Hz for G.711, 7900 for G.722, ...
+    let top = |rate: u32| f64::from(rate / 2 - 100);
     let source = match (&args.tone, &args.wav) {
         (Some(hz), _) => {
-            if !(20.0..=3900.0).contains(hz) {
-                return Err(Error::invalid("--tone", "between 20 and 3900 Hz"));
+            let max = top(codec.send_rate().hz());
+            if !(20.0..=max).contains(hz) {
+                return Err(Error::invalid(
+                    "--tone",
+                    format!("between 20 and {max} Hz with {}", codec.name()),
+                ));
             }
-            Source::Prompt(Arc::new(Tone::sine(*hz, 1000, TONE_AMPLITUDE)))
+            Source::Tone {
+                hz: *hz,
+                amplitude: TONE_AMPLITUDE,
+            }
         }
-        (None, Some(path)) => Source::Prompt(Arc::new(Prompt::load(path)?)),
+        (None, Some(path)) => Source::wav(path)?,
         (None, None) => Source::Silence,
     };
     let mut audio = Vec::new();
     if let Some(hz) = args.expect_tone {
+        let max = top(codec.record_rate().hz());
+        if !(20.0..=max).contains(&hz) {
+            return Err(Error::invalid(
+                "--expect-tone",
+                format!("between 20 and {max} Hz with {}", codec.name()),
+            ));
+        }
         audio.push(Expectation::Tone(hz));
     }
     if args.expect_silence {
@@ -329,6 +372,7 @@ fn call_config(
             .unwrap_or_else(|| "+14155550100".into()),
         from_host: args.user.as_ref().map(|_| "dialbridge".to_owned()),
         credentials,
+        codec,
         source,
         dtmf: match args.dtmf {
             DtmfArg::Rfc4733 => DtmfMode::Rfc4733,
@@ -371,6 +415,17 @@ fn print_outcome(printer: &Printer, o: &CallOutcome) {
     if let Some(r) = ms(o.dtmf_to_response) {
         printer.line(&format!("last key → bridge's answer {r}"));
     }
+    if let Some(c) = &o.codec {
+        printer.line(&format!(
+            "codec {}/{} PT {}{}",
+            c.encoding,
+            c.clock_rate,
+            c.payload_type,
+            c.telephone_event
+                .map(|te| format!(", telephone-event PT {te}"))
+                .unwrap_or_default()
+        ));
+    }
     let m = &o.media;
     printer.line(&format!(
         "RTP sent {} (events {}), received {} (events {}), dropped {}",
@@ -395,10 +450,10 @@ fn print_outcome(printer: &Printer, o: &CallOutcome) {
     }
 }
 
-fn write_wav(path: &PathBuf, samples: &[i16]) -> Result<(), Error> {
+fn write_wav(path: &PathBuf, samples: &[i16], rate: u32) -> Result<(), Error> {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: dialbridge_media::SAMPLE_RATE,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audio_check::{Analysis, Expectation};
+use crate::codec::CallCodec;
+use crate::rtp::RemoteMedia;
 
 /// What the caller expects of the call.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,34 @@ pub struct MediaCounts {
     pub dropped: u64,
 }
 
+/// The codec an SDP answer settled, as the call reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NegotiatedCodec {
+    /// Which of ours it is.
+    pub codec: CallCodec,
+    /// The `a=rtpmap` encoding name (`PCMU`, `G722`, `opus`).
+    pub encoding: &'static str,
+    /// The payload type we send with (the answer's numbering).
+    pub payload_type: u8,
+    /// The RTP clock rate, Hz.
+    pub clock_rate: u32,
+    /// The telephone-event payload type, if negotiated.
+    pub telephone_event: Option<u8>,
+}
+
+impl NegotiatedCodec {
+    /// What `remote` says.
+    pub fn of(remote: &RemoteMedia) -> Self {
+        NegotiatedCodec {
+            codec: CallCodec::of(remote.codec),
+            encoding: remote.codec.encoding_name(),
+            payload_type: remote.payload_type,
+            clock_rate: remote.codec.clock_rate(),
+            telephone_event: remote.telephone_event,
+        }
+    }
+}
+
 /// The outcome of one call.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallOutcome {
@@ -78,6 +108,8 @@ pub struct CallOutcome {
     pub dtmf_to_response: Option<Duration>,
     /// Who ended it.
     pub ended_by: EndedBy,
+    /// The codec the SDP answer chose (the latest, after a re-INVITE).
+    pub codec: Option<NegotiatedCodec>,
     /// From the 2xx to the end.
     #[serde(serialize_with = "ser_ms")]
     pub connected: Option<Duration>,
@@ -89,9 +121,11 @@ pub struct CallOutcome {
     pub audio_ok: Option<bool>,
     /// Every way the call differed from what was expected; empty when it passed.
     pub failures: Vec<String>,
-    /// The heard audio (8 kHz mono), for `--record`.
+    /// The heard audio (mono at `heard_rate`), for `--record`.
     #[serde(skip)]
     pub heard: Vec<i16>,
+    /// The rate of `heard`, Hz: 8000 for G.711, 16000 for G.722 and Opus.
+    pub heard_rate: u32,
 }
 
 impl CallOutcome {

@@ -304,12 +304,14 @@ mod tests {
             } else {
                 EndedBy::Refused
             },
+            codec: None,
             connected: None,
             media: MediaCounts::default(),
             analysis: None,
             audio_ok: status.filter(|s| *s == 200).map(|_| failures.is_empty()),
             failures: failures.iter().map(|s| s.to_string()).collect(),
             heard: Vec::new(),
+            heard_rate: 8000,
         }
     }
 

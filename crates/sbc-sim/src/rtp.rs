@@ -1,42 +1,37 @@
-//! The caller's media (RFC 3550, RFC 3551 G.711, RFC 4733): one task per call that
-//! sends a 20 ms G.711 packet per tick of a tokio interval — the source audio, or a
-//! telephone-event packet while a key is being sent — and decodes what it receives
-//! into a bounded recording.
+//! The caller's media (RFC 3550; RFC 3551 G.711 and G.722, RFC 7587 Opus; RFC 4733):
+//! one task per call that sends a 20 ms packet per tick of a tokio interval — the
+//! source audio encoded with the negotiated codec, or a telephone-event packet while a
+//! key is being sent — and decodes what it receives into a bounded recording (8 kHz
+//! for G.711, 16 kHz for G.722 and Opus; see [`crate::codec`]).
 //!
 //! Why not `dialbridge_media::MediaEngine`: the engine opens a session once the remote
 //! address is known, but a UAC must write its port in the offer before any answer, and
 //! the engine's clock has no slot for interleaving RFC 4733 events. Here the socket is
 //! bound first (its port goes in the offer) and the task starts with the answer.
-//! Nothing is allocated per packet: one send buffer, one decode buffer, and a recording
-//! that stops growing at its limit.
+//! Nothing is allocated per packet: one send buffer, one decode buffer, codec states
+//! made when media starts, and a recording that stops growing at its limit.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dialbridge_media::rtp::{HEADER_LEN, RtpHeader};
-use dialbridge_media::{Codec, FRAME_MS, FRAME_SAMPLES, Playback, Prompt, RtpView};
+use dialbridge_media::{AudioCodec, Codec, FRAME_MS, FRAME_SAMPLES, RtpView};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::Error;
 use crate::audio_check::{SILENCE_RMS, rms};
+use crate::codec::{CallCodec, Decoder, Encoder, MAX_DECODED, MAX_FRAME, MAX_PAYLOAD};
 use crate::dtmf::{GAP_MS, KEY_MS, Rfc4733Sender, TickPacket};
+use crate::source::Player;
+pub use crate::source::Source;
 
 /// Largest datagram read; longer ones are cut by the kernel and then dropped.
 const MAX_DATAGRAM: usize = 1500;
 /// Commands queued to one media task.
 const COMMAND_QUEUE: usize = 16;
-
-/// What the caller sends.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// Silence (G.711's silence byte).
-    Silence,
-    /// A prompt (generated tone or WAV file), looped for as long as the call lasts.
-    Prompt(Arc<Prompt>),
-}
 
 /// Where and how to send, from the SDP answer (or a later re-INVITE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +39,8 @@ pub struct RemoteMedia {
     /// The `c=` address and `m=` port.
     pub addr: SocketAddr,
     /// The codec both sides agreed.
-    pub codec: Codec,
-    /// Its payload type (the offer's numbering).
+    pub codec: AudioCodec,
+    /// Its payload type, as the answer numbered it (we send with it).
     pub payload_type: u8,
     /// The telephone-event payload type, if negotiated.
     pub telephone_event: Option<u8>,
@@ -56,8 +51,11 @@ pub struct RemoteMedia {
 /// Counters and the recording, when the media task ends.
 #[derive(Debug, Clone, Default)]
 pub struct MediaReport {
-    /// What was heard, decoded, 8 kHz mono, in arrival order, up to the limit.
+    /// What was heard, decoded, mono at [`MediaReport::heard_rate`], in arrival
+    /// order, up to the limit.
     pub heard: Vec<i16>,
+    /// The rate of `heard`, Hz: 8000 for G.711, 16000 for G.722 and Opus.
+    pub heard_rate: u32,
     /// RTP packets sent (audio and events).
     pub sent: u64,
     /// Telephone-event packets among them.
@@ -95,16 +93,18 @@ impl Media {
     }
 
     /// Starts sending to `remote` and receiving on `socket`; at most `record_limit`
-    /// samples are kept.
+    /// samples are kept, counted at 8 kHz (a 16 kHz recording keeps the same length of
+    /// audio in twice the samples). Fails only when a codec state cannot be made.
     pub fn start(
         socket: UdpSocket,
         remote: RemoteMedia,
         source: Source,
         record_limit: usize,
-    ) -> Media {
+    ) -> Result<Media, Error> {
+        let codecs = Codecs::new(remote.codec, &source)?;
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let task = tokio::spawn(run(socket, remote, source, record_limit, rx));
-        Media { commands, task }
+        let task = tokio::spawn(run(socket, remote, source, codecs, record_limit, rx));
+        Ok(Media { commands, task })
     }
 
     /// Changes where and how we send (a re-INVITE).
@@ -189,10 +189,33 @@ impl ResponseClock {
     }
 }
 
+/// The codec states and the source player, at the codec's rate; remade only when a
+/// re-INVITE changes the codec.
+struct Codecs {
+    encoder: Encoder,
+    decoder: Decoder,
+    player: Player,
+    /// Samples per 20 ms frame at the sending rate.
+    frame_len: usize,
+}
+
+impl Codecs {
+    fn new(codec: AudioCodec, source: &Source) -> Result<Codecs, Error> {
+        let rate = CallCodec::of(codec).send_rate();
+        Ok(Codecs {
+            encoder: Encoder::new(codec)?,
+            decoder: Decoder::new(codec)?,
+            player: Player::new(source, rate),
+            frame_len: rate.frame_samples(),
+        })
+    }
+}
+
 /// The per-call send/receive state.
 struct State {
     remote: RemoteMedia,
-    playback: Option<Playback>,
+    source: Source,
+    codecs: Codecs,
     dtmf: Rfc4733Sender,
     /// The queued keys go as tones in the audio, not as telephone-events.
     in_band: bool,
@@ -201,10 +224,11 @@ struct State {
     sequence: u16,
     timestamp_base: u32,
     audio_marker: bool,
-    frame: [i16; FRAME_SAMPLES],
-    send_buf: [u8; HEADER_LEN + FRAME_SAMPLES],
+    frame: [i16; MAX_FRAME],
+    send_buf: [u8; HEADER_LEN + MAX_PAYLOAD],
     response: ResponseClock,
     report: MediaReport,
+    /// Most samples recorded, counted at 8 kHz.
     record_limit: usize,
 }
 
@@ -212,15 +236,15 @@ async fn run(
     socket: UdpSocket,
     remote: RemoteMedia,
     source: Source,
+    codecs: Codecs,
     record_limit: usize,
     mut commands: mpsc::Receiver<Command>,
 ) -> MediaReport {
+    let heard_rate = codecs.decoder.rate().hz();
     let mut state = State {
         remote,
-        playback: match source {
-            Source::Silence => None,
-            Source::Prompt(p) => Some(Playback::new(p, true)),
-        },
+        source,
+        codecs,
         dtmf: Rfc4733Sender::new(FRAME_MS, KEY_MS, GAP_MS),
         in_band: false,
         waiting: Vec::new(),
@@ -228,10 +252,13 @@ async fn run(
         sequence: rand::random(),
         timestamp_base: rand::random(),
         audio_marker: true,
-        frame: [0; FRAME_SAMPLES],
-        send_buf: [0; HEADER_LEN + FRAME_SAMPLES],
+        frame: [0; MAX_FRAME],
+        send_buf: [0; HEADER_LEN + MAX_PAYLOAD],
         response: ResponseClock::default(),
-        report: MediaReport::default(),
+        report: MediaReport {
+            heard_rate,
+            ..MediaReport::default()
+        },
         record_limit,
     };
     // As for signaling: make tokio see the socket writable before the first try_send.
@@ -240,13 +267,14 @@ async fn run(
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut recv_buf = [0u8; MAX_DATAGRAM];
-    let mut decoded = [0i16; MAX_DATAGRAM];
+    let mut decoded = [0i16; MAX_DECODED];
     loop {
         tokio::select! {
             at = ticker.tick() => {
                 // The timestamp follows the clock even when ticks were skipped.
                 let ticks = (at.saturating_duration_since(start).as_millis() / u128::from(FRAME_MS)) as u32;
-                let ts = state.timestamp_base.wrapping_add(ticks.wrapping_mul(FRAME_SAMPLES as u32));
+                let step = state.remote.codec.timestamp_step();
+                let ts = state.timestamp_base.wrapping_add(ticks.wrapping_mul(step));
                 state.tick(&socket, ts);
             }
             received = socket.recv_from(&mut recv_buf) => {
@@ -260,10 +288,7 @@ async fn run(
                 }
             }
             command = commands.recv() => match command {
-                Some(Command::Remote(r)) => {
-                    state.remote = r;
-                    state.audio_marker = true;
-                }
+                Some(Command::Remote(r)) => state.set_remote(r),
                 Some(Command::InBandKeys(keys, done)) => {
                     state.in_band = true;
                     if state.dtmf.queue(&keys) {
@@ -293,22 +318,45 @@ async fn run(
 }
 
 impl State {
-    fn tick(&mut self, socket: &UdpSocket, timestamp: u32) {
-        // The source advances whether or not we send, like a real talker.
-        match self.playback.as_mut() {
-            Some(p) => {
-                p.fill(&mut self.frame);
+    /// A re-INVITE's answer: the new address and payload types; new codec states only
+    /// when the codec itself changed (kept as they were if they cannot be made).
+    fn set_remote(&mut self, remote: RemoteMedia) {
+        if CallCodec::of(remote.codec) != CallCodec::of(self.remote.codec) {
+            match Codecs::new(remote.codec, &self.source) {
+                Ok(codecs) => {
+                    self.codecs = codecs;
+                    self.report.heard.clear();
+                    self.report.heard_rate = self.codecs.decoder.rate().hz();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot switch codec; media stops");
+                    self.remote.send = false;
+                    return;
+                }
             }
-            None => self.frame.fill(0),
         }
+        self.remote = remote;
+        self.audio_marker = true;
+    }
+
+    fn tick(&mut self, socket: &UdpSocket, timestamp: u32) {
+        let frame_len = self.codecs.frame_len;
+        let rate = self.codecs.encoder.rate().hz();
+        let Some(frame) = self.frame.get_mut(..frame_len) else {
+            return;
+        };
+        // The source advances whether or not we send, like a real talker.
+        self.codecs.player.fill(frame);
         let packet = match self.remote.telephone_event {
             _ if self.in_band => match self.dtmf.on_tick(timestamp) {
                 // The sender's timing says a key sounds now: its tones replace the audio.
                 TickPacket::Event { payload, .. } => {
                     if !payload.end {
+                        // The event's duration counts 8 kHz units; the frame is at `rate`.
                         let start =
                             u32::from(payload.duration).saturating_sub(FRAME_SAMPLES as u32);
-                        crate::dtmf::tone_into(payload.event, start, &mut self.frame);
+                        let start = start.saturating_mul(rate / 8000);
+                        crate::dtmf::tone_into_at(payload.event, start, frame, rate);
                     }
                     TickPacket::Audio { marker: false }
                 }
@@ -342,7 +390,13 @@ impl State {
                     ssrc: self.ssrc,
                 };
                 let out = self.send_buf.get_mut(HEADER_LEN..).unwrap_or_default();
-                (header, self.remote.codec.encode_frame(&self.frame, out))
+                match self.codecs.encoder.encode(frame, out) {
+                    Ok(len) => (header, len),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "frame not encoded");
+                        return;
+                    }
+                }
             }
             TickPacket::Event {
                 payload,
@@ -387,19 +441,27 @@ impl State {
             self.report.events_received += 1;
             return;
         }
-        let codec = if view.payload_type == self.remote.payload_type {
-            self.remote.codec
-        } else if let Some(c) = Codec::from_payload_type(view.payload_type) {
-            c
+        let pt = view.payload_type;
+        let ours = CallCodec::of(self.remote.codec)
+            .audio_codec()
+            .payload_type();
+        let n = if pt == self.remote.payload_type || pt == ours {
+            self.codecs.decoder.decode(view.payload(), decoded)
+        } else if let (Some(_), Some(c)) = (self.remote.codec.g711(), Codec::from_payload_type(pt))
+        {
+            // A G.711 call takes either law, whichever was agreed (both are 8 kHz).
+            c.decode_frame(view.payload(), decoded)
         } else {
             self.report.dropped += 1;
             return;
         };
         self.report.received += 1;
-        let n = codec.decode_frame(view.payload(), decoded);
         let samples = decoded.get(..n).unwrap_or_default();
         self.response.on_frame(samples, now);
-        let room = self.record_limit.saturating_sub(self.report.heard.len());
+        let limit = self
+            .record_limit
+            .saturating_mul(self.report.heard_rate as usize / 8000);
+        let room = limit.saturating_sub(self.report.heard.len());
         self.report
             .heard
             .extend_from_slice(samples.get(..n.min(room)).unwrap_or_default());
@@ -409,7 +471,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn response_clock_waits_for_quiet_then_audio() {
         let t0 = Instant::now();

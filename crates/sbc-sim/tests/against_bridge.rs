@@ -170,6 +170,78 @@ async fn sbc_sim_call_joins_adeles_meeting_and_records_the_join_chime() {
     bridge.stop().await;
 }
 
+/// Two `sbc-sim call`s in adele's meeting, one offering G.722 and sending 6 kHz, one
+/// offering Opus and expecting to hear it: each reports the codec the bridge answered,
+/// and the Opus caller records at 16 kHz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sbc_sim_calls_with_g722_and_opus_and_hears_6khz() {
+    let bridge = TestBridge::start(demo_config()).await;
+    let bridge_addr = bridge.sip_addr().to_string();
+    let wav = scratch("opus.wav");
+    let wav_arg = wav.to_string_lossy().to_string();
+    let join = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
+    let g722_script = format!("{join}, wait 7s");
+    let opus_script = format!("{join}, wait 5s");
+    let common = [
+        "call",
+        "--bridge",
+        &bridge_addr,
+        "--from-ip",
+        TELCO_A,
+        "--to",
+        TELCO_A_NUMBER,
+        "--json",
+    ];
+    let g722_args = [
+        &common[..],
+        &[
+            "--codec",
+            "g722",
+            "--tone",
+            "6000",
+            "--script",
+            &g722_script,
+        ],
+    ]
+    .concat();
+    let opus_args = [
+        &common[..],
+        &[
+            "--codec",
+            "opus",
+            "--expect-tone",
+            "6000",
+            "--record",
+            &wav_arg,
+            "--script",
+            &opus_script,
+        ],
+    ]
+    .concat();
+    let (g722, opus) = tokio::join!(sbc_sim(&g722_args), sbc_sim(&opus_args));
+    assert!(g722.status.success(), "{}", explain(&g722));
+    assert!(opus.status.success(), "{}", explain(&opus));
+    let outcome = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
+    let (g722, opus) = (outcome(&g722), outcome(&opus));
+    assert_eq!(
+        g722["codec"],
+        serde_json::json!({"codec": "g722", "encoding": "G722", "payload_type": 9,
+            "clock_rate": 8000, "telephone_event": 101})
+    );
+    assert_eq!(
+        opus["codec"],
+        serde_json::json!({"codec": "opus", "encoding": "opus", "payload_type": 111,
+            "clock_rate": 48000, "telephone_event": 101})
+    );
+    assert_eq!(opus["heard_rate"], 16_000);
+    assert_eq!(opus["audio_ok"], true);
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    assert!(reader.len() > 16_000 * 7, "{} samples", reader.len());
+    std::fs::remove_file(&wav).unwrap();
+    bridge.stop().await;
+}
+
 /// One stream of calls into a demo meeting.
 struct Stream {
     /// The trunk's source address.

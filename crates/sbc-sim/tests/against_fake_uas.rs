@@ -319,6 +319,7 @@ fn config(to: &str, script: &str) -> CallConfig {
         from_user: "+14155550100".into(),
         from_host: None,
         credentials: None,
+        codec: sbc_sim::CallCodec::Pcmu,
         source: Source::Prompt(Arc::new(dialbridge_media::Tone::sine(440.0, 1000, 8000))),
         dtmf: DtmfMode::Rfc4733,
         script: Script::parse(script).unwrap(),
@@ -382,6 +383,26 @@ async fn answered_call_streams_keys_hears_and_hangs_up() {
     // The caller's tone arrived.
     assert!(log.audio_packets > 30);
     assert!(audio_check::analyse(&log.heard, Some(440.0)).tone_run >= 5);
+}
+
+#[tokio::test]
+async fn an_answer_without_the_offered_codec_is_hung_up() {
+    // We offer G.722 alone; the fake UAS answers PCMU whatever it is offered.
+    let uas = Uas::start(Behaviour::Answer).await;
+    let sig = signaling(&uas, "127.0.0.20").await;
+    let mut cfg = config("+33170000100", "wait 1s");
+    cfg.codec = sbc_sim::CallCodec::G722;
+    let outcome = call::run(&sig, &cfg, &Quiet).await;
+    assert_eq!(outcome.status, Some(200));
+    assert!(
+        outcome.failures.iter().any(|f| f.contains("SDP answer")),
+        "{:?}",
+        outcome.failures
+    );
+    assert_eq!(outcome.codec, None);
+    assert_eq!(outcome.media.sent, 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(uas.log().requests, vec!["INVITE", "ACK", "BYE"]);
 }
 
 #[tokio::test]

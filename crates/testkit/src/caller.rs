@@ -32,6 +32,7 @@ pub fn caller(to: &str, source: Source, script: &str, hold: Duration) -> CallCon
         from_user: CALLING.into(),
         from_host: None,
         credentials: None,
+        codec: sbc_sim::CallCodec::Pcmu,
         source,
         dtmf: DtmfMode::Rfc4733,
         script: Script::parse(script).expect("a valid sbc-sim script"),

@@ -39,15 +39,21 @@ impl Call<'_> {
         if answered && !expect.bridge_hangs_up && ended_by == EndedBy::Bridge {
             self.failures.push("the bridge hung up early".into());
         }
-        let (media, analysis, heard, response) = match report {
+        let record_rate = self.config.codec.record_rate().hz();
+        let (media, analysis, heard, heard_rate, response) = match report {
             Some(r) => {
                 let tone = expect.audio.iter().find_map(|e| match e {
                     audio_check::Expectation::Tone(f) => Some(*f),
                     _ => None,
                 });
                 // Nothing recorded (no check asked for, no --record): nothing to analyse.
-                let analysis =
-                    (self.config.record_limit > 0).then(|| audio_check::analyse(&r.heard, tone));
+                let rate = if r.heard_rate == 0 {
+                    record_rate
+                } else {
+                    r.heard_rate
+                };
+                let analysis = (self.config.record_limit > 0)
+                    .then(|| audio_check::analyse_at(&r.heard, rate, tone));
                 let counts = MediaCounts {
                     sent: r.sent,
                     events_sent: r.events_sent,
@@ -55,9 +61,9 @@ impl Call<'_> {
                     events_received: r.events_received,
                     dropped: r.dropped,
                 };
-                (counts, analysis, r.heard, r.response_after_mark)
+                (counts, analysis, r.heard, rate, r.response_after_mark)
             }
-            None => (MediaCounts::default(), None, Vec::new(), None),
+            None => (MediaCounts::default(), None, Vec::new(), record_rate, None),
         };
         let mut audio_ok = None;
         if let Some(a) = &analysis {
@@ -81,12 +87,14 @@ impl Call<'_> {
             setup: self.setup,
             dtmf_to_response: response,
             ended_by,
+            codec: self.negotiated,
             connected,
             media,
             analysis,
             audio_ok,
             failures: self.failures,
             heard,
+            heard_rate,
         }
     }
 }

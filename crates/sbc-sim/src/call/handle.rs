@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use dialbridge_media::Codec;
+use dialbridge_media::AudioCodec;
 use dialbridge_sip::message::fields::response_for;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{Header, Method, Request, Response};
@@ -13,7 +13,7 @@ use dialbridge_sip::transaction::{ClientKey, Event, PeerAddr, ServerKey, Transac
 
 use super::{Call, Phase};
 use crate::dialog::response;
-use crate::outcome::EndedBy;
+use crate::outcome::{EndedBy, NegotiatedCodec};
 use crate::rtp::{Media, RemoteMedia};
 
 impl Call<'_> {
@@ -140,7 +140,12 @@ impl Call<'_> {
             }
             self.phase = Phase::Established;
             self.phase_deadline = None;
-            self.start_media(&resp.body)?;
+            if let Err(why) = self.start_media(&resp.body) {
+                // An answer we cannot use (a codec we did not offer, no SDP): the
+                // dialog exists all the same, so it ends with a BYE (RFC 3264 §7).
+                self.fail(why);
+                return self.hangup(now);
+            }
             return self.advance_script(now);
         }
         if !current {
@@ -240,6 +245,7 @@ impl Call<'_> {
         let offer = SessionDescription::parse_bytes(&req.body).map_err(|e| e.to_string())?;
         let answer = session.handle_offer(&offer).map_err(|e| e.to_string())?;
         let remote = remote_media(&answer.media)?;
+        self.negotiated = Some(NegotiatedCodec::of(&remote));
         if let Some(media) = &self.media {
             media.set_remote(remote);
         }
@@ -253,6 +259,7 @@ impl Call<'_> {
             .handle_answer(&sdp)
             .map_err(|e| format!("SDP answer: {e}"))?;
         let remote = remote_media(&negotiated)?;
+        self.negotiated = Some(NegotiatedCodec::of(&remote));
         if let Some(media) = &self.media {
             media.set_remote(remote);
         }
@@ -269,6 +276,7 @@ impl Call<'_> {
             .handle_answer(&sdp)
             .map_err(|e| format!("SDP answer: {e}"))?;
         let remote = remote_media(&negotiated)?;
+        self.negotiated = Some(NegotiatedCodec::of(&remote));
         self.say(&format!(
             "media: {} PT {} to {}{}",
             remote.codec.encoding_name(),
@@ -280,23 +288,23 @@ impl Call<'_> {
             }
         ));
         let socket = self.socket.take().ok_or("RTP socket already used")?;
-        self.media = Some(Media::start(
+        let media = Media::start(
             socket,
             remote,
             self.config.source.clone(),
             self.config.record_limit,
-        ));
+        )
+        .map_err(|e| format!("media: {e}"))?;
+        self.media = Some(media);
         Ok(())
     }
 }
 
-/// What the media task needs from a negotiation.
+/// What the media task needs from a negotiation: the codec as the answer numbered it
+/// (Opus's payload type is dynamic: the answer's number is the one we send with).
 fn remote_media(n: &Negotiated) -> Result<RemoteMedia, String> {
-    let codec = match n.codec.name {
-        name if name.eq_ignore_ascii_case("PCMU") => Codec::Pcmu,
-        name if name.eq_ignore_ascii_case("PCMA") => Codec::Pcma,
-        other => return Err(format!("codec {other} not offered")),
-    };
+    let codec = AudioCodec::from_rtpmap(n.codec.name, n.codec.clock_rate, n.payload_type)
+        .ok_or_else(|| format!("codec {}/{} not offered", n.codec.name, n.codec.clock_rate))?;
     Ok(RemoteMedia {
         addr: n.remote_rtp,
         codec,
@@ -327,4 +335,62 @@ fn challenge_of(resp: &Response, code: u16) -> Option<String> {
         (407, Header::ProxyAuthenticate(v)) => Some(v.value().to_owned()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::CallCodec;
+
+    fn answer(codec: CallCodec, m_line: &str, attributes: &str) -> Result<RemoteMedia, String> {
+        let local = codec.local_media("127.0.0.1".parse().unwrap(), 40000, 1, true);
+        let session = MediaSession::new(local);
+        let sdp = format!(
+            "v=0\r\no=bridge 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             {m_line}\r\n{attributes}a=ptime:20\r\na=sendrecv\r\n"
+        );
+        let parsed = SessionDescription::parse_bytes(sdp.as_bytes()).map_err(|e| e.to_string())?;
+        let negotiated = session.handle_answer(&parsed).map_err(|e| e.to_string())?;
+        remote_media(&negotiated)
+    }
+
+    #[test]
+    fn the_answer_says_the_codec_and_its_payload_types() {
+        // Opus renumbered by the answer: we send with the answer's numbers.
+        let r = answer(
+            CallCodec::Opus,
+            "m=audio 30000 RTP/AVP 96 100",
+            "a=rtpmap:96 opus/48000/2\r\na=rtpmap:100 telephone-event/8000\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.codec, AudioCodec::Opus { payload_type: 96 });
+        assert_eq!((r.payload_type, r.telephone_event), (96, Some(100)));
+        assert_eq!(r.addr, "192.0.2.1:30000".parse().unwrap());
+        assert!(r.send);
+        // G.722 by its static payload type alone.
+        let r = answer(CallCodec::G722, "m=audio 30002 RTP/AVP 9", "").unwrap();
+        assert_eq!(
+            (r.codec, r.payload_type, r.telephone_event),
+            (AudioCodec::G722, 9, None)
+        );
+        assert_eq!(
+            NegotiatedCodec::of(&r),
+            NegotiatedCodec {
+                codec: CallCodec::G722,
+                encoding: "G722",
+                payload_type: 9,
+                clock_rate: 8000,
+                telephone_event: None,
+            }
+        );
+        // A codec we did not offer is refused.
+        assert!(
+            answer(
+                CallCodec::G722,
+                "m=audio 30004 RTP/AVP 0",
+                "a=rtpmap:0 PCMU/8000\r\n"
+            )
+            .is_err()
+        );
+    }
 }

@@ -12,13 +12,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use dialbridge_sip::rsip::SipMessage;
-use dialbridge_sip::sdp::{LocalMedia, MediaSession};
+use dialbridge_sip::sdp::MediaSession;
 use dialbridge_sip::transaction::{ClientKey, LayerConfig, PeerAddr, TransactionLayer};
 use tokio::sync::oneshot;
 
+use crate::codec::CallCodec;
 use crate::dialog::{Parties, UacDialog};
 use crate::dtmf::{self, DtmfMode};
-use crate::outcome::{CallOutcome, EndedBy, Expect};
+use crate::outcome::{CallOutcome, EndedBy, Expect, NegotiatedCodec};
 use crate::rtp::{Media, Source};
 use crate::script::Script;
 use crate::ua::Signaling;
@@ -42,6 +43,8 @@ pub struct CallConfig {
     pub from_host: Option<String>,
     /// Digest credentials (user, password) for a 401/407.
     pub credentials: Option<(String, String)>,
+    /// The codec we offer (alone, with telephone-event) and speak.
+    pub codec: CallCodec,
     /// What we send.
     pub source: Source,
     /// How keys are sent.
@@ -52,7 +55,8 @@ pub struct CallConfig {
     pub hold: Duration,
     /// How long we wait for a final response before CANCEL.
     pub setup_timeout: Duration,
-    /// Most samples recorded.
+    /// Most samples recorded, counted at 8 kHz (a G.722 or Opus call records at
+    /// 16 kHz: the same length of audio in twice the samples).
     pub record_limit: usize,
     /// What we expect.
     pub expect: Expect,
@@ -135,6 +139,8 @@ struct Call<'a> {
     layer: TransactionLayer<PeerAddr>,
     dialog: UacDialog,
     session: Option<MediaSession>,
+    /// What the last answer (or our answer to a re-offer) settled.
+    negotiated: Option<NegotiatedCodec>,
     socket: Option<tokio::net::UdpSocket>,
     media: Option<Media>,
     phase: Phase,
@@ -187,6 +193,7 @@ impl<'a> Call<'a> {
             }),
             dialog,
             session: None,
+            negotiated: None,
             socket: None,
             media: None,
             phase: Phase::Inviting,
@@ -229,10 +236,13 @@ impl<'a> Call<'a> {
         let rtp_port = socket.local_addr().map_err(|e| e.to_string())?.port();
         self.socket = Some(socket);
         let session_id = u64::from(rand::random::<u32>());
-        let mut local = LocalMedia::g711(ip, rtp_port, session_id);
         // A trunk that keys in-band offers no telephone-event: the bridge then listens
         // for the tones in the audio.
-        local.telephone_event = self.config.dtmf != DtmfMode::InBand;
+        let telephone_event = self.config.dtmf != DtmfMode::InBand;
+        let local = self
+            .config
+            .codec
+            .local_media(ip, rtp_port, session_id, telephone_event);
         let mut session = MediaSession::new(local);
         let offer = session.offer();
         self.session = Some(session);
