@@ -8,10 +8,10 @@
 //! |---|---|---|
 //! | `*1` | anyone | play the help menu |
 //! | `*3` | anyone | hear how many people are in the meeting |
-//! | `*5` | leader | admit everyone waiting in the lobby (a safety net: the lobby empties by itself when a leader joins) |
-//! | `*6` | anyone | mute or unmute yourself (participants not while `*8` holds them muted) |
-//! | `*7` | leader | lock or unlock the meeting (a locked meeting admits no new participants; leaders still get in) |
-//! | `*8` | leader | mute all participants and keep them muted, or release them |
+//! | `*5` | leader | lock or unlock the meeting (a locked meeting admits no new participants; leaders still get in) |
+//! | `*6` | anyone | mute or unmute yourself (participants not while `*7` holds them muted) |
+//! | `*7` | leader | mute everyone but the leaders and keep them muted, or release them |
+//! | `*8` | leader | admit everyone waiting in the lobby (a safety net: the lobby empties by itself when a leader joins) |
 //!
 //! A participant keying a leader control hears the help menu. Nobody waits in the
 //! lobby longer than `max_lobby_wait` (30 minutes by default).
@@ -157,7 +157,7 @@ pub struct Room {
     config: RoomConfig,
     members: Vec<Member>,
     locked: bool,
-    /// `*8`: participants muted and held muted.
+    /// `*7`: participants muted and held muted.
     participants_held_muted: bool,
     actions: VecDeque<RoomAction>,
 }
@@ -285,7 +285,7 @@ impl Room {
         true
     }
 
-    /// Locks or unlocks the meeting from outside (as a leader's `*7` would).
+    /// Locks or unlocks the meeting from outside (as a leader's `*5` would).
     pub fn set_locked(&mut self, locked: bool) {
         if self.locked != locked {
             self.locked = locked;
@@ -332,10 +332,10 @@ impl Room {
             Digit::Six if leader || !self.participants_held_muted => {
                 self.set_muted(member, !muted);
             }
-            // Held muted by `*8`: stay muted, and say so.
+            // Held muted by `*7`: stay muted, and say so.
             Digit::Six => self.play(member, PromptId::Muted),
-            Digit::Five if leader => self.admit_lobby(),
-            Digit::Seven if leader => {
+            Digit::Eight if leader => self.admit_lobby(),
+            Digit::Five if leader => {
                 self.locked = !self.locked;
                 self.push(RoomAction::LockChanged {
                     locked: self.locked,
@@ -344,7 +344,7 @@ impl Room {
                     self.play(member, PromptId::MeetingLocked);
                 }
             }
-            Digit::Eight if leader => self.toggle_hold_muted(),
+            Digit::Seven if leader => self.toggle_hold_muted(),
             _ => self.play(member, PromptId::Help),
         }
     }
@@ -606,7 +606,7 @@ mod tests {
         let mut r = room(false, 10);
         r.handle_join(LEADER, Role::Leader, now);
         actions(&mut r);
-        keys(&mut r, LEADER, "*7", now);
+        keys(&mut r, LEADER, "*5", now);
         assert_eq!(
             actions(&mut r),
             vec![
@@ -626,7 +626,7 @@ mod tests {
         // Leaders still get in.
         r.handle_join(MemberId(7), Role::Leader, now);
         assert_eq!(actions(&mut r), admitted(MemberId(7)));
-        keys(&mut r, LEADER, "*7", now);
+        keys(&mut r, LEADER, "*5", now);
         assert_eq!(
             actions(&mut r),
             vec![RoomAction::LockChanged { locked: false }]
@@ -695,7 +695,7 @@ mod tests {
         r.handle_join(LEADER, Role::Leader, now);
         r.handle_join(P2, Role::Participant, now);
         actions(&mut r);
-        for k in ["*5", "*7", "*8", "*9"] {
+        for k in ["*8", "*5", "*7", "*9"] {
             keys(&mut r, P2, k, now);
             assert_eq!(actions(&mut r), vec![play(P2, PromptId::Help)], "{k}");
         }
@@ -703,13 +703,13 @@ mod tests {
     }
 
     #[test]
-    fn star_5_is_harmless_and_a_returning_leader_admits_the_lobby() {
+    fn star_8_is_harmless_and_a_returning_leader_admits_the_lobby() {
         let now = Instant::now();
         let mut r = room(true, 10);
         r.handle_join(LEADER, Role::Leader, now);
         actions(&mut r);
-        // Nobody waits: *5 is harmless.
-        keys(&mut r, LEADER, "*5", now);
+        // Nobody waits: *8 is harmless.
+        keys(&mut r, LEADER, "*8", now);
         assert_eq!(actions(&mut r), vec![]);
         // The lobby fills again once the leader has left, and empties when a
         // leader comes back.
@@ -724,13 +724,13 @@ mod tests {
     }
 
     #[test]
-    fn star_8_holds_participants_muted() {
+    fn star_7_holds_participants_muted() {
         let now = Instant::now();
         let mut r = room(false, 10);
         r.handle_join(LEADER, Role::Leader, now);
         r.handle_join(P2, Role::Participant, now);
         actions(&mut r);
-        keys(&mut r, LEADER, "*8", now);
+        keys(&mut r, LEADER, "*7", now);
         assert_eq!(
             actions(&mut r),
             vec![
@@ -769,7 +769,7 @@ mod tests {
             ]
         );
         // Release.
-        keys(&mut r, LEADER, "*8", now);
+        keys(&mut r, LEADER, "*7", now);
         let got = actions(&mut r);
         assert!(got.contains(&RoomAction::SetMuted {
             member: P2,

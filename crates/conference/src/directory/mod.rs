@@ -24,7 +24,8 @@ pub use bulk::{
 pub use error::DirectoryError;
 pub use pin_hash::PIN_HASH_PARAMS;
 pub use types::{
-    ConferenceInfo, DEFAULT_PROVIDER, OrganiserId, OrganiserRecord, Provider, TelNumber, Upsert,
+    ConferenceInfo, ConferenceSettings, DEFAULT_PROVIDER, OrganiserId, OrganiserRecord, Provider,
+    TelNumber, Upsert,
 };
 
 use crate::ivr::{ConferenceId, Pin, TenantId};
@@ -69,19 +70,20 @@ impl Directory {
         // Cached statements: lookups and PIN checks run once per call that dials in.
         let found = conn
             .prepare_cached(
-                "SELECT organiser, display_name, wait_for_leader FROM organisers
-                 WHERE tenant = ?1 AND conference_id = ?2",
+                "SELECT organiser, display_name, wait_for_leader, join_leave_tones
+                 FROM organisers WHERE tenant = ?1 AND conference_id = ?2",
             )?
             .query_row((tenant.as_str(), id.as_str()), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, bool>(2)?,
+                    r.get::<_, Option<bool>>(3)?,
                 ))
             })
             .optional()?;
         drop(conn);
-        let Some((organiser, display_name, wait_for_leader)) = found else {
+        let Some((organiser, display_name, wait_for_leader, join_leave_tones)) = found else {
             return Ok(None);
         };
         Ok(Some(ConferenceInfo {
@@ -90,7 +92,44 @@ impl Directory {
             organiser: OrganiserId::parse(&organiser).map_err(corrupt("organiser"))?,
             display_name,
             wait_for_leader,
+            join_leave_tones,
         }))
+    }
+
+    /// The settings of an organiser's conference, if the organiser exists.
+    pub fn settings(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+    ) -> Result<Option<ConferenceSettings>, DirectoryError> {
+        let join_leave_tones: Option<Option<bool>> = self
+            .lock()?
+            .prepare_cached(
+                "SELECT join_leave_tones FROM organisers WHERE tenant = ?1 AND organiser = ?2",
+            )?
+            .query_row((tenant.as_str(), organiser.as_str()), |r| r.get(0))
+            .optional()?;
+        Ok(join_leave_tones.map(|join_leave_tones| ConferenceSettings { join_leave_tones }))
+    }
+
+    /// Sets whether everyone in an organiser's conference hears a tone when someone
+    /// joins or leaves (`None`: the bridge's default). Calls that look the conference
+    /// up from now on get the new setting.
+    pub fn set_join_leave_tones(
+        &self,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+        tones: Option<bool>,
+    ) -> Result<(), DirectoryError> {
+        let changed = self.lock()?.execute(
+            "UPDATE organisers SET join_leave_tones = ?3 WHERE tenant = ?1 AND organiser = ?2",
+            (tenant.as_str(), organiser.as_str(), tones),
+        )?;
+        if changed == 0 {
+            return Err(no_such(tenant, organiser));
+        }
+        tracing::info!(%tenant, %organiser, ?tones, "join and leave tones set");
+        Ok(())
     }
 
     /// Whether `pin` is the leader PIN of conference `id` in `tenant`. `false` when
@@ -347,4 +386,76 @@ fn record_from_row(row: &Row<'_>) -> Result<OrganiserRecord, DirectoryError> {
         wait_for_leader: row.get(6)?,
         provider: Provider::parse(&row.get::<_, String>(7)?).map_err(corrupt("provider"))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADELE: &str =
+        "contoso,adele@contoso.com,Adele Vance,+14255550100,+18885550100,123456789,13579,no";
+
+    fn directory() -> Directory {
+        let dir = Directory::open(":memory:").unwrap();
+        let csv = format!("{}\n{ADELE}\n", CSV_COLUMNS.join(","));
+        dir.import_csv(csv.as_bytes(), &Provider::dialbridge())
+            .unwrap();
+        dir
+    }
+
+    fn export(dir: &Directory) -> String {
+        let mut out = Vec::new();
+        dir.export_csv(None, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn join_leave_tones_are_set_per_conference_and_survive_an_import() {
+        let dir = directory();
+        let (contoso, adele) = (
+            TenantId::new("contoso"),
+            OrganiserId::parse("adele@contoso.com").unwrap(),
+        );
+        let id = ConferenceId::parse("123456789").unwrap();
+        let tones = |dir: &Directory| dir.lookup(&contoso, &id).unwrap().unwrap().join_leave_tones;
+        let exported = export(&dir);
+        assert_eq!(tones(&dir), None, "the bridge's default until set");
+        assert_eq!(
+            dir.settings(&contoso, &adele).unwrap(),
+            Some(ConferenceSettings::default())
+        );
+
+        dir.set_join_leave_tones(&contoso, &adele, Some(false))
+            .unwrap();
+        assert_eq!(tones(&dir), Some(false));
+        assert_eq!(
+            dir.settings(&contoso, &adele).unwrap(),
+            Some(ConferenceSettings {
+                join_leave_tones: Some(false)
+            })
+        );
+        // Not part of the provider's file, and a re-import of it keeps the setting.
+        assert_eq!(export(&dir), exported);
+        dir.import_csv(exported.as_bytes(), &Provider::dialbridge())
+            .unwrap();
+        assert_eq!(tones(&dir), Some(false));
+
+        dir.set_join_leave_tones(&contoso, &adele, Some(true))
+            .unwrap();
+        assert_eq!(tones(&dir), Some(true));
+        dir.set_join_leave_tones(&contoso, &adele, None).unwrap();
+        assert_eq!(tones(&dir), None);
+    }
+
+    #[test]
+    fn join_leave_tones_of_an_unknown_organiser_are_refused() {
+        let dir = directory();
+        let fabrikam = TenantId::new("fabrikam");
+        let adele = OrganiserId::parse("adele@contoso.com").unwrap();
+        assert!(matches!(
+            dir.set_join_leave_tones(&fabrikam, &adele, Some(false)),
+            Err(DirectoryError::NoSuchOrganiser { .. })
+        ));
+        assert_eq!(dir.settings(&fabrikam, &adele).unwrap(), None);
+    }
 }

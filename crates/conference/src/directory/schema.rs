@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use super::DirectoryError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -27,6 +27,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, organiser),
         UNIQUE (tenant, conference_id)
     ) STRICT;",
+    // 1 -> 2: per-conference join and leave tones; NULL (every existing row) means
+    // the bridge's default (`[conference] join_leave_tones`).
+    "ALTER TABLE organisers ADD COLUMN join_leave_tones INTEGER
+        CHECK (join_leave_tones IN (0, 1));",
 ];
 
 /// How long a statement waits for another process holding the file's write lock.
@@ -97,8 +101,30 @@ mod tests {
             .unwrap();
         assert!(matches!(
             migrate(&conn),
-            Err(DirectoryError::SchemaTooNew { found: 2, known: 1 })
+            Err(DirectoryError::SchemaTooNew { found: 3, known: 2 })
         ));
+    }
+
+    #[test]
+    fn a_version_1_file_keeps_its_organisers_and_gets_default_tones() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO organisers (tenant, organiser, display_name, toll_number,
+                 conference_id, pin_hash, wait_for_leader)
+             VALUES ('t', 'o', '', '+1', '123456', '$argon2id$x', 0)",
+            [],
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let tones: Option<bool> = conn
+            .query_row("SELECT join_leave_tones FROM organisers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tones, None);
+        let set = |v: i64| conn.execute("UPDATE organisers SET join_leave_tones = ?1", [v]);
+        assert!(set(0).is_ok() && set(1).is_ok());
+        assert!(set(2).is_err(), "only 0, 1 or NULL");
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct ConferenceInfo {
     pub display_name: String,
     /// Whether participants wait, on hold, until the organiser has keyed the PIN.
     pub wait_for_leader: bool,
+    /// Whether everyone hears a tone when someone joins or leaves; `None` leaves it to
+    /// the bridge's default.
+    pub join_leave_tones: Option<bool>,
 }
 
 impl ConferenceInfo {
@@ -158,6 +161,15 @@ pub struct OrganiserRecord {
     pub wait_for_leader: bool,
     /// The organiser's one audio-conferencing provider.
     pub provider: Provider,
+}
+
+/// The settings of an organiser's conference that an admin changes one by one. They
+/// are not in the CSV round trip with providers, and an import keeps them. `None`
+/// leaves a setting to the bridge's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConferenceSettings {
+    /// Whether everyone hears a tone when someone joins or leaves.
+    pub join_leave_tones: Option<bool>,
 }
 
 /// What [`super::Directory::upsert_organiser`] did.
