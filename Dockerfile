@@ -13,7 +13,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/dialbridge /src/target/release/sbc-sim /usr/local/bin/
 COPY fixtures /opt/dialbridge/fixtures
-# Call detail records (fixtures/docker.toml): billing data, mount a volume here.
+# Call detail records and recordings (fixtures/docker.toml): mount a volume here.
 RUN mkdir -p /var/lib/dialbridge
 VOLUME /var/lib/dialbridge
 WORKDIR /opt/dialbridge

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::conferences::{MemberInfo, Membership, ToMember};
+use crate::metrics::{DtmfFailure, QUALITY_INTERVAL, QualityReporter};
 use crate::services::Services;
 use crate::signaling::{CallInput, CallReport};
 
@@ -71,6 +72,8 @@ struct CallTask {
     meeting_tx: mpsc::Sender<ToMember>,
     reports: mpsc::Sender<CallReport>,
     held: bool,
+    /// Publishes the session's loss and jitter; taken for the last publish on drop.
+    quality: Option<QualityReporter>,
 }
 
 /// Everything a call's task starts with.
@@ -109,6 +112,7 @@ pub(crate) async fn run(
         return;
     };
     let (meeting_tx, mut meeting_rx) = mpsc::channel(16);
+    let quality = services.conferences.quality.reporter();
     let mut task = CallTask {
         id,
         party,
@@ -131,9 +135,18 @@ pub(crate) async fn run(
         meeting_tx,
         reports,
         held: false,
+        quality: Some(quality),
     };
+    let mut quality_tick = tokio::time::interval(QUALITY_INTERVAL);
     let telephone_event = task.session.telephone_event_pt();
     let codec = task.session.codec();
+    // In-band DTMF (no telephone-event negotiated): the Goertzel detector works on
+    // 8 kHz PCM, so G.722 and Opus audio is decoded and decimated to it; G.711 is
+    // decoded as it is.
+    let mut in_band = match telephone_event {
+        Some(_) => None,
+        None => dialbridge_media::Transcoder::new(codec, dialbridge_media::SampleRate::Hz8000).ok(),
+    };
     let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
 
     loop {
@@ -167,10 +180,15 @@ pub(crate) async fn run(
                         .handle_telephone_event(
                             &packet.payload, packet.timestamp, packet.sequence, packet.marker, now,
                         )
-                        .ok()
-                        .flatten()
-                } else if telephone_event.is_none() && packet.payload_type == codec.payload_type() {
-                    let n = codec.decode_frame(&packet.payload, &mut pcm);
+                        .unwrap_or_else(|_| {
+                            task.count(DtmfFailure::Malformed);
+                            None
+                        })
+                } else if let Some(decoder) = in_band
+                    .as_mut()
+                    .filter(|_| packet.payload_type == codec.payload_type())
+                {
+                    let n = decoder.decode_to_mix(&packet.payload, &mut pcm);
                     task.dtmf.handle_audio(pcm.get(..n).unwrap_or_default(), now)
                 } else {
                     None
@@ -205,8 +223,17 @@ pub(crate) async fn run(
             _ = sleep => {
                 let now = Instant::now();
                 task.dtmf.handle_timeout(now);
+                // The IVR's timer with no directory question out and no goodbye
+                // playing is its digit timer: an entry that timed out.
+                let entry_timed_out = task.ivr.poll_timeout().is_some_and(|at| now >= at)
+                    && task.questions.is_empty()
+                    && !matches!(task.playing, Some((Playing::Ivr(PromptId::Goodbye), _)));
                 task.ivr.handle_timeout(now);
+                if entry_timed_out {
+                    task.count(DtmfFailure::Timeout);
+                }
             }
+            _ = quality_tick.tick() => task.publish_quality(),
         }
     }
 }
@@ -230,6 +257,7 @@ impl CallTask {
                     conference_id,
                 } => {
                     if !self.services.guard_allows_id(&self.caller) {
+                        self.count(DtmfFailure::LockedOut);
                         // A caller past the guessing threshold learns nothing more.
                         self.ivr
                             .handle_lookup_result(LookupResult::NotFound, Instant::now());
@@ -251,6 +279,7 @@ impl CallTask {
                 }
                 Action::VerifyPin { conference, pin } => {
                     if !self.services.guard_allows_pin(&self.caller, &conference) {
+                        self.count(DtmfFailure::LockedOut);
                         self.ivr
                             .handle_pin_result(PinResult::Refused, Instant::now());
                         continue;
@@ -284,6 +313,8 @@ impl CallTask {
                         dialled: self.party.dialled.clone(),
                         organiser: found.map(|info| info.display_name.clone()),
                         activity: Some(self.session.activity()),
+                        quality: self.quality.as_ref().map(QualityReporter::view),
+                        join_leave_tones: found.and_then(|info| info.join_leave_tones),
                     };
                     self.joining = Some((conference.clone(), role));
                     self.meeting = Some(self.services.conferences.join(
@@ -315,12 +346,16 @@ impl CallTask {
         match answer {
             Ok(Answer::Lookup(result, info)) => {
                 if result == LookupResult::NotFound {
+                    self.count(DtmfFailure::WrongConferenceId);
                     self.services.guard_wrong_id(&self.caller);
                 }
                 self.found = info;
                 self.ivr.handle_lookup_result(result, now);
             }
             Ok(Answer::Pin(result, conference)) => {
+                if result == PinResult::Invalid {
+                    self.count(DtmfFailure::WrongPin);
+                }
                 self.services
                     .guard_pin_result(&self.caller, &conference, result);
                 self.ivr.handle_pin_result(result, now);
@@ -438,6 +473,30 @@ impl CallTask {
                 reason,
             })
             .await;
+    }
+}
+
+/// What the call measures, for `/metrics` and the meeting's roster.
+impl CallTask {
+    /// Counts a failed DTMF entry.
+    fn count(&self, failure: DtmfFailure) {
+        self.services.conferences.dtmf_failures.count(failure);
+    }
+
+    /// Publishes the session's counters and reception quality (once a second).
+    fn publish_quality(&mut self) {
+        if let Some(q) = &mut self.quality {
+            q.publish(self.session.stats(), self.session.quality());
+        }
+    }
+}
+
+impl Drop for CallTask {
+    /// However the call ended, its session's last counts go into the totals.
+    fn drop(&mut self) {
+        if let Some(q) = self.quality.take() {
+            q.finish(self.session.stats(), self.session.quality());
+        }
     }
 }
 

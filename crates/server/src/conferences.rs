@@ -1,9 +1,11 @@
 //! Live conferences. Each meeting is one task that owns its [`Room`] (roles, lobby,
 //! size limit, lock, keypad controls) and its mixing room in the media engine; the
 //! tasks of the calls in it talk to it by messages. A meeting exists while someone is
-//! in it: idle meetings cost nothing, not even a timer.
+//! in it: idle meetings cost nothing, not even a timer. A meeting can be recorded
+//! (its full mix, to a WAV file the engine writes on its own thread) while it lasts.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -15,8 +17,9 @@ use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Gauges;
-use crate::admin::{ConferenceView, LiveError, ParticipantView};
+use crate::admin::{ConferenceView, LiveError, ParticipantView, RecordingView};
 use crate::cdr::Timestamp;
+use crate::metrics::{CallQuality, DtmfFailures, QualityView};
 
 /// What a meeting tells one of its calls.
 #[derive(Debug, Clone)]
@@ -46,6 +49,11 @@ pub struct MemberInfo {
     pub organiser: Option<String>,
     /// Whether the member is talking, as the mixer last saw it.
     pub activity: Option<dialbridge_media::Activity>,
+    /// The call's reception quality, as it last published it.
+    pub quality: Option<QualityView>,
+    /// The conference's join and leave tones as the directory had them when this call
+    /// looked it up; `None`: the bridge's default.
+    pub join_leave_tones: Option<bool>,
 }
 
 enum ToMeeting {
@@ -71,6 +79,10 @@ enum ToMeeting {
         locked: bool,
         reply: oneshot::Sender<()>,
     },
+    Record {
+        on: bool,
+        reply: oneshot::Sender<Result<RecordingView, LiveError>>,
+    },
     Leave {
         member: MemberId,
     },
@@ -81,11 +93,13 @@ enum ToMeeting {
 }
 
 /// Settings every meeting shares.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MeetingSettings {
     pub max_members: usize,
     /// A beep to everyone when someone is admitted or leaves.
     pub join_leave_tones: bool,
+    /// Where recordings go.
+    pub recordings_dir: Arc<Path>,
 }
 
 /// Every live meeting, by conference.
@@ -99,6 +113,10 @@ pub struct Conferences {
     next_member: AtomicU64,
     join_beep: Arc<Prompt>,
     leave_beep: Arc<Prompt>,
+    /// What the calls publish about their RTP, for the roster and `/metrics`.
+    pub quality: Arc<CallQuality>,
+    /// Failed DTMF entries of the calls' entry IVRs, for `/metrics`.
+    pub dtmf_failures: Arc<DtmfFailures>,
 }
 
 impl std::fmt::Debug for Conferences {
@@ -157,6 +175,8 @@ impl Conferences {
             next_member: AtomicU64::new(1),
             join_beep: Arc::new(Tone::join_beep()),
             leave_beep: Arc::new(Tone::leave_beep()),
+            quality: Arc::default(),
+            dtmf_failures: Arc::default(),
         }
     }
 
@@ -206,7 +226,9 @@ impl Conferences {
             media_room: None,
             members: HashMap::new(),
             organiser: None,
-            settings: self.settings,
+            settings: self.settings.clone(),
+            join_leave_tones: self.settings.join_leave_tones,
+            recording: None,
             registry: self.meetings.clone(),
             gauges: self.gauges.clone(),
             join_beep: self.join_beep.clone(),
@@ -278,18 +300,40 @@ impl Conferences {
 
     /// Locks or unlocks a meeting in progress.
     pub async fn lock(&self, conference: ConferenceKey, locked: bool) -> Result<(), LiveError> {
-        let inbox = lock(&self.meetings)
-            .get(&conference)
-            .cloned()
-            .ok_or_else(|| LiveError::NoSuchConference {
-                tenant: conference.tenant.as_str().to_string(),
-                id: conference.id.as_str().to_string(),
-            })?;
+        let inbox = self.meeting(&conference)?;
         let (reply, answer) = oneshot::channel();
         let _ = inbox.send(ToMeeting::Lock { locked, reply });
         answer
             .await
             .map_err(|_| LiveError::Unavailable("the meeting ended".into()))
+    }
+
+    /// Starts or stops recording a meeting in progress.
+    pub async fn record(
+        &self,
+        conference: ConferenceKey,
+        on: bool,
+    ) -> Result<RecordingView, LiveError> {
+        let inbox = self.meeting(&conference)?;
+        let (reply, answer) = oneshot::channel();
+        let _ = inbox.send(ToMeeting::Record { on, reply });
+        answer
+            .await
+            .map_err(|_| LiveError::Unavailable("the meeting ended".into()))?
+    }
+
+    /// The inbox of a meeting in progress.
+    fn meeting(
+        &self,
+        conference: &ConferenceKey,
+    ) -> Result<mpsc::UnboundedSender<ToMeeting>, LiveError> {
+        lock(&self.meetings)
+            .get(conference)
+            .cloned()
+            .ok_or_else(|| LiveError::NoSuchConference {
+                tenant: conference.tenant.as_str().to_string(),
+                id: conference.id.as_str().to_string(),
+            })
     }
 }
 
@@ -313,6 +357,11 @@ struct Meeting {
     members: HashMap<MemberId, Entry>,
     organiser: Option<String>,
     settings: MeetingSettings,
+    /// The conference's own setting as the latest joiner's lookup found it, or
+    /// `settings.join_leave_tones`.
+    join_leave_tones: bool,
+    /// The file the meeting is being recorded to.
+    recording: Option<PathBuf>,
     registry: Arc<Mutex<HashMap<ConferenceKey, mpsc::UnboundedSender<ToMeeting>>>>,
     gauges: Arc<Gauges>,
     join_beep: Arc<Prompt>,
@@ -342,7 +391,16 @@ impl Meeting {
             }
         }
         if let Some(room) = self.media_room.take() {
+            // Closing the room finishes its recording, if any.
             self.media.close_room(room);
+        }
+        if let Some(file) = self.recording.take() {
+            tracing::info!(
+                tenant = self.key.tenant.as_str(),
+                conference = self.key.id.as_str(),
+                file = %file.display(),
+                "recording ended with the meeting"
+            );
         }
     }
 
@@ -357,6 +415,10 @@ impl Meeting {
                 if self.organiser.is_none() {
                     self.organiser = info.organiser.clone();
                 }
+                // An admin's change reaches a meeting in progress with the next joiner.
+                self.join_leave_tones = info
+                    .join_leave_tones
+                    .unwrap_or(self.settings.join_leave_tones);
                 self.members.insert(
                     member,
                     Entry {
@@ -389,10 +451,18 @@ impl Meeting {
                 self.room.set_locked(locked);
                 let _ = reply.send(());
             }
+            ToMeeting::Record { on, reply } => {
+                let result = if on {
+                    self.start_recording()
+                } else {
+                    self.stop_recording()
+                };
+                let _ = reply.send(result);
+            }
             ToMeeting::Leave { member } => {
                 let was_admitted = self.remove(member);
                 self.room.handle_leave(member);
-                if was_admitted && self.settings.join_leave_tones {
+                if was_admitted && self.join_leave_tones {
                     if let Some(room) = self.media_room {
                         self.media.play_to_room(room, self.leave_beep.clone());
                     }
@@ -409,7 +479,7 @@ impl Meeting {
                     let room = *self
                         .media_room
                         .get_or_insert_with(|| self.media.create_room(self.settings.max_members));
-                    if self.settings.join_leave_tones {
+                    if self.join_leave_tones {
                         self.media.play_to_room(room, self.join_beep.clone());
                     }
                     tracing::info!(
@@ -444,6 +514,71 @@ impl Meeting {
                     "meeting lock changed"
                 ),
             }
+        }
+    }
+
+    /// Starts recording the mix (creating the mixing room if nobody is in it yet, so
+    /// a recording started while everyone waits in the lobby has them from the start).
+    /// The file is created here, on this meeting's task: a create, not a write loop.
+    fn start_recording(&mut self) -> Result<RecordingView, LiveError> {
+        if let Some(file) = &self.recording {
+            return Err(LiveError::Conflict(format!(
+                "the conference is already being recorded to {}",
+                file.display()
+            )));
+        }
+        let dir = &self.settings.recordings_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LiveError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        let file = dir.join(recording_file_name(&self.key, Timestamp::now()));
+        let room = *self
+            .media_room
+            .get_or_insert_with(|| self.media.create_room(self.settings.max_members));
+        self.media
+            .start_recording(room, &file)
+            .map_err(|e| LiveError::Storage(format!("cannot record to {}: {e}", file.display())))?;
+        tracing::info!(
+            tenant = self.key.tenant.as_str(),
+            conference = self.key.id.as_str(),
+            file = %file.display(),
+            "recording started"
+        );
+        let view = self.recording_view(true, &file, None);
+        self.recording = Some(file);
+        Ok(view)
+    }
+
+    /// Stops the recording and waits for its last frames to reach the file.
+    fn stop_recording(&mut self) -> Result<RecordingView, LiveError> {
+        let Some(file) = self.recording.take() else {
+            return Err(LiveError::Conflict(
+                "the conference is not being recorded".into(),
+            ));
+        };
+        let summary = self
+            .media_room
+            .and_then(|room| self.media.stop_recording(room))
+            .transpose()
+            .map_err(|e| LiveError::Storage(format!("recording {}: {e}", file.display())))?;
+        let seconds = summary.as_ref().map(|s| s.duration.as_secs_f64());
+        tracing::info!(
+            tenant = self.key.tenant.as_str(),
+            conference = self.key.id.as_str(),
+            file = %file.display(),
+            seconds,
+            dropped_frames = summary.as_ref().map(|s| s.dropped_frames),
+            "recording stopped"
+        );
+        Ok(self.recording_view(false, &file, seconds))
+    }
+
+    fn recording_view(&self, recording: bool, file: &Path, seconds: Option<f64>) -> RecordingView {
+        RecordingView {
+            tenant: self.key.tenant.as_str().to_string(),
+            conference_id: self.key.id.as_str().to_string(),
+            recording,
+            file: file.display().to_string(),
+            seconds,
         }
     }
 
@@ -482,6 +617,12 @@ impl Meeting {
                     muted: m.muted,
                     talking: entry.info.activity.as_ref().is_some_and(|a| a.is_talking()),
                     in_lobby: m.in_lobby,
+                    quality: entry
+                        .info
+                        .quality
+                        .as_ref()
+                        .and_then(QualityView::current)
+                        .map(Into::into),
                 })
             })
             .collect();
@@ -490,6 +631,7 @@ impl Meeting {
             conference_id: self.key.id.as_str().to_string(),
             organiser: self.organiser.clone(),
             locked: self.room.is_locked(),
+            recording: self.recording.is_some(),
             participants,
         }
     }
@@ -508,6 +650,29 @@ impl Meeting {
         inbox.close();
         true
     }
+}
+
+/// `<tenant>-<conference ID>-<UTC time>.wav`, the tenant name kept to characters that
+/// are safe in a file name on any system.
+fn recording_file_name(key: &ConferenceKey, at: Timestamp) -> String {
+    let tenant: String = key
+        .tenant
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let time: String = at
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("{tenant}-{}-{time}.wav", key.id.as_str())
 }
 
 /// The admin API's view of the meetings ([`crate::admin::LiveCalls`]).
@@ -536,5 +701,13 @@ impl crate::admin::LiveCalls for LiveConferences {
         locked: bool,
     ) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
         Box::pin(self.0.conferences.lock(conference, locked))
+    }
+
+    fn record(
+        &self,
+        conference: ConferenceKey,
+        on: bool,
+    ) -> crate::admin::LiveFuture<'_, Result<RecordingView, LiveError>> {
+        Box::pin(self.0.conferences.record(conference, on))
     }
 }

@@ -126,12 +126,14 @@ pub struct IvrConfig {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConferenceConfig {
     /// Most calls in one meeting, lobby included; the next hears "this meeting is full".
     pub max_members: usize,
     /// A beep to everyone in the meeting when someone is admitted or leaves.
     pub join_leave_tones: bool,
+    /// Where meeting recordings (WAV) are written; created on the first recording.
+    pub recordings_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +221,7 @@ impl Config {
             conference: ConferenceConfig {
                 max_members: raw.conference.max_members,
                 join_leave_tones: raw.conference.join_leave_tones,
+                recordings_dir: resolve(&raw.conference.recordings_dir),
             },
             directory: DirectoryConfig {
                 database: raw.directory.database,
@@ -259,6 +262,7 @@ struct RawConfig {
 struct RawConference {
     max_members: usize,
     join_leave_tones: bool,
+    recordings_dir: String,
 }
 
 impl Default for RawConference {
@@ -266,6 +270,7 @@ impl Default for RawConference {
         RawConference {
             max_members: 250,
             join_leave_tones: true,
+            recordings_dir: "recordings".to_string(),
         }
     }
 }

@@ -151,7 +151,11 @@ pub async fn run_with_gauges(
     let services = Services::start(&config, gauges.clone())?;
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(8192);
     let transports = Transports::start(bound.sip, TransportConfig::default(), inbound_tx)?;
-    let mut metrics = MetricsSources::new(services.router.clone(), gauges.clone());
+    let mut metrics = MetricsSources::new(services.router.clone(), gauges.clone()).with_media(
+        services.media.clone(),
+        services.conferences.quality.clone(),
+        services.conferences.dtmf_failures.clone(),
+    );
     metrics.transports = Some(transports.clone());
     let setup_latency = Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS));
     metrics.setup_latency = Some(setup_latency.clone());

@@ -6,11 +6,18 @@
 //! Hand-written rather than a client library: the format is a few lines of text, and
 //! the sources already keep their own atomics; a [`Histogram`] is the one thing added.
 
+mod calls;
+
+pub use calls::{
+    CallQuality, DtmfFailure, DtmfFailures, QUALITY_INTERVAL, QualityReporter, QualityView,
+};
+
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dialbridge_media::{EngineStats, MediaEngine};
 use dialbridge_router::{RejectReason, Router, Snapshot};
 use dialbridge_sip::transaction::LayerStats;
 use dialbridge_sip::transport::Transports;
@@ -22,8 +29,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Buckets (seconds) for call set-up latency: INVITE received to 200 OK sent.
 pub const SETUP_LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
-/// Buckets (seconds) for how late a 20 ms mixer tick ran.
-pub const TICK_LATENESS_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05];
 /// Buckets (seconds) for RTP interarrival jitter (RFC 3550 §6.4.1).
 pub const JITTER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16];
 
@@ -41,14 +46,14 @@ pub struct MetricsSources {
     pub transports: Option<Transports>,
     /// INVITE received to 200 OK sent.
     pub setup_latency: Option<Arc<Histogram>>,
-    /// How late each mixer tick ran.
-    pub mixer_tick_lateness: Option<Arc<Histogram>>,
-    /// RTP packet counters of all sessions.
+    /// The media engine: its sessions, rooms and clock (tick lateness).
+    pub media: Option<MediaEngine>,
+    /// RTP packet counters of all sessions, ended ones included.
     pub rtp: Option<Arc<RtpCounters>>,
-    /// RTP interarrival jitter as reported per session.
-    pub rtp_jitter: Option<Arc<Histogram>>,
-    /// Digits that could not be read (bad RFC 4733 events, undecodable INFO bodies).
-    pub dtmf_failures: Option<Arc<AtomicU64>>,
+    /// The calls' reception quality: jitter sampled per call, the worst call now.
+    pub call_quality: Option<Arc<CallQuality>>,
+    /// Failed DTMF entries (wrong IDs and PINs, timeouts, lock-outs, bad events).
+    pub dtmf_failures: Option<Arc<DtmfFailures>>,
 }
 
 impl MetricsSources {
@@ -60,11 +65,25 @@ impl MetricsSources {
             sip: Arc::default(),
             transports: None,
             setup_latency: None,
-            mixer_tick_lateness: None,
+            media: None,
             rtp: None,
-            rtp_jitter: None,
+            call_quality: None,
             dtmf_failures: None,
         }
+    }
+
+    /// Wires the media families: the engine, and what the calls publish.
+    pub fn with_media(
+        mut self,
+        media: MediaEngine,
+        quality: Arc<CallQuality>,
+        dtmf_failures: Arc<DtmfFailures>,
+    ) -> MetricsSources {
+        self.media = Some(media);
+        self.rtp = Some(quality.rtp.clone());
+        self.call_quality = Some(quality);
+        self.dtmf_failures = Some(dtmf_failures);
+        self
     }
 }
 
@@ -186,31 +205,115 @@ pub fn render(sources: &MetricsSources) -> String {
             h,
         );
     }
-    if let Some(h) = &sources.mixer_tick_lateness {
-        out.histogram(
-            "dialbridge_mixer_tick_lateness_seconds",
-            "How late each mixer tick ran after its deadline.",
-            h,
-        );
+    if let Some(media) = &sources.media {
+        write_engine(&mut out, &media.stats());
     }
     if let Some(rtp) = &sources.rtp {
         write_rtp(&mut out, rtp);
     }
-    if let Some(h) = &sources.rtp_jitter {
-        out.histogram(
-            "dialbridge_rtp_jitter_seconds",
-            "RTP interarrival jitter (RFC 3550) reported per session.",
-            h,
-        );
+    if let Some(q) = &sources.call_quality {
+        write_call_quality(&mut out, q);
     }
     if let Some(failures) = &sources.dtmf_failures {
-        out.counter(
+        out.family(
             "dialbridge_dtmf_failures_total",
-            "DTMF digits that could not be read.",
-            failures.load(Ordering::Relaxed),
+            "Failed DTMF entries in the entry IVR, by reason.",
+            "counter",
         );
+        for reason in DtmfFailure::ALL {
+            out.sample(
+                "dialbridge_dtmf_failures_total",
+                &[("reason", reason.as_str())],
+                failures.get(reason) as f64,
+            );
+        }
     }
     out.0
+}
+
+/// The media engine's clock and tables.
+fn write_engine(out: &mut Exposition, s: &EngineStats) {
+    // The engine keeps a fine-bucketed histogram of its own (50 µs steps) and gives
+    // out its quantiles, not its buckets: a summary, then, without `_sum`, which the
+    // engine does not keep (the format lets a summary's consumers do without it).
+    let name = "dialbridge_mixer_tick_lateness_seconds";
+    out.family(
+        name,
+        "How late mixer ticks started against their 20 ms schedule, since start \
+         (quantiles are bucket upper bounds, 50 us resolution).",
+        "summary",
+    );
+    let lateness = &s.tick_lateness;
+    out.sample(name, &[("quantile", "0.5")], lateness.p50.as_secs_f64());
+    out.sample(name, &[("quantile", "0.99")], lateness.p99.as_secs_f64());
+    out.sample(&format!("{name}_count"), &[], lateness.count as f64);
+    for (name, help, value) in [
+        (
+            "dialbridge_mixer_tick_lateness_max_seconds",
+            "The latest a mixer tick started, since start.",
+            lateness.max,
+        ),
+        (
+            "dialbridge_mixer_tick_max_seconds",
+            "The longest mixer tick (mix, encode and send for everyone), since start.",
+            s.max_tick,
+        ),
+    ] {
+        out.gauge(name, help);
+        out.sample(name, &[], value.as_secs_f64());
+    }
+    out.counter("dialbridge_mixer_ticks_total", "Mixer ticks run.", s.ticks);
+    out.counter(
+        "dialbridge_mixer_ticks_skipped_total",
+        "Mixer ticks given up because the clock fell too far behind.",
+        s.ticks_skipped,
+    );
+    out.counter(
+        "dialbridge_rtp_receive_queue_overflows_total",
+        "RTP packets dropped because a call's inbound queue was full.",
+        s.receive_queue_overflows,
+    );
+    for (name, help, value) in [
+        (
+            "dialbridge_media_sessions",
+            "RTP sessions open.",
+            s.sessions,
+        ),
+        ("dialbridge_media_rooms", "Mixing rooms open.", s.rooms),
+    ] {
+        out.gauge(name, help);
+        out.sample(name, &[], value as f64);
+    }
+}
+
+/// The calls' reception quality: jitter over time, and the worst call right now.
+fn write_call_quality(out: &mut Exposition, q: &CallQuality) {
+    out.histogram(
+        "dialbridge_rtp_jitter_seconds",
+        "Interarrival jitter (RFC 3550) of each call's inbound RTP, sampled once a second per call.",
+        &q.jitter,
+    );
+    let (calls, loss, jitter_ms) = q.worst();
+    for (name, help, value) in [
+        (
+            "dialbridge_rtp_calls_measured",
+            "Calls in progress with published RTP quality figures.",
+            calls as f64,
+        ),
+        (
+            "dialbridge_rtp_jitter_max_seconds",
+            "The highest interarrival jitter of the calls in progress.",
+            jitter_ms / 1000.0,
+        ),
+        (
+            "dialbridge_rtp_loss_ratio_max",
+            "The highest inbound loss fraction (last RTCP interval) of the calls in progress.",
+            loss,
+        ),
+    ] {
+        out.gauge(name, help);
+        out.sample(name, &[], value);
+    }
 }
 
 /// The router's families: totals, and per trunk, bridge and busy number.
@@ -631,6 +734,40 @@ x_seconds_count 8
     }
 
     #[test]
+    fn the_engine_clock_renders_as_a_summary() {
+        let stats = EngineStats {
+            sessions: 3,
+            rooms: 1,
+            ticks: 500,
+            ticks_skipped: 2,
+            max_tick: Duration::from_micros(800),
+            tick_lateness: dialbridge_media::LatencySummary {
+                count: 500,
+                p50: Duration::from_micros(150),
+                p99: Duration::from_micros(3_250),
+                max: Duration::from_millis(7),
+            },
+            ..EngineStats::default()
+        };
+        let mut out = Exposition(String::new());
+        write_engine(&mut out, &stats);
+        for line in [
+            "# TYPE dialbridge_mixer_tick_lateness_seconds summary\n",
+            "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.5\"} 0.00015\n",
+            "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.99\"} 0.00325\n",
+            "dialbridge_mixer_tick_lateness_seconds_count 500\n",
+            "dialbridge_mixer_tick_lateness_max_seconds 0.007\n",
+            "dialbridge_mixer_tick_max_seconds 0.0008\n",
+            "dialbridge_mixer_ticks_total 500\n",
+            "dialbridge_mixer_ticks_skipped_total 2\n",
+            "dialbridge_media_sessions 3\n",
+            "dialbridge_media_rooms 1\n",
+        ] {
+            assert!(out.0.contains(line), "missing {line:?} in\n{}", out.0);
+        }
+    }
+
+    #[test]
     fn optional_sources_appear_once_given() {
         let config = crate::config::Config::demo().unwrap();
         let router = Router::new(crate::plan_from(&config).unwrap());
@@ -660,12 +797,26 @@ x_seconds_count 8
         let setup = Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS));
         setup.observe(0.02);
         sources.setup_latency = Some(setup);
-        sources.mixer_tick_lateness = Some(Arc::new(Histogram::new(TICK_LATENESS_BUCKETS)));
-        sources.rtp_jitter = Some(Arc::new(Histogram::new(JITTER_BUCKETS)));
-        let rtp = Arc::new(RtpCounters::default());
-        rtp.packets_lost.store(4, Ordering::Relaxed);
-        sources.rtp = Some(rtp);
-        sources.dtmf_failures = Some(Arc::new(AtomicU64::new(2)));
+        let quality = Arc::new(CallQuality::default());
+        quality.rtp.packets_lost.store(4, Ordering::Relaxed);
+        let mut reporter = quality.reporter();
+        reporter.publish(
+            dialbridge_media::SessionStats {
+                received: 10,
+                ..Default::default()
+            },
+            dialbridge_media::Quality {
+                jitter_ms: 25.0,
+                loss_fraction: 0.25,
+                ..Default::default()
+            },
+        );
+        let failures = Arc::new(DtmfFailures::default());
+        failures.count(DtmfFailure::WrongPin);
+        failures.count(DtmfFailure::WrongPin);
+        sources.rtp = Some(quality.rtp.clone());
+        sources.call_quality = Some(quality);
+        sources.dtmf_failures = Some(failures);
         let text = render(&sources);
         for line in [
             "dialbridge_sip_transactions 9\n",
@@ -673,10 +824,16 @@ x_seconds_count 8
             "dialbridge_sip_retransmissions_absorbed_total 5\n",
             "dialbridge_call_setup_seconds_bucket{le=\"0.025\"} 1\n",
             "dialbridge_call_setup_seconds_count 1\n",
-            "# TYPE dialbridge_mixer_tick_lateness_seconds histogram\n",
-            "dialbridge_rtp_jitter_seconds_count 0\n",
+            "dialbridge_rtp_jitter_seconds_bucket{le=\"0.02\"} 0\n",
+            "dialbridge_rtp_jitter_seconds_bucket{le=\"0.04\"} 1\n",
+            "dialbridge_rtp_jitter_seconds_count 1\n",
+            "dialbridge_rtp_jitter_max_seconds 0.025\n",
+            "dialbridge_rtp_loss_ratio_max 0.25\n",
+            "dialbridge_rtp_calls_measured 1\n",
+            "dialbridge_rtp_packets_received_total 10\n",
             "dialbridge_rtp_packets_lost_total 4\n",
-            "dialbridge_dtmf_failures_total 2\n",
+            "dialbridge_dtmf_failures_total{reason=\"wrong_pin\"} 2\n",
+            "dialbridge_dtmf_failures_total{reason=\"timeout\"} 0\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

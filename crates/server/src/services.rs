@@ -82,6 +82,7 @@ impl Services {
             MeetingSettings {
                 max_members: config.conference.max_members,
                 join_leave_tones: config.conference.join_leave_tones,
+                recordings_dir: config.conference.recordings_dir.clone().into(),
             },
             gauges,
         );

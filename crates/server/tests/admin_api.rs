@@ -37,6 +37,7 @@ impl LiveCalls for FakeLive {
                 conference_id: "123456789".into(),
                 organiser: Some("adele@contoso.com".into()),
                 locked: false,
+                recording: false,
                 participants: vec![ParticipantView {
                     id: 7,
                     role: Role::Leader,
@@ -46,6 +47,7 @@ impl LiveCalls for FakeLive {
                     muted: false,
                     talking: true,
                     in_lobby: false,
+                    quality: None,
                 }],
             }]
         })
@@ -248,7 +250,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 20);
+    assert_eq!(routed.len(), 23);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.
@@ -860,7 +862,8 @@ async fn live_conferences_go_through_the_live_calls_seam() {
         body["conferences"][0]["participants"][0],
         json!({"id": 7, "role": "leader", "calling": "+14255551234",
                "dialled": "+14255550100", "joined": "2026-11-21T02:45:17.123Z",
-               "muted": false, "talking": true, "in_lobby": false})
+               "muted": false, "talking": true, "in_lobby": false,
+               "quality": null})
     );
 
     let (status, body) = api

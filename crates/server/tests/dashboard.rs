@@ -1,6 +1,8 @@
 //! The live dashboard end to end: headless Chromium (Debian's `chromium`, driven through
 //! `chromedriver` by fantoccini) opens the page the bridge serves, sees the caller sbc-sim
-//! placed into adele's meeting, and mutes it with a click, which the admin API confirms.
+//! placed into adele's meeting with its audio figures, and mutes it with a click, which
+//! the admin API confirms (the poor-audio badge is shown for a lossy caller in
+//! `tests/metrics.rs`, from the same snapshot).
 //! Also the event stream's rules without a browser: the token, the first snapshot, the
 //! bound on open streams, and a bridge that stops with a dashboard open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -72,6 +74,20 @@ async fn a_click_on_the_dashboard_mutes_a_caller_sbc_sim_placed() {
     );
     let state = row.find(Locator::Css("td.state")).await.unwrap();
     assert_eq!(state.text().await.unwrap(), "live");
+    // Its reception figures show once its call has published them: a clean line over
+    // loopback, so no poor-audio badge.
+    let figures = browser
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(&format!("{row_css} td.audio .figure")))
+        .await
+        .unwrap_or_else(|e| panic!("the page never showed {CALLING}'s audio figures: {e}"));
+    let figures = figures.text().await.unwrap();
+    assert!(figures.starts_with("loss 0.0% · jitter "), "{figures}");
+    assert_eq!(
+        row.attr("data-quality-warning").await.unwrap().as_deref(),
+        Some("")
+    );
     let login = browser.find(Locator::Css("form#login")).await.unwrap();
     assert!(!login.is_displayed().await.unwrap());
     let url = browser.current_url().await.unwrap();

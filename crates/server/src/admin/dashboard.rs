@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::plan::NumberView;
-use super::{ApiError, ConferenceView, Shared};
+use super::{ApiError, ConferenceView, ParticipantQuality, Shared};
 
 /// Event streams open at once, over every page; one more is refused with 503.
 pub const MAX_STREAMS: usize = 16;
@@ -47,6 +47,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const BUSY_PERCENT: u64 = 80;
 /// RTP loss share (per mille) over the window from which the dashboard warns.
 const LOSS_PER_MILLE: u64 = 10;
+/// A participant's audio is flagged above this loss (percent, last RTCP interval)...
+const PARTICIPANT_LOSS_PERCENT: f64 = 3.0;
+/// ... or this interarrival jitter (ms) ...
+const PARTICIPANT_JITTER_MS: f64 = 30.0;
+/// ... or this round-trip time (ms).
+const PARTICIPANT_RTT_MS: f64 = 300.0;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
@@ -287,7 +293,7 @@ pub struct Inputs {
     pub router: Option<Snapshot>,
     /// Every number of the plan.
     pub numbers: Vec<NumberInfo>,
-    /// `(bridge, tenant, enabled)` from the catalog.
+    /// `(bridge, tenant, enabled)` as the router has them now.
     pub bridges: Vec<(String, Option<String>, Option<bool>)>,
     pub conferences: Vec<ConferenceView>,
     pub counters: Counters,
@@ -299,7 +305,7 @@ impl Inputs {
     async fn read(state: &Shared) -> Inputs {
         let router = state.router.snapshot();
         let numbers = state
-            .catalog
+            .router
             .numbers()
             .iter()
             .filter_map(|n| state.router.number(*n))
@@ -308,10 +314,11 @@ impl Inputs {
             .bridges
             .iter()
             .map(|b| {
+                let info = state.router.bridge(&b.name);
                 (
                     b.name.to_string(),
-                    state.catalog.bridge(&b.name).map(|e| e.tenant.clone()),
-                    state.catalog.enabled(&b.name),
+                    info.as_ref().map(|i| i.tenant.to_string()),
+                    info.map(|i| i.enabled),
                 )
             })
             .collect();
@@ -495,6 +502,11 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
         }
     }
     quality(&mut warnings, &recent, inputs.media_counters);
+    let conferences: Vec<Value> = inputs
+        .conferences
+        .iter()
+        .map(|c| conference(c, &mut warnings))
+        .collect();
 
     let mut notes = Vec::new();
     if !inputs.media_counters {
@@ -509,10 +521,51 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
         "trunks": trunks,
         "admitted": router.admitted,
         "refusals": refusals,
-        "conferences": inputs.conferences,
+        "conferences": conferences,
         "warnings": warnings,
         "notes": notes,
     })
+}
+
+/// A conference as the API lists it, each participant whose audio is poor carrying a
+/// `quality_warning` (its badge on the page) and adding a line to the warnings.
+fn conference(c: &ConferenceView, warnings: &mut Vec<Value>) -> Value {
+    let mut value = serde_json::to_value(c).unwrap_or(Value::Null);
+    let rows = value
+        .get_mut("participants")
+        .and_then(Value::as_array_mut)
+        .map(|rows| rows.iter_mut());
+    for (p, row) in c.participants.iter().zip(rows.into_iter().flatten()) {
+        let Some(text) = p.quality.as_ref().and_then(participant_warning) else {
+            continue;
+        };
+        warnings.push(warning(
+            "warn",
+            format!(
+                "poor audio from {} in conference {}: {text}",
+                p.calling, c.conference_id
+            ),
+        ));
+        if let Some(row) = row.as_object_mut() {
+            row.insert("quality_warning".into(), Value::String(text));
+        }
+    }
+    value
+}
+
+/// What is wrong with a participant's audio ("loss 5.0%, jitter 41.2 ms"), if anything.
+pub fn participant_warning(q: &ParticipantQuality) -> Option<String> {
+    let mut faults = Vec::new();
+    if q.loss_percent > PARTICIPANT_LOSS_PERCENT {
+        faults.push(format!("loss {:.1}%", q.loss_percent));
+    }
+    if q.jitter_ms > PARTICIPANT_JITTER_MS {
+        faults.push(format!("jitter {:.1} ms", q.jitter_ms));
+    }
+    if let Some(rtt) = q.rtt_ms.filter(|rtt| *rtt > PARTICIPANT_RTT_MS) {
+        faults.push(format!("RTT {rtt:.0} ms"));
+    }
+    (!faults.is_empty()).then(|| faults.join(", "))
 }
 
 fn number(n: &NumberInfo, warnings: &mut Vec<Value>) -> Value {
@@ -674,6 +727,75 @@ mod tests {
                 ),
                 warning("warn", "bridge b is nearly full: 8 of 10 calls".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_participant_with_poor_audio_gets_a_badge_and_a_warning() {
+        use crate::admin::ParticipantView;
+        use dialbridge_conference::ivr::Role;
+        let quality = |loss_percent, jitter_ms, rtt_ms| ParticipantQuality {
+            loss_percent,
+            packets_lost: 12,
+            jitter_ms,
+            rtt_ms,
+        };
+        let person = |id, calling: &str, quality| ParticipantView {
+            id,
+            role: Role::Participant,
+            calling: calling.into(),
+            dialled: "+33170000100".into(),
+            joined: crate::cdr::Timestamp::now(),
+            muted: false,
+            talking: false,
+            in_lobby: false,
+            quality,
+        };
+        let inputs = Inputs {
+            media_counters: true,
+            conferences: vec![ConferenceView {
+                tenant: "contoso".into(),
+                conference_id: "123456789".into(),
+                organiser: None,
+                locked: false,
+                recording: false,
+                participants: vec![
+                    person(1, "+33611111111", Some(quality(0.4, 3.0, Some(40.0)))),
+                    person(2, "+33622222222", Some(quality(5.0, 41.2, Some(350.0)))),
+                    person(3, "+33633333333", None),
+                    person(4, "+33644444444", Some(quality(3.0, 30.0, Some(300.0)))),
+                ],
+            }],
+            ..Inputs::default()
+        };
+        let s = snapshot(&inputs, &mut History::default(), Instant::now());
+        let rows = s["conferences"][0]["participants"].as_array().unwrap();
+        let badges: Vec<&Value> = rows.iter().map(|p| &p["quality_warning"]).collect();
+        // At the thresholds exactly (row 4) there is nothing to flag yet.
+        assert_eq!(
+            badges,
+            [
+                &Value::Null,
+                &json!("loss 5.0%, jitter 41.2 ms, RTT 350 ms"),
+                &Value::Null,
+                &Value::Null
+            ]
+        );
+        assert_eq!(rows[1]["quality"]["loss_percent"], json!(5.0));
+        assert_eq!(rows[0]["quality"]["rtt_ms"], json!(40.0));
+        assert_eq!(rows[2]["quality"], Value::Null);
+        assert_eq!(
+            s["warnings"],
+            json!([warning(
+                "warn",
+                "poor audio from +33622222222 in conference 123456789: \
+                 loss 5.0%, jitter 41.2 ms, RTT 350 ms"
+                    .into()
+            )])
+        );
+        assert_eq!(
+            participant_warning(&quality(0.0, 31.0, None)).as_deref(),
+            Some("jitter 31.0 ms")
         );
     }
 

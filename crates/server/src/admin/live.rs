@@ -1,4 +1,5 @@
-//! Live conferences: who is in which conference, and an admin's mute, kick and lock.
+//! Live conferences: who is in which conference, and an admin's mute, kick, lock and
+//! recording.
 //! The API reaches the conferences through [`LiveCalls`], which the server implements
 //! over its rooms; the routes here only parse, call and answer.
 
@@ -34,6 +35,28 @@ pub trait LiveCalls: Send + Sync + 'static {
         conference: ConferenceKey,
         locked: bool,
     ) -> LiveFuture<'_, Result<(), LiveError>>;
+    /// Starts (`on`) or stops recording a conference in progress.
+    fn record(
+        &self,
+        conference: ConferenceKey,
+        on: bool,
+    ) -> LiveFuture<'_, Result<RecordingView, LiveError>> {
+        let _ = (conference, on);
+        Box::pin(async { Err(LiveError::Unavailable("recording is not available".into())) })
+    }
+}
+
+/// A conference's recording after a start or stop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingView {
+    pub tenant: String,
+    pub conference_id: String,
+    /// Being recorded now.
+    pub recording: bool,
+    /// The WAV file (16 kHz mono), on the bridge's disk.
+    pub file: String,
+    /// Seconds in the file, once stopped.
+    pub seconds: Option<f64>,
 }
 
 /// Why a live action could not be done.
@@ -46,20 +69,28 @@ pub enum LiveError {
     /// The conference task is gone or not answering.
     #[error("conferences unavailable: {0}")]
     Unavailable(String),
+    /// The request contradicts the conference's state (already or not recording).
+    #[error("{0}")]
+    Conflict(String),
+    /// The bridge could not write (a recording file).
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// One conference in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConferenceView {
     pub tenant: String,
     pub conference_id: String,
     pub organiser: Option<String>,
     pub locked: bool,
+    /// Being recorded now.
+    pub recording: bool,
     pub participants: Vec<ParticipantView>,
 }
 
 /// One caller in a conference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParticipantView {
     /// The id the mute and kick routes take.
     pub id: u64,
@@ -75,6 +106,34 @@ pub struct ParticipantView {
     pub talking: bool,
     /// Waiting for the leader, not yet mixed.
     pub in_lobby: bool,
+    /// How the caller's audio reaches the bridge; `None` until first measured.
+    pub quality: Option<ParticipantQuality>,
+}
+
+/// Reception quality of one caller's RTP (RFC 3550 §6.4.1), as last published by the
+/// call (about once a second), rounded to a tenth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ParticipantQuality {
+    /// Share of the caller's packets lost over the last RTCP report interval, percent.
+    pub loss_percent: f64,
+    /// The caller's packets lost since the call began.
+    pub packets_lost: i64,
+    /// Interarrival jitter of the caller's stream, ms.
+    pub jitter_ms: f64,
+    /// Round-trip time from the caller's RTCP reports, ms; `None` until one arrived.
+    pub rtt_ms: Option<f64>,
+}
+
+impl From<dialbridge_media::Quality> for ParticipantQuality {
+    fn from(q: dialbridge_media::Quality) -> Self {
+        let tenth = |v: f64| (v * 10.0).round() / 10.0;
+        ParticipantQuality {
+            loss_percent: tenth(q.loss_fraction * 100.0),
+            packets_lost: q.lost,
+            jitter_ms: tenth(q.jitter_ms),
+            rtt_ms: q.rtt_ms.map(tenth),
+        }
+    }
 }
 
 fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
@@ -91,6 +150,12 @@ pub(super) struct Mute {
 #[serde(deny_unknown_fields)]
 pub(super) struct Lock {
     locked: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Record {
+    recording: bool,
 }
 
 /// `GET /api/v1/conferences`.
@@ -145,6 +210,31 @@ pub(super) async fn lock(
     ))
 }
 
+/// `POST /api/v1/conferences/{tenant}/{id}/recording {"recording": bool}`: starts or
+/// stops recording the meeting's mix to a WAV file under `[conference] recordings_dir`.
+pub(super) async fn record(
+    State(state): State<Shared>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<Record>, JsonRejection>,
+) -> Result<Json<RecordingView>, ApiError> {
+    let Path((tenant, id)) = path?;
+    let conference_id = ConferenceId::parse(&id).map_err(|_| {
+        ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
+    })?;
+    let Json(Record { recording }) = body?;
+    let key = ConferenceKey {
+        tenant: TenantId::new(tenant.clone()),
+        id: conference_id,
+    };
+    let view = state
+        .live
+        .record(key, recording)
+        .await
+        .map_err(live_error)?;
+    tracing::info!(%tenant, conference = %id, recording, file = %view.file, "admin: conference recording set");
+    Ok(Json(view))
+}
+
 fn participant(Path(text): Path<String>) -> Result<MemberId, ApiError> {
     text.parse::<u64>().map(MemberId).map_err(|_| {
         ApiError::bad_request(format!("{text:?} is not a participant id (a whole number)"))
@@ -157,6 +247,8 @@ fn live_error(e: LiveError) -> ApiError {
             StatusCode::NOT_FOUND
         }
         LiveError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        LiveError::Conflict(_) => StatusCode::CONFLICT,
+        LiveError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.to_string())
 }

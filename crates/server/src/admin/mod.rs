@@ -10,7 +10,6 @@
 //! [`app`] (see [`dashboard`]).
 
 mod auth;
-mod catalog;
 mod dashboard;
 mod live;
 mod openapi;
@@ -18,9 +17,11 @@ mod organisers;
 mod plan;
 mod records;
 
-pub use catalog::{BridgeEntry, PlanCatalog};
 pub use dashboard::{DashboardHub, MAX_STREAMS as MAX_DASHBOARD_STREAMS};
-pub use live::{ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView};
+pub use live::{
+    ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantQuality, ParticipantView,
+    RecordingView,
+};
 pub use openapi::document as openapi_document;
 
 use std::future::Future;
@@ -30,7 +31,7 @@ use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use dialbridge_conference::directory::Directory;
 use dialbridge_router::Router;
 use serde_json::json;
@@ -53,14 +54,12 @@ pub struct AdminState {
     pub token: String,
     pub live: Arc<dyn LiveCalls>,
     pub metrics: MetricsSources,
-    /// The numbers and bridges of the plan, to list them.
-    pub catalog: PlanCatalog,
     /// The dashboard's event streams.
     pub dashboard: DashboardHub,
 }
 
 impl AdminState {
-    /// The state for `config`: its admin token and the catalog of its number plan.
+    /// The state for `config`: its admin token.
     pub fn new(
         config: &Config,
         router: Router,
@@ -76,7 +75,6 @@ impl AdminState {
             token: config.admin.token.clone(),
             live,
             metrics,
-            catalog: PlanCatalog::from_config(config)?,
             dashboard: DashboardHub::default(),
         })
     }
@@ -202,6 +200,16 @@ fn routes() -> Routes {
             "/api/v1/organisers/{tenant}/{organiser}/pin/reset",
             post(organisers::reset_pin),
         )
+        .add(
+            Method::GET,
+            "/api/v1/organisers/{tenant}/{organiser}",
+            get(organisers::show),
+        )
+        .add(
+            Method::PATCH,
+            "/api/v1/organisers/{tenant}/{organiser}",
+            patch(organisers::update_settings),
+        )
         .add(Method::GET, "/api/v1/cdrs", get(records::list_cdrs))
         .add(Method::GET, "/api/v1/cdrs.csv", get(records::export_cdrs))
         .add(Method::GET, "/api/v1/conferences", get(live::list))
@@ -220,6 +228,11 @@ fn routes() -> Routes {
             Method::POST,
             "/api/v1/conferences/{tenant}/{id}/lock",
             post(live::lock),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/conferences/{tenant}/{id}/recording",
+            post(live::record),
         )
         .add(Method::GET, "/metrics", get(records::metrics))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::serve))

@@ -100,6 +100,15 @@ pub fn document() -> Value {
                         path_param("organiser", "The organiser's ID"),
                     ]),
             },
+            "/api/v1/organisers/{tenant}/{organiser}": {
+                "get": op("One organiser (never a PIN) and their conference's settings",
+                    None, ok_json("The organiser", "OrganiserSettings"))
+                    .with_params(&organiser_params()),
+                "patch": op("Change an organiser's conference settings; calls that join \
+                    from then on get them", Some(body("SettingsPatch")),
+                    ok_json("The organiser", "OrganiserSettings"))
+                    .with_params(&organiser_params()),
+            },
             "/api/v1/cdrs": {
                 "get": op("Call detail records that ended in [since, until), oldest first",
                     None, ok_json("Records", "CdrList"))
@@ -125,6 +134,16 @@ pub fn document() -> Value {
             "/api/v1/conferences/{tenant}/{id}/lock": {
                 "post": op("Lock or unlock a conference", Some(body("Lock")),
                     ok_json("Done", "LockResult"))
+                    .with_params(&[
+                        path_param("tenant", "The tenant"),
+                        path_param("id", "The conference ID (6 to 12 digits)"),
+                    ]),
+            },
+            "/api/v1/conferences/{tenant}/{id}/recording": {
+                "post": op("Start or stop recording a conference in progress (its full mix, \
+                    16 kHz mono WAV, under the configured recordings directory); 409 when it \
+                    is already, or not, being recorded", Some(body("Record")),
+                    ok_json("The recording", "RecordingResult"))
                     .with_params(&[
                         path_param("tenant", "The tenant"),
                         path_param("id", "The conference ID (6 to 12 digits)"),
@@ -249,6 +268,13 @@ fn participant_param() -> Value {
             "schema": { "type": "integer", "format": "int64", "minimum": 0 } })
 }
 
+fn organiser_params() -> [Value; 2] {
+    [
+        path_param("tenant", "The tenant"),
+        path_param("organiser", "The organiser's ID"),
+    ]
+}
+
 fn tenant_query() -> Value {
     json!({ "name": "tenant", "in": "query", "required": false,
             "description": "Only this tenant's organisers", "schema": { "type": "string" } })
@@ -292,6 +318,7 @@ fn schemas() -> Value {
         "Assignment": { "type": "object", "required": ["bridge"], "properties": { "bridge": string } },
         "Mute": { "type": "object", "required": ["muted"], "properties": { "muted": boolean } },
         "Lock": { "type": "object", "required": ["locked"], "properties": { "locked": boolean } },
+        "Record": { "type": "object", "required": ["recording"], "properties": { "recording": boolean } },
         "Bridge": { "type": "object", "properties": {
             "name": string, "tenant": nullable_string, "enabled": boolean,
             "capacity": integer, "in_progress": integer, "admitted": integer,
@@ -312,6 +339,18 @@ fn schemas() -> Value {
             "conference_id": string, "wait_for_leader": boolean, "provider": string
         }},
         "OrganiserList": list("organisers", "Organiser"),
+        "OrganiserSettings": { "allOf": [
+            { "$ref": "#/components/schemas/Organiser" },
+            { "type": "object", "properties": {
+                "join_leave_tones": { "type": "boolean", "nullable": true,
+                    "description": "A tone to everyone when someone joins or leaves; null: the bridge's default ([conference] join_leave_tones)." }
+            }}
+        ]},
+        "SettingsPatch": { "type": "object", "minProperties": 1,
+            "description": "Settings to change; one left out is kept, null restores the bridge's default.",
+            "properties": {
+                "join_leave_tones": { "type": "boolean", "nullable": true }
+            }, "additionalProperties": false },
         "ImportSummary": { "type": "object", "properties": { "added": integer, "updated": integer } },
         "PinReset": { "type": "object", "properties": {
             "tenant": string, "organiser": string, "pin": string } },
@@ -333,11 +372,20 @@ fn schemas() -> Value {
             "id": integer, "role": { "type": "string", "enum": ["leader", "participant"] },
             "calling": string, "dialled": string,
             "joined": { "type": "string", "format": "date-time" },
-            "muted": boolean, "talking": boolean, "in_lobby": boolean
+            "muted": boolean, "talking": boolean, "in_lobby": boolean,
+            "quality": { "$ref": "#/components/schemas/ParticipantQuality" }
+        }},
+        "ParticipantQuality": { "type": "object", "nullable": true,
+            "description": "Reception quality of the caller's RTP (RFC 3550), about once a second; null until measured.",
+            "properties": {
+                "loss_percent": { "type": "number", "description": "Lost over the last RTCP interval, percent." },
+                "packets_lost": integer,
+                "jitter_ms": { "type": "number", "description": "Interarrival jitter, ms." },
+                "rtt_ms": { "type": "number", "nullable": true, "description": "Round-trip time from RTCP, ms." }
         }},
         "Conference": { "type": "object", "properties": {
             "tenant": string, "conference_id": string, "organiser": nullable_string,
-            "locked": boolean,
+            "locked": boolean, "recording": boolean,
             "participants": { "type": "array", "items": { "$ref": "#/components/schemas/Participant" } }
         }},
         "ConferenceList": list("conferences", "Conference"),
@@ -345,6 +393,10 @@ fn schemas() -> Value {
         "KickResult": { "type": "object", "properties": { "id": integer, "kicked": boolean } },
         "LockResult": { "type": "object", "properties": {
             "tenant": string, "conference_id": string, "locked": boolean } },
+        "RecordingResult": { "type": "object", "properties": {
+            "tenant": string, "conference_id": string, "recording": boolean,
+            "file": string,
+            "seconds": { "type": "number", "nullable": true, "description": "Seconds in the file, once stopped." } } },
     })
 }
 

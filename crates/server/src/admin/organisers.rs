@@ -1,17 +1,20 @@
 //! Organisers: list them (never a PIN), export and import the CSV file a third-party
-//! audio-conferencing provider fills in, and reset a leader PIN (shown once).
+//! audio-conferencing provider fills in, reset a leader PIN (shown once), and read or
+//! change one organiser's conference settings (join and leave tones).
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
-use dialbridge_conference::directory::{DirectoryError, OrganiserId, OrganiserRecord, Provider};
+use dialbridge_conference::directory::{
+    ConferenceSettings, DirectoryError, OrganiserId, OrganiserRecord, Provider,
+};
 use dialbridge_conference::ivr::TenantId;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{ApiError, Shared, blocking};
 
@@ -127,6 +130,106 @@ pub(super) async fn reset_pin(
     });
     // The PIN must not linger in a cache on the way back.
     Ok(([(CACHE_CONTROL, "no-store")], Json(body)))
+}
+
+/// `GET /api/v1/organisers/{tenant}/{organiser}`: one organiser (no PIN) and their
+/// conference's settings.
+pub(super) async fn show(
+    State(state): State<Shared>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, organiser) = organiser_path(path)?;
+    organiser_with_settings(&state, tenant, organiser).await
+}
+
+/// `PATCH /api/v1/organisers/{tenant}/{organiser}` with `{"join_leave_tones": true |
+/// false | null}`. Calls that join the conference from then on get the new setting.
+pub(super) async fn update_settings(
+    State(state): State<Shared>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<Map<String, Value>>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, organiser) = organiser_path(path)?;
+    let Json(fields) = body?;
+    let tones = join_leave_tones_patch(fields)?;
+    let directory = state.directory.clone();
+    let (t, o) = (tenant.clone(), organiser.clone());
+    blocking("changing conference settings", move || {
+        directory
+            .set_join_leave_tones(&t, &o, tones)
+            .map_err(directory_error)
+    })
+    .await?;
+    tracing::info!(%tenant, %organiser, ?tones, "admin: join and leave tones set");
+    organiser_with_settings(&state, tenant, organiser).await
+}
+
+/// The body of a settings `PATCH`: `{"join_leave_tones": true | false | null}`, where
+/// `null` goes back to the bridge's default. (By hand rather than through serde,
+/// which would also take a struct from an array and cannot tell a missing field from
+/// a `null` one without help.)
+fn join_leave_tones_patch(fields: Map<String, Value>) -> Result<Option<bool>, ApiError> {
+    let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let mut tones = None;
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("join_leave_tones", Value::Bool(on)) => tones = Some(Some(on)),
+            ("join_leave_tones", Value::Null) => tones = Some(None),
+            ("join_leave_tones", other) => {
+                return Err(unprocessable(format!(
+                    "join_leave_tones must be true, false or null, not {other}"
+                )));
+            }
+            _ => {
+                return Err(unprocessable(format!(
+                    "unknown setting {name:?}: the settings are join_leave_tones"
+                )));
+            }
+        }
+    }
+    tones.ok_or_else(|| {
+        ApiError::bad_request("nothing to change: give join_leave_tones (true, false or null)")
+    })
+}
+
+fn organiser_path(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(TenantId, OrganiserId), ApiError> {
+    let Path((tenant, organiser)) = path?;
+    let organiser =
+        OrganiserId::parse(&organiser).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((TenantId::new(tenant), organiser))
+}
+
+/// The organiser as the list shows them, plus `join_leave_tones` (`null`: the
+/// bridge's default).
+async fn organiser_with_settings(
+    state: &Shared,
+    tenant: TenantId,
+    organiser: OrganiserId,
+) -> Result<Json<Value>, ApiError> {
+    let directory = state.directory.clone();
+    let found = blocking("reading an organiser", move || {
+        let record = directory
+            .organiser(&tenant, &organiser)
+            .map_err(directory_error)?;
+        let settings = directory
+            .settings(&tenant, &organiser)
+            .map_err(directory_error)?;
+        Ok(record.zip(settings).ok_or((tenant, organiser)))
+    })
+    .await?;
+    let (record, ConferenceSettings { join_leave_tones }) = found.map_err(|(t, o)| {
+        directory_error(DirectoryError::NoSuchOrganiser {
+            tenant: t,
+            organiser: o,
+        })
+    })?;
+    let mut view = organiser_view(&record);
+    if let Some(map) = view.as_object_mut() {
+        map.insert("join_leave_tones".into(), json!(join_leave_tones));
+    }
+    Ok(Json(view))
 }
 
 fn organiser_view(r: &OrganiserRecord) -> Value {

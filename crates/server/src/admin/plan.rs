@@ -27,7 +27,7 @@ pub(super) async fn list_bridges(State(state): State<Shared>) -> Json<Value> {
 /// `GET /api/v1/numbers`.
 pub(super) async fn list_numbers(State(state): State<Shared>) -> Json<Value> {
     let numbers: Vec<NumberView> = state
-        .catalog
+        .router
         .numbers()
         .iter()
         .filter_map(|n| state.router.number(*n))
@@ -126,7 +126,6 @@ pub(super) async fn set_bridge_enabled(
         .router
         .set_bridge_enabled(&name, enabled)
         .map_err(plan_error)?;
-    state.catalog.set_enabled(&name, enabled);
     tracing::info!(bridge = %name, enabled, "admin: bridge enabled set");
     bridge_by_name(&state, &name)
 }
@@ -181,6 +180,7 @@ fn bridge_by_name(state: &Shared, name: &str) -> Result<Json<Value>, ApiError> {
 }
 
 fn bridge_view(state: &Shared, b: &ResourceStats) -> Value {
+    let info = state.router.bridge(&b.name);
     let refused: Map<String, Value> = b
         .rejected
         .iter()
@@ -188,8 +188,8 @@ fn bridge_view(state: &Shared, b: &ResourceStats) -> Value {
         .collect();
     json!({
         "name": &*b.name,
-        "tenant": state.catalog.bridge(&b.name).map(|e| e.tenant.as_str()),
-        "enabled": state.catalog.enabled(&b.name),
+        "tenant": info.as_ref().map(|i| &*i.tenant),
+        "enabled": info.as_ref().map(|i| i.enabled),
         "capacity": b.capacity,
         "in_progress": b.in_progress,
         "admitted": b.admitted,

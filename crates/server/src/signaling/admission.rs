@@ -12,7 +12,7 @@ use dialbridge_sip::dialog::{Dialog, LocalAddress};
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::prelude::*;
 use dialbridge_sip::rsip::{self, Header};
-use dialbridge_sip::sdp::{LocalMedia, MediaSession, SessionDescription};
+use dialbridge_sip::sdp::{Codec, LocalMedia, MediaSession, SessionDescription};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
@@ -73,6 +73,10 @@ impl Signaling {
         let sdes_key = SrtpKeys::encode_inline(&SrtpKeys::random_key_salt());
         let local_media = |port: u16, session_id: u64| {
             let mut media = LocalMedia::g711(media_ip, port, session_id);
+            // Wideband too (the rooms mix at 16 kHz): G.722 for SBCs, Opus for
+            // softphones. The answer takes the offer's first codec we list (RFC 3264
+            // §6.1), so the offerer's preference decides.
+            media.codecs.extend([Codec::G722, Codec::OPUS]);
             media.sdes_inline_key = Some(sdes_key.clone());
             media
         };
@@ -85,7 +89,7 @@ impl Signaling {
                 return;
             }
         };
-        let Some(codec) = super::media_codec(&negotiated.codec) else {
+        let Some(codec) = super::media_codec(&negotiated.codec, negotiated.payload_type) else {
             let response = answers::reply(&invite, 488, Some("no common codec"));
             self.respond(&key, response, now);
             return;

@@ -461,14 +461,30 @@ impl Signaling {
     }
 }
 
-/// The media engine's codec for one SDP negotiated.
-pub(crate) fn media_codec(codec: &dialbridge_sip::sdp::Codec) -> Option<dialbridge_media::Codec> {
-    use dialbridge_sip::sdp::Codec;
-    if *codec == Codec::PCMU {
-        Some(dialbridge_media::Codec::Pcmu)
-    } else if *codec == Codec::PCMA {
-        Some(dialbridge_media::Codec::Pcma)
-    } else {
-        None
+/// The media engine's codec for one SDP negotiated, with the payload type the
+/// answer uses (the offer's: Opus has no static one, RFC 7587 §7).
+pub(crate) fn media_codec(
+    codec: &dialbridge_sip::sdp::Codec,
+    payload_type: u8,
+) -> Option<dialbridge_media::AudioCodec> {
+    dialbridge_media::AudioCodec::from_rtpmap(codec.name, codec.clock_rate, payload_type)
+}
+
+#[cfg(test)]
+mod media_codec_tests {
+    use super::media_codec;
+    use dialbridge_media::{AudioCodec, Codec};
+    use dialbridge_sip::sdp::Codec as SdpCodec;
+
+    #[test]
+    fn every_codec_we_answer_maps_to_the_engine() {
+        let pcmu = AudioCodec::G711(Codec::Pcmu);
+        assert_eq!(media_codec(&SdpCodec::PCMU, 0), Some(pcmu));
+        let pcma = AudioCodec::G711(Codec::Pcma);
+        assert_eq!(media_codec(&SdpCodec::PCMA, 8), Some(pcma));
+        assert_eq!(media_codec(&SdpCodec::G722, 9), Some(AudioCodec::G722));
+        // Opus keeps the offer's dynamic payload type.
+        let opus = AudioCodec::Opus { payload_type: 109 };
+        assert_eq!(media_codec(&SdpCodec::OPUS, 109), Some(opus));
     }
 }

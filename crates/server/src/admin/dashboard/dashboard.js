@@ -243,7 +243,7 @@ function makeConference(c) {
   const node = el('div', { class: 'card conference', 'data-conference': c.conference_id, 'data-tenant': c.tenant },
     title,
     el('table', {}, el('thead', {}, el('tr', {},
-      ...['role', 'calling', 'dialled', 'joined', 'state', 'talking', ''].map((h) => el('th', {}, h)))), body));
+      ...['role', 'calling', 'dialled', 'joined', 'state', 'talking', 'audio', ''].map((h) => el('th', {}, h)))), body));
   return { node, title, body, rows: new Map() };
 }
 
@@ -251,6 +251,7 @@ function updateConference(card, c) {
   const title = [c.conference_id, ' ',
     el('span', { class: 'sub' }, c.tenant + (c.organiser ? ' · ' + c.organiser : ''))];
   if (c.locked) title.push(el('span', { class: 'tag' }, 'locked'));
+  if (c.recording) title.push(el('span', { class: 'tag rec' }, '● recording'));
   title.push(el('span', { class: 'sub' }, ' · ' + c.participants.length + ' on the call'));
   card.title.replaceChildren(...title);
   const seen = new Set();
@@ -270,10 +271,11 @@ function makeParticipant(p) {
   const cells = {};
   for (const k of ['role', 'calling', 'dialled', 'joined', 'state']) cells[k] = el('td', { class: k });
   cells.talking = el('td', { class: 'talking' });
+  cells.audio = el('td', { class: 'audio' });
   const mute = el('button', { type: 'button', class: 'mute' });
   const kick = el('button', { type: 'button', class: 'kick danger' }, 'Kick');
   const node = el('tr', { 'data-participant': p.id },
-    cells.role, cells.calling, cells.dialled, cells.joined, cells.state, cells.talking,
+    cells.role, cells.calling, cells.dialled, cells.joined, cells.state, cells.talking, cells.audio,
     el('td', { class: 'actions' }, mute, kick));
   const row = { node, cells, mute, kick, muted: false, armed: null };
   mute.addEventListener('click', () => setMuted(row, p.id, !row.muted));
@@ -295,8 +297,27 @@ function updateParticipant(row, p) {
   row.cells.state.textContent = p.in_lobby ? 'in lobby' : p.muted ? 'muted' : 'live';
   row.cells.talking.textContent = p.talking ? 'talking' : '';
   row.node.dataset.talking = String(p.talking);
+  updateAudio(row, p);
   row.mute.textContent = p.muted ? 'Unmute' : 'Mute';
   row.mute.disabled = false;
+}
+
+// The caller's reception figures, and a badge when the bridge judges them poor
+// (the snapshot's `quality_warning`, e.g. "loss 5.0%").
+function updateAudio(row, p) {
+  const q = p.quality;
+  const parts = [];
+  if (q) {
+    let figures = 'loss ' + q.loss_percent.toFixed(1) + '% · jitter ' + q.jitter_ms.toFixed(1) + ' ms';
+    if (q.rtt_ms !== null && q.rtt_ms !== undefined) figures += ' · rtt ' + Math.round(q.rtt_ms) + ' ms';
+    parts.push(el('span', { class: 'figure' }, figures));
+  }
+  if (p.quality_warning) {
+    parts.push(el('span', { class: 'tag alert quality-warning', title: 'poor audio from this caller' },
+      '⚠ ' + p.quality_warning));
+  }
+  row.cells.audio.replaceChildren(...parts);
+  row.node.dataset.qualityWarning = p.quality_warning || '';
 }
 
 async function post(path, body) {
