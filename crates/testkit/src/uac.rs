@@ -169,13 +169,67 @@ impl Call {
         0
     }
 
-    async fn send_in_dialog(&self, method: &str, cseq: u32) {
+    /// Sends a re-INVITE offering `media` (the media lines, as for [`call_offering`],
+    /// on the same RTP port), ACKs its final answer and returns it with its status.
+    pub async fn reinvite(&mut self, media: &str) -> (u16, String) {
+        self.cseq += 1;
+        let cseq = self.cseq;
         let local = self.sock.local_addr().expect("local address");
+        let rtp_port = self.rtp.local_addr().expect("RTP address").port();
+        let sdp = format!(
+            "v=0\r\no=testkit 1 {cseq} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{media}",
+            ip = local.ip(),
+            media = media.replace("{port}", &rtp_port.to_string())
+        );
+        let branch = format!("z9hG4bK{}-INVITE{cseq}", self.call_id);
+        let extra = format!(
+            "Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        self.send_request("INVITE", cseq, &branch, &extra).await;
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await
+            else {
+                break;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let ours = header(&text, "CSeq").is_some_and(|c| c.trim() == format!("{cseq} INVITE"));
+            if text.starts_with("SIP/2.0") && ours && status >= 200 {
+                // A 2xx is ACKed in a new transaction, the rest in the INVITE's.
+                let ack_branch = if status < 300 {
+                    format!("z9hG4bK{}-ACK{cseq}", self.call_id)
+                } else {
+                    branch
+                };
+                self.send_request("ACK", cseq, &ack_branch, "Content-Length: 0\r\n\r\n")
+                    .await;
+                return (status, text);
+            }
+        }
+        (0, String::new())
+    }
+
+    async fn send_in_dialog(&self, method: &str, cseq: u32) {
         let branch = if method == "ACK" && self.status >= 300 {
             format!("z9hG4bK{}-1", self.call_id)
         } else {
             format!("z9hG4bK{}-{method}{cseq}", self.call_id)
         };
+        self.send_request(method, cseq, &branch, "Content-Length: 0\r\n\r\n")
+            .await;
+    }
+
+    /// An in-dialog request; `tail` is the headers after CSeq, blank line and body.
+    async fn send_request(&self, method: &str, cseq: u32, branch: &str, tail: &str) {
+        let local = self.sock.local_addr().expect("local address");
         let msg = format!(
             "{method} sip:{bridge} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
@@ -184,7 +238,7 @@ impl Call {
              To: <sip:bridge@{bridge}>;tag={to}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} {method}\r\n\
-             Content-Length: 0\r\n\r\n",
+             {tail}",
             bridge = self.bridge,
             ip = local.ip(),
             from = self.from_tag,

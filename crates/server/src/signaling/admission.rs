@@ -147,7 +147,12 @@ impl Signaling {
             }
         };
         let session_id = u64::from(rand::random::<u32>());
-        let mut sdp = MediaSession::new(local_media(session.local_port(), session_id));
+        // From now on the dialog speaks the codec chosen: the media session cannot
+        // change codec mid-call, so a re-offer without it gets 488 and leaves the
+        // call as it was (RFC 3261 §14.2), rather than an answer we would not honour.
+        let mut in_call = local_media(session.local_port(), session_id);
+        in_call.codecs = vec![negotiated.codec];
+        let mut sdp = MediaSession::new(in_call);
         let answer = match sdp.handle_offer(&offer) {
             Ok(a) => a,
             Err(e) => {

@@ -104,8 +104,9 @@ pub fn handle_answer(
     };
     let telephone_event = local
         .telephone_event
-        .then(|| m.telephone_event_pt())
-        .flatten();
+        .then(|| m.telephone_event_for(codec.clock_rate))
+        .flatten()
+        .map(|(pt, _)| pt);
     Ok(settle(
         answer,
         m,
@@ -262,14 +263,15 @@ fn accept(
         .ok_or("no common codec")?;
     let telephone_event = local
         .telephone_event
-        .then(|| m.telephone_event_pt())
+        .then(|| m.telephone_event_for(codec.clock_rate))
         .flatten();
 
     let mut line = MediaLine::audio(local.rtp_port, m.proto.as_str());
     line.add_codec(payload_type, &codec);
-    if let Some(te) = telephone_event {
-        line.add_telephone_event(te, m.fmtp(te).unwrap_or(TELEPHONE_EVENT_FMTP));
+    if let Some((te, clock_rate)) = telephone_event {
+        line.add_telephone_event(te, clock_rate, m.fmtp(te).unwrap_or(TELEPHONE_EVENT_FMTP));
     }
+    let telephone_event = telephone_event.map(|(pt, _)| pt);
     line.attribute(format!("ptime:{}", local.ptime));
     let remote_crypto = answer_crypto.map(|(chosen, key)| {
         line.attribute(format!(
@@ -366,7 +368,7 @@ fn build_offer(local: &LocalMedia, version: u64) -> String {
         line.add_codec(codec.offer_pt, codec);
     }
     if local.telephone_event {
-        line.add_telephone_event(TELEPHONE_EVENT_OFFER_PT, TELEPHONE_EVENT_FMTP);
+        line.add_telephone_event(TELEPHONE_EVENT_OFFER_PT, 8000, TELEPHONE_EVENT_FMTP);
     }
     line.attribute(format!("ptime:{}", local.ptime));
     if let Some(key) = &local.sdes_inline_key {

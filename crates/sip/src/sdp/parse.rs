@@ -142,9 +142,23 @@ impl Media {
 
     /// The first payload type mapped to `telephone-event/8000` (RFC 4733 §7.1.1).
     pub fn telephone_event_pt(&self) -> Option<u8> {
+        self.telephone_event_at(8000)
+    }
+
+    /// The telephone-event to use beside an audio codec with RTP clock `clock_rate`,
+    /// and its clock: RFC 4733 §2.1 wants the events on the audio's clock (an Opus
+    /// softphone offers `telephone-event/48000`), so that one first, else
+    /// `telephone-event/8000`, which most trunks offer whatever the codec.
+    pub fn telephone_event_for(&self, clock_rate: u32) -> Option<(u8, u32)> {
+        self.telephone_event_at(clock_rate)
+            .map(|pt| (pt, clock_rate))
+            .or_else(|| self.telephone_event_at(8000).map(|pt| (pt, 8000)))
+    }
+
+    fn telephone_event_at(&self, clock_rate: u32) -> Option<u8> {
         self.payload_types.iter().copied().find(|pt| {
             self.rtpmap(*pt).is_some_and(|m| {
-                m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == 8000
+                m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == clock_rate
             })
         })
     }

@@ -210,6 +210,56 @@ fn dynamic_codecs_keep_the_offers_payload_type() {
     assert_eq!((a.media.codec, a.media.payload_type), (Codec::G722, 9));
 }
 
+/// RFC 4733 §2.1: events on the audio codec's clock when offered (an Opus softphone's
+/// `telephone-event/48000`), else the 8 kHz ones; answered at the clock chosen.
+#[test]
+fn telephone_event_follows_the_codecs_clock() {
+    let mut wide = local();
+    wide.codecs = vec![Codec::PCMU, Codec::OPUS];
+    let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+    let only_48k = format!(
+        "{head}m=audio 4000 RTP/AVP 111 110\r\na=rtpmap:111 opus/48000/2\r\n\
+         a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-16\r\n"
+    );
+    let a = answer(&parse(&only_48k), &wide).unwrap();
+    assert_eq!(a.media.telephone_event, Some(110));
+    assert!(
+        a.sdp.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+        "{}",
+        a.sdp
+    );
+
+    let both = format!(
+        "{head}m=audio 4000 RTP/AVP 111 0 101 110\r\na=rtpmap:111 opus/48000/2\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=rtpmap:110 telephone-event/48000\r\n"
+    );
+    let a = answer(&parse(&both), &wide).unwrap();
+    assert_eq!(
+        (a.media.codec, a.media.telephone_event),
+        (Codec::OPUS, Some(110))
+    );
+    assert!(!a.sdp.contains("telephone-event/8000"), "{}", a.sdp);
+    // PCMU first: the 8 kHz events go with it.
+    let pcmu_first = both.replace("RTP/AVP 111 0", "RTP/AVP 0 111");
+    let a = answer(&parse(&pcmu_first), &wide).unwrap();
+    assert_eq!(
+        (a.media.codec, a.media.telephone_event),
+        (Codec::PCMU, Some(101))
+    );
+    assert!(
+        a.sdp.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+        "{}",
+        a.sdp
+    );
+    // Opus with only 8 kHz events (what sbc-sim and many trunks offer): those.
+    let only_8k = both.replace("a=rtpmap:110 telephone-event/48000\r\n", "");
+    let a = answer(&parse(&only_8k), &wide).unwrap();
+    assert_eq!(
+        (a.media.codec, a.media.telephone_event),
+        (Codec::OPUS, Some(101))
+    );
+}
+
 const SAVP_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
     m=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
     a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n\

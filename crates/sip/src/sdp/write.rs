@@ -56,10 +56,10 @@ impl MediaLine {
         }
     }
 
-    pub(super) fn add_telephone_event(&mut self, pt: u8, events: &str) {
+    pub(super) fn add_telephone_event(&mut self, pt: u8, clock_rate: u32, events: &str) {
         self.formats.push(pt.to_string());
         self.attributes
-            .push(format!("rtpmap:{pt} telephone-event/8000"));
+            .push(format!("rtpmap:{pt} telephone-event/{clock_rate}"));
         self.attributes.push(format!("fmtp:{pt} {events}"));
     }
 
