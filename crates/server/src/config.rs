@@ -160,12 +160,15 @@ impl Config {
     /// Parses `text` as if read from `path`, resolving relative paths in `dir`.
     pub fn parse(path: &Path, dir: &Path, text: &str) -> Result<Config, Error> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| located(path, text, &e))?;
+        // `crates/server/../../fixtures` reads better in logs and API answers as
+        // `fixtures`; a directory that does not exist (yet) is kept as written.
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
             if p.is_absolute() {
                 p.to_path_buf()
             } else {
-                dir.join(p)
+                without_dot_dot(&dir.join(p))
             }
         };
         let sip = raw.sip;
@@ -231,6 +234,28 @@ impl Config {
         };
         Ok(config)
     }
+}
+
+/// `a/b/../c` as `a/c`: read from the text, not the file system (the path may not
+/// exist yet, e.g. a recordings directory).
+fn without_dot_dot(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // `/..` is `/`.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A toml error as `file:line: message`.
@@ -350,6 +375,19 @@ struct RawDirectory {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relative_paths_read_without_dot_dot() {
+        assert_eq!(
+            without_dot_dot(Path::new("/srv/fixtures/../target/./recordings")),
+            PathBuf::from("/srv/target/recordings")
+        );
+        assert_eq!(
+            without_dot_dot(Path::new("../a/b/..")),
+            PathBuf::from("../a")
+        );
+        assert_eq!(without_dot_dot(Path::new("/..")), PathBuf::from("/"));
+    }
+
     use super::*;
 
     #[test]
