@@ -1,14 +1,15 @@
 //! Codec encode and decode of one 20 ms frame: G.711 µ-law and A-law (160 samples at
 //! 8 kHz), G.722 (320 samples at 16 kHz) and Opus (320 samples at 16 kHz); and the
-//! streaming resampler converting one 20 ms frame between the conference rates.
+//! streaming resampler converting one 20 ms frame between the conference rates, and the
+//! half-band 2x filters the rooms use for G.711.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dialbridge_media::opus::OPUS_MAX_PACKET;
 use dialbridge_media::{
-    Codec, FRAME_SAMPLES, G722Decoder, G722Encoder, OpusDecoder, OpusEncoder, OpusRate, Resampler,
-    SampleRate, Tone,
+    Codec, Downsampler2, FRAME_SAMPLES, G722Decoder, G722Encoder, OpusDecoder, OpusEncoder,
+    OpusRate, Resampler, SampleRate, Tone, Upsampler2,
 };
 
 fn codec(c: &mut Criterion) {
@@ -104,5 +105,25 @@ fn resampler(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, wideband, resampler);
+/// The 2x half-band filters the rooms use between G.711's 8 kHz and the 16 kHz mix.
+fn halfband(c: &mut Criterion) {
+    let tone = Tone::sine(1013.0, 20, 12_000);
+    let mut narrow = [0i16; FRAME_SAMPLES];
+    narrow.copy_from_slice(&tone.samples()[..FRAME_SAMPLES]);
+    let mut wide = [0i16; 2 * FRAME_SAMPLES];
+    let mut up = Upsampler2::default();
+    let mut down = Downsampler2::default();
+    up.process(&narrow, &mut wide);
+    let mut group = c.benchmark_group("halfband");
+    group.bench_function("8k_to_16k/20ms_frame", |b| {
+        b.iter(|| up.process(black_box(&narrow), &mut wide))
+    });
+    let wide_in = wide;
+    group.bench_function("16k_to_8k/20ms_frame", |b| {
+        b.iter(|| down.process(black_box(&wide_in), &mut narrow))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, wideband, resampler, halfband);
 criterion_main!(benches);
