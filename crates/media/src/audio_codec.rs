@@ -140,12 +140,19 @@ enum Inner {
 impl CodecState {
     /// Fresh encoder and decoder state (allocates: call it when the call is set up).
     pub fn new(codec: AudioCodec) -> Result<Self, Error> {
+        Self::with_opus_rate(codec, OpusRate::Wideband)
+    }
+
+    /// [`CodecState::new`] with Opus's PCM at `opus_rate` instead of the wideband
+    /// [`AudioCodec::sample_rate`] (a softphone's 48 kHz, say); G.711 and G.722 keep
+    /// their own rates.
+    pub fn with_opus_rate(codec: AudioCodec, opus_rate: OpusRate) -> Result<Self, Error> {
         let inner = match codec {
             AudioCodec::G711(c) => Inner::G711(c),
             AudioCodec::G722 => Inner::G722(Box::new((G722Encoder::new(), G722Decoder::new()))),
             AudioCodec::Opus { .. } => Inner::Opus(Box::new((
-                OpusEncoder::new(OpusRate::Wideband)?,
-                OpusDecoder::new(OpusRate::Wideband)?,
+                OpusEncoder::new(opus_rate)?,
+                OpusDecoder::new(opus_rate)?,
             ))),
         };
         Ok(Self { codec, inner })

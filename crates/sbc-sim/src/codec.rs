@@ -6,14 +6,14 @@
 //! `dialbridge-sip` writes it), so the answer says without doubt whether the bridge
 //! took it. Audio goes out at the codec's own rate, mono: 8 kHz for G.711, 16 kHz for
 //! G.722, 48 kHz for Opus. What comes back is decoded and kept at the recording rate:
-//! 8 kHz for G.711, 16 kHz for G.722 and Opus (decoded at 48 kHz like a softphone
-//! would, then brought down: a conference mixes at 16 kHz at most, so nothing is lost).
+//! 8 kHz for G.711, 16 kHz for G.722 and Opus (libopus decodes straight to 16 kHz: a
+//! conference mixes at 16 kHz at most, so nothing is lost). The codecs themselves are
+//! the media crate's [`CodecState`].
 
 use std::net::IpAddr;
 
-use dialbridge_media::g722::{G722Decoder, G722Encoder};
-use dialbridge_media::opus::{OPUS_MAX_PACKET, OpusDecoder, OpusEncoder, OpusRate};
-use dialbridge_media::{AudioCodec, Codec, Resampler, SampleRate};
+use dialbridge_media::opus::{OPUS_MAX_PACKET, OpusRate};
+use dialbridge_media::{AudioCodec, Codec, CodecState, SampleRate};
 use dialbridge_sip::sdp::{self, LocalMedia};
 use serde::Serialize;
 
@@ -26,8 +26,6 @@ pub const MAX_PAYLOAD: usize = OPUS_MAX_PACKET;
 pub const MAX_DECODED: usize = 3000;
 /// The most samples one 20 ms frame holds at the sending rate (48 kHz).
 pub const MAX_FRAME: usize = 960;
-/// The most samples one Opus packet decodes to at 48 kHz (120 ms, RFC 6716 §3.2.5).
-const MAX_OPUS_DECODED: usize = 5760;
 
 /// The codec a call offers (`--codec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -136,107 +134,63 @@ impl CallCodec {
     }
 }
 
-/// Turns 20 ms frames at [`CallCodec::send_rate`] into RTP payloads.
+/// Turns 20 ms frames at [`CallCodec::send_rate`] into RTP payloads: the media
+/// crate's codec state, with Opus fed at 48 kHz as a softphone does.
 #[derive(Debug)]
-pub struct Encoder {
-    codec: AudioCodec,
-    inner: EncoderInner,
-}
-
-#[derive(Debug)]
-enum EncoderInner {
-    G711(Codec),
-    G722(Box<G722Encoder>),
-    Opus(Box<OpusEncoder>),
-}
+pub struct Encoder(CodecState);
 
 impl Encoder {
     /// A fresh encoder (allocates: call it when media starts).
     pub fn new(codec: AudioCodec) -> Result<Self, Error> {
-        let inner = match codec {
-            AudioCodec::G711(c) => EncoderInner::G711(c),
-            AudioCodec::G722 => EncoderInner::G722(Box::new(G722Encoder::new())),
-            AudioCodec::Opus { .. } => {
-                EncoderInner::Opus(Box::new(OpusEncoder::new(OpusRate::Fullband)?))
-            }
-        };
-        Ok(Encoder { codec, inner })
+        Ok(Encoder(CodecState::with_opus_rate(
+            codec,
+            OpusRate::Fullband,
+        )?))
     }
 
     /// The codec (and payload type) it was made for.
     pub fn codec(&self) -> AudioCodec {
-        self.codec
+        self.0.codec()
     }
 
     /// The PCM rate [`Encoder::encode`] takes.
     pub fn rate(&self) -> SampleRate {
-        CallCodec::of(self.codec).send_rate()
+        CallCodec::of(self.codec()).send_rate()
     }
 
     /// Encodes one frame (`rate().frame_samples()` samples) into `out` (size it
     /// [`MAX_PAYLOAD`]) and returns the payload length. Allocation-free.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, Error> {
-        Ok(match &mut self.inner {
-            EncoderInner::G711(c) => c.encode_frame(pcm, out),
-            EncoderInner::G722(e) => e.encode_frame(pcm, out),
-            EncoderInner::Opus(e) => e.encode_frame(pcm, out)?,
-        })
+        Ok(self.0.encode_frame(pcm, out)?)
     }
 }
 
-/// Turns received RTP payloads into PCM at [`CallCodec::record_rate`].
+/// Turns received RTP payloads into PCM at [`CallCodec::record_rate`]: the media
+/// crate's codec state at its own rates (Opus decoded straight to 16 kHz).
 #[derive(Debug)]
-pub struct Decoder {
-    codec: AudioCodec,
-    inner: DecoderInner,
-}
-
-#[derive(Debug)]
-enum DecoderInner {
-    G711(Codec),
-    G722(Box<G722Decoder>),
-    /// The decoder at 48 kHz, the converter to 16 kHz and the 48 kHz buffer.
-    Opus(Box<(OpusDecoder, Resampler, [i16; MAX_OPUS_DECODED])>),
-}
+pub struct Decoder(CodecState);
 
 impl Decoder {
     /// A fresh decoder (allocates: call it when media starts).
     pub fn new(codec: AudioCodec) -> Result<Self, Error> {
-        let inner = match codec {
-            AudioCodec::G711(c) => DecoderInner::G711(c),
-            AudioCodec::G722 => DecoderInner::G722(Box::new(G722Decoder::new())),
-            AudioCodec::Opus { .. } => DecoderInner::Opus(Box::new((
-                OpusDecoder::new(OpusRate::Fullband)?,
-                Resampler::new(SampleRate::Hz48000, SampleRate::Hz16000),
-                [0; MAX_OPUS_DECODED],
-            ))),
-        };
-        Ok(Decoder { codec, inner })
+        Ok(Decoder(CodecState::new(codec)?))
     }
 
     /// The codec (and payload type) it was made for.
     pub fn codec(&self) -> AudioCodec {
-        self.codec
+        self.0.codec()
     }
 
     /// The rate of what [`Decoder::decode`] writes.
     pub fn rate(&self) -> SampleRate {
-        CallCodec::of(self.codec).record_rate()
+        CallCodec::of(self.codec()).record_rate()
     }
 
     /// Decodes one payload into `out` (size it [`MAX_DECODED`]) and returns the
     /// samples written. Never fails: every G.711 and G.722 octet is valid and an Opus
     /// packet libopus refuses is concealed. Allocation-free.
     pub fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
-        match &mut self.inner {
-            DecoderInner::G711(c) => c.decode_frame(payload, out),
-            DecoderInner::G722(d) => d.decode_frame(payload, out),
-            DecoderInner::Opus(state) => {
-                let (decoder, down, pcm) = &mut **state;
-                let n = decoder.decode_frame(payload, pcm);
-                down.process(pcm.get(..n).unwrap_or_default(), out)
-            }
-        }
+        self.0.decode_frame(payload, out)
     }
 }
 
