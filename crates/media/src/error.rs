@@ -56,6 +56,9 @@ pub enum Error {
     /// The room has as many members as it was created for.
     #[error("room full")]
     RoomFull,
+    /// The room is already being recorded (one recording per room at a time).
+    #[error("the room is already being recorded")]
+    AlreadyRecording,
 
     // --- Local files: prompts. ---
     /// hound could not read the WAV file.

@@ -113,7 +113,7 @@ impl MediaEngine {
         let mut table = lock(&self.inner.table);
         let state = table.rooms.get_mut(&room.0).ok_or(Error::NoSuchRoom)?;
         if state.recording.is_some() {
-            return Err(already_recording());
+            return Err(Error::AlreadyRecording);
         }
         state.recording = Some(tap);
         Ok(())
@@ -141,7 +141,7 @@ impl MediaEngine {
     fn check_recordable(&self, room: RoomId) -> Result<(), Error> {
         match lock(&self.inner.table).rooms.get(&room.0) {
             None => Err(Error::NoSuchRoom),
-            Some(r) if r.recording.is_some() => Err(already_recording()),
+            Some(r) if r.recording.is_some() => Err(Error::AlreadyRecording),
             Some(_) => Ok(()),
         }
     }
@@ -335,33 +335,31 @@ impl<'a> SharedCache<'a> {
 
     /// The shared mix at 8 kHz.
     fn narrow(&mut self) -> &Frame {
-        if self.narrow.is_none() {
-            let mut pcm = SILENCE;
-            self.down.process(self.wide, &mut pcm);
-            self.narrow = Some(pcm);
-        }
-        self.narrow.get_or_insert(SILENCE)
+        let Self {
+            wide, down, narrow, ..
+        } = self;
+        narrow.get_or_insert_with(|| decimate(down, wide))
     }
 
     /// The shared mix encoded in `codec`.
     fn encoded(&mut self, codec: Codec) -> &[u8; FRAME_SAMPLES] {
-        let missing = match codec {
-            Codec::Pcmu => self.pcmu.is_none(),
-            Codec::Pcma => self.pcma.is_none(),
-        };
-        if missing {
-            let mut bytes = [0u8; FRAME_SAMPLES];
-            codec.encode_frame(self.narrow(), &mut bytes);
-            match codec {
-                Codec::Pcmu => self.pcmu = Some(bytes),
-                Codec::Pcma => self.pcma = Some(bytes),
-            }
-        }
+        let Self {
+            wide,
+            down,
+            narrow,
+            pcmu,
+            pcma,
+        } = self;
         let entry = match codec {
-            Codec::Pcmu => &mut self.pcmu,
-            Codec::Pcma => &mut self.pcma,
+            Codec::Pcmu => pcmu,
+            Codec::Pcma => pcma,
         };
-        entry.get_or_insert([0; FRAME_SAMPLES])
+        entry.get_or_insert_with(|| {
+            let pcm = narrow.get_or_insert_with(|| decimate(down, wide));
+            let mut bytes = [0u8; FRAME_SAMPLES];
+            codec.encode_frame(pcm, &mut bytes);
+            bytes
+        })
     }
 
     /// Keeps the converter's history whole when nobody needed the 8 kHz mix.
@@ -548,6 +546,13 @@ impl Outbound {
     }
 }
 
+/// `wide` at 8 kHz.
+fn decimate(down: &mut Downsampler2, wide: &MixFrame) -> Frame {
+    let mut pcm = SILENCE;
+    down.process(wide, &mut pcm);
+    pcm
+}
+
 /// In-band DTMF (G.711 without telephone-events): the frame mixed is the squelch's
 /// output, one tick late and silenced around key presses.
 fn squelch(squelch: Option<&mut DtmfSquelch>, input: &mut Frame) {
@@ -599,13 +604,6 @@ fn wide_squelch(squelch: Option<&mut WideSquelch>, input: &mut MixFrame) {
     if let Some(squelch) = squelch {
         squelch.process(input);
     }
-}
-
-fn already_recording() -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        "the room is already being recorded",
-    ))
 }
 
 /// Whether a participant is talking, as the clock last saw it ([`RtpSession::activity`]).
