@@ -1,8 +1,7 @@
 //! Opening the SQLite file: connection settings and the schema, versioned with
 //! `PRAGMA user_version` and migrated forward on open.
 
-use std::time::Duration;
-
+use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
 
 use super::DirectoryError;
@@ -33,54 +32,35 @@ const MIGRATIONS: &[&str] = &[
         CHECK (join_leave_tones IN (0, 1));",
 ];
 
-/// How long a statement waits for another process holding the file's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The directory's schema: NORMAL durability, because an admin can import again
+/// whatever a power cut loses.
+const SCHEMA: Schema<'static> = Schema {
+    name: "directory",
+    migrations: MIGRATIONS,
+    durability: Durability::Normal,
+};
+
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
 pub(super) fn open(path: &str) -> Result<Connection, DirectoryError> {
-    let conn = if path == ":memory:" {
-        Connection::open_in_memory()?
-    } else {
-        let conn = Connection::open(path)?;
-        // WAL: lookups from other connections are not blocked while an import writes.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(%mode, "directory database is not in WAL mode");
-        }
-        // NORMAL is durable across application crashes in WAL mode; only a power cut
-        // may lose the last commits, which an admin can import again.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn
-    };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    migrate(&conn)?;
-    Ok(conn)
+    dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn migrate(conn: &Connection) -> Result<(), DirectoryError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(DirectoryError::SchemaTooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
+fn from_store(e: StoreError) -> DirectoryError {
+    match e {
+        StoreError::Sqlite(e) => DirectoryError::Sqlite(e),
+        StoreError::SchemaTooNew { found, known } => DirectoryError::SchemaTooNew { found, known },
     }
-    // `found` is 0..=SCHEMA_VERSION here, so the skip is in range.
-    let pending = MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0));
-    for (step, sql) in (found + 1..).zip(pending) {
-        // One transaction per step, the version bump included, so a crash leaves the
-        // file at a version it really has.
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {step}; COMMIT;"
-        ))?;
-        tracing::info!(version = step, "directory schema migrated");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn migrate(conn: &Connection) -> Result<(), DirectoryError> {
+        dialbridge_store::migrate(conn, &SCHEMA).map_err(from_store)
+    }
 
     #[test]
     fn fresh_database_gets_the_current_version() {

@@ -1,8 +1,7 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
 //! `PRAGMA user_version` and migrated forward on open.
 
-use std::time::Duration;
-
+use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
 
 use super::CdrError;
@@ -35,55 +34,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX cdrs_by_end ON cdrs (ended_ms, seq);",
 ];
 
-/// How long a statement waits for another process holding the file's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The CDR schema: FULL durability, because records are billing data and must
+/// survive a power cut, not only a crash of the process.
+const SCHEMA: Schema<'static> = Schema {
+    name: "CDR",
+    migrations: MIGRATIONS,
+    durability: Durability::Full,
+};
+
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
 pub(super) fn open(path: &str) -> Result<Connection, CdrError> {
-    let conn = if path == ":memory:" {
-        Connection::open_in_memory()?
-    } else {
-        let conn = Connection::open(path)?;
-        // WAL: a commit is one append to the log, and readers (exports) do not block
-        // the writer.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(%mode, "CDR database is not in WAL mode");
-        }
-        // FULL, not NORMAL: records are billing data, so each commit syncs the log and
-        // survives a power cut, not only a crash of the process.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn
-    };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    migrate(&conn)?;
-    Ok(conn)
+    dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn migrate(conn: &Connection) -> Result<(), CdrError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(CdrError::SchemaTooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
+fn from_store(e: StoreError) -> CdrError {
+    match e {
+        StoreError::Sqlite(e) => CdrError::Sqlite(e),
+        StoreError::SchemaTooNew { found, known } => CdrError::SchemaTooNew { found, known },
     }
-    // `found` is 0..=SCHEMA_VERSION here, so the skip is in range.
-    let pending = MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0));
-    for (step, sql) in (found + 1..).zip(pending) {
-        // One transaction per step, the version bump included, so a crash leaves the
-        // file at a version it really has.
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {step}; COMMIT;"
-        ))?;
-        tracing::info!(version = step, "CDR schema migrated");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn migrate(conn: &Connection) -> Result<(), CdrError> {
+        dialbridge_store::migrate(conn, &SCHEMA).map_err(from_store)
+    }
 
     #[test]
     fn a_new_database_gets_the_current_version() {
