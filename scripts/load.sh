@@ -50,8 +50,8 @@ for entry in tls prompts organisers.csv; do
     ln -sfn "$root/fixtures/$entry" "$out/$entry"
 done
 sed -E \
-    -e "s/127\.0\.0\.1:5060/127.0.0.1:$sip_port/" \
-    -e "s/127\.0\.0\.1:5061/127.0.0.1:$((sip_port + 1))/" \
+    -e "s/:5060\"/:$sip_port\"/g" \
+    -e "s/:5061\"/:$((sip_port + 1))\"/g" \
     -e "s/127\.0\.0\.1:8088/127.0.0.1:$admin_port/" \
     -e 's#^cdr_database = .*#cdr_database = "cdr.sqlite"#' \
     -e 's/^(max_sessions|capacity|service_number_capacity) = [0-9]+/\1 = 10000/' \

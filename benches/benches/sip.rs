@@ -65,11 +65,11 @@ fn answer(c: &mut Criterion) {
         addr: "127.0.0.20:5060".parse().unwrap(),
         connection: None,
     };
-    let local = LocalAddress {
-        contact: "sip:dialbridge@127.0.0.1:5060".try_into().unwrap(),
-        sent_by: rsip::HostWithPort::try_from("127.0.0.1:5060").unwrap(),
-        transport: rsip::Transport::Udp,
-    };
+    let local = LocalAddress::new(
+        "dialbridge",
+        "127.0.0.1:5060".parse().unwrap(),
+        rsip::Transport::Udp,
+    );
     let timers = SessionTimerConfig::default();
     let text = String::from_utf8_lossy(TRUNK_INVITE).to_string();
     // Time is virtual: each call arrives 1 ms after the previous one, so transactions

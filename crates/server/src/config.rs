@@ -48,9 +48,13 @@ impl std::fmt::Debug for ConfigText {
 
 #[derive(Debug, Clone)]
 pub struct SipConfig {
-    pub udp: SocketAddr,
-    pub tcp: Option<SocketAddr>,
-    pub tls: Option<SocketAddr>,
+    /// UDP listeners (at least one; the first is the primary), e.g. one IPv4 and one
+    /// IPv6 address.
+    pub udp: Vec<SocketAddr>,
+    /// TCP listeners (possibly none).
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners (possibly none).
+    pub tls: Vec<SocketAddr>,
     pub tls_certificate: PathBuf,
     pub tls_private_key: PathBuf,
     /// How long the bridge rings (180) before it answers; lets a caller CANCEL.
@@ -59,8 +63,9 @@ pub struct SipConfig {
     pub drain_timeout: Duration,
     /// The shortest session interval accepted (RFC 4028 Min-SE).
     pub min_session_expires: u32,
-    /// The host put in Contact headers (the address trunks reach us on).
-    pub contact_host: IpAddr,
+    /// The host put in Contact headers towards peers of its address family (the
+    /// address trunks reach us on, behind a NAT); other peers get the listener's own.
+    pub contact_host: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +177,12 @@ impl Config {
             }
         };
         let sip = raw.sip;
+        if matches!(&sip.udp, OneOrMany::Many(list) if list.is_empty()) {
+            return Err(Error::Config(format!(
+                "{}: [sip] udp needs at least one address",
+                path.display()
+            )));
+        }
         let media = raw.media;
         let [start, end] = media.rtp_ports;
         if start % 2 != 0 || end <= start || end - start < 2 {
@@ -188,15 +199,15 @@ impl Config {
         let config = Config {
             path: path.to_path_buf(),
             sip: SipConfig {
-                udp: sip.udp,
-                tcp: sip.tcp,
-                tls: sip.tls,
+                udp: sip.udp.into_vec(),
+                tcp: sip.tcp.map(OneOrMany::into_vec).unwrap_or_default(),
+                tls: sip.tls.map(OneOrMany::into_vec).unwrap_or_default(),
                 tls_certificate: resolve(&sip.tls_certificate),
                 tls_private_key: resolve(&sip.tls_private_key),
                 answer_after: Duration::from_millis(sip.answer_after_ms),
                 drain_timeout: Duration::from_millis(sip.drain_timeout_ms),
                 min_session_expires: sip.min_session_expires,
-                contact_host: sip.contact_host.unwrap_or(sip.udp.ip()),
+                contact_host: sip.contact_host,
             },
             media: MediaConfig {
                 address: media.address,
@@ -303,9 +314,9 @@ impl Default for RawConference {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSip {
-    udp: SocketAddr,
-    tcp: Option<SocketAddr>,
-    tls: Option<SocketAddr>,
+    udp: OneOrMany<SocketAddr>,
+    tcp: Option<OneOrMany<SocketAddr>>,
+    tls: Option<OneOrMany<SocketAddr>>,
     tls_certificate: String,
     tls_private_key: String,
     #[serde(default)]
@@ -315,6 +326,24 @@ struct RawSip {
     #[serde(default = "default_min_se")]
     min_session_expires: u32,
     contact_host: Option<IpAddr>,
+}
+
+/// A key that takes one value or a non-empty list (`udp = "127.0.0.1:5060"` or
+/// `udp = ["127.0.0.1:5060", "[::1]:5060"]`).
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "an address or a list of addresses")]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 fn default_min_se() -> u32 {
@@ -393,8 +422,8 @@ mod tests {
     #[test]
     fn the_demo_loads() {
         let c = Config::demo().unwrap();
-        assert_eq!(c.sip.udp, "127.0.0.1:5060".parse().unwrap());
-        assert_eq!(c.sip.tls, Some("127.0.0.1:5061".parse().unwrap()));
+        assert_eq!(c.sip.udp[0], "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.sip.tls[0], "127.0.0.1:5061".parse().unwrap());
         assert_eq!(c.admin.listen, "127.0.0.1:8088".parse().unwrap());
         assert_eq!(c.media.rtp_ports, 20000..39999);
         assert_eq!(c.softphones.accounts.len(), 2);
@@ -403,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_file_and_line() {
-        let text = DEMO_CONFIG.replace("udp = \"127.0.0.1:5060\"", "udp = \"not an address\"");
+        let text = DEMO_CONFIG.replace("\"127.0.0.1:5060\"", "\"not an address\"");
         let line = text
             .lines()
             .position(|l| l.contains("not an address"))
@@ -414,6 +443,27 @@ mod tests {
             err.to_string().contains(&format!("x/demo.toml:{line}:")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn listeners_take_one_address_or_a_list() {
+        let text = DEMO_CONFIG.replace(
+            "udp = [\"127.0.0.1:5060\", \"[::1]:5060\"]",
+            "udp = \"127.0.0.1:5070\"",
+        );
+        let c = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap();
+        assert_eq!(c.sip.udp, ["127.0.0.1:5070".parse().unwrap()]);
+        let demo = Config::demo().unwrap();
+        assert_eq!(
+            demo.sip.udp,
+            [
+                "127.0.0.1:5060".parse().unwrap(),
+                "[::1]:5060".parse().unwrap()
+            ]
+        );
+        let empty = DEMO_CONFIG.replace("udp = [\"127.0.0.1:5060\", \"[::1]:5060\"]", "udp = []");
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &empty).unwrap_err();
+        assert!(err.to_string().contains("x/demo.toml"), "{err}");
     }
 
     #[test]

@@ -60,24 +60,38 @@ pub async fn bind(config: &Config) -> Result<Bound, Error> {
 
 async fn bind_sip(config: &Config) -> Result<Listeners, Error> {
     let sip = &config.sip;
-    let (udp, tcp) = if sip.udp.port() == 0 && sip.tcp.is_some_and(|t| t.port() == 0) {
-        bind_same_port(sip.udp).await?
-    } else {
-        let udp = bind_udp(sip.udp).await?;
-        let tcp = match sip.tcp {
-            Some(addr) => Some(bind_tcp(addr).await?),
-            None => None,
-        };
-        (udp, tcp)
+    let mut listeners = Listeners {
+        udp: Vec::with_capacity(sip.udp.len()),
+        tcp: Vec::with_capacity(sip.tcp.len()),
+        tls: Vec::with_capacity(sip.tls.len()),
     };
-    let tls = match sip.tls {
-        Some(addr) => {
-            let acceptor = load_tls_acceptor(&sip.tls_certificate, &sip.tls_private_key)?;
-            Some((bind_tcp(addr).await?, acceptor))
+    let mut tcp_left: Vec<SocketAddr> = sip.tcp.clone();
+    for &addr in &sip.udp {
+        // A UDP address of port 0 with a TCP address of port 0 on the same host takes one
+        // free port for both (SIP listens on one port for both), so tests run in parallel.
+        let twin = tcp_left.iter().position(|t| addr.port() == 0 && *t == addr);
+        match twin {
+            Some(i) => {
+                tcp_left.remove(i);
+                let (udp, tcp) = bind_same_port(addr).await?;
+                listeners.udp.push(udp);
+                listeners.tcp.push(tcp);
+            }
+            None => listeners.udp.push(bind_udp(addr).await?),
         }
-        None => None,
-    };
-    Ok(Listeners { udp, tcp, tls })
+    }
+    for addr in tcp_left {
+        listeners.tcp.push(bind_tcp(addr).await?);
+    }
+    if !sip.tls.is_empty() {
+        let acceptor = load_tls_acceptor(&sip.tls_certificate, &sip.tls_private_key)?;
+        for &addr in &sip.tls {
+            listeners
+                .tls
+                .push((bind_tcp(addr).await?, acceptor.clone()));
+        }
+    }
+    Ok(listeners)
 }
 
 async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
@@ -92,13 +106,13 @@ async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
-async fn bind_same_port(addr: SocketAddr) -> Result<(UdpSocket, Option<TcpListener>), Error> {
+async fn bind_same_port(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
     let mut last = None;
     for _ in 0..50 {
         let udp = bind_udp(addr).await?;
         let local = udp.local_addr()?;
         match TcpListener::bind(local).await {
-            Ok(tcp) => return Ok((udp, Some(tcp))),
+            Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => last = Some(e),
         }
     }
@@ -176,9 +190,9 @@ pub async fn run_with_gauges(
         let _ = admin_stopped.await;
     }));
     tracing::info!(
-        udp = %transports.udp_addr(),
-        tcp = ?transports.tcp_addr(),
-        tls = ?transports.tls_addr(),
+        udp = ?config.sip.udp,
+        tcp = ?config.sip.tcp,
+        tls = ?config.sip.tls,
         "dialbridge listening"
     );
     let reload = tokio::spawn(reload_on_sighup(

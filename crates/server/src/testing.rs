@@ -17,9 +17,9 @@ pub fn demo_config() -> Config {
     #[allow(clippy::expect_used)]
     let mut config = Config::demo().expect("fixtures/demo.toml parses");
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.sip.udp = any;
-    config.sip.tcp = Some(any);
-    config.sip.tls = Some(any);
+    config.sip.udp = vec![any];
+    config.sip.tcp = vec![any];
+    config.sip.tls = vec![any];
     config.admin.listen = any;
     // Tests that stop a bridge with calls up need not wait the demo's 30 s.
     config.sip.drain_timeout = std::time::Duration::from_secs(1);
@@ -32,6 +32,7 @@ pub fn demo_config() -> Config {
 #[derive(Debug)]
 pub struct TestBridge {
     sip: SocketAddr,
+    sip_v6: Option<SocketAddr>,
     tls: Option<SocketAddr>,
     admin: SocketAddr,
     token: String,
@@ -48,12 +49,19 @@ impl TestBridge {
         let bound = crate::bind(&config)
             .await
             .expect("bridge binds its listeners");
-        let sip = bound.sip.udp.local_addr().expect("bound UDP address");
-        let tls = bound
+        let sip = bound
             .sip
-            .tls
-            .as_ref()
-            .and_then(|(l, _)| l.local_addr().ok());
+            .udp
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .expect("bound UDP address");
+        let sip_v6 = bound
+            .sip
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .find(SocketAddr::is_ipv6);
+        let tls = bound.sip.tls.first().and_then(|(l, _)| l.local_addr().ok());
         let admin = bound.admin.local_addr().expect("bound admin address");
         let token = config.admin.token.clone();
         let gauges = Arc::new(Gauges::default());
@@ -68,6 +76,7 @@ impl TestBridge {
         ));
         TestBridge {
             sip,
+            sip_v6,
             tls,
             admin,
             token,
@@ -80,6 +89,11 @@ impl TestBridge {
     /// SIP over UDP and TCP.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// SIP over UDP on IPv6, when the configuration listens there.
+    pub fn sip_addr_v6(&self) -> Option<SocketAddr> {
+        self.sip_v6
     }
 
     /// The admin API (HTTP).

@@ -41,8 +41,8 @@ impl Serve {
         let admin_port = free_udp_tcp_port(lo);
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let text = dialbridge_server::config::DEMO_CONFIG
-            .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
-            .replace("127.0.0.1:5061", &format!("127.0.0.1:{tls_port}"))
+            .replace(":5060\"", &format!(":{sip_port}\""))
+            .replace(":5061\"", &format!(":{tls_port}\""))
             .replace("127.0.0.1:8088", &format!("127.0.0.1:{admin_port}"))
             .replace("../target/dialbridge-demo-cdr.sqlite", "cdr.sqlite");
         let dir = std::env::temp_dir().join(format!(

@@ -17,6 +17,10 @@ pub enum Error {
     /// Peer fault: a request whose method we (and rsip) do not know. Answer 501 (§8.2.1).
     #[error("method not implemented")]
     UnsupportedMethod,
+    /// Peer fault: a Request-URI of a scheme other than sip, sips or tel. Answer 416
+    /// (§8.2.2.1, §21.4.16).
+    #[error("unsupported URI scheme")]
+    UnsupportedUriScheme,
     /// Peer fault: a SIP version other than SIP/2.0. Answer 505 (§21.5.7).
     #[error("SIP version not supported")]
     UnsupportedVersion,

@@ -14,11 +14,11 @@ use dialbridge_sip::rsip::{self, Header, Method, Request, SipMessage};
 use std::time::{Duration, Instant};
 
 fn local() -> LocalAddress {
-    LocalAddress {
-        contact: rsip::Uri::try_from("sip:bridge@198.51.100.1:5060").unwrap(),
-        sent_by: rsip::HostWithPort::try_from("198.51.100.1:5060").unwrap(),
-        transport: rsip::Transport::Udp,
-    }
+    LocalAddress::new(
+        "bridge",
+        "198.51.100.1:5060".parse().unwrap(),
+        rsip::Transport::Udp,
+    )
 }
 
 const RR: &str = "Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
@@ -89,7 +89,7 @@ fn uas_dialog_from_invite_and_its_2xx() {
     let hosts: Vec<_> = dialog
         .route_set()
         .iter()
-        .map(|r| r.uri.host().to_string())
+        .map(|r| r.uri.as_sip().unwrap().host.to_string())
         .collect();
     assert_eq!(
         hosts,
@@ -458,4 +458,91 @@ mod with_the_transaction_layer {
         assert!(got);
         assert_eq!(sent_codes(&mut layer), vec![100, 200]);
     }
+}
+
+/// What Linphone and other RFC 5626 clients send: an IPv6 From (the address it guessed),
+/// a Contact with quoted instance parameters. The dialog takes it, and its BYE goes back
+/// with the From as the To, brackets and all.
+#[test]
+fn softphone_with_ipv6_from_and_instance_contact() {
+    let now = Instant::now();
+    let raw = "INVITE sip:+14255550100@[::1]:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP [fd00::2]:5070;branch=z9hG4bKsoft1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:alice@[fd00::2]>;tag=soft1\r\n\
+         To: sip:+14255550100@[::1]\r\n\
+         Call-ID: soft-1\r\n\
+         CSeq: 20 INVITE\r\n\
+         Contact: <sip:alice@[fd00::2]:5070;transport=udp>;expires=3600;\
+         +sip.instance=\"<urn:uuid:8b3d1a4e-0d1b-4a39-9c1e-5f6a7b8c9d0e>\"\r\n\
+         Content-Length: 0\r\n\r\n";
+    let SipMessage::Request(invite) = message::parse(raw.as_bytes()).unwrap() else {
+        panic!("not a request")
+    };
+    let local = LocalAddress::new(
+        "dialbridge",
+        "[::1]:5060".parse().unwrap(),
+        rsip::Transport::Udp,
+    );
+    let mut dialog = Dialog::new_uas(&invite, local, &SessionTimerConfig::default(), now).unwrap();
+    assert_eq!(dialog.id().remote_tag, "soft1");
+    assert_eq!(
+        dialog.remote_target().to_string(),
+        "sip:alice@[fd00::2]:5070;transport=udp"
+    );
+    let ok = dialog.make_response(&invite, 200, now);
+    let contact = header_strings(&ok.headers, |h| matches!(h, Header::Contact(_)));
+    assert_eq!(contact, ["Contact: <sip:dialbridge@[::1]:5060>"]);
+
+    let bye = round_trip(&dialog.make_request(Method::Bye, now));
+    assert_eq!(
+        bye.uri.to_string(),
+        "sip:alice@[fd00::2]:5070;transport=udp"
+    );
+    let to = header_strings(&bye.headers, |h| matches!(h, Header::To(_)));
+    assert_eq!(to, ["To: \"Alice\" <sip:alice@[fd00::2]>;tag=soft1"]);
+    let via = header_strings(&bye.headers, |h| matches!(h, Header::Via(_)));
+    assert!(
+        via[0].starts_with("Via: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK"),
+        "{via:?}"
+    );
+
+    // The peer's BYE finds the dialog by tags read from the same IPv6 From.
+    let their_bye = format!(
+        "BYE sip:dialbridge@[::1]:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP [fd00::2]:5070;branch=z9hG4bKsoft2\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:alice@[fd00::2]>;tag=soft1\r\n\
+         To: <sip:+14255550100@[::1]>;tag={}\r\n\
+         Call-ID: soft-1\r\n\
+         CSeq: 21 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        dialog.id().local_tag
+    );
+    let SipMessage::Request(their_bye) = message::parse(their_bye.as_bytes()).unwrap() else {
+        panic!("not a request")
+    };
+    assert_eq!(
+        dialbridge_sip::dialog::DialogId::for_incoming(&their_bye).unwrap(),
+        *dialog.id()
+    );
+    assert_eq!(
+        dialog.handle_request(&their_bye, now).unwrap(),
+        InDialogRequest::Bye
+    );
+}
+
+/// A Contact that is not a SIP URI cannot be a remote target (RFC 3261 §8.1.1.8).
+#[test]
+fn tel_contact_is_a_bad_header() {
+    let now = Instant::now();
+    let inv = raw_request("INVITE", 1, "", "").to_string().replace(
+        "Contact: <sip:+14155550100@192.0.2.1:5060>",
+        "Contact: <tel:+14155550100>",
+    );
+    let inv = Request::try_from(inv.as_str()).unwrap();
+    assert!(matches!(
+        Dialog::new_uas(&inv, local(), &SessionTimerConfig::default(), now),
+        Err(Error::BadHeader("Contact"))
+    ));
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::message::{self, Frame, StreamFramer, fields};
 use dialbridge_sip::rsip::{Headers, SipMessage};
 
@@ -67,6 +68,8 @@ struct Seen {
     require: Vec<String>,
     header_count: usize,
     body: Vec<u8>,
+    /// The Request-URI, From, To and every Contact as our own parser reads them.
+    addresses: Vec<Result<String, String>>,
 }
 
 fn seen(msg: &SipMessage) -> Seen {
@@ -97,7 +100,35 @@ fn seen(msg: &SipMessage) -> Seen {
         require: fields::require(headers).map(str::to_owned).collect(),
         header_count: headers.iter().count(),
         body: msg.body().clone(),
+        addresses: addresses(msg, headers),
     }
+}
+
+fn addresses(msg: &SipMessage, headers: &Headers) -> Vec<Result<String, String>> {
+    use dialbridge_sip::rsip::Header;
+    use dialbridge_sip::rsip::headers::UntypedHeader;
+    let mut out = Vec::new();
+    if let SipMessage::Request(request) = msg {
+        out.push(
+            message::request_uri(request)
+                .map(|u| u.to_string())
+                .map_err(|e| format!("Request-URI: {e}")),
+        );
+    }
+    for header in headers.iter() {
+        let (name, value) = match header {
+            Header::From(h) => ("From", h.value()),
+            Header::To(h) => ("To", h.value()),
+            Header::Contact(h) => ("Contact", h.value()),
+            _ => continue,
+        };
+        out.push(
+            NameAddr::parse(value)
+                .map(|a| a.to_string())
+                .map_err(|e| format!("{name} {value:?}: {e}")),
+        );
+    }
+    out
 }
 
 #[test]
@@ -131,6 +162,9 @@ fn check(bytes: &[u8], expect: Expect) -> Result<(), String> {
     match (expect, parsed) {
         (Expect::Valid, Ok(msg)) => {
             let first = seen(&msg);
+            if let Some(Err(why)) = first.addresses.iter().find(|a| a.is_err()) {
+                return Err(format!("our reader refuses {why}"));
+            }
             let printed = message::encode(&msg);
             let again = message::parse(&printed).map_err(|e| {
                 format!(

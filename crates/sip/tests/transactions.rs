@@ -505,11 +505,11 @@ mod robustness {
             let _ = set.find_for_request(&req);
             let _ = dialbridge_sip::dialog::Dialog::new_uas(
                 &req,
-                dialbridge_sip::dialog::LocalAddress {
-                    contact: rsip::Uri::try_from("sip:bridge@198.51.100.1").unwrap(),
-                    sent_by: rsip::HostWithPort::try_from("198.51.100.1:5060").unwrap(),
-                    transport: rsip::Transport::Udp,
-                },
+                dialbridge_sip::dialog::LocalAddress::new(
+                    "bridge",
+                    "198.51.100.1:5060".parse().unwrap(),
+                    rsip::Transport::Udp,
+                ),
                 &Default::default(),
                 base,
             );

@@ -36,9 +36,9 @@ async fn start(tls: bool) -> (Transports, mpsc::Receiver<Received>) {
     let (tx, rx) = mpsc::channel(64);
     let transports = Transports::start(
         Listeners {
-            udp,
-            tcp: Some(tcp),
-            tls,
+            udp: vec![udp],
+            tcp: vec![tcp],
+            tls: tls.into_iter().collect(),
         },
         TransportConfig::default(),
         tx,

@@ -9,6 +9,7 @@ use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
 use dialbridge_sip::dialog::session_timer::interval_too_small;
 use dialbridge_sip::dialog::{Dialog, LocalAddress};
+use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::prelude::*;
 use dialbridge_sip::rsip::{self, Header};
@@ -320,45 +321,29 @@ impl Signaling {
         self.respond(key, response, now);
     }
 
-    /// How we name ourselves towards `peer`: Contact and Via on the transport it used.
+    /// How we name ourselves towards `peer`: Contact and Via on the transport and the
+    /// address family it used.
     pub(super) fn local_address(&self, peer: PeerAddr) -> LocalAddress {
-        let local = self.transports.local_addr(peer.transport);
-        let host = self.config.sip.contact_host;
-        let (transport, param) = match peer.transport {
-            TransportKind::Udp => (rsip::Transport::Udp, None),
-            TransportKind::Tcp => (rsip::Transport::Tcp, Some(rsip::Transport::Tcp)),
-            TransportKind::Tls => (rsip::Transport::Tls, Some(rsip::Transport::Tls)),
-        };
-        let host_with_port = rsip::HostWithPort {
-            host: rsip::Host::IpAddr(host),
-            port: Some(local.port().into()),
-        };
-        let mut contact = rsip::Uri {
-            scheme: Some(rsip::Scheme::Sip),
-            auth: Some(rsip::Auth {
-                user: "dialbridge".into(),
-                password: None,
-            }),
-            host_with_port: host_with_port.clone(),
-            ..Default::default()
-        };
-        if let Some(t) = param {
-            contact.params.push(rsip::Param::Transport(t));
+        let mut local = self.transports.local_addr(peer.transport, peer.addr.ip());
+        if let Some(host) = self.config.sip.contact_host {
+            if host.is_ipv4() == local.is_ipv4() {
+                local.set_ip(host);
+            }
         }
-        LocalAddress {
-            contact,
-            sent_by: host_with_port,
-            transport,
-        }
+        let transport = match peer.transport {
+            TransportKind::Udp => rsip::Transport::Udp,
+            TransportKind::Tcp => rsip::Transport::Tcp,
+            TransportKind::Tls => rsip::Transport::Tls,
+        };
+        LocalAddress::new("dialbridge", local, transport)
     }
 }
 
 /// The user part of the From URI: the calling number from a trunk, the account from a
 /// softphone.
 fn from_user(request: &rsip::Request) -> Option<String> {
-    request
-        .from_header()
+    let from = request.from_header().ok()?;
+    NameAddr::parse(from.value())
         .ok()
-        .and_then(|f| f.typed().ok())
-        .and_then(|f| f.uri.auth.map(|a| a.user))
+        .and_then(|f| f.uri.user().map(str::to_owned))
 }

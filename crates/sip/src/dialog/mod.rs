@@ -16,6 +16,7 @@ pub use set::DialogSet;
 pub use uas::{Dialog, DialogEvent, DialogState, InDialogRequest, LocalAddress};
 
 use crate::Error;
+use crate::message::fields;
 use rsip::Request;
 use rsip::prelude::*;
 
@@ -40,19 +41,13 @@ impl DialogId {
             .map_err(|_| Error::BadHeader("Call-ID"))?
             .value()
             .to_owned();
-        let remote_tag = request
-            .from_header()
-            .and_then(|f| f.tag())
-            .map_err(|_| Error::BadHeader("From"))?
+        // Our own reader of the tags: rsip's refuses a From with an IPv6 host or a quoted
+        // parameter, and the peers that send those hang up like any other.
+        let remote_tag = fields::from_tag(&request.headers)
             .ok_or(Error::BadHeader("From tag"))?
-            .value()
             .to_owned();
-        let local_tag = request
-            .to_header()
-            .and_then(|t| t.tag())
-            .map_err(|_| Error::BadHeader("To"))?
+        let local_tag = fields::to_tag(&request.headers)
             .ok_or(Error::NoSuchDialog)?
-            .value()
             .to_owned();
         Ok(Self {
             call_id,

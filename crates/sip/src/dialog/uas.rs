@@ -5,11 +5,12 @@ use super::session_timer::{SessionTimer, SessionTimerConfig, SessionTimerEvent};
 use super::{DialogId, new_tag};
 use crate::Error;
 use crate::message::fields::response_for;
+use crate::message::uri::{NameAddr, Uri};
 use crate::transaction::new_branch;
+use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
-use rsip::{
-    Header, Headers, HostWithPort, Method, Param, Request, Response, Transport, Uri, UriWithParams,
-};
+use rsip::{Header, Headers, Method, Request, Response, Transport};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Where the bridge is, as it writes itself into Via and Contact.
@@ -17,10 +18,35 @@ use std::time::Instant;
 pub struct LocalAddress {
     /// Our Contact URI (the remote target the peer uses for us).
     pub contact: Uri,
-    /// The sent-by of our Via.
-    pub sent_by: HostWithPort,
+    /// The sent-by of our Via: `host[:port]`, an IPv6 host in brackets.
+    pub sent_by: String,
     /// The transport of our Via.
     pub transport: Transport,
+}
+
+impl LocalAddress {
+    /// The bridge at `addr` over `transport`: Contact `sip:user@addr` (with a transport
+    /// parameter unless UDP), Via sent-by `addr`.
+    pub fn new(user: &str, addr: SocketAddr, transport: Transport) -> Self {
+        use crate::message::uri::{Host, Param, SipUri};
+        let mut contact = SipUri::new(Some(user), Host::Ip(addr.ip()), Some(addr.port()));
+        if transport != Transport::Udp {
+            contact.params.push(Param {
+                name: "transport".to_owned(),
+                value: Some(transport.to_string().to_ascii_lowercase()),
+            });
+        }
+        Self {
+            sent_by: format!("{}:{}", Host::Ip(addr.ip()), addr.port()),
+            contact: Uri::Sip(contact),
+            transport,
+        }
+    }
+
+    /// Our Contact header.
+    pub fn contact_header(&self) -> Header {
+        Header::Contact(rsip::headers::Contact::new(format!("<{}>", self.contact)))
+    }
 }
 
 /// Dialog states (RFC 3261 §12; a UAS dialog is early from its first tagged 1xx).
@@ -89,11 +115,11 @@ pub struct Dialog {
     local_seq: u32,
     remote_seq: Option<u32>,
     /// Our From in requests we send: the INVITE's To, with our tag.
-    local_party: rsip::typed::From,
+    local_party: NameAddr,
     /// Our To in requests we send: the INVITE's From, with the peer's tag.
-    remote_party: rsip::typed::To,
+    remote_party: NameAddr,
     remote_target: Uri,
-    route_set: Vec<UriWithParams>,
+    route_set: Vec<NameAddr>,
     local: LocalAddress,
     session: Option<SessionTimer>,
     session_config: SessionTimerConfig,
@@ -118,48 +144,30 @@ impl Dialog {
             .map_err(|_| Error::BadHeader("Call-ID"))?
             .value()
             .to_owned();
-        let from = invite
-            .from_header()
-            .and_then(|f| f.typed())
-            .map_err(|_| Error::BadHeader("From"))?;
-        let remote_tag = from.tag().ok_or(Error::BadHeader("From tag"))?.clone();
-        let to = invite
-            .to_header()
-            .and_then(|t| t.typed())
-            .map_err(|_| Error::BadHeader("To"))?;
-        let remote_target = invite
-            .contact_header()
-            .and_then(|c| c.typed())
-            .map_err(|_| Error::BadHeader("Contact"))?
-            .uri;
+        let from = name_addr(invite.from_header().map(|h| h.value()), "From")?;
+        let remote_tag = from.tag().ok_or(Error::BadHeader("From tag"))?.to_owned();
+        let mut to = name_addr(invite.to_header().map(|h| h.value()), "To")?;
+        let remote_target = contact_uri(invite.contact_header().map(|h| h.value()))?;
         let remote_seq = invite
             .cseq_header()
             .and_then(|c| c.seq())
             .map_err(|_| Error::BadHeader("CSeq"))?;
         let route_set = record_routes(&invite.headers)?;
         let session = SessionTimer::negotiate(invite, session_config, now)?;
-        let local_tag = new_tag();
+        let local_tag = new_tag().value().to_owned();
+        to.set_tag(&local_tag);
         Ok(Self {
             id: DialogId {
                 call_id,
-                local_tag: local_tag.value().to_owned(),
-                remote_tag: remote_tag.value().to_owned(),
+                local_tag,
+                remote_tag,
             },
             state: DialogState::Early,
             // §8.1.1.5: the first CSeq is below 2^31.
             local_seq: rand::random::<u32>() >> 2,
             remote_seq: Some(remote_seq),
-            local_party: rsip::typed::From {
-                display_name: to.display_name,
-                uri: to.uri,
-                params: Vec::new(),
-            }
-            .with_tag(local_tag),
-            remote_party: rsip::typed::To {
-                display_name: from.display_name,
-                uri: from.uri,
-                params: from.params,
-            },
+            local_party: to,
+            remote_party: from,
             remote_target,
             route_set,
             local,
@@ -184,7 +192,7 @@ impl Dialog {
     }
 
     /// The route set, in the order our requests list it.
-    pub fn route_set(&self) -> &[UriWithParams] {
+    pub fn route_set(&self) -> &[NameAddr] {
         &self.route_set
     }
 
@@ -216,9 +224,7 @@ impl Dialog {
         if (method == Method::Invite && status > 100 && status < 300)
             || (method == Method::Update && is_2xx)
         {
-            response
-                .headers
-                .push(rsip::typed::Contact::from(self.local.contact.clone()).into());
+            response.headers.push(self.local.contact_header());
         }
         if initial && status > 100 && status < 300 {
             for header in request.headers.iter() {
@@ -283,8 +289,8 @@ impl Dialog {
                 } else {
                     self.session = SessionTimer::negotiate(request, &self.session_config, now)?;
                 }
-                if let Ok(contact) = request.contact_header().and_then(|c| c.typed()) {
-                    self.remote_target = contact.uri;
+                if let Ok(target) = contact_uri(request.contact_header().map(|h| h.value())) {
+                    self.remote_target = target;
                 }
                 if request.method == Method::Invite {
                     InDialogRequest::ReInvite { offer: body() }
@@ -304,9 +310,7 @@ impl Dialog {
         self.local_seq = self.local_seq.wrapping_add(1);
         let mut request = self.base_request(method, self.local_seq);
         if matches!(method, Method::Invite | Method::Update) {
-            request
-                .headers
-                .push(rsip::typed::Contact::from(self.local.contact.clone()).into());
+            request.headers.push(self.local.contact_header());
             if let Some(session) = &self.session {
                 for header in session.request_headers() {
                     request.headers.push(header);
@@ -342,8 +346,8 @@ impl Dialog {
             if let Some(session) = self.session.as_mut() {
                 session.handle_refresh_response(response, now);
             }
-            if let Ok(contact) = response.contact_header().and_then(|c| c.typed()) {
-                self.remote_target = contact.uri;
+            if let Ok(target) = contact_uri(response.contact_header().map(|h| h.value())) {
+                self.remote_target = target;
             }
         }
     }
@@ -370,24 +374,22 @@ impl Dialog {
     fn base_request(&self, method: Method, seq: u32) -> Request {
         let (uri, routes) = self.routing();
         let mut headers = Headers::default();
-        headers.push(
-            rsip::typed::Via {
-                version: rsip::Version::V2,
-                transport: self.local.transport,
-                uri: Uri {
-                    host_with_port: self.local.sent_by.clone(),
-                    ..Default::default()
-                },
-                params: vec![Param::Branch(new_branch())],
-            }
-            .into(),
-        );
+        headers.push(Header::Via(rsip::headers::Via::new(format!(
+            "SIP/2.0/{} {};branch={}",
+            self.local.transport,
+            self.local.sent_by,
+            new_branch().value()
+        ))));
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::from(70u32)));
         for route in routes {
             headers.push(Header::Route(rsip::headers::Route::new(route.to_string())));
         }
-        headers.push(self.local_party.clone().into());
-        headers.push(self.remote_party.clone().into());
+        headers.push(Header::From(rsip::headers::From::new(
+            self.local_party.to_string(),
+        )));
+        headers.push(Header::To(rsip::headers::To::new(
+            self.remote_party.to_string(),
+        )));
         headers.push(Header::CallId(rsip::headers::CallId::new(&self.id.call_id)));
         headers.push(rsip::typed::CSeq::from((seq, method)).into());
         headers.push(Header::ContentLength(rsip::headers::ContentLength::from(
@@ -395,7 +397,7 @@ impl Dialog {
         )));
         Request {
             method,
-            uri,
+            uri: uri.to_rsip(),
             version: rsip::Version::V2,
             headers,
             body: Vec::new(),
@@ -404,13 +406,16 @@ impl Dialog {
 
     /// Request-URI and Route list (§12.2.1.1): loose routing when the first route has
     /// `lr` (or there is none), strict routing otherwise.
-    fn routing(&self) -> (Uri, Vec<UriWithParams>) {
+    fn routing(&self) -> (Uri, Vec<NameAddr>) {
         match self.route_set.split_first() {
             Some((first, rest)) if !is_loose(first) => {
                 let mut uri = first.uri.clone();
-                uri.headers.clear();
+                if let Uri::Sip(sip) = &mut uri {
+                    sip.headers = None;
+                }
                 let mut routes = rest.to_vec();
-                routes.push(UriWithParams {
+                routes.push(NameAddr {
+                    display_name: None,
                     uri: self.remote_target.clone(),
                     params: Vec::new(),
                 });
@@ -421,22 +426,36 @@ impl Dialog {
     }
 }
 
-fn is_loose(route: &UriWithParams) -> bool {
-    route
-        .uri
-        .params
-        .iter()
-        .chain(route.params.iter())
-        .any(|p| matches!(p, Param::Lr))
+fn is_loose(route: &NameAddr) -> bool {
+    route.uri.param("lr").is_some() || route.param("lr").is_some()
+}
+
+/// A From or To read (§20.20, §20.39): [`Error::BadHeader`] naming it when missing or
+/// unreadable.
+fn name_addr(value: Result<&str, rsip::Error>, name: &'static str) -> Result<NameAddr, Error> {
+    value
+        .ok()
+        .and_then(|v| NameAddr::parse(v).ok())
+        .ok_or(Error::BadHeader(name))
+}
+
+/// The remote target a Contact names: a SIP or SIPS URI (§8.1.1.8, §12.1.1).
+fn contact_uri(value: Result<&str, rsip::Error>) -> Result<Uri, Error> {
+    let contact = name_addr(value, "Contact")?;
+    match contact.uri {
+        uri @ Uri::Sip(_) => Ok(uri),
+        _ => Err(Error::BadHeader("Contact")),
+    }
 }
 
 /// Every Record-Route entry, in the order they appear (the UAS keeps it, §12.1.1).
-fn record_routes(headers: &Headers) -> Result<Vec<UriWithParams>, Error> {
+fn record_routes(headers: &Headers) -> Result<Vec<NameAddr>, Error> {
     let mut routes = Vec::new();
     for header in headers.iter() {
         if let Header::RecordRoute(rr) = header {
-            let typed = rr.typed().map_err(|_| Error::BadHeader("Record-Route"))?;
-            routes.extend(typed.uris().iter().cloned());
+            let entries =
+                NameAddr::parse_list(rr.value()).map_err(|_| Error::BadHeader("Record-Route"))?;
+            routes.extend(entries);
         }
     }
     Ok(routes)

@@ -312,8 +312,12 @@ pub fn set_received_rport(request: &mut Request, source: SocketAddr) {
 }
 
 /// Builds the response to `request` the way RFC 3261 §8.2.6.2 says: every Via in order,
-/// From, To (with `to_tag` added when given and the To has none), Call-ID, CSeq, and
-/// Content-Length 0. Other headers (Contact, Allow, SDP...) are the caller's to add.
+/// From, To, Call-ID, CSeq, and Content-Length 0. Other headers (Contact, Allow, SDP...)
+/// are the caller's to add.
+///
+/// A To without a tag gets `to_tag`, or, for any status but 100 when none is given, a tag
+/// derived from what identifies the request ([`stateless_tag`]): a retransmission that
+/// reaches a stateless answer again gets the same tag (§8.2.7).
 ///
 /// With a `reason` other than the RFC one, the status is `StatusCode::Other(code, reason)`:
 /// compare statuses with `.code()`, not with rsip's named variants. CR, LF and other
@@ -342,13 +346,15 @@ pub fn response_for(
     for header in request.headers.iter() {
         match header {
             Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(header.clone()),
-            Header::To(to) => match to_tag {
-                Some(tag) if header_param(to.value(), "tag").is_none() => {
-                    let value = format!("{};tag={}", to.value().trim_end(), tag);
-                    headers.push(Header::To(rsip::headers::To::new(value)));
-                }
-                _ => headers.push(header.clone()),
-            },
+            Header::To(to) if header_param(to.value(), "tag").is_none() && status != 100 => {
+                let tag = match to_tag {
+                    Some(tag) => tag.to_owned(),
+                    None => format!("{:016x}", stateless_tag(&request.headers)),
+                };
+                let value = format!("{};tag={}", to.value().trim_end(), tag);
+                headers.push(Header::To(rsip::headers::To::new(value)));
+            }
+            Header::To(_) => headers.push(header.clone()),
             _ => {}
         }
     }
@@ -361,6 +367,28 @@ pub fn response_for(
         headers: headers.into(),
         body: Vec::new(),
     }
+}
+
+/// A To tag for a response sent without a dialog: the same for every retransmission of
+/// one request (FNV-1a of its Call-ID, From, CSeq and top Via), different across requests.
+pub fn stateless_tag(headers: &Headers) -> u64 {
+    let parts = [
+        raw_value(headers, Name::CallId),
+        raw_value(headers, Name::From),
+        raw_value(headers, Name::CSeq),
+        raw_value(headers, Name::Via),
+    ];
+    fnv1a(parts.iter().flatten().map(|p| p.as_bytes()))
+}
+
+/// FNV-1a over the concatenation of `parts`: a stable, cheap hash, not a secret.
+pub(crate) fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    parts
+        .into_iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// rsip's status for `code`, carrying `reason` when it is not the RFC's phrase.

@@ -10,6 +10,7 @@ pub mod fields;
 mod framer;
 mod normalize;
 mod reject;
+pub mod uri;
 
 pub use encode::{encode, encode_into, reason_phrase};
 pub use framer::{Frame, StreamFramer};
@@ -34,10 +35,70 @@ pub fn parse(datagram: &[u8]) -> Result<SipMessage, Error> {
         return Err(Error::TooLarge(datagram.len()));
     }
     let bytes = normalize(datagram)?;
-    check_start_line(&bytes)?;
-    let msg = SipMessage::try_from(&*bytes).map_err(|_| classify_rsip_failure(&bytes))?;
+    let request_uri = check_start_line(&bytes)?;
+    let msg = match SipMessage::try_from(&*bytes) {
+        Ok(msg) => msg,
+        Err(_) => match &request_uri {
+            Some(_) if !rsip_reads_request_line(&bytes) => with_request_uri(&bytes)?,
+            _ => return Err(classify_rsip_failure(&bytes)),
+        },
+    };
     check(&msg)?;
     Ok(msg)
+}
+
+/// The Request-URI of a request: ours, read by [`uri::Uri::parse_request_uri`].
+///
+/// rsip's `Request::uri` is only a printing vessel for URIs rsip cannot read itself
+/// (IPv6 references, `tel:`, a `;` in the user part); this reads any of them.
+pub fn request_uri(request: &rsip::Request) -> Result<uri::Uri, Error> {
+    uri::Uri::parse_request_uri(&request.uri.to_string()).map_err(request_uri_error)
+}
+
+/// rsip could not read a Request-URI that we can: let it parse the message around a
+/// placeholder, then put the URI back as written (in a vessel that prints it unchanged).
+fn with_request_uri(bytes: &[u8]) -> Result<SipMessage, Error> {
+    const PLACEHOLDER: &[u8] = b"sip:request-uri.invalid";
+    let first_space = bytes.iter().position(|b| *b == b' ').unwrap_or(0);
+    let uri_len = bytes
+        .get(first_space + 1..)
+        .and_then(|rest| rest.iter().position(|b| *b == b' '))
+        .unwrap_or(0);
+    let mut replaced = Vec::with_capacity(bytes.len() + PLACEHOLDER.len());
+    replaced.extend_from_slice(bytes.get(..=first_space).unwrap_or_default());
+    replaced.extend_from_slice(PLACEHOLDER);
+    replaced.extend_from_slice(bytes.get(first_space + 1 + uri_len..).unwrap_or_default());
+    let written = bytes
+        .get(first_space + 1..first_space + 1 + uri_len)
+        .and_then(|u| std::str::from_utf8(u).ok())
+        .unwrap_or_default();
+    match SipMessage::try_from(&replaced[..]) {
+        Ok(SipMessage::Request(mut request)) => {
+            request.uri = uri::rsip_vessel(written);
+            Ok(SipMessage::Request(request))
+        }
+        _ => Err(classify_rsip_failure(&replaced)),
+    }
+}
+
+/// Whether rsip reads the start line on its own (this error path may allocate).
+fn rsip_reads_request_line(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\r')
+        .unwrap_or(bytes.len());
+    let mut probe = Vec::with_capacity(end + 4);
+    probe.extend_from_slice(bytes.get(..end).unwrap_or_default());
+    probe.extend_from_slice(b"\r\n\r\n");
+    SipMessage::try_from(&probe[..]).is_ok()
+}
+
+fn request_uri_error(error: uri::UriError) -> Error {
+    match error {
+        uri::UriError::UnsupportedScheme => Error::UnsupportedUriScheme,
+        uri::UriError::Empty => Error::BadMessage("empty Request-URI"),
+        uri::UriError::Malformed(_) => Error::BadMessage("bad Request-URI"),
+    }
 }
 
 /// The answer RFC 3261 gives a peer's message that [`parse`] refused: status and reason
@@ -48,6 +109,7 @@ pub fn answer_for(error: &Error) -> Option<(u16, &str)> {
         Error::TooLarge(_) => Some((513, "Message Too Large")),
         Error::UnsupportedMethod => Some((501, "Not Implemented")),
         Error::UnsupportedVersion => Some((505, "Version Not Supported")),
+        Error::UnsupportedUriScheme => Some((416, "Unsupported URI Scheme")),
         Error::Malformed(_) => Some((400, "Bad Request")),
         _ => None,
     }
@@ -58,7 +120,10 @@ pub fn answer_for(error: &Error) -> Option<(u16, &str)> {
 /// rsip's Request-URI reader runs on past CR/LF until it finds a space, so a start line
 /// cut short would make rsip read our body as headers; one SP between exactly three
 /// parts and no control bytes keeps rsip's view of the message the same as ours.
-fn check_start_line(bytes: &[u8]) -> Result<(), Error> {
+///
+/// Returns the Request-URI of a request, read ([`request_uri`]'s rules), `None` for a
+/// response.
+fn check_start_line(bytes: &[u8]) -> Result<Option<uri::Uri>, Error> {
     let end = bytes
         .iter()
         .position(|b| *b == b'\r')
@@ -80,7 +145,7 @@ fn check_start_line(bytes: &[u8]) -> Result<(), Error> {
         {
             return Err(Error::BadMessage("bad status line"));
         }
-        return Ok(());
+        return Ok(None);
     }
     let mut parts = line.split(|b| *b == b' ');
     let (Some(method), Some(uri), Some(version), None) =
@@ -95,10 +160,17 @@ fn check_start_line(bytes: &[u8]) -> Result<(), Error> {
     {
         return Err(Error::BadMessage("bad request line"));
     }
-    if uri.is_empty() || uri.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+    if uri.is_empty() {
+        return Err(Error::BadMessage("empty Request-URI"));
+    }
+    if uri.iter().any(|b| *b <= b' ' || *b >= 0x7f) {
         return Err(Error::BadMessage("bad Request-URI"));
     }
-    Ok(())
+    // Only ASCII is left, so this is UTF-8.
+    let text = std::str::from_utf8(uri).map_err(|_| Error::BadMessage("bad Request-URI"))?;
+    uri::Uri::parse_request_uri(text)
+        .map(Some)
+        .map_err(request_uri_error)
 }
 
 /// Why rsip refused a message whose start line [`check_start_line`] accepted.

@@ -113,6 +113,9 @@ impl Layout {
                 return Err(Error::BadMessage("too many headers"));
             }
             let header = header?;
+            if has_control_byte(header.value) {
+                return Err(Error::BadMessage("control character in header"));
+            }
             if header.kind == Kind::ContentLength {
                 let value = parse_content_length(header.value)?;
                 if length.is_some_and(|l| l != value) {
@@ -137,6 +140,31 @@ impl Layout {
             body_len,
         })
     }
+}
+
+/// Whether a raw header value holds a control byte other than HT and the CRLF of a fold
+/// (RFC 3261 §25.1: TEXT-UTF8 and LWS only). The one exception is a quoted-pair inside a
+/// quoted string (`"NUL:\<NUL>"`, RFC 4475 intmeth); a bare NUL inside a From is a
+/// broken or hostile peer, never a name.
+fn has_control_byte(value: &[u8]) -> bool {
+    let (mut in_quote, mut escaped) = (false, false);
+    for (i, b) in value.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            if !matches!(b, b'\r' | b'\n') {
+                continue;
+            }
+        }
+        match b {
+            b'\t' | b'\n' => {}
+            b'\r' if value.get(i + 1) == Some(&b'\n') => {}
+            b'"' => in_quote = !in_quote,
+            b'\\' if in_quote => escaped = true,
+            _ if b.is_ascii_control() => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn parse_content_length(value: &[u8]) -> Result<usize, Error> {

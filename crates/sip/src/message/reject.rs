@@ -67,7 +67,7 @@ pub fn reject_malformed(bytes: &[u8], status: u16, reason: &str) -> Option<Vec<u
     line(&mut out, b"To", to);
     if !has_tag(to) {
         // The same request always gets the same tag (§8.2.7): hash what identifies it.
-        let tag = fnv1a(&[call_id, from, cseq]);
+        let tag = super::fields::fnv1a([call_id, from, cseq]);
         out.truncate(out.len().saturating_sub(2));
         let _ = write!(out, ";tag={tag:016x}\r\n");
     }
@@ -96,15 +96,6 @@ fn has_tag(to: &[u8]) -> bool {
         .ok()
         .and_then(|v| super::fields::header_param(v, "tag"))
         .is_some()
-}
-
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

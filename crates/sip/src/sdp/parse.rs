@@ -474,7 +474,7 @@ fn parse_media(value: &str) -> Result<Media, &'static str> {
         Some((p, n)) => (p, Some(n.parse::<u16>().map_err(|_| "m= port count")?)),
         None => (port, None),
     };
-    let port = port.parse::<u16>().map_err(|_| "m= port is not a number")?;
+    let port = parse_port(port, "m= port is not a number", "m= port above 65535")?;
     let proto = Proto::parse(proto);
     let mut formats = Vec::new();
     let mut payload_types = Vec::new();
@@ -626,4 +626,17 @@ fn parse_key_param(kp: &str) -> Result<KeyParam, &'static str> {
         lifetime,
         mki,
     })
+}
+
+/// A port: digits that fit 16 bits. The two phrases say which rule was broken, since a
+/// reason phrase is all a peer learns of why its offer failed.
+fn parse_port(
+    text: &str,
+    not_a_number: &'static str,
+    too_large: &'static str,
+) -> Result<u16, &'static str> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_a_number);
+    }
+    text.parse::<u16>().map_err(|_| too_large)
 }

@@ -364,6 +364,10 @@ fn malformed_sdp_is_refused_with_a_reason() {
             "m= port is not a number",
         ),
         (
+            good.replace("30000 RTP/AVP", "70000 RTP/AVP"),
+            "m= port above 65535",
+        ),
+        (
             good.replace("RTP/AVP 0", "RTP/AVP 200"),
             "payload type is not 0-127",
         ),

@@ -16,7 +16,7 @@ pub use tls::load_tls_acceptor;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,8 @@ use tokio_rustls::TlsAcceptor;
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 pub use crate::transaction::{PeerAddr, TransportKind};
+
+const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// Identifies one accepted stream connection for as long as it lives.
 pub type ConnectionId = u64;
@@ -72,20 +74,32 @@ impl Default for TransportConfig {
 }
 
 /// The listening sockets, already bound (so tests can bind port 0 and run in parallel).
+///
+/// Each transport may listen on several addresses, typically one IPv4 and one IPv6
+/// (RFC 5118): the first UDP socket is the primary one, and a message to a peer leaves by
+/// the first socket of the peer's address family.
 pub struct Listeners {
-    pub udp: UdpSocket,
-    pub tcp: Option<TcpListener>,
-    pub tls: Option<(TcpListener, TlsAcceptor)>,
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+    pub tls: Vec<(TcpListener, TlsAcceptor)>,
 }
 
 impl fmt::Debug for Listeners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addrs =
+            |it: &mut dyn Iterator<Item = Option<SocketAddr>>| -> Vec<_> { it.flatten().collect() };
         f.debug_struct("Listeners")
-            .field("udp", &self.udp.local_addr().ok())
-            .field("tcp", &self.tcp.as_ref().and_then(|l| l.local_addr().ok()))
+            .field(
+                "udp",
+                &addrs(&mut self.udp.iter().map(|s| s.local_addr().ok())),
+            )
+            .field(
+                "tcp",
+                &addrs(&mut self.tcp.iter().map(|l| l.local_addr().ok())),
+            )
             .field(
                 "tls",
-                &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+                &addrs(&mut self.tls.iter().map(|(l, _)| l.local_addr().ok())),
             )
             .finish()
     }
@@ -100,16 +114,16 @@ pub struct Transports {
 impl fmt::Debug for Transports {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transports")
-            .field("udp", &self.inner.udp_addr)
+            .field("udp", &self.udp_addrs().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
-    udp: Arc<UdpSocket>,
-    udp_addr: SocketAddr,
-    tcp_addr: Option<SocketAddr>,
-    tls_addr: Option<SocketAddr>,
+    /// Every UDP socket with its address; never empty.
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     connections: Mutex<HashMap<ConnectionId, Connection>>,
     next_connection: AtomicU64,
     stats: Arc<TransportStats>,
@@ -131,34 +145,45 @@ impl Transports {
         config: TransportConfig,
         inbound: mpsc::Sender<Received>,
     ) -> std::io::Result<Transports> {
-        let udp_addr = listeners.udp.local_addr()?;
-        let tcp_addr = match &listeners.tcp {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
-        let tls_addr = match &listeners.tls {
-            Some((l, _)) => Some(l.local_addr()?),
-            None => None,
-        };
-        let udp = Arc::new(listeners.udp);
+        if listeners.udp.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "SIP needs at least one UDP listener",
+            ));
+        }
+        let mut udp = Vec::with_capacity(listeners.udp.len());
+        for socket in listeners.udp {
+            udp.push((socket.local_addr()?, Arc::new(socket)));
+        }
+        let tcp_addrs = listeners
+            .tcp
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let tls_addrs = listeners
+            .tls
+            .iter()
+            .map(|(l, _)| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>()?;
         let transports = Transports {
             inner: Arc::new(Inner {
                 udp: udp.clone(),
-                udp_addr,
-                tcp_addr,
-                tls_addr,
+                tcp_addrs,
+                tls_addrs,
                 connections: Mutex::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
                 stats: Arc::new(TransportStats::default()),
                 config,
             }),
         };
-        tokio::spawn(udp::receive_loop(
-            udp,
-            inbound.clone(),
-            transports.inner.stats.clone(),
-        ));
-        if let Some(listener) = listeners.tcp {
+        for (_, socket) in udp {
+            tokio::spawn(udp::receive_loop(
+                socket,
+                inbound.clone(),
+                transports.inner.stats.clone(),
+            ));
+        }
+        for listener in listeners.tcp {
             tokio::spawn(stream::accept_loop(
                 listener,
                 None,
@@ -166,39 +191,52 @@ impl Transports {
                 inbound.clone(),
             ));
         }
-        if let Some((listener, acceptor)) = listeners.tls {
+        for (listener, acceptor) in listeners.tls {
             tokio::spawn(stream::accept_loop(
                 listener,
                 Some(acceptor),
                 transports.clone(),
-                inbound,
+                inbound.clone(),
             ));
         }
         Ok(transports)
     }
 
-    /// The address the UDP listener is bound to.
+    /// The address of the primary UDP listener.
     pub fn udp_addr(&self) -> SocketAddr {
-        self.inner.udp_addr
+        self.udp_addrs().next().unwrap_or(UNSPECIFIED)
     }
 
-    /// The address the TCP listener is bound to, if any.
+    /// Every UDP listener's address.
+    pub fn udp_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.inner.udp.iter().map(|(addr, _)| *addr)
+    }
+
+    /// The address of the primary TCP listener, if any.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.inner.tcp_addr
+        self.inner.tcp_addrs.first().copied()
     }
 
-    /// The address the TLS listener is bound to, if any.
+    /// The address of the primary TLS listener, if any.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.inner.tls_addr
+        self.inner.tls_addrs.first().copied()
     }
 
-    /// The local address to put in a Via or Contact for `protocol`.
-    pub fn local_addr(&self, protocol: TransportKind) -> SocketAddr {
-        match protocol {
-            TransportKind::Udp => self.inner.udp_addr,
-            TransportKind::Tcp => self.inner.tcp_addr.unwrap_or(self.inner.udp_addr),
-            TransportKind::Tls => self.inner.tls_addr.unwrap_or(self.inner.udp_addr),
-        }
+    /// The local address to put in a Via or Contact for `protocol` towards `peer`: the
+    /// listener of the peer's address family, else the primary one.
+    pub fn local_addr(&self, protocol: TransportKind, peer: IpAddr) -> SocketAddr {
+        let addrs: &mut dyn Iterator<Item = SocketAddr> = match protocol {
+            TransportKind::Udp => &mut self.udp_addrs(),
+            TransportKind::Tcp => &mut self.inner.tcp_addrs.iter().copied(),
+            TransportKind::Tls => &mut self.inner.tls_addrs.iter().copied(),
+        };
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == peer.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .unwrap_or_else(|| self.udp_addr())
     }
 
     /// Counters of refused and lost traffic.
@@ -211,10 +249,19 @@ impl Transports {
     /// the transaction layer's timers deal with loss like they do on UDP).
     pub fn send(&self, peer: &PeerAddr, bytes: Bytes) -> Result<(), crate::Error> {
         let result = match peer.transport {
-            TransportKind::Udp => match self.inner.udp.try_send_to(&bytes, peer.addr) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(crate::Error::Io(e)),
-            },
+            TransportKind::Udp => {
+                let socket = self
+                    .inner
+                    .udp
+                    .iter()
+                    .find(|(addr, _)| addr.is_ipv4() == peer.addr.is_ipv4())
+                    .or(self.inner.udp.first());
+                match socket.map(|(_, s)| s.try_send_to(&bytes, peer.addr)) {
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(e)) => Err(crate::Error::Io(e)),
+                    None => Err(crate::Error::Transport("no UDP listener".into())),
+                }
+            }
             TransportKind::Tcp | TransportKind::Tls => self.send_stream(peer, bytes),
         };
         if result.is_err() {
