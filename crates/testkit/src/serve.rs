@@ -42,6 +42,19 @@ impl DemoToml {
             )
     }
 
+    /// Every listener on 127.0.0.1: SIP over UDP and TCP on `sip`, TLS on `tls`, the
+    /// admin API on `admin` (see [`crate::ports::free_udp_tcp_port`]).
+    pub fn on_loopback_ports(self, sip: u16, tls: u16, admin: u16) -> DemoToml {
+        self.set("sip", "udp", &toml_string(&format!("127.0.0.1:{sip}")))
+            .set("sip", "tcp", &toml_string(&format!("127.0.0.1:{sip}")))
+            .set("sip", "tls", &toml_string(&format!("127.0.0.1:{tls}")))
+            .set(
+                "admin",
+                "listen",
+                &toml_string(&format!("127.0.0.1:{admin}")),
+            )
+    }
+
     /// Sets `key` of table `[section]` to `value` (TOML, e.g. `"\"127.0.0.1:5070\""` or
     /// `"[\"127.0.0.1:5070\", \"[::1]:5070\"]"`), replacing its line, or adding it at the
     /// top of the table. Panics when the table is not in the file.
