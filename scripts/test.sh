@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
-# tests need when it is missing (sipp, baresip, docker-compose, libopus, chromium and
-# chromedriver), then formatting, lints, the pure-core check, the
+# tests need when it is missing (sipp, baresip, Linphone, docker-compose, libopus,
+# chromium and chromedriver), then formatting, lints, the pure-core check, the
 # whole test suite (unit, fixtures, sipp interop, end to end) and one pass of each bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,10 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 pkg-config --exists opus 2>/dev/null || need_apt+=(libopus-dev pkg-config)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
+command -v linphonec >/dev/null 2>&1 || need_apt+=(linphone-cli)
+# The Linphone tests run in a private network namespace (unshare, ip).
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -41,6 +41,10 @@ const TONE_AMPLITUDE: i16 = 8000;
       --script 'wait 500ms, keys 123456789#, wait 1500ms, keys #, wait 10s'
   sbc-sim call --from-ip 127.0.0.1 --user alice --password alice-secret \\
       --to +14255550100 --codec opus --wav speech-48k.wav --record heard.wav
+  sbc-sim call --from-ip 127.0.0.20 --sdp-address 127.0.0.99 --to +33170000100 \\
+      --tone 440 --script 'wait 500ms, keys 123456789#, wait 1500ms, keys #, wait 8s'
+  sbc-sim call --bridge [::1]:5060 --from-ip ::1 --user alice --password alice-secret \\
+      --to +14255550100 --expect-audio
   sbc-sim load --from-ip 127.0.0.10 --to +14255550100 --calls 1000 --rate 100 \\
       --hold 5s --conference 123456789 --json"
 )]
@@ -120,6 +124,11 @@ struct CallArgs {
     /// Send this WAV file (16-bit PCM, looped; kept at 8, 16 or 48 kHz, else 8 kHz).
     #[arg(long)]
     wav: Option<PathBuf>,
+    /// Give this address for our media in the SDP (`c=`), while RTP still goes from
+    /// and to our real socket: a caller behind NAT (e.g. 127.0.0.99, where nothing
+    /// listens).
+    #[arg(long)]
+    sdp_address: Option<IpAddr>,
     /// How DTMF keys are sent.
     #[arg(long, value_enum, default_value = "rfc4733")]
     dtmf: DtmfArg,
@@ -374,6 +383,7 @@ fn call_config(
         credentials,
         codec,
         source,
+        sdp_address: args.sdp_address,
         dtmf: match args.dtmf {
             DtmfArg::Rfc4733 => DtmfMode::Rfc4733,
             DtmfArg::Info => DtmfMode::Info,

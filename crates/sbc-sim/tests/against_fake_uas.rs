@@ -4,7 +4,7 @@
 //! records what the caller sends and plays a 1000 Hz tone back. No bridge involved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +37,10 @@ struct Log {
     requests: Vec<String>,
     /// Source of the first INVITE.
     invite_from: Option<SocketAddr>,
+    /// The first INVITE, as received.
+    invite: Option<String>,
+    /// Source of the first RTP packet.
+    rtp_from: Option<SocketAddr>,
     /// Authorization verdict of the second INVITE (Challenge).
     authenticated: Option<bool>,
     /// Bodies of INFO requests.
@@ -57,8 +61,13 @@ struct Uas {
 
 impl Uas {
     async fn start(behaviour: Behaviour) -> Uas {
-        let sip = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        Uas::start_on("127.0.0.1".parse().unwrap(), behaviour).await
+    }
+
+    /// A UAS listening on `ip` (`::1` for IPv6).
+    async fn start_on(ip: IpAddr, behaviour: Behaviour) -> Uas {
+        let sip = Arc::new(UdpSocket::bind((ip, 0)).await.unwrap());
+        let rtp = Arc::new(UdpSocket::bind((ip, 0)).await.unwrap());
         let addr = sip.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Log::default()));
         let caller_rtp = Arc::new(Mutex::new(Vec::<SocketAddr>::new()));
@@ -119,9 +128,10 @@ fn respond(req: &str, status: &str, to_tag: Option<&str>, extra: &str, body: &st
     out
 }
 
-fn sdp(port: u16, version: u32) -> String {
+fn sdp(ip: IpAddr, port: u16, version: u32) -> String {
+    let family = if ip.is_ipv6() { "IP6" } else { "IP4" };
     format!(
-        "v=0\r\no=uas 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        "v=0\r\no=uas 1 {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\na=ptime:20\r\n"
     )
@@ -129,16 +139,21 @@ fn sdp(port: u16, version: u32) -> String {
 
 /// The caller's RTP address from its SDP offer.
 fn offer_addr(sdp: &str) -> Option<SocketAddr> {
-    let ip = sdp
+    let ip: IpAddr = sdp
         .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))?
-        .trim();
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })?
+        .trim()
+        .parse()
+        .ok()?;
     let port = sdp
         .lines()
         .find_map(|l| l.strip_prefix("m=audio "))?
         .split(' ')
         .next()?;
-    format!("{ip}:{port}").parse().ok()
+    Some(SocketAddr::new(ip, port.parse().ok()?))
 }
 
 /// A request from the UAS to the caller, inside the dialog the INVITE made.
@@ -195,7 +210,11 @@ async fn sip_loop(
         log.lock().unwrap().requests.push(method.clone());
         let reply = match method.as_str() {
             "INVITE" => {
-                log.lock().unwrap().invite_from.get_or_insert(from);
+                {
+                    let mut log = log.lock().unwrap();
+                    log.invite_from.get_or_insert(from);
+                    log.invite.get_or_insert_with(|| msg.clone());
+                }
                 acked = false;
                 caller_rtp.lock().unwrap().extend(offer_addr(body(&msg)));
                 match behaviour {
@@ -232,7 +251,7 @@ async fn sip_loop(
                             "200 OK",
                             Some("uastag"),
                             &format!("Contact: <sip:uas@{me}>\r\n"),
-                            &sdp(rtp_port, 1),
+                            &sdp(me.ip(), rtp_port, 1),
                         )
                     }
                 }
@@ -240,7 +259,8 @@ async fn sip_loop(
             "ACK" => {
                 if let (Behaviour::ReinviteThenBye(after), false) = (behaviour, acked) {
                     acked = true;
-                    let reinvite = uas_request("INVITE", &invite_text, me, 1, &sdp(rtp_port, 2));
+                    let reinvite =
+                        uas_request("INVITE", &invite_text, me, 1, &sdp(me.ip(), rtp_port, 2));
                     sip.send_to(reinvite.as_bytes(), from).await.unwrap();
                     let sip = sip.clone();
                     let bye = uas_request("BYE", &invite_text, me, 2, "");
@@ -296,9 +316,10 @@ async fn rtp_loop(rtp: Arc<UdpSocket>, log: Arc<Mutex<Log>>, caller: Arc<Mutex<V
                 }
             }
             r = rtp.recv_from(&mut buf) => {
-                let Ok((len, _)) = r else { continue };
+                let Ok((len, from)) = r else { continue };
                 let Ok(view) = RtpView::parse(&buf[..len]) else { continue };
                 let mut log = log.lock().unwrap();
+                log.rtp_from.get_or_insert(from);
                 if view.payload_type == 101 {
                     let p = view.payload();
                     log.events.push((p[0], p[1] & 0x80 != 0, u16::from_be_bytes([p[2], p[3]]), view.timestamp, view.marker, view.sequence));
@@ -321,6 +342,7 @@ fn config(to: &str, script: &str) -> CallConfig {
         credentials: None,
         codec: sbc_sim::CallCodec::Pcmu,
         source: Source::Prompt(Arc::new(dialbridge_media::Tone::sine(440.0, 1000, 8000))),
+        sdp_address: None,
         dtmf: DtmfMode::Rfc4733,
         script: Script::parse(script).unwrap(),
         hold: Duration::ZERO,
@@ -383,6 +405,59 @@ async fn answered_call_streams_keys_hears_and_hangs_up() {
     // The caller's tone arrived.
     assert!(log.audio_packets > 30);
     assert!(audio_check::analyse(&log.heard, Some(440.0)).tone_run >= 5);
+}
+
+#[tokio::test]
+async fn sdp_address_is_advertised_while_rtp_goes_from_the_real_socket() {
+    // A caller behind NAT: its SDP gives 127.0.0.99 (where nothing listens), its RTP
+    // comes from its socket on 127.0.0.20.
+    let uas = Uas::start(Behaviour::Answer).await;
+    let sig = signaling(&uas, "127.0.0.20").await;
+    let mut cfg = config("+33170000100", "wait 600ms");
+    cfg.sdp_address = Some("127.0.0.99".parse().unwrap());
+    let outcome = call::run(&sig, &cfg, &Quiet).await;
+    assert!(outcome.passed(), "{:?}", outcome.failures);
+    assert!(outcome.media.sent > 20, "{:?}", outcome.media);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = uas.log();
+    let offer = body(log.invite.as_deref().unwrap());
+    assert!(offer.contains("c=IN IP4 127.0.0.99\r\n"), "{offer}");
+    assert!(offer.contains(" IN IP4 127.0.0.99\r\n"), "o= too: {offer}");
+    assert_eq!(log.rtp_from.unwrap().ip().to_string(), "127.0.0.20");
+    assert!(log.audio_packets > 20);
+}
+
+#[tokio::test]
+async fn ipv6_call_on_loopback_signals_and_streams_over_ipv6() {
+    // Needs dialbridge-sip to read IPv6 hosts in URIs and Via (`sip:x@[::1]:5060`):
+    // sbc-sim builds its requests as text and reads them back with that parser (issue
+    // #11: rsip 0.4 refuses them, "bad Request-URI").
+    let uas = Uas::start_on("::1".parse().unwrap(), Behaviour::Answer).await;
+    let sig = signaling(&uas, "::1").await;
+    let mut cfg = config("+33170000100", "wait 600ms");
+    cfg.expect.audio = vec![Expectation::Tone(1000.0)];
+    let outcome = call::run(&sig, &cfg, &Quiet).await;
+    assert!(outcome.passed(), "{:?}", outcome.failures);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = uas.log();
+    let invite = log.invite.as_deref().unwrap();
+    let uas_addr = uas.addr.to_string();
+    assert!(
+        invite.starts_with(&format!("INVITE sip:+33170000100@{uas_addr} SIP/2.0\r\n")),
+        "{invite}"
+    );
+    assert!(invite.contains("Via: SIP/2.0/UDP [::1]:"), "{invite}");
+    assert!(
+        invite.contains("From: <sip:+14155550100@[::1]>;tag="),
+        "{invite}"
+    );
+    assert!(
+        invite.contains("Contact: <sip:+14155550100@[::1]:"),
+        "{invite}"
+    );
+    assert!(body(invite).contains("c=IN IP6 ::1\r\n"), "{invite}");
+    assert_eq!(log.rtp_from.unwrap().ip().to_string(), "::1");
+    assert!(log.audio_packets > 20);
 }
 
 #[tokio::test]
@@ -589,7 +664,7 @@ async fn tcp_uas(listener: tokio::net::TcpListener, requests: Arc<Mutex<Vec<Stri
                     "200 OK",
                     Some("uastag"),
                     &format!("Contact: <sip:uas@{me};transport=tcp>\r\n"),
-                    &sdp(rtp_port, 1),
+                    &sdp(me.ip(), rtp_port, 1),
                 ),
                 "ACK" => continue,
                 _ => respond(&msg, "200 OK", None, "", ""),

@@ -45,6 +45,40 @@ pub fn read_wav(path: &std::path::Path) -> Vec<i16> {
         .collect()
 }
 
+/// Reads a 16-bit PCM WAV and its sample rate; of several channels, the first. The
+/// samples end where the file does: Linphone's recorder counts its header in the data
+/// size it writes.
+pub fn read_wav_at(path: &std::path::Path) -> (Vec<i16>, u32) {
+    let reader = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: not a readable WAV: {e}", path.display()));
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let samples = reader
+        .into_samples::<i16>()
+        .map_while(Result::ok)
+        .step_by(channels)
+        .collect();
+    (samples, spec.sample_rate)
+}
+
+/// Writes `seconds` of a steady sine at `hz` (amplitude 6000) as a mono 16-bit WAV at
+/// `rate`, for a softphone to play as its microphone.
+pub fn write_tone_wav(path: &std::path::Path, hz: f64, seconds: u32, rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create the tone WAV");
+    for n in 0..seconds * rate {
+        let t = f64::from(n) / f64::from(rate);
+        let s = 6000.0 * (2.0 * std::f64::consts::PI * hz * t).sin();
+        writer.write_sample(s as i16).expect("write the tone WAV");
+    }
+    writer.finalize().expect("finish the tone WAV");
+}
+
 /// Loudness envelope: RMS of consecutive 20 ms (160-sample) blocks.
 pub fn envelope(samples: &[i16]) -> Vec<f64> {
     samples.chunks_exact(160).map(rms).collect()

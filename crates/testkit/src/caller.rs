@@ -34,6 +34,7 @@ pub fn caller(to: &str, source: Source, script: &str, hold: Duration) -> CallCon
         credentials: None,
         codec: sbc_sim::CallCodec::Pcmu,
         source,
+        sdp_address: None,
         dtmf: DtmfMode::Rfc4733,
         script: Script::parse(script).expect("a valid sbc-sim script"),
         hold,

@@ -16,6 +16,23 @@ pub fn free_udp_tcp_port(ip: IpAddr) -> u16 {
     panic!("no free UDP+TCP port on {ip}");
 }
 
+/// A port free for both UDP and TCP on every address of `ips` right now (a SIP
+/// listener on 127.0.0.1 and [::1] with the same port).
+pub fn free_udp_tcp_port_on(ips: &[IpAddr]) -> u16 {
+    let (first, rest) = ips.split_first().expect("at least one address");
+    for _ in 0..100 {
+        let port = free_udp_tcp_port(*first);
+        let free_on = |ip: &IpAddr| {
+            let addr = SocketAddr::new(*ip, port);
+            UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok()
+        };
+        if rest.iter().all(free_on) {
+            return port;
+        }
+    }
+    panic!("no port free for UDP and TCP on all of {ips:?}");
+}
+
 /// An even port free for UDP with the next one free too (an RTP/RTCP pair).
 pub fn free_rtp_port(ip: IpAddr) -> u16 {
     for _ in 0..1000 {

@@ -47,6 +47,10 @@ pub struct CallConfig {
     pub codec: CallCodec,
     /// What we send.
     pub source: Source,
+    /// The address our SDP gives for our media (`c=` and `o=`), when it is not the one
+    /// we send from: a caller behind NAT, or a softphone that guessed its LAN address.
+    /// RTP still goes from, and is received on, our real socket.
+    pub sdp_address: Option<IpAddr>,
     /// How keys are sent.
     pub dtmf: DtmfMode,
     /// What we do once answered.
@@ -102,7 +106,7 @@ pub async fn run(
         from_host: config
             .from_host
             .clone()
-            .unwrap_or_else(|| local.ip().to_string()),
+            .unwrap_or_else(|| host_of(local.ip())),
         to: config.to.clone(),
         bridge: signaling.bridge().to_string(),
         local: local.to_string(),
@@ -115,6 +119,14 @@ pub async fn run(
         call.ended_by.get_or_insert(EndedBy::Error);
     }
     call.finish().await
+}
+
+/// An address as the host part of a SIP URI: IPv6 in brackets (RFC 3261 §25.1).
+pub fn host_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,10 +251,11 @@ impl<'a> Call<'a> {
         // A trunk that keys in-band offers no telephone-event: the bridge then listens
         // for the tones in the audio.
         let telephone_event = self.config.dtmf != DtmfMode::InBand;
-        let local = self
-            .config
-            .codec
-            .local_media(ip, rtp_port, session_id, telephone_event);
+        let advertised = self.config.sdp_address.unwrap_or(ip);
+        let local =
+            self.config
+                .codec
+                .local_media(advertised, rtp_port, session_id, telephone_event);
         let mut session = MediaSession::new(local);
         let offer = session.offer();
         self.session = Some(session);
