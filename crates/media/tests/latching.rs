@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialbridge_media::rtp::RtpHeader;
-use dialbridge_media::{Codec, MediaEngine, RtpView, Tone};
+use dialbridge_media::{Codec, MediaEngine, RtpView, SrtpKeys, SrtpSuite, Tone};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -202,4 +202,47 @@ async fn an_ipv6_session_exchanges_audio_on_the_ipv6_address() {
     session.close().await;
     drop(v4);
     until(|| engine.ports_in_use() == 0).await;
+}
+
+fn keys(local: u8, remote: u8) -> SrtpKeys {
+    SrtpKeys::new(SrtpSuite::AesCm128HmacSha1_80, &[local; 30], &[remote; 30]).unwrap()
+}
+
+#[tokio::test]
+async fn with_srtp_only_a_source_that_authenticates_is_latched_to() {
+    let engine = MediaEngine::new(LOCALHOST, 44_300..=44_398).unwrap();
+    let advertised: SocketAddr = "127.0.0.99:40000".parse().unwrap();
+    // The bridge's side: SDP and signalling both elsewhere than the media will be.
+    let bridge = engine
+        .open_latching(
+            advertised,
+            Codec::Pcmu,
+            Some(101),
+            Some(keys(2, 1)),
+            "127.0.0.98".parse().unwrap(),
+        )
+        .unwrap();
+    let _tone = bridge.play(Arc::new(Tone::sine(440.0, 3_000, 12_000)), false);
+    // Someone with the wrong key sends first, inside the learning window: its packets
+    // do not authenticate, so they neither latch nor get through.
+    let wrong = engine
+        .open_srtp(bridge.local_addr(), Codec::Pcmu, Some(101), keys(3, 2))
+        .unwrap();
+    until(|| bridge.stats().receive_dropped >= 3).await;
+    assert_eq!(bridge.remote(), Some(advertised));
+    drop(wrong);
+    // The caller, with the key: latched to at its first packet, and hears the bridge.
+    let mut caller = engine
+        .open_srtp(bridge.local_addr(), Codec::Pcmu, Some(101), keys(1, 2))
+        .unwrap();
+    until(|| bridge.remote() == Some(caller.local_addr())).await;
+    let mut heard = 0;
+    while heard < 5 {
+        let got = timeout(WAIT, caller.recv()).await.unwrap().unwrap();
+        assert_eq!(got.ssrc, bridge.ssrc());
+        if got.payload.iter().any(|&x| x != Codec::Pcmu.silence()) {
+            heard += 1;
+        }
+    }
+    assert_eq!(bridge.stats().latched, 1);
 }
