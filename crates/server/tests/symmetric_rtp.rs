@@ -1,7 +1,8 @@
 //! Symmetric RTP end to end: a softphone behind a "NAT" — its SDP says
 //! `c=IN IP4 127.0.0.99` and a port nobody listens on, while its SIP and RTP come from
 //! 127.0.0.1 — authenticates by digest, hears the bridge once its media latched, keys
-//! RFC 4733 DTMF into conference 123456789 and gets into the meeting. A raw UDP caller,
+//! RFC 4733 DTMF into conference 123456789 and gets into the meeting; and a trunk's
+//! IPv6 offer gets IPv6 media from a bridge with `[media] address6`. A raw UDP caller,
 //! written here, so nothing of the bridge's SIP stack is on the calling side but the
 //! digest computation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,7 +27,7 @@ async fn a_natted_softphone_is_latched_to_and_gets_into_the_meeting() {
     // The port the SDP advertises is not the one the RTP comes from either; a socket of
     // ours holds it, so that what the bridge sends there is seen (and hits no one else).
     let advertised = UdpSocket::bind((ip("127.0.0.1"), 0)).await.unwrap();
-    let mut dialog = Dialog::new(sip, bridge.sip_addr());
+    let mut dialog = Dialog::new(sip, bridge.sip_addr(), "IP4 127.0.0.99");
     let answer = dialog.invite(advertised.local_addr().unwrap().port()).await;
 
     // The answer's media address: the bridge's IPv4 address (no IPv6 media in the demo).
@@ -120,11 +121,43 @@ async fn a_natted_softphone_is_latched_to_and_gets_into_the_meeting() {
     bridge.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_offer_gets_ipv6_media_when_the_bridge_has_an_ipv6_address() {
+    let mut config = demo_config();
+    config.media.address6 = Some(std::net::Ipv6Addr::LOCALHOST);
+    let bridge = TestBridge::start(config).await;
+    // A trunk (no latching) whose SBC offers IPv6 media on ::1.
+    let sip = UdpSocket::bind((ip("127.0.0.10"), 0)).await.unwrap();
+    let rtp = UdpSocket::bind((ip("::1"), 0)).await.unwrap();
+    let mut dialog = Dialog::new(sip, bridge.sip_addr(), "IP6 ::1");
+    let answer = dialog.invite(rtp.local_addr().unwrap().port()).await;
+    assert!(answer.contains("c=IN IP6 ::1\r\n"), "{answer}");
+    let media = sdp_media(&answer);
+    assert_eq!(media.ip(), ip("::1"));
+    let mut out = Rtp::new(rtp, media);
+    assert!(out.hear(5 * SECOND).await > 0, "no audio over IPv6");
+    out.audio(50).await;
+    out.keys("123456789#").await;
+    out.audio(100).await;
+    out.keys("#").await;
+    wait_until(
+        "the IPv6 caller to join the meeting",
+        || bridge.participants() == 1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(dialog.bye().await, 200);
+    bridge.stop().await;
+}
+
 /// The bridge's RTP address from the `c=` and `m=audio` lines of a 200's SDP.
 fn sdp_media(response: &str) -> SocketAddr {
     let address = response
         .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })
         .unwrap()
         .trim();
     let port = response
@@ -132,24 +165,27 @@ fn sdp_media(response: &str) -> SocketAddr {
         .find_map(|l| l.strip_prefix("m=audio "))
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap();
-    format!("{address}:{port}").parse().unwrap()
+    SocketAddr::new(ip(address), port.parse().unwrap())
 }
 
-/// A softphone's INVITE dialog, digest-authenticated as alice.
+/// A caller's INVITE dialog; a softphone is digest-authenticated as alice.
 struct Dialog {
     sock: UdpSocket,
     bridge: SocketAddr,
+    /// The offer's `c=IN` value, e.g. `IP4 127.0.0.99`.
+    connection: &'static str,
     call_id: String,
     cseq: u32,
     to_tag: String,
 }
 
 impl Dialog {
-    fn new(sock: UdpSocket, bridge: SocketAddr) -> Self {
+    fn new(sock: UdpSocket, bridge: SocketAddr, connection: &'static str) -> Self {
         let port = sock.local_addr().unwrap().port();
         Dialog {
             sock,
             bridge,
+            connection,
             call_id: format!("nat-{}-{port}", std::process::id()),
             cseq: 0,
             to_tag: String::new(),
@@ -158,7 +194,7 @@ impl Dialog {
 
     /// INVITE, the 401 challenge answered, up to the 200 (ACKed); returns the 200.
     async fn invite(&mut self, rtp_port: u16) -> String {
-        let sdp = offer(rtp_port, 1, "sendrecv");
+        let sdp = offer(self.connection, rtp_port, 1, "sendrecv");
         let uri = format!("sip:+14255550100@{}", self.bridge);
         let mut authorization = String::new();
         for _ in 0..2 {
@@ -218,7 +254,7 @@ impl Dialog {
     /// A re-INVITE with the same address and `direction`; returns its status (ACKed).
     async fn reinvite(&mut self, rtp_port: u16, direction: &str) -> u16 {
         self.cseq += 1;
-        let sdp = offer(rtp_port, u64::from(self.cseq), direction);
+        let sdp = offer(self.connection, rtp_port, u64::from(self.cseq), direction);
         let branch = format!("z9hG4bK{}-re{}", self.call_id, self.cseq);
         let extra = format!(
             "Contact: <sip:alice@127.0.0.99:5060>\r\nContent-Type: application/sdp\r\n\
@@ -295,10 +331,10 @@ impl Dialog {
     }
 }
 
-/// The softphone's offer: `c=` an address its media is not from.
-fn offer(rtp_port: u16, version: u64, direction: &str) -> String {
+/// The caller's offer, `c=IN <connection>`.
+fn offer(connection: &str, rtp_port: u16, version: u64, direction: &str) -> String {
     format!(
-        "v=0\r\no=linphone 1 {version} IN IP4 127.0.0.99\r\ns=-\r\nc=IN IP4 127.0.0.99\r\n\
+        "v=0\r\no=linphone 1 {version} IN {connection}\r\ns=-\r\nc=IN {connection}\r\n\
          t=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
          a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na={direction}\r\n"
     )
