@@ -4,7 +4,7 @@
 //!
 //! Everything outside the `tokio` feature is pure and allocation-free per packet and
 //! per tick: [`codec`], [`rtp`] (zero-copy RFC 3550 header view and writer),
-//! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`]. With `tokio`, [`engine`]
+//! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`], [`latch`]. With `tokio`, [`engine`]
 //! puts them to work: one UDP socket pair per participant and one clock for all.
 //!
 //! ```no_run
@@ -42,6 +42,7 @@ mod error;
 pub mod g722;
 pub mod halfband;
 pub mod jitter;
+pub mod latch;
 pub mod mixer;
 pub mod opus;
 pub mod ports;
@@ -68,6 +69,7 @@ pub use error::Error;
 pub use g722::{G722Decoder, G722Encoder};
 pub use halfband::{Downsampler2, Upsampler2};
 pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
+pub use latch::{Latch, PayloadTypes};
 pub use mixer::{Frame, Heard, MIX_SAMPLES, MixFrame, Mixer, MixerSlot, mix_minus};
 pub use opus::{OpusDecoder, OpusEncoder, OpusRate};
 pub use ports::PortAllocator;

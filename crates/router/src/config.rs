@@ -86,6 +86,8 @@ struct TrunkSection {
     provider: Spanned<String>,
     addresses: Option<Spanned<Vec<Spanned<String>>>>,
     max_sessions: Spanned<u32>,
+    /// Media to where the caller's media comes from (default off for trunks).
+    symmetric_rtp: Option<Spanned<bool>>,
 }
 
 /// `realm` and `account` belong to the SIP crate.
@@ -93,6 +95,8 @@ struct TrunkSection {
 struct SoftphoneSection {
     name: Spanned<String>,
     max_sessions: Spanned<u32>,
+    /// Default on: softphones behind NATs advertise addresses their media is not from.
+    symmetric_rtp: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -152,12 +156,21 @@ impl Loader<'_> {
             self.trunk(&mut plan, trunk);
         }
         if let Some(s) = &file.softphones {
-            if let Err(e) = plan.set_softphones(s.name.get_ref(), *s.max_sessions.get_ref()) {
-                let span = match e {
-                    Error::ZeroCapacity { .. } => s.max_sessions.span(),
-                    _ => s.name.span(),
-                };
-                self.fault(&span, e);
+            match plan.set_softphones(s.name.get_ref(), *s.max_sessions.get_ref()) {
+                Ok(()) => {
+                    if let Some(on) = &s.symmetric_rtp
+                        && let Err(e) = plan.set_symmetric_rtp(s.name.get_ref(), *on.get_ref())
+                    {
+                        self.fault(&on.span(), e);
+                    }
+                }
+                Err(e) => {
+                    let span = match e {
+                        Error::ZeroCapacity { .. } => s.max_sessions.span(),
+                        _ => s.name.span(),
+                    };
+                    self.fault(&span, e);
+                }
             }
         }
         for t in &file.tenant {
@@ -273,7 +286,11 @@ impl Loader<'_> {
             addresses: &addresses,
             max_sessions: *t.max_sessions.get_ref(),
         };
-        if let Err(e) = plan.add_trunk(spec) {
+        let added = plan.add_trunk(spec).and_then(|()| match &t.symmetric_rtp {
+            Some(on) => plan.set_symmetric_rtp(t.name.get_ref(), *on.get_ref()),
+            None => Ok(()),
+        });
+        if let Err(e) = added {
             let span = match &e {
                 Error::ZeroCapacity { .. } => t.max_sessions.span(),
                 Error::TrunkWithoutAddresses(_) => {

@@ -81,12 +81,14 @@ pub(crate) struct TrunkDef {
     pub(crate) provider: u16,
     pub(crate) addresses: Vec<IpAddr>,
     pub(crate) max_sessions: NonZeroU32,
+    pub(crate) symmetric_rtp: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct SoftphoneDef {
     pub(crate) name: Arc<str>,
     pub(crate) max_sessions: NonZeroU32,
+    pub(crate) symmetric_rtp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +202,7 @@ impl Plan {
             provider,
             addresses,
             max_sessions,
+            symmetric_rtp: false,
         });
         Ok(())
     }
@@ -211,7 +214,26 @@ impl Plan {
         self.softphones = Some(SoftphoneDef {
             name: name.into(),
             max_sessions,
+            symmetric_rtp: true,
         });
+        Ok(())
+    }
+
+    /// Whether calls over `trunk` (a trunk or the softphone pseudo-trunk, by name) use
+    /// symmetric RTP: media sent back to where the caller's media comes from, for
+    /// callers behind a NAT. Off for trunks unless set (an SBC advertises where its
+    /// media is), on for softphones (which often cannot).
+    pub fn set_symmetric_rtp(&mut self, trunk: &str, on: bool) -> Result<(), Error> {
+        if let Some(s) = self.softphones.as_mut().filter(|s| &*s.name == trunk) {
+            s.symmetric_rtp = on;
+            return Ok(());
+        }
+        let def = self
+            .trunk_names
+            .get(trunk)
+            .and_then(|&i| self.trunks.get_mut(i))
+            .ok_or_else(|| Error::NoSuchTrunk(trunk.to_owned()))?;
+        def.symmetric_rtp = on;
         Ok(())
     }
 
@@ -454,6 +476,17 @@ mod tests {
         assert!(matches!(
             p.set_softphones("s", 0),
             Err(Error::ZeroCapacity { .. })
+        ));
+        assert!(!p.trunks[0].symmetric_rtp);
+        p.set_symmetric_rtp("t", true).unwrap();
+        assert!(p.trunks[0].symmetric_rtp);
+        p.set_softphones("s", 5).unwrap();
+        assert!(p.softphones.as_ref().unwrap().symmetric_rtp);
+        p.set_symmetric_rtp("s", false).unwrap();
+        assert!(!p.softphones.as_ref().unwrap().symmetric_rtp);
+        assert!(matches!(
+            p.set_symmetric_rtp("nope", true),
+            Err(Error::NoSuchTrunk(_))
         ));
         assert!(matches!(
             p.set_default_capacities(0, 1),

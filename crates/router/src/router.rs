@@ -43,6 +43,9 @@ pub struct TrunkInfo {
     pub provider: Option<Provider>,
     /// Simultaneous sessions allowed.
     pub max_sessions: u32,
+    /// Media goes back to where the caller's media comes from (latching), for callers
+    /// behind a NAT; see [`crate::Plan::set_symmetric_rtp`].
+    pub symmetric_rtp: bool,
 }
 
 /// A bridge as the router sees it now.
@@ -160,7 +163,18 @@ impl Router {
             name: slot.name.clone(),
             provider: live.provider.and_then(|p| topology.provider(p)).cloned(),
             max_sessions: live.max_sessions.get(),
+            symmetric_rtp: live.symmetric_rtp,
         })
+    }
+
+    /// Whether calls over `trunk` use symmetric RTP (latching); `false` for a trunk
+    /// the plan no longer has.
+    pub fn symmetric_rtp(&self, trunk: TrunkId) -> bool {
+        self.shared
+            .topology
+            .load()
+            .trunk_live(trunk)
+            .is_some_and(|(_, live)| live.symmetric_rtp)
     }
 
     /// The dialled number of a Request-URI, completed by the plan's numbering.
@@ -806,6 +820,7 @@ pub(crate) struct TrunkLive {
     /// `None` for the softphone pseudo-trunk, which may reach any provider's numbers.
     pub(crate) provider: Option<ProviderId>,
     pub(crate) max_sessions: NonZeroU32,
+    pub(crate) symmetric_rtp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -893,14 +908,14 @@ impl Topology {
         for trunk in &plan.trunks {
             let id = t.intern_trunk(&trunk.name);
             let provider = providers.get(usize::from(trunk.provider)).copied();
-            t.set_trunk(id, provider, trunk.max_sessions);
+            t.set_trunk(id, provider, trunk.max_sessions, trunk.symmetric_rtp);
             for address in &trunk.addresses {
                 t.by_addr.insert(*address, id);
             }
         }
         if let Some(s) = &plan.softphones {
             let id = t.intern_trunk(&s.name);
-            t.set_trunk(id, None, s.max_sessions);
+            t.set_trunk(id, None, s.max_sessions, s.symmetric_rtp);
             t.softphones = Some(id);
         }
         let mut tenants = Vec::with_capacity(plan.tenants.len());
@@ -964,11 +979,18 @@ impl Topology {
         id
     }
 
-    fn set_trunk(&mut self, id: TrunkId, provider: Option<ProviderId>, max_sessions: NonZeroU32) {
+    fn set_trunk(
+        &mut self,
+        id: TrunkId,
+        provider: Option<ProviderId>,
+        max_sessions: NonZeroU32,
+        symmetric_rtp: bool,
+    ) {
         if let Some(slot) = self.trunks.get_mut(id.index()) {
             slot.live = Some(TrunkLive {
                 provider,
                 max_sessions,
+                symmetric_rtp,
             });
         }
     }

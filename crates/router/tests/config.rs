@@ -313,3 +313,41 @@ fn an_unreadable_file_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn symmetric_rtp_is_per_trunk_and_a_bad_value_names_its_line() {
+    let text = BASE.replace(
+        "addresses = [\"127.0.0.20\"]",
+        "addresses = [\"127.0.0.20\"]\nsymmetric_rtp = true",
+    );
+    let router =
+        dialbridge_router::Router::new(Plan::from_toml_str(Path::new("x.toml"), &text).unwrap());
+    let on = |address: &str| {
+        let trunk = router.identify_trunk(address.parse().unwrap()).unwrap();
+        router.symmetric_rtp(trunk)
+    };
+    // Trunks default off, softphones on.
+    assert!(!on("127.0.0.10"));
+    assert!(on("127.0.0.20"));
+    assert!(router.symmetric_rtp(router.softphone_trunk().unwrap()));
+    let text = BASE.replace(
+        "realm = \"dialbridge\"",
+        "realm = \"dialbridge\"\nsymmetric_rtp = false",
+    );
+    let router =
+        dialbridge_router::Router::new(Plan::from_toml_str(Path::new("x.toml"), &text).unwrap());
+    assert!(!router.symmetric_rtp(router.softphone_trunk().unwrap()));
+
+    let text = BASE.replace(
+        "addresses = [\"127.0.0.20\"]",
+        "addresses = [\"127.0.0.20\"]\nsymmetric_rtp = \"yes\"",
+    );
+    let got = refuse(&text);
+    assert!(
+        got.starts_with(&format!(
+            "x.toml:{}: invalid type: string \"yes\", expected a boolean",
+            line_of(&text, "\"yes\"")
+        )),
+        "{got}"
+    );
+}

@@ -2,7 +2,7 @@
 //! [admin], [softphones] accounts, [ivr], [directory]). The number plan's sections are
 //! parsed and validated by `dialbridge-router`. Every fault names the file and the line.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +71,9 @@ pub struct SipConfig {
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     pub address: IpAddr,
+    /// Where sessions for IPv6 offers (`c=IN IP6`) bind, on the same ports; `None`: no
+    /// IPv6 media (such offers get the IPv4 address, and latching where it is on).
+    pub address6: Option<Ipv6Addr>,
     /// Even RTP ports from `start` up to and including `end - 1`'s pair.
     pub rtp_ports: Range<u16>,
     pub prompts: PathBuf,
@@ -211,6 +214,7 @@ impl Config {
             },
             media: MediaConfig {
                 address: media.address,
+                address6: media.address6,
                 rtp_ports: start..end + 1,
                 prompts,
                 welcome_prompt: welcome,
@@ -358,6 +362,7 @@ fn default_drain_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawMedia {
     address: IpAddr,
+    address6: Option<Ipv6Addr>,
     rtp_ports: [u16; 2],
     welcome_prompt: String,
 }
@@ -465,6 +470,29 @@ mod tests {
         let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &empty).unwrap_err();
         assert!(err.to_string().contains("x/demo.toml"), "{err}");
     }
+
+    #[test]
+    fn ipv6_media_is_optional_and_must_be_ipv6() {
+        assert_eq!(
+            Config::demo().unwrap().media.address6,
+            Some(Ipv6Addr::LOCALHOST)
+        );
+        let text = DEMO_CONFIG.replace("address6 = \"::1\"\n", "");
+        let c = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap();
+        assert_eq!(c.media.address6, None);
+        let text = DEMO_CONFIG.replace("address6 = \"::1\"", "address6 = \"127.0.0.1\"");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("address6"))
+            .unwrap()
+            + 1;
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("x/demo.toml:{line}:")),
+            "{err}"
+        );
+    }
+
 
     #[test]
     fn passwords_never_print() {

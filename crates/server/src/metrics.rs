@@ -273,6 +273,18 @@ fn write_engine(out: &mut Exposition, s: &EngineStats) {
         "RTP packets dropped because a call's inbound queue was full.",
         s.receive_queue_overflows,
     );
+    out.counter(
+        "dialbridge_rtp_latched_total",
+        "Times a call's media target moved to where its RTP came from (symmetric RTP \
+         latching, or a new port on the SDP address).",
+        s.rtp_latched,
+    );
+    out.counter(
+        "dialbridge_rtp_latch_refused_total",
+        "RTP packets refused for their source: not the caller's, and not allowed to \
+         latch (also in dialbridge_rtp_receive_dropped_total).",
+        s.rtp_latch_refused,
+    );
     for (name, help, value) in [
         (
             "dialbridge_media_sessions",
@@ -747,6 +759,8 @@ x_seconds_count 8
                 p99: Duration::from_micros(3_250),
                 max: Duration::from_millis(7),
             },
+            rtp_latched: 4,
+            rtp_latch_refused: 9,
             ..EngineStats::default()
         };
         let mut out = Exposition(String::new());
@@ -762,6 +776,8 @@ x_seconds_count 8
             "dialbridge_mixer_ticks_skipped_total 2\n",
             "dialbridge_media_sessions 3\n",
             "dialbridge_media_rooms 1\n",
+            "dialbridge_rtp_latched_total 4\n",
+            "dialbridge_rtp_latch_refused_total 9\n",
         ] {
             assert!(out.0.contains(line), "missing {line:?} in\n{}", out.0);
         }

@@ -49,7 +49,11 @@ impl Services {
     pub fn start(config: &Config, gauges: Arc<crate::Gauges>) -> Result<Arc<Services>, Error> {
         let router = Router::new(crate::plan_from(config)?);
         let ports = config.media.rtp_ports.clone();
-        let media = MediaEngine::new(config.media.address, ports.start..=ports.end - 1)?;
+        let media = MediaEngine::with_ipv6(
+            config.media.address,
+            config.media.address6,
+            ports.start..=ports.end - 1,
+        )?;
         let prompts = Prompts::load(config)?;
         let directory = Directory::open(&config.directory.database).map_err(|e| {
             Error::Config(format!(

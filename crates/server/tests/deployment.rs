@@ -57,3 +57,40 @@ fn the_binary_refuses_a_broken_config_naming_file_and_line() {
     assert!(err.contains(&format!("bad.toml:{line}")), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_names_the_line_of_a_bad_symmetric_rtp_or_address6() {
+    let dir = std::env::temp_dir().join(format!("dialbridge-badrtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to, needle) in [
+        (
+            "max_sessions = 500\n",
+            "max_sessions = 500\nsymmetric_rtp = \"yes\"\n",
+            "symmetric_rtp",
+        ),
+        (
+            "realm = \"dialbridge\"\n",
+            "realm = \"dialbridge\"\nsymmetric_rtp = 1\n",
+            "symmetric_rtp",
+        ),
+        (
+            "address = \"127.0.0.1\"\n",
+            "address = \"127.0.0.1\"\naddress6 = \"127.0.0.1\"\n",
+            "address6 =",
+        ),
+    ] {
+        let text = dialbridge_server::config::DEMO_CONFIG.replacen(from, to, 1);
+        let line = text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialbridge"))
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("bad.toml:{line}")), "{to}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

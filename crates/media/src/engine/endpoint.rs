@@ -1,5 +1,5 @@
 //! The receiving half of a session, called by the receive thread for every datagram
-//! on its RTP or RTCP port: source check and latching (RFC 4961), SRTP/SRTCP
+//! on its RTP or RTCP port: source check and latching (RFC 4961, [`crate::latch`]), SRTP/SRTCP
 //! unprotect (RFC 3711), RTP parsing, reception statistics (RFC 3550 A.1/A.8), the
 //! room's jitter buffer (audio and RFC 3389 comfort noise, PT 13, which keeps its
 //! place in the sequence so a silence is not taken for loss) and the consumer's
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::comfort_noise::CN_PAYLOAD_TYPE;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::latch::{Latch, Verdict};
 use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
 use crate::srtp::SrtpContext;
 use crate::{AudioCodec, FRAME_MS, RtpView};
@@ -32,8 +33,10 @@ const CHUNK: usize = 16 * 1024;
 /// `Outbound`) and the receive thread.
 #[derive(Debug)]
 pub(super) struct Link {
-    /// The SDP address: only packets from its IP are accepted.
-    expected: Mutex<SocketAddr>,
+    /// Whom packets are accepted from and where they go (the SDP address, or where
+    /// media was latched to). Locked by the receive thread per packet, by signalling on
+    /// a re-INVITE; the clock never takes it.
+    pub(super) latch: Mutex<Latch>,
     /// Filled by the receive thread while in a room, drained by the clock.
     pub(super) jitter: Mutex<Jitter>,
     /// Tells the receive thread to fill `jitter`.
@@ -67,14 +70,14 @@ pub(super) struct RtcpState {
 
 impl Link {
     pub(super) fn new(
-        remote: SocketAddr,
+        latch: Latch,
         codec: AudioCodec,
         local_ssrc: u32,
         srtcp_in: Option<SrtpContext>,
         srtcp_out: Option<SrtpContext>,
     ) -> Self {
         Self {
-            expected: Mutex::new(remote),
+            latch: Mutex::new(latch),
             jitter: Mutex::new(Jitter::new(codec)),
             in_room: AtomicBool::new(false),
             talking: AtomicBool::new(false),
@@ -91,10 +94,6 @@ impl Link {
             local_ssrc,
             codec,
         }
-    }
-
-    pub(super) fn set_expected(&self, remote: SocketAddr) {
-        *lock(&self.expected) = remote;
     }
 
     pub(super) fn is_srtp(&self) -> bool {
@@ -272,7 +271,6 @@ pub(super) struct Endpoint {
 
 #[derive(Debug)]
 struct ReceiveState {
-    latched: SocketAddr,
     chunk: BytesMut,
     srtp: Option<SrtpContext>,
 }
@@ -286,7 +284,6 @@ impl Endpoint {
         queue: mpsc::Sender<InboundRtp>,
         srtp: Option<SrtpContext>,
     ) -> Self {
-        let latched = *lock(&link.expected);
         Self {
             id,
             bound,
@@ -295,7 +292,6 @@ impl Endpoint {
             link,
             queue,
             state: Mutex::new(ReceiveState {
-                latched,
                 chunk: BytesMut::with_capacity(CHUNK),
                 srtp,
             }),
@@ -306,14 +302,46 @@ impl Endpoint {
         self.bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A packet refused for where it came from: dropped, and counted as such.
+    fn refuse(&self, source: SocketAddr) {
+        tracing::trace!(session = self.id, %source, "rtp from a stranger refused");
+        self.drop_packet();
+        self.bound.latch_refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(inner) = self.inner.upgrade() {
+            inner.latch_refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The latch moved the stream: the clock sends there (and RTCP where the latch
+    /// says) from its next tick. Called with the latch held, so that a re-INVITE's
+    /// [`super::RtpSession::set_remote`] cannot interleave.
+    fn latch_to(&self, latch: &Latch, to: SocketAddr) {
+        tracing::debug!(session = self.id, %to, symmetric = latch.is_symmetric(), "rtp latched");
+        self.bound.latched.fetch_add(1, Ordering::Relaxed);
+        if let Some(inner) = self.inner.upgrade() {
+            inner.latched.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = lock(&inner.table).sessions.get_mut(&self.id) {
+                o.remote = to;
+                if let Some(rtcp) = latch.rtcp_target() {
+                    o.remote_rtcp = Some(rtcp);
+                }
+            }
+        }
+    }
+
     /// One datagram from the RTP port.
     pub(super) fn handle_rtp(&self, datagram: &mut [u8], source: SocketAddr) {
         let received_at = Instant::now();
-        if source.ip() != lock(&self.link.expected).ip() {
-            self.drop_packet();
+        let now = received_at.into_std();
+        let mut latch = lock(&self.link.latch);
+        // Before any HMAC: a source nothing from which could be accepted now.
+        if !latch.may_accept(now, source) {
+            drop(latch);
+            self.refuse(source);
             return;
         }
         let mut state = lock(&self.state);
+        let authenticated = state.srtp.is_some();
         let len = match state.srtp.as_mut() {
             Some(srtp) => match srtp.unprotect_rtp(datagram) {
                 Ok(len) => len,
@@ -336,17 +364,18 @@ impl Endpoint {
                 return;
             }
         };
-        // Re-latch only on a well-formed (and, with SRTP, authenticated) packet, so
+        // Decided only on a well-formed (and, with SRTP, authenticated) packet, so
         // garbage cannot move the stream.
-        if source != state.latched {
-            state.latched = source;
-            if let Some(inner) = self.inner.upgrade()
-                && let Some(o) = lock(&inner.table).sessions.get_mut(&self.id)
-            {
-                o.remote = source;
+        match latch.handle_packet(now, source, view.payload_type, authenticated) {
+            Verdict::Accept => {}
+            Verdict::Latch(to) => self.latch_to(&latch, to),
+            Verdict::Refuse => {
+                drop((latch, state));
+                self.refuse(source);
+                return;
             }
         }
-        let now = received_at.into_std();
+        drop(latch);
         lock(&self.link.rtcp).reception.handle_packet(
             view.ssrc,
             view.sequence,
@@ -403,7 +432,7 @@ impl Endpoint {
 
     /// One datagram from the RTCP port: SR/RR for quality and round trip.
     pub(super) fn handle_rtcp(&self, datagram: &mut [u8], source: SocketAddr) {
-        if source.ip() != lock(&self.link.expected).ip() {
+        if !lock(&self.link.latch).may_accept_rtcp(source) {
             return;
         }
         let now = std::time::Instant::now();
@@ -433,6 +462,20 @@ impl Endpoint {
         }
         if understood {
             self.bound.rtcp_received.fetch_add(1, Ordering::Relaxed);
+            // Released first: the clock takes the RTCP state under the table lock.
+            drop(state);
+            self.learn_rtcp(source);
+        }
+    }
+
+    /// A latching session sends its RTCP where the far end's RTCP comes from.
+    fn learn_rtcp(&self, source: SocketAddr) {
+        let mut latch = lock(&self.link.latch);
+        if let Some(rtcp) = latch.handle_rtcp(source)
+            && let Some(inner) = self.inner.upgrade()
+            && let Some(o) = lock(&inner.table).sessions.get_mut(&self.id)
+        {
+            o.remote_rtcp = Some(rtcp);
         }
     }
 }

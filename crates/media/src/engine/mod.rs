@@ -28,15 +28,23 @@
 //! SRTP (RFC 3711, keyed by SDES): [`MediaEngine::open_srtp`] protects every packet
 //! sent and drops every received packet that does not authenticate.
 //!
-//! Symmetric RTP (RFC 4961): we send to the address the SDP gave and re-latch only to
-//! a source with the same IP (a NAT or SBC that changed the port); packets from any
-//! other IP are dropped, so a stranger cannot hijack or inject into the stream.
+//! Symmetric RTP (RFC 4961): a session opened with [`MediaEngine::open`] sends to the
+//! address the SDP gave and re-latches only to a source with the same IP (a NAT or SBC
+//! that changed the port); packets from any other IP are dropped, so a stranger cannot
+//! hijack or inject into the stream. [`MediaEngine::open_latching`] also follows media
+//! that comes from elsewhere than the SDP says (a caller behind a NAT), under the
+//! rules of [`crate::latch`]; both kinds count what they latched and refused
+//! ([`EngineStats::rtp_latched`], [`EngineStats::rtp_latch_refused`]).
 //! A re-INVITE moves the stream with [`RtpSession::set_remote`]; hold (RFC 3264
 //! §8.4) pauses it with [`RtpSession::set_sending`], timestamps running on.
+//!
+//! IPv6: an engine made with [`MediaEngine::with_ipv6`] binds a session whose remote
+//! is IPv6 on its IPv6 address (same even-port range, a pool of its own); the SDP
+//! answer carries [`RtpSession::local_addr`].
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +56,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::latch::{Latch, PayloadTypes};
 use crate::srtp::{SrtpContext, SrtpKeys};
 use crate::{AudioCodec, Error, FRAME_MS, PortAllocator, Prompt, RtpSender};
 
@@ -82,6 +91,8 @@ pub struct MediaEngine {
 struct Inner {
     address: IpAddr,
     ports: Mutex<PortAllocator>,
+    /// The IPv6 address and its pool (the same range: other sockets, same numbers).
+    address6: Option<(IpAddr, Mutex<PortAllocator>)>,
     table: Mutex<Table>,
     next_id: AtomicU64,
     /// Clock counters: ticks run, and the duration of the last and longest tick.
@@ -94,6 +105,10 @@ struct Inner {
     send_dropped: AtomicU64,
     ticks_skipped: AtomicU64,
     queue_overflows: AtomicU64,
+    /// Latching, engine-wide: targets moved to where media came from, and packets
+    /// refused for their source.
+    latched: AtomicU64,
+    latch_refused: AtomicU64,
     /// The nominal RTCP report interval, ms.
     report_interval_ms: AtomicU64,
     receiver: Arc<io::Receiver>,
@@ -113,10 +128,26 @@ impl MediaEngine {
     /// port + 1); starts the clock and receive threads. Must be called inside a
     /// tokio runtime (the inbound queues and play futures are tokio's).
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, Error> {
+        Self::with_ipv6(address, None, ports)
+    }
+
+    /// [`MediaEngine::new`], also binding on `address6` (when given) the sessions whose
+    /// remote is IPv6, from the same port range.
+    pub fn with_ipv6(
+        address: IpAddr,
+        address6: Option<Ipv6Addr>,
+        ports: RangeInclusive<u16>,
+    ) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let pool = || PortAllocator::new(*ports.start(), *ports.end()).map(Mutex::new);
+        let address6 = match address6 {
+            Some(a) => Some((IpAddr::V6(a), pool()?)),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             address,
-            ports: Mutex::new(PortAllocator::new(*ports.start(), *ports.end())?),
+            ports: pool()?,
+            address6,
             table: Mutex::new(Table::default()),
             next_id: AtomicU64::new(1),
             ticks: AtomicU64::new(0),
@@ -126,6 +157,8 @@ impl MediaEngine {
             send_dropped: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
             queue_overflows: AtomicU64::new(0),
+            latched: AtomicU64::new(0),
+            latch_refused: AtomicU64::new(0),
             report_interval_ms: AtomicU64::new(REPORT_INTERVAL.as_millis() as u64),
             receiver: io::Receiver::start()?,
             _runtime: runtime,
@@ -140,6 +173,17 @@ impl MediaEngine {
     /// The media address sessions bind on (and the SDP `c=` line should carry).
     pub fn address(&self) -> IpAddr {
         self.inner.address
+    }
+
+    /// The IPv6 media address, if the engine has one.
+    pub fn address6(&self) -> Option<IpAddr> {
+        self.inner.address6.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The address a session sending to `remote` binds on: the IPv6 one for an IPv6
+    /// remote when there is one, else [`MediaEngine::address`].
+    pub fn address_for(&self, remote: SocketAddr) -> IpAddr {
+        self.pool_for(remote).0
     }
 
     /// Sets the nominal RTCP report interval (default 5 s, the RFC 3550 §6.2
@@ -157,9 +201,14 @@ impl MediaEngine {
         lock(&self.inner.table).sessions.len()
     }
 
-    /// Port pairs currently bound.
+    /// Port pairs currently bound (IPv4 and IPv6).
     pub fn ports_in_use(&self) -> usize {
-        lock(&self.inner.ports).in_use()
+        let v6 = self
+            .inner
+            .address6
+            .as_ref()
+            .map_or(0, |(_, ports)| lock(ports).in_use());
+        lock(&self.inner.ports).in_use() + v6
     }
 
     /// Gauges, clock timings and loss inside the bridge, for metrics. A tick close
@@ -184,6 +233,8 @@ impl MediaEngine {
             receive_wakeups: self.inner.receiver.wakeups.load(Ordering::Relaxed),
             receive_syscalls: self.inner.receiver.syscalls.load(Ordering::Relaxed),
             receive_datagrams: self.inner.receiver.datagrams.load(Ordering::Relaxed),
+            rtp_latched: self.inner.latched.load(Ordering::Relaxed),
+            rtp_latch_refused: self.inner.latch_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -210,7 +261,7 @@ impl MediaEngine {
         codec: impl Into<AudioCodec>,
         telephone_event_pt: Option<u8>,
     ) -> Result<RtpSession, Error> {
-        self.open_with(remote, codec.into(), telephone_event_pt, None)
+        self.open_with(remote, codec.into(), telephone_event_pt, None, None)
     }
 
     /// Opens an SRTP session (RFC 3711, SDES keys from `a=crypto`, RFC 4568): like
@@ -225,7 +276,34 @@ impl MediaEngine {
         telephone_event_pt: Option<u8>,
         keys: SrtpKeys,
     ) -> Result<RtpSession, Error> {
-        self.open_with(remote, codec.into(), telephone_event_pt, Some(keys))
+        self.open_with(remote, codec.into(), telephone_event_pt, Some(keys), None)
+    }
+
+    /// Opens a latching session (symmetric RTP, "comedia"; [`crate::latch`]): sends to
+    /// `target` until it latches to where the caller's media really comes from — a
+    /// source on `signalling_ip` (where the call's SIP came from) at any time; the first
+    /// packet from elsewhere with a negotiated payload type, within the learning window;
+    /// with `keys` (SRTP), any source whose packets authenticate. Other sources are
+    /// refused and counted ([`SessionStats::latch_refused`]).
+    ///
+    /// When the SDP address is not the signalling peer's (a NAT suspected), `target`
+    /// should be the signalling IP with the SDP port, never the SDP address: that is
+    /// where a NATed caller's media comes back from.
+    pub fn open_latching(
+        &self,
+        target: SocketAddr,
+        codec: impl Into<AudioCodec>,
+        telephone_event_pt: Option<u8>,
+        keys: Option<SrtpKeys>,
+        signalling_ip: IpAddr,
+    ) -> Result<RtpSession, Error> {
+        self.open_with(
+            target,
+            codec.into(),
+            telephone_event_pt,
+            keys,
+            Some(signalling_ip),
+        )
     }
 
     fn open_with(
@@ -234,8 +312,21 @@ impl MediaEngine {
         codec: AudioCodec,
         telephone_event_pt: Option<u8>,
         keys: Option<SrtpKeys>,
+        signalling_ip: Option<IpAddr>,
     ) -> Result<RtpSession, Error> {
-        let bound = Arc::new(self.bind_pair()?);
+        let latch = match signalling_ip {
+            Some(ip) => Latch::symmetric(
+                remote,
+                ip,
+                PayloadTypes::new(codec.payload_type(), telephone_event_pt),
+                keys.is_some(),
+                std::time::Instant::now(),
+            ),
+            None => Latch::fixed(remote),
+        };
+        // IPv4-mapped remotes are sent to as IPv4 (the latch reads them so).
+        let remote = latch.target();
+        let bound = Arc::new(self.bind_pair(remote)?);
         let local = bound.rtp.local_addr()?;
         let sender = RtpSender::new(codec.payload_type())?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +338,7 @@ impl MediaEngine {
             }
             None => (None, None, None, None),
         };
-        let link = Arc::new(Link::new(remote, codec, sender.ssrc(), srtcp_in, srtcp_out));
+        let link = Arc::new(Link::new(latch, codec, sender.ssrc(), srtcp_in, srtcp_out));
         let outbound = Outbound::new(
             bound.clone(),
             remote,
@@ -280,21 +371,34 @@ impl MediaEngine {
         })
     }
 
-    /// Binds RTP and RTCP on the next free pair, skipping ports another process holds.
-    fn bind_pair(&self) -> Result<Bound, Error> {
+    /// The address and pool a session sending to `remote` binds from: IPv6 remotes
+    /// get the IPv6 address if there is one (`true`: the IPv6 pool).
+    fn pool_for(&self, remote: SocketAddr) -> (IpAddr, &Mutex<PortAllocator>, bool) {
+        match &self.inner.address6 {
+            Some((address6, ports6)) if remote.is_ipv6() && !self.inner.address.is_ipv6() => {
+                (*address6, ports6, true)
+            }
+            _ => (self.inner.address, &self.inner.ports, false),
+        }
+    }
+
+    /// Binds RTP and RTCP on the next free pair for `remote`'s family, skipping ports
+    /// another process holds.
+    fn bind_pair(&self, remote: SocketAddr) -> Result<Bound, Error> {
+        let (address, ports, v6) = self.pool_for(remote);
         let (capacity, (low, high)) = {
-            let ports = lock(&self.inner.ports);
+            let ports = lock(ports);
             (ports.capacity(), ports.bounds())
         };
         for _ in 0..capacity {
-            let Some(port) = lock(&self.inner.ports).allocate() else {
+            let Some(port) = lock(ports).allocate() else {
                 break;
             };
             let lease = PortLease {
                 inner: Arc::downgrade(&self.inner),
                 port,
+                v6,
             };
-            let address = self.inner.address;
             // On failure `lease` drops here and gives the port back; the round-robin
             // cursor has moved on, so the next iteration tries the next port.
             match bind_udp(address, port) {
@@ -378,6 +482,12 @@ pub struct EngineStats {
     pub receive_syscalls: u64,
     /// Receive thread: datagrams read (RTP and RTCP, before any check).
     pub receive_datagrams: u64,
+    /// Times a session moved its media target to where packets came from, all
+    /// sessions ([`SessionStats::latched`]).
+    pub rtp_latched: u64,
+    /// RTP packets refused for their source, all sessions
+    /// ([`SessionStats::latch_refused`]).
+    pub rtp_latch_refused: u64,
 }
 
 /// Counters of one session.
@@ -392,6 +502,12 @@ pub struct SessionStats {
     /// Packets dropped: malformed, from a foreign IP, not authenticated (SRTP), or the
     /// inbound queue was full.
     pub receive_dropped: u64,
+    /// Times the session moved its target to where packets came from (a latch, or a
+    /// new port on the SDP address's IP).
+    pub latched: u64,
+    /// RTP packets refused for their source: a stranger, not allowed to latch (also
+    /// in `receive_dropped`).
+    pub latch_refused: u64,
     /// RTCP compound packets sent.
     pub rtcp_sent: u64,
     /// RTCP compound packets received and understood.
@@ -478,6 +594,11 @@ impl RtpSession {
         self.link.is_srtp()
     }
 
+    /// True when the session was opened with [`MediaEngine::open_latching`].
+    pub fn is_latching(&self) -> bool {
+        lock(&self.link.latch).is_symmetric()
+    }
+
     /// Where packets are currently sent (the SDP address, or the re-latched one).
     pub fn remote(&self) -> Option<SocketAddr> {
         lock(&self.inner.table)
@@ -498,11 +619,24 @@ impl RtpSession {
     }
 
     /// Points the stream at a new address (a re-INVITE's SDP): packets go there from
-    /// the next tick, and only packets from its IP are accepted.
+    /// the next tick, and packets from its IP are accepted. A latching session given
+    /// the address it was opened with (or last given) keeps what it latched to — hold
+    /// and resume repeat the address — so give it the target computed the same way as
+    /// for [`MediaEngine::open_latching`]; a new address starts latching afresh.
     pub fn set_remote(&self, remote: SocketAddr) {
-        self.link.set_expected(remote);
+        // The latch is held while the table changes, as the receive thread does when
+        // it latches: the last of the two to decide is the one that stays.
+        let mut latch = lock(&self.link.latch);
+        if !latch.handle_remote(std::time::Instant::now(), remote) {
+            return;
+        }
+        let symmetric = latch.is_symmetric();
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.remote = remote;
+            o.remote = latch.target();
+            if symmetric {
+                // What RTCP latched to belonged to the old address.
+                o.remote_rtcp = None;
+            }
         }
     }
 
@@ -619,6 +753,8 @@ struct Bound {
     receive_dropped: AtomicU64,
     rtcp_sent: AtomicU64,
     rtcp_received: AtomicU64,
+    latched: AtomicU64,
+    latch_refused: AtomicU64,
     // Last field: dropped after the sockets are closed.
     _lease: PortLease,
 }
@@ -634,6 +770,8 @@ impl Bound {
             receive_dropped: AtomicU64::new(0),
             rtcp_sent: AtomicU64::new(0),
             rtcp_received: AtomicU64::new(0),
+            latched: AtomicU64::new(0),
+            latch_refused: AtomicU64::new(0),
             _lease: lease,
         }
     }
@@ -646,6 +784,8 @@ impl Bound {
             receive_dropped: self.receive_dropped.load(Ordering::Relaxed),
             rtcp_sent: self.rtcp_sent.load(Ordering::Relaxed),
             rtcp_received: self.rtcp_received.load(Ordering::Relaxed),
+            latched: self.latched.load(Ordering::Relaxed),
+            latch_refused: self.latch_refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -654,12 +794,17 @@ impl Bound {
 struct PortLease {
     inner: Weak<Inner>,
     port: u16,
+    /// From the IPv6 pool.
+    v6: bool,
 }
 
 impl Drop for PortLease {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            lock(&inner.ports).release(self.port);
+            match (&inner.address6, self.v6) {
+                (Some((_, ports6)), true) => lock(ports6).release(self.port),
+                _ => lock(&inner.ports).release(self.port),
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! address, or a softphone by digest), where to (the router's decision and its grant),
 //! with what media (SDP offer/answer and an RTP session), then 180 or 200.
 
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_media::SrtpKeys;
@@ -66,14 +67,13 @@ impl Signaling {
                 return;
             }
         };
-        let media_ip = self.services.media.address();
         // First pass with no port: learn the codec and the remote address, so a call
         // without a common codec costs no socket.
         // Our SDES key for this call (RFC 4568): it goes into the answer only when the
         // offer is RTP/SAVP, as Direct-Routing-style trunks require encrypted media.
         let sdes_key = SrtpKeys::encode_inline(&SrtpKeys::random_key_salt());
-        let local_media = |port: u16, session_id: u64| {
-            let mut media = LocalMedia::g711(media_ip, port, session_id);
+        let local_media = |address: IpAddr, port: u16, session_id: u64| {
+            let mut media = LocalMedia::g711(address, port, session_id);
             // Wideband too (the rooms mix at 16 kHz): G.722 for SBCs, Opus for
             // softphones. The answer takes the offer's first codec we list (RFC 3264
             // §6.1), so the offerer's preference decides.
@@ -81,7 +81,7 @@ impl Signaling {
             media.sdes_inline_key = Some(sdes_key.clone());
             media
         };
-        let mut probe = MediaSession::new(local_media(0, 0));
+        let mut probe = MediaSession::new(local_media(self.services.media.address(), 0, 0));
         let negotiated = match probe.handle_offer(&offer) {
             Ok(answer) => answer.media,
             Err(e) => {
@@ -109,12 +109,8 @@ impl Signaling {
                 return;
             }
         };
-        let opened = match &negotiated.remote_crypto {
-            None => {
-                self.services
-                    .media
-                    .open(negotiated.remote_rtp, codec, negotiated.telephone_event)
-            }
+        let keys = match &negotiated.remote_crypto {
+            None => None,
             Some(crypto) => {
                 let keys = crypto
                     .key_params
@@ -127,13 +123,30 @@ impl Signaling {
                     self.respond(&key, response, now);
                     return;
                 };
-                self.services.media.open_srtp(
-                    negotiated.remote_rtp,
-                    codec,
-                    negotiated.telephone_event,
-                    keys,
-                )
+                Some(keys)
             }
+        };
+        // Symmetric RTP (per trunk; softphones by default): media latches to where the
+        // caller's media comes from, and goes first to the signalling IP when the SDP
+        // address is not it. The target's family picks the socket's (IPv6 offers get
+        // the IPv6 address when there is one).
+        let latching = self
+            .services
+            .router
+            .symmetric_rtp(trunk)
+            .then(|| peer.addr.ip().to_canonical());
+        let target = super::media_target(negotiated.remote_rtp, latching);
+        let media = &self.services.media;
+        let opened = match (latching, keys) {
+            (Some(signalling_ip), keys) => media.open_latching(
+                target,
+                codec,
+                negotiated.telephone_event,
+                keys,
+                signalling_ip,
+            ),
+            (None, None) => media.open(target, codec, negotiated.telephone_event),
+            (None, Some(keys)) => media.open_srtp(target, codec, negotiated.telephone_event, keys),
         };
         let session = match opened {
             Ok(s) => s,
@@ -151,7 +164,7 @@ impl Signaling {
         // From now on the dialog speaks the codec chosen: the media session cannot
         // change codec mid-call, so a re-offer without it gets 488 and leaves the
         // call as it was (RFC 3261 §14.2), rather than an answer we would not honour.
-        let mut in_call = local_media(session.local_port(), session_id);
+        let mut in_call = local_media(session.local_addr().ip(), session.local_port(), session_id);
         in_call.codecs = vec![negotiated.codec];
         let mut sdp = MediaSession::new(in_call);
         let answer = match sdp.handle_offer(&offer) {
@@ -162,7 +175,7 @@ impl Signaling {
                 return;
             }
         };
-        session.set_remote_rtcp(negotiated.remote_rtcp);
+        session.set_remote_rtcp(super::media_target(negotiated.remote_rtcp, latching));
         let id = dialog.id().clone();
         tracing::info!(
             call_id = %id.call_id,
@@ -172,6 +185,8 @@ impl Signaling {
             bridge = grant.bridge(),
             codec = negotiated.codec.name,
             srtp = session.is_srtp(),
+            latching = latching.is_some(),
+            media = %target,
             "call admitted"
         );
         let tenant = grant.tenant().to_string();
@@ -217,6 +232,7 @@ impl Signaling {
             invite_key: key,
             peer,
             sdp,
+            latching,
             answer_sdp: answer.sdp,
             grant,
             to_task,

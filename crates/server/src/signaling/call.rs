@@ -37,6 +37,9 @@ pub(super) struct Call {
     pub peer: PeerAddr,
     /// SDP state of the dialog (o= versions, our answer).
     pub sdp: MediaSession,
+    /// The signalling peer's IP when the call's media latches (symmetric RTP): a
+    /// re-offer's address is turned into a send target the same way as the first.
+    pub latching: Option<std::net::IpAddr>,
     /// Our SDP answer to the initial offer, sent in the 200.
     pub answer_sdp: String,
     /// The router's reservation: released when this record is dropped.

@@ -199,8 +199,10 @@ impl Signaling {
                 match answer {
                     Ok(answer) => {
                         let hold = answer.media.hold;
+                        // Computed as at admission, so that a re-offer repeating the
+                        // address (hold, resume) keeps what the media latched to.
                         let remote = (!answer.media.remote_rtp.ip().is_unspecified())
-                            .then_some(answer.media.remote_rtp);
+                            .then(|| super::media_target(answer.media.remote_rtp, call.latching));
                         let _ = call
                             .to_task
                             .try_send(CallInput::Media { held: hold, remote });
