@@ -11,7 +11,10 @@
 //! bookworm's) decodes its packets, and it decodes libopus's to within one LSB of what
 //! libopus itself gives (packet loss concealment aside, which libopus changed after
 //! 1.3); 400,000 random and mutated packets, FEC decoding included, gave errors and
-//! never a panic. The workspace builds it optimised even in dev profiles
+//! never a panic. Its cost is libopus's on speech (0.2–0.4 ms to encode a 20 ms frame at
+//! complexity 9, ~16 µs to decode one), but it keeps a steady tone in SILK where libopus
+//! switches to its cheaper CELT mode (the `codec` bench's tone: 0.4 ms against 57 µs).
+//! The workspace builds it optimised even in dev profiles
 //! (`[profile.dev.package.opus-rs]`) so that debug tests keep real time.
 //!
 //! Decoding never fails from the caller's point of view: a packet the decoder rejects is
