@@ -1,15 +1,14 @@
 # dialbridge images: the bridge, sbc-sim and sipp, from this repository's own sources.
 # Build: docker build -t dialbridge .   (see docker-compose.yml for the whole demo)
+# The Rust image's toolchain and gcc are all the build needs (Opus is pure Rust).
 FROM rust:1-slim-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libopus-dev pkg-config \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin dialbridge --bin sbc-sim
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends sip-tester ca-certificates libopus0 \
+ && apt-get install -y --no-install-recommends sip-tester ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/dialbridge /src/target/release/sbc-sim /usr/local/bin/
 COPY fixtures /opt/dialbridge/fixtures

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
-# tests need when it is missing (sipp, baresip, Linphone, docker-compose, libopus,
-# chromium and chromedriver), then formatting, lints, the pure-core check, the
-# whole test suite (unit, fixtures, sipp interop, end to end) and one pass of each bench.
+# tests need when it is missing (sipp, baresip, Linphone, docker-compose, chromium and
+# chromedriver), then formatting, lints, the pure-core check, the whole test suite (unit,
+# fixtures, sipp interop, end to end) and one pass of each bench. Building needs only the
+# Rust toolchain and a C compiler: no libopus, pkg-config or cmake (Opus is pure Rust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
-pkg-config --exists opus 2>/dev/null || need_apt+=(libopus-dev pkg-config)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
 command -v linphonec >/dev/null 2>&1 || need_apt+=(linphone-cli)
 # The Linphone tests run in a private network namespace (unshare, ip).

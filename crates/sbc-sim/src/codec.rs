@@ -6,7 +6,7 @@
 //! `dialbridge-sip` writes it), so the answer says without doubt whether the bridge
 //! took it. Audio goes out at the codec's own rate, mono: 8 kHz for G.711, 16 kHz for
 //! G.722, 48 kHz for Opus. What comes back is decoded and kept at the recording rate:
-//! 8 kHz for G.711, 16 kHz for G.722 and Opus (libopus decodes straight to 16 kHz: a
+//! 8 kHz for G.711, 16 kHz for G.722 and Opus (Opus decodes straight to 16 kHz: a
 //! conference mixes at 16 kHz at most, so nothing is lost). The codecs themselves are
 //! the media crate's [`CodecState`].
 
@@ -188,7 +188,7 @@ impl Decoder {
 
     /// Decodes one payload into `out` (size it [`MAX_DECODED`]) and returns the
     /// samples written. Never fails: every G.711 and G.722 octet is valid and an Opus
-    /// packet libopus refuses is concealed. Allocation-free.
+    /// packet the decoder refuses is concealed. Allocation-free.
     pub fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
         self.0.decode_frame(payload, out)
     }

@@ -167,7 +167,7 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
-    /// Allocates the codec state of G.722 and Opus (fails if libopus does), and the
+    /// Allocates the codec state of G.722 and Opus (fails if the Opus codec does), and the
     /// DTMF squelch of a session whose digits come in-band (no `telephone_event`).
     pub(super) fn new(
         bound: Arc<Bound>,
@@ -288,7 +288,7 @@ impl Outbound {
             }
             (_, Some(state)) => match state.encode_frame(wide, scratch.payload_mut()) {
                 Ok(len) => len,
-                // libopus refused (it does not, for a valid frame and buffer): the
+                // The encoder refused (it does not, for a valid frame and buffer): the
                 // frame is not sent, time goes on.
                 Err(_) => return self.skip(1),
             },
