@@ -246,3 +246,46 @@ async fn with_srtp_only_a_source_that_authenticates_is_latched_to() {
     }
     assert_eq!(bridge.stats().latched, 1);
 }
+
+/// An IPv4 session and an IPv6 one on the same port number, both receiving: each reads
+/// its peer's address whole and sends back to it. (The receive thread once shared one
+/// `recvmmsg` batch between families, so an IPv6 source read after IPv4 ones came out
+/// cut short, and the session latched to a garbled address.)
+#[tokio::test]
+async fn ipv4_and_ipv6_sessions_side_by_side_read_their_peers_whole() {
+    let engine =
+        MediaEngine::with_ipv6(LOCALHOST, Some(Ipv6Addr::LOCALHOST), 44_400..=44_498).unwrap();
+    let trunk = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let v4 = engine
+        .open(trunk.local_addr().unwrap(), Codec::Pcmu, None)
+        .unwrap();
+    let phone = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).await.unwrap();
+    // Announced on another port of ::1, so the first packet latches the session.
+    let announced = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 9);
+    let v6 = engine
+        .open_latching(
+            announced,
+            Codec::Pcmu,
+            None,
+            None,
+            Ipv6Addr::LOCALHOST.into(),
+        )
+        .unwrap();
+    assert_eq!(v4.local_addr().port(), v6.local_addr().port());
+    for sequence in 1..=20 {
+        trunk
+            .send_to(&packet(sequence, 0, 0x4444), v4.local_addr())
+            .await
+            .unwrap();
+        phone
+            .send_to(&packet(sequence, 0, 0x6666), v6.local_addr())
+            .await
+            .unwrap();
+    }
+    until(|| v6.stats().received == 20 && v4.stats().received == 20).await;
+    assert_eq!(v6.remote(), Some(phone.local_addr().unwrap()));
+    assert_eq!(v4.remote(), Some(trunk.local_addr().unwrap()));
+    let _playing = v6.play(Arc::new(Tone::sine(440.0, 1_000, 12_000)), false);
+    let (_, from) = recv_pcmu(&phone).await;
+    assert_eq!(from, v6.local_addr());
+}

@@ -493,7 +493,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn passwords_never_print() {
         let c = Config::demo().unwrap();

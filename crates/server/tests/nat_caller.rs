@@ -3,7 +3,8 @@
 //! (its socket on 127.0.0.20). The bridge must take its RTP as it comes and send back to
 //! where it comes from (symmetric RTP): the caller keys into adele's meeting, hears a
 //! second caller there and is heard by it. `dialbridge serve` runs the demo on free
-//! ports; both callers are sbc-sim, from Telco A's address.
+//! ports with `symmetric_rtp = true` for Telco A; both callers are sbc-sim, from Telco
+//! A's address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -34,7 +35,10 @@ async fn bridge() -> (Serve, SocketAddr) {
         free_udp_tcp_port(lo),
     );
     let scratch = scratch_dir("nat-caller");
-    let config = DemoToml::new(&scratch).on_loopback_ports(sip, tls, admin);
+    // Symmetric RTP is per trunk, off by default: Telco A's SBC is the one behind a NAT.
+    let config = DemoToml::new(&scratch)
+        .on_loopback_ports(sip, tls, admin)
+        .trunk_set("telco-a", "symmetric_rtp = true");
     let serve = Serve::start(
         Path::new(env!("CARGO_BIN_EXE_dialbridge")),
         &config,

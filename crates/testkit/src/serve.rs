@@ -83,6 +83,18 @@ impl DemoToml {
         self
     }
 
+    /// Adds `line` to the `[[trunk]]` named `name` (e.g. `symmetric_rtp = true`). Panics
+    /// when the demo has no such trunk.
+    pub fn trunk_set(mut self, name: &str, line: &str) -> DemoToml {
+        let anchor = format!("name = {}\n", toml_string(name));
+        assert!(
+            self.text.contains(&anchor),
+            "no trunk {name} in fixtures/demo.toml"
+        );
+        self.text = self.text.replacen(&anchor, &format!("{anchor}{line}\n"), 1);
+        self
+    }
+
     /// The config file's text.
     pub fn text(&self) -> &str {
         &self.text

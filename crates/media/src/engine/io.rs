@@ -120,13 +120,24 @@ struct Batch {
     received: [(usize, Option<SocketAddr>); BATCH],
 }
 
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            buffers: Box::new([[0; MAX_DATAGRAM]; BATCH]),
+            headers: MultiHeaders::preallocate(BATCH, None),
+            received: [(0, None); BATCH],
+        }
+    }
+}
+
 fn run(receiver: &Receiver) {
     let mut events = [EpollEvent::empty(); EVENTS];
-    let mut batch = Batch {
-        buffers: Box::new([[0; MAX_DATAGRAM]; BATCH]),
-        headers: MultiHeaders::preallocate(BATCH, None),
-        received: [(0, None); BATCH],
-    };
+    // One batch per address family. nix's `recvmmsg` does not reset each header's
+    // `msg_namelen`, which the kernel shrinks to the last source's size: a batch that
+    // had read IPv4 sources (16 bytes) would cut IPv6 ones (28) short, and the session
+    // would take a garbled address for its peer. A socket only ever sees sources of its
+    // own family, so a batch per family always has room for the whole address.
+    let mut batches = [Batch::new(), Batch::new()];
     while !receiver.shutdown.load(Ordering::Relaxed) {
         let ready = match receiver
             .epoll
@@ -158,7 +169,8 @@ fn run(receiver: &Receiver) {
             } else {
                 &endpoint.bound.rtp
             };
-            calls += drain(socket.as_raw_fd(), &mut batch, |datagram, source| {
+            let batch = &mut batches[usize::from(endpoint.bound.is_ipv6())];
+            calls += drain(socket.as_raw_fd(), batch, |datagram, source| {
                 datagrams += 1;
                 if rtcp {
                     endpoint.handle_rtcp(datagram, source);

@@ -776,6 +776,11 @@ impl Bound {
         }
     }
 
+    /// Whether the sockets are bound on the IPv6 address.
+    fn is_ipv6(&self) -> bool {
+        self._lease.v6
+    }
+
     fn stats(&self) -> SessionStats {
         SessionStats {
             sent: self.sent.load(Ordering::Relaxed),
