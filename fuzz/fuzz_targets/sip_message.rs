@@ -1,6 +1,6 @@
 //! Arbitrary bytes through every entry point network bytes reach in `message`: normalize,
-//! parse, reject_malformed and the stream framer (whole and in input-derived chunkings),
-//! with the invariants the rest of the stack relies on.
+//! parse, the URI and name-addr reader, reject_malformed and the stream framer (whole and
+//! in input-derived chunkings), with the invariants the rest of the stack relies on.
 #![no_main]
 
 use dialbridge_sip::message::{self, Frame, StreamFramer, fields};
@@ -25,6 +25,30 @@ fuzz_target!(|data: &[u8]| {
                 "printing is not stable"
             );
             if let SipMessage::Request(mut req) = msg {
+                // Our URI reader takes every Request-URI parse let through, and prints
+                // what it reads so that it reads back the same.
+                let uri = message::request_uri(&req).expect("a parsed Request-URI reads");
+                assert_eq!(
+                    message::uri::Uri::parse(&uri.to_string()).as_ref(),
+                    Ok(&uri),
+                    "URI printing is not stable"
+                );
+                for header in req.headers.iter() {
+                    use dialbridge_sip::rsip::{Header, headers::UntypedHeader};
+                    let value = match header {
+                        Header::From(h) => h.value(),
+                        Header::To(h) => h.value(),
+                        Header::Contact(h) => h.value(),
+                        Header::RecordRoute(h) => h.value(),
+                        _ => continue,
+                    };
+                    if let Ok(list) = message::uri::NameAddr::parse_list(value) {
+                        for addr in list {
+                            let again = message::uri::NameAddr::parse(&addr.to_string());
+                            assert_eq!(again.as_ref(), Ok(&addr), "name-addr printing is not stable");
+                        }
+                    }
+                }
                 fields::set_received_rport(&mut req, "192.0.2.1:5060".parse().unwrap());
                 fields::top_via(&req.headers).expect("Via still reads after received/rport");
                 let resp = fields::response_for(&req, 400, Some("bad\r\nthing"), Some("t1"));

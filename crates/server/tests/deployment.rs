@@ -74,8 +74,8 @@ fn check_names_the_line_of_a_bad_symmetric_rtp_or_address6() {
             "symmetric_rtp",
         ),
         (
-            "address = \"127.0.0.1\"\n",
-            "address = \"127.0.0.1\"\naddress6 = \"127.0.0.1\"\n",
+            "address6 = \"::1\"\n",
+            "address6 = \"127.0.0.1\"\n",
             "address6 =",
         ),
     ] {
