@@ -152,6 +152,42 @@ fn cancel_is_answered_200_and_the_tu_answers_the_invite_487() {
     assert!(layer.is_empty());
 }
 
+/// Every final response carries a To tag (§8.2.6.2): the 200 to a CANCEL that came
+/// while the INVITE had only its 100 (no tag to copy), and a 481 to an unknown CANCEL.
+#[test]
+fn cancel_answers_carry_a_to_tag_even_before_any_tagged_response() {
+    use rsip::prelude::*;
+    let base = Instant::now();
+    let mut layer = TransactionLayer::new(LayerConfig::default());
+    let invite = request("INVITE", "z9hG4bKinv3", 1);
+    layer.handle_request(invite.clone(), udp(), base);
+    new_request_key(&mut layer);
+    // Only the layer's own 100 Trying (no tag) has gone out.
+    transmits(&mut layer);
+    layer.handle_request(
+        request("CANCEL", "z9hG4bKinv3", 1),
+        udp(),
+        base + Duration::from_millis(500),
+    );
+    let sent = transmits(&mut layer);
+    let [SipMessage::Response(ok)] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(ok.to_header().unwrap().tag().unwrap().is_some(), "{ok}");
+
+    layer.handle_request(request("CANCEL", "z9hG4bKnone2", 1), udp(), base);
+    let sent = transmits(&mut layer);
+    let [SipMessage::Response(unknown)] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(unknown.status_code.code(), 481);
+    assert!(
+        unknown.to_header().unwrap().tag().unwrap().is_some(),
+        "{unknown}"
+    );
+}
+
 #[test]
 fn cancel_for_unknown_invite_gets_481_and_no_event() {
     let base = Instant::now();

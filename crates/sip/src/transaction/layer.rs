@@ -370,8 +370,10 @@ impl<P: Peer> TransactionLayer<P> {
             None => (481, false, None),
         };
         let mut response = response_for(&cancel, status, None, None);
-        // §9.2: the To tag of the CANCEL's response should be the INVITE response's.
-        if let (Some(to), Ok(slot)) = (to, response.to_header_mut()) {
+        // §9.2: the To tag of the CANCEL's response should be the INVITE response's;
+        // a 100 Trying carries none, and then the one response_for made stays.
+        let tagged = to.filter(|to| fields::header_param(to.value(), "tag").is_some());
+        if let (Some(to), Ok(slot)) = (tagged, response.to_header_mut()) {
             *slot = to;
         }
         if let Some(Machine::NonInviteServer(m)) = self.slot_mut(idx).map(|s| &mut s.machine) {
