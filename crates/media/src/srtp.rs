@@ -146,56 +146,25 @@ impl SrtpKeys {
 
     /// Base64 (RFC 4648, padded) of 30 bytes of key material, for `inline:`.
     pub fn encode_inline(key_salt: &[u8; MASTER_LEN]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::with_capacity(40);
-        for chunk in key_salt.chunks(3) {
-            let b = [
-                chunk.first().copied().unwrap_or(0),
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(key_salt)
     }
 }
 
-/// Decodes a base64 `inline:` key-salt into exactly [`MASTER_LEN`] bytes.
+/// Decodes a base64 `inline:` key-salt into exactly [`MASTER_LEN`] bytes. Padding is
+/// optional (30 bytes never need it, and some peers add none where others would).
 fn decode_inline(text: &str) -> Result<[u8; MASTER_LEN], SrtpError> {
-    let mut out = [0u8; MASTER_LEN];
-    let mut len = 0;
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(SrtpError::KeyEncoding),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            let slot = out.get_mut(len).ok_or(SrtpError::KeyLength(len + 1))?;
-            *slot = (acc >> bits) as u8;
-            len += 1;
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if len != MASTER_LEN {
-        return Err(SrtpError::KeyLength(len));
-    }
-    Ok(out)
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const INLINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let bytes = INLINE.decode(text).map_err(|_| SrtpError::KeyEncoding)?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| SrtpError::KeyLength(bytes.len()))
 }
 
 impl std::fmt::Debug for SrtpKeys {
@@ -473,8 +442,10 @@ fn seq_ssrc(p: &[u8]) -> (u16, u32) {
     )
 }
 
+/// Tag comparison whose time does not tell where a forged tag first differs.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// §3.3.2 replay list: the highest index seen and a 64-bit bitmap behind it.

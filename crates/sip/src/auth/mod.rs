@@ -105,12 +105,11 @@ pub(crate) fn request_digest(
     }
 }
 
-/// Equality whose time depends only on the lengths, not on where the bytes differ.
+/// Equality whose time depends only on the lengths, not on where the bytes differ
+/// (`subtle`, so the optimiser cannot turn it back into an early exit).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
