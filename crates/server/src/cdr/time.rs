@@ -1,10 +1,14 @@
 //! UTC instants at millisecond precision for call detail records, written and read as
-//! RFC 3339 (`2026-11-21T02:45:17.123Z`). Hand-written because the CDR store needs only
-//! this one format; the calendar arithmetic is Howard Hinnant's `days_from_civil`.
+//! RFC 3339 (`2026-11-21T02:45:17.123Z`) with the `time` crate; kept as milliseconds so
+//! records sort and compare as integers.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,8 +20,6 @@ pub struct Timestamp(i64);
     "{0:?} is not a time: expected RFC 3339 such as 2026-11-21T02:45:17.123Z, or milliseconds since 1970"
 )]
 pub struct BadTimestamp(pub String);
-
-const MS_PER_DAY: i64 = 86_400_000;
 
 impl Timestamp {
     /// `ms` milliseconds after 1970-01-01T00:00:00Z.
@@ -47,13 +49,18 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.0.div_euclid(MS_PER_DAY);
-        let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
-        let (y, m, d) = civil_from_days(days);
-        let (hh, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
-        let (mm, rest) = (rest / 60_000, rest % 60_000);
-        let (ss, ms) = (rest / 1000, rest % 1000);
-        write!(f, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let nanos = i128::from(self.0) * 1_000_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|t| t.format(format).ok())
+        {
+            Some(text) => f.write_str(&text),
+            // Beyond year ±9999 no RFC 3339 form exists: say the number.
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -67,7 +74,11 @@ impl FromStr for Timestamp {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return s.parse::<i64>().map(Timestamp).map_err(|_| bad());
         }
-        parse_rfc3339(s.as_bytes()).ok_or_else(bad)
+        // RFC 3339 requires a `T`; a lower-case one (and `z`) is allowed by its §5.6.
+        let upper = s.to_ascii_uppercase();
+        let t = OffsetDateTime::parse(&upper, &Rfc3339).map_err(|_| bad())?;
+        let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+        i64::try_from(ms).map(Timestamp).map_err(|_| bad())
     }
 }
 
@@ -75,100 +86,6 @@ impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.f+](Z|±HH:MM)`.
-fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let digits = b.get(from..from + len)?;
-        digits.iter().try_fold(0i64, |v, d| {
-            d.is_ascii_digit().then(|| v * 10 + i64::from(d - b'0'))
-        })
-    };
-    let sep = |at: usize, any: &[u8]| b.get(at).is_some_and(|c| any.contains(c));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    // Leap seconds (60) are read as the last second of the minute.
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut at = 19;
-    let mut ms = 0;
-    if sep(at, b".") {
-        at += 1;
-        let start = at;
-        while b.get(at).is_some_and(u8::is_ascii_digit) {
-            if at - start < 3 {
-                ms = ms * 10 + i64::from(b.get(at).copied().unwrap_or(b'0') - b'0');
-            }
-            at += 1;
-        }
-        let digits = at - start;
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..3 {
-            ms *= 10;
-        }
-    }
-    let offset_min = match b.get(at..)? {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(at + 1, 2)?, num(at + 4, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let minutes = h * 60 + m;
-            if *sign == b'-' { -minutes } else { minutes }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_min * 60;
-    Some(Timestamp(seconds * 1000 + ms))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of `z` days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
