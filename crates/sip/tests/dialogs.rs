@@ -546,3 +546,123 @@ fn tel_contact_is_a_bad_header() {
         Err(Error::BadHeader("Contact"))
     ));
 }
+
+/// The calling side (§12.1.2): our INVITE, a retry with credentials, the CANCEL for it,
+/// and the dialog a tagged 180 then the 200 make: ACK and BYE follow the 2xx's Contact
+/// and its Record-Route reversed; the peer's BYE is found by the tags.
+#[test]
+fn caller_invites_cancels_and_its_dialog_follows_the_2xx() {
+    use dialbridge_sip::dialog::Caller;
+    use dialbridge_sip::message::uri::{NameAddr, Uri};
+    let now = Instant::now();
+    let mut caller = Caller::new(
+        NameAddr::parse("<sip:+14155550100@127.0.0.20>").unwrap(),
+        NameAddr::parse("<sip:+33170000100@127.0.0.1:5060>").unwrap(),
+        Uri::parse("sip:+33170000100@127.0.0.1:5060").unwrap(),
+        LocalAddress::new(
+            "+14155550100",
+            "127.0.0.20:40000".parse().unwrap(),
+            rsip::Transport::Udp,
+        ),
+        "test",
+    );
+    let first =
+        round_trip(&caller.invite(Vec::new(), Some(("application/sdp", b"v=0\r\n".to_vec()))));
+    let auth = Header::Authorization(rsip::headers::Authorization::new("Digest username=\"a\""));
+    let invite =
+        round_trip(&caller.invite(vec![auth], Some(("application/sdp", b"v=0\r\n".to_vec()))));
+    assert_eq!(message::fields::cseq(&invite.headers).unwrap().seq, 2);
+    assert_eq!(
+        message::fields::from_tag(&invite.headers),
+        message::fields::from_tag(&first.headers)
+    );
+    assert_eq!(invite.body, b"v=0\r\n");
+    assert_ne!(
+        message::fields::top_via(&invite.headers).unwrap().branch,
+        message::fields::top_via(&first.headers).unwrap().branch
+    );
+    let cancel = round_trip(&caller.cancel().unwrap());
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(cancel.uri.to_string(), invite.uri.to_string());
+    assert_eq!(
+        message::fields::top_via(&cancel.headers).unwrap().branch,
+        message::fields::top_via(&invite.headers).unwrap().branch
+    );
+    assert_eq!(message::fields::cseq(&cancel.headers).unwrap().seq, 2);
+
+    // A 100 makes no dialog; a tagged 180 an early one.
+    let trying = message::fields::response_for(&invite, 100, None, None);
+    assert!(
+        caller
+            .dialog_for(&trying, &SessionTimerConfig::default())
+            .is_err()
+    );
+    let ringing = message::fields::response_for(&invite, 180, None, Some("bridge1"));
+    let mut dialog = caller
+        .dialog_for(&ringing, &SessionTimerConfig::default())
+        .unwrap();
+    assert_eq!(dialog.state(), DialogState::Early);
+    let mut ok = message::fields::response_for(&invite, 200, None, Some("bridge1"));
+    ok.headers.push(Header::Contact(rsip::headers::Contact::new(
+        "<sip:dialbridge@[::1]:5060>;+sip.instance=\"<urn:uuid:1>\"",
+    )));
+    ok.headers
+        .push(Header::RecordRoute(rsip::headers::RecordRoute::new(
+            "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>",
+        )));
+    let confirmed = caller
+        .dialog_for(&ok, &SessionTimerConfig::default())
+        .unwrap();
+    dialog.handle_invite_response(&ok);
+    assert_eq!(dialog.state(), DialogState::Confirmed);
+    assert_eq!(
+        dialog.remote_target().to_string(),
+        "sip:dialbridge@[::1]:5060"
+    );
+    assert_eq!(confirmed.id(), dialog.id());
+    let routes: Vec<_> = confirmed
+        .route_set()
+        .iter()
+        .map(|r| r.uri.as_sip().unwrap().host.to_string())
+        .collect();
+    assert_eq!(routes, ["p2.example.com", "p1.example.com"]);
+
+    let mut dialog = confirmed;
+    let ack = round_trip(&dialog.make_ack(&ok).unwrap());
+    assert_eq!(message::fields::cseq(&ack.headers).unwrap().seq, 2);
+    assert_eq!(message::fields::to_tag(&ack.headers), Some("bridge1"));
+    let bye = round_trip(&dialog.make_request(Method::Bye, now));
+    assert_eq!(message::fields::cseq(&bye.headers).unwrap().seq, 3);
+    assert_eq!(bye.uri.to_string(), "sip:dialbridge@[::1]:5060");
+    let route_headers = header_strings(&bye.headers, |h| matches!(h, Header::Route(_)));
+    assert_eq!(
+        route_headers,
+        [
+            "Route: <sip:p2.example.com;lr>",
+            "Route: <sip:p1.example.com;lr>"
+        ]
+    );
+
+    // The bridge's own BYE finds this dialog.
+    let their_bye = format!(
+        "BYE sip:+14155550100@127.0.0.20:40000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtheirbye\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+33170000100@127.0.0.1:5060>;tag=bridge1\r\n\
+         To: <sip:+14155550100@127.0.0.20>;tag={}\r\n\
+         Call-ID: {}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        dialog.id().local_tag,
+        caller.call_id()
+    );
+    let SipMessage::Request(their_bye) = message::parse(their_bye.as_bytes()).unwrap() else {
+        panic!("not a request")
+    };
+    assert_eq!(
+        dialbridge_sip::dialog::DialogId::for_incoming(&their_bye).unwrap(),
+        *dialog.id()
+    );
+    assert_eq!(
+        dialog.handle_request(&their_bye, now).unwrap(),
+        InDialogRequest::Bye
+    );
+}

@@ -1,7 +1,8 @@
-//! SIP dialogs (RFC 3261 §12) for the side that answers INVITEs, and session timers
-//! (RFC 4028).
+//! SIP dialogs (RFC 3261 §12), both sides, and session timers (RFC 4028).
 //!
-//! A [`Dialog`] is created from an incoming INVITE ([`Dialog::new_uas`]), builds the
+//! A [`Dialog`] is created from an incoming INVITE ([`Dialog::new_uas`]) or, on the
+//! calling side, from a tagged response to the INVITE a [`Caller`] sent
+//! ([`Caller::dialog_for`]); it builds the
 //! responses that carry its tag and Contact, checks in-dialog requests (§12.2.2) and builds
 //! the bridge's own in-dialog requests (§12.2.1: BYE, re-INVITE, UPDATE, and the ACK for a
 //! re-INVITE's 2xx). [`DialogSet`] finds the dialog of a request, or says 481. Like the
@@ -9,10 +10,12 @@
 
 pub mod session_timer;
 mod set;
+mod uac;
 mod uas;
 
 pub use session_timer::{Refresher, SessionTimer, SessionTimerConfig, SessionTimerEvent};
 pub use set::DialogSet;
+pub use uac::Caller;
 pub use uas::{Dialog, DialogEvent, DialogState, InDialogRequest, LocalAddress};
 
 use crate::Error;

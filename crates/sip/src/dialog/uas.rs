@@ -176,6 +176,54 @@ impl Dialog {
         })
     }
 
+    /// A dialog from its parts: the calling side's constructor ([`super::Caller`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_parts(
+        id: DialogId,
+        confirmed: bool,
+        local_seq: u32,
+        local_party: NameAddr,
+        remote_party: NameAddr,
+        remote_target: Uri,
+        route_set: Vec<NameAddr>,
+        local: LocalAddress,
+        session_config: SessionTimerConfig,
+    ) -> Self {
+        Self {
+            id,
+            state: if confirmed {
+                DialogState::Confirmed
+            } else {
+                DialogState::Early
+            },
+            local_seq,
+            remote_seq: None,
+            local_party,
+            remote_party,
+            remote_target,
+            route_set,
+            local,
+            session: None,
+            session_config,
+        }
+    }
+
+    /// Takes a later response to our INVITE (§12.1.2, §13.2.2.4): a 2xx confirms an
+    /// early dialog and moves the remote target to its Contact.
+    pub fn handle_invite_response(&mut self, response: &Response) {
+        let code = response.status_code.code();
+        if (200..300).contains(&code) {
+            if self.state == DialogState::Early {
+                self.state = DialogState::Confirmed;
+            }
+            if let Ok(target) = contact_uri(response.contact_header().map(|h| h.value())) {
+                self.remote_target = target;
+            }
+        } else if code >= 300 && self.state == DialogState::Early {
+            self.state = DialogState::Terminated;
+        }
+    }
+
     /// The dialog id.
     pub fn id(&self) -> &DialogId {
         &self.id

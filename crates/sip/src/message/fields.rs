@@ -369,6 +369,21 @@ pub fn response_for(
     }
 }
 
+/// Sets a message's body with its Content-Type and the Content-Length that matches it
+/// (an empty body: Content-Length 0 and no Content-Type).
+pub fn set_body(headers: &mut Headers, body_slot: &mut Vec<u8>, content_type: &str, body: Vec<u8>) {
+    headers.retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
+    if !body.is_empty() {
+        headers.push(Header::ContentType(rsip::headers::ContentType::new(
+            content_type,
+        )));
+    }
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        body.len().to_string(),
+    )));
+    *body_slot = body;
+}
+
 /// A To tag for a response sent without a dialog: the same for every retransmission of
 /// one request (FNV-1a of its Call-ID, From, CSeq and top Via), different across requests.
 pub fn stateless_tag(headers: &Headers) -> u64 {
