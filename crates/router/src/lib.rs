@@ -14,17 +14,20 @@ mod decision;
 mod e164;
 mod error;
 mod grant;
+mod live;
 mod metrics;
 mod model;
+mod numbering;
 mod plan;
 mod router;
 
 pub use decision::{OVERLOAD_RETRY_AFTER_SECS, RejectReason, Rejection};
-pub use e164::{E164, Numbering};
+pub use e164::E164;
 pub use error::{ConfigError, Error, Fault};
 pub use grant::Grant;
 pub use metrics::{NumberStats, ReasonCounts, ResourceStats, Snapshot};
 pub use model::{BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId};
+pub use numbering::Numbering;
 pub use plan::{
     BridgeSpec, DEFAULT_SERVICE_CAPACITY, DEFAULT_USER_CAPACITY, NumberSpec, Plan, TrunkSpec,
 };
