@@ -36,7 +36,7 @@ pub struct BridgeSpec<'a> {
     pub tenant: &'a str,
     /// Simultaneous calls.
     pub capacity: u32,
-    /// A disabled bridge refuses calls with 480.
+    /// A disabled bridge refuses calls (`RejectReason::BridgeDisabled`).
     pub enabled: bool,
 }
 

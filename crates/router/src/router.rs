@@ -56,7 +56,7 @@ pub struct BridgeInfo {
     pub tenant: Arc<str>,
     /// Concurrent-call capacity.
     pub capacity: u32,
-    /// False: it refuses new calls (480).
+    /// False: it refuses new calls ([`RejectReason::BridgeDisabled`]).
     pub enabled: bool,
     /// Calls in progress.
     pub in_progress: u32,
@@ -181,7 +181,8 @@ impl Router {
         self.shared.topology.load().numbering.normalise(request_uri)
     }
 
-    /// Normalises the Request-URI and decides; a URI without a number is refused with 404.
+    /// Normalises the Request-URI and decides; a URI without a number is refused as
+    /// [`RejectReason::NotANumber`].
     pub fn route(&self, trunk: TrunkId, request_uri: &str) -> Result<Grant, Rejection> {
         match self.normalise(request_uri) {
             Ok(number) => self.decide(trunk, number),
@@ -201,10 +202,11 @@ impl Router {
         }
     }
 
-    /// Decides a call to `number` arriving over `trunk`, checking in this order: number
-    /// known (404), assigned (404), trunk's provider (403, skipped for softphones), tenant's
-    /// licence (403), bridge enabled (480), then reserves the number's (486), the bridge's
-    /// (503) and the trunk's (503) capacity. The [`Grant`] holds the reservation until dropped.
+    /// Decides a call to `number` arriving over `trunk`, checking in the order of
+    /// [`RejectReason::ALL`]: trunk still in the plan, number known, assigned, trunk's
+    /// provider (skipped for softphones), tenant's licence, bridge enabled, then reserves
+    /// the number's, the bridge's and the trunk's capacity. The [`Grant`] holds the
+    /// reservation until dropped; a refusal names the check that failed.
     pub fn decide(&self, trunk: TrunkId, number: E164) -> Result<Grant, Rejection> {
         let topology = self.shared.topology.load_full();
         let outcome = self.admit(&topology, trunk, number);
@@ -250,7 +252,6 @@ impl Router {
                     tenant,
                     bridge = bridge.map_or("", |b| &*b.name),
                     outcome = reason.as_str(),
-                    status = reason.status(),
                     "call refused"
                 );
                 Err(Rejection {
@@ -471,7 +472,8 @@ impl Router {
         })
     }
 
-    /// Leaves a number in the plan, assigned to nothing: its calls are refused with 404.
+    /// Leaves a number in the plan, assigned to nothing: its calls are refused as
+    /// [`RejectReason::Unassigned`].
     pub fn unassign_number(&self, number: E164) -> Result<(), Error> {
         let _writer = self.shared.write_lock();
         self.shared.update_number(number, |live| {
@@ -522,7 +524,8 @@ impl Router {
         self.update_bridge(bridge, |b| b.capacity = capacity)
     }
 
-    /// Enables or disables a bridge; a disabled bridge refuses new calls with 480.
+    /// Enables or disables a bridge; a disabled bridge refuses new calls
+    /// ([`RejectReason::BridgeDisabled`]).
     pub fn set_bridge_enabled(&self, bridge: &str, enabled: bool) -> Result<(), Error> {
         self.update_bridge(bridge, |b| b.enabled = enabled)
     }
@@ -546,7 +549,8 @@ impl Router {
     }
 
     /// Changes a tenant's licence. Numbers stay assigned: calls to numbers the new licence
-    /// does not allow are refused with 403 until the admin moves them.
+    /// does not allow are refused ([`RejectReason::LicenceForbidsProvider`]) until the
+    /// admin moves them.
     pub fn set_tenant_licence(&self, tenant: &str, licence: Licence) -> Result<(), Error> {
         let _writer = self.shared.write_lock();
         let mut next = Topology::clone(&self.shared.topology.load());

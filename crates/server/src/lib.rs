@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 pub mod logging;
 pub mod metrics;
+mod refusal;
 mod services;
 mod signaling;
 pub mod testing;

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::answers;
 use crate::cdr::EndedBy;
 use crate::config::Config;
+use crate::refusal::{self, EndCause};
 use crate::services::Services;
 use call::{Call, CallPhase};
 
@@ -187,7 +188,7 @@ impl Signaling {
         for id in ids {
             self.hang_up(
                 &id,
-                "SIP;cause=503;text=\"bridge shutting down\"",
+                refusal::reason_header(EndCause::ShuttingDown),
                 EndedBy::Shutdown,
                 now,
             );
@@ -253,7 +254,7 @@ impl Signaling {
                 match event {
                     DialogEvent::SessionExpired => self.hang_up(
                         &id,
-                        "SIP;cause=408;text=\"session expired\"",
+                        refusal::reason_header(EndCause::SessionExpired),
                         EndedBy::Timeout,
                         now,
                     ),
@@ -344,7 +345,7 @@ impl Signaling {
                 if let Some(id) = self.by_invite.remove(&invite_key) {
                     self.hang_up(
                         &id,
-                        "SIP;cause=408;text=\"no ACK for 200 OK\"",
+                        refusal::reason_header(EndCause::NoAck),
                         EndedBy::Timeout,
                         now,
                     );
@@ -403,14 +404,7 @@ impl Signaling {
         let in_dialog = message::fields::to_tag(&request.headers).is_some();
         match (request.method, in_dialog) {
             (Method::Invite, false) if self.draining => {
-                let mut response = answers::reply(&request, 503, Some("Bridge Shutting Down"));
-                response
-                    .headers
-                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("30")));
-                response.headers.push(Header::Other(
-                    "Reason".into(),
-                    "SIP;cause=503;text=\"bridge shutting down\"".into(),
-                ));
+                let response = refusal::refuse(&request, EndCause::ShuttingDown);
                 self.respond(&key, response, now);
             }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
