@@ -110,13 +110,13 @@ fn every_demo_number_is_as_documented() {
 }
 
 #[test]
-fn a_number_not_in_the_plan_is_unknown() {
+fn unassigned_number_is_refused_as_unassigned() {
     let r = router();
     let ms = trunk(&r, "127.0.0.10");
     let rejection = r
         .route(ms, "sip:+14255550999@127.0.0.1:5060;user=phone")
         .unwrap_err();
-    assert_eq!(rejection.reason, RejectReason::UnknownNumber);
+    assert_eq!(rejection.reason, RejectReason::Unassigned);
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn fabrikam_takes_operator_numbers_and_softphones_reach_any_assigned_number() {
     }
     assert_eq!(
         r.decide(softphones, e("+14255550999")).unwrap_err().reason,
-        RejectReason::UnknownNumber
+        RejectReason::Unassigned
     );
 }
 
