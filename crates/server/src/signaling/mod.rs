@@ -16,7 +16,7 @@ pub(crate) use call::CallReport;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_sip::auth::Authenticator;
@@ -33,20 +33,10 @@ use tokio::sync::mpsc;
 use crate::answers;
 use crate::cdr::EndedBy;
 use crate::config::Config;
+use crate::metrics::Gauges;
 use crate::refusal::{self, EndCause};
 use crate::services::Services;
 use call::{Call, CallPhase};
-
-/// Live counts, shared with whoever wants to read them (tests, metrics).
-#[derive(Debug, Default)]
-pub struct Gauges {
-    /// Calls the bridge holds (each with its router grant).
-    pub calls: AtomicUsize,
-    /// Calls admitted to a meeting's mix (not in a lobby).
-    pub participants: AtomicUsize,
-    /// Meetings in progress.
-    pub meetings: AtomicUsize,
-}
 
 /// Where the signaling task reports what it measures (for `/metrics`).
 #[derive(Debug, Clone)]
