@@ -55,7 +55,8 @@ impl RoomConfig {
     }
 }
 
-/// Why a call was turned away.
+/// Why a call was turned away: a typed end cause, which the server maps to the BYE's
+/// Reason header; the room speaks no SIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// The room has `max_members` calls.
@@ -73,15 +74,6 @@ impl RejectReason {
             RejectReason::MeetingFull => PromptId::MeetingFull,
             RejectReason::MeetingLocked => PromptId::MeetingLocked,
             RejectReason::LeaderDidNotJoin => PromptId::Goodbye,
-        }
-    }
-
-    /// The SIP status code for the `Reason` header of the BYE (RFC 3326).
-    pub fn cause(self) -> u16 {
-        match self {
-            RejectReason::MeetingFull => 486,
-            RejectReason::MeetingLocked => 403,
-            RejectReason::LeaderDidNotJoin => 408,
         }
     }
 }
@@ -593,7 +585,6 @@ mod tests {
             );
         }
         assert_eq!(RejectReason::MeetingFull.prompt(), PromptId::MeetingFull);
-        assert_eq!(RejectReason::MeetingFull.cause(), 486);
         // A place frees up.
         r.handle_leave(P2);
         r.handle_join(P3, Role::Participant, now);

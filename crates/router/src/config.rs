@@ -11,9 +11,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::e164::{E164, Numbering};
+use crate::e164::E164;
 use crate::error::{ConfigError, Error, Fault};
 use crate::model::{Charge, Licence, NumberKind};
+use crate::numbering::Numbering;
 use crate::plan::{BridgeSpec, NumberSpec, Plan, TrunkSpec};
 
 impl Plan {

@@ -1,13 +1,11 @@
-//! Why a call is refused: each reason with its SIP status (RFC 3261 §21) and the text of
-//! the Reason header (RFC 3326) that tells the caller's side why.
+//! Why a call is refused, in the router's own terms: a domain refusal that names the
+//! check that failed (and, for capacity, which limit), never a SIP status or a Reason
+//! header. The server's `refusal.rs` is the one place that turns a refusal into a SIP
+//! answer.
 
 use std::fmt;
 
 use crate::e164::E164;
-
-/// Seconds a caller is told to wait (Retry-After, RFC 3261 §20.33) when a bridge or a
-/// trunk is overloaded: long enough for a top-of-the-hour burst to pass.
-pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 10;
 
 /// Why a call was refused, in the order the router checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,11 +24,13 @@ pub enum RejectReason {
     LicenceForbidsProvider,
     /// The bridge is disabled.
     BridgeDisabled,
-    /// The number carries as many calls as its capacity.
+    /// Capacity: the number carries as many calls as its own capacity (the one callee
+    /// is busy; other numbers of the bridge may still answer).
     NumberBusy,
-    /// The bridge carries as many calls as its capacity.
+    /// Capacity: the bridge carries as many calls as its capacity (an overload, which
+    /// passes: the caller may try again shortly).
     BridgeOverloaded,
-    /// The trunk carries as many sessions as its maximum.
+    /// Capacity: the trunk carries as many sessions as its maximum (an overload too).
     TrunkOverloaded,
 }
 
@@ -55,57 +55,6 @@ impl RejectReason {
     /// Position in [`Self::ALL`].
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// SIP status code of the final response.
-    pub fn status(self) -> u16 {
-        match self {
-            Self::NotANumber | Self::UnknownNumber | Self::Unassigned => 404,
-            Self::UnknownTrunk | Self::WrongProvider | Self::LicenceForbidsProvider => 403,
-            Self::BridgeDisabled => 480,
-            Self::NumberBusy => 486,
-            Self::BridgeOverloaded | Self::TrunkOverloaded => 503,
-        }
-    }
-
-    /// Reason phrase of the status line.
-    pub fn phrase(self) -> &'static str {
-        match self.status() {
-            404 => "Not Found",
-            403 => "Forbidden",
-            480 => "Temporarily Unavailable",
-            486 => "Busy Here",
-            _ => "Service Unavailable",
-        }
-    }
-
-    /// Value of the Reason header (RFC 3326): Q.850 cause where one fits, SIP otherwise.
-    pub fn reason_header(self) -> &'static str {
-        match self {
-            Self::NotANumber => "SIP;cause=404;text=\"not a phone number\"",
-            // Q.850 cause 1: unallocated (unassigned) number.
-            Self::UnknownNumber => "Q.850;cause=1;text=\"number not assigned\"",
-            Self::Unassigned => "Q.850;cause=1;text=\"number assigned to no bridge\"",
-            Self::UnknownTrunk => "SIP;cause=403;text=\"trunk not in the plan\"",
-            Self::WrongProvider => {
-                "SIP;cause=403;text=\"number not provided by this trunk's provider\""
-            }
-            Self::LicenceForbidsProvider => {
-                "SIP;cause=403;text=\"tenant licence does not allow this number's provider\""
-            }
-            Self::BridgeDisabled => "SIP;cause=480;text=\"bridge disabled\"",
-            // Q.850 cause 17: user busy.
-            Self::NumberBusy => "Q.850;cause=17;text=\"number at its concurrent-call capacity\"",
-            // Q.850 cause 34: no circuit/channel available.
-            Self::BridgeOverloaded => "Q.850;cause=34;text=\"bridge at capacity\"",
-            Self::TrunkOverloaded => "Q.850;cause=34;text=\"trunk at its session limit\"",
-        }
-    }
-
-    /// Retry-After seconds, for overloads only.
-    pub fn retry_after(self) -> Option<u32> {
-        matches!(self, Self::BridgeOverloaded | Self::TrunkOverloaded)
-            .then_some(OVERLOAD_RETRY_AFTER_SECS)
     }
 
     /// Short name for logs and metric labels.
@@ -140,50 +89,17 @@ pub struct Rejection {
     pub number: Option<E164>,
 }
 
-impl Rejection {
-    /// SIP status code.
-    pub fn status(&self) -> u16 {
-        self.reason.status()
-    }
-
-    /// Reason header value (RFC 3326).
-    pub fn reason_header(&self) -> &'static str {
-        self.reason.reason_header()
-    }
-
-    /// Retry-After seconds, if any.
-    pub fn retry_after(&self) -> Option<u32> {
-        self.reason.retry_after()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn statuses_and_headers() {
-        let expect = [
-            (RejectReason::NotANumber, 404, "SIP;cause=404"),
-            (RejectReason::UnknownTrunk, 403, "SIP;cause=403"),
-            (RejectReason::UnknownNumber, 404, "Q.850;cause=1;"),
-            (RejectReason::Unassigned, 404, "Q.850;cause=1;"),
-            (RejectReason::WrongProvider, 403, "SIP;cause=403"),
-            (RejectReason::LicenceForbidsProvider, 403, "SIP;cause=403"),
-            (RejectReason::BridgeDisabled, 480, "SIP;cause=480"),
-            (RejectReason::NumberBusy, 486, "Q.850;cause=17;"),
-            (RejectReason::BridgeOverloaded, 503, "Q.850;cause=34;"),
-            (RejectReason::TrunkOverloaded, 503, "Q.850;cause=34;"),
-        ];
-        for (i, (reason, status, header)) in expect.into_iter().enumerate() {
-            assert_eq!(RejectReason::ALL[i], reason);
+    fn all_in_check_order_with_distinct_labels() {
+        let mut labels = std::collections::HashSet::new();
+        for (i, reason) in RejectReason::ALL.into_iter().enumerate() {
             assert_eq!(reason.index(), i);
-            assert_eq!(reason.status(), status);
-            assert!(reason.reason_header().starts_with(header), "{reason}");
-            assert!(reason.reason_header().contains(";text=\""), "{reason}");
-            assert_eq!(reason.retry_after().is_some(), status == 503);
-            assert!(!reason.phrase().is_empty());
+            assert!(labels.insert(reason.as_str()), "{reason}");
         }
-        assert_eq!(RejectReason::NumberBusy.phrase(), "Busy Here");
+        assert_eq!(RejectReason::NumberBusy.to_string(), "number_busy");
     }
 }

@@ -7,8 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::e164::E164;
+use crate::live::{NumberLive, Shared, Topology};
 use crate::model::{BridgeId, Charge, NumberKind, Provider, TenantId, TrunkId};
-use crate::router::{NumberLive, Shared, Topology};
 
 /// An admitted call's reservation, and what the rest of the call needs to know about it.
 ///

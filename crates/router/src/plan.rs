@@ -1,5 +1,5 @@
 //! The number plan: a validated description of trunks, tenants, bridges and numbers,
-//! built from a config file ([`crate::config`]) or programmatically, and installed into a
+//! built from a config file ([`Plan::from_toml_str`]) or programmatically, and installed into a
 //! [`crate::Router`]. Every `add_*` checks what it adds against what is already there, so
 //! a `Plan` that exists is consistent.
 
@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use crate::e164::{E164, Numbering};
+use crate::e164::E164;
 use crate::error::Error;
 use crate::model::{Charge, Licence, NumberKind, Provider};
+use crate::numbering::Numbering;
 
 /// A trunk as the plan describes it.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +36,7 @@ pub struct BridgeSpec<'a> {
     pub tenant: &'a str,
     /// Simultaneous calls.
     pub capacity: u32,
-    /// A disabled bridge refuses calls with 480.
+    /// A disabled bridge refuses calls (`RejectReason::BridgeDisabled`).
     pub enabled: bool,
 }
 

@@ -1,7 +1,7 @@
-//! The live router: the installed plan, the reservation counters, `decide()` and the
-//! admin changes made while calls are up.
+//! The live router: `decide()` and the admin changes made while calls are up, over the
+//! shared state in `live.rs`.
 //!
-//! Trunks, tenants and bridges (few) live in an immutable [`Topology`] behind an
+//! Trunks, tenants and bridges (few) live in an immutable `Topology` behind an
 //! `ArcSwap`: a decision loads it without a lock, a change copies it and swaps the
 //! pointer. Numbers (millions) live in a `DashMap`, changed in place. Counters are never
 //! part of a plan: a bridge's or trunk's gauge is an `Arc` carried from one topology to the
@@ -12,21 +12,20 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
 use crate::decision::{RejectReason, Rejection};
-use crate::e164::{E164, Numbering};
+use crate::e164::E164;
 use crate::error::Error;
 use crate::grant::Grant;
-use crate::metrics::{self, Gauge, NumberStats, Rejections, Snapshot};
-use crate::model::{
-    BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId,
-};
-use crate::plan::{NumberDef, NumberSpec, Plan};
+use crate::live::{BridgeLive, NumberLive, Shared, Slot, Topology};
+use crate::metrics::{self, NumberStats, Rejections, Snapshot};
+use crate::model::{BridgeId, Charge, Licence, NumberKind, Provider, TrunkId};
+use crate::plan::{NumberSpec, Plan};
 
 /// The call router. Cheap to clone (a handle on shared state); `Send + Sync`.
 #[derive(Clone)]
@@ -57,7 +56,7 @@ pub struct BridgeInfo {
     pub tenant: Arc<str>,
     /// Concurrent-call capacity.
     pub capacity: u32,
-    /// False: it refuses new calls (480).
+    /// False: it refuses new calls ([`RejectReason::BridgeDisabled`]).
     pub enabled: bool,
     /// Calls in progress.
     pub in_progress: u32,
@@ -182,7 +181,8 @@ impl Router {
         self.shared.topology.load().numbering.normalise(request_uri)
     }
 
-    /// Normalises the Request-URI and decides; a URI without a number is refused with 404.
+    /// Normalises the Request-URI and decides; a URI without a number is refused as
+    /// [`RejectReason::NotANumber`].
     pub fn route(&self, trunk: TrunkId, request_uri: &str) -> Result<Grant, Rejection> {
         match self.normalise(request_uri) {
             Ok(number) => self.decide(trunk, number),
@@ -202,10 +202,11 @@ impl Router {
         }
     }
 
-    /// Decides a call to `number` arriving over `trunk`, checking in this order: number
-    /// known (404), assigned (404), trunk's provider (403, skipped for softphones), tenant's
-    /// licence (403), bridge enabled (480), then reserves the number's (486), the bridge's
-    /// (503) and the trunk's (503) capacity. The [`Grant`] holds the reservation until dropped.
+    /// Decides a call to `number` arriving over `trunk`, checking in the order of
+    /// [`RejectReason::ALL`]: trunk still in the plan, number known, assigned, trunk's
+    /// provider (skipped for softphones), tenant's licence, bridge enabled, then reserves
+    /// the number's, the bridge's and the trunk's capacity. The [`Grant`] holds the
+    /// reservation until dropped; a refusal names the check that failed.
     pub fn decide(&self, trunk: TrunkId, number: E164) -> Result<Grant, Rejection> {
         let topology = self.shared.topology.load_full();
         let outcome = self.admit(&topology, trunk, number);
@@ -251,7 +252,6 @@ impl Router {
                     tenant,
                     bridge = bridge.map_or("", |b| &*b.name),
                     outcome = reason.as_str(),
-                    status = reason.status(),
                     "call refused"
                 );
                 Err(Rejection {
@@ -472,7 +472,8 @@ impl Router {
         })
     }
 
-    /// Leaves a number in the plan, assigned to nothing: its calls are refused with 404.
+    /// Leaves a number in the plan, assigned to nothing: its calls are refused as
+    /// [`RejectReason::Unassigned`].
     pub fn unassign_number(&self, number: E164) -> Result<(), Error> {
         let _writer = self.shared.write_lock();
         self.shared.update_number(number, |live| {
@@ -523,7 +524,8 @@ impl Router {
         self.update_bridge(bridge, |b| b.capacity = capacity)
     }
 
-    /// Enables or disables a bridge; a disabled bridge refuses new calls with 480.
+    /// Enables or disables a bridge; a disabled bridge refuses new calls
+    /// ([`RejectReason::BridgeDisabled`]).
     pub fn set_bridge_enabled(&self, bridge: &str, enabled: bool) -> Result<(), Error> {
         self.update_bridge(bridge, |b| b.enabled = enabled)
     }
@@ -547,7 +549,8 @@ impl Router {
     }
 
     /// Changes a tenant's licence. Numbers stay assigned: calls to numbers the new licence
-    /// does not allow are refused with 403 until the admin moves them.
+    /// does not allow are refused ([`RejectReason::LicenceForbidsProvider`]) until the
+    /// admin moves them.
     pub fn set_tenant_licence(&self, tenant: &str, licence: Licence) -> Result<(), Error> {
         let _writer = self.shared.write_lock();
         let mut next = Topology::clone(&self.shared.topology.load());
@@ -694,357 +697,5 @@ impl Refusal {
             bridge,
             known_number: false,
         }
-    }
-}
-
-/// State shared by the router and its grants.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    topology: ArcSwap<Topology>,
-    numbers: DashMap<E164, Slot>,
-    /// Created on a number's first refusal, so idle numbers cost nothing here.
-    number_rejections: DashMap<E164, Rejections>,
-    admitted: AtomicU64,
-    rejected: Rejections,
-    /// Serialises plan changes (rare); decisions never take it.
-    writer: Mutex<()>,
-}
-
-impl Shared {
-    fn write_lock(&self) -> MutexGuard<'_, ()> {
-        // The guarded data is `()`: a panic elsewhere cannot have left it inconsistent.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Gives back one reservation of `number`, then drops its entry if it left the plan
-    /// and this was its last call.
-    pub(crate) fn release_number(&self, number: E164) {
-        let withdrawn_and_idle = match self.numbers.get(&number) {
-            Some(slot) => metrics::release(&slot.in_use) == 0 && slot.live.is_none(),
-            None => {
-                debug_assert!(false, "an entry holding calls was removed");
-                false
-            }
-        };
-        if withdrawn_and_idle {
-            self.remove_if_withdrawn(number);
-        }
-    }
-
-    fn remove_if_withdrawn(&self, number: E164) {
-        self.numbers.remove_if(&number, |_, slot| {
-            slot.live.is_none() && slot.in_use.load(Ordering::Acquire) == 0
-        });
-    }
-
-    fn update_number(
-        &self,
-        number: E164,
-        change: impl FnOnce(&mut NumberLive) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mut slot = self
-            .numbers
-            .get_mut(&number)
-            .ok_or(Error::NoSuchNumber(number))?;
-        let live = slot.live.as_mut().ok_or(Error::NoSuchNumber(number))?;
-        change(live)
-    }
-
-    fn count_number_rejection(&self, number: E164, reason: RejectReason) {
-        if let Some(r) = self.number_rejections.get(&number) {
-            r.add(reason);
-            return;
-        }
-        self.number_rejections
-            .entry(number)
-            .or_default()
-            .add(reason);
-    }
-}
-
-/// A number's entry: its current definition (`None` once it left the plan while calls
-/// still held it) and its reservation counter. 16 bytes.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    live: Option<NumberLive>,
-    in_use: AtomicU32,
-}
-
-impl Slot {
-    fn new(live: NumberLive) -> Self {
-        Self {
-            live: Some(live),
-            in_use: AtomicU32::new(0),
-        }
-    }
-}
-
-/// A number's definition, in router ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NumberLive {
-    pub(crate) capacity: NonZeroU32,
-    pub(crate) bridge: Option<BridgeId>,
-    pub(crate) provider: ProviderId,
-    pub(crate) kind: NumberKind,
-    pub(crate) charge: Charge,
-}
-
-/// Trunks, tenants and bridges in router ids: every name ever installed keeps its slot
-/// (with `live: None` once gone), so ids and gauges survive plan swaps.
-#[derive(Debug, Clone)]
-pub(crate) struct Topology {
-    numbering: Numbering,
-    service_capacity: NonZeroU32,
-    user_capacity: NonZeroU32,
-    providers: Vec<Provider>,
-    provider_ids: HashMap<Provider, ProviderId>,
-    pub(crate) trunks: Vec<TrunkSlot>,
-    trunk_ids: HashMap<Arc<str>, TrunkId>,
-    by_addr: HashMap<IpAddr, TrunkId>,
-    softphones: Option<TrunkId>,
-    tenants: Vec<TenantSlot>,
-    tenant_ids: HashMap<Arc<str>, TenantId>,
-    pub(crate) bridges: Vec<BridgeSlot>,
-    bridge_ids: HashMap<Arc<str>, BridgeId>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct TrunkSlot {
-    pub(crate) name: Arc<str>,
-    pub(crate) live: Option<TrunkLive>,
-    pub(crate) gauge: Arc<Gauge>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TrunkLive {
-    /// `None` for the softphone pseudo-trunk, which may reach any provider's numbers.
-    pub(crate) provider: Option<ProviderId>,
-    pub(crate) max_sessions: NonZeroU32,
-    pub(crate) symmetric_rtp: bool,
-}
-
-#[derive(Debug, Clone)]
-struct TenantSlot {
-    name: Arc<str>,
-    licence: Option<Licence>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct BridgeSlot {
-    pub(crate) name: Arc<str>,
-    pub(crate) live: Option<BridgeLive>,
-    pub(crate) gauge: Arc<Gauge>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BridgeLive {
-    pub(crate) tenant: TenantId,
-    capacity: NonZeroU32,
-    enabled: bool,
-}
-
-/// Plan-local indices to router ids, for translating a plan's numbers.
-struct IdMap {
-    providers: Vec<ProviderId>,
-    bridges: Vec<BridgeId>,
-}
-
-impl IdMap {
-    fn number(&self, def: &NumberDef) -> NumberLive {
-        NumberLive {
-            capacity: def.capacity,
-            bridge: def
-                .bridge
-                .and_then(|b| self.bridges.get(b as usize).copied()),
-            // Every plan provider index has an id (built from the same table).
-            provider: self
-                .providers
-                .get(usize::from(def.provider))
-                .copied()
-                .unwrap_or(ProviderId::from_index(0)),
-            kind: def.kind,
-            charge: def.charge,
-        }
-    }
-}
-
-impl Topology {
-    fn empty(numbering: Numbering) -> Self {
-        let mut t = Self {
-            numbering,
-            service_capacity: NonZeroU32::MIN,
-            user_capacity: NonZeroU32::MIN,
-            providers: Vec::new(),
-            provider_ids: HashMap::new(),
-            trunks: Vec::new(),
-            trunk_ids: HashMap::new(),
-            by_addr: HashMap::new(),
-            softphones: None,
-            tenants: Vec::new(),
-            tenant_ids: HashMap::new(),
-            bridges: Vec::new(),
-            bridge_ids: HashMap::new(),
-        };
-        t.intern_provider(&Provider::Microsoft);
-        t
-    }
-
-    /// The next topology: this one's ids and gauges, `plan`'s definitions.
-    fn rebuild(&self, plan: &Plan) -> (Topology, IdMap) {
-        let mut t = self.clone();
-        t.numbering = plan.numbering.clone();
-        t.service_capacity = plan.service_capacity;
-        t.user_capacity = plan.user_capacity;
-        t.trunks.iter_mut().for_each(|s| s.live = None);
-        t.tenants.iter_mut().for_each(|s| s.licence = None);
-        t.bridges.iter_mut().for_each(|s| s.live = None);
-        t.by_addr.clear();
-        t.softphones = None;
-        let providers: Vec<ProviderId> = plan
-            .providers
-            .iter()
-            .map(|p| t.intern_provider(p))
-            .collect();
-        for trunk in &plan.trunks {
-            let id = t.intern_trunk(&trunk.name);
-            let provider = providers.get(usize::from(trunk.provider)).copied();
-            t.set_trunk(id, provider, trunk.max_sessions, trunk.symmetric_rtp);
-            for address in &trunk.addresses {
-                t.by_addr.insert(*address, id);
-            }
-        }
-        if let Some(s) = &plan.softphones {
-            let id = t.intern_trunk(&s.name);
-            t.set_trunk(id, None, s.max_sessions, s.symmetric_rtp);
-            t.softphones = Some(id);
-        }
-        let mut tenants = Vec::with_capacity(plan.tenants.len());
-        for tenant in &plan.tenants {
-            let id = *t.tenant_ids.entry(tenant.name.clone()).or_insert_with(|| {
-                t.tenants.push(TenantSlot {
-                    name: tenant.name.clone(),
-                    licence: None,
-                });
-                TenantId::from_index(t.tenants.len() - 1)
-            });
-            if let Some(slot) = t.tenants.get_mut(id.index()) {
-                slot.licence = Some(tenant.licence);
-            }
-            tenants.push(id);
-        }
-        let mut bridges = Vec::with_capacity(plan.bridges.len());
-        for bridge in &plan.bridges {
-            let id = *t.bridge_ids.entry(bridge.name.clone()).or_insert_with(|| {
-                t.bridges.push(BridgeSlot {
-                    name: bridge.name.clone(),
-                    live: None,
-                    gauge: Arc::default(),
-                });
-                BridgeId::from_index(t.bridges.len() - 1)
-            });
-            let tenant = tenants.get(bridge.tenant).copied();
-            if let (Some(slot), Some(tenant)) = (t.bridges.get_mut(id.index()), tenant) {
-                slot.live = Some(BridgeLive {
-                    tenant,
-                    capacity: bridge.capacity,
-                    enabled: bridge.enabled,
-                });
-            }
-            bridges.push(id);
-        }
-        (t, IdMap { providers, bridges })
-    }
-
-    fn intern_provider(&mut self, provider: &Provider) -> ProviderId {
-        if let Some(id) = self.provider_ids.get(provider) {
-            return *id;
-        }
-        let id = ProviderId::from_index(self.providers.len());
-        self.providers.push(provider.clone());
-        self.provider_ids.insert(provider.clone(), id);
-        id
-    }
-
-    fn intern_trunk(&mut self, name: &Arc<str>) -> TrunkId {
-        if let Some(id) = self.trunk_ids.get(name) {
-            return *id;
-        }
-        let id = TrunkId::from_index(self.trunks.len());
-        self.trunks.push(TrunkSlot {
-            name: name.clone(),
-            live: None,
-            gauge: Arc::default(),
-        });
-        self.trunk_ids.insert(name.clone(), id);
-        id
-    }
-
-    fn set_trunk(
-        &mut self,
-        id: TrunkId,
-        provider: Option<ProviderId>,
-        max_sessions: NonZeroU32,
-        symmetric_rtp: bool,
-    ) {
-        if let Some(slot) = self.trunks.get_mut(id.index()) {
-            slot.live = Some(TrunkLive {
-                provider,
-                max_sessions,
-                symmetric_rtp,
-            });
-        }
-    }
-
-    /// The bridge a number may be assigned to, checked against the tenant's licence.
-    fn check_assignment(
-        &self,
-        number: E164,
-        provider: &Provider,
-        bridge: &str,
-    ) -> Result<BridgeId, Error> {
-        let no_such = || Error::NoSuchBridge(bridge.to_owned());
-        let id = *self.bridge_ids.get(bridge).ok_or_else(no_such)?;
-        let live = self.bridge_live(id).ok_or_else(no_such)?;
-        if self
-            .licence(live.tenant)
-            .is_some_and(|l| l.allows(provider))
-        {
-            Ok(id)
-        } else {
-            Err(Error::LicenceForbidsProvider {
-                number,
-                bridge: bridge.to_owned(),
-                tenant: self.tenant_name(live.tenant).to_owned(),
-            })
-        }
-    }
-
-    pub(crate) fn trunk_live(&self, id: TrunkId) -> Option<(&TrunkSlot, TrunkLive)> {
-        let slot = self.trunks.get(id.index())?;
-        Some((slot, slot.live?))
-    }
-
-    pub(crate) fn trunk_name(&self, id: TrunkId) -> &str {
-        self.trunks.get(id.index()).map_or("", |t| &t.name)
-    }
-
-    fn bridge_live(&self, id: BridgeId) -> Option<BridgeLive> {
-        self.bridges.get(id.index())?.live
-    }
-
-    pub(crate) fn bridge_name(&self, id: BridgeId) -> &str {
-        self.bridges.get(id.index()).map_or("", |b| &b.name)
-    }
-
-    fn licence(&self, id: TenantId) -> Option<Licence> {
-        self.tenants.get(id.index())?.licence
-    }
-
-    pub(crate) fn tenant_name(&self, id: TenantId) -> &str {
-        self.tenants.get(id.index()).map_or("", |t| &t.name)
-    }
-
-    pub(crate) fn provider(&self, id: ProviderId) -> Option<&Provider> {
-        self.providers.get(id.index())
     }
 }

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::conferences::{MemberInfo, Membership, ToMember};
 use crate::metrics::{DtmfFailure, QUALITY_INTERVAL, QualityReporter};
+use crate::refusal::{self, EndCause};
 use crate::services::Services;
 use crate::signaling::{CallInput, CallReport};
 
@@ -326,7 +327,7 @@ impl CallTask {
                     ));
                 }
                 Action::Hangup { reason } => {
-                    self.hang_up(reason.header_value()).await;
+                    self.hang_up(refusal::reason_header(reason).into()).await;
                     return false;
                 }
             }
@@ -376,12 +377,7 @@ impl CallTask {
                 drop(self.session.play(self.services.music_on_hold.clone(), true));
             }
             Playing::Rejection(reason) => {
-                self.hang_up(format!(
-                    "SIP;cause={};text=\"{}\"",
-                    reason.cause(),
-                    rejection_text(reason)
-                ))
-                .await;
+                self.hang_up(refusal::reason_header(reason).into()).await;
                 return false;
             }
             Playing::Other => {}
@@ -397,7 +393,7 @@ impl CallTask {
                 self.playing = None;
                 if let Err(e) = self.session.join_room(room) {
                     tracing::warn!(call_id = %self.id.call_id, error = %e, "cannot join the mix");
-                    self.hang_up("SIP;cause=500;text=\"conference unavailable\"".into())
+                    self.hang_up(refusal::reason_header(EndCause::ConferenceUnavailable).into())
                         .await;
                     return false;
                 }
@@ -418,7 +414,7 @@ impl CallTask {
                 match self.services.prompts.get(reason.prompt()) {
                     Some(audio) => self.play(Playing::Rejection(reason), audio),
                     None => {
-                        self.hang_up(format!("SIP;cause={}", reason.cause())).await;
+                        self.hang_up(refusal::reason_header(reason).into()).await;
                         return false;
                     }
                 }
@@ -439,7 +435,7 @@ impl CallTask {
                 self.play(Playing::Other, audio);
             }
             ToMember::Kicked => {
-                self.hang_up("Q.850;cause=16;text=\"removed from the meeting\"".into())
+                self.hang_up(refusal::reason_header(EndCause::Kicked).into())
                     .await;
                 return false;
             }
@@ -497,14 +493,6 @@ impl Drop for CallTask {
         if let Some(q) = self.quality.take() {
             q.finish(self.session.stats(), self.session.quality());
         }
-    }
-}
-
-fn rejection_text(reason: RejectReason) -> &'static str {
-    match reason {
-        RejectReason::MeetingFull => "meeting full",
-        RejectReason::MeetingLocked => "meeting locked",
-        RejectReason::LeaderDidNotJoin => "the organiser did not join",
     }
 }
 

@@ -16,10 +16,9 @@ use dialbridge_conference::room::{MemberId, RejectReason, Room, RoomAction, Room
 use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Gauges;
-use crate::admin::{ConferenceView, LiveError, ParticipantView, RecordingView};
 use crate::cdr::Timestamp;
-use crate::metrics::{CallQuality, DtmfFailures, QualityView};
+use crate::meeting_view::{ConferenceView, LiveError, ParticipantView, RecordingView};
+use crate::metrics::{CallQuality, DtmfFailures, Gauges, QualityView};
 
 /// What a meeting tells one of its calls.
 #[derive(Debug, Clone)]
@@ -673,41 +672,4 @@ fn recording_file_name(key: &ConferenceKey, at: Timestamp) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
     format!("{tenant}-{}-{time}.wav", key.id.as_str())
-}
-
-/// The admin API's view of the meetings ([`crate::admin::LiveCalls`]).
-pub struct LiveConferences(pub Arc<crate::services::Services>);
-
-impl crate::admin::LiveCalls for LiveConferences {
-    fn list_conferences(&self) -> crate::admin::LiveFuture<'_, Vec<ConferenceView>> {
-        Box::pin(self.0.conferences.describe())
-    }
-
-    fn mute(
-        &self,
-        participant: MemberId,
-        muted: bool,
-    ) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
-        Box::pin(self.0.conferences.mute(participant, muted))
-    }
-
-    fn kick(&self, participant: MemberId) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
-        Box::pin(self.0.conferences.kick(participant))
-    }
-
-    fn lock(
-        &self,
-        conference: ConferenceKey,
-        locked: bool,
-    ) -> crate::admin::LiveFuture<'_, Result<(), LiveError>> {
-        Box::pin(self.0.conferences.lock(conference, locked))
-    }
-
-    fn record(
-        &self,
-        conference: ConferenceKey,
-        on: bool,
-    ) -> crate::admin::LiveFuture<'_, Result<RecordingView, LiveError>> {
-        Box::pin(self.0.conferences.record(conference, on))
-    }
 }

@@ -11,7 +11,9 @@ mod conferences;
 pub mod config;
 mod error;
 pub mod logging;
+mod meeting_view;
 pub mod metrics;
+mod refusal;
 mod services;
 mod signaling;
 pub mod testing;
@@ -23,15 +25,17 @@ use std::net::SocketAddr;
 
 use std::sync::Arc;
 
+use dialbridge_conference::ivr::ConferenceKey;
+use dialbridge_conference::room::MemberId;
 use dialbridge_sip::transport::{Listeners, TransportConfig, Transports, load_tls_acceptor};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::admin::AdminState;
-use crate::conferences::LiveConferences;
 use crate::config::Config;
+use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
+pub use crate::metrics::Gauges;
 use crate::metrics::{Histogram, MetricsSources, SETUP_LATENCY_BUCKETS};
 use crate::services::Services;
-pub use crate::signaling::Gauges;
 use crate::signaling::Signaling;
 
 /// The number plan of `config`, validated (the server refuses to start on a bad one).
@@ -231,5 +235,43 @@ async fn reload_on_sighup(path: std::path::PathBuf, router: dialbridge_router::R
     {
         let _ = (path, router);
         std::future::pending::<()>().await;
+    }
+}
+
+/// The admin API's view of the meetings ([`admin::LiveCalls`]). It lives in the wiring,
+/// which knows both sides, so the meeting runtime never imports the admin API.
+struct LiveConferences(Arc<Services>);
+
+impl admin::LiveCalls for LiveConferences {
+    fn list_conferences(&self) -> admin::LiveFuture<'_, Vec<ConferenceView>> {
+        Box::pin(self.0.conferences.describe())
+    }
+
+    fn mute(
+        &self,
+        participant: MemberId,
+        muted: bool,
+    ) -> admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.mute(participant, muted))
+    }
+
+    fn kick(&self, participant: MemberId) -> admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.kick(participant))
+    }
+
+    fn lock(
+        &self,
+        conference: ConferenceKey,
+        locked: bool,
+    ) -> admin::LiveFuture<'_, Result<(), LiveError>> {
+        Box::pin(self.0.conferences.lock(conference, locked))
+    }
+
+    fn record(
+        &self,
+        conference: ConferenceKey,
+        on: bool,
+    ) -> admin::LiveFuture<'_, Result<RecordingView, LiveError>> {
+        Box::pin(self.0.conferences.record(conference, on))
     }
 }

@@ -14,15 +14,13 @@ pub use calls::{
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dialbridge_media::{EngineStats, MediaEngine};
 use dialbridge_router::{RejectReason, Router, Snapshot};
 use dialbridge_sip::transaction::LayerStats;
 use dialbridge_sip::transport::Transports;
-
-use crate::Gauges;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +29,19 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const SETUP_LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Buckets (seconds) for RTP interarrival jitter (RFC 3550 §6.4.1).
 pub const JITTER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16];
+
+/// Live counts, shared with whoever wants to read them (tests, metrics). Kept here, with
+/// the other published figures, so the meetings and the signaling task both write them
+/// without importing each other.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Calls the bridge holds (each with its router grant).
+    pub calls: AtomicUsize,
+    /// Calls admitted to a meeting's mix (not in a lobby).
+    pub participants: AtomicUsize,
+    /// Meetings in progress.
+    pub meetings: AtomicUsize,
+}
 
 /// Everything `/metrics` reads. The router and the call gauge are always there; the
 /// other sources are `None` until the task that feeds them is wired in, and their

@@ -46,7 +46,10 @@ impl std::fmt::Debug for Services {
 impl Services {
     /// Loads everything `config` names; any fault stops the start with a message naming
     /// the file at fault.
-    pub fn start(config: &Config, gauges: Arc<crate::Gauges>) -> Result<Arc<Services>, Error> {
+    pub fn start(
+        config: &Config,
+        gauges: Arc<crate::metrics::Gauges>,
+    ) -> Result<Arc<Services>, Error> {
         let router = Router::new(crate::plan_from(config)?);
         let ports = config.media.rtp_ports.clone();
         let media = MediaEngine::with_ipv6(

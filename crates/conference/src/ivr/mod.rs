@@ -103,7 +103,8 @@ pub enum Role {
     Participant,
 }
 
-/// Why the IVR hangs up, for the `Reason` header of the BYE (RFC 3326).
+/// Why the IVR hangs up: a typed end cause. The server maps it to the BYE's Reason
+/// header (RFC 3326); the IVR itself speaks no SIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HangupReason {
     /// The last of the attempts timed out with nothing keyed.
@@ -116,35 +117,6 @@ pub enum HangupReason {
     PinEntryRefused,
     /// The directory did not answer, or answered with an error.
     DirectoryUnavailable,
-}
-
-impl HangupReason {
-    /// The SIP status code for `Reason: SIP;cause=...`.
-    pub fn cause(self) -> u16 {
-        match self {
-            HangupReason::NoInput => 408,
-            HangupReason::ConferenceIdAttemptsExhausted
-            | HangupReason::PinAttemptsExhausted
-            | HangupReason::PinEntryRefused => 403,
-            HangupReason::DirectoryUnavailable => 503,
-        }
-    }
-
-    /// The `text=` of the `Reason` header.
-    pub fn text(self) -> &'static str {
-        match self {
-            HangupReason::NoInput => "No DTMF input",
-            HangupReason::ConferenceIdAttemptsExhausted => "Too many wrong conference IDs",
-            HangupReason::PinAttemptsExhausted => "Too many wrong PINs",
-            HangupReason::PinEntryRefused => "PIN entry refused",
-            HangupReason::DirectoryUnavailable => "Conference directory unavailable",
-        }
-    }
-
-    /// The whole header value: `SIP;cause=403;text="Too many wrong PINs"`.
-    pub fn header_value(self) -> String {
-        format!("SIP;cause={};text=\"{}\"", self.cause(), self.text())
-    }
 }
 
 /// Work for the caller.
@@ -543,7 +515,7 @@ impl Ivr {
             target: "dialbridge::security",
             tenant = %self.config.tenant,
             attempts = failures,
-            reason = reason.text(),
+            reason = ?reason,
             "entry IVR attempts exhausted"
         );
         self.goodbye(now, reason);

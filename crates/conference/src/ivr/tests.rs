@@ -565,13 +565,7 @@ fn results_out_of_turn_and_unused_keys_are_ignored() {
 }
 
 #[test]
-fn reason_header_values() {
-    assert_eq!(
-        HangupReason::PinAttemptsExhausted.header_value(),
-        "SIP;cause=403;text=\"Too many wrong PINs\""
-    );
-    assert_eq!(HangupReason::NoInput.cause(), 408);
-    assert_eq!(HangupReason::DirectoryUnavailable.cause(), 503);
+fn prompt_file_stems() {
     assert_eq!(PromptId::WaitingForLeader.file_stem(), "waiting-for-leader");
     assert_eq!(PromptId::EnterPin.file_stem(), "enter-pin");
 }

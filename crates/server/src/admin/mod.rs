@@ -18,9 +18,10 @@ mod plan;
 mod records;
 
 pub use dashboard::{DashboardHub, MAX_STREAMS as MAX_DASHBOARD_STREAMS};
-pub use live::{
-    ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantQuality, ParticipantView,
-    RecordingView,
+pub use live::{LiveCalls, LiveFuture};
+// The meetings' own views, re-exported where the API's users have always found them.
+pub use crate::meeting_view::{
+    ConferenceView, LiveError, ParticipantQuality, ParticipantView, RecordingView,
 };
 pub use openapi::document as openapi_document;
 

@@ -19,7 +19,7 @@ use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
 use super::call::{Call, CallPhase, CallRecord, spawn_call_task};
-use crate::answers;
+use crate::{answers, refusal};
 
 impl Signaling {
     pub(super) fn handle_new_invite(
@@ -36,18 +36,7 @@ impl Signaling {
         let grant = match self.services.router.route(trunk, &request_uri) {
             Ok(grant) => grant,
             Err(rejection) => {
-                let mut response = answers::reply(&invite, rejection.status(), None);
-                response.headers.push(Header::Other(
-                    "Reason".into(),
-                    rejection.reason_header().into(),
-                ));
-                if let Some(secs) = rejection.retry_after() {
-                    response
-                        .headers
-                        .push(Header::RetryAfter(rsip::headers::RetryAfter::new(
-                            secs.to_string(),
-                        )));
-                }
+                let response = refusal::refuse(&invite, rejection.reason);
                 self.respond(&key, response, now);
                 return;
             }

@@ -16,7 +16,7 @@ pub(crate) use call::CallReport;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_sip::auth::Authenticator;
@@ -33,19 +33,10 @@ use tokio::sync::mpsc;
 use crate::answers;
 use crate::cdr::EndedBy;
 use crate::config::Config;
+use crate::metrics::Gauges;
+use crate::refusal::{self, EndCause};
 use crate::services::Services;
 use call::{Call, CallPhase};
-
-/// Live counts, shared with whoever wants to read them (tests, metrics).
-#[derive(Debug, Default)]
-pub struct Gauges {
-    /// Calls the bridge holds (each with its router grant).
-    pub calls: AtomicUsize,
-    /// Calls admitted to a meeting's mix (not in a lobby).
-    pub participants: AtomicUsize,
-    /// Meetings in progress.
-    pub meetings: AtomicUsize,
-}
 
 /// Where the signaling task reports what it measures (for `/metrics`).
 #[derive(Debug, Clone)]
@@ -187,7 +178,7 @@ impl Signaling {
         for id in ids {
             self.hang_up(
                 &id,
-                "SIP;cause=503;text=\"bridge shutting down\"",
+                refusal::reason_header(EndCause::ShuttingDown),
                 EndedBy::Shutdown,
                 now,
             );
@@ -253,7 +244,7 @@ impl Signaling {
                 match event {
                     DialogEvent::SessionExpired => self.hang_up(
                         &id,
-                        "SIP;cause=408;text=\"session expired\"",
+                        refusal::reason_header(EndCause::SessionExpired),
                         EndedBy::Timeout,
                         now,
                     ),
@@ -344,7 +335,7 @@ impl Signaling {
                 if let Some(id) = self.by_invite.remove(&invite_key) {
                     self.hang_up(
                         &id,
-                        "SIP;cause=408;text=\"no ACK for 200 OK\"",
+                        refusal::reason_header(EndCause::NoAck),
                         EndedBy::Timeout,
                         now,
                     );
@@ -403,14 +394,7 @@ impl Signaling {
         let in_dialog = message::fields::to_tag(&request.headers).is_some();
         match (request.method, in_dialog) {
             (Method::Invite, false) if self.draining => {
-                let mut response = answers::reply(&request, 503, Some("Bridge Shutting Down"));
-                response
-                    .headers
-                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("30")));
-                response.headers.push(Header::Other(
-                    "Reason".into(),
-                    "SIP;cause=503;text=\"bridge shutting down\"".into(),
-                ));
+                let response = refusal::refuse(&request, EndCause::ShuttingDown);
                 self.respond(&key, response, now);
             }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
