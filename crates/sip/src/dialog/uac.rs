@@ -111,11 +111,9 @@ impl Caller {
         let mut headers = Headers::default();
         for header in invite.headers.iter() {
             match header {
-                Header::Via(_) => {
-                    // Only the top Via (ours), §9.1.
-                    if !headers.iter().any(|h| matches!(h, Header::Via(_))) {
-                        headers.push(header.clone());
-                    }
+                // Only the top Via (ours), §9.1.
+                Header::Via(_) if !headers.iter().any(|h| matches!(h, Header::Via(_))) => {
+                    headers.push(header.clone())
                 }
                 Header::From(_) | Header::To(_) | Header::CallId(_) | Header::Route(_) => {
                     headers.push(header.clone())
