@@ -129,6 +129,26 @@ pub struct CallOutcome {
 }
 
 impl CallOutcome {
+    /// A call that could not even be placed (an address or user that makes no SIP URI).
+    pub fn not_placed(reason: String) -> Self {
+        CallOutcome {
+            call_id: String::new(),
+            status: None,
+            reason: None,
+            setup: None,
+            dtmf_to_response: None,
+            ended_by: EndedBy::Error,
+            codec: None,
+            connected: None,
+            media: MediaCounts::default(),
+            analysis: None,
+            audio_ok: None,
+            failures: vec![reason],
+            heard: Vec::new(),
+            heard_rate: 8000,
+        }
+    }
+
     /// True when the call went as expected.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()

@@ -119,7 +119,7 @@ impl Call<'_> {
         if (200..300).contains(&code) {
             // A 2xx (or its retransmission): every one gets an ACK (§13.2.2.4).
             if self.phase == Phase::Inviting || self.phase == Phase::Cancelling {
-                self.dialog.handle_2xx(resp);
+                self.dialog.handle_2xx(resp).map_err(|e| e.to_string())?;
             }
             let ack = self
                 .dialog

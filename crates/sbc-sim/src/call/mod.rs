@@ -109,10 +109,13 @@ pub async fn run(
             .unwrap_or_else(|| host_of(local.ip())),
         to: config.to.clone(),
         bridge: signaling.bridge().to_string(),
-        local: local.to_string(),
+        local,
         transport: signaling.transport(),
     };
-    let dialog = UacDialog::new(parties);
+    let dialog = match UacDialog::new(parties) {
+        Ok(dialog) => dialog,
+        Err(e) => return CallOutcome::not_placed(e.to_string()),
+    };
     let mut call = Call::new(signaling, config, progress, dialog);
     if let Err(reason) = call.drive(local.ip()).await {
         call.fail(reason);
@@ -328,10 +331,7 @@ impl<'a> Call<'a> {
         sdp: &str,
         authorization: Option<(&str, &str)>,
     ) -> Result<(), String> {
-        let invite = self
-            .dialog
-            .invite(sdp, authorization)
-            .map_err(|e| e.to_string())?;
+        let invite = self.dialog.invite(sdp, authorization);
         self.invite_seq = handle::cseq_of(&invite);
         self.say(&format!("→ INVITE {}", invite.uri));
         let key = self

@@ -113,7 +113,6 @@ impl Call<'_> {
             self.phase = Phase::Done;
             return Ok(());
         };
-        let cancel = cancel.map_err(|e| e.to_string())?;
         self.say("→ CANCEL");
         self.layer
             .send_request(cancel, self.peer, now)

@@ -378,7 +378,12 @@ impl Dialog {
             .cseq_header()
             .and_then(|c| c.seq())
             .map_err(|_| Error::BadHeader("CSeq"))?;
-        Ok(self.base_request(Method::Ack, seq))
+        Ok(self.make_ack_for(seq))
+    }
+
+    /// The ACK for a 2xx to our INVITE whose CSeq number was `invite_seq`.
+    pub fn make_ack_for(&self, invite_seq: u32) -> Request {
+        self.base_request(Method::Ack, invite_seq)
     }
 
     /// A response to one of our in-dialog requests: a 2xx to re-INVITE/UPDATE refreshes
