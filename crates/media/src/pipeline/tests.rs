@@ -1,0 +1,1 @@
+//! Tests of the room pipeline with a virtual clock.
