@@ -6,9 +6,9 @@
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
 //! thread wakes once per tick, takes the table lock once and walks every room and
-//! session, mixing (total minus own, O(N) per room, at 16 kHz: see `room.rs` for
-//! how G.711 members avoid a resampler per participant) and encoding into buffers it
-//! owns; after releasing the lock it sends the tick's datagrams with non-blocking
+//! session, running each room's [`crate::pipeline`] (total minus own, O(N) per room,
+//! at 16 kHz: see [`crate::pipeline::RoomMix`] for how G.711 members avoid a resampler
+//! per participant) and encoding into buffers it owns; after releasing the lock it sends the tick's datagrams with non-blocking
 //! `sendto`, half of them on a helper thread (a full socket buffer drops the
 //! packet, counted: late audio is worthless). Idle rooms cost nothing but a map
 //! entry. Nothing is allocated per tick or per packet once the buffers have grown
