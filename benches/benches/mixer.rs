@@ -101,7 +101,9 @@ impl Room {
             .iter()
             .enumerate()
             .filter_map(|(i, f)| {
-                let id = pipeline.add_member(Codec::Pcmu, telephone_event, None).ok()?;
+                let id = pipeline
+                    .add_member(Codec::Pcmu, telephone_event, None)
+                    .ok()?;
                 let mut payload = [0u8; FRAME_SAMPLES];
                 Codec::Pcmu.encode_frame(f, &mut payload);
                 let mut datagram = vec![0u8; 12 + FRAME_SAMPLES];
