@@ -2,19 +2,20 @@
 //! mixer (K = 3 loudest talkers, one shared frame for everyone else) and, for
 //! comparison, the plain N-1 kernel where every participant gets a personal frame.
 //! Throughput is per participant, so criterion reports the cost per participant.
-//! `pipeline_tick` adds what the engine's clock does around the mixer (jitter buffer
-//! push and pop, G.711 decode, the 16 kHz shared mix decimated and encoded once,
-//! talkers' frames decimated and encoded each) — everything per tick except the
-//! socket calls. The participants are G.711 (8 kHz) in the 16 kHz mix: the mixer
-//! upsamples only the talkers it mixes.
+//! `pipeline_tick` runs the product's [`RoomPipeline`] — the code the engine's clock
+//! and receive thread run: each member's datagram through `handle_datagram` (RTP
+//! parse, jitter buffer push), then `tick` (jitter buffer pop, G.711 decode, the 16 kHz
+//! mix of the loudest three, the shared mix decimated and encoded once, talkers'
+//! frames decimated and encoded each, RTP packetisation) — everything but the socket
+//! calls and the locks. The participants are G.711 (8 kHz) in the 16 kHz mix, with
+//! RFC 4733 telephone-events (no in-band DTMF squelch; `pipeline_tick_squelch` has it).
 
 use std::hint::black_box;
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dialbridge_media::jitter::{JitterBuffer, JitterConfig, Playout};
-use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Heard, Mixer, mix_minus};
-use dialbridge_media::{Codec, Downsampler2, FRAME_SAMPLES, Tone};
+use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Mixer, mix_minus};
+use dialbridge_media::rtp::RtpHeader;
+use dialbridge_media::{Codec, Datagrams, FRAME_SAMPLES, MemberId, RoomPipeline, Tone};
 
 const ROOMS: [usize; 3] = [10, 100, 1000];
 
@@ -83,63 +84,86 @@ fn n_minus_one(c: &mut Criterion) {
     group.finish();
 }
 
-fn pipeline(c: &mut Criterion) {
-    let mut group = c.benchmark_group("mixer/pipeline_tick");
-    for n in ROOMS {
-        let payloads: Vec<Bytes> = frames(n)
+/// One room of `n` µ-law members, each with its far end's next datagram: the RTP
+/// header rewritten every tick (sequence, timestamp), the payload fixed.
+struct Room {
+    pipeline: RoomPipeline,
+    members: Vec<(MemberId, Vec<u8>)>,
+    out: Datagrams,
+    start: std::time::Instant,
+    tick: u32,
+}
+
+impl Room {
+    fn new(n: usize, telephone_event: bool) -> Self {
+        let mut pipeline = RoomPipeline::new(n);
+        let members = frames(n)
             .iter()
-            .map(|f| {
-                let mut bytes = [0u8; FRAME_SAMPLES];
-                Codec::Pcmu.encode_frame(f, &mut bytes);
-                Bytes::copy_from_slice(&bytes)
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let id = pipeline
+                    .add_member(Codec::Pcmu, telephone_event, None)
+                    .ok()?;
+                let mut payload = [0u8; FRAME_SAMPLES];
+                Codec::Pcmu.encode_frame(f, &mut payload);
+                let mut datagram = vec![0u8; 12 + FRAME_SAMPLES];
+                RtpHeader {
+                    marker: false,
+                    payload_type: 0,
+                    sequence: 0,
+                    timestamp: 0,
+                    ssrc: i as u32,
+                }
+                .write_packet(&payload, &mut datagram)
+                .ok()?;
+                Some((id, datagram))
             })
             .collect();
-        let mut mixer = Mixer::new(n, DEFAULT_MAX_TALKERS);
-        let slots: Vec<_> = (0..n).filter_map(|_| mixer.join()).collect();
-        let mut buffers: Vec<JitterBuffer<Bytes>> = (0..n)
-            .map(|_| JitterBuffer::new(JitterConfig::default()))
-            .collect();
-        let start = std::time::Instant::now();
-        let mut tick = 0u32;
-        let mut shared_down = Downsampler2::default();
-        let mut talker_down = Downsampler2::default();
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| {
-                let now = start + std::time::Duration::from_millis(20) * tick;
-                let seq = tick as u16;
-                tick = tick.wrapping_add(1);
-                for ((jb, slot), payload) in buffers.iter_mut().zip(&slots).zip(&payloads) {
-                    jb.push(seq, u32::from(seq) * 160, payload.clone(), now);
-                    if let Playout::Frame { item, .. } = jb.pop(now)
-                        && let Some(input) = mixer.narrow_input_mut(*slot)
-                    {
-                        Codec::Pcmu.decode_frame(&item, input);
-                    }
-                }
-                mixer.mix();
-                let mut narrow = [0i16; FRAME_SAMPLES];
-                shared_down.process(mixer.shared(), &mut narrow);
-                let mut shared = [0u8; FRAME_SAMPLES];
-                Codec::Pcmu.encode_frame(&narrow, &mut shared);
-                let mut own = [0u8; FRAME_SAMPLES];
-                let mut check = 0u32;
-                for slot in &slots {
-                    match mixer.output(*slot) {
-                        Some(Heard::Own(frame)) => {
-                            talker_down.process(frame, &mut narrow);
-                            Codec::Pcmu.encode_frame(&narrow, &mut own);
-                            check = check.wrapping_add(u32::from(own[0]));
-                        }
-                        Some(Heard::Shared(_)) => check = check.wrapping_add(u32::from(shared[0])),
-                        None => {}
-                    }
-                }
-                black_box(check)
-            })
-        });
+        Self {
+            pipeline,
+            members,
+            out: Datagrams::default(),
+            start: std::time::Instant::now(),
+            tick: 0,
+        }
     }
-    group.finish();
+
+    /// One 20 ms tick on the virtual clock: every member's packet in, the tick, the
+    /// datagrams out.
+    fn tick(&mut self) -> usize {
+        let now = self.start + std::time::Duration::from_millis(20) * self.tick;
+        let seq = self.tick as u16;
+        self.tick = self.tick.wrapping_add(1);
+        for (id, datagram) in &mut self.members {
+            datagram[2..4].copy_from_slice(&seq.to_be_bytes());
+            datagram[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            let _ = black_box(self.pipeline.handle_datagram(*id, now, datagram));
+        }
+        self.out.clear();
+        self.pipeline.tick(now, &mut self.out);
+        self.out.len()
+    }
+}
+
+fn pipeline(c: &mut Criterion) {
+    for (name, telephone_event) in [
+        ("mixer/pipeline_tick", true),
+        ("mixer/pipeline_tick_squelch", false),
+    ] {
+        let mut group = c.benchmark_group(name);
+        for n in ROOMS {
+            let mut room = Room::new(n, telephone_event);
+            // Past the jitter buffer's start, and the output grown to the room.
+            for _ in 0..10 {
+                room.tick();
+            }
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter(|| black_box(room.tick()))
+            });
+        }
+        group.finish();
+    }
 }
 
 criterion_group!(benches, room, n_minus_one, pipeline);

@@ -4,8 +4,10 @@
 //!
 //! Everything outside the `tokio` feature is pure and allocation-free per packet and
 //! per tick: [`codec`], [`rtp`] (zero-copy RFC 3550 header view and writer),
-//! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`], [`latch`]. With `tokio`, [`engine`]
-//! puts them to work: one UDP socket pair per participant and one clock for all.
+//! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`], [`latch`], and
+//! [`pipeline`], a room's whole per-tick media work as one value ([`RoomPipeline`]).
+//! With `tokio`, [`engine`] puts them to work: one UDP socket pair per participant and
+//! one clock for all, running the pipeline's code under its locks.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dialbridge_media::Error> {
@@ -45,6 +47,7 @@ pub mod jitter;
 pub mod latch;
 pub mod mixer;
 pub mod opus;
+pub mod pipeline;
 pub mod ports;
 pub mod prompt;
 pub mod recording;
@@ -72,6 +75,7 @@ pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 pub use latch::{Latch, PayloadTypes};
 pub use mixer::{Frame, Heard, MIX_SAMPLES, MixFrame, Mixer, MixerSlot, mix_minus};
 pub use opus::{OpusDecoder, OpusEncoder, OpusRate};
+pub use pipeline::{Datagrams, MemberId, RoomPipeline};
 pub use ports::PortAllocator;
 pub use prompt::{Playback, Prompt};
 pub use recording::{ConferenceRecorder, Recorded, RecorderConfig, RecordingSummary, RecordingTap};

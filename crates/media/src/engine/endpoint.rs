@@ -14,9 +14,8 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::comfort_noise::CN_PAYLOAD_TYPE;
-use crate::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::latch::{Latch, Verdict};
+use crate::pipeline::{Jitter, room_payload};
 use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
 use crate::srtp::SrtpContext;
 use crate::{AudioCodec, FRAME_MS, RtpView};
@@ -132,130 +131,6 @@ fn rtp_clock_rate(codec: AudioCodec) -> u32 {
     codec.clock_rate()
 }
 
-/// The jitter buffer of a session: its timestamps tick at the codec's RTP clock.
-fn jitter_config(codec: AudioCodec) -> JitterConfig {
-    JitterConfig {
-        frame_ts: codec.timestamp_step(),
-        clock_rate: codec.clock_rate(),
-        ..JitterConfig::default()
-    }
-}
-
-/// The largest audio payload kept, bytes: 20 ms of G.711 or G.722 is 160; an Opus
-/// frame is variable, 80 bytes at our 32 kbit/s and at most 400 at 160 kbit/s (more
-/// than any VoIP softphone sends for 20 ms of mono speech). A longer payload is cut —
-/// which for Opus makes it undecodable, and it is concealed.
-pub(super) const MAX_PAYLOAD: usize = 400;
-/// The payload G.711 and G.722 sessions keep: one 20 ms frame, 160 bytes.
-pub(super) const COMPACT_PAYLOAD: usize = 160;
-
-/// One received audio (or comfort noise) payload of at most `N` bytes, by value: the
-/// jitter buffer's ring holds these, so feeding the mixer allocates nothing and
-/// shares no buffer between threads.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Payload<const N: usize> {
-    len: u16,
-    /// An RFC 3389 comfort noise payload (PT 13), not audio.
-    pub(super) comfort_noise: bool,
-    bytes: [u8; N],
-}
-
-impl<const N: usize> Payload<N> {
-    /// The first `N` bytes of `payload` (we ask for 20 ms packets).
-    pub(super) fn new(payload: &[u8], comfort_noise: bool) -> Self {
-        let len = payload.len().min(N);
-        let mut bytes = [0u8; N];
-        bytes[..len].copy_from_slice(&payload[..len]);
-        Self {
-            len: u16::try_from(len).unwrap_or(u16::MAX),
-            comfort_noise,
-            bytes,
-        }
-    }
-
-    /// The payload bytes.
-    pub(super) fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
-    }
-}
-
-/// A session's jitter buffer, its ring sized for its codec: the thousands of G.711
-/// sessions keep 160-byte slots (a ring of 64 is 10 KiB, and each tick's pop touches
-/// three cache lines), only Opus sessions the [`MAX_PAYLOAD`] ones.
-#[derive(Debug)]
-pub(super) enum Jitter {
-    /// G.711, G.722.
-    Compact(JitterBuffer<Payload<COMPACT_PAYLOAD>>),
-    /// Opus.
-    Large(JitterBuffer<Payload<MAX_PAYLOAD>>),
-}
-
-/// What [`Jitter::pop`] gives. A value on the clock's stack for one call, never
-/// stored: the size difference between variants costs nothing.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Popped {
-    Compact(Playout<Payload<COMPACT_PAYLOAD>>),
-    Large(Playout<Payload<MAX_PAYLOAD>>),
-}
-
-impl Jitter {
-    /// An empty buffer for `codec` (allocates the ring).
-    pub(super) fn new(codec: AudioCodec) -> Self {
-        match codec {
-            AudioCodec::Opus { .. } => Self::Large(JitterBuffer::new(jitter_config(codec))),
-            AudioCodec::G711(_) | AudioCodec::G722 => {
-                Self::Compact(JitterBuffer::new(jitter_config(codec)))
-            }
-        }
-    }
-
-    /// Offers a received payload (copied by value into the ring).
-    pub(super) fn push(
-        &mut self,
-        sequence: u16,
-        timestamp: u32,
-        payload: &[u8],
-        comfort_noise: bool,
-        now: std::time::Instant,
-    ) {
-        match self {
-            Self::Compact(jb) => {
-                jb.push(
-                    sequence,
-                    timestamp,
-                    Payload::new(payload, comfort_noise),
-                    now,
-                );
-            }
-            Self::Large(jb) => {
-                jb.push(
-                    sequence,
-                    timestamp,
-                    Payload::new(payload, comfort_noise),
-                    now,
-                );
-            }
-        }
-    }
-
-    /// The frame to play this tick.
-    pub(super) fn pop(&mut self, now: std::time::Instant) -> Popped {
-        match self {
-            Self::Compact(jb) => Popped::Compact(jb.pop(now)),
-            Self::Large(jb) => Popped::Large(jb.pop(now)),
-        }
-    }
-
-    /// Frames waiting.
-    pub(super) fn depth(&self) -> usize {
-        match self {
-            Self::Compact(jb) => jb.depth(),
-            Self::Large(jb) => jb.depth(),
-        }
-    }
-}
-
 /// What the receive thread holds for one session.
 #[derive(Debug)]
 pub(super) struct Endpoint {
@@ -321,7 +196,7 @@ impl Endpoint {
         if let Some(inner) = self.inner.upgrade() {
             inner.latched.fetch_add(1, Ordering::Relaxed);
             if let Some(o) = lock(&inner.table).sessions.get_mut(&self.id) {
-                o.remote = to;
+                o.route.remote = to;
                 if let Some(rtcp) = latch.rtcp_target() {
                     o.remote_rtcp = Some(rtcp);
                 }
@@ -382,9 +257,11 @@ impl Endpoint {
             view.timestamp,
             now,
         );
-        let audio = view.payload_type == self.payload_type;
-        let comfort_noise = view.payload_type == CN_PAYLOAD_TYPE;
-        if (audio || comfort_noise) && self.link.in_room.load(Ordering::Acquire) {
+        let room = room_payload(view.payload_type, self.payload_type);
+        let audio = room == Some(false);
+        if let Some(comfort_noise) = room
+            && self.link.in_room.load(Ordering::Acquire)
+        {
             // Copied by value into the ring: no allocation, no shared buffer.
             lock(&self.link.jitter).push(
                 view.sequence,

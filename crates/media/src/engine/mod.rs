@@ -6,9 +6,9 @@
 //! Why one clock: a timer per participant means thousands of timer wake-ups every
 //! 20 ms on a 2-core machine, each switching to a different task. Here a single
 //! thread wakes once per tick, takes the table lock once and walks every room and
-//! session, mixing (total minus own, O(N) per room, at 16 kHz: see `room.rs` for
-//! how G.711 members avoid a resampler per participant) and encoding into buffers it
-//! owns; after releasing the lock it sends the tick's datagrams with non-blocking
+//! session, running each room's [`crate::pipeline`] (total minus own, O(N) per room,
+//! at 16 kHz: see [`crate::pipeline::RoomMix`] for how G.711 members avoid a resampler
+//! per participant) and encoding into buffers it owns; after releasing the lock it sends the tick's datagrams with non-blocking
 //! `sendto`, half of them on a helper thread (a full socket buffer drops the
 //! packet, counted: late audio is worthless). Idle rooms cost nothing but a map
 //! entry. Nothing is allocated per tick or per packet once the buffers have grown
@@ -67,8 +67,7 @@ mod room;
 mod stats;
 
 use endpoint::{Endpoint, Link};
-use outbound::{Outbound, REPORT_INTERVAL, Scratch, add_saturating};
-use room::RoomState;
+use outbound::{Outbound, REPORT_INTERVAL, Scratch};
 pub use room::{Activity, RoomId};
 pub use stats::{LatencyHistogram, LatencySummary};
 
@@ -604,7 +603,7 @@ impl RtpSession {
         lock(&self.inner.table)
             .sessions
             .get(&self.id)
-            .map(|o| o.remote)
+            .map(|o| o.route.remote)
     }
 
     /// Plays `prompt` from its start, replacing whatever this session played; loops
@@ -632,7 +631,7 @@ impl RtpSession {
         }
         let symmetric = latch.is_symmetric();
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.remote = latch.target();
+            o.route.remote = latch.target();
             if symmetric {
                 // What RTCP latched to belonged to the old address.
                 o.remote_rtcp = None;
@@ -654,7 +653,7 @@ impl RtpSession {
     /// running while paused and the first packet after carries the marker.
     pub fn set_sending(&self, sending: bool) {
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.sending = sending;
+            o.media.set_sending(sending);
         }
     }
 
@@ -818,7 +817,7 @@ impl Drop for PortLease {
 #[derive(Debug, Default)]
 struct Table {
     sessions: HashMap<u64, Outbound>,
-    rooms: HashMap<u64, RoomState>,
+    rooms: HashMap<u64, crate::pipeline::RoomMix>,
 }
 
 impl Table {
@@ -828,12 +827,13 @@ impl Table {
     fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant, report: Duration) {
         let Table { sessions, rooms } = self;
         for room in rooms.values_mut() {
-            room.tick(sessions, scratch, now);
+            room.tick(now, sessions, &mut scratch.pipeline, &mut scratch.outbox);
         }
         for outbound in sessions.values_mut() {
             if outbound.room.is_none() {
                 outbound.tick(scratch);
             }
+            outbound.notify_finished();
             outbound.report_if_due(scratch, now, report);
         }
     }

@@ -1,13 +1,7 @@
 //! The sending half of a session, owned by the engine's table and driven by the
-//! clock: prompts, the 20 ms RTP packet (SRTP-protected when keyed) and the RTCP
-//! report every ~5 s; and the session's codec state both ways.
-//!
-//! G.711 sessions stay narrowband and stateless: outside a room a prompt frame is
-//! encoded as it is; in a room they hear the 16 kHz mix decimated by 2 (the shared mix
-//! once per room, a talker's own mix with its own [`Downsampler2`], whose history is
-//! kept from whatever it heard). G.722 and Opus sessions own a [`CodecState`] (their
-//! encoders and decoders carry state, so nothing encoded is shared between them) and
-//! hear 8 kHz prompts through an [`Upsampler2`].
+//! clock: the session's [`MemberMedia`] (prompts, codec state, the 20 ms RTP packet,
+//! SRTP-protected when keyed: the pure pipeline's code), where its packets go, the
+//! prompt's completion, and the RTCP report every ~5 s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,36 +10,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
-use crate::comfort_noise::NoiseGenerator;
-use crate::dtmf_squelch::DtmfSquelch;
-use crate::halfband::{Downsampler2, Upsampler2};
-use crate::jitter::Concealer;
-use crate::mixer::{Frame, MIX_SILENCE, MixFrame, MixerSlot, SILENCE};
+use crate::mixer::MixerSlot;
+use crate::pipeline::{self, MemberMedia, PACKET_LEN, SentCounts};
 use crate::rtcp::{self, Report, SenderInfo};
-use crate::rtp::HEADER_LEN;
-use crate::srtp::{MAX_RTP_OVERHEAD, SRTCP_TRAILER, SrtpContext};
-use crate::{AudioCodec, CodecState, Error, FRAME_SAMPLES, Playback, Prompt, RtpSender};
+use crate::srtp::{SRTCP_TRAILER, SrtpContext};
+use crate::{AudioCodec, Error, Playback, Prompt, RtpSender};
 
-use super::endpoint::{Link, MAX_PAYLOAD};
-use super::room::WideSquelch;
+use super::endpoint::Link;
 use super::{Bound, PlayEnd, lock};
 
 /// RFC 3550 §6.2: the nominal report interval for a two-party session (the 5 s
 /// minimum; our RTCP is far below the 5% bandwidth share).
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(5);
-/// One RTP packet: header, the largest payload (see [`MAX_PAYLOAD`]), room for the
-/// SRTP tag.
-const PACKET_LEN: usize = HEADER_LEN + MAX_PAYLOAD + MAX_RTP_OVERHEAD;
 /// One compound RTCP packet: SR with one block, SDES CNAME, SRTCP trailer.
 const RTCP_LEN: usize = 256;
 
 /// The clock's buffers, reused every tick.
 #[derive(Debug)]
 pub(super) struct Scratch {
-    pub(super) pcm: Frame,
-    pub(super) prompt: Frame,
-    pub(super) wide: MixFrame,
-    pub(super) packet: [u8; PACKET_LEN],
+    /// The pipeline's frames and packet.
+    pub(super) pipeline: pipeline::Scratch,
     rtcp: [u8; RTCP_LEN],
     /// This tick's RTP datagrams, sent once the table lock is released.
     pub(super) outbox: Outbox,
@@ -54,23 +38,18 @@ pub(super) struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Self {
-            pcm: SILENCE,
-            prompt: SILENCE,
-            wide: MIX_SILENCE,
-            packet: [0; PACKET_LEN],
+            pipeline: pipeline::Scratch::default(),
             rtcp: [0; RTCP_LEN],
             outbox: Outbox::default(),
         }
     }
 }
 
-impl Scratch {
-    /// The payload area of the packet buffer ([`MAX_PAYLOAD`] bytes after the header;
-    /// the constant sizes make the split infallible).
-    pub(super) fn payload_mut(&mut self) -> &mut [u8] {
-        let (_, rest) = self.packet.split_at_mut(HEADER_LEN);
-        rest.split_at_mut(MAX_PAYLOAD).0
-    }
+/// Where a session's RTP goes: its socket and the remote address.
+#[derive(Debug)]
+pub(super) struct Route {
+    pub(super) bound: Arc<Bound>,
+    pub(super) remote: SocketAddr,
 }
 
 /// One RTP datagram ready to go. The `Arc` keeps the socket (and so its fd number)
@@ -95,10 +74,16 @@ pub(super) struct Outbox {
 /// Threads sending each tick's datagrams: the clock and one helper (2 cores).
 pub(super) const SEND_LANES: usize = 2;
 
-impl Outbox {
-    fn push(&mut self, outgoing: Outgoing) {
+impl pipeline::Sink<Route> for Outbox {
+    fn push(&mut self, route: &Route, packet: &[u8; PACKET_LEN], len: usize) {
         if let Some(lane) = self.lanes.get_mut(self.turn) {
-            lane.push(outgoing);
+            // The whole buffer by value (one copy, no zeroing); `len` says what is sent.
+            lane.push(Outgoing {
+                bound: route.bound.clone(),
+                to: route.remote,
+                len,
+                bytes: *packet,
+            });
         }
         self.turn = (self.turn + 1) % SEND_LANES;
     }
@@ -127,43 +112,20 @@ pub(super) fn send_lane(lane: &mut Vec<Outgoing>) -> u64 {
 
 #[derive(Debug)]
 pub(super) struct Outbound {
-    bound: Arc<Bound>,
-    pub(super) remote: SocketAddr,
+    pub(super) route: Route,
     /// The SDP's `a=rtcp` address; `None`: the RTP address with port + 1.
     pub(super) remote_rtcp: Option<SocketAddr>,
-    pub(super) codec: AudioCodec,
-    /// G.722 and Opus: encoder and decoder state (`None` for G.711).
-    pub(super) state: Option<Box<CodecState>>,
-    /// G.711 in a room: the 16 → 8 kHz converter of what this member hears.
-    pub(super) down: Downsampler2,
-    /// Wideband codecs: the 8 → 16 kHz converter of this session's prompts.
-    up: Upsampler2,
-    /// RFC 3389: the far end's comfort noise, played in a room from a CN packet until
-    /// its next audio packet (`noise_active`).
-    pub(super) noise: NoiseGenerator,
-    pub(super) noise_active: bool,
-    /// G.711 without RFC 4733 events: keeps the caller's keyed digits out of the mix
-    /// (delays its audio one tick, silences DTMF frames).
-    pub(super) squelch: Option<Box<DtmfSquelch>>,
-    /// The same for G.722 and Opus without RFC 4733 events.
-    pub(super) wide_squelch: Option<Box<WideSquelch>>,
-    sender: RtpSender,
-    pub(super) playback: Option<(Playback, oneshot::Sender<PlayEnd>)>,
+    /// Codec state, squelch, prompt and packetiser: the pipeline's member.
+    pub(super) media: MemberMedia,
+    /// Told how the playing prompt ended.
+    done: Option<oneshot::Sender<PlayEnd>>,
     /// The room and mixer slot, while in a room.
     pub(super) room: Option<(u64, MixerSlot)>,
     pub(super) muted: bool,
     /// Jitter buffer, quality and SRTCP state shared with the receive thread.
     pub(super) link: Arc<Link>,
-    pub(super) concealer: Concealer,
-    /// False while the far end holds the call (RFC 3264 §8.4 `sendonly`/`inactive`).
-    pub(super) sending: bool,
-    srtp: Option<SrtpContext>,
-    /// RTCP sender state (§6.4.1).
+    /// RTCP: when the next report is due.
     next_report: Option<Instant>,
-    packets_sent: u32,
-    octets_sent: u32,
-    last_timestamp: u32,
-    sent_since_report: bool,
 }
 
 impl Outbound {
@@ -178,40 +140,15 @@ impl Outbound {
         link: Arc<Link>,
         srtp: Option<SrtpContext>,
     ) -> Result<Self, Error> {
-        let in_band = !telephone_event;
-        let (state, squelch, wide_squelch) = match codec {
-            AudioCodec::G711(_) => (None, in_band.then(Box::default), None),
-            _ => (
-                Some(Box::new(CodecState::new(codec)?)),
-                None,
-                in_band.then(Box::default),
-            ),
-        };
         Ok(Self {
-            bound,
-            remote,
+            route: Route { bound, remote },
             remote_rtcp: None,
-            codec,
-            state,
-            down: Downsampler2::default(),
-            up: Upsampler2::default(),
-            noise: NoiseGenerator::new(sender.ssrc()),
-            noise_active: false,
-            squelch,
-            wide_squelch,
-            sender,
-            playback: None,
+            media: MemberMedia::new(codec, telephone_event, sender, srtp)?,
+            done: None,
             room: None,
             muted: false,
             link,
-            concealer: Concealer::default(),
-            sending: true,
-            srtp,
             next_report: None,
-            packets_sent: 0,
-            octets_sent: 0,
-            last_timestamp: 0,
-            sent_since_report: false,
         })
     }
 
@@ -222,137 +159,35 @@ impl Outbound {
         done: oneshot::Sender<PlayEnd>,
     ) {
         self.interrupt();
-        self.playback = Some((Playback::new(prompt, repeat), done));
+        self.media.play(Playback::new(prompt, repeat));
+        self.done = Some(done);
     }
 
     pub(super) fn is_playing(&self) -> bool {
-        self.playback.is_some()
+        self.media.is_playing()
     }
 
     /// Sends one 20 ms packet of prompt or silence (outside a room).
     pub(super) fn tick(&mut self, scratch: &mut Scratch) {
-        scratch.pcm = SILENCE;
-        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
-        let pcm = scratch.pcm;
-        self.encode_and_send(&pcm, scratch);
+        if let Some(len) = self.media.tick_alone(&mut scratch.pipeline) {
+            pipeline::Sink::push(
+                &mut scratch.outbox,
+                &self.route,
+                scratch.pipeline.packet(),
+                len,
+            );
+        }
     }
 
-    /// Adds the next frame of the playing prompt (if any) to `pcm`, saturating.
-    pub(super) fn mix_prompt(&mut self, pcm: &mut Frame, buf: &mut Frame) {
-        let Some((mut playback, done)) = self.playback.take() else {
-            return;
-        };
-        playback.fill(buf);
-        add_saturating(pcm, buf);
-        if playback.finished() {
+    /// After a tick: tells the caller of [`super::RtpSession::play`] that its prompt
+    /// played to its end.
+    pub(super) fn notify_finished(&mut self) {
+        if self.done.is_some()
+            && !self.media.is_playing()
+            && let Some(done) = self.done.take()
+        {
             let _ = done.send(PlayEnd::Finished);
-        } else {
-            self.playback = Some((playback, done));
         }
-    }
-
-    /// Adds the next frame of the playing prompt (if any), upsampled, to
-    /// `scratch.wide` (for the wideband codecs).
-    pub(super) fn mix_prompt_wide(&mut self, scratch: &mut Scratch) {
-        scratch.pcm = SILENCE;
-        self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
-        let mut wide = MIX_SILENCE;
-        self.up.process(&scratch.pcm, &mut wide);
-        add_saturating(&mut scratch.wide, &wide);
-    }
-
-    /// Encodes and sends one 8 kHz frame: as it is for G.711, upsampled for the
-    /// wideband codecs.
-    pub(super) fn encode_and_send(&mut self, pcm: &Frame, scratch: &mut Scratch) {
-        match self.codec {
-            AudioCodec::G711(codec) => {
-                let len = codec.encode_frame(pcm, scratch.payload_mut());
-                self.send(scratch, len);
-            }
-            _ => {
-                let mut wide = MIX_SILENCE;
-                self.up.process(pcm, &mut wide);
-                self.encode_wide_and_send(&wide, scratch);
-            }
-        }
-    }
-
-    /// Encodes and sends one 16 kHz frame of the mix: decimated for G.711 (with this
-    /// session's converter), as it is for the wideband codecs.
-    pub(super) fn encode_wide_and_send(&mut self, wide: &MixFrame, scratch: &mut Scratch) {
-        let len = match (self.codec, self.state.as_mut()) {
-            (AudioCodec::G711(codec), _) => {
-                let mut pcm = SILENCE;
-                self.down.process(wide, &mut pcm);
-                codec.encode_frame(&pcm, scratch.payload_mut())
-            }
-            (_, Some(state)) => match state.encode_frame(wide, scratch.payload_mut()) {
-                Ok(len) => len,
-                // The encoder refused (it does not, for a valid frame and buffer): the
-                // frame is not sent, time goes on.
-                Err(_) => return self.skip(1),
-            },
-            (_, None) => return self.skip(1),
-        };
-        self.send(scratch, len);
-    }
-
-    /// Sends bytes already encoded for this G.711 session (the room's shared mix,
-    /// encoded once per codec); `heard`, the 16 kHz frame they encode, only moves this
-    /// session's converter history on, so a later own mix joins without a seam.
-    pub(super) fn send_g711_encoded(
-        &mut self,
-        bytes: &[u8; FRAME_SAMPLES],
-        heard: &MixFrame,
-        scratch: &mut Scratch,
-    ) {
-        self.down.push(heard);
-        scratch.payload_mut()[..FRAME_SAMPLES].copy_from_slice(bytes);
-        self.send(scratch, FRAME_SAMPLES);
-    }
-
-    /// Writes the next header in front of the `len` payload bytes already in the
-    /// scratch packet, protects it when keyed, and sends.
-    pub(super) fn send(&mut self, scratch: &mut Scratch, len: usize) {
-        let step = self.codec.timestamp_step();
-        if !self.sending {
-            // Time goes on: the timestamp keeps pace and the first packet after the
-            // pause carries the marker (RFC 3551 §4.1).
-            self.sender.skip(step);
-            return;
-        }
-        let payload_len = len.min(MAX_PAYLOAD);
-        let header = self.sender.next_header(step);
-        let packet = &mut scratch.packet;
-        // The header is exactly HEADER_LEN bytes and the payload type came from a
-        // Codec, so this cannot fail; a failure would only skip the packet.
-        if header.write(packet).is_err() {
-            return;
-        }
-        let mut len = HEADER_LEN + payload_len;
-        if let Some(srtp) = self.srtp.as_mut() {
-            match srtp.protect_rtp(packet, len) {
-                Ok(n) => len = n,
-                Err(_) => return,
-            }
-        }
-        if len > PACKET_LEN {
-            return;
-        }
-        // The whole buffer by value (one copy, no zeroing); `len` says what is sent.
-        let bytes = *packet;
-        scratch.outbox.push(Outgoing {
-            bound: self.bound.clone(),
-            to: self.remote,
-            len,
-            bytes,
-        });
-        // Counted for the SR as sent; a send that fails is counted in the session's
-        // and the engine's drop counters by the sender.
-        self.packets_sent = self.packets_sent.wrapping_add(1);
-        self.octets_sent = self.octets_sent.wrapping_add(payload_len as u32);
-        self.last_timestamp = header.timestamp;
-        self.sent_since_report = true;
     }
 
     /// Sends the RTCP report when it is due (RFC 3550 §6.4): an SR if we sent RTP
@@ -375,16 +210,16 @@ impl Outbound {
 
     /// Sends a report now; with `bye`, followed by a BYE (§6.6: the session ends).
     pub(super) fn send_report(&mut self, scratch: &mut Scratch, now: Instant, bye: bool) {
-        let sender = std::mem::take(&mut self.sent_since_report).then(|| SenderInfo {
+        let sender = self.media.take_sent().map(|sent: SentCounts| SenderInfo {
             ntp: rtcp::ntp_timestamp(SystemTime::now()),
             // The timestamp of the last packet sent, at most one tick behind the NTP
             // time: well inside what lip-sync or RTT need.
-            rtp_timestamp: self.last_timestamp,
-            packet_count: self.packets_sent,
-            octet_count: self.octets_sent,
+            rtp_timestamp: sent.rtp_timestamp,
+            packet_count: sent.packet_count,
+            octet_count: sent.octet_count,
         });
         let mut cname = [0u8; 32];
-        let cname = cname_of(self.sender.ssrc(), &mut cname);
+        let cname = cname_of(self.media.ssrc(), &mut cname);
         let mut state = lock(&self.link.rtcp);
         let state = &mut *state;
         let block = state.reception.report_block(&state.round_trip, now);
@@ -392,7 +227,7 @@ impl Outbound {
             state.last_fraction = b.fraction_lost;
         }
         let report = Report {
-            ssrc: self.sender.ssrc(),
+            ssrc: self.media.ssrc(),
             sender,
             block,
             cname,
@@ -419,32 +254,29 @@ impl Outbound {
             }
         }
         let to = self.remote_rtcp.unwrap_or_else(|| {
-            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+            SocketAddr::new(
+                self.route.remote.ip(),
+                self.route.remote.port().wrapping_add(1),
+            )
         });
         if let Some(datagram) = scratch.rtcp.get(..len)
-            && self.bound.rtcp.send_to(datagram, to).is_ok()
+            && self.route.bound.rtcp.send_to(datagram, to).is_ok()
         {
-            self.bound.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+            self.route.bound.rtcp_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Moves the RTP timestamp past `ticks` frames not sent (marker on the next).
     pub(super) fn skip(&mut self, ticks: u32) {
-        self.sender
-            .skip(ticks.saturating_mul(self.codec.timestamp_step()));
+        self.media.skip(ticks);
     }
 
+    /// Stops the prompt; its caller hears it was cut short.
     pub(super) fn interrupt(&mut self) {
-        if let Some((_, done)) = self.playback.take() {
+        self.media.stop_playback();
+        if let Some(done) = self.done.take() {
             let _ = done.send(PlayEnd::Interrupted);
         }
-    }
-}
-
-/// Adds `extra` to `pcm`, saturating at full scale (frames of any one length).
-pub(super) fn add_saturating<const N: usize>(pcm: &mut [i16; N], extra: &[i16; N]) {
-    for (p, &e) in pcm.iter_mut().zip(extra) {
-        *p = p.saturating_add(e);
     }
 }
 
