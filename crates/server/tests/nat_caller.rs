@@ -11,12 +11,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dialbridge_testkit::caller::{JOIN_ADELE, caller, place, tone};
+use dialbridge_testkit::caller::{JOIN_ADELE, assert_hears, caller, place, tone};
 use dialbridge_testkit::ports::free_udp_tcp_port;
 use dialbridge_testkit::serve::{DemoToml, Serve};
 use dialbridge_testkit::{ip, scratch_dir};
 use sbc_sim::CallOutcome;
-use sbc_sim::audio_check::{Expectation, analyse_at};
 
 const TELCO_A: &str = "127.0.0.20";
 /// Telco A's number for the Contoso bridge.
@@ -49,26 +48,8 @@ async fn bridge() -> (Serve, SocketAddr) {
     (serve, SocketAddr::new(lo, sip))
 }
 
-/// The 3 s before the last second of the call: both were in, the prompts were over.
 fn hears(name: &str, o: &CallOutcome, hz: f64, bridge: &Serve) {
-    assert!(
-        o.answered() && o.passed(),
-        "{name}: status {:?} {:?}: {:?}\n--- bridge ---\n{}",
-        o.status,
-        o.reason,
-        o.failures,
-        bridge.log()
-    );
-    let rate = o.heard_rate as usize;
-    let n = o.heard.len();
-    assert!(n > rate * 5, "{name} heard only {n} samples at {rate} Hz");
-    let analysis = analyse_at(&o.heard[n - rate * 4..n - rate], o.heard_rate, Some(hz));
-    assert!(
-        Expectation::Tone(hz).check(&analysis).is_ok(),
-        "{name} does not hear the other caller's {hz} Hz: {analysis:?} (RTP {:?})\n--- bridge ---\n{}",
-        o.media,
-        bridge.log()
-    );
+    assert_hears(name, o, hz, &bridge.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,3 +52,27 @@ pub async fn place(bridge: SocketAddr, from: &str, config: CallConfig) -> CallOu
         .expect("sbc-sim binds its signaling socket");
     call::run(&signaling, &config, &Quiet).await
 }
+
+/// Asserts that `outcome` (the caller called `name`) was answered, passed, and heard a
+/// steady `hz` tone in the 3 s before its last second (both callers were in, the prompts
+/// over). `log` (the bridge's) is printed when it did not.
+pub fn assert_hears(name: &str, outcome: &CallOutcome, hz: f64, log: &str) {
+    use sbc_sim::audio_check::{Expectation, analyse_at};
+    let o = outcome;
+    assert!(
+        o.answered() && o.passed(),
+        "{name}: status {:?} {:?}: {:?}\n--- bridge ---\n{log}",
+        o.status,
+        o.reason,
+        o.failures,
+    );
+    let rate = o.heard_rate as usize;
+    let n = o.heard.len();
+    assert!(n > rate * 5, "{name} heard only {n} samples at {rate} Hz");
+    let analysis = analyse_at(&o.heard[n - rate * 4..n - rate], o.heard_rate, Some(hz));
+    assert!(
+        Expectation::Tone(hz).check(&analysis).is_ok(),
+        "{name} does not hear the other caller's {hz} Hz: {analysis:?} (RTP {:?})\n--- bridge ---\n{log}",
+        o.media,
+    );
+}

@@ -237,20 +237,8 @@ pub fn header_param<'a>(value: &'a str, name: &str) -> Option<Option<&'a str>> {
 
 /// The part of a name-addr after the address: starting at the first header `;`.
 fn after_address(value: &str) -> Option<&str> {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if in_quote {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_quote = false,
-                _ => {}
-            }
-            continue;
-        }
+    for (i, c) in super::uri::unquoted(value) {
         match c {
-            '"' => in_quote = true,
             '<' => {
                 let rest = value.get(i..)?;
                 let close = rest.find('>')?;

@@ -580,19 +580,9 @@ fn quoted_end(text: &str) -> Option<usize> {
 /// Splits a header value at the commas that separate values (none inside quotes or <>).
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut parts = Vec::new();
-    let (mut start, mut in_quote, mut escaped, mut in_angle) = (0, false, false, false);
-    for (i, c) in value.char_indices() {
-        if in_quote {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_quote = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut start, mut in_angle) = (0, false);
+    for (i, c) in unquoted(value) {
         match c {
-            '"' => in_quote = true,
             '<' => in_angle = true,
             '>' => in_angle = false,
             ',' if !in_angle => {
@@ -604,6 +594,29 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
     }
     parts.push(value.get(start..).unwrap_or_default());
     parts.into_iter()
+}
+
+/// The characters of a header value that are not inside a quoted string (§25.1
+/// quoted-string, with its quoted-pairs), with their byte offsets. The quotes
+/// themselves are left out too.
+pub(crate) fn unquoted(value: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let (mut in_quote, mut escaped) = (false, false);
+    value.char_indices().filter(move |&(_, c)| {
+        if in_quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_quote = false,
+                _ => {}
+            }
+            return false;
+        }
+        if c == '"' {
+            in_quote = true;
+            return false;
+        }
+        true
+    })
 }
 
 fn is_scheme(s: &str) -> bool {
