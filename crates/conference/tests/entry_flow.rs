@@ -134,7 +134,8 @@ impl Caller {
                         self.ivr.handle_prompt_finished(prompt, self.now);
                     }
                 }
-                Action::StopPrompt => {}
+                // The server counts these for its metrics; nothing to play.
+                Action::StopPrompt | Action::EntryFailed(_) => {}
                 Action::LookupConference {
                     tenant,
                     conference_id,

@@ -67,6 +67,9 @@ struct CallTask {
     questions: JoinSet<Answer>,
     /// What the last successful lookup found (the meeting's lobby setting).
     found: Option<ConferenceInfo>,
+    /// The guard refused the ID just keyed: the IVR's failed entry that follows is a
+    /// lock-out (already counted), not a wrong ID.
+    locked_out_entry: bool,
     meeting: Option<Membership>,
     /// The meeting and role the IVR chose (for the call detail record).
     joining: Option<(ConferenceKey, Role)>,
@@ -131,6 +134,7 @@ pub(crate) async fn run(
         playing: None,
         questions: JoinSet::new(),
         found: None,
+        locked_out_entry: false,
         meeting: None,
         joining: None,
         meeting_tx,
@@ -224,15 +228,8 @@ pub(crate) async fn run(
             _ = sleep => {
                 let now = Instant::now();
                 task.dtmf.handle_timeout(now);
-                // The IVR's timer with no directory question out and no goodbye
-                // playing is its digit timer: an entry that timed out.
-                let entry_timed_out = task.ivr.poll_timeout().is_some_and(|at| now >= at)
-                    && task.questions.is_empty()
-                    && !matches!(task.playing, Some((Playing::Ivr(PromptId::Goodbye), _)));
+                // An entry that timed out comes back as Action::EntryFailed.
                 task.ivr.handle_timeout(now);
-                if entry_timed_out {
-                    task.count(DtmfFailure::Timeout);
-                }
             }
             _ = quality_tick.tick() => task.publish_quality(),
         }
@@ -244,6 +241,11 @@ impl CallTask {
     async fn carry_out_ivr(&mut self) -> bool {
         while let Some(action) = self.ivr.poll_action() {
             match action {
+                Action::EntryFailed(failure) => {
+                    if !std::mem::take(&mut self.locked_out_entry) {
+                        self.count(DtmfFailure::of(failure));
+                    }
+                }
                 Action::PlayPrompt { prompt, .. } => {
                     if let Some(audio) = self.services.prompts.get(prompt) {
                         self.play(Playing::Ivr(prompt), audio);
@@ -259,7 +261,9 @@ impl CallTask {
                 } => {
                     if !self.services.guard_allows_id(&self.caller) {
                         self.count(DtmfFailure::LockedOut);
-                        // A caller past the guessing threshold learns nothing more.
+                        // A caller past the guessing threshold learns nothing more. The
+                        // IVR takes it for a wrong ID; counted once, as a lock-out.
+                        self.locked_out_entry = true;
                         self.ivr
                             .handle_lookup_result(LookupResult::NotFound, Instant::now());
                         continue;
@@ -347,16 +351,12 @@ impl CallTask {
         match answer {
             Ok(Answer::Lookup(result, info)) => {
                 if result == LookupResult::NotFound {
-                    self.count(DtmfFailure::WrongConferenceId);
                     self.services.guard_wrong_id(&self.caller);
                 }
                 self.found = info;
                 self.ivr.handle_lookup_result(result, now);
             }
             Ok(Answer::Pin(result, conference)) => {
-                if result == PinResult::Invalid {
-                    self.count(DtmfFailure::WrongPin);
-                }
                 self.services
                     .guard_pin_result(&self.caller, &conference, result);
                 self.ivr.handle_pin_result(result, now);

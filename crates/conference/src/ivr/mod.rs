@@ -159,6 +159,39 @@ pub enum Action {
         /// For the `Reason` header.
         reason: HangupReason,
     },
+    /// An attempt at the conference ID or the PIN failed (for the caller's metrics and
+    /// the guessing guard's view of it); what the caller hears next follows as its own
+    /// action.
+    EntryFailed(EntryFailure),
+}
+
+/// One failed attempt at an entry, as the IVR saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFailure {
+    /// Which entry.
+    pub entry: Entry,
+    /// How it failed.
+    pub kind: FailureKind,
+}
+
+/// The two entries a caller keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// The conference ID.
+    ConferenceId,
+    /// The leader PIN.
+    Pin,
+}
+
+/// How an entry failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Complete, but the directory does not know the ID or the PIN is not the leader's.
+    Wrong,
+    /// Ended by `#` before it had enough digits to be checked at all.
+    TooShort,
+    /// The digit timer ran out, with or without digits keyed.
+    TimedOut,
 }
 
 /// The answer to [`Action::LookupConference`].
@@ -245,12 +278,24 @@ enum State {
 /// How an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// Wrong or too short, ended by `#`.
+    /// Checked and refused: an unknown ID, a wrong PIN.
     Wrong,
+    /// Ended by `#` too short to check.
+    TooShort,
     /// Timed out with some digits keyed.
     Incomplete,
     /// Timed out with nothing keyed.
     NoInput,
+}
+
+impl Failure {
+    fn kind(self) -> FailureKind {
+        match self {
+            Failure::Wrong => FailureKind::Wrong,
+            Failure::TooShort => FailureKind::TooShort,
+            Failure::Incomplete | Failure::NoInput => FailureKind::TimedOut,
+        }
+    }
 }
 
 /// One caller's way through the entry IVR.
@@ -438,8 +483,8 @@ impl Ivr {
                         conference_id,
                     });
                 }
-                // Too short (or nothing): a wrong ID without asking the directory.
-                None => self.fail(now, Failure::Wrong),
+                // Too short (or nothing): refused without asking the directory.
+                None => self.fail(now, Failure::TooShort),
             },
             State::ExpectPin {
                 conference,
@@ -461,7 +506,7 @@ impl Ivr {
                         self.timer = Some(now + self.config.lookup_timeout);
                         self.push(Action::VerifyPin { conference, pin });
                     }
-                    None => self.fail(now, Failure::Wrong),
+                    None => self.fail(now, Failure::TooShort),
                 }
             }
             _ => {}
@@ -471,7 +516,15 @@ impl Ivr {
     /// One failed attempt in ID or PIN entry: ask again, or say goodbye after the
     /// last one.
     fn fail(&mut self, now: Instant, failure: Failure) {
-        let timed_out = failure != Failure::Wrong;
+        let timed_out = matches!(failure, Failure::Incomplete | Failure::NoInput);
+        let entry = match self.state {
+            State::ExpectPin { .. } => Entry::Pin,
+            _ => Entry::ConferenceId,
+        };
+        self.push(Action::EntryFailed(EntryFailure {
+            entry,
+            kind: failure.kind(),
+        }));
         self.keyed.clear();
         self.timer = None;
         let (failures, max, reprompt, exhausted) = match &mut self.state {

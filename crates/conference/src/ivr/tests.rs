@@ -41,6 +41,9 @@ fn verify(conference: &ConferenceKey, pin: &Pin) -> PinResult {
 struct Call {
     ivr: Ivr,
     now: Instant,
+    /// The failed entries the IVR reported, in order (kept apart from what the caller
+    /// hears, which the tests compare as sequences).
+    failures: Vec<EntryFailure>,
 }
 
 impl Call {
@@ -53,11 +56,19 @@ impl Call {
         Self {
             ivr: Ivr::new(IvrConfig::new(tenant), now),
             now,
+            failures: Vec::new(),
         }
     }
 
     fn actions(&mut self) -> Vec<Action> {
-        std::iter::from_fn(|| self.ivr.poll_action()).collect()
+        let mut out = Vec::new();
+        while let Some(action) = self.ivr.poll_action() {
+            match action {
+                Action::EntryFailed(failure) => self.failures.push(failure),
+                action => out.push(action),
+            }
+        }
+        out
     }
 
     fn advance(&mut self, d: Duration) {
@@ -568,4 +579,51 @@ fn results_out_of_turn_and_unused_keys_are_ignored() {
 fn prompt_file_stems() {
     assert_eq!(PromptId::WaitingForLeader.file_stem(), "waiting-for-leader");
     assert_eq!(PromptId::EnterPin.file_stem(), "enter-pin");
+}
+
+/// The IVR reports each failed attempt itself, sorted: a wrong ID (the directory said
+/// no), a too-short one (refused unchecked), then a wrong and a too-short PIN, and an
+/// entry left to time out — the caller's metrics count these, not guesses from outside.
+#[test]
+fn every_failed_entry_is_reported_with_its_kind() {
+    let f = |entry, kind| EntryFailure { entry, kind };
+    let mut call = Call::new();
+    call.actions();
+    call.finished(PromptId::Welcome);
+    call.key("111111111#");
+    call.serve();
+    call.key("12#");
+    call.serve();
+    assert_eq!(
+        call.failures,
+        [
+            f(Entry::ConferenceId, FailureKind::Wrong),
+            f(Entry::ConferenceId, FailureKind::TooShort)
+        ]
+    );
+    call.failures.clear();
+    // A third failed attempt would end the call: go in instead.
+    call.key("123456789#");
+    call.serve();
+    call.key("11111#");
+    call.serve();
+    call.key("1#");
+    call.serve();
+    assert_eq!(
+        call.failures,
+        [
+            f(Entry::Pin, FailureKind::Wrong),
+            f(Entry::Pin, FailureKind::TooShort)
+        ]
+    );
+
+    let mut idle = Call::new();
+    idle.actions();
+    idle.finished(PromptId::Welcome);
+    idle.time_out();
+    idle.actions();
+    assert_eq!(
+        idle.failures,
+        [f(Entry::ConferenceId, FailureKind::TimedOut)]
+    );
 }

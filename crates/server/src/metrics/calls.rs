@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use dialbridge_conference::ivr::{Entry, EntryFailure, FailureKind};
 use dialbridge_media::{Quality, SessionStats};
 
 use super::{Histogram, JITTER_BUCKETS, RtpCounters};
@@ -167,10 +168,12 @@ impl Drop for QualityReporter {
 /// Why a caller's keyed entry failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfFailure {
-    /// A conference ID the directory does not know (or too short to look up).
+    /// A conference ID the directory does not know.
     WrongConferenceId,
     /// A leader PIN that is not the conference's.
     WrongPin,
+    /// An ID or PIN ended by `#` too short to be checked at all.
+    TooShort,
     /// No entry, or an unfinished one, before the digit timer ran out.
     Timeout,
     /// Entry refused without checking: the caller or the conference is in a guessing
@@ -182,9 +185,10 @@ pub enum DtmfFailure {
 
 impl DtmfFailure {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [DtmfFailure; 5] = [
+    pub const ALL: [DtmfFailure; 6] = [
         DtmfFailure::WrongConferenceId,
         DtmfFailure::WrongPin,
+        DtmfFailure::TooShort,
         DtmfFailure::Timeout,
         DtmfFailure::LockedOut,
         DtmfFailure::Malformed,
@@ -195,6 +199,7 @@ impl DtmfFailure {
         match self {
             DtmfFailure::WrongConferenceId => "wrong_conference_id",
             DtmfFailure::WrongPin => "wrong_pin",
+            DtmfFailure::TooShort => "too_short",
             DtmfFailure::Timeout => "timeout",
             DtmfFailure::LockedOut => "locked_out",
             DtmfFailure::Malformed => "malformed",
@@ -205,16 +210,27 @@ impl DtmfFailure {
         match self {
             DtmfFailure::WrongConferenceId => 0,
             DtmfFailure::WrongPin => 1,
-            DtmfFailure::Timeout => 2,
-            DtmfFailure::LockedOut => 3,
-            DtmfFailure::Malformed => 4,
+            DtmfFailure::TooShort => 2,
+            DtmfFailure::Timeout => 3,
+            DtmfFailure::LockedOut => 4,
+            DtmfFailure::Malformed => 5,
+        }
+    }
+
+    /// The reason for a failed entry the IVR reported.
+    pub fn of(failure: EntryFailure) -> DtmfFailure {
+        match (failure.kind, failure.entry) {
+            (FailureKind::Wrong, Entry::ConferenceId) => DtmfFailure::WrongConferenceId,
+            (FailureKind::Wrong, Entry::Pin) => DtmfFailure::WrongPin,
+            (FailureKind::TooShort, _) => DtmfFailure::TooShort,
+            (FailureKind::TimedOut, _) => DtmfFailure::Timeout,
         }
     }
 }
 
 /// Failed DTMF entries since start, by reason.
 #[derive(Debug, Default)]
-pub struct DtmfFailures([AtomicU64; 5]);
+pub struct DtmfFailures([AtomicU64; 6]);
 
 impl DtmfFailures {
     /// Counts one failure.
@@ -300,7 +316,7 @@ mod tests {
         f.count(DtmfFailure::WrongPin);
         f.count(DtmfFailure::Timeout);
         let counts: Vec<_> = DtmfFailure::ALL.iter().map(|r| f.get(*r)).collect();
-        assert_eq!(counts, [0, 2, 1, 0, 0]);
+        assert_eq!(counts, [0, 2, 0, 1, 0, 0]);
         assert_eq!(DtmfFailure::ALL[0].as_str(), "wrong_conference_id");
     }
 }
