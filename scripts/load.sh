@@ -55,16 +55,11 @@ sed -E \
     -e "s/127\.0\.0\.1:8088/127.0.0.1:$admin_port/" \
     -e 's#^cdr_database = .*#cdr_database = "cdr.sqlite"#' \
     -e 's/^(max_sessions|capacity|service_number_capacity) = [0-9]+/\1 = 10000/' \
+    -e '/^\[conference\]$/a max_members = 10000\njoin_leave_tones = false' \
     fixtures/demo.toml >"$out/load.toml"
-cat >>"$out/load.toml" <<'EOF'
-
-[conference]
-# Load: meetings far larger than the demo's 250. No join/leave chimes: at 50 joins a
-# second they would play back to back over everyone's voice (large meetings turn them
-# off), and each caller checks it hears the others' tone.
-max_members = 10000
-join_leave_tones = false
-EOF
+# Into the demo's own [conference] (TOML allows one table of a name): meetings far
+# larger than the demo's 250, and no join/leave chimes (at 50 joins a second they would
+# play back to back over everyone's voice, and each caller checks it hears the others').
 rm -f "$out/cdr.sqlite"*
 
 # -- the bridge ------------------------------------------------------------------------
