@@ -175,7 +175,7 @@ fn concurrent_callers_share_commits_and_lose_nothing() {
 }
 
 #[test]
-fn a_record_takes_well_under_a_millisecond_in_memory_and_is_measured_on_disk() {
+fn records_commit_in_memory_and_on_disk_and_their_cost_is_printed() {
     let memory = CdrStore::open(":memory:").unwrap();
     let db = TempDb::new("speed");
     let file = CdrStore::open(db.path()).unwrap();
@@ -185,10 +185,9 @@ fn a_record_takes_well_under_a_millisecond_in_memory_and_is_measured_on_disk() {
             store.record(&sample(n)).unwrap();
         }
         let per = start.elapsed() / u32::try_from(rounds).unwrap();
+        // A figure for the README (run with --nocapture), never a pass/fail: a busy CI
+        // machine makes any bound on wall-clock time flaky.
         eprintln!("CdrStore::record on {name}: {} µs each", per.as_micros());
-        if name == "memory" {
-            // Generous for a debug build on a loaded machine; the figure is printed.
-            assert!(per.as_micros() < 2000, "{per:?}");
-        }
+        assert_eq!(store.count().unwrap(), u64::try_from(rounds).unwrap());
     }
 }

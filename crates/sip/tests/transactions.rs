@@ -441,7 +441,6 @@ fn respond_to_unknown_key_is_an_error() {
 fn thousand_calls_run_to_completion_on_the_virtual_clock() {
     let base = Instant::now();
     let mut layer = TransactionLayer::new(LayerConfig::default());
-    let start = std::time::Instant::now();
     for i in 0..1000 {
         let invite = request("INVITE", &format!("z9hG4bKmany{i}"), 1);
         layer.handle_request(invite.clone(), udp(), base);
@@ -455,8 +454,6 @@ fn thousand_calls_run_to_completion_on_the_virtual_clock() {
         .filter(|e| matches!(e, Event::TimedOut { .. }))
         .count();
     assert_eq!(timed_out, 1000);
-    // Loose bound: a debug build on a busy 2-core box.
-    assert!(start.elapsed() < Duration::from_secs(20));
 }
 
 #[test]
