@@ -34,17 +34,19 @@ fn docker_compose_file_parses() {
 
 #[test]
 fn the_binary_refuses_a_broken_config_naming_file_and_line() {
-    let dir = std::env::temp_dir().join(format!("dialbridge-badconf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let text = dialbridge_server::config::DEMO_CONFIG.replace(
         "bridge = \"fabrikam-bridge\"",
         "bridge = \"no-such-bridge\"",
     );
-    let line = text
-        .lines()
-        .position(|l| l.contains("no-such-bridge"))
-        .unwrap()
-        + 1;
+    check_names_the_line(&text, |l| l.contains("no-such-bridge"), "badconf");
+}
+
+/// Runs `dialbridge check` on `text` and asserts it fails naming the file and the line
+/// `bad_line` picks.
+fn check_names_the_line(text: &str, bad_line: impl Fn(&str) -> bool, tag: &str) {
+    let dir = std::env::temp_dir().join(format!("dialbridge-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = text.lines().position(bad_line).unwrap() + 1;
     let path = dir.join("bad.toml");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialbridge"))
@@ -60,9 +62,7 @@ fn the_binary_refuses_a_broken_config_naming_file_and_line() {
 
 #[test]
 fn check_names_the_line_of_a_bad_symmetric_rtp_or_address6() {
-    let dir = std::env::temp_dir().join(format!("dialbridge-badrtp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (from, to, needle) in [
+    for (n, (from, to, needle)) in [
         (
             "max_sessions = 500\n",
             "max_sessions = 500\nsymmetric_rtp = \"yes\"\n",
@@ -78,19 +78,11 @@ fn check_names_the_line_of_a_bad_symmetric_rtp_or_address6() {
             "address6 = \"127.0.0.1\"\n",
             "address6 =",
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let text = dialbridge_server::config::DEMO_CONFIG.replacen(from, to, 1);
-        let line = text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
-        let path = dir.join("bad.toml");
-        std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialbridge"))
-            .arg("check")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("bad.toml:{line}")), "{to}: {err}");
+        check_names_the_line(&text, |l| l.starts_with(needle), &format!("badrtp{n}"));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

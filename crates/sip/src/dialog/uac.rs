@@ -6,13 +6,14 @@
 //! Used by sbc-sim today, and by the bridge's dial-outs and node-to-node legs next.
 
 use super::session_timer::SessionTimerConfig;
-use super::uas::{Dialog, LocalAddress};
+use super::uas::{Dialog, LocalAddress, contact_uri, record_routes};
 use super::{DialogId, new_tag};
 use crate::Error;
 use crate::message::fields;
 use crate::message::uri::{NameAddr, Uri};
 use crate::transaction::new_branch;
 use rsip::headers::UntypedHeader;
+use rsip::prelude::*;
 use rsip::{Header, Headers, Method, Request, Response};
 
 /// A call being placed: everything the INVITE and its CANCEL need, until a response
@@ -157,32 +158,14 @@ impl Caller {
         let remote_tag = fields::to_tag(&response.headers)
             .ok_or(Error::BadHeader("To tag"))?
             .to_owned();
-        let contact = response
-            .headers
-            .iter()
-            .find_map(|h| match h {
-                Header::Contact(c) => Some(c.value()),
-                _ => None,
-            })
-            .map(NameAddr::parse);
-        let remote_target = match contact {
-            Some(Ok(NameAddr {
-                uri: uri @ Uri::Sip(_),
-                ..
-            })) => uri,
+        let remote_target = match response.contact_header() {
+            Ok(contact) => contact_uri(Ok(contact.value()))?,
             // A 1xx need not carry a Contact: target the Request-URI until the 2xx.
-            None if code < 200 => self.request_uri.clone(),
-            _ => return Err(Error::BadHeader("Contact")),
+            Err(_) if code < 200 => self.request_uri.clone(),
+            Err(_) => return Err(Error::BadHeader("Contact")),
         };
-        let mut route_set = Vec::new();
-        for header in response.headers.iter() {
-            if let Header::RecordRoute(rr) = header {
-                route_set.extend(
-                    NameAddr::parse_list(rr.value())
-                        .map_err(|_| Error::BadHeader("Record-Route"))?,
-                );
-            }
-        }
+        // §12.1.2: the UAC's route set is the Record-Route in reverse.
+        let mut route_set = record_routes(&response.headers)?;
         route_set.reverse();
         let mut remote_party = self.to.clone();
         remote_party.set_tag(&remote_tag);

@@ -493,7 +493,7 @@ fn name_addr(value: Result<&str, rsip::Error>, name: &'static str) -> Result<Nam
 }
 
 /// The remote target a Contact names: a SIP or SIPS URI (§8.1.1.8, §12.1.1).
-fn contact_uri(value: Result<&str, rsip::Error>) -> Result<Uri, Error> {
+pub(super) fn contact_uri(value: Result<&str, rsip::Error>) -> Result<Uri, Error> {
     let contact = name_addr(value, "Contact")?;
     match contact.uri {
         uri @ Uri::Sip(_) => Ok(uri),
@@ -501,8 +501,9 @@ fn contact_uri(value: Result<&str, rsip::Error>) -> Result<Uri, Error> {
     }
 }
 
-/// Every Record-Route entry, in the order they appear (the UAS keeps it, §12.1.1).
-fn record_routes(headers: &Headers) -> Result<Vec<NameAddr>, Error> {
+/// Every Record-Route entry, in the order they appear (the UAS keeps it, §12.1.1; the
+/// UAC reverses it, §12.1.2).
+pub(super) fn record_routes(headers: &Headers) -> Result<Vec<NameAddr>, Error> {
     let mut routes = Vec::new();
     for header in headers.iter() {
         if let Header::RecordRoute(rr) = header {

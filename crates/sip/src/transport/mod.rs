@@ -225,18 +225,22 @@ impl Transports {
     /// The local address to put in a Via or Contact for `protocol` towards `peer`: the
     /// listener of the peer's address family, else the primary one.
     pub fn local_addr(&self, protocol: TransportKind, peer: IpAddr) -> SocketAddr {
-        let addrs: &mut dyn Iterator<Item = SocketAddr> = match protocol {
-            TransportKind::Udp => &mut self.udp_addrs(),
-            TransportKind::Tcp => &mut self.inner.tcp_addrs.iter().copied(),
-            TransportKind::Tls => &mut self.inner.tls_addrs.iter().copied(),
+        let same_family = |addrs: &mut dyn Iterator<Item = SocketAddr>| {
+            let mut first = None;
+            for addr in addrs {
+                if addr.is_ipv4() == peer.is_ipv4() {
+                    return Some(addr);
+                }
+                first = first.or(Some(addr));
+            }
+            first
         };
-        let addrs: Vec<SocketAddr> = addrs.collect();
-        addrs
-            .iter()
-            .find(|a| a.is_ipv4() == peer.is_ipv4())
-            .or(addrs.first())
-            .copied()
-            .unwrap_or_else(|| self.udp_addr())
+        match protocol {
+            TransportKind::Udp => same_family(&mut self.udp_addrs()),
+            TransportKind::Tcp => same_family(&mut self.inner.tcp_addrs.iter().copied()),
+            TransportKind::Tls => same_family(&mut self.inner.tls_addrs.iter().copied()),
+        }
+        .unwrap_or_else(|| self.udp_addr())
     }
 
     /// Counters of refused and lost traffic.
