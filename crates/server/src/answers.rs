@@ -40,23 +40,6 @@ pub fn reply(request: &Request, status: u16, reason: Option<&str>) -> Response {
     response
 }
 
-/// Sets a message's body with its Content-Type and the Content-Length that matches it.
-pub fn set_body(
-    headers: &mut rsip::Headers,
-    body_slot: &mut Vec<u8>,
-    content_type: &str,
-    body: Vec<u8>,
-) {
-    headers.retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
-    headers.push(Header::ContentType(rsip::headers::ContentType::new(
-        content_type,
-    )));
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
-        body.len().to_string(),
-    )));
-    *body_slot = body;
-}
-
 /// Adds a header line to a raw message (one built by `reject_malformed`).
 pub fn insert_header(mut raw: Vec<u8>, name: &str, value: &str) -> Vec<u8> {
     if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -66,13 +49,24 @@ pub fn insert_header(mut raw: Vec<u8>, name: &str, value: &str) -> Vec<u8> {
     raw
 }
 
+/// The headers every response of a call carries: who answers.
+pub fn identity() -> Vec<Header> {
+    vec![Header::Other("Server".into(), SERVER.into())]
+}
+
+/// The headers that say what the bridge speaks (Allow, Accept, Supported): on a call's
+/// 200, its OPTIONS 200 and its 405.
+pub fn capabilities() -> Vec<Header> {
+    vec![
+        Header::Allow(Allow::new(ALLOW)),
+        Header::Accept(Accept::new(ACCEPT)),
+        Header::Supported(Supported::new(SUPPORTED)),
+    ]
+}
+
 /// The capabilities headers (for OPTIONS 200 and 405).
 pub fn with_capabilities(mut response: Response) -> Response {
-    response.headers.push(Header::Allow(Allow::new(ALLOW)));
-    response.headers.push(Header::Accept(Accept::new(ACCEPT)));
-    response
-        .headers
-        .push(Header::Supported(Supported::new(SUPPORTED)));
+    response.headers.extend(capabilities());
     response
 }
 

@@ -26,9 +26,46 @@ use tokio::task::JoinSet;
 
 use crate::conferences::{MemberInfo, Membership, ToMember};
 use crate::metrics::{DtmfFailure, QUALITY_INTERVAL, QualityReporter};
-use crate::refusal::{self, EndCause};
+use crate::refusal::{Cause, EndCause};
 use crate::services::Services;
-use crate::signaling::{CallInput, CallReport};
+
+/// What the signaling task tells a call's task.
+#[derive(Debug, Clone)]
+pub enum CallInput {
+    /// A digit from SIP INFO.
+    Digit(Digit),
+    /// A re-INVITE or UPDATE settled the media: on hold or not, and the address to send
+    /// to when it moved.
+    Media {
+        held: bool,
+        remote: Option<std::net::SocketAddr>,
+    },
+}
+
+/// What a call's task tells the signaling task.
+#[derive(Debug)]
+pub(crate) enum CallReport {
+    /// End the call (BYE, or a final response while unanswered) for this cause.
+    HangUp { id: DialogId, cause: Cause },
+    /// The caller is in a meeting's mix (for the call detail record).
+    Joined {
+        id: DialogId,
+        conference: dialbridge_conference::ivr::ConferenceId,
+        role: Role,
+    },
+}
+
+/// Starts the media side of a call: its RTP session plays the welcome prompt and the
+/// entry IVR runs on what the caller keys. The task reports to `reports` when the call
+/// must end; it is aborted when the call ends for any other reason.
+pub(crate) fn spawn(
+    start: CallStart,
+    reports: mpsc::Sender<CallReport>,
+) -> (mpsc::Sender<CallInput>, tokio::task::AbortHandle) {
+    let (tx, rx) = mpsc::channel(32);
+    let handle = tokio::spawn(run(start, rx, reports));
+    (tx, handle.abort_handle())
+}
 
 /// What an asynchronous directory question came back with.
 enum Answer {
@@ -331,7 +368,7 @@ impl CallTask {
                     ));
                 }
                 Action::Hangup { reason } => {
-                    self.hang_up(refusal::reason_header(reason).into()).await;
+                    self.hang_up(reason.into()).await;
                     return false;
                 }
             }
@@ -377,7 +414,7 @@ impl CallTask {
                 drop(self.session.play(self.services.music_on_hold.clone(), true));
             }
             Playing::Rejection(reason) => {
-                self.hang_up(refusal::reason_header(reason).into()).await;
+                self.hang_up(reason.into()).await;
                 return false;
             }
             Playing::Other => {}
@@ -393,8 +430,7 @@ impl CallTask {
                 self.playing = None;
                 if let Err(e) = self.session.join_room(room) {
                     tracing::warn!(call_id = %self.id.call_id, error = %e, "cannot join the mix");
-                    self.hang_up(refusal::reason_header(EndCause::ConferenceUnavailable).into())
-                        .await;
+                    self.hang_up(EndCause::ConferenceUnavailable.into()).await;
                     return false;
                 }
                 // The room's own "joined" prompt follows as a Play.
@@ -414,7 +450,7 @@ impl CallTask {
                 match self.services.prompts.get(reason.prompt()) {
                     Some(audio) => self.play(Playing::Rejection(reason), audio),
                     None => {
-                        self.hang_up(refusal::reason_header(reason).into()).await;
+                        self.hang_up(reason.into()).await;
                         return false;
                     }
                 }
@@ -435,8 +471,7 @@ impl CallTask {
                 self.play(Playing::Other, audio);
             }
             ToMember::Kicked => {
-                self.hang_up(refusal::reason_header(EndCause::Kicked).into())
-                    .await;
+                self.hang_up(EndCause::Kicked.into()).await;
                 return false;
             }
         }
@@ -460,13 +495,13 @@ impl CallTask {
         self.playing = Some((what, self.session.play(audio, false)));
     }
 
-    async fn hang_up(&mut self, reason: String) {
+    async fn hang_up(&mut self, cause: Cause) {
         self.meeting = None;
         let _ = self
             .reports
             .send(CallReport::HangUp {
                 id: self.id.clone(),
-                reason,
+                cause,
             })
             .await;
     }

@@ -203,7 +203,8 @@ pub async fn run_with_gauges(
         config.path.clone(),
         services.router.clone(),
     ));
-    let signaling = Signaling::new(Arc::new(config), services, transports, gauges, observers);
+    let wire = signaling::Wire::Sockets(transports);
+    let signaling = Signaling::new(Arc::new(config), services, wire, gauges, observers);
     signaling.run(inbound, shutdown).await;
     reload.abort();
     let _ = admin_stop.send(());

@@ -49,6 +49,18 @@ pub enum EndCause {
     ConferenceUnavailable,
     /// An administrator removed the caller from the meeting.
     Kicked,
+    /// The offer has no codec the bridge can mix (RFC 3264 §6).
+    NoCommonCodec,
+    /// An RTP/SAVP offer whose SDES key we cannot use (an MKI, or a bad key).
+    UnusableSdesKey,
+    /// No RTP port (or socket) left for the call's media.
+    NoMediaCapacity,
+    /// A softphone proved who it is, but the plan has no softphone trunk.
+    SoftphonesNotAccepted,
+    /// The transaction layer holds as many transactions as it may.
+    SipOverloaded,
+    /// A SIP INFO whose DTMF body does not parse.
+    MalformedDtmfInfo,
 }
 
 /// What SIP says about a [`Cause`].
@@ -209,6 +221,44 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "Q.850;cause=16;text=\"removed from the meeting\"",
                 None,
             ),
+            // Q.850 cause 65: bearer capability not implemented.
+            E::NoCommonCodec => (
+                488,
+                NOT_ACCEPTABLE,
+                "Q.850;cause=65;text=\"no common codec\"",
+                None,
+            ),
+            E::UnusableSdesKey => (
+                488,
+                NOT_ACCEPTABLE,
+                "SIP;cause=488;text=\"unusable SDES key (MKI or bad key)\"",
+                None,
+            ),
+            // Q.850 cause 47: resource unavailable.
+            E::NoMediaCapacity => (
+                503,
+                UNAVAILABLE,
+                "Q.850;cause=47;text=\"no media capacity\"",
+                Some(5),
+            ),
+            E::SoftphonesNotAccepted => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"softphones not accepted\"",
+                None,
+            ),
+            E::SipOverloaded => (
+                503,
+                UNAVAILABLE,
+                "SIP;cause=503;text=\"too many transactions\"",
+                Some(5),
+            ),
+            E::MalformedDtmfInfo => (
+                400,
+                "Bad Request",
+                "SIP;cause=400;text=\"malformed DTMF INFO body\"",
+                None,
+            ),
         },
     };
     SipAnswer {
@@ -273,6 +323,7 @@ const FORBIDDEN: &str = "Forbidden";
 const BUSY_HERE: &str = "Busy Here";
 const TIMEOUT: &str = "Request Timeout";
 const UNAVAILABLE: &str = "Service Unavailable";
+const NOT_ACCEPTABLE: &str = "Not Acceptable Here";
 
 #[cfg(test)]
 mod tests {
@@ -282,7 +333,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 23] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 29] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -413,6 +464,42 @@ mod tests {
                 EndCause::ConferenceUnavailable.into(),
                 500,
                 "SIP;cause=500;text=\"conference unavailable\"",
+                None,
+            ),
+            (
+                EndCause::NoCommonCodec.into(),
+                488,
+                "Q.850;cause=65;text=\"no common codec\"",
+                None,
+            ),
+            (
+                EndCause::UnusableSdesKey.into(),
+                488,
+                "SIP;cause=488;text=\"unusable SDES key (MKI or bad key)\"",
+                None,
+            ),
+            (
+                EndCause::NoMediaCapacity.into(),
+                503,
+                "Q.850;cause=47;text=\"no media capacity\"",
+                Some(5),
+            ),
+            (
+                EndCause::SoftphonesNotAccepted.into(),
+                403,
+                "SIP;cause=403;text=\"softphones not accepted\"",
+                None,
+            ),
+            (
+                EndCause::SipOverloaded.into(),
+                503,
+                "SIP;cause=503;text=\"too many transactions\"",
+                Some(5),
+            ),
+            (
+                EndCause::MalformedDtmfInfo.into(),
+                400,
+                "SIP;cause=400;text=\"malformed DTMF INFO body\"",
                 None,
             ),
             (

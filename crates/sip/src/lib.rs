@@ -11,6 +11,7 @@ pub mod dialog;
 mod error;
 pub mod message;
 pub mod sdp;
+pub mod session;
 pub mod transaction;
 #[cfg(feature = "tokio")]
 pub mod transport;

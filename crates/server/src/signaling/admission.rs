@@ -2,24 +2,24 @@
 //! address, or a softphone by digest), where to (the router's decision and its grant),
 //! with what media (SDP offer/answer and an RTP session), then 180 or 200.
 
-use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_media::SrtpKeys;
 use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
-use dialbridge_sip::dialog::session_timer::interval_too_small;
-use dialbridge_sip::dialog::{Dialog, LocalAddress};
+use dialbridge_sip::dialog::LocalAddress;
 use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::prelude::*;
 use dialbridge_sip::rsip::{self, Header};
-use dialbridge_sip::sdp::{Codec, LocalMedia, MediaSession, SessionDescription};
+use dialbridge_sip::sdp::{Codec, LocalMedia};
+use dialbridge_sip::session::UasSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
-use super::call::{Call, CallPhase, CallRecord, spawn_call_task};
-use crate::{answers, refusal};
+use super::call::{Call, CallRecord};
+use crate::refusal::{self, EndCause};
+use crate::{answers, call_flow};
 
 impl Signaling {
     pub(super) fn handle_new_invite(
@@ -29,7 +29,7 @@ impl Signaling {
         peer: PeerAddr,
         now: Instant,
     ) {
-        let Some(trunk) = self.identify(&key, &invite, peer) else {
+        let Some(trunk) = self.identify(&key, &invite, peer, now) else {
             return;
         };
         let request_uri = invite.uri.to_string();
@@ -41,62 +41,38 @@ impl Signaling {
                 return;
             }
         };
-        if invite.body.is_empty() {
-            // Offerless INVITEs (the offer in our 200, the answer in the ACK) are not
-            // used by the trunks we serve; say so rather than guess.
-            let response = answers::reply(&invite, 488, Some("SDP offer required"));
-            self.respond(&key, response, now);
-            return;
-        }
-        let offer = match SessionDescription::parse_bytes(&invite.body) {
-            Ok(offer) => offer,
-            Err(e) => {
-                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
-                self.respond(&key, response, now);
+        let calling = from_user(&invite);
+        let local = self.local_address(peer);
+        let mut session = match UasSession::new(invite, local, &self.session_timers, now) {
+            Ok(session) => session,
+            Err(refused) => {
+                self.respond(&key, *refused, now);
                 return;
             }
         };
-        // First pass with no port: learn the codec and the remote address, so a call
-        // without a common codec costs no socket.
         // Our SDES key for this call (RFC 4568): it goes into the answer only when the
         // offer is RTP/SAVP, as Direct-Routing-style trunks require encrypted media.
         let sdes_key = SrtpKeys::encode_inline(&SrtpKeys::random_key_salt());
-        let local_media = |address: IpAddr, port: u16, session_id: u64| {
-            let mut media = LocalMedia::g711(address, port, session_id);
-            // Wideband too (the rooms mix at 16 kHz): G.722 for SBCs, Opus for
-            // softphones. The answer takes the offer's first codec we list (RFC 3264
-            // §6.1), so the offerer's preference decides.
-            media.codecs.extend([Codec::G722, Codec::OPUS]);
-            media.sdes_inline_key = Some(sdes_key.clone());
-            media
-        };
-        let mut probe = MediaSession::new(local_media(self.services.media.address(), 0, 0));
-        let negotiated = match probe.handle_offer(&offer) {
-            Ok(answer) => answer.media,
+        let mut offered = LocalMedia::g711(self.services.media.address(), 0, 0);
+        // Wideband too (the rooms mix at 16 kHz): G.722 for SBCs, Opus for softphones.
+        // The answer takes the offer's first codec we list (RFC 3264 §6.1), so the
+        // offerer's preference decides.
+        offered.codecs.extend([Codec::G722, Codec::OPUS]);
+        offered.sdes_inline_key = Some(sdes_key.clone());
+        // The offer is taken before any port is opened: a call without a common codec
+        // costs no socket.
+        let negotiated = match session.accept_offer(offered) {
+            Ok(negotiated) => negotiated,
             Err(e) => {
-                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
+                let response = session.reject(session.invite(), &e.into());
                 self.respond(&key, response, now);
                 return;
             }
         };
         let Some(codec) = super::media_codec(&negotiated.codec, negotiated.payload_type) else {
-            let response = answers::reply(&invite, 488, Some("no common codec"));
+            let response = refusal::refuse(session.invite(), EndCause::NoCommonCodec);
             self.respond(&key, response, now);
             return;
-        };
-        let local = self.local_address(peer);
-        let mut dialog = match Dialog::new_uas(&invite, local, &self.session_timers, now) {
-            Ok(d) => d,
-            Err(dialbridge_sip::Error::SessionIntervalTooSmall { .. }) => {
-                let response = interval_too_small(&invite, self.session_timers.min_se);
-                self.respond(&key, response, now);
-                return;
-            }
-            Err(e) => {
-                let response = answers::reply(&invite, 400, Some(&e.to_string()));
-                self.respond(&key, response, now);
-                return;
-            }
         };
         let keys = match &negotiated.remote_crypto {
             None => None,
@@ -107,8 +83,7 @@ impl Signaling {
                     .filter(|k| k.mki.is_none())
                     .and_then(|k| SrtpKeys::from_sdes(&crypto.suite, &sdes_key, &k.key_salt).ok());
                 let Some(keys) = keys else {
-                    let response =
-                        answers::reply(&invite, 488, Some("unusable SDES key (MKI or bad key)"));
+                    let response = refusal::refuse(session.invite(), EndCause::UnusableSdesKey);
                     self.respond(&key, response, now);
                     return;
                 };
@@ -137,35 +112,23 @@ impl Signaling {
             (None, None) => media.open(target, codec, negotiated.telephone_event),
             (None, Some(keys)) => media.open_srtp(target, codec, negotiated.telephone_event, keys),
         };
-        let session = match opened {
+        let rtp = match opened {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no media port for a call");
-                let mut response = answers::reply(&invite, 503, Some("no media capacity"));
-                response
-                    .headers
-                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+                let response = refusal::refuse(session.invite(), EndCause::NoMediaCapacity);
                 self.respond(&key, response, now);
                 return;
             }
         };
         let session_id = u64::from(rand::random::<u32>());
-        // From now on the dialog speaks the codec chosen: the media session cannot
-        // change codec mid-call, so a re-offer without it gets 488 and leaves the
-        // call as it was (RFC 3261 §14.2), rather than an answer we would not honour.
-        let mut in_call = local_media(session.local_addr().ip(), session.local_port(), session_id);
-        in_call.codecs = vec![negotiated.codec];
-        let mut sdp = MediaSession::new(in_call);
-        let answer = match sdp.handle_offer(&offer) {
-            Ok(a) => a,
-            Err(e) => {
-                let response = answers::reply(&invite, e.status_code(), Some(&e.to_string()));
-                self.respond(&key, response, now);
-                return;
-            }
-        };
-        session.set_remote_rtcp(super::media_target(negotiated.remote_rtcp, latching));
-        let id = dialog.id().clone();
+        if let Err(e) = session.bind_media(rtp.local_addr().ip(), rtp.local_port(), session_id) {
+            let response = session.reject(session.invite(), &e.into());
+            self.respond(&key, response, now);
+            return;
+        }
+        rtp.set_remote_rtcp(super::media_target(negotiated.remote_rtcp, latching));
+        let id = session.dialog().id().clone();
         tracing::info!(
             call_id = %id.call_id,
             number = %grant.number(),
@@ -173,60 +136,45 @@ impl Signaling {
             tenant = grant.tenant(),
             bridge = grant.bridge(),
             codec = negotiated.codec.name,
-            srtp = session.is_srtp(),
+            srtp = rtp.is_srtp(),
             latching = latching.is_some(),
             media = %target,
             "call admitted"
         );
-        let tenant = grant.tenant().to_string();
         // The guessing defence counts per caller: the calling number as the trunk gave it.
         let caller = dialbridge_conference::guard::CallerKey(format!(
             "{}/{}",
             grant.trunk_name(),
-            from_user(&invite).unwrap_or_else(|| peer.addr.ip().to_string())
+            calling
+                .clone()
+                .unwrap_or_else(|| peer.addr.ip().to_string())
         ));
-        let (to_task, task) = spawn_call_task(
-            crate::call_flow::CallStart {
+        let calling = calling.unwrap_or_default();
+        let (to_task, task) = call_flow::spawn(
+            call_flow::CallStart {
                 id: id.clone(),
-                session,
+                session: rtp,
                 services: self.services.clone(),
-                tenant,
+                tenant: grant.tenant().to_string(),
                 caller,
-                party: crate::call_flow::CallParty {
-                    calling: from_user(&invite).unwrap_or_default(),
+                party: call_flow::CallParty {
+                    calling: calling.clone(),
                     dialled: grant.number().to_string(),
                 },
             },
             self.reports_tx.clone(),
         );
-        let ringing = !self.config.sip.answer_after.is_zero();
-        let phase = if ringing {
-            let response = dialog.make_response(&invite, 180, now);
-            self.respond(&key, response, now);
-            self.answer_seq += 1;
-            self.answer_at.insert(
-                (now + self.config.sip.answer_after, self.answer_seq),
-                id.clone(),
-            );
-            CallPhase::Ringing
-        } else {
-            CallPhase::Answered
-        };
-        self.dialogs.insert(dialog);
-        self.by_invite.insert(key.clone(), id.clone());
-        let calling = from_user(&invite).unwrap_or_default();
+        let session = session.with_headers(answers::identity(), answers::capabilities());
         let call = Call {
-            phase,
-            invite: Box::new(invite),
-            invite_key: key,
+            session,
+            invite_key: key.clone(),
             peer,
-            sdp,
             latching,
-            answer_sdp: answer.sdp,
             grant,
             to_task,
             task,
             arrived: now,
+            armed: None,
             record: CallRecord {
                 calling,
                 arrived: SystemTime::now(),
@@ -234,11 +182,19 @@ impl Signaling {
                 joined: None,
             },
         };
-        let answer_now = matches!(call.phase, CallPhase::Answered);
+        self.by_invite.insert(key.clone(), id.clone());
         self.calls.insert(id.clone(), call);
-        if answer_now {
-            self.send_200(&id, now);
-        }
+        let answer_after = self.config.sip.answer_after;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let response = if answer_after.is_zero() {
+            call.session.answer(now)
+        } else {
+            call.session.ring(now + answer_after, now)
+        };
+        self.respond(&key, response, now);
+        self.settle(&id, now);
     }
 
     /// The trunk a request came over: by source address, else a softphone that proves
@@ -248,11 +204,11 @@ impl Signaling {
         key: &ServerKey,
         request: &rsip::Request,
         peer: PeerAddr,
+        now: Instant,
     ) -> Option<TrunkId> {
         if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
             return Some(trunk);
         }
-        let now = Instant::now();
         let from_user = from_user(request);
         let prefer_sha256 = from_user
             .as_deref()
@@ -275,8 +231,7 @@ impl Signaling {
                 match self.services.router.softphone_trunk() {
                     Some(trunk) => Some(trunk),
                     None => {
-                        let response =
-                            answers::reply(request, 403, Some("softphones not accepted"));
+                        let response = refusal::refuse(request, EndCause::SoftphonesNotAccepted);
                         self.respond(key, response, now);
                         None
                     }
@@ -329,7 +284,7 @@ impl Signaling {
     /// How we name ourselves towards `peer`: Contact and Via on the transport and the
     /// address family it used.
     pub(super) fn local_address(&self, peer: PeerAddr) -> LocalAddress {
-        let mut local = self.transports.local_addr(peer.transport, peer.addr.ip());
+        let mut local = self.wire.local_addr(peer.transport, peer.addr.ip());
         if let Some(host) = self.config.sip.contact_host {
             if host.is_ipv4() == local.is_ipv4() {
                 local.set_ip(host);

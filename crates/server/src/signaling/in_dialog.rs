@@ -4,379 +4,257 @@
 
 use std::time::Instant;
 
-use dialbridge_sip::dialog::session_timer::interval_too_small;
-use dialbridge_sip::dialog::{DialogId, DialogSet, InDialogRequest};
+use dialbridge_sip::dialog::{DialogId, DialogSet};
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{self, Header, Method};
-use dialbridge_sip::sdp::SessionDescription;
+use dialbridge_sip::session::{Hangup, Output, SessionEnd, SessionEvent, UasPhase};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransactionKey};
 
 use super::Signaling;
-use super::call::{CallInput, CallPhase, CallReport};
-use crate::answers;
+use crate::call_flow::{self, CallInput};
 use crate::cdr::{Cdr, EndedBy, Timestamp};
+use crate::refusal::{self, Cause, EndCause};
 
 impl Signaling {
-    /// The ring delay is over: answer unless the call went away meanwhile.
-    pub(super) fn answer(&mut self, id: &DialogId, now: Instant) {
-        if self
-            .calls
-            .get(id)
-            .is_some_and(|c| matches!(c.phase, CallPhase::Ringing))
-        {
-            self.send_200(id, now);
-        }
-    }
-
-    /// 200 OK with our SDP answer; the layer retransmits it until the ACK.
-    pub(super) fn send_200(&mut self, id: &DialogId, now: Instant) {
-        let (Some(call), Some(dialog)) = (self.calls.get_mut(id), self.dialogs.get_mut(id)) else {
-            return;
-        };
-        let mut response = dialog.make_response(&call.invite, 200, now);
-        response
-            .headers
-            .push(Header::Other("Server".into(), answers::SERVER.into()));
-        response
-            .headers
-            .push(Header::Allow(rsip::headers::Allow::new(answers::ALLOW)));
-        response
-            .headers
-            .push(Header::Supported(rsip::headers::Supported::new(
-                answers::SUPPORTED,
-            )));
-        let body = call.answer_sdp.clone().into_bytes();
-        answers::set_body(
-            &mut response.headers,
-            &mut response.body,
-            "application/sdp",
-            body,
-        );
-        call.phase = CallPhase::Answered;
-        call.record.answered = Some(std::time::SystemTime::now());
-        self.observers
-            .setup_latency
-            .observe_duration(now.saturating_duration_since(call.arrived));
-        let key = call.invite_key.clone();
-        self.respond(&key, response, now);
-    }
-
+    /// The ACK for our 200: the call is up.
     pub(super) fn handle_ack(&mut self, invite_key: &ServerKey, ack: &rsip::Request, now: Instant) {
-        let Ok(dialog) = self.dialogs.find_for_request(ack) else {
-            tracing::debug!("ACK for no dialog ignored");
+        let Some(id) = self.call_for(ack) else {
+            tracing::debug!("ACK for no call ignored");
             return;
         };
-        let id = dialog.id().clone();
-        let _ = dialog.handle_request(ack, now);
         if let Some(call) = self.calls.get_mut(&id) {
-            if matches!(call.phase, CallPhase::Answered) {
-                call.phase = CallPhase::Confirmed;
-                tracing::debug!(call_id = %id.call_id, "call confirmed");
-            }
+            call.session.handle_ack(ack, now);
         }
         self.by_invite.remove(invite_key);
+        self.settle(&id, now);
     }
 
+    /// A CANCEL: the caller hears 487 for its INVITE once the record is committed; an
+    /// answered call is not affected (§9.2).
     pub(super) fn handle_cancel(&mut self, invite_key: &ServerKey, now: Instant) {
         let Some(id) = self.by_invite.get(invite_key).cloned() else {
             return;
         };
-        let ringing = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| matches!(c.phase, CallPhase::Ringing));
-        if !ringing {
-            return; // already answered: the CANCEL changes nothing (§9.2)
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(response) = call.session.handle_cancel(now) {
+            let key = call.invite_key.clone();
+            self.end_call(
+                &id,
+                EndedBy::Cancel,
+                487,
+                AfterRecord::Respond { key, response },
+            );
         }
-        let answer = match (self.calls.get(&id), self.dialogs.get_mut(&id)) {
-            (Some(call), Some(dialog)) => Some((
-                dialog.make_response(&call.invite, 487, now),
-                call.invite_key.clone(),
-            )),
-            _ => None,
-        };
-        // The caller hears that the call is over once its record is committed.
-        let after = match answer {
-            Some((response, key)) => AfterRecord::Respond { key, response },
-            None => AfterRecord::Nothing,
-        };
-        self.end_call(&id, EndedBy::Cancel, 487, after);
+    }
+
+    /// The 2xx was never ACKed: the session asks for the call to end.
+    pub(super) fn handle_no_ack(&mut self, invite_key: &ServerKey, now: Instant) {
+        if let Some(id) = self.by_invite.remove(invite_key) {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.session.handle_no_ack();
+            }
+            self.settle(&id, now);
+        }
     }
 
     pub(super) fn handle_in_dialog(
         &mut self,
         key: ServerKey,
         request: rsip::Request,
-        _peer: PeerAddr,
         now: Instant,
     ) {
-        let dialog = match self.dialogs.find_for_request(&request) {
-            Ok(d) => d,
-            Err(dialbridge_sip::Error::NoSuchDialog) => {
-                let response = DialogSet::no_such_dialog(&request);
-                self.respond(&key, response, now);
-                return;
-            }
-            Err(e) => {
-                let response = answers::reply(&request, 400, Some(&e.to_string()));
-                self.respond(&key, response, now);
-                return;
-            }
-        };
-        let id = dialog.id().clone();
-        let what = match dialog.handle_request(&request, now) {
-            Ok(what) => what,
-            Err(dialbridge_sip::Error::CSeqOutOfOrder { .. }) => {
-                let response = answers::reply(&request, 500, Some("CSeq out of order"));
-                self.respond(&key, response, now);
-                return;
-            }
-            Err(dialbridge_sip::Error::SessionIntervalTooSmall { .. }) => {
-                let response = interval_too_small(&request, self.session_timers.min_se);
-                self.respond(&key, response, now);
-                return;
-            }
-            Err(e) => {
-                let response = answers::reply(&request, 400, Some(&e.to_string()));
-                self.respond(&key, response, now);
-                return;
-            }
-        };
-        match what {
-            InDialogRequest::Bye => {
-                let response = self.dialog_response(&id, &request, 200, now);
-                self.end_call(
-                    &id,
-                    EndedBy::Caller,
-                    200,
-                    AfterRecord::Respond { key, response },
-                );
-            }
-            InDialogRequest::ReInvite { offer } | InDialogRequest::Update { offer } => {
-                self.handle_reoffer(&key, &id, &request, offer, now)
-            }
-            InDialogRequest::Other(Method::Info) => self.handle_info(&key, &id, &request, now),
-            InDialogRequest::Other(Method::Options) => {
-                let response =
-                    answers::with_capabilities(self.dialog_response(&id, &request, 200, now));
-                self.respond(&key, response, now);
-            }
-            InDialogRequest::Ack { .. } | InDialogRequest::Other(_) => {
-                let response = answers::with_capabilities(answers::reply(&request, 405, None));
-                self.respond(&key, response, now);
-            }
-        }
-    }
-
-    /// re-INVITE or UPDATE: a new offer (hold, resume, new address) or a bare session
-    /// refresh. A re-INVITE before the first ACK gets 491 (§14.2).
-    fn handle_reoffer(
-        &mut self,
-        key: &ServerKey,
-        id: &DialogId,
-        request: &rsip::Request,
-        offer: Option<Vec<u8>>,
-        now: Instant,
-    ) {
-        let confirmed = self
-            .calls
-            .get(id)
-            .is_some_and(|c| matches!(c.phase, CallPhase::Confirmed));
-        if !confirmed && request.method == Method::Invite {
-            let response = answers::reply(request, 491, None);
-            self.respond(key, response, now);
-            return;
-        }
-        let Some(call) = self.calls.get_mut(id) else {
-            let response = answers::reply(request, 481, None);
-            self.respond(key, response, now);
+        let Some(id) = self.call_for(&request) else {
+            let response = DialogSet::no_such_dialog(&request);
+            self.respond(&key, response, now);
             return;
         };
-        let body = match offer {
-            Some(offer) => {
-                let answer = SessionDescription::parse_bytes(&offer)
-                    .and_then(|offer| call.sdp.handle_offer(&offer));
-                match answer {
-                    Ok(answer) => {
-                        let hold = answer.media.hold;
-                        // Computed as at admission, so that a re-offer repeating the
-                        // address (hold, resume) keeps what the media latched to.
-                        let remote = (!answer.media.remote_rtp.ip().is_unspecified())
-                            .then(|| super::media_target(answer.media.remote_rtp, call.latching));
-                        let _ = call
-                            .to_task
-                            .try_send(CallInput::Media { held: hold, remote });
-                        tracing::debug!(call_id = %id.call_id, hold, "re-offer answered");
-                        answer.sdp
-                    }
-                    Err(e) => {
-                        let response =
-                            answers::reply(request, e.status_code(), Some(&e.to_string()));
-                        self.respond(key, response, now);
-                        return;
-                    }
-                }
-            }
-            // No offer: ours goes in the 200 and the answer comes in the ACK (§14.2).
-            None => call.sdp.offer(),
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
         };
-        let mut response = self.dialog_response(id, request, 200, now);
-        answers::set_body(
-            &mut response.headers,
-            &mut response.body,
-            "application/sdp",
-            body.into_bytes(),
-        );
-        self.respond(key, response, now);
-    }
-
-    /// INFO with a DTMF digit (application/dtmf-relay or application/dtmf).
-    fn handle_info(
-        &mut self,
-        key: &ServerKey,
-        id: &DialogId,
-        request: &rsip::Request,
-        now: Instant,
-    ) {
-        let content_type = request
-            .headers
-            .iter()
-            .find_map(|h| match h {
-                Header::ContentType(c) => Some(c.value().to_string()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        match crate::call_flow::info_digit(&content_type, &request.body) {
-            Ok(Some(digit)) => {
-                if let Some(call) = self.calls.get(id) {
-                    let _ = call.to_task.try_send(CallInput::Digit(digit));
+        // An INFO's body is read before the session counts the request: a DTMF body
+        // that does not parse is refused and changes nothing.
+        let mut digit = None;
+        if request.method == Method::Info {
+            match call_flow::info_digit(&content_type(&request), &request.body) {
+                Ok(d) => digit = d,
+                Err(_) => {
+                    let response = refusal::refuse(&request, EndCause::MalformedDtmfInfo);
+                    self.respond(&key, response, now);
+                    return;
                 }
-                let response = self.dialog_response(id, request, 200, now);
-                self.respond(key, response, now);
-            }
-            // An INFO of another package (or none): accepted and ignored (RFC 6086 §4.2.2
-            // would have us 469 it; legacy INFO without Info-Package is what trunks send).
-            Ok(None) => {
-                let response = self.dialog_response(id, request, 200, now);
-                self.respond(key, response, now);
-            }
-            Err(reason) => {
-                let response = answers::reply(request, 400, Some(reason));
-                self.respond(key, response, now);
             }
         }
+        let response = call.session.handle_request(&request, now);
+        if call.session.phase() == UasPhase::Terminated {
+            // The caller's BYE: its 200 goes once the record is committed.
+            tracing::debug!(call_id = %id.call_id, reason = call.session.remote_reason(), "caller hung up");
+            self.end_call(
+                &id,
+                EndedBy::Caller,
+                200,
+                AfterRecord::Respond { key, response },
+            );
+            return;
+        }
+        if let Some(digit) = digit.filter(|_| response.status_code.code() == 200) {
+            let _ = call.to_task.try_send(CallInput::Digit(digit));
+        }
+        self.respond(&key, response, now);
+        self.settle(&id, now);
     }
 
-    fn dialog_response(
-        &mut self,
-        id: &DialogId,
-        request: &rsip::Request,
-        status: u16,
-        now: Instant,
-    ) -> rsip::Response {
-        let mut response = match self.dialogs.get_mut(id) {
-            Some(dialog) => dialog.make_response(request, status, now),
-            None => answers::reply(request, status, None),
-        };
-        response
-            .headers
-            .push(Header::Other("Server".into(), answers::SERVER.into()));
-        response
+    /// The call a request belongs to (its dialog id), if it is ours.
+    fn call_for(&self, request: &rsip::Request) -> Option<DialogId> {
+        DialogId::for_incoming(request)
+            .ok()
+            .filter(|id| self.calls.contains_key(id))
     }
 
+    /// A final response to one of our requests (a refresh, or a BYE whose call is gone).
     pub(super) fn handle_response(
         &mut self,
         key: &TransactionKey,
         response: &rsip::Response,
         now: Instant,
     ) {
-        let Some(id) = self.by_client.get(key).cloned() else {
+        if response.status_code.code() < 200 {
+            return;
+        }
+        let Some(id) = self.by_client.remove(key) else {
             return;
         };
-        let code = response.status_code.code();
-        if code < 200 {
-            return;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.session.handle_response(response, now);
+            self.settle(&id, now);
         }
-        if let Some(dialog) = self.dialogs.get_mut(&id) {
-            dialog.handle_response(response, now);
-            // A 2xx to our refresh re-INVITE needs our ACK (sent outside the transaction).
-            let is_invite =
-                matches!(key, TransactionKey::Client(k) if k.method() == Method::Invite);
-            if is_invite && (200..300).contains(&code) {
-                if let (Ok(ack), Some(call)) = (dialog.make_ack(response), self.calls.get(&id)) {
-                    self.layer.send_stateless(ack, call.peer);
-                }
-            }
-            if code == 481 || code == 408 {
-                self.end_call(&id, EndedBy::Error, 200, AfterRecord::Nothing);
-            }
-        }
-        self.by_client.remove(key);
     }
 
     pub(super) fn handle_transaction_timeout(&mut self, key: &TransactionKey, _now: Instant) {
         if let Some(id) = self.by_client.remove(key) {
             // Our BYE or refresh got no answer: the peer is gone either way.
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.session.handle_request_timeout();
+            }
             self.end_call(&id, EndedBy::Timeout, 200, AfterRecord::Nothing);
         }
     }
 
-    /// Ends a call from our side: 480 while it rings, BYE once answered. The record is
-    /// committed first, so a crash after the caller learns of the end loses nothing.
-    pub(super) fn hang_up(&mut self, id: &DialogId, reason: &str, ended_by: EndedBy, now: Instant) {
-        let Some(call) = self.calls.get(id) else {
+    /// Carries out what a call's session wants, and files its next deadline.
+    pub(super) fn settle(&mut self, id: &DialogId, now: Instant) {
+        loop {
+            let Some(call) = self.calls.get_mut(id) else {
+                return;
+            };
+            let Some(output) = call.session.poll_output() else {
+                break;
+            };
+            match output {
+                Output::RespondInvite(response) => {
+                    let key = call.invite_key.clone();
+                    self.respond(&key, response, now);
+                }
+                Output::Request(request) => {
+                    let peer = call.peer;
+                    if let Ok(key) = self.layer.send_request(request, peer, now) {
+                        self.by_client
+                            .insert(TransactionKey::Client(key), id.clone());
+                    }
+                }
+                Output::Ack(ack) => {
+                    let peer = call.peer;
+                    self.layer.send_stateless(ack, peer);
+                }
+                Output::Event(event) => self.handle_session_event(id, event, now),
+            }
+        }
+        self.rearm(id);
+    }
+
+    fn handle_session_event(&mut self, id: &DialogId, event: SessionEvent, now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
-        match call.phase {
-            CallPhase::Ringing => {
-                let key = call.invite_key.clone();
-                let invite = call.invite.clone();
-                let mut response = self.dialog_response(id, &invite, 480, now);
-                response
-                    .headers
-                    .push(Header::Other("Reason".into(), reason.into()));
-                self.end_call(id, ended_by, 480, AfterRecord::Respond { key, response });
+        match event {
+            SessionEvent::Answered => {
+                call.record.answered = Some(std::time::SystemTime::now());
+                self.observers
+                    .setup_latency
+                    .observe_duration(now.saturating_duration_since(call.arrived));
             }
-            CallPhase::Answered | CallPhase::Confirmed => {
-                let peer = call.peer;
-                let bye = self.dialogs.get_mut(id).map(|dialog| {
-                    let mut bye = dialog.make_request(Method::Bye, now);
-                    bye.headers
-                        .push(Header::Other("Reason".into(), reason.into()));
-                    bye
-                });
-                let after = match bye {
-                    Some(request) => AfterRecord::Request {
-                        id: id.clone(),
-                        request,
-                        peer,
-                    },
-                    None => AfterRecord::Nothing,
-                };
-                self.end_call(id, ended_by, 200, after);
+            SessionEvent::Confirmed => {
+                tracing::debug!(call_id = %id.call_id, "call confirmed");
+            }
+            SessionEvent::MediaChanged {
+                hold, remote_rtp, ..
+            } => {
+                // Computed as at admission, so that a re-offer repeating the address
+                // (hold, resume) keeps what the media latched to.
+                let remote = remote_rtp.map(|a| super::media_target(a, call.latching));
+                let _ = call
+                    .to_task
+                    .try_send(CallInput::Media { held: hold, remote });
+                tracing::debug!(call_id = %id.call_id, hold, "re-offer answered");
+            }
+            SessionEvent::MustEnd(SessionEnd::NoAck) => {
+                self.hang_up(id, EndCause::NoAck.into(), EndedBy::Timeout, now);
+            }
+            SessionEvent::MustEnd(_) => {
+                self.hang_up(id, EndCause::SessionExpired.into(), EndedBy::Timeout, now);
+            }
+            SessionEvent::Ended(SessionEnd::PeerGone) => {
+                self.end_call(id, EndedBy::Error, 200, AfterRecord::Nothing);
+            }
+            // BYE and CANCEL are ended where they are handled (their answer waits
+            // for the record).
+            SessionEvent::Ended(_) => {}
+        }
+    }
+
+    /// Files the call under its session's next deadline (the old entry is skipped when
+    /// it comes up).
+    fn rearm(&mut self, id: &DialogId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let next = call.session.poll_timeout();
+        if next != call.armed {
+            call.armed = next;
+            if let Some(at) = next {
+                self.timers.insert((at, id.clone()));
             }
         }
     }
 
-    /// Sends a session refresh (we are the refresher): a re-INVITE with our current SDP.
-    pub(super) fn refresh_session(&mut self, id: &DialogId, now: Instant) {
-        let (Some(call), Some(dialog)) = (self.calls.get_mut(id), self.dialogs.get_mut(id)) else {
+    /// Ends a call from our side for `cause`: a final response while it is unanswered,
+    /// BYE once answered, both with the cause's Reason. The record is committed first, so
+    /// a crash after the caller learns of the end loses nothing.
+    pub(super) fn hang_up(&mut self, id: &DialogId, cause: Cause, ended_by: EndedBy, now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let mut invite = dialog.make_request(Method::Invite, now);
-        let offer = call.sdp.offer().into_bytes();
-        answers::set_body(
-            &mut invite.headers,
-            &mut invite.body,
-            "application/sdp",
-            offer,
-        );
-        let peer = call.peer;
-        if let Ok(key) = self.layer.send_request(invite, peer, now) {
-            self.by_client
-                .insert(TransactionKey::Client(key), id.clone());
-        }
+        let reason = refusal::reason_header(cause);
+        tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
+        let (status, after) = match call.session.hang_up(reason, now) {
+            Some(Hangup::Respond(response)) => (
+                response.status_code.code(),
+                AfterRecord::Respond {
+                    key: call.invite_key.clone(),
+                    response,
+                },
+            ),
+            Some(Hangup::Bye(request)) => (
+                200,
+                AfterRecord::Request {
+                    id: id.clone(),
+                    request,
+                    peer: call.peer,
+                },
+            ),
+            None => (200, AfterRecord::Nothing),
+        };
+        self.end_call(id, ended_by, status, after);
     }
 
     /// Forgets a call after committing its detail record: its grant goes back to the
@@ -389,7 +267,6 @@ impl Signaling {
         status: u16,
         after: AfterRecord,
     ) {
-        self.dialogs.remove(id);
         let Some(call) = self.calls.remove(id) else {
             self.after_record(after, Instant::now());
             return;
@@ -409,14 +286,14 @@ impl Signaling {
         // task's), and only then does the far end learn that the call is over.
         drop(call);
         let store = self.services.cdrs.clone();
-        let reports = self.reports_tx.clone();
+        let records = self.records_tx.clone();
         self.records_pending += 1;
         tokio::spawn(async move {
             if let Err(e) = store.record_async(record).await {
                 // Billing data: loud. The call still ends: its capacity is back already.
                 tracing::error!(error = %e, "call detail record NOT written");
             }
-            let _ = reports.send(CallReport::Recorded(Box::new(after))).await;
+            let _ = records.send(after).await;
         });
     }
 
@@ -435,6 +312,18 @@ impl Signaling {
             AfterRecord::Nothing => {}
         }
     }
+}
+
+/// The Content-Type of a request, as written.
+fn content_type(request: &rsip::Request) -> String {
+    request
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// What goes on the wire once a call's record is committed.

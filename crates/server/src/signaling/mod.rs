@@ -9,34 +9,38 @@
 mod admission;
 mod call;
 mod in_dialog;
+#[cfg(test)]
+mod tests;
+mod wire;
 
-pub use call::CallInput;
-pub(crate) use call::CallReport;
+pub use wire::Wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_sip::auth::Authenticator;
-use dialbridge_sip::dialog::{DialogEvent, DialogId, DialogSet, SessionTimerConfig};
+use dialbridge_sip::dialog::{DialogId, DialogSet, SessionTimerConfig};
 use dialbridge_sip::message;
-use dialbridge_sip::rsip::headers::UntypedHeader;
-use dialbridge_sip::rsip::{self, Header, Method, SipMessage};
+use dialbridge_sip::rsip::{self, Method, SipMessage};
+use dialbridge_sip::session::UasPhase;
 use dialbridge_sip::transaction::{
     Event, LayerConfig, PeerAddr, Refusal, ServerKey, TransactionKey, TransactionLayer,
 };
-use dialbridge_sip::transport::{Received, Transports, response_peer};
+use dialbridge_sip::transport::{Received, response_peer};
 use tokio::sync::mpsc;
 
 use crate::answers;
+use crate::call_flow::CallReport;
 use crate::cdr::EndedBy;
 use crate::config::Config;
 use crate::metrics::Gauges;
 use crate::refusal::{self, EndCause};
 use crate::services::Services;
-use call::{Call, CallPhase};
+use call::Call;
+use in_dialog::AfterRecord;
 
 /// Where the signaling task reports what it measures (for `/metrics`).
 #[derive(Debug, Clone)]
@@ -51,9 +55,8 @@ pub struct Observers {
 pub struct Signaling {
     config: Arc<Config>,
     services: Arc<Services>,
-    transports: Transports,
+    wire: Wire,
     layer: TransactionLayer<PeerAddr>,
-    dialogs: DialogSet,
     session_timers: SessionTimerConfig,
     auth: Authenticator,
     calls: HashMap<DialogId, Call>,
@@ -61,12 +64,14 @@ pub struct Signaling {
     by_invite: HashMap<ServerKey, DialogId>,
     /// Our BYEs and re-INVITEs in flight, to know which call a response is about.
     by_client: HashMap<TransactionKey, DialogId>,
-    /// When each ringing call is to be answered, in order (a sequence number keeps
-    /// equal instants apart). Entries of calls gone meanwhile are skipped.
-    answer_at: BTreeMap<(Instant, u64), DialogId>,
-    answer_seq: u64,
+    /// Each call's next session deadline (answer, refresh, expiry), in order. An entry
+    /// whose call is gone or re-armed since is skipped when it comes up.
+    timers: BTreeSet<(Instant, DialogId)>,
     reports_tx: mpsc::Sender<CallReport>,
     reports: mpsc::Receiver<CallReport>,
+    /// Committed call records come back here with the wire work that waited for them.
+    records_tx: mpsc::Sender<AfterRecord>,
+    records: mpsc::Receiver<AfterRecord>,
     gauges: Arc<Gauges>,
     /// Messages that could not be parsed or answered, dropped.
     dropped: u64,
@@ -89,7 +94,7 @@ impl Signaling {
     pub fn new(
         config: Arc<Config>,
         services: Arc<Services>,
-        transports: Transports,
+        wire: Wire,
         gauges: Arc<Gauges>,
         observers: Observers,
     ) -> Signaling {
@@ -106,21 +111,22 @@ impl Signaling {
             ..SessionTimerConfig::default()
         };
         let (reports_tx, reports) = mpsc::channel(1024);
+        let (records_tx, records) = mpsc::channel(1024);
         Signaling {
             config,
             services,
-            transports,
+            wire,
             layer: TransactionLayer::new(LayerConfig::default()),
-            dialogs: DialogSet::new(),
             session_timers,
             auth,
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_client: HashMap::new(),
-            answer_at: BTreeMap::new(),
-            answer_seq: 0,
+            timers: BTreeSet::new(),
             reports_tx,
             reports,
+            records_tx,
+            records,
             gauges,
             dropped: 0,
             draining: false,
@@ -163,6 +169,7 @@ impl Signaling {
                     None => break,
                 },
                 Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                Some(after) = self.records.recv() => self.recorded(after, Instant::now()),
                 _ = sleep => self.handle_timeout(Instant::now()),
                 _ = &mut shutdown, if drain_until.is_none() => {
                     let timeout = self.config.sip.drain_timeout;
@@ -176,12 +183,7 @@ impl Signaling {
         let now = Instant::now();
         let ids: Vec<DialogId> = self.calls.keys().cloned().collect();
         for id in ids {
-            self.hang_up(
-                &id,
-                refusal::reason_header(EndCause::ShuttingDown),
-                EndedBy::Shutdown,
-                now,
-            );
+            self.hang_up(&id, EndCause::ShuttingDown.into(), EndedBy::Shutdown, now);
         }
         self.drive(now);
         // Let the records commit and the BYEs (and their UDP retransmissions) go out
@@ -192,6 +194,7 @@ impl Signaling {
             tokio::select! {
                 Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
                 Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                Some(after) = self.records.recv() => self.recorded(after, Instant::now()),
                 _ = tokio::time::sleep_until(wake.into()) => self.layer.handle_timeout(Instant::now()),
             }
             self.drive(Instant::now());
@@ -199,35 +202,35 @@ impl Signaling {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(entry) = self.answer_at.first_entry() {
-            let live = self
-                .calls
-                .get(entry.get())
-                .is_some_and(|c| matches!(c.phase, CallPhase::Ringing));
-            if live {
+        // Stale entries (calls gone or re-armed) are dropped as they reach the front.
+        while let Some((at, id)) = self.timers.first() {
+            if self.calls.get(id).is_some_and(|c| c.armed == Some(*at)) {
                 break;
             }
-            entry.remove();
+            self.timers.pop_first();
         }
-        [
-            self.layer.poll_timeout(),
-            self.dialogs.poll_timeout(),
-            self.answer_at.first_key_value().map(|((at, _), _)| *at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let session = self.timers.first().map(|(at, _)| *at);
+        [self.layer.poll_timeout(), session]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
-        self.dialogs.handle_timeout(now);
-        while let Some(entry) = self.answer_at.first_entry() {
-            if entry.key().0 > now {
+        while self.timers.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((at, id)) = self.timers.pop_first() else {
                 break;
+            };
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.armed != Some(at) {
+                continue;
             }
-            let id = entry.remove();
-            self.answer(&id, now);
+            call.armed = None;
+            call.session.handle_timeout(now);
+            self.settle(&id, now);
         }
     }
 
@@ -239,22 +242,10 @@ impl Signaling {
                 busy = true;
                 self.handle_event(event, now);
             }
-            while let Some((id, event)) = self.dialogs.poll_event() {
-                busy = true;
-                match event {
-                    DialogEvent::SessionExpired => self.hang_up(
-                        &id,
-                        refusal::reason_header(EndCause::SessionExpired),
-                        EndedBy::Timeout,
-                        now,
-                    ),
-                    DialogEvent::SendRefresh => self.refresh_session(&id, now),
-                }
-            }
             while let Some(transmit) = self.layer.poll_transmit() {
                 busy = true;
                 let bytes = message::encode(&transmit.message);
-                if let Err(e) = self.transports.send(&transmit.peer, bytes) {
+                if let Err(e) = self.wire.send(&transmit.peer, bytes) {
                     tracing::debug!(peer = %transmit.peer.addr, error = %e, "send failed");
                 }
             }
@@ -307,7 +298,7 @@ impl Signaling {
             Some(bytes) => {
                 tracing::debug!(peer = %received.peer.addr, error = %error, "malformed request answered");
                 let peer = received.peer;
-                let _ = self.transports.send(&peer, bytes.into());
+                let _ = self.wire.send(&peer, bytes.into());
             }
             None => {
                 self.dropped += 1;
@@ -331,23 +322,17 @@ impl Signaling {
                 self.handle_response(&TransactionKey::Client(key), &response, now)
             }
             Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
-            Event::NoAckFor2xx { invite_key } => {
-                if let Some(id) = self.by_invite.remove(&invite_key) {
-                    self.hang_up(
-                        &id,
-                        refusal::reason_header(EndCause::NoAck),
-                        EndedBy::Timeout,
-                        now,
-                    );
-                }
-            }
+            Event::NoAckFor2xx { invite_key } => self.handle_no_ack(&invite_key, now),
             Event::Terminated { key } => {
                 if let TransactionKey::Server(k) = &key {
                     // Confirmed calls no longer need their INVITE transaction.
                     if self.by_invite.get(k).is_some_and(|id| {
-                        self.calls
-                            .get(id)
-                            .is_some_and(|c| !matches!(c.phase, CallPhase::Ringing))
+                        self.calls.get(id).is_some_and(|c| {
+                            !matches!(
+                                c.session.phase(),
+                                UasPhase::Proceeding | UasPhase::Ringing { .. }
+                            )
+                        })
                     }) {
                         self.by_invite.remove(k);
                     }
@@ -360,12 +345,7 @@ impl Signaling {
                 reason,
             } => {
                 let response = match reason {
-                    Refusal::Overloaded => {
-                        let mut r = answers::reply(&request, 503, Some("Overloaded"));
-                        r.headers
-                            .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
-                        r
-                    }
+                    Refusal::Overloaded => refusal::refuse(&request, EndCause::SipOverloaded),
                     Refusal::Malformed(e) => {
                         let reason = message::answer_for(&e)
                             .map(|(_, r)| r)
@@ -406,7 +386,7 @@ impl Signaling {
                 let response = DialogSet::no_such_dialog(&request);
                 self.respond(&key, response, now);
             }
-            (_, true) => self.handle_in_dialog(key, request, peer, now),
+            (_, true) => self.handle_in_dialog(key, request, now),
             _ => {
                 let response = answers::reply(&request, 481, None);
                 self.respond(&key, response, now);
@@ -422,11 +402,7 @@ impl Signaling {
 
     fn handle_report(&mut self, report: CallReport, now: Instant) {
         match report {
-            CallReport::HangUp { id, reason } => self.hang_up(&id, &reason, EndedBy::Bridge, now),
-            CallReport::Recorded(after) => {
-                self.records_pending = self.records_pending.saturating_sub(1);
-                self.after_record(*after, now);
-            }
+            CallReport::HangUp { id, cause } => self.hang_up(&id, cause, EndedBy::Bridge, now),
             CallReport::Joined {
                 id,
                 conference,
@@ -437,6 +413,12 @@ impl Signaling {
                 }
             }
         }
+    }
+
+    /// A call's record is committed: send what waited for it.
+    fn recorded(&mut self, after: AfterRecord, now: Instant) {
+        self.records_pending = self.records_pending.saturating_sub(1);
+        self.after_record(after, now);
     }
 
     /// The current time as the authenticator's clock (nonces carry wall-clock time so

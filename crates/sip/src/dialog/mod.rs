@@ -24,7 +24,7 @@ use rsip::Request;
 use rsip::prelude::*;
 
 /// A dialog's identity (§12): Call-ID, our tag, the peer's tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DialogId {
     /// The Call-ID.
     pub call_id: String,

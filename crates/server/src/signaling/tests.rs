@@ -1,0 +1,389 @@
+//! Whole calls through the signaling task on a virtual clock: SIP goes in through
+//! `handle_received`, comes out of a captured [`Wire`], and time moves only when a test
+//! says so. No SIP socket is opened and no test sleeps; each call takes milliseconds.
+//! (The media side is the real engine: each call still gets its RTP port.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dialbridge_sip::message;
+use dialbridge_sip::rsip::prelude::*;
+use dialbridge_sip::rsip::{Method, Request, Response, SipMessage};
+use dialbridge_sip::transaction::{PeerAddr, TransportKind};
+use dialbridge_sip::transport::Received;
+
+use super::{Observers, Signaling, Wire};
+use crate::call_flow::CallReport;
+use crate::cdr::{CdrFilter, EndedBy};
+use crate::metrics::{Gauges, Histogram, SETUP_LATENCY_BUCKETS};
+use crate::refusal::EndCause;
+use crate::services::Services;
+
+const CALLER: &str = "127.0.0.20:5060";
+const NUMBER: &str = "+33170000100";
+
+/// The signaling task of the demo bridge with a captured wire and a clock of its own.
+struct Bench {
+    signaling: Signaling,
+    services: Arc<Services>,
+    now: Instant,
+}
+
+impl Bench {
+    fn new(answer_after: Duration) -> Bench {
+        let mut config = crate::testing::demo_config();
+        config.sip.answer_after = answer_after;
+        let gauges = Arc::new(Gauges::default());
+        let services = Services::start(&config, gauges.clone()).unwrap();
+        let wire = Wire::Captured {
+            local: "127.0.0.1:5060".parse().unwrap(),
+            sent: Vec::new(),
+        };
+        let observers = Observers {
+            sip: Arc::default(),
+            setup_latency: Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS)),
+        };
+        let signaling = Signaling::new(Arc::new(config), services.clone(), wire, gauges, observers);
+        Bench {
+            signaling,
+            services,
+            now: Instant::now(),
+        }
+    }
+
+    /// A message from the caller's SBC.
+    fn receive(&mut self, message: SipMessage) {
+        let received = Received {
+            peer: caller(),
+            bytes: message::encode(&message),
+        };
+        self.signaling.handle_received(received, self.now);
+        self.signaling.drive(self.now);
+    }
+
+    /// Moves the clock by `by` and fires what is due, in deadline order.
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        loop {
+            let next = self.signaling.poll_timeout().filter(|at| *at <= until);
+            let Some(at) = next else { break };
+            self.now = self.now.max(at);
+            self.signaling.handle_timeout(self.now);
+            self.signaling.drive(self.now);
+        }
+        self.now = until;
+    }
+
+    /// Waits for the records being committed (SQLite, off the task) and sends what
+    /// waited for them. Real time passes here, but the test asserts none of it.
+    async fn records_committed(&mut self) {
+        while self.signaling.records_pending > 0 {
+            let after = self.signaling.records.recv().await.unwrap();
+            self.signaling.recorded(after, self.now);
+            self.signaling.drive(self.now);
+        }
+    }
+
+    /// Everything sent since the last call, parsed.
+    fn sent(&mut self) -> Vec<SipMessage> {
+        let Wire::Captured { sent, .. } = &mut self.signaling.wire else {
+            unreachable!()
+        };
+        sent.drain(..)
+            .map(|(_, bytes)| message::parse(&bytes).unwrap())
+            .collect()
+    }
+
+    /// The responses sent since the last call, by status.
+    fn responses(&mut self) -> Vec<Response> {
+        self.sent()
+            .into_iter()
+            .filter_map(|m| match m {
+                SipMessage::Response(r) => Some(r),
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    }
+
+    fn calls(&self) -> usize {
+        self.signaling.calls.len()
+    }
+
+    /// Calls in progress on the dialled number, as the router counts them.
+    fn reserved(&self) -> u32 {
+        self.services
+            .router
+            .snapshot()
+            .numbers
+            .iter()
+            .find(|n| n.number.to_string() == NUMBER)
+            .map_or(0, |n| n.in_progress)
+    }
+
+    fn last_record(&self) -> crate::cdr::Cdr {
+        let mut records = self.services.cdrs.list(&CdrFilter::default()).unwrap();
+        records.pop().expect("a call detail record")
+    }
+}
+
+fn caller() -> PeerAddr {
+    PeerAddr {
+        transport: TransportKind::Udp,
+        addr: CALLER.parse().unwrap(),
+        connection: None,
+    }
+}
+
+fn request(text: &str) -> SipMessage {
+    SipMessage::Request(Request::try_from(text).unwrap())
+}
+
+const SDP: &str = "v=0\r\no=sbc 1 1 IN IP4 127.0.0.20\r\ns=-\r\nc=IN IP4 127.0.0.20\r\n\
+t=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn invite(call: &str, extra: &str) -> SipMessage {
+    request(&format!(
+        "INVITE sip:{NUMBER}@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-{call}-inv\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+14155550100@127.0.0.20>;tag={call}\r\n\
+         To: <sip:{NUMBER}@127.0.0.1>\r\n\
+         Call-ID: {call}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+14155550100@{CALLER}>\r\n\
+         {extra}Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    ))
+}
+
+/// A request of the caller in the dialog `ok` (the bridge's 200 to the INVITE) set up.
+fn in_dialog(ok: &Response, method: &str, cseq: u32, branch: &str) -> SipMessage {
+    let to = ok.to_header().unwrap().value().to_string();
+    let call_id = ok.call_id_header().unwrap().value().to_string();
+    let from = ok.from_header().unwrap().value().to_string();
+    let invite_cseq = if method == "ACK" { 1 } else { cseq };
+    request(&format!(
+        "{method} sip:dialbridge@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-{branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {invite_cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n"
+    ))
+}
+
+/// The caller's answer to a request the bridge sent.
+fn answer(request: &Request, status: u16) -> SipMessage {
+    SipMessage::Response(message::fields::response_for(request, status, None, None))
+}
+
+fn requests(sent: Vec<SipMessage>) -> Vec<Request> {
+    sent.into_iter()
+        .filter_map(|m| match m {
+            SipMessage::Request(r) => Some(r),
+            SipMessage::Response(_) => None,
+        })
+        .collect()
+}
+
+fn reason(request: &Request) -> String {
+    request
+        .headers
+        .iter()
+        .map(ToString::to_string)
+        .find(|h| h.starts_with("Reason:"))
+        .unwrap_or_default()
+}
+
+/// INVITE, 180, the 200 when the ring time is over, ACK: the call is up.
+fn call_up(bench: &mut Bench, call: &str, extra: &str) -> Response {
+    bench.receive(invite(call, extra));
+    let codes: Vec<u16> = bench
+        .responses()
+        .iter()
+        .map(|r| r.status_code.code())
+        .collect();
+    assert_eq!(codes, [100, 180], "ringing first");
+    assert_eq!(bench.calls(), 1);
+    assert_eq!(bench.reserved(), 1, "the number's capacity is taken");
+
+    bench.advance(Duration::from_millis(1999));
+    assert!(bench.responses().is_empty(), "not answered before its time");
+    bench.advance(Duration::from_millis(1));
+    let mut ok = bench.responses();
+    let ok = ok.pop().expect("the 200");
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio "));
+    bench.receive(in_dialog(&ok, "ACK", 1, &format!("{call}-ack")));
+    ok
+}
+
+#[tokio::test]
+async fn join_then_the_caller_hangs_up() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let ok = call_up(&mut bench, "bye-caller", "");
+    bench.advance(Duration::from_secs(600));
+    assert_eq!(bench.calls(), 1, "a call without session timer stays up");
+
+    bench.receive(in_dialog(&ok, "BYE", 2, "bye"));
+    assert_eq!(bench.calls(), 0);
+    assert_eq!(bench.reserved(), 0, "capacity back at once");
+    assert!(bench.responses().is_empty(), "the 200 waits for the record");
+    bench.records_committed().await;
+    let codes: Vec<u16> = bench
+        .responses()
+        .iter()
+        .map(|r| r.status_code.code())
+        .collect();
+    assert_eq!(codes, [200]);
+    let record = bench.last_record();
+    assert_eq!(record.ended_by, EndedBy::Caller);
+    assert!(record.answered.is_some());
+}
+
+#[tokio::test]
+async fn join_then_the_bridge_hangs_up_with_its_reason() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let ok = call_up(&mut bench, "bye-bridge", "");
+    let id = bench.signaling.calls.keys().next().unwrap().clone();
+    // What the call's task reports when an administrator removes the caller.
+    bench.signaling.handle_report(
+        CallReport::HangUp {
+            id,
+            cause: EndCause::Kicked.into(),
+        },
+        bench.now,
+    );
+    bench.signaling.drive(bench.now);
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert_eq!(bye.method, Method::Bye);
+    assert!(reason(&bye).contains("removed from the meeting"), "{bye}");
+    assert!(
+        bye.to_string()
+            .contains(&ok.call_id_header().unwrap().value().to_string())
+    );
+    bench.receive(answer(&bye, 200));
+    assert!(bench.sent().is_empty());
+    assert_eq!(bench.last_record().ended_by, EndedBy::Bridge);
+}
+
+#[tokio::test]
+async fn cancel_before_the_answer() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    bench.receive(invite("cancelled", ""));
+    let _ = bench.responses();
+    bench.advance(Duration::from_millis(500));
+    bench.receive(request(&format!(
+        "CANCEL sip:{NUMBER}@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-cancelled-inv\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+14155550100@127.0.0.20>;tag=cancelled\r\n\
+         To: <sip:{NUMBER}@127.0.0.1>\r\n\
+         Call-ID: cancelled\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let mut codes: Vec<(u16, Method)> = bench
+        .responses()
+        .iter()
+        .map(|r| {
+            (
+                r.status_code.code(),
+                r.cseq_header().unwrap().method().unwrap(),
+            )
+        })
+        .collect();
+    codes.sort_by_key(|(code, _)| *code);
+    assert_eq!(codes, [(200, Method::Cancel), (487, Method::Invite)]);
+    // The ring time passes: nothing is answered.
+    bench.advance(Duration::from_secs(5));
+    assert!(
+        bench
+            .responses()
+            .iter()
+            .all(|r| r.status_code.code() == 487),
+        "only 487 again"
+    );
+    assert_eq!(bench.last_record().ended_by, EndedBy::Cancel);
+}
+
+#[tokio::test]
+async fn an_ack_that_never_comes_ends_the_call() {
+    let mut bench = Bench::new(Duration::ZERO);
+    bench.receive(invite("no-ack", ""));
+    let codes: Vec<u16> = bench
+        .responses()
+        .iter()
+        .map(|r| r.status_code.code())
+        .collect();
+    assert_eq!(codes, [100, 200], "answered at once");
+    // The 200 is retransmitted (T1, doubling to T2), then given up on after 64*T1.
+    bench.advance(Duration::from_secs(31));
+    let retransmitted = bench.responses();
+    assert!(
+        retransmitted.len() >= 6,
+        "{} retransmissions",
+        retransmitted.len()
+    );
+    assert_eq!(bench.calls(), 1);
+    bench.advance(Duration::from_secs(2));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert_eq!(bye.method, Method::Bye);
+    assert!(reason(&bye).contains("no ACK"), "{}", reason(&bye));
+    assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}
+
+#[tokio::test]
+async fn we_refresh_the_session_and_its_failure_ends_the_call() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let ok = call_up(
+        &mut bench,
+        "refresh",
+        "Supported: timer\r\nSession-Expires: 120;refresher=uas\r\n",
+    );
+    assert!(ok.to_string().contains("refresher=uas"));
+    // Half the interval: our re-INVITE with our SDP.
+    bench.advance(Duration::from_secs(59));
+    assert!(bench.sent().is_empty());
+    bench.advance(Duration::from_secs(2));
+    let refresh = requests(bench.sent()).pop().expect("a refresh");
+    assert_eq!(refresh.method, Method::Invite);
+    assert!(String::from_utf8_lossy(&refresh.body).contains("m=audio "));
+    bench.receive(answer(&refresh, 200));
+    let ack = requests(bench.sent()).pop().expect("the ACK for its 200");
+    assert_eq!(ack.method, Method::Ack);
+
+    // The next refresh finds the caller gone.
+    bench.advance(Duration::from_secs(60));
+    let refresh = requests(bench.sent()).pop().expect("a second refresh");
+    bench.receive(answer(&refresh, 481));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    assert_eq!(bench.last_record().ended_by, EndedBy::Error);
+}
+
+#[tokio::test]
+async fn a_refresh_the_caller_never_sends_expires_the_session() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let _ok = call_up(
+        &mut bench,
+        "expiry",
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+    );
+    // RFC 4028 §10: BYE at the interval less a third of it (at most 32 s).
+    bench.advance(Duration::from_secs(59));
+    assert_eq!(bench.calls(), 1);
+    bench.advance(Duration::from_secs(2));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert!(reason(&bye).contains("session expired"), "{}", reason(&bye));
+    assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}
