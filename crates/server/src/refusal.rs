@@ -279,7 +279,7 @@ pub fn reason_header(cause: impl Into<Cause>) -> &'static str {
 /// cause passes, Retry-After.
 pub fn refuse(request: &Request, cause: impl Into<Cause>) -> Response {
     let answer = sip_answer(cause.into());
-    let mut response = answers::reply(request, answer.status, Some(answer.phrase));
+    let mut response = answers::BRIDGE.reply(request, answer.status, Some(answer.phrase));
     response
         .headers
         .push(Header::Other("Reason".into(), answer.reason.into()));

@@ -15,6 +15,7 @@ pub mod session;
 pub mod transaction;
 #[cfg(feature = "tokio")]
 pub mod transport;
+pub mod uas;
 
 pub use error::Error;
 pub use rsip;

@@ -21,7 +21,7 @@ use crate::rtp::HEADER_LEN;
 use crate::srtp::{MAX_RTP_OVERHEAD, SrtpContext};
 use crate::{AudioCodec, CodecState, Error, FRAME_SAMPLES, Playback, RtpSender};
 
-use super::room::SharedCache;
+use super::shared::SharedCache;
 
 /// The largest audio payload kept, bytes: 20 ms of G.711 or G.722 is 160; an Opus
 /// frame is variable, 80 bytes at our 32 kbit/s and at most 400 at 160 kbit/s (more

@@ -15,6 +15,7 @@
 
 mod member;
 mod room;
+mod shared;
 #[cfg(test)]
 mod tests;
 

@@ -164,7 +164,7 @@ impl Signaling {
             },
             self.reports_tx.clone(),
         );
-        let session = session.with_headers(answers::identity(), answers::capabilities());
+        let session = session.with_headers(answers::BRIDGE.identity(), answers::BRIDGE.headers());
         let call = Call {
             session,
             invite_key: key.clone(),
@@ -244,12 +244,12 @@ impl Signaling {
             }
             Verdict::Forbidden { reason } => {
                 tracing::info!(peer = %peer.addr, reason, "softphone refused");
-                let response = answers::reply(request, 403, Some("Forbidden"));
+                let response = answers::BRIDGE.forbidden(request);
                 self.respond(key, response, now);
                 None
             }
             Verdict::Malformed { reason } => {
-                let response = answers::reply(request, 400, Some(reason));
+                let response = answers::BRIDGE.bad_request(request, reason);
                 self.respond(key, response, now);
                 None
             }
@@ -264,20 +264,15 @@ impl Signaling {
         prefer_sha256: bool,
         now: Instant,
     ) {
-        let mut response = answers::reply(request, 401, None);
-        let value = self
-            .auth
-            .challenge(Self::wall_clock(), stale, prefer_sha256);
-        response.headers.push(Header::WwwAuthenticate(
-            rsip::headers::WwwAuthenticate::new(value),
-        ));
+        let mut challenges = vec![
+            self.auth
+                .challenge(Self::wall_clock(), stale, prefer_sha256),
+        ];
         if prefer_sha256 {
             // Clients that only know MD5 pick the second challenge (RFC 8760 §2.4).
-            let md5 = self.auth.challenge(Self::wall_clock(), stale, false);
-            response.headers.push(Header::WwwAuthenticate(
-                rsip::headers::WwwAuthenticate::new(md5),
-            ));
+            challenges.push(self.auth.challenge(Self::wall_clock(), stale, false));
         }
+        let response = answers::BRIDGE.challenge(request, &challenges);
         self.respond(key, response, now);
     }
 

@@ -4,13 +4,14 @@
 
 use std::time::Instant;
 
-use dialbridge_sip::dialog::{DialogId, DialogSet};
+use dialbridge_sip::dialog::DialogId;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{self, Header, Method};
 use dialbridge_sip::session::{Hangup, Output, SessionEnd, SessionEvent, UasPhase};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransactionKey};
 
 use super::Signaling;
+use crate::answers;
 use crate::call_flow::{self, CallInput};
 use crate::cdr::{Cdr, EndedBy, Timestamp};
 use crate::refusal::{self, Cause, EndCause};
@@ -40,10 +41,11 @@ impl Signaling {
         };
         if let Some(response) = call.session.handle_cancel(now) {
             let key = call.invite_key.clone();
+            let status = response.status_code.code();
             self.end_call(
                 &id,
                 EndedBy::Cancel,
-                487,
+                status,
                 AfterRecord::Respond { key, response },
             );
         }
@@ -66,7 +68,7 @@ impl Signaling {
         now: Instant,
     ) {
         let Some(id) = self.call_for(&request) else {
-            let response = DialogSet::no_such_dialog(&request);
+            let response = answers::BRIDGE.no_such_dialog(&request);
             self.respond(&key, response, now);
             return;
         };

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use dialbridge_sip::auth::Authenticator;
-use dialbridge_sip::dialog::{DialogId, DialogSet, SessionTimerConfig};
+use dialbridge_sip::dialog::{DialogId, SessionTimerConfig};
 use dialbridge_sip::message;
 use dialbridge_sip::rsip::{self, Method, SipMessage};
 use dialbridge_sip::session::UasPhase;
@@ -283,17 +283,7 @@ impl Signaling {
     /// A message rsip (with our repairs) could not read: answer it if it is a request
     /// whose Via, From, To, Call-ID and CSeq can still be found, else drop and count.
     fn reject_unparsable(&mut self, received: &Received, error: &dialbridge_sip::Error) {
-        let reply = match error {
-            // The rule for unknown methods is 405 with Allow (RFC 3261 says 501
-            // for methods a server does not know; both tell the client to stop).
-            dialbridge_sip::Error::UnsupportedMethod => {
-                message::reject_malformed(&received.bytes, 405, "Method Not Allowed")
-                    .map(|raw| answers::insert_header(raw, "Allow", answers::ALLOW))
-            }
-            other => message::answer_for(other).and_then(|(status, reason)| {
-                message::reject_malformed(&received.bytes, status, reason)
-            }),
-        };
+        let reply = answers::BRIDGE.reject_unparsable(&received.bytes, error);
         match reply {
             Some(bytes) => {
                 tracing::debug!(peer = %received.peer.addr, error = %error, "malformed request answered");
@@ -346,12 +336,7 @@ impl Signaling {
             } => {
                 let response = match reason {
                     Refusal::Overloaded => refusal::refuse(&request, EndCause::SipOverloaded),
-                    Refusal::Malformed(e) => {
-                        let reason = message::answer_for(&e)
-                            .map(|(_, r)| r)
-                            .unwrap_or("Bad Request");
-                        answers::reply(&request, 400, Some(reason))
-                    }
+                    Refusal::Malformed(e) => answers::BRIDGE.malformed(&request, &e),
                 };
                 if request.method != Method::Ack {
                     self.layer.send_stateless(response, peer);
@@ -367,7 +352,7 @@ impl Signaling {
         peer: PeerAddr,
         now: Instant,
     ) {
-        if let Some(response) = answers::precheck(&request) {
+        if let Some(response) = answers::BRIDGE.precheck(&request) {
             self.respond(&key, response, now);
             return;
         }
@@ -379,16 +364,16 @@ impl Signaling {
             }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
             (Method::Options, false) => {
-                let response = answers::with_capabilities(answers::reply(&request, 200, None));
+                let response = answers::BRIDGE.options(&request);
                 self.respond(&key, response, now);
             }
             (Method::Bye | Method::Info | Method::Update, false) => {
-                let response = DialogSet::no_such_dialog(&request);
+                let response = answers::BRIDGE.no_such_dialog(&request);
                 self.respond(&key, response, now);
             }
             (_, true) => self.handle_in_dialog(key, request, now),
             _ => {
-                let response = answers::reply(&request, 481, None);
+                let response = answers::BRIDGE.no_such_dialog(&request);
                 self.respond(&key, response, now);
             }
         }
