@@ -209,8 +209,8 @@ impl Signaling {
                 self.end_call(id, EndedBy::Error, 200, AfterRecord::Nothing);
             }
             // BYE and CANCEL are ended where they are handled (their answer waits
-            // for the record).
-            SessionEvent::Ended(_) => {}
+            // for the record); the rest is the calling side's.
+            SessionEvent::Ended(_) | SessionEvent::Progress(_) | SessionEvent::Challenged(_) => {}
         }
     }
 

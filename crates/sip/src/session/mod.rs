@@ -9,13 +9,17 @@
 //! [`UasSession::poll_output`], the next deadline out of `poll_timeout`. The transaction
 //! layer beneath it stays the TU's: the session never retransmits.
 
+mod uac;
 mod uas;
 
+pub use uac::{UacPhase, UacSession};
 pub use uas::{Hangup, UasPhase, UasSession, refusal};
 
 use std::net::SocketAddr;
 
 use rsip::{Request, Response};
+
+use crate::sdp::{MediaSession, SessionDescription};
 
 /// How a session ended, or why it must.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +34,23 @@ pub enum SessionEnd {
     Expired,
     /// A 481 or 408 to one of our in-dialog requests, or no answer at all (§12.2.1.2).
     PeerGone,
+    /// Our call was refused (3xx–6xx, or no answer to the INVITE at all: 408).
+    Refused(u16),
+    /// The answer's SDP does not fit our offer: we ACKed and sent BYE (§13.2.2.4).
+    BadAnswer,
 }
 
 /// What happened in a session, for the TU to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
-    /// Our 2xx to the INVITE went out (now or when the ring time was over).
+    /// Our 2xx to the INVITE went out (now or when the ring time was over); on the
+    /// calling side, the 2xx came.
     Answered,
+    /// The calling side's INVITE got a provisional answer (180, 183...).
+    Progress(u16),
+    /// The calling side's INVITE was challenged (401/407): answer with credentials in a
+    /// new INVITE ([`UacSession::invite`]).
+    Challenged(Box<Response>),
     /// The ACK came: the call is up.
     Confirmed,
     /// An offer in the dialog changed the media: on hold or not, and where the peer now
@@ -71,5 +85,44 @@ pub enum Output {
     Event(SessionEvent),
 }
 
+/// An offer inside a dialog (re-INVITE or UPDATE), either side: the status, reason,
+/// SDP of our answer and what changed. No offer: ours goes in the 200 and the answer
+/// comes in the ACK (RFC 3261 §14.2). A refused offer leaves the session as it was.
+fn answer_offer(
+    media: Option<&mut MediaSession>,
+    offer: Option<Vec<u8>>,
+) -> (u16, Option<String>, Option<String>, Option<SessionEvent>) {
+    let Some(media) = media else {
+        return (488, Some("no media in this session".into()), None, None);
+    };
+    let Some(offer) = offer else {
+        return (200, None, Some(media.offer()), None);
+    };
+    match SessionDescription::parse_bytes(&offer).and_then(|o| media.handle_offer(&o)) {
+        Ok(answer) => {
+            let specified = |a: SocketAddr| (!a.ip().is_unspecified()).then_some(a);
+            let event = SessionEvent::MediaChanged {
+                hold: answer.media.hold,
+                remote_rtp: specified(answer.media.remote_rtp),
+                remote_rtcp: specified(answer.media.remote_rtcp),
+            };
+            (200, None, Some(answer.sdp), Some(event))
+        }
+        Err(e) => (e.status_code(), Some(e.to_string()), None, None),
+    }
+}
+
+/// The first Reason header of a request (RFC 3326).
+fn reason_header(request: &Request) -> Option<String> {
+    request.headers.iter().find_map(|h| match h {
+        rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("reason") => {
+            Some(value.clone())
+        }
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod uac_tests;

@@ -1,7 +1,7 @@
 //! The answering side of an invite session: see the module doc of [`super`].
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use rsip::prelude::*;
@@ -236,7 +236,7 @@ impl UasSession {
         };
         match what {
             InDialogRequest::Bye => {
-                self.remote_reason = reason_header(request);
+                self.remote_reason = super::reason_header(request);
                 let response = self.respond(request, 200, None, now);
                 self.end(SessionEnd::RemoteBye);
                 response
@@ -370,39 +370,19 @@ impl UasSession {
         if request.method == Method::Invite && self.phase != UasPhase::Confirmed {
             return self.respond(request, 491, None, now);
         }
-        let Some(media) = self.media.as_mut() else {
-            return self.respond(request, 488, Some("no media in this session"), now);
-        };
-        let sdp = match offer {
-            Some(offer) => {
-                let answered =
-                    SessionDescription::parse_bytes(&offer).and_then(|o| media.handle_offer(&o));
-                match answered {
-                    Ok(answer) => {
-                        let specified = |a: SocketAddr| (!a.ip().is_unspecified()).then_some(a);
-                        self.outputs
-                            .push_back(Output::Event(SessionEvent::MediaChanged {
-                                hold: answer.media.hold,
-                                remote_rtp: specified(answer.media.remote_rtp),
-                                remote_rtcp: specified(answer.media.remote_rtcp),
-                            }));
-                        answer.sdp
-                    }
-                    Err(e) => {
-                        return self.respond(request, e.status_code(), Some(&e.to_string()), now);
-                    }
-                }
-            }
-            // No offer: ours goes in the 200 and the answer comes in the ACK (§14.2).
-            None => media.offer(),
-        };
-        let mut response = self.respond(request, 200, None, now);
-        set_body(
-            &mut response.headers,
-            &mut response.body,
-            "application/sdp",
-            sdp.into_bytes(),
-        );
+        let (status, reason, sdp, event) = super::answer_offer(self.media.as_mut(), offer);
+        if let Some(event) = event {
+            self.outputs.push_back(Output::Event(event));
+        }
+        let mut response = self.respond(request, status, reason.as_deref(), now);
+        if let Some(sdp) = sdp {
+            set_body(
+                &mut response.headers,
+                &mut response.body,
+                "application/sdp",
+                sdp.into_bytes(),
+            );
+        }
         response
     }
 
@@ -441,14 +421,6 @@ pub fn refusal(request: &Request, error: &Error, min_se: std::time::Duration) ->
         Error::Sdp(e) => response_for(request, e.status_code(), Some(&e.to_string()), None),
         other => response_for(request, 400, Some(&other.to_string()), None),
     }
-}
-
-/// The first Reason header of a request (RFC 3326).
-fn reason_header(request: &Request) -> Option<String> {
-    request.headers.iter().find_map(|h| match h {
-        Header::Other(name, value) if name.eq_ignore_ascii_case("reason") => Some(value.clone()),
-        _ => None,
-    })
 }
 
 impl UasSession {

@@ -1,0 +1,274 @@
+//! The calling side of an invite session: see the module doc of [`super`]. What
+//! sbc-sim's calls, the bridge's dial-outs and its legs to other nodes stand on.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rsip::{Header, Method, Request, Response};
+
+use super::{Output, SessionEnd, SessionEvent};
+use crate::dialog::{Caller, Dialog, InDialogRequest, SessionTimerConfig};
+use crate::message::fields::{self, set_body};
+use crate::sdp::{LocalMedia, MediaSession, Negotiated, SessionDescription};
+
+/// Where a calling-side session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UacPhase {
+    /// INVITE sent, no tagged answer yet.
+    Calling,
+    /// A tagged provisional answer came (ringing, progress).
+    Early,
+    /// The 2xx came and was ACKed.
+    Confirmed,
+    /// Over.
+    Terminated,
+}
+
+/// A call we place. See the module doc of [`super`].
+#[derive(Debug)]
+pub struct UacSession {
+    caller: Caller,
+    dialog: Option<Dialog>,
+    phase: UacPhase,
+    media: MediaSession,
+    timers: SessionTimerConfig,
+    /// What the 2xx's SDP settled, once it came.
+    negotiated: Option<Negotiated>,
+    /// CANCEL sent: a 2xx that crosses it is ACKed and ended with BYE (§9.1).
+    cancelling: bool,
+    remote_reason: Option<String>,
+    outputs: VecDeque<Output>,
+}
+
+impl UacSession {
+    /// A call `caller` will place, offering `local`.
+    pub fn new(caller: Caller, local: LocalMedia, timers: SessionTimerConfig) -> Self {
+        Self {
+            caller,
+            dialog: None,
+            phase: UacPhase::Calling,
+            media: MediaSession::new(local),
+            timers,
+            negotiated: None,
+            cancelling: false,
+            remote_reason: None,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Where the session is.
+    pub fn phase(&self) -> UacPhase {
+        self.phase
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        self.caller.call_id()
+    }
+
+    /// The calling side's INVITE builder (its Request-URI is the digest `uri`).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The dialog, once a tagged answer made one.
+    pub fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    /// What the answer settled (codec, the peer's RTP address...), once answered.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// The Reason header of the peer's BYE (RFC 3326), if it sent one.
+    pub fn remote_reason(&self) -> Option<&str> {
+        self.remote_reason.as_deref()
+    }
+
+    /// The INVITE with our SDP offer and `extra` headers (Authorization after a
+    /// challenge, Supported...): same Call-ID and From tag each time, a new CSeq.
+    pub fn invite(&mut self, extra: Vec<Header>) -> Request {
+        let offer = self.media.offer().into_bytes();
+        self.caller.invite(extra, Some(("application/sdp", offer)))
+    }
+
+    /// A response to our INVITE (through its client transaction).
+    pub fn handle_invite_response(&mut self, response: &Response, now: Instant) {
+        let code = response.status_code.code();
+        match code {
+            100 => {}
+            101..=199 => {
+                if self.dialog.is_none() {
+                    self.dialog = self.caller.dialog_for(response, &self.timers).ok();
+                }
+                if self.dialog.is_some() && self.phase == UacPhase::Calling {
+                    self.phase = UacPhase::Early;
+                }
+                self.event(SessionEvent::Progress(code));
+            }
+            200..=299 => self.handle_2xx(response, now),
+            401 | 407 if !self.cancelling => {
+                self.event(SessionEvent::Challenged(Box::new(response.clone())));
+            }
+            _ => self.end(SessionEnd::Refused(code)),
+        }
+    }
+
+    /// A 2xx: ACK it (every retransmission too, §13.2.2.4), then read its answer. A
+    /// call cancelled meanwhile, or whose answer does not fit our offer, is ended
+    /// with BYE at once.
+    fn handle_2xx(&mut self, response: &Response, now: Instant) {
+        let same_dialog = self
+            .dialog
+            .as_ref()
+            .is_some_and(|d| fields::to_tag(&response.headers) == Some(d.id().remote_tag.as_str()));
+        if !same_dialog {
+            match self.caller.dialog_for(response, &self.timers) {
+                Ok(dialog) => self.dialog = Some(dialog),
+                Err(_) => return self.end(SessionEnd::Refused(502)),
+            }
+        }
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        dialog.handle_invite_response(response);
+        self.outputs
+            .push_back(Output::Ack(dialog.make_ack_for(self.caller.cseq())));
+        if self.phase == UacPhase::Confirmed {
+            return; // a retransmission: ACKed again, nothing new
+        }
+        let answer = SessionDescription::parse_bytes(&response.body)
+            .and_then(|sdp| self.media.handle_answer(&sdp));
+        match answer {
+            Ok(negotiated) if !self.cancelling => {
+                self.negotiated = Some(negotiated);
+                self.phase = UacPhase::Confirmed;
+                self.event(SessionEvent::Answered);
+            }
+            Ok(_) => {
+                self.bye("SIP;cause=487;text=\"cancelled\"", now);
+                self.end(SessionEnd::Cancelled);
+            }
+            Err(_) => {
+                self.bye("SIP;cause=488;text=\"answer does not fit the offer\"", now);
+                self.end(SessionEnd::BadAnswer);
+            }
+        }
+    }
+
+    /// Ends the call from our side with `reason` (RFC 3326): CANCEL while it rings (the
+    /// INVITE's 487 then ends the session), BYE once answered, nothing when over.
+    pub fn hang_up(&mut self, reason: &str, now: Instant) -> Option<Request> {
+        match self.phase {
+            UacPhase::Calling | UacPhase::Early if !self.cancelling => {
+                self.cancelling = true;
+                let mut cancel = self.caller.cancel()?;
+                cancel
+                    .headers
+                    .push(Header::Other("Reason".into(), reason.into()));
+                Some(cancel)
+            }
+            UacPhase::Confirmed => {
+                let bye = self.make_bye(reason, now);
+                self.phase = UacPhase::Terminated;
+                bye
+            }
+            _ => None,
+        }
+    }
+
+    /// A request from the peer in the dialog: BYE ends the session; a re-INVITE or
+    /// UPDATE is an offer answered like the answering side's.
+    pub fn handle_request(&mut self, request: &Request, now: Instant) -> Response {
+        let Some(dialog) = self.dialog.as_mut() else {
+            return fields::response_for(request, 481, None, None);
+        };
+        let what = match dialog.handle_request(request, now) {
+            Ok(what) => what,
+            Err(e) => return super::refusal(request, &e, self.timers.min_se),
+        };
+        let (status, reason, sdp) = match what {
+            InDialogRequest::Bye => {
+                self.remote_reason = super::reason_header(request);
+                self.end(SessionEnd::RemoteBye);
+                (200, None, None)
+            }
+            InDialogRequest::ReInvite { offer } | InDialogRequest::Update { offer } => {
+                let (status, reason, sdp, event) =
+                    super::answer_offer(Some(&mut self.media), offer);
+                if let Some(event) = event {
+                    self.event(event);
+                }
+                (status, reason, sdp)
+            }
+            InDialogRequest::Other(Method::Options | Method::Info) => (200, None, None),
+            InDialogRequest::Ack { .. } | InDialogRequest::Other(_) => (405, None, None),
+        };
+        let Some(dialog) = self.dialog.as_mut() else {
+            return fields::response_for(request, 481, None, None);
+        };
+        let mut response = dialog.make_response(request, status, now);
+        if let Some(reason) = reason {
+            response.status_code = fields::status_code(status, Some(&reason));
+        }
+        if let Some(sdp) = sdp {
+            set_body(
+                &mut response.headers,
+                &mut response.body,
+                "application/sdp",
+                sdp.into_bytes(),
+            );
+        }
+        response
+    }
+
+    /// A final response to one of our in-dialog requests: 481 or 408 means the peer is
+    /// gone.
+    pub fn handle_response(&mut self, response: &Response, now: Instant) {
+        let code = response.status_code.code();
+        if let Some(dialog) = self.dialog.as_mut() {
+            dialog.handle_response(response, now);
+        }
+        if (code == 481 || code == 408) && self.phase != UacPhase::Terminated {
+            self.end(SessionEnd::PeerGone);
+        }
+    }
+
+    /// Our INVITE got no final answer at all (Timer B): 408.
+    pub fn handle_invite_timeout(&mut self) {
+        if matches!(self.phase, UacPhase::Calling | UacPhase::Early) {
+            self.end(SessionEnd::Refused(408));
+        }
+    }
+
+    /// What to send, and what happened, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn make_bye(&mut self, reason: &str, now: Instant) -> Option<Request> {
+        let dialog = self.dialog.as_mut()?;
+        let mut bye = dialog.make_request(Method::Bye, now);
+        bye.headers
+            .push(Header::Other("Reason".into(), reason.into()));
+        Some(bye)
+    }
+
+    fn bye(&mut self, reason: &str, now: Instant) {
+        if let Some(bye) = self.make_bye(reason, now) {
+            self.outputs.push_back(Output::Request(bye));
+        }
+    }
+
+    fn event(&mut self, event: SessionEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn end(&mut self, how: SessionEnd) {
+        if self.phase != UacPhase::Terminated {
+            self.phase = UacPhase::Terminated;
+            self.event(SessionEvent::Ended(how));
+        }
+    }
+}
