@@ -338,9 +338,9 @@ impl Inputs {
             counters.send_failures = load(&s.send_failures);
         }
         if let Some(rtp) = &metrics.rtp {
-            counters.rtp_received = load(&rtp.packets_received);
-            counters.rtp_lost = load(&rtp.packets_lost);
-            counters.rtp_dropped = load(&rtp.send_dropped) + load(&rtp.receive_dropped);
+            counters.rtp_received = rtp.packets_received.get();
+            counters.rtp_lost = rtp.packets_lost.get();
+            counters.rtp_dropped = rtp.send_dropped.get() + rtp.receive_dropped.get();
         }
         Inputs {
             router: Some(router),

@@ -56,7 +56,7 @@ impl Signaling {
         call.record.answered = Some(std::time::SystemTime::now());
         self.observers
             .setup_latency
-            .observe_duration(now.saturating_duration_since(call.arrived));
+            .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
         let key = call.invite_key.clone();
         self.respond(&key, response, now);
     }
