@@ -191,8 +191,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /api/v1/events`: `event: snapshot` with the JSON of [`snapshot`] whenever it
-/// changed (at most once per [`TICK`]), the current one first.
+/// Live state for the dashboard: a server-sent event stream of JSON `snapshot` events.
+///
+/// Bridges, numbers, refusals and conferences, sent when something changed, at most once
+/// a second, the current state first.
+#[utoipa::path(get, path = "/api/v1/events",
+    responses((status = 200, description = "The event stream",
+        content_type = "text/event-stream", body = String)))]
 pub(super) async fn events(State(state): State<Shared>) -> Result<Response, ApiError> {
     let hub = &state.dashboard;
     if *hub.inner.frames.borrow() == Frame::Closed {
