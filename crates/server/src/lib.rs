@@ -34,7 +34,7 @@ use crate::admin::AdminState;
 use crate::config::Config;
 use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
 pub use crate::metrics::Gauges;
-use crate::metrics::{Histogram, MetricsSources, SETUP_LATENCY_BUCKETS};
+use crate::metrics::MetricsSources;
 use crate::services::Services;
 use crate::signaling::Signaling;
 
@@ -175,7 +175,7 @@ pub async fn run_with_gauges(
         services.conferences.dtmf_failures.clone(),
     );
     metrics.transports = Some(transports.clone());
-    let setup_latency = Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS));
+    let setup_latency = Arc::new(metrics::setup_latency_histogram());
     metrics.setup_latency = Some(setup_latency.clone());
     let observers = signaling::Observers {
         sip: metrics.sip.clone(),

@@ -6,10 +6,11 @@
 use dialbridge_conference::ivr::Role;
 use serde::Serialize;
 
-use crate::cdr::{Timestamp, role_str};
+use crate::cdr::{RoleName, Timestamp, role_str};
 
 /// One conference in progress.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Conference)]
 pub struct ConferenceView {
     pub tenant: String,
     pub conference_id: String,
@@ -21,11 +22,13 @@ pub struct ConferenceView {
 }
 
 /// One caller in a conference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Participant)]
 pub struct ParticipantView {
     /// The id the mute and kick routes take.
     pub id: u64,
     #[serde(serialize_with = "serialize_role")]
+    #[schema(value_type = RoleName)]
     pub role: Role,
     /// Who called (From user part).
     pub calling: String,
@@ -37,13 +40,13 @@ pub struct ParticipantView {
     pub talking: bool,
     /// Waiting for the leader, not yet mixed.
     pub in_lobby: bool,
-    /// How the caller's audio reaches the bridge; `None` until first measured.
+    /// How the caller's audio reaches the bridge; null until first measured.
     pub quality: Option<ParticipantQuality>,
 }
 
 /// Reception quality of one caller's RTP (RFC 3550 §6.4.1), as last published by the
 /// call (about once a second), rounded to a tenth.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ParticipantQuality {
     /// Share of the caller's packets lost over the last RTCP report interval, percent.
     pub loss_percent: f64,
@@ -72,7 +75,8 @@ fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::E
 }
 
 /// A conference's recording after a start or stop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Recording)]
 pub struct RecordingView {
     pub tenant: String,
     pub conference_id: String,

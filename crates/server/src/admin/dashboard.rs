@@ -191,8 +191,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /api/v1/events`: `event: snapshot` with the JSON of [`snapshot`] whenever it
-/// changed (at most once per [`TICK`]), the current one first.
+/// Live state for the dashboard: a server-sent event stream of JSON `snapshot` events.
+///
+/// Bridges, numbers, refusals and conferences, sent when something changed, at most once
+/// a second, the current state first.
+#[utoipa::path(get, path = "/api/v1/events",
+    responses((status = 200, description = "The event stream",
+        content_type = "text/event-stream", body = String)))]
 pub(super) async fn events(State(state): State<Shared>) -> Result<Response, ApiError> {
     let hub = &state.dashboard;
     if *hub.inner.frames.borrow() == Frame::Closed {
@@ -338,9 +343,9 @@ impl Inputs {
             counters.send_failures = load(&s.send_failures);
         }
         if let Some(rtp) = &metrics.rtp {
-            counters.rtp_received = load(&rtp.packets_received);
-            counters.rtp_lost = load(&rtp.packets_lost);
-            counters.rtp_dropped = load(&rtp.send_dropped) + load(&rtp.receive_dropped);
+            counters.rtp_received = rtp.packets_received.get();
+            counters.rtp_lost = rtp.packets_lost.get();
+            counters.rtp_dropped = rtp.send_dropped.get() + rtp.receive_dropped.get();
         }
         Inputs {
             router: Some(router),

@@ -13,8 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, TenantId};
 use dialbridge_conference::room::MemberId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared};
 use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
@@ -47,61 +47,125 @@ pub trait LiveCalls: Send + Sync + 'static {
     }
 }
 
-#[derive(Deserialize)]
+/// Whether a participant is to be muted.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Mute {
     muted: bool,
 }
 
-#[derive(Deserialize)]
+/// Whether a conference is to be locked.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Lock {
     locked: bool,
 }
 
-#[derive(Deserialize)]
+/// Whether a conference is to be recorded.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Record {
     recording: bool,
 }
 
-/// `GET /api/v1/conferences`.
-pub(super) async fn list(State(state): State<Shared>) -> Json<Value> {
-    let conferences = state.live.list_conferences().await;
-    Json(json!({ "conferences": conferences }))
+/// The participant a `/api/v1/participants/{id}/...` route names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct ParticipantPath {
+    /// The participant's id, as GET /api/v1/conferences lists it.
+    // Read as text so a bad one gets our 400 message rather than axum's.
+    #[param(value_type = u64)]
+    id: String,
 }
 
-/// `POST /api/v1/participants/{id}/mute {"muted": bool}`.
+/// The conference a `/api/v1/conferences/{tenant}/{id}/...` route names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct ConferencePath {
+    /// The tenant.
+    tenant: String,
+    /// The conference ID (6 to 12 digits).
+    id: String,
+}
+
+/// The conferences in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConferenceList {
+    conferences: Vec<ConferenceView>,
+}
+
+/// A participant muted or unmuted.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MuteResult {
+    id: u64,
+    muted: bool,
+}
+
+/// A participant whose call was ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct KickResult {
+    id: u64,
+    kicked: bool,
+}
+
+/// A conference locked or unlocked.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LockResult {
+    tenant: String,
+    conference_id: String,
+    locked: bool,
+}
+
+/// Conferences in progress and their participants.
+#[utoipa::path(get, path = "/api/v1/conferences", operation_id = "list_conferences",
+    responses((status = 200, description = "Conferences", body = ConferenceList)))]
+pub(super) async fn list(State(state): State<Shared>) -> Json<ConferenceList> {
+    let conferences = state.live.list_conferences().await;
+    Json(ConferenceList { conferences })
+}
+
+/// Mute or unmute a participant.
+#[utoipa::path(post, path = "/api/v1/participants/{id}/mute", params(ParticipantPath),
+    request_body = Mute,
+    responses((status = 200, description = "Done", body = MuteResult)))]
 pub(super) async fn mute(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<ParticipantPath>, PathRejection>,
     body: Result<Json<Mute>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MuteResult>, ApiError> {
     let id = participant(path?)?;
     let Json(Mute { muted }) = body?;
     state.live.mute(id, muted).await.map_err(live_error)?;
     tracing::info!(participant = id.0, muted, "admin: participant muted");
-    Ok(Json(json!({ "id": id.0, "muted": muted })))
+    Ok(Json(MuteResult { id: id.0, muted }))
 }
 
-/// `POST /api/v1/participants/{id}/kick`.
+/// End a participant's call.
+#[utoipa::path(post, path = "/api/v1/participants/{id}/kick", params(ParticipantPath),
+    responses((status = 200, description = "Done", body = KickResult)))]
 pub(super) async fn kick(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+    path: Result<Path<ParticipantPath>, PathRejection>,
+) -> Result<Json<KickResult>, ApiError> {
     let id = participant(path?)?;
     state.live.kick(id).await.map_err(live_error)?;
     tracing::info!(participant = id.0, "admin: participant kicked");
-    Ok(Json(json!({ "id": id.0, "kicked": true })))
+    Ok(Json(KickResult {
+        id: id.0,
+        kicked: true,
+    }))
 }
 
-/// `POST /api/v1/conferences/{tenant}/{id}/lock {"locked": bool}`.
+/// Lock or unlock a conference.
+#[utoipa::path(post, path = "/api/v1/conferences/{tenant}/{id}/lock", params(ConferencePath),
+    request_body = Lock,
+    responses((status = 200, description = "Done", body = LockResult)))]
 pub(super) async fn lock(
     State(state): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<ConferencePath>, PathRejection>,
     body: Result<Json<Lock>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Path((tenant, id)) = path?;
+) -> Result<Json<LockResult>, ApiError> {
+    let Path(ConferencePath { tenant, id }) = path?;
     let conference_id = ConferenceId::parse(&id).map_err(|_| {
         ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
     })?;
@@ -112,19 +176,26 @@ pub(super) async fn lock(
     };
     state.live.lock(key, locked).await.map_err(live_error)?;
     tracing::info!(%tenant, conference = %id, locked, "admin: conference lock set");
-    Ok(Json(
-        json!({ "tenant": tenant, "conference_id": id, "locked": locked }),
-    ))
+    Ok(Json(LockResult {
+        tenant,
+        conference_id: id,
+        locked,
+    }))
 }
 
-/// `POST /api/v1/conferences/{tenant}/{id}/recording {"recording": bool}`: starts or
-/// stops recording the meeting's mix to a WAV file under `[conference] recordings_dir`.
+/// Start or stop recording a conference in progress.
+///
+/// Its full mix, 16 kHz mono WAV, under the configured recordings directory
+/// (`[conference] recordings_dir`); 409 when it is already, or not, being recorded.
+#[utoipa::path(post, path = "/api/v1/conferences/{tenant}/{id}/recording",
+    params(ConferencePath), request_body = Record,
+    responses((status = 200, description = "The recording", body = RecordingView)))]
 pub(super) async fn record(
     State(state): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<ConferencePath>, PathRejection>,
     body: Result<Json<Record>, JsonRejection>,
 ) -> Result<Json<RecordingView>, ApiError> {
-    let Path((tenant, id)) = path?;
+    let Path(ConferencePath { tenant, id }) = path?;
     let conference_id = ConferenceId::parse(&id).map_err(|_| {
         ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
     })?;
@@ -142,9 +213,9 @@ pub(super) async fn record(
     Ok(Json(view))
 }
 
-fn participant(Path(text): Path<String>) -> Result<MemberId, ApiError> {
-    text.parse::<u64>().map(MemberId).map_err(|_| {
-        ApiError::bad_request(format!("{text:?} is not a participant id (a whole number)"))
+fn participant(Path(ParticipantPath { id }): Path<ParticipantPath>) -> Result<MemberId, ApiError> {
+    id.parse::<u64>().map(MemberId).map_err(|_| {
+        ApiError::bad_request(format!("{id:?} is not a participant id (a whole number)"))
     })
 }
 

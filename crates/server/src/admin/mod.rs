@@ -35,8 +35,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use dialbridge_conference::directory::Directory;
 use dialbridge_router::Router;
-use serde_json::json;
+use serde::Serialize;
 use tokio::net::TcpListener;
+use utoipa::ToSchema;
 
 use crate::cdr::CdrStore;
 use crate::config::Config;
@@ -239,12 +240,13 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::serve))
 }
 
-/// A refused request: its status and `{"error": message, ...details}`.
+/// A refused request: its status and [`ErrorBody`] (or [`ImportRefused`], for an import
+/// with bad lines).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
-    details: Option<(&'static str, serde_json::Value)>,
+    problems: Vec<ImportProblem>,
 }
 
 impl ApiError {
@@ -252,7 +254,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            details: None,
+            problems: Vec::new(),
         }
     }
 
@@ -275,8 +277,9 @@ impl ApiError {
         )
     }
 
-    fn with(mut self, key: &'static str, value: serde_json::Value) -> ApiError {
-        self.details = Some((key, value));
+    /// The bad lines of a refused import, answered beside the message.
+    fn with_problems(mut self, problems: Vec<ImportProblem>) -> ApiError {
+        self.problems = problems;
         self
     }
 
@@ -288,12 +291,40 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let (Some((key, value)), Some(map)) = (self.details, body.as_object_mut()) {
-            map.insert(key.to_owned(), value);
+        let error = self.message;
+        if self.problems.is_empty() {
+            (self.status, Json(ErrorBody { error })).into_response()
+        } else {
+            let problems = self.problems;
+            (self.status, Json(ImportRefused { error, problems })).into_response()
         }
-        (self.status, Json(body)).into_response()
     }
+}
+
+/// The body of every refusal.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What was wrong.
+    error: String,
+}
+
+/// The body of a refused organiser import: nothing was applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportRefused {
+    /// What was wrong, in one line.
+    error: String,
+    /// Every bad row.
+    problems: Vec<ImportProblem>,
+}
+
+/// One bad row of an organiser import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportProblem {
+    /// The line the row starts on.
+    pub line: u64,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 /// Axum's extractor rejections (malformed JSON, wrong content type, bad path or query)

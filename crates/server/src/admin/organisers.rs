@@ -13,40 +13,119 @@ use dialbridge_conference::directory::{
     ConferenceSettings, DirectoryError, OrganiserId, OrganiserRecord, Provider,
 };
 use dialbridge_conference::ivr::TenantId;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, Shared, blocking};
+use super::{ApiError, ImportProblem, ImportRefused, Shared, blocking};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct TenantQuery {
+    /// Only this tenant's organisers.
     tenant: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ProviderQuery {
+    /// The audio-conferencing provider every organiser imported gets (dialbridge).
     provider: Option<String>,
 }
 
-/// `GET /api/v1/organisers?tenant=`.
+/// The organiser a `/api/v1/organisers/{tenant}/{organiser}...` route names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct OrganiserPath {
+    /// The tenant.
+    tenant: String,
+    /// The organiser's ID.
+    organiser: String,
+}
+
+/// Organisers, by tenant and ID.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OrganiserList {
+    organisers: Vec<OrganiserView>,
+}
+
+/// An organiser as the API shows them: never a PIN.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Organiser)]
+pub(super) struct OrganiserView {
+    tenant: String,
+    organiser: String,
+    display_name: String,
+    toll_number: String,
+    toll_free_number: Option<String>,
+    conference_id: String,
+    wait_for_leader: bool,
+    provider: String,
+}
+
+/// An organiser and their conference's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OrganiserSettings {
+    #[serde(flatten)]
+    organiser: OrganiserView,
+    /// A tone to everyone when someone joins or leaves; null: the bridge's default
+    /// (`[conference] join_leave_tones`).
+    join_leave_tones: Option<bool>,
+}
+
+/// Settings to change: one left out is kept, null restores the bridge's default.
+// Read by `SettingsPatch::parse` rather than serde, which would also take a struct from
+// an array and cannot tell a missing field from a `null` one without help; the serde
+// attribute below only tells the schema that other fields are refused.
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub(super) struct SettingsPatch {
+    /// A tone to everyone when someone joins or leaves; null: the bridge's default.
+    join_leave_tones: Option<bool>,
+}
+
+/// What an import applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ImportSummary {
+    /// Organisers that were not in the directory.
+    added: usize,
+    /// Organisers that were, now replaced by their row.
+    updated: usize,
+}
+
+/// A new leader PIN, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PinReset {
+    tenant: String,
+    organiser: String,
+    pin: String,
+}
+
+/// List organisers (never a PIN).
+#[utoipa::path(get, path = "/api/v1/organisers", operation_id = "list_organisers",
+    params(TenantQuery),
+    responses((status = 200, description = "Organisers", body = OrganiserList)))]
 pub(super) async fn list(
     State(state): State<Shared>,
     query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganiserList>, ApiError> {
     let tenant = query?.0.tenant.map(TenantId::new);
     let directory = state.directory.clone();
     let records = blocking("listing organisers", move || {
         directory.list(tenant.as_ref()).map_err(directory_error)
     })
     .await?;
-    let organisers: Vec<Value> = records.iter().map(organiser_view).collect();
-    Ok(Json(json!({ "organisers": organisers })))
+    let organisers = records.iter().map(organiser_view).collect();
+    Ok(Json(OrganiserList { organisers }))
 }
 
-/// `GET /api/v1/organisers/export.csv?tenant=`: the file sent to a provider (the PIN
-/// column is always empty).
+/// Export organisers as the provider CSV file (PIN column empty).
+#[utoipa::path(get, path = "/api/v1/organisers/export.csv", params(TenantQuery),
+    responses((status = 200, description = "The organisers file", content_type = "text/csv",
+        body = String)))]
 pub(super) async fn export(
     State(state): State<Shared>,
     query: Result<Query<TenantQuery>, QueryRejection>,
@@ -73,13 +152,22 @@ pub(super) async fn export(
     ))
 }
 
-/// `POST /api/v1/organisers/import?provider=` with the CSV file as the body. All rows
-/// or none: a refused file gets 422 with every bad line in `problems`.
+/// Import the CSV file a provider filled in: all rows or none.
+///
+/// A refused file gets 422 with every bad line in `problems`.
+#[utoipa::path(post, path = "/api/v1/organisers/import", params(ProviderQuery),
+    request_body(content = String, content_type = "text/csv",
+        description = "The organisers file"),
+    responses(
+        (status = 200, description = "What was applied", body = ImportSummary),
+        (status = 422, description = "The file was refused; `problems` lists every bad line",
+            body = ImportRefused),
+    ))]
 pub(super) async fn import(
     State(state): State<Shared>,
     query: Result<Query<ProviderQuery>, QueryRejection>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportSummary>, ApiError> {
     let provider = match query?.0.provider {
         Some(name) => Provider::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?,
         None => Provider::dialbridge(),
@@ -101,21 +189,23 @@ pub(super) async fn import(
         updated = summary.updated,
         "admin: organisers imported"
     );
-    Ok(Json(
-        json!({ "added": summary.added, "updated": summary.updated }),
-    ))
+    Ok(Json(ImportSummary {
+        added: summary.added,
+        updated: summary.updated,
+    }))
 }
 
-/// `POST /api/v1/organisers/{tenant}/{organiser}/pin/reset`: a fresh random PIN,
-/// returned this once (only its hash is kept).
+/// Give an organiser a new random leader PIN, returned this once.
+///
+/// Only its hash is kept.
+#[utoipa::path(post, path = "/api/v1/organisers/{tenant}/{organiser}/pin/reset",
+    params(OrganiserPath),
+    responses((status = 200, description = "The new PIN", body = PinReset)))]
 pub(super) async fn reset_pin(
     State(state): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<OrganiserPath>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((tenant, organiser)) = path?;
-    let tenant = TenantId::new(tenant);
-    let organiser =
-        OrganiserId::parse(&organiser).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (tenant, organiser) = organiser_path(path)?;
     let directory = state.directory.clone();
     let (t, o) = (tenant.clone(), organiser.clone());
     let pin = blocking("resetting a PIN", move || {
@@ -123,35 +213,40 @@ pub(super) async fn reset_pin(
     })
     .await?;
     tracing::info!(%tenant, %organiser, "admin: leader PIN reset");
-    let body = json!({
-        "tenant": tenant.as_str(),
-        "organiser": organiser.as_str(),
-        "pin": pin.expose(),
-    });
+    let body = PinReset {
+        tenant: tenant.as_str().to_owned(),
+        organiser: organiser.as_str().to_owned(),
+        pin: pin.expose().to_owned(),
+    };
     // The PIN must not linger in a cache on the way back.
     Ok(([(CACHE_CONTROL, "no-store")], Json(body)))
 }
 
-/// `GET /api/v1/organisers/{tenant}/{organiser}`: one organiser (no PIN) and their
-/// conference's settings.
+/// One organiser (never a PIN) and their conference's settings.
+#[utoipa::path(get, path = "/api/v1/organisers/{tenant}/{organiser}", params(OrganiserPath),
+    responses((status = 200, description = "The organiser", body = OrganiserSettings)))]
 pub(super) async fn show(
     State(state): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+    path: Result<Path<OrganiserPath>, PathRejection>,
+) -> Result<Json<OrganiserSettings>, ApiError> {
     let (tenant, organiser) = organiser_path(path)?;
     organiser_with_settings(&state, tenant, organiser).await
 }
 
-/// `PATCH /api/v1/organisers/{tenant}/{organiser}` with `{"join_leave_tones": true |
-/// false | null}`. Calls that join the conference from then on get the new setting.
+/// Change an organiser's conference settings; calls that join from then on get them.
+#[utoipa::path(patch, path = "/api/v1/organisers/{tenant}/{organiser}", params(OrganiserPath),
+    request_body = SettingsPatch,
+    responses((status = 200, description = "The organiser", body = OrganiserSettings)))]
 pub(super) async fn update_settings(
     State(state): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<OrganiserPath>, PathRejection>,
     body: Result<Json<Map<String, Value>>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganiserSettings>, ApiError> {
     let (tenant, organiser) = organiser_path(path)?;
     let Json(fields) = body?;
-    let tones = join_leave_tones_patch(fields)?;
+    let SettingsPatch {
+        join_leave_tones: tones,
+    } = SettingsPatch::parse(fields)?;
     let directory = state.directory.clone();
     let (t, o) = (tenant.clone(), organiser.clone());
     blocking("changing conference settings", move || {
@@ -164,38 +259,39 @@ pub(super) async fn update_settings(
     organiser_with_settings(&state, tenant, organiser).await
 }
 
-/// The body of a settings `PATCH`: `{"join_leave_tones": true | false | null}`, where
-/// `null` goes back to the bridge's default. (By hand rather than through serde,
-/// which would also take a struct from an array and cannot tell a missing field from
-/// a `null` one without help.)
-fn join_leave_tones_patch(fields: Map<String, Value>) -> Result<Option<bool>, ApiError> {
-    let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let mut tones = None;
-    for (name, value) in fields {
-        match (name.as_str(), value) {
-            ("join_leave_tones", Value::Bool(on)) => tones = Some(Some(on)),
-            ("join_leave_tones", Value::Null) => tones = Some(None),
-            ("join_leave_tones", other) => {
-                return Err(unprocessable(format!(
-                    "join_leave_tones must be true, false or null, not {other}"
-                )));
-            }
-            _ => {
-                return Err(unprocessable(format!(
-                    "unknown setting {name:?}: the settings are join_leave_tones"
-                )));
+impl SettingsPatch {
+    /// The body of a settings `PATCH`: `{"join_leave_tones": true | false | null}`, where
+    /// `null` goes back to the bridge's default.
+    fn parse(fields: Map<String, Value>) -> Result<SettingsPatch, ApiError> {
+        let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+        let mut tones = None;
+        for (name, value) in fields {
+            match (name.as_str(), value) {
+                ("join_leave_tones", Value::Bool(on)) => tones = Some(Some(on)),
+                ("join_leave_tones", Value::Null) => tones = Some(None),
+                ("join_leave_tones", other) => {
+                    return Err(unprocessable(format!(
+                        "join_leave_tones must be true, false or null, not {other}"
+                    )));
+                }
+                _ => {
+                    return Err(unprocessable(format!(
+                        "unknown setting {name:?}: the settings are join_leave_tones"
+                    )));
+                }
             }
         }
+        let join_leave_tones = tones.ok_or_else(|| {
+            ApiError::bad_request("nothing to change: give join_leave_tones (true, false or null)")
+        })?;
+        Ok(SettingsPatch { join_leave_tones })
     }
-    tones.ok_or_else(|| {
-        ApiError::bad_request("nothing to change: give join_leave_tones (true, false or null)")
-    })
 }
 
 fn organiser_path(
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<OrganiserPath>, PathRejection>,
 ) -> Result<(TenantId, OrganiserId), ApiError> {
-    let Path((tenant, organiser)) = path?;
+    let Path(OrganiserPath { tenant, organiser }) = path?;
     let organiser =
         OrganiserId::parse(&organiser).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((TenantId::new(tenant), organiser))
@@ -207,7 +303,7 @@ async fn organiser_with_settings(
     state: &Shared,
     tenant: TenantId,
     organiser: OrganiserId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganiserSettings>, ApiError> {
     let directory = state.directory.clone();
     let found = blocking("reading an organiser", move || {
         let record = directory
@@ -225,40 +321,42 @@ async fn organiser_with_settings(
             organiser: o,
         })
     })?;
-    let mut view = organiser_view(&record);
-    if let Some(map) = view.as_object_mut() {
-        map.insert("join_leave_tones".into(), json!(join_leave_tones));
-    }
-    Ok(Json(view))
+    Ok(Json(OrganiserSettings {
+        organiser: organiser_view(&record),
+        join_leave_tones,
+    }))
 }
 
-fn organiser_view(r: &OrganiserRecord) -> Value {
-    json!({
-        "tenant": r.tenant.as_str(),
-        "organiser": r.organiser.as_str(),
-        "display_name": r.display_name,
-        "toll_number": r.toll_number.as_str(),
-        "toll_free_number": r.toll_free_number.as_ref().map(|n| n.as_str()),
-        "conference_id": r.conference_id.as_str(),
-        "wait_for_leader": r.wait_for_leader,
-        "provider": r.provider.as_str(),
-    })
+fn organiser_view(r: &OrganiserRecord) -> OrganiserView {
+    OrganiserView {
+        tenant: r.tenant.as_str().to_owned(),
+        organiser: r.organiser.as_str().to_owned(),
+        display_name: r.display_name.clone(),
+        toll_number: r.toll_number.as_str().to_owned(),
+        toll_free_number: r.toll_free_number.as_ref().map(|n| n.as_str().to_owned()),
+        conference_id: r.conference_id.as_str().to_owned(),
+        wait_for_leader: r.wait_for_leader,
+        provider: r.provider.as_str().to_owned(),
+    }
 }
 
 /// A directory refusal as the status that says whose fault it is.
 fn directory_error(e: DirectoryError) -> ApiError {
     match e {
         DirectoryError::ImportRefused(report) => {
-            let problems: Vec<Value> = report
+            let problems = report
                 .errors
                 .iter()
-                .map(|e| json!({ "line": e.line, "problem": e.problem.to_string() }))
+                .map(|e| ImportProblem {
+                    line: e.line,
+                    problem: e.problem.to_string(),
+                })
                 .collect();
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("import refused, nothing applied: {report}"),
             )
-            .with("problems", Value::Array(problems))
+            .with_problems(problems)
         }
         DirectoryError::NoSuchOrganiser { .. } => ApiError::not_found(e.to_string()),
         DirectoryError::ConferenceIdTaken { .. } => {

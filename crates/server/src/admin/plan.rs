@@ -1,63 +1,92 @@
 //! Numbers and bridges: list them with their load, and change assignments, capacities
 //! and the enabled flag live through the router (calls in progress keep their grants).
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dialbridge_router::{E164, Error as PlanError, NumberInfo, NumberKind, ResourceStats};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared};
-use crate::cdr::charge_str;
+use crate::cdr::{ChargeName, charge_str};
 
-/// `GET /api/v1/bridges`.
-pub(super) async fn list_bridges(State(state): State<Shared>) -> Json<Value> {
+/// List bridges with their load.
+#[utoipa::path(get, path = "/api/v1/bridges",
+    responses((status = 200, description = "Bridges", body = BridgeList)))]
+pub(super) async fn list_bridges(State(state): State<Shared>) -> Json<BridgeList> {
     let snapshot = state.router.snapshot();
-    let bridges: Vec<Value> = snapshot
+    let bridges = snapshot
         .bridges
         .iter()
-        .filter(|b| b.capacity.is_some())
-        .map(|b| bridge_view(&state, b))
+        .filter_map(|b| bridge_view(&state, b))
         .collect();
-    Json(json!({ "bridges": bridges }))
+    Json(BridgeList { bridges })
 }
 
-/// `GET /api/v1/numbers`.
-pub(super) async fn list_numbers(State(state): State<Shared>) -> Json<Value> {
-    let numbers: Vec<NumberView> = state
+/// List numbers with capacity, load and assignment.
+#[utoipa::path(get, path = "/api/v1/numbers",
+    responses((status = 200, description = "Numbers", body = NumberList)))]
+pub(super) async fn list_numbers(State(state): State<Shared>) -> Json<NumberList> {
+    let numbers = state
         .router
         .numbers()
         .iter()
         .filter_map(|n| state.router.number(*n))
         .map(NumberView::from)
         .collect();
-    Json(json!({ "numbers": numbers }))
+    Json(NumberList { numbers })
 }
 
-#[derive(Deserialize)]
+/// The number a `/api/v1/numbers/{e164}/...` route names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct NumberPath {
+    /// The number: + and 7 to 15 digits (%2B for + also works).
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$")]
+    e164: String,
+}
+
+/// The bridge a `/api/v1/bridges/{name}/...` route names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct BridgePath {
+    /// The bridge's name.
+    name: String,
+}
+
+/// The bridge a number is to be assigned to.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Assignment {
     bridge: String,
 }
 
-#[derive(Deserialize)]
+/// A new capacity: concurrent calls.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Capacity {
+    #[schema(minimum = 1)]
     capacity: u32,
 }
 
-#[derive(Deserialize)]
+/// Whether a bridge takes calls.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Enabled {
     enabled: bool,
 }
 
-/// `PUT /api/v1/numbers/{e164}/assignment {"bridge": ...}`: assign, or move.
+/// Assign a number to a bridge, or move it.
+#[utoipa::path(put, path = "/api/v1/numbers/{e164}/assignment", params(NumberPath),
+    request_body = Assignment,
+    responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn assign_number(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<NumberPath>, PathRejection>,
     body: Result<Json<Assignment>, JsonRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
@@ -70,11 +99,14 @@ pub(super) async fn assign_number(
     number_view(&state, number)
 }
 
-/// `DELETE /api/v1/numbers/{e164}/assignment`: the number is assigned to nothing, so
-/// its calls are refused (404) from now on.
+/// Unassign a number (its calls are refused from then on).
+///
+/// The number is assigned to nothing, so its calls are answered 404.
+#[utoipa::path(delete, path = "/api/v1/numbers/{e164}/assignment", params(NumberPath),
+    responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn unassign_number(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<NumberPath>, PathRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
     state.router.unassign_number(number).map_err(plan_error)?;
@@ -82,10 +114,13 @@ pub(super) async fn unassign_number(
     number_view(&state, number)
 }
 
-/// `PUT /api/v1/numbers/{e164}/capacity {"capacity": n}`.
+/// Set a number's concurrent-call capacity (live).
+#[utoipa::path(put, path = "/api/v1/numbers/{e164}/capacity", params(NumberPath),
+    request_body = Capacity,
+    responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn set_number_capacity(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<NumberPath>, PathRejection>,
     body: Result<Json<Capacity>, JsonRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
@@ -98,13 +133,16 @@ pub(super) async fn set_number_capacity(
     number_view(&state, number)
 }
 
-/// `PUT /api/v1/bridges/{name}/capacity {"capacity": n}`.
+/// Set a bridge's capacity (live).
+#[utoipa::path(put, path = "/api/v1/bridges/{name}/capacity", params(BridgePath),
+    request_body = Capacity,
+    responses((status = 200, description = "The bridge", body = BridgeView)))]
 pub(super) async fn set_bridge_capacity(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<BridgePath>, PathRejection>,
     body: Result<Json<Capacity>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Path(name) = path?;
+) -> Result<Json<BridgeView>, ApiError> {
+    let Path(BridgePath { name }) = path?;
     let Json(Capacity { capacity }) = body?;
     state
         .router
@@ -114,13 +152,16 @@ pub(super) async fn set_bridge_capacity(
     bridge_by_name(&state, &name)
 }
 
-/// `PUT /api/v1/bridges/{name}/enabled {"enabled": bool}`.
+/// Enable or disable a bridge (a disabled one refuses calls with 480).
+#[utoipa::path(put, path = "/api/v1/bridges/{name}/enabled", params(BridgePath),
+    request_body = Enabled,
+    responses((status = 200, description = "The bridge", body = BridgeView)))]
 pub(super) async fn set_bridge_enabled(
     State(state): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<BridgePath>, PathRejection>,
     body: Result<Json<Enabled>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Path(name) = path?;
+) -> Result<Json<BridgeView>, ApiError> {
+    let Path(BridgePath { name }) = path?;
     let Json(Enabled { enabled }) = body?;
     state
         .router
@@ -130,11 +171,41 @@ pub(super) async fn set_bridge_enabled(
     bridge_by_name(&state, &name)
 }
 
+/// Every bridge of the plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BridgeList {
+    bridges: Vec<BridgeView>,
+}
+
+/// A bridge as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Bridge)]
+pub(super) struct BridgeView {
+    name: String,
+    /// The tenant that owns it (null only while a reload removes it).
+    tenant: Option<String>,
+    /// Whether it takes calls (null only while a reload removes it).
+    enabled: Option<bool>,
+    capacity: u32,
+    in_progress: u32,
+    admitted: u64,
+    /// Refusals by reason (only reasons that occurred).
+    refused: BTreeMap<&'static str, u64>,
+}
+
+/// Every number of the plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct NumberList {
+    numbers: Vec<NumberView>,
+}
+
 /// A number as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Number)]
 pub(super) struct NumberView {
     number: String,
-    kind: &'static str,
+    kind: Kind,
+    #[schema(value_type = ChargeName)]
     charge: &'static str,
     provider: String,
     /// The bridge it is assigned to, or null.
@@ -148,8 +219,8 @@ impl From<NumberInfo> for NumberView {
         NumberView {
             number: n.number.to_string(),
             kind: match n.kind {
-                NumberKind::Service => "service",
-                NumberKind::User => "user",
+                NumberKind::Service => Kind::Service,
+                NumberKind::User => Kind::User,
             },
             charge: charge_str(n.charge),
             provider: n.provider.to_string(),
@@ -160,6 +231,15 @@ impl From<NumberInfo> for NumberView {
     }
 }
 
+/// What a number is for: a bridge's service number, or a user's own.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = NumberKind)]
+enum Kind {
+    Service,
+    User,
+}
+
 fn number_view(state: &Shared, number: E164) -> Result<Json<NumberView>, ApiError> {
     state
         .router
@@ -168,38 +248,37 @@ fn number_view(state: &Shared, number: E164) -> Result<Json<NumberView>, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("number {number} is not in the plan")))
 }
 
-fn bridge_by_name(state: &Shared, name: &str) -> Result<Json<Value>, ApiError> {
+fn bridge_by_name(state: &Shared, name: &str) -> Result<Json<BridgeView>, ApiError> {
     state
         .router
         .snapshot()
         .bridges
         .iter()
-        .find(|b| &*b.name == name && b.capacity.is_some())
-        .map(|b| Json(bridge_view(state, b)))
+        .filter(|b| &*b.name == name)
+        .find_map(|b| bridge_view(state, b))
+        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("bridge \"{name}\" is not in the plan")))
 }
 
-fn bridge_view(state: &Shared, b: &ResourceStats) -> Value {
+/// The bridge's view; `None` for a bridge no longer in the plan (no capacity), which
+/// the snapshot keeps while its calls last.
+fn bridge_view(state: &Shared, b: &ResourceStats) -> Option<BridgeView> {
+    let capacity = b.capacity?;
     let info = state.router.bridge(&b.name);
-    let refused: Map<String, Value> = b
-        .rejected
-        .iter()
-        .map(|(reason, n)| (reason.as_str().to_owned(), Value::from(n)))
-        .collect();
-    json!({
-        "name": &*b.name,
-        "tenant": info.as_ref().map(|i| &*i.tenant),
-        "enabled": info.as_ref().map(|i| i.enabled),
-        "capacity": b.capacity,
-        "in_progress": b.in_progress,
-        "admitted": b.admitted,
-        "refused": refused,
+    Some(BridgeView {
+        name: b.name.to_string(),
+        tenant: info.as_ref().map(|i| i.tenant.to_string()),
+        enabled: info.as_ref().map(|i| i.enabled),
+        capacity,
+        in_progress: b.in_progress,
+        admitted: b.admitted,
+        refused: b.rejected.iter().map(|(r, n)| (r.as_str(), n)).collect(),
     })
 }
 
-/// A path segment as an E.164 number (`+` and 7 to 15 digits; `%2B` works for `+`).
-fn parse_number(Path(text): Path<String>) -> Result<E164, ApiError> {
-    text.parse::<E164>()
+/// The path's number as an E.164 number (`+` and 7 to 15 digits; `%2B` works for `+`).
+fn parse_number(Path(NumberPath { e164 }): Path<NumberPath>) -> Result<E164, ApiError> {
+    e164.parse::<E164>()
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 

@@ -10,12 +10,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared, blocking};
-use crate::cdr::{CdrFilter, MAX_LIST, Timestamp};
+use crate::cdr::{Cdr, CdrFilter, MAX_LIST, Timestamp};
 use crate::metrics;
 
 /// Bytes per chunk of a streamed export.
@@ -23,12 +23,26 @@ const EXPORT_CHUNK: usize = 64 * 1024;
 /// Chunks queued towards a slow client before the export waits for it.
 const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
 
-#[derive(Deserialize)]
+/// Which records. All three are read as text so a bad one gets our 400 message.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct CdrQuery {
+    /// Records that ended at or after this time: RFC 3339 (2026-11-21T02:45:17.123Z) or
+    /// milliseconds since 1970.
     since: Option<String>,
+    /// Records that ended before this time: RFC 3339 or milliseconds since 1970.
     until: Option<String>,
+    /// At most this many (JSON: default 1000, at most 10000; CSV: every record unless
+    /// given).
+    #[param(value_type = Option<u32>, minimum = 1)]
     limit: Option<String>,
+}
+
+/// Call detail records, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CdrList {
+    cdrs: Vec<Cdr>,
 }
 
 impl CdrQuery {
@@ -59,12 +73,13 @@ impl CdrQuery {
     }
 }
 
-/// `GET /api/v1/cdrs?since=&until=&limit=`: records that ended in `[since, until)`,
-/// oldest first.
+/// Call detail records that ended in [since, until), oldest first.
+#[utoipa::path(get, path = "/api/v1/cdrs", params(CdrQuery),
+    responses((status = 200, description = "Records", body = CdrList)))]
 pub(super) async fn list_cdrs(
     State(state): State<Shared>,
     query: Result<Query<CdrQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CdrList>, ApiError> {
     let filter = query?.0.filter(MAX_LIST)?;
     let cdrs = state.cdrs.clone();
     let records = blocking("listing CDRs", move || {
@@ -72,11 +87,16 @@ pub(super) async fn list_cdrs(
             .map_err(|e| ApiError::internal("reading CDRs", &e))
     })
     .await?;
-    Ok(Json(json!({ "cdrs": records })))
+    Ok(Json(CdrList { cdrs: records }))
 }
 
-/// `GET /api/v1/cdrs.csv?since=&until=&limit=`: every record selected (no limit unless
-/// asked), streamed as it is read so memory stays flat however big the export.
+/// Call detail records as CSV.
+///
+/// Every record selected (no limit unless asked), streamed as it is read so memory stays
+/// flat however big the export.
+#[utoipa::path(get, path = "/api/v1/cdrs.csv", params(CdrQuery),
+    responses((status = 200, description = "The records", content_type = "text/csv",
+        body = String)))]
 pub(super) async fn export_cdrs(
     State(state): State<Shared>,
     query: Result<Query<CdrQuery>, QueryRejection>,
@@ -109,7 +129,10 @@ pub(super) async fn export_cdrs(
     ))
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "The metrics", content_type = "text/plain",
+        body = String)))]
 pub(super) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, metrics::CONTENT_TYPE)],

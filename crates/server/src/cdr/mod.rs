@@ -50,7 +50,8 @@ const MAX_NAME: usize = 128;
 const EXPORT_PAGE: usize = 1000;
 
 /// One call, from its INVITE to its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Its schema describes the JSON of the `Serialize` below, field for field.
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Cdr {
     /// The SIP Call-ID.
     pub call_id: String,
@@ -59,14 +60,17 @@ pub struct Cdr {
     /// Who called: the user part of From, as the trunk sent it (not validated).
     pub calling: String,
     /// The number dialled.
+    #[schema(value_type = String)]
     pub dialled: E164,
     /// The tenant that owns the bridge.
     pub tenant: String,
     /// The bridge the number is assigned to.
     pub bridge: String,
     /// The conference the caller joined, if they got that far.
+    #[schema(value_type = Option<String>)]
     pub conference_id: Option<ConferenceId>,
     /// Leader or participant, once joined.
+    #[schema(value_type = Option<RoleName>)]
     pub role: Option<Role>,
     /// When the INVITE arrived.
     pub arrived: Timestamp,
@@ -82,11 +86,14 @@ pub struct Cdr {
     /// CANCEL...).
     pub sip_status: u16,
     /// Toll (the caller pays) or toll-free (the organisation pays, per minute).
+    #[schema(value_type = ChargeName)]
     pub charge: Charge,
 }
 
 /// Who or what ended a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// The schema names the values as `EndedBy::as_str` does (a test holds them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum EndedBy {
     /// The caller sent BYE.
     Caller,
@@ -166,6 +173,25 @@ pub enum CdrError {
     #[error("CDR store: a thread panicked while writing")]
     Poisoned,
 }
+/// Leader or participant.
+// The names `role_str` writes, as the API's schema lists them (a test holds the two
+// equal): `Role` belongs to another crate, so it cannot carry the schema itself.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Role, rename_all = "lowercase")]
+pub enum RoleName {
+    Leader,
+    Participant,
+}
+
+/// Toll (the caller pays) or toll-free (the organisation pays, per minute).
+// The names `charge_str` writes, as the API's schema lists them (see `RoleName`).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Charge, rename_all = "kebab-case")]
+pub enum ChargeName {
+    Toll,
+    TollFree,
+}
+
 /// The name a role is stored and shown as.
 pub fn role_str(role: Role) -> &'static str {
     match role {
@@ -230,6 +256,24 @@ mod tests {
             sip_status: 200,
             charge: Charge::TollFree,
         }
+    }
+
+    #[test]
+    fn the_api_schema_lists_the_names_written() {
+        use utoipa::PartialSchema;
+        let names = |schema| serde_json::to_value(schema).unwrap()["enum"].clone();
+        assert_eq!(
+            names(RoleName::schema()),
+            serde_json::json!([role_str(Role::Leader), role_str(Role::Participant)])
+        );
+        assert_eq!(
+            names(ChargeName::schema()),
+            serde_json::json!([charge_str(Charge::Toll), charge_str(Charge::TollFree)])
+        );
+        assert_eq!(
+            names(EndedBy::schema()),
+            serde_json::json!(EndedBy::ALL.map(EndedBy::as_str))
+        );
     }
 
     #[test]

@@ -11,7 +11,12 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(
+    value_type = String,
+    format = DateTime,
+    description = "RFC 3339 in UTC, to the millisecond (2026-11-21T02:45:17.123Z)."
+)]
 pub struct Timestamp(i64);
 
 /// A time that is neither RFC 3339 nor a count of milliseconds.

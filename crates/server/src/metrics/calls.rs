@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use dialbridge_conference::ivr::{Entry, EntryFailure, FailureKind};
 use dialbridge_media::{Quality, SessionStats};
+use prometheus_client::metrics::counter::Counter;
 
 use super::{Histogram, JITTER_BUCKETS, RtpCounters};
 
@@ -29,7 +30,8 @@ pub struct CallQuality {
     /// RTP totals over every session, ended ones included.
     pub rtp: Arc<RtpCounters>,
     /// Each call's interarrival jitter, one observation per call per
-    /// [`QUALITY_INTERVAL`] (so the histogram counts call-seconds).
+    /// [`QUALITY_INTERVAL`] (so the histogram counts call-seconds; the crate's lock per
+    /// observation is nothing at that rate).
     pub jitter: Arc<Histogram>,
     /// The last figures of every call in progress, by reporter.
     live: Mutex<HashMap<u64, Quality>>,
@@ -40,7 +42,7 @@ impl Default for CallQuality {
     fn default() -> Self {
         CallQuality {
             rtp: Arc::default(),
-            jitter: Arc::new(Histogram::new(JITTER_BUCKETS)),
+            jitter: Arc::new(Histogram::new(JITTER_BUCKETS.iter().copied())),
             live: Mutex::default(),
             next: AtomicU64::new(1),
         }
@@ -118,7 +120,10 @@ impl QualityReporter {
         // A call that receives nothing (on hold, muted at the far end's side) has
         // no jitter to speak of: its stale figure would only skew the histogram.
         if stats.received > 0 {
-            self.sink.jitter.observe(quality.jitter_ms / 1000.0);
+            // `max` also turns a NaN into 0, which would otherwise poison the sum.
+            self.sink
+                .jitter
+                .observe(quality.jitter_ms.max(0.0) / 1000.0);
         }
         self.sink.live().insert(self.id, quality);
     }
@@ -131,9 +136,9 @@ impl QualityReporter {
     /// Adds the counters' growth since the last publish to the totals.
     fn add(&mut self, stats: SessionStats, quality: Quality) {
         let rtp = &self.sink.rtp;
-        let grow = |total: &AtomicU64, now: u64, then: u64| {
+        let grow = |total: &Counter, now: u64, then: u64| {
             if now > then {
-                total.fetch_add(now - then, Ordering::Relaxed);
+                total.inc_by(now - then);
             }
         };
         let last = self.published;
@@ -228,23 +233,22 @@ impl DtmfFailure {
     }
 }
 
-/// Failed DTMF entries since start, by reason.
+/// Failed DTMF entries since start, by reason: a counter each, so counting one is an
+/// index and an atomic add (the crate's labelled `Family` would hash and lock).
 #[derive(Debug, Default)]
-pub struct DtmfFailures([AtomicU64; 6]);
+pub struct DtmfFailures([Counter; 6]);
 
 impl DtmfFailures {
     /// Counts one failure.
     pub fn count(&self, failure: DtmfFailure) {
         if let Some(c) = self.0.get(failure.index()) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.inc();
         }
     }
 
     /// Failures of one reason so far.
     pub fn get(&self, failure: DtmfFailure) -> u64 {
-        self.0
-            .get(failure.index())
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.0.get(failure.index()).map_or(0, Counter::get)
     }
 }
 
@@ -272,7 +276,7 @@ mod tests {
     #[test]
     fn totals_grow_by_what_each_call_adds_and_never_go_back() {
         let sink = Arc::new(CallQuality::default());
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let load = Counter::get;
         let mut a = sink.reporter();
         let mut b = sink.reporter();
         let view = a.view();
@@ -307,6 +311,16 @@ mod tests {
         let mut r = sink.reporter();
         r.publish(stats(50, 0), quality(0, 30.0));
         assert_eq!(sink.jitter.count(), 0);
+    }
+
+    #[test]
+    fn a_nan_or_negative_jitter_is_sampled_as_zero() {
+        let sink = Arc::new(CallQuality::default());
+        let mut r = sink.reporter();
+        r.publish(stats(50, 50), quality(0, f64::NAN));
+        r.publish(stats(100, 100), quality(0, -3.0));
+        assert_eq!(sink.jitter.count(), 2);
+        assert_eq!(sink.jitter.sum(), 0.0);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl Signaling {
                 call.record.answered = Some(std::time::SystemTime::now());
                 self.observers
                     .setup_latency
-                    .observe_duration(now.saturating_duration_since(call.arrived));
+                    .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
             }
             SessionEvent::Confirmed => {
                 tracing::debug!(call_id = %id.call_id, "call confirmed");

@@ -16,7 +16,7 @@ use dialbridge_sip::transport::Received;
 use super::{Observers, Signaling, Wire};
 use crate::call_flow::CallReport;
 use crate::cdr::{CdrFilter, EndedBy};
-use crate::metrics::{Gauges, Histogram, SETUP_LATENCY_BUCKETS};
+use crate::metrics::{Gauges, setup_latency_histogram};
 use crate::refusal::EndCause;
 use crate::services::Services;
 
@@ -42,7 +42,7 @@ impl Bench {
         };
         let observers = Observers {
             sip: Arc::default(),
-            setup_latency: Arc::new(Histogram::new(SETUP_LATENCY_BUCKETS)),
+            setup_latency: Arc::new(setup_latency_histogram()),
         };
         let signaling = Signaling::new(Arc::new(config), services.clone(), wire, gauges, observers);
         Bench {
