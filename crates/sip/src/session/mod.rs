@@ -112,6 +112,19 @@ fn answer_offer(
     }
 }
 
+/// `response` carrying `sdp`, if any.
+fn with_sdp(mut response: Response, sdp: Option<String>) -> Response {
+    if let Some(sdp) = sdp {
+        crate::message::fields::set_body(
+            &mut response.headers,
+            &mut response.body,
+            "application/sdp",
+            sdp.into_bytes(),
+        );
+    }
+    response
+}
+
 /// The first Reason header of a request (RFC 3326).
 fn reason_header(request: &Request) -> Option<String> {
     request.headers.iter().find_map(|h| match h {

@@ -8,7 +8,7 @@ use rsip::{Header, Method, Request, Response};
 
 use super::{Output, SessionEnd, SessionEvent};
 use crate::dialog::{Caller, Dialog, InDialogRequest, SessionTimerConfig};
-use crate::message::fields::{self, set_body};
+use crate::message::fields;
 use crate::sdp::{LocalMedia, MediaSession, Negotiated, SessionDescription};
 
 /// Where a calling-side session is in its life.
@@ -212,15 +212,7 @@ impl UacSession {
         if let Some(reason) = reason {
             response.status_code = fields::status_code(status, Some(&reason));
         }
-        if let Some(sdp) = sdp {
-            set_body(
-                &mut response.headers,
-                &mut response.body,
-                "application/sdp",
-                sdp.into_bytes(),
-            );
-        }
-        response
+        super::with_sdp(response, sdp)
     }
 
     /// A final response to one of our in-dialog requests: 481 or 408 means the peer is

@@ -374,16 +374,8 @@ impl UasSession {
         if let Some(event) = event {
             self.outputs.push_back(Output::Event(event));
         }
-        let mut response = self.respond(request, status, reason.as_deref(), now);
-        if let Some(sdp) = sdp {
-            set_body(
-                &mut response.headers,
-                &mut response.body,
-                "application/sdp",
-                sdp.into_bytes(),
-            );
-        }
-        response
+        let response = self.respond(request, status, reason.as_deref(), now);
+        super::with_sdp(response, sdp)
     }
 
     /// A response in the dialog (our tag, Contact where due, session timer headers on a
