@@ -1,0 +1,348 @@
+//! What a call decides between "answered" and "hung up", without I/O: the entry IVR, the
+//! key presses from every source, what plays and what its end means, and the meeting's
+//! word. The call's task feeds it events and `now`, carries out its [`Step`]s (play,
+//! look up, join, hang up...) and sleeps until [`CallCore::poll_timeout`]; tests drive it
+//! on a virtual clock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use dialbridge_conference::Digit;
+use dialbridge_conference::directory::ConferenceInfo;
+use dialbridge_conference::dtmf::{
+    CallDtmf, Combiner, DEFAULT_EVENT_TIMEOUT, GoertzelConfig, GoertzelDetector,
+    TelephoneEventDecoder,
+};
+use dialbridge_conference::ivr::{
+    Action, ConferenceId, ConferenceKey, Ivr, IvrConfig, LookupResult, Pin, PinResult, PromptId,
+    Role, TenantId,
+};
+use dialbridge_conference::room::RejectReason;
+use dialbridge_media::RoomId;
+
+use crate::conferences::ToMember;
+use crate::metrics::DtmfFailure;
+use crate::refusal::{Cause, EndCause};
+
+/// What the caller hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audio {
+    /// A recorded prompt.
+    Prompt(PromptId),
+    /// "There are N people in the meeting".
+    Count(usize),
+    /// Music on hold, looped, until something else plays.
+    MusicOnHold,
+}
+
+/// What the call's task does for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Play to the caller (replacing what plays); [`CallCore::handle_play_done`] when it
+    /// ends (never for music on hold).
+    Play(Audio),
+    /// Stop what plays, without its end being reported.
+    StopPlaying,
+    /// Look the conference up in the tenant's directory (after the guessing guard), then
+    /// [`CallCore::handle_lookup`].
+    Lookup {
+        tenant: TenantId,
+        conference_id: ConferenceId,
+    },
+    /// Check the leader PIN (after the guard), then [`CallCore::handle_pin`].
+    VerifyPin { conference: ConferenceKey, pin: Pin },
+    /// Leave the meeting (it turned the caller away).
+    LeaveMeeting,
+    /// Join the meeting; its word comes back through [`CallCore::handle_meeting`].
+    Join {
+        conference: ConferenceKey,
+        role: Role,
+        /// The directory's entry, when the lookup found this conference.
+        found: Option<ConferenceInfo>,
+    },
+    /// Send the caller's media into the mix of this room, and the mix to the caller.
+    /// On failure: [`CallCore::handle_join_failed`].
+    JoinRoom(RoomId),
+    /// Stop or start sending to the caller (hold, RFC 3264 §8.4).
+    SetSending(bool),
+    /// Send the caller's media here from now on.
+    SetRemote(SocketAddr),
+    /// Mute or unmute the caller in the mix.
+    SetMuted(bool),
+    /// A key pressed in the meeting (its in-call controls).
+    MeetingDigit(Digit),
+    /// The caller is in the mix (for the call detail record).
+    Joined {
+        conference: ConferenceId,
+        role: Role,
+    },
+    /// Count a failed entry.
+    Failed(DtmfFailure),
+    /// End the call for this cause; nothing follows.
+    HangUp(Cause),
+}
+
+/// What is playing, and what its end means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Playing {
+    /// An IVR prompt: its end goes to the IVR.
+    Ivr(PromptId),
+    /// The lobby announcement: music on hold follows.
+    Lobby,
+    /// Why the meeting turned the caller away: hang up when it ends.
+    Rejection(RejectReason),
+    /// Anything else (joined, muted, the count...): nothing follows.
+    Other,
+}
+
+/// A call from its answer to its end, as far as the caller's keys and ears go.
+#[derive(Debug)]
+pub struct CallCore {
+    ivr: Ivr,
+    dtmf: CallDtmf,
+    playing: Option<Playing>,
+    /// What the last lookup found (the meeting's lobby setting, its display name).
+    found: Option<ConferenceInfo>,
+    /// The meeting and role the IVR chose, once it chose.
+    joining: Option<(ConferenceKey, Role)>,
+    /// Joined (or joining) the meeting: keys go there, not to the IVR.
+    in_meeting: bool,
+    held: bool,
+    ended: bool,
+    steps: VecDeque<Step>,
+}
+
+impl CallCore {
+    /// A call answered at `now`: the IVR starts (its welcome prompt is the first step).
+    pub fn new(config: IvrConfig, now: Instant) -> Self {
+        let mut core = Self {
+            ivr: Ivr::new(config, now),
+            // Digits from RFC 4733 events, SIP INFO and in-band tones; one press counts
+            // once.
+            dtmf: CallDtmf::new(
+                TelephoneEventDecoder::new(DEFAULT_EVENT_TIMEOUT),
+                GoertzelDetector::new(GoertzelConfig::default()),
+                Combiner::default(),
+            ),
+            playing: None,
+            found: None,
+            joining: None,
+            in_meeting: false,
+            held: false,
+            ended: false,
+            steps: VecDeque::new(),
+        };
+        core.carry_out_ivr();
+        core
+    }
+
+    /// An RFC 4733 telephone-event payload.
+    pub fn handle_telephone_event(
+        &mut self,
+        payload: &[u8],
+        timestamp: u32,
+        sequence: u16,
+        marker: bool,
+        now: Instant,
+    ) {
+        match self
+            .dtmf
+            .handle_telephone_event(payload, timestamp, sequence, marker, now)
+        {
+            Ok(Some(digit)) => self.handle_digit(digit, now),
+            Ok(None) => {}
+            Err(_) => self.steps.push_back(Step::Failed(DtmfFailure::Malformed)),
+        }
+    }
+
+    /// An 8 kHz audio frame, for in-band tones.
+    pub fn handle_audio(&mut self, pcm: &[i16], now: Instant) {
+        if let Some(digit) = self.dtmf.handle_audio(pcm, now) {
+            self.handle_digit(digit, now);
+        }
+    }
+
+    /// A digit from a SIP INFO.
+    pub fn handle_info_digit(&mut self, digit: Digit, now: Instant) {
+        if let Some(digit) = self.dtmf.handle_info_digit(digit, now) {
+            self.handle_digit(digit, now);
+        }
+    }
+
+    fn handle_digit(&mut self, digit: Digit, now: Instant) {
+        if self.in_meeting {
+            self.steps.push_back(Step::MeetingDigit(digit));
+        } else {
+            self.ivr.handle_digit(digit, now);
+            self.carry_out_ivr();
+        }
+    }
+
+    /// What plays ended.
+    pub fn handle_play_done(&mut self, now: Instant) {
+        match self.playing.take() {
+            Some(Playing::Ivr(prompt)) => {
+                self.ivr.handle_prompt_finished(prompt, now);
+                self.carry_out_ivr();
+            }
+            // Music until the leader comes; the meeting's Admitted stops it.
+            Some(Playing::Lobby) => self.steps.push_back(Step::Play(Audio::MusicOnHold)),
+            Some(Playing::Rejection(reason)) => self.hang_up(reason.into()),
+            Some(Playing::Other) | None => {}
+        }
+    }
+
+    /// The directory's answer. `locked_out`: the guessing guard refused to ask, which
+    /// counts as a lock-out, not as a wrong ID.
+    pub fn handle_lookup(
+        &mut self,
+        result: LookupResult,
+        found: Option<ConferenceInfo>,
+        locked_out: bool,
+        now: Instant,
+    ) {
+        self.found = found;
+        self.ivr.handle_lookup_result(result, now);
+        self.carry_out_ivr_counting(!locked_out);
+    }
+
+    /// The PIN check's answer (`Refused` when the guard would not ask).
+    pub fn handle_pin(&mut self, result: PinResult, now: Instant) {
+        self.ivr.handle_pin_result(result, now);
+        self.carry_out_ivr();
+    }
+
+    /// The meeting's word.
+    pub fn handle_meeting(&mut self, message: ToMember) {
+        match message {
+            ToMember::Admitted { room } => {
+                self.playing = None;
+                self.steps.push_back(Step::StopPlaying);
+                self.steps.push_back(Step::JoinRoom(room));
+                if let Some((conference, role)) = self.joining.clone() {
+                    self.steps.push_back(Step::Joined {
+                        conference: conference.id,
+                        role,
+                    });
+                }
+            }
+            ToMember::Rejected { reason } => {
+                self.in_meeting = false;
+                self.steps.push_back(Step::LeaveMeeting);
+                self.play(Playing::Rejection(reason), Audio::Prompt(reason.prompt()));
+            }
+            ToMember::Muted(muted) => self.steps.push_back(Step::SetMuted(muted)),
+            ToMember::Play(prompt) => {
+                let what = if prompt == PromptId::WaitingForLeader {
+                    Playing::Lobby
+                } else {
+                    Playing::Other
+                };
+                self.play(what, Audio::Prompt(prompt));
+            }
+            ToMember::Count(count) => self.play(Playing::Other, Audio::Count(count)),
+            ToMember::Kicked => self.hang_up(EndCause::Kicked.into()),
+        }
+    }
+
+    /// The mix would not take the caller.
+    pub fn handle_join_failed(&mut self) {
+        self.hang_up(EndCause::ConferenceUnavailable.into());
+    }
+
+    /// A re-INVITE or UPDATE settled the media: on hold or not, and where to send.
+    pub fn handle_media_change(&mut self, held: bool, remote: Option<SocketAddr>) {
+        if let Some(remote) = remote {
+            self.steps.push_back(Step::SetRemote(remote));
+        }
+        if held != self.held {
+            self.held = held;
+            self.steps.push_back(Step::SetSending(!held));
+        }
+    }
+
+    /// The next deadline: the IVR's digit timers, the DTMF decoder's event end.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        [self.ivr.poll_timeout(), self.dtmf.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fires what is due at `now`; an entry that timed out counts as a failed one.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.dtmf.handle_timeout(now);
+        self.ivr.handle_timeout(now);
+        self.carry_out_ivr();
+    }
+
+    /// The next step, in order. After [`Step::HangUp`] nothing follows.
+    pub fn poll_step(&mut self) -> Option<Step> {
+        self.steps.pop_front()
+    }
+
+    fn carry_out_ivr(&mut self) {
+        self.carry_out_ivr_counting(true);
+    }
+
+    fn carry_out_ivr_counting(&mut self, count_failures: bool) {
+        while let Some(action) = self.ivr.poll_action() {
+            match action {
+                Action::EntryFailed(failure) => {
+                    if count_failures {
+                        self.steps.push_back(Step::Failed(DtmfFailure::of(failure)));
+                    } else {
+                        self.steps.push_back(Step::Failed(DtmfFailure::LockedOut));
+                    }
+                }
+                Action::PlayPrompt { prompt, .. } => {
+                    self.play(Playing::Ivr(prompt), Audio::Prompt(prompt));
+                }
+                Action::StopPrompt => {
+                    self.playing = None;
+                    self.steps.push_back(Step::StopPlaying);
+                }
+                Action::LookupConference {
+                    tenant,
+                    conference_id,
+                } => self.steps.push_back(Step::Lookup {
+                    tenant,
+                    conference_id,
+                }),
+                Action::VerifyPin { conference, pin } => {
+                    self.steps.push_back(Step::VerifyPin { conference, pin });
+                }
+                Action::Join { conference, role } => {
+                    let found = self.found.clone().filter(|info| info.key() == conference);
+                    self.joining = Some((conference.clone(), role));
+                    // From here on keys are the meeting's (its lobby and in-call
+                    // controls): the IVR is done.
+                    self.in_meeting = true;
+                    self.steps.push_back(Step::Join {
+                        conference,
+                        role,
+                        found,
+                    });
+                }
+                Action::Hangup { reason } => self.hang_up(reason.into()),
+            }
+        }
+    }
+
+    fn play(&mut self, what: Playing, audio: Audio) {
+        self.playing = Some(what);
+        self.steps.push_back(Step::Play(audio));
+    }
+
+    fn hang_up(&mut self, cause: Cause) {
+        if !self.ended {
+            self.ended = true;
+            self.in_meeting = false;
+            self.steps.push_back(Step::HangUp(cause));
+        }
+    }
+}
