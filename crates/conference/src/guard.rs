@@ -191,10 +191,10 @@ impl GuessGuard {
     /// A correct PIN: the caller's count starts again. The conference's does not,
     /// so a real leader's login cannot mask someone else's guessing.
     pub fn handle_pin_ok(&mut self, caller: &CallerKey) {
-        if let Some(c) = self.callers.get_mut(caller) {
-            if c.blocked_until.is_none() {
-                c.failures = 0;
-            }
+        if let Some(c) = self.callers.get_mut(caller)
+            && c.blocked_until.is_none()
+        {
+            c.failures = 0;
         }
     }
 

@@ -107,7 +107,7 @@ pub fn number_words(n: usize) -> Vec<Word> {
     }
     if rest >= 20 {
         words.push(Word::Ten((rest / 10) as u8));
-        if rest % 10 > 0 {
+        if !rest.is_multiple_of(10) {
             words.push(Word::Unit((rest % 10) as u8));
         }
     } else if rest > 0 {

@@ -229,7 +229,7 @@ fn every_kind_of_ending_releases_exactly_once() {
                 }
             }
         }
-        if ended % 5_000 == 0 {
+        if ended.is_multiple_of(5_000) {
             runtime.block_on(async {
                 for t in tasks.drain(..) {
                     t.await.unwrap();

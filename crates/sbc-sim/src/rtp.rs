@@ -116,10 +116,10 @@ impl Media {
     /// the gap after it are sent, false when they could not be queued.
     pub fn keys(&self, keys: &str) -> oneshot::Receiver<bool> {
         let (done, rx) = oneshot::channel();
-        if let Err(e) = self.commands.try_send(Command::Keys(keys.to_owned(), done)) {
-            if let Command::Keys(_, done) = e.into_inner() {
-                let _ = done.send(false);
-            }
+        if let Err(e) = self.commands.try_send(Command::Keys(keys.to_owned(), done))
+            && let Command::Keys(_, done) = e.into_inner()
+        {
+            let _ = done.send(false);
         }
         rx
     }
@@ -131,10 +131,9 @@ impl Media {
         if let Err(e) = self
             .commands
             .try_send(Command::InBandKeys(keys.to_owned(), done))
+            && let Command::InBandKeys(_, done) = e.into_inner()
         {
-            if let Command::InBandKeys(_, done) = e.into_inner() {
-                let _ = done.send(false);
-            }
+            let _ = done.send(false);
         }
         rx
     }

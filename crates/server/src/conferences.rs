@@ -247,10 +247,10 @@ impl Conferences {
         let mut views = Vec::with_capacity(inboxes.len());
         for inbox in inboxes {
             let (reply, answer) = oneshot::channel();
-            if inbox.send(ToMeeting::Describe { reply }).is_ok() {
-                if let Ok(view) = answer.await {
-                    views.push(view);
-                }
+            if inbox.send(ToMeeting::Describe { reply }).is_ok()
+                && let Ok(view) = answer.await
+            {
+                views.push(view);
             }
         }
         views.sort_by(|a, b| (&a.tenant, &a.conference_id).cmp(&(&b.tenant, &b.conference_id)));
@@ -461,10 +461,11 @@ impl Meeting {
             ToMeeting::Leave { member } => {
                 let was_admitted = self.remove(member);
                 self.room.handle_leave(member);
-                if was_admitted && self.join_leave_tones {
-                    if let Some(room) = self.media_room {
-                        self.media.play_to_room(room, self.leave_beep.clone());
-                    }
+                if was_admitted
+                    && self.join_leave_tones
+                    && let Some(room) = self.media_room
+                {
+                    self.media.play_to_room(room, self.leave_beep.clone());
                 }
             }
             ToMeeting::Digit { member, digit } => self.room.handle_digit(member, digit, now),
@@ -487,11 +488,11 @@ impl Meeting {
                         member = member.0,
                         "admitted to the meeting"
                     );
-                    if let Some(entry) = self.members.get_mut(&member) {
-                        if !entry.admitted {
-                            entry.admitted = true;
-                            self.gauges.participants.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let Some(entry) = self.members.get_mut(&member)
+                        && !entry.admitted
+                    {
+                        entry.admitted = true;
+                        self.gauges.participants.fetch_add(1, Ordering::Relaxed);
                     }
                     self.tell(member, ToMember::Admitted { room });
                 }

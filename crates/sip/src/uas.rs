@@ -55,10 +55,10 @@ impl Capabilities {
         }
         // OPTIONS with Max-Forwards 0 queries this hop (§11); still 483 here, as nothing
         // is forwarded and a trunk's ping never sends 0.
-        if let Ok(mf) = request.max_forwards_header() {
-            if mf.num().ok() == Some(0) {
-                return Some(self.reply(request, 483, Some("Too Many Hops")));
-            }
+        if let Ok(mf) = request.max_forwards_header()
+            && mf.num().ok() == Some(0)
+        {
+            return Some(self.reply(request, 483, Some("Too Many Hops")));
         }
         if !self.allows(&request.method) {
             return Some(self.method_not_allowed(request));

@@ -223,12 +223,13 @@ impl GoertzelDetector {
                 }
             }
         }
-        if self.held.is_none() && self.run >= self.config.min_blocks {
-            if let Some(d) = self.candidate {
-                self.held = Some(d);
-                self.quiet = 0;
-                self.push(d);
-            }
+        if self.held.is_none()
+            && self.run >= self.config.min_blocks
+            && let Some(d) = self.candidate
+        {
+            self.held = Some(d);
+            self.quiet = 0;
+            self.push(d);
         }
     }
 

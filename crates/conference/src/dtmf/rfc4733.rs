@@ -142,10 +142,11 @@ impl TelephoneEventDecoder {
 
     /// Ends the current event if its timeout has passed (its end packets were lost).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(e) = self.current.as_mut() {
-            if !e.ended && now >= e.last_packet + self.timeout {
-                e.ended = true;
-            }
+        if let Some(e) = self.current.as_mut()
+            && !e.ended
+            && now >= e.last_packet + self.timeout
+        {
+            e.ended = true;
         }
     }
 
@@ -160,10 +161,10 @@ impl TelephoneEventDecoder {
     /// a packet up to `MAX_MISORDER` behind is late; one further behind means the
     /// sender restarted its sequence, and starts over from it.
     fn note_seq(&mut self, seq: u16) -> bool {
-        if let Some(high) = self.highest_seq {
-            if high.wrapping_sub(seq) <= MAX_MISORDER {
-                return false;
-            }
+        if let Some(high) = self.highest_seq
+            && high.wrapping_sub(seq) <= MAX_MISORDER
+        {
+            return false;
         }
         self.highest_seq = Some(seq);
         true

@@ -151,34 +151,35 @@ impl Call<'_> {
         if !current {
             return Ok(());
         }
-        if (code == 401 || code == 407) && !self.challenged {
-            if let Some((user, password)) = self.config.credentials.clone() {
-                self.challenged = true;
-                let (ask, answer) = if code == 401 {
-                    ("WWW-Authenticate", "Authorization")
-                } else {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
-                };
-                let challenge = challenge_of(resp, code).ok_or(format!("{code} without {ask}"))?;
-                let cnonce = format!("{:08x}", rand::random::<u32>());
-                let value = dialbridge_sip::auth::respond(
-                    &challenge,
-                    &user,
-                    &password,
-                    "INVITE",
-                    self.dialog.request_uri(),
-                    &cnonce,
-                    1,
-                )
-                .map_err(|e| format!("cannot answer the challenge: {e}"))?;
-                let offer = self
-                    .session
-                    .as_mut()
-                    .map(MediaSession::offer)
-                    .unwrap_or_default();
-                self.say("→ ACK");
-                return self.send_invite(&offer, Some((answer, &value)));
-            }
+        if (code == 401 || code == 407)
+            && !self.challenged
+            && let Some((user, password)) = self.config.credentials.clone()
+        {
+            self.challenged = true;
+            let (ask, answer) = if code == 401 {
+                ("WWW-Authenticate", "Authorization")
+            } else {
+                ("Proxy-Authenticate", "Proxy-Authorization")
+            };
+            let challenge = challenge_of(resp, code).ok_or(format!("{code} without {ask}"))?;
+            let cnonce = format!("{:08x}", rand::random::<u32>());
+            let value = dialbridge_sip::auth::respond(
+                &challenge,
+                &user,
+                &password,
+                "INVITE",
+                self.dialog.request_uri(),
+                &cnonce,
+                1,
+            )
+            .map_err(|e| format!("cannot answer the challenge: {e}"))?;
+            let offer = self
+                .session
+                .as_mut()
+                .map(MediaSession::offer)
+                .unwrap_or_default();
+            self.say("→ ACK");
+            return self.send_invite(&offer, Some((answer, &value)));
         }
         self.say("→ ACK");
         self.status = Some((code, reason));

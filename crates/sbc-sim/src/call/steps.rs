@@ -51,10 +51,10 @@ impl Call<'_> {
     /// The current step has finished: move on, starting the latency clock after the
     /// last keys.
     pub(super) fn step_done(&mut self) {
-        if self.script.marks_after == Some(self.script.index) {
-            if let Some(media) = &self.media {
-                media.mark();
-            }
+        if self.script.marks_after == Some(self.script.index)
+            && let Some(media) = &self.media
+        {
+            media.mark();
         }
         if self.script.index < self.config.script.steps.len() {
             self.script.index += 1;

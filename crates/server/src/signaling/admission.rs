@@ -280,10 +280,10 @@ impl Signaling {
     /// address family it used.
     pub(super) fn local_address(&self, peer: PeerAddr) -> LocalAddress {
         let mut local = self.wire.local_addr(peer.transport, peer.addr.ip());
-        if let Some(host) = self.config.sip.contact_host {
-            if host.is_ipv4() == local.is_ipv4() {
-                local.set_ip(host);
-            }
+        if let Some(host) = self.config.sip.contact_host
+            && host.is_ipv4() == local.is_ipv4()
+        {
+            local.set_ip(host);
         }
         let transport = match peer.transport {
             TransportKind::Udp => rsip::Transport::Udp,

@@ -147,10 +147,10 @@ impl Signaling {
         tokio::pin!(shutdown);
         let mut drain_until: Option<Instant> = None;
         loop {
-            if let Some(until) = drain_until {
-                if self.calls.is_empty() || Instant::now() >= until {
-                    break;
-                }
+            if let Some(until) = drain_until
+                && (self.calls.is_empty() || Instant::now() >= until)
+            {
+                break;
             }
             let deadline = self.poll_timeout();
             let deadline = match (deadline, drain_until) {

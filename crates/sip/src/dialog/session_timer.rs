@@ -67,13 +67,13 @@ impl SessionTimer {
         let peer_min = min_se(&request.headers)?;
         let peer_supports = supports_timer(&request.headers);
         let min = config.min_se.as_secs();
-        if let Some((secs, _)) = asked {
-            if secs < min {
-                return Err(Error::SessionIntervalTooSmall {
-                    got: u32::try_from(secs).unwrap_or(u32::MAX),
-                    min_se: u32::try_from(min).unwrap_or(u32::MAX),
-                });
-            }
+        if let Some((secs, _)) = asked
+            && secs < min
+        {
+            return Err(Error::SessionIntervalTooSmall {
+                got: u32::try_from(secs).unwrap_or(u32::MAX),
+                min_se: u32::try_from(min).unwrap_or(u32::MAX),
+            });
         }
         let interval = match asked {
             Some((secs, _)) => secs,

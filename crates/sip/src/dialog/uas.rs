@@ -281,12 +281,13 @@ impl Dialog {
                 }
             }
         }
-        if is_2xx && matches!(method, Method::Invite | Method::Update) {
-            if let Some(session) = self.session.as_mut() {
-                session.refreshed(now);
-                for header in session.response_headers() {
-                    response.headers.push(header);
-                }
+        if is_2xx
+            && matches!(method, Method::Invite | Method::Update)
+            && let Some(session) = self.session.as_mut()
+        {
+            session.refreshed(now);
+            for header in session.response_headers() {
+                response.headers.push(header);
             }
         }
         if initial {
@@ -315,10 +316,10 @@ impl Dialog {
         // ACK and CANCEL reuse their INVITE's CSeq; they are not new requests in the
         // dialog's sequence.
         if !matches!(request.method, Method::Ack | Method::Cancel) {
-            if let Some(last) = self.remote_seq {
-                if seq < last {
-                    return Err(Error::CSeqOutOfOrder { got: seq, last });
-                }
+            if let Some(last) = self.remote_seq
+                && seq < last
+            {
+                return Err(Error::CSeqOutOfOrder { got: seq, last });
             }
             self.remote_seq = Some(seq);
         }

@@ -219,10 +219,10 @@ fn check(msg: &SipMessage) -> Result<(), Error> {
     }
     let cseq = fields::cseq(headers)?;
     fields::max_forwards(headers)?;
-    if let SipMessage::Request(req) = msg {
-        if cseq.method.parse_method().as_ref() != Some(&req.method) {
-            return Err(Error::BadMessage("CSeq method mismatch"));
-        }
+    if let SipMessage::Request(req) = msg
+        && cseq.method.parse_method().as_ref() != Some(&req.method)
+    {
+        return Err(Error::BadMessage("CSeq method mismatch"));
     }
     Ok(())
 }

@@ -296,10 +296,11 @@ impl UasSession {
         }
         self.dialog.handle_response(response, now);
         let method = response.cseq_header().and_then(|c| c.method()).ok();
-        if method == Some(Method::Invite) && (200..300).contains(&code) {
-            if let Ok(ack) = self.dialog.make_ack(response) {
-                self.outputs.push_back(Output::Ack(ack));
-            }
+        if method == Some(Method::Invite)
+            && (200..300).contains(&code)
+            && let Ok(ack) = self.dialog.make_ack(response)
+        {
+            self.outputs.push_back(Output::Ack(ack));
         }
         if (code == 481 || code == 408) && self.phase != UasPhase::Terminated {
             self.end(SessionEnd::PeerGone);

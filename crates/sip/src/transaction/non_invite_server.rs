@@ -102,10 +102,9 @@ impl NonInviteServer {
         if matches!(
             self.state,
             NonInviteServerState::Proceeding | NonInviteServerState::Completed
-        ) {
-            if let Some(resp) = &self.last_response {
-                self.transmits.push_back(resp.clone());
-            }
+        ) && let Some(resp) = &self.last_response
+        {
+            self.transmits.push_back(resp.clone());
         }
     }
 
