@@ -78,10 +78,10 @@ impl Capabilities {
 
     /// Whether `method` is in Allow.
     pub fn allows(&self, method: &Method) -> bool {
-        let name = method.to_string();
+        let name = method_name(method);
         self.allow
             .split(',')
-            .any(|m| m.trim().eq_ignore_ascii_case(&name))
+            .any(|m| m.trim().eq_ignore_ascii_case(name))
     }
 
     /// 200 to an OPTIONS outside a dialog, with our capabilities.
@@ -165,6 +165,26 @@ impl Capabilities {
             }
         }
         out
+    }
+}
+
+/// A method's name, without the allocation of its `Display`.
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
     }
 }
 

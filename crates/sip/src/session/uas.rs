@@ -59,6 +59,9 @@ pub struct UasSession {
     phase: UasPhase,
     /// SDP state, once the offer is accepted ([`UasSession::accept_offer`]).
     media: Option<MediaSession>,
+    /// The INVITE's offer, read once by [`UasSession::accept_offer`] and answered again
+    /// by [`UasSession::bind_media`].
+    offer: Option<SessionDescription>,
     /// The answer our 200 carries, once the media is bound.
     answer_sdp: Option<String>,
     /// On every response of the session (Server).
@@ -86,6 +89,7 @@ impl UasSession {
             invite,
             phase: UasPhase::Proceeding,
             media: None,
+            offer: None,
             answer_sdp: None,
             identity: Vec::new(),
             capabilities: Vec::new(),
@@ -139,6 +143,7 @@ impl UasSession {
         let offer = self.offer()?;
         let mut media = MediaSession::new(local);
         let answer = media.handle_offer(&offer)?;
+        self.offer = Some(offer);
         // From now on the session speaks only the codec chosen: the media cannot change
         // codec mid-call, so a re-offer without it gets 488 and leaves the call as it was.
         let mut local = media.local().clone();
@@ -155,8 +160,7 @@ impl UasSession {
         port: u16,
         session_id: u64,
     ) -> Result<(), SdpError> {
-        let offer = self.offer()?;
-        let Some(media) = self.media.as_ref() else {
+        let (Some(offer), Some(media)) = (self.offer.take(), self.media.as_ref()) else {
             return Err(SdpError::NotAcceptable("no offer accepted"));
         };
         let mut local = media.local().clone();
@@ -173,13 +177,12 @@ impl UasSession {
     /// Sends 180 and answers at `answer_at` (out of [`Self::poll_output`]).
     pub fn ring(&mut self, answer_at: Instant, now: Instant) -> Response {
         self.phase = UasPhase::Ringing { answer_at };
-        self.respond(&self.invite.clone(), 180, None, now)
+        self.respond_invite(180, now)
     }
 
     /// The 200 with our answer, now. The transaction layer retransmits it until the ACK.
     pub fn answer(&mut self, now: Instant) -> Response {
-        let invite = self.invite.clone();
-        let mut response = self.respond(&invite, 200, None, now);
+        let mut response = self.respond_invite(200, now);
         response.headers.extend(self.capabilities.clone());
         if let Some(sdp) = &self.answer_sdp {
             set_body(
@@ -220,7 +223,7 @@ impl UasSession {
         if !matches!(self.phase, UasPhase::Proceeding | UasPhase::Ringing { .. }) {
             return None;
         }
-        let response = self.respond(&self.invite.clone(), 487, None, now);
+        let response = self.respond_invite(487, now);
         self.end(SessionEnd::Cancelled);
         Some(response)
     }
@@ -273,7 +276,7 @@ impl UasSession {
         let hangup = match self.phase {
             UasPhase::Terminated => return None,
             UasPhase::Proceeding | UasPhase::Ringing { .. } => {
-                let mut response = self.respond(&self.invite.clone(), 480, None, now);
+                let mut response = self.respond_invite(480, now);
                 response.headers.push(reason_header());
                 Hangup::Respond(response)
             }
@@ -388,12 +391,26 @@ impl UasSession {
         reason: Option<&str>,
         now: Instant,
     ) -> Response {
-        let mut response = self.dialog.make_response(request, status, now);
-        if let Some(reason) = reason {
-            response.status_code = fields::status_code(status, Some(reason));
-        }
-        response.headers.extend(self.identity.clone());
-        response
+        respond_in(
+            &mut self.dialog,
+            &self.identity,
+            request,
+            status,
+            reason,
+            now,
+        )
+    }
+
+    /// A response to the initial INVITE (no copy of it is made).
+    fn respond_invite(&mut self, status: u16, now: Instant) -> Response {
+        respond_in(
+            &mut self.dialog,
+            &self.identity,
+            &self.invite,
+            status,
+            None,
+            now,
+        )
     }
 
     fn end(&mut self, how: SessionEnd) {
@@ -401,6 +418,23 @@ impl UasSession {
         self.outputs
             .push_back(Output::Event(SessionEvent::Ended(how)));
     }
+}
+
+/// A response in `dialog` with the `identity` headers and, when given, our reason.
+fn respond_in(
+    dialog: &mut Dialog,
+    identity: &[Header],
+    request: &Request,
+    status: u16,
+    reason: Option<&str>,
+    now: Instant,
+) -> Response {
+    let mut response = dialog.make_response(request, status, now);
+    if let Some(reason) = reason {
+        response.status_code = fields::status_code(status, Some(reason));
+    }
+    response.headers.extend(identity.to_vec());
+    response
 }
 
 /// The answer to a request a session (or the dialog layer) refused for `error`: 481 for
