@@ -99,7 +99,7 @@ impl Signaling {
             .router
             .symmetric_rtp(trunk)
             .then(|| peer.addr.ip().to_canonical());
-        let target = super::media_target(negotiated.remote_rtp, latching);
+        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
         let media = &self.services.media;
         let opened = match (latching, keys) {
             (Some(signalling_ip), keys) => media.open_latching(
@@ -127,7 +127,10 @@ impl Signaling {
             self.respond(&key, response, now);
             return;
         }
-        rtp.set_remote_rtcp(super::media_target(negotiated.remote_rtcp, latching));
+        rtp.set_remote_rtcp(dialbridge_media::latch::first_target(
+            negotiated.remote_rtcp,
+            latching,
+        ));
         let id = session.dialog().id().clone();
         tracing::info!(
             call_id = %id.call_id,

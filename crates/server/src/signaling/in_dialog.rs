@@ -193,7 +193,8 @@ impl Signaling {
             } => {
                 // Computed as at admission, so that a re-offer repeating the address
                 // (hold, resume) keeps what the media latched to.
-                let remote = remote_rtp.map(|a| super::media_target(a, call.latching));
+                let remote =
+                    remote_rtp.map(|a| dialbridge_media::latch::first_target(a, call.latching));
                 let _ = call
                     .to_task
                     .try_send(CallInput::Media { held: hold, remote });

@@ -16,7 +16,6 @@ mod wire;
 pub use wire::Wire;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -413,21 +412,6 @@ impl Signaling {
     }
 }
 
-/// Where a call's media is sent first. Without latching: the SDP address. With it
-/// (`latching` is the signalling peer's IP), when the SDP address is not that IP — a
-/// different address or family: a NAT, or a softphone writing its default-route or
-/// IPv6 address — the signalling IP with the SDP port, until the media latches to
-/// where it really comes from. Never the SDP address then: it is the address the
-/// caller cannot be reached on (what OpenSIPS `fix_nated_sdp` and rtpengine do too).
-pub(crate) fn media_target(sdp: SocketAddr, latching: Option<IpAddr>) -> SocketAddr {
-    match latching {
-        Some(signalling) if sdp.ip().to_canonical() != signalling.to_canonical() => {
-            SocketAddr::new(signalling.to_canonical(), sdp.port())
-        }
-        _ => sdp,
-    }
-}
-
 /// The media engine's codec for one SDP negotiated, with the payload type the
 /// answer uses (the offer's: Opus has no static one, RFC 7587 §7).
 pub(crate) fn media_codec(
@@ -435,43 +419,6 @@ pub(crate) fn media_codec(
     payload_type: u8,
 ) -> Option<dialbridge_media::AudioCodec> {
     dialbridge_media::AudioCodec::from_rtpmap(codec.name, codec.clock_rate, payload_type)
-}
-
-#[cfg(test)]
-mod media_target_tests {
-    use super::media_target;
-    use std::net::SocketAddr;
-
-    fn at(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_suspicious_sdp_address_is_replaced_by_the_signalling_ip() {
-        let signalling = Some("127.0.0.1".parse().unwrap());
-        // Linphone: its IPv6 or default-route address in the SDP, SIP from loopback.
-        assert_eq!(
-            media_target(at("[fd00::2]:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            media_target(at("127.0.0.99:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            media_target(at("127.0.0.1:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            media_target(at("[::ffff:127.0.0.1]:7078"), signalling),
-            at("[::ffff:127.0.0.1]:7078")
-        );
-        // Without latching the SDP is taken at its word.
-        assert_eq!(
-            media_target(at("127.0.0.99:7078"), None),
-            at("127.0.0.99:7078")
-        );
-    }
 }
 
 #[cfg(test)]
