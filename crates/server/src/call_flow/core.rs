@@ -1,8 +1,7 @@
-//! What a call decides between "answered" and "hung up", without I/O: the entry IVR, the
-//! key presses from every source, what plays and what its end means, and the meeting's
-//! word. The call's task feeds it events and `now`, carries out its [`Step`]s (play,
-//! look up, join, hang up...) and sleeps until [`CallCore::poll_timeout`]; tests drive it
-//! on a virtual clock.
+//! What a call decides between "answered" and "hung up", without I/O: the entry IVR, what
+//! plays and what its end means, and the meeting's word. The signaling task, which owns
+//! the call, feeds it events and `now` and carries out its [`Step`]s (play, look up,
+//! join, hang up...); tests drive it on a virtual clock.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,10 +9,6 @@ use std::time::Instant;
 
 use dialbridge_conference::Digit;
 use dialbridge_conference::directory::ConferenceInfo;
-use dialbridge_conference::dtmf::{
-    CallDtmf, Combiner, DEFAULT_EVENT_TIMEOUT, GoertzelConfig, GoertzelDetector,
-    TelephoneEventDecoder,
-};
 use dialbridge_conference::ivr::{
     Action, ConferenceId, ConferenceKey, Ivr, IvrConfig, LookupResult, Pin, PinResult, PromptId,
     Role, TenantId,
@@ -100,7 +95,6 @@ enum Playing {
 #[derive(Debug)]
 pub struct CallCore {
     ivr: Ivr,
-    dtmf: CallDtmf,
     playing: Option<Playing>,
     /// What the last lookup found (the meeting's lobby setting, its display name).
     found: Option<ConferenceInfo>,
@@ -118,13 +112,6 @@ impl CallCore {
     pub fn new(config: IvrConfig, now: Instant) -> Self {
         let mut core = Self {
             ivr: Ivr::new(config, now),
-            // Digits from RFC 4733 events, SIP INFO and in-band tones; one press counts
-            // once.
-            dtmf: CallDtmf::new(
-                TelephoneEventDecoder::new(DEFAULT_EVENT_TIMEOUT),
-                GoertzelDetector::new(GoertzelConfig::default()),
-                Combiner::default(),
-            ),
             playing: None,
             found: None,
             joining: None,
@@ -137,40 +124,9 @@ impl CallCore {
         core
     }
 
-    /// An RFC 4733 telephone-event payload.
-    pub fn handle_telephone_event(
-        &mut self,
-        payload: &[u8],
-        timestamp: u32,
-        sequence: u16,
-        marker: bool,
-        now: Instant,
-    ) {
-        match self
-            .dtmf
-            .handle_telephone_event(payload, timestamp, sequence, marker, now)
-        {
-            Ok(Some(digit)) => self.handle_digit(digit, now),
-            Ok(None) => {}
-            Err(_) => self.steps.push_back(Step::Failed(DtmfFailure::Malformed)),
-        }
-    }
-
-    /// An 8 kHz audio frame, for in-band tones.
-    pub fn handle_audio(&mut self, pcm: &[i16], now: Instant) {
-        if let Some(digit) = self.dtmf.handle_audio(pcm, now) {
-            self.handle_digit(digit, now);
-        }
-    }
-
-    /// A digit from a SIP INFO.
-    pub fn handle_info_digit(&mut self, digit: Digit, now: Instant) {
-        if let Some(digit) = self.dtmf.handle_info_digit(digit, now) {
-            self.handle_digit(digit, now);
-        }
-    }
-
-    fn handle_digit(&mut self, digit: Digit, now: Instant) {
+    /// A key press (RFC 4733, SIP INFO or in-band, combined by the call's media task so
+    /// that one press counts once): the IVR's, or the meeting's once joined.
+    pub fn handle_digit(&mut self, digit: Digit, now: Instant) {
         if self.in_meeting {
             self.steps.push_back(Step::MeetingDigit(digit));
         } else {
@@ -262,20 +218,16 @@ impl CallCore {
         }
     }
 
-    /// The next deadline: the IVR's digit timers, the DTMF decoder's event end.
+    /// The next deadline: the IVR's digit timers.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.ended {
             return None;
         }
-        [self.ivr.poll_timeout(), self.dtmf.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        self.ivr.poll_timeout()
     }
 
     /// Fires what is due at `now`; an entry that timed out counts as a failed one.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.dtmf.handle_timeout(now);
         self.ivr.handle_timeout(now);
         self.carry_out_ivr();
     }

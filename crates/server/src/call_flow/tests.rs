@@ -54,7 +54,7 @@ impl Call {
         for c in keys.chars() {
             self.now += Duration::from_millis(300);
             let digit = Digit::from_char(c).unwrap();
-            self.core.handle_info_digit(digit, self.now);
+            self.core.handle_digit(digit, self.now);
         }
         self.steps()
     }

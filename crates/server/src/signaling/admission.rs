@@ -4,6 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use dialbridge_conference::ivr::{IvrConfig, TenantId};
 use dialbridge_media::SrtpKeys;
 use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
@@ -18,8 +19,9 @@ use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
 use super::call::{Call, CallRecord};
+use crate::answers;
+use crate::call_flow::{self, CallCore};
 use crate::refusal::{self, EndCause};
-use crate::{answers, call_flow};
 
 impl Signaling {
     pub(super) fn handle_new_invite(
@@ -153,29 +155,20 @@ impl Signaling {
                 .unwrap_or_else(|| peer.addr.ip().to_string())
         ));
         let calling = calling.unwrap_or_default();
-        let (to_task, task) = call_flow::spawn(
-            call_flow::CallStart {
-                id: id.clone(),
-                session: rtp,
-                services: self.services.clone(),
-                tenant: grant.tenant().to_string(),
-                caller,
-                party: call_flow::CallParty {
-                    calling: calling.clone(),
-                    dialled: grant.number().to_string(),
-                },
-            },
-            self.reports_tx.clone(),
-        );
+        let media =
+            call_flow::media::spawn(id.clone(), rtp, &self.services, self.reports_tx.clone());
         let session = session.with_headers(answers::BRIDGE.identity(), answers::BRIDGE.headers());
         let call = Call {
             session,
             invite_key: key.clone(),
             peer,
             latching,
+            core: CallCore::new(self.ivr_config(grant.tenant()), now),
             grant,
-            to_task,
-            task,
+            media,
+            caller,
+            membership: None,
+            play_seq: 0,
             arrived: now,
             armed: None,
             record: CallRecord {
@@ -198,6 +191,21 @@ impl Signaling {
         };
         self.respond(&key, response, now);
         self.settle(&id, now);
+        // The welcome prompt.
+        self.run_steps(&id, now);
+    }
+
+    /// The entry IVR's settings for a call to a bridge of `tenant`: conference IDs are
+    /// looked up in that tenant only.
+    fn ivr_config(&self, tenant: &str) -> IvrConfig {
+        let ivr = &self.services.ivr;
+        let mut config = IvrConfig::new(TenantId::new(tenant.to_string()));
+        config.first_digit_timeout = ivr.first_digit_timeout;
+        config.inter_digit_timeout = ivr.inter_digit_timeout;
+        let attempts = u8::try_from(ivr.max_attempts).unwrap_or(u8::MAX);
+        config.max_id_attempts = attempts;
+        config.max_pin_attempts = attempts;
+        config
     }
 
     /// The trunk a request came over: by source address, else a softphone that proves

@@ -1,21 +1,23 @@
-//! One call as the signaling task holds it: its invite session, the router's grant, its
-//! media task and what its detail record needs.
+//! One call, whole, as its one owner — the signaling task — holds it from INVITE to its
+//! record: its invite session, its entry and meeting core, the router's grant, its place
+//! in the meeting, its media task and what its detail record needs.
 //!
 //! Dropping a [`Call`] (BYE either way, CANCEL, a failed answer, a timeout, a transport
-//! error, a panic in the call task seen through its report) releases the grant's capacity
-//! exactly once and stops its media task.
+//! error) releases the grant's capacity exactly once, leaves the meeting and stops its
+//! media task.
 
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
+use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{ConferenceId, Role};
 use dialbridge_router::Grant;
 use dialbridge_sip::session::UasSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey};
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
-use crate::call_flow::CallInput;
+use crate::call_flow::CallCore;
+use crate::call_flow::media::MediaLink;
+use crate::conferences::Membership;
 
 /// What the signaling task knows of one call.
 pub(super) struct Call {
@@ -27,12 +29,19 @@ pub(super) struct Call {
     /// The signalling peer's IP when the call's media latches (symmetric RTP): a
     /// re-offer's address is turned into a send target the same way as the first.
     pub latching: Option<IpAddr>,
+    /// The entry IVR, what plays, the meeting's word.
+    pub core: CallCore,
     /// The router's reservation: released when this record is dropped.
     pub grant: Grant,
-    /// Inputs for the call task (DTMF from INFO, hold).
-    pub to_task: mpsc::Sender<CallInput>,
-    /// The call task, aborted when the call ends.
-    pub task: AbortHandle,
+    /// The call's media task: stopped when this record is dropped.
+    pub media: MediaLink,
+    /// Whose wrong IDs and PINs the guessing guard counts.
+    pub caller: CallerKey,
+    /// In the meeting (or its lobby): left when this record is dropped.
+    pub membership: Option<Membership>,
+    /// The number of the last thing commanded to play: an end reported for an older one
+    /// is stale.
+    pub play_seq: u64,
     pub arrived: Instant,
     /// The session deadline this call is filed under in the signaling task's timers.
     pub armed: Option<Instant>,
@@ -47,12 +56,6 @@ pub(super) struct CallRecord {
     pub arrived: SystemTime,
     pub answered: Option<SystemTime>,
     pub joined: Option<(ConferenceId, Role, SystemTime)>,
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl std::fmt::Debug for Call {

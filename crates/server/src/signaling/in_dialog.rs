@@ -12,7 +12,8 @@ use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransactionKey};
 
 use super::Signaling;
 use crate::answers;
-use crate::call_flow::{self, CallInput};
+use crate::call_flow;
+use crate::call_flow::media::MediaCommand;
 use crate::cdr::{Cdr, EndedBy, Timestamp};
 use crate::refusal::{self, Cause, EndCause};
 
@@ -101,7 +102,7 @@ impl Signaling {
             return;
         }
         if let Some(digit) = digit.filter(|_| response.status_code.code() == 200) {
-            let _ = call.to_task.try_send(CallInput::Digit(digit));
+            call.media.send(MediaCommand::InfoDigit(digit));
         }
         self.respond(&key, response, now);
         self.settle(&id, now);
@@ -195,10 +196,9 @@ impl Signaling {
                 // (hold, resume) keeps what the media latched to.
                 let remote =
                     remote_rtp.map(|a| dialbridge_media::latch::first_target(a, call.latching));
-                let _ = call
-                    .to_task
-                    .try_send(CallInput::Media { held: hold, remote });
+                call.core.handle_media_change(hold, remote);
                 tracing::debug!(call_id = %id.call_id, hold, "re-offer answered");
+                self.run_steps(id, now);
             }
             SessionEvent::MustEnd(SessionEnd::NoAck) => {
                 self.hang_up(id, EndCause::NoAck.into(), EndedBy::Timeout, now);
@@ -215,13 +215,16 @@ impl Signaling {
         }
     }
 
-    /// Files the call under its session's next deadline (the old entry is skipped when
-    /// it comes up).
-    fn rearm(&mut self, id: &DialogId) {
+    /// Files the call under its next deadline, its session's or its core's (the old
+    /// entry is skipped when it comes up).
+    pub(super) fn rearm(&mut self, id: &DialogId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let next = call.session.poll_timeout();
+        let next = [call.session.poll_timeout(), call.core.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         if next != call.armed {
             call.armed = next;
             if let Some(at) = next {

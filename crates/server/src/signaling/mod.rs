@@ -9,6 +9,7 @@
 mod admission;
 mod call;
 mod in_dialog;
+mod steps;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -167,7 +168,7 @@ impl Signaling {
                     Some(received) => self.handle_received(received, Instant::now()),
                     None => break,
                 },
-                Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                Some(report) = self.reports.recv() => self.handle_call_report(report, Instant::now()),
                 Some(after) = self.records.recv() => self.recorded(after, Instant::now()),
                 _ = sleep => self.handle_timeout(Instant::now()),
                 _ = &mut shutdown, if drain_until.is_none() => {
@@ -192,7 +193,7 @@ impl Signaling {
             let wake = self.layer.poll_timeout().map_or(grace, |t| t.min(grace));
             tokio::select! {
                 Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
-                Some(report) = self.reports.recv() => self.handle_report(report, Instant::now()),
+                Some(report) = self.reports.recv() => self.handle_call_report(report, Instant::now()),
                 Some(after) = self.records.recv() => self.recorded(after, Instant::now()),
                 _ = tokio::time::sleep_until(wake.into()) => self.layer.handle_timeout(Instant::now()),
             }
@@ -229,7 +230,9 @@ impl Signaling {
             }
             call.armed = None;
             call.session.handle_timeout(now);
+            call.core.handle_timeout(now);
             self.settle(&id, now);
+            self.run_steps(&id, now);
         }
     }
 
@@ -381,21 +384,6 @@ impl Signaling {
     fn respond(&mut self, key: &ServerKey, response: rsip::Response, now: Instant) {
         if let Err(e) = self.layer.respond(key, response, now) {
             tracing::debug!(error = %e, "response not sent");
-        }
-    }
-
-    fn handle_report(&mut self, report: CallReport, now: Instant) {
-        match report {
-            CallReport::HangUp { id, cause } => self.hang_up(&id, cause, EndedBy::Bridge, now),
-            CallReport::Joined {
-                id,
-                conference,
-                role,
-            } => {
-                if let Some(call) = self.calls.get_mut(&id) {
-                    call.record.joined = Some((conference, role, SystemTime::now()));
-                }
-            }
         }
     }
 

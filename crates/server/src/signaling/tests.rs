@@ -1,7 +1,9 @@
-//! Whole calls through the signaling task on a virtual clock: SIP goes in through
-//! `handle_received`, comes out of a captured [`Wire`], and time moves only when a test
+//! Whole calls through the signaling task, the call's one owner, on a virtual clock: SIP
+//! goes in through `handle_received`, comes out of a captured [`Wire`], what the call's
+//! media task would report is handed in by the test, and time moves only when a test
 //! says so. No SIP socket is opened and no test sleeps; each call takes milliseconds.
-//! (The media side is the real engine: each call still gets its RTP port.)
+//! (Each call still gets its RTP port and media task on the real engine; what that task
+//! reports is left unread, so only the test speaks for it.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use dialbridge_sip::transport::Received;
 
 use super::{Observers, Signaling, Wire};
 use crate::call_flow::CallReport;
+use crate::call_flow::media::MediaEvent;
 use crate::cdr::{CdrFilter, EndedBy};
+use crate::conferences::ToMember;
 use crate::metrics::{Gauges, setup_latency_histogram};
-use crate::refusal::EndCause;
 use crate::services::Services;
 
 const CALLER: &str = "127.0.0.20:5060";
@@ -104,6 +107,20 @@ impl Bench {
                 SipMessage::Request(_) => None,
             })
             .collect()
+    }
+
+    /// What the call's media task would report.
+    fn media_reports(&mut self, event: MediaEvent) {
+        let id = self.signaling.calls.keys().next().unwrap().clone();
+        let report = CallReport::Media { id, event };
+        self.signaling.handle_call_report(report, self.now);
+        self.signaling.drive(self.now);
+    }
+
+    /// The media task reports that what plays now has ended.
+    fn played(&mut self) {
+        let seq = self.signaling.calls.values().next().unwrap().play_seq;
+        self.media_reports(MediaEvent::PlayDone { seq });
     }
 
     fn calls(&self) -> usize {
@@ -248,16 +265,8 @@ async fn join_then_the_caller_hangs_up() {
 async fn join_then_the_bridge_hangs_up_with_its_reason() {
     let mut bench = Bench::new(Duration::from_secs(2));
     let ok = call_up(&mut bench, "bye-bridge", "");
-    let id = bench.signaling.calls.keys().next().unwrap().clone();
-    // What the call's task reports when an administrator removes the caller.
-    bench.signaling.handle_report(
-        CallReport::HangUp {
-            id,
-            cause: EndCause::Kicked.into(),
-        },
-        bench.now,
-    );
-    bench.signaling.drive(bench.now);
+    // The meeting's word when an administrator removes the caller.
+    bench.media_reports(MediaEvent::Meeting(ToMember::Kicked));
     assert_eq!((bench.calls(), bench.reserved()), (0, 0));
     bench.records_committed().await;
     let bye = requests(bench.sent()).pop().expect("our BYE");
@@ -386,4 +395,30 @@ async fn a_refresh_the_caller_never_sends_expires_the_session() {
     let bye = requests(bench.sent()).pop().expect("our BYE");
     assert!(reason(&bye).contains("session expired"), "{}", reason(&bye));
     assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}
+
+#[tokio::test]
+async fn a_caller_idle_in_the_ivr_is_asked_three_times_then_let_go() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let _ok = call_up(&mut bench, "idle", "");
+    // The welcome prompt ends; the first-digit timer (5 s in the demo) starts.
+    bench.played();
+    for _ in 0..2 {
+        bench.advance(Duration::from_secs(5));
+        assert_eq!(bench.calls(), 1, "asked again");
+        bench.played();
+    }
+    bench.advance(Duration::from_secs(5));
+    // The goodbye plays to the end before the bridge hangs up.
+    assert_eq!(bench.calls(), 1);
+    // An end reported for an older prompt changes nothing.
+    bench.media_reports(MediaEvent::PlayDone { seq: 1 });
+    assert_eq!(bench.calls(), 1);
+    bench.played();
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert_eq!(bye.method, Method::Bye);
+    assert!(reason(&bye).contains("No DTMF input"), "{}", reason(&bye));
+    assert_eq!(bench.last_record().ended_by, EndedBy::Bridge);
 }
