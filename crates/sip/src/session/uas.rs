@@ -374,9 +374,11 @@ impl UasSession {
         if request.method == Method::Invite && self.phase != UasPhase::Confirmed {
             return self.respond(request, 491, None, now);
         }
-        let (status, reason, sdp, event) = super::answer_offer(self.media.as_mut(), offer);
-        if let Some(event) = event {
-            self.outputs.push_back(Output::Event(event));
+        let (status, reason, sdp, negotiated) =
+            super::answer_offer(self.media.as_mut(), request.method, offer);
+        if let Some(negotiated) = negotiated {
+            self.outputs
+                .push_back(Output::Event(super::media_changed(&negotiated)));
         }
         let response = self.respond(request, status, reason.as_deref(), now);
         super::with_sdp(response, sdp)
