@@ -11,11 +11,11 @@
 pub mod audio_check;
 pub mod call;
 pub mod codec;
-pub mod dialog;
 pub mod dtmf;
 mod error;
 pub mod load;
 pub mod outcome;
+pub mod parties;
 pub mod report;
 pub mod rtp;
 pub mod script;
