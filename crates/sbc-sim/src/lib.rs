@@ -4,18 +4,18 @@
 //! tones, re-INVITEs answered, BYE — checks what it heard, and runs load with a
 //! latency report.
 //!
-//! The SIP parsing, transactions, SDP and digest code are dialbridge's own
-//! (`dialbridge-sip`), as are the RTP, codec, resampler, tone and prompt code
+//! The SIP parsing, transactions, calling-side invite session, SDP and digest code are
+//! dialbridge's own (`dialbridge-sip`), as are the RTP, codec, resampler, tone and prompt code
 //! (`dialbridge-media`); sipp stays the independent peer in the tests.
 
 pub mod audio_check;
 pub mod call;
 pub mod codec;
-pub mod dialog;
 pub mod dtmf;
 mod error;
 pub mod load;
 pub mod outcome;
+pub mod parties;
 pub mod report;
 pub mod rtp;
 pub mod script;

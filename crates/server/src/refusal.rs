@@ -61,6 +61,9 @@ pub enum EndCause {
     SipOverloaded,
     /// A SIP INFO whose DTMF body does not parse.
     MalformedDtmfInfo,
+    /// The answer to an offer of ours (in the ACK of an offerless re-INVITE) does not
+    /// fit it.
+    UnusableAnswer,
 }
 
 /// What SIP says about a [`Cause`].
@@ -259,6 +262,12 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "SIP;cause=400;text=\"malformed DTMF INFO body\"",
                 None,
             ),
+            E::UnusableAnswer => (
+                488,
+                NOT_ACCEPTABLE,
+                "SIP;cause=488;text=\"answer does not fit the offer\"",
+                None,
+            ),
         },
     };
     SipAnswer {
@@ -333,7 +342,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 29] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 30] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -500,6 +509,12 @@ mod tests {
                 EndCause::MalformedDtmfInfo.into(),
                 400,
                 "SIP;cause=400;text=\"malformed DTMF INFO body\"",
+                None,
+            ),
+            (
+                EndCause::UnusableAnswer.into(),
+                488,
+                "SIP;cause=488;text=\"answer does not fit the offer\"",
                 None,
             ),
             (

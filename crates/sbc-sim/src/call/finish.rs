@@ -81,7 +81,7 @@ impl Call<'_> {
             self.failures.push("no RTP received".into());
         }
         CallOutcome {
-            call_id: self.dialog.call_id().to_owned(),
+            call_id: self.session.call_id().to_owned(),
             status,
             reason: self.status.map(|(_, r)| r),
             setup: self.setup,

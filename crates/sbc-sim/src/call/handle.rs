@@ -1,6 +1,7 @@
 //! The transaction user's inputs: responses to our INVITE (2xx, digest challenges,
 //! refusals), BYE, CANCEL and INFO; the bridge's requests (BYE, re-INVITE and UPDATE
-//! offers, INFO, OPTIONS); and the SDP answers that set where media goes.
+//! offers, INFO, OPTIONS) and ACKs, all through the invite session; and what the
+//! session then says: what to send, and the answers that set where media goes.
 
 use std::time::Instant;
 
@@ -8,11 +9,11 @@ use dialbridge_media::AudioCodec;
 use dialbridge_sip::message::fields::response_for;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{Header, Method, Request, Response};
-use dialbridge_sip::sdp::{MediaSession, Negotiated, SessionDescription};
+use dialbridge_sip::sdp::Negotiated;
+use dialbridge_sip::session::{Output, SessionEnd, SessionEvent};
 use dialbridge_sip::transaction::{ClientKey, Event, PeerAddr, ServerKey, TransactionKey};
 
-use super::{Call, Phase};
-use crate::dialog::response;
+use super::{Call, HANGUP_WAIT, UNUSABLE_REASON};
 use crate::outcome::{EndedBy, NegotiatedCodec};
 use crate::rtp::{Media, RemoteMedia};
 
@@ -20,21 +21,22 @@ impl Call<'_> {
     pub(super) fn handle_event(&mut self, event: Event<PeerAddr>) -> Result<(), String> {
         let now = Instant::now();
         match event {
-            Event::Response { key, response } => self.handle_response(&key, &response, now),
+            Event::Response { key, response } => self.handle_response(&key, &response, now)?,
             Event::TimedOut { key } => {
                 let method = match &key {
                     TransactionKey::Client(k) => k.method(),
                     TransactionKey::Server(k) => k.method(),
                 };
                 match method {
-                    Method::Invite if self.phase == Phase::Inviting => {
+                    Method::Invite if !self.hanging_up => {
                         self.fail("INVITE timed out (Timer B)".into());
                         self.ended_by = Some(EndedBy::Timeout);
-                        self.phase = Phase::Done;
+                        self.session.handle_invite_timeout();
+                        self.done = true;
                     }
                     Method::Bye | Method::Cancel => {
                         self.fail(format!("{method} timed out"));
-                        self.phase = Phase::Done;
+                        self.done = true;
                     }
                     Method::Info => {
                         self.fail("INFO timed out".into());
@@ -47,16 +49,9 @@ impl Call<'_> {
                     }
                     _ => {}
                 }
-                Ok(())
             }
-            Event::NewRequest { key, request, .. } => self.handle_request(&key, &request, now),
-            Event::AckFor2xx { request, .. } => {
-                if self.offered_in_2xx && !request.body.is_empty() {
-                    self.offered_in_2xx = false;
-                    self.apply_answer_sdp(&request.body)?;
-                }
-                Ok(())
-            }
+            Event::NewRequest { key, request, .. } => self.handle_request(&key, &request, now)?,
+            Event::AckFor2xx { request, .. } => self.session.handle_ack(&request, now),
             Event::Cancel {
                 invite_key, cancel, ..
             } => {
@@ -64,15 +59,14 @@ impl Call<'_> {
                 let _ =
                     self.layer
                         .respond(&invite_key, response_for(&cancel, 487, None, None), now);
-                Ok(())
             }
             Event::Refused { request, peer, .. } => {
                 let reply = response_for(&request, 503, None, None);
                 self.layer.send_stateless(reply, peer);
-                Ok(())
             }
-            Event::Terminated { .. } | Event::NoAckFor2xx { .. } => Ok(()),
+            Event::Terminated { .. } | Event::NoAckFor2xx { .. } => {}
         }
+        self.handle_session(now)
     }
 
     pub(super) fn handle_response(
@@ -87,105 +81,61 @@ impl Call<'_> {
         self.say(&format!("← {code} {reason} ({method})"));
         match method {
             Method::Invite => self.handle_invite_response(key, resp, code, reason, now),
-            Method::Bye | Method::Cancel if code >= 200 => {
-                if method == Method::Bye || self.phase == Phase::Cancelling && self.status.is_some()
-                {
-                    self.phase = Phase::Done;
-                }
-                Ok(())
+            // The INVITE's 487 (or a crossing 2xx) settles a CANCEL, not its 200.
+            Method::Cancel => {}
+            Method::Bye if code >= 200 => {
+                self.session.handle_response(resp, now);
+                self.done = true;
             }
             Method::Info if code >= 200 => {
+                self.session.handle_response(resp, now);
                 if code >= 300 {
                     self.fail(format!("INFO refused: {code} {reason}"));
                 }
-                self.info_answered(key, now)
+                return self.info_answered(key, now);
             }
-            _ => Ok(()),
+            _ => {}
         }
+        Ok(())
     }
 
-    pub(super) fn handle_invite_response(
+    /// A response to our INVITE: the session ACKs a 2xx and reads its answer; what it
+    /// says comes back through [`Self::handle_session`]. The status and times are the
+    /// report's.
+    fn handle_invite_response(
         &mut self,
         key: &ClientKey,
         resp: &Response,
         code: u16,
         reason: String,
         now: Instant,
-    ) -> Result<(), String> {
-        if code < 200 {
-            return Ok(());
-        }
-        let current = self.invite_key.as_ref() == Some(key);
+    ) {
         if (200..300).contains(&code) {
-            // A 2xx (or its retransmission): every one gets an ACK (§13.2.2.4).
-            if self.phase == Phase::Inviting || self.phase == Phase::Cancelling {
-                self.dialog.handle_2xx(resp).map_err(|e| e.to_string())?;
+            if self.answered_at.is_none() {
+                self.answered_at = Some(now);
+                self.setup = Some(now.saturating_duration_since(self.started));
+                self.status = Some((code, reason));
             }
-            let ack = self
-                .dialog
-                .ack(self.invite_seq)
-                .map_err(|e| e.to_string())?;
-            self.layer.send_stateless(ack, self.peer);
-            if self.answered_at.is_some() {
-                return Ok(());
+        } else if code >= 200 {
+            // A final answer to an INVITE we no longer wait for (the one a challenge
+            // replaced) changes nothing.
+            if self.invite_key.as_ref() != Some(key) {
+                return;
             }
             self.say("→ ACK");
-            self.answered_at = Some(now);
-            self.setup = Some(now.saturating_duration_since(self.started));
-            self.status = Some((code, reason));
-            if self.phase == Phase::Cancelling {
-                // The 2xx crossed our CANCEL: the call exists, end it.
-                self.phase = Phase::Established;
-                return self.hangup(now);
+            if !self.will_answer_challenge(code) {
+                self.status = Some((code, reason));
             }
-            self.phase = Phase::Established;
-            self.phase_deadline = None;
-            if let Err(why) = self.start_media(&resp.body) {
-                // An answer we cannot use (a codec we did not offer, no SDP): the
-                // dialog exists all the same, so it ends with a BYE (RFC 3264 §7).
-                self.fail(why);
-                return self.hangup(now);
-            }
-            return self.advance_script(now);
         }
-        if !current {
-            return Ok(());
-        }
-        if (code == 401 || code == 407)
+        self.session.handle_invite_response(resp, now);
+    }
+
+    /// A 401/407 we answer with credentials: the first one, while not hanging up.
+    fn will_answer_challenge(&self, code: u16) -> bool {
+        matches!(code, 401 | 407)
             && !self.challenged
-            && let Some((user, password)) = self.config.credentials.clone()
-        {
-            self.challenged = true;
-            let (ask, answer) = if code == 401 {
-                ("WWW-Authenticate", "Authorization")
-            } else {
-                ("Proxy-Authenticate", "Proxy-Authorization")
-            };
-            let challenge = challenge_of(resp, code).ok_or(format!("{code} without {ask}"))?;
-            let cnonce = format!("{:08x}", rand::random::<u32>());
-            let value = dialbridge_sip::auth::respond(
-                &challenge,
-                &user,
-                &password,
-                "INVITE",
-                self.dialog.request_uri(),
-                &cnonce,
-                1,
-            )
-            .map_err(|e| format!("cannot answer the challenge: {e}"))?;
-            let offer = self
-                .session
-                .as_mut()
-                .map(MediaSession::offer)
-                .unwrap_or_default();
-            self.say("→ ACK");
-            return self.send_invite(&offer, Some((answer, &value)));
-        }
-        self.say("→ ACK");
-        self.status = Some((code, reason));
-        self.ended_by.get_or_insert(EndedBy::Refused);
-        self.phase = Phase::Done;
-        Ok(())
+            && !self.hanging_up
+            && self.config.credentials.is_some()
     }
 
     pub(super) fn handle_request(
@@ -196,70 +146,130 @@ impl Call<'_> {
     ) -> Result<(), String> {
         let method = req.method;
         self.say(&format!("← {method}"));
-        let contact = self.dialog.contact();
-        let reply = match method {
-            Method::Bye => {
-                if self.phase == Phase::Established {
-                    self.ended_by.get_or_insert(EndedBy::Bridge);
-                }
-                self.phase = Phase::Done;
-                response(req, 200, None, None)
-            }
-            Method::Invite | Method::Update => {
-                match self.answer_offer(req, method == Method::Invite) {
-                    Ok(sdp) => response(
-                        req,
-                        200,
-                        Some(&contact),
-                        sdp.as_deref().map(|s| ("application/sdp", s)),
-                    ),
-                    Err(e) => {
-                        self.fail(format!("re-{method} refused: {e}"));
-                        response(req, 488, None, None)
-                    }
-                }
-            }
-            Method::Info | Method::Options | Method::Notify => response(req, 200, None, None),
-            _ => response(req, 501, None, None),
+        // An ACK is never answered (the session takes it and gives nothing).
+        let Some(reply) = self.session.handle_request(req, now) else {
+            return Ok(());
         };
-        self.say(&format!("→ {} ({method})", reply.status_code.code()));
+        let code = reply.status_code.code();
+        if matches!(method, Method::Invite | Method::Update) && code >= 300 {
+            self.fail(format!("re-{method} refused: {code} {}", reason_of(&reply)));
+        }
+        self.say(&format!("→ {code} ({method})"));
         self.layer
             .respond(key, reply, now)
             .map_err(|e| e.to_string())
     }
 
-    /// The SDP for our 2xx to a re-INVITE or UPDATE: the answer to its offer, or our
-    /// offer when it had none (the answer then comes in the ACK).
-    pub(super) fn answer_offer(
-        &mut self,
-        req: &Request,
-        is_invite: bool,
-    ) -> Result<Option<String>, String> {
-        let session = self.session.as_mut().ok_or("no media session")?;
-        if req.body.is_empty() {
-            if !is_invite {
-                return Ok(None);
+    /// Carries out what the session says: ACKs and its own BYEs go out, and its events
+    /// start media, move it, answer a challenge or end the call.
+    pub(super) fn handle_session(&mut self, now: Instant) -> Result<(), String> {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Ack(ack) => {
+                    self.say("→ ACK");
+                    self.layer.send_stateless(ack, self.peer);
+                }
+                Output::Request(request) => {
+                    self.say(&format!("→ {}", request.method));
+                    self.layer
+                        .send_request(request, self.peer, now)
+                        .map_err(|e| e.to_string())?;
+                }
+                Output::RespondInvite(_) => {}
+                Output::Event(event) => self.handle_session_event(event, now)?,
             }
-            self.offered_in_2xx = true;
-            return Ok(Some(session.offer()));
         }
-        let offer = SessionDescription::parse_bytes(&req.body).map_err(|e| e.to_string())?;
-        let answer = session.handle_offer(&offer).map_err(|e| e.to_string())?;
-        let remote = remote_media(&answer.media)?;
-        self.negotiated = Some(NegotiatedCodec::of(&remote));
-        if let Some(media) = &self.media {
-            media.set_remote(remote);
-        }
-        Ok(Some(answer.sdp))
+        Ok(())
     }
 
-    pub(super) fn apply_answer_sdp(&mut self, body: &[u8]) -> Result<(), String> {
-        let session = self.session.as_ref().ok_or("no media session")?;
-        let sdp = SessionDescription::parse_bytes(body).map_err(|e| format!("SDP answer: {e}"))?;
-        let negotiated = session
-            .handle_answer(&sdp)
-            .map_err(|e| format!("SDP answer: {e}"))?;
-        let remote = remote_media(&negotiated)?;
+    fn handle_session_event(&mut self, event: SessionEvent, now: Instant) -> Result<(), String> {
+        match event {
+            SessionEvent::Answered => {
+                self.deadline = None;
+                if let Err(why) = self.start_media() {
+                    // An answer we cannot use (a codec we did not offer): the dialog
+                    // exists all the same, so it ends with a BYE (RFC 3264 §7).
+                    self.fail(why);
+                    return self.hangup(UNUSABLE_REASON, now);
+                }
+                self.advance_script(now)?;
+            }
+            SessionEvent::Challenged(challenge) => {
+                let code = challenge.status_code.code();
+                if !self.will_answer_challenge(code) {
+                    self.ended_by.get_or_insert(EndedBy::Refused);
+                    self.done = true;
+                    return Ok(());
+                }
+                self.challenged = true;
+                self.answer_challenge(&challenge, code)?;
+            }
+            SessionEvent::MediaChanged { .. } => {
+                if let Err(why) = self.apply_negotiated() {
+                    self.fail(why);
+                }
+            }
+            SessionEvent::MustEnd(how) => {
+                if how == SessionEnd::BadAnswer {
+                    self.fail("SDP answer in the ACK missing or unfit for our offer".into());
+                }
+                self.hangup(UNUSABLE_REASON, now)?;
+            }
+            SessionEvent::Ended(SessionEnd::Cancelled) => {
+                // The 2xx crossed our CANCEL: the session ACKed it and sent BYE.
+                self.hanging_up = true;
+                self.deadline = Some(now + HANGUP_WAIT);
+            }
+            SessionEvent::Ended(SessionEnd::BadAnswer) => {
+                // The session ACKed the 2xx and sent BYE (RFC 3264 §7).
+                self.fail("SDP answer missing or unfit for our offer".into());
+                self.ended_by.get_or_insert(EndedBy::Caller);
+                self.hanging_up = true;
+                self.deadline = Some(now + HANGUP_WAIT);
+            }
+            SessionEvent::Ended(SessionEnd::RemoteBye) => {
+                if self.answered_at.is_some() && !self.hanging_up {
+                    self.ended_by.get_or_insert(EndedBy::Bridge);
+                }
+                self.done = true;
+            }
+            SessionEvent::Ended(SessionEnd::Refused(_)) => {
+                self.ended_by.get_or_insert(EndedBy::Refused);
+                self.done = true;
+            }
+            SessionEvent::Ended(_) => self.done = true,
+            SessionEvent::Progress(_) | SessionEvent::Confirmed => {}
+        }
+        Ok(())
+    }
+
+    /// A new INVITE with our credentials for the challenge in a 401/407.
+    fn answer_challenge(&mut self, resp: &Response, code: u16) -> Result<(), String> {
+        let (user, password) = self.config.credentials.clone().ok_or("no credentials")?;
+        let (ask, answer) = if code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let challenge = challenge_of(resp, code).ok_or(format!("{code} without {ask}"))?;
+        let cnonce = format!("{:08x}", rand::random::<u32>());
+        let value = dialbridge_sip::auth::respond(
+            &challenge,
+            &user,
+            &password,
+            "INVITE",
+            &self.session.caller().request_uri().to_string(),
+            &cnonce,
+            1,
+        )
+        .map_err(|e| format!("cannot answer the challenge: {e}"))?;
+        self.send_invite(Some((answer, &value)))
+    }
+
+    /// Where media now goes, after a re-offer answered or an answer in an ACK.
+    fn apply_negotiated(&mut self) -> Result<(), String> {
+        let negotiated = self.session.negotiated().ok_or("no media negotiated")?;
+        let remote = remote_media(negotiated)?;
         self.negotiated = Some(NegotiatedCodec::of(&remote));
         if let Some(media) = &self.media {
             media.set_remote(remote);
@@ -267,16 +277,9 @@ impl Call<'_> {
         Ok(())
     }
 
-    pub(super) fn start_media(&mut self, body: &[u8]) -> Result<(), String> {
-        let session = self.session.as_ref().ok_or("no media session")?;
-        if body.is_empty() {
-            return Err("2xx without an SDP answer".into());
-        }
-        let sdp = SessionDescription::parse_bytes(body).map_err(|e| format!("SDP answer: {e}"))?;
-        let negotiated = session
-            .handle_answer(&sdp)
-            .map_err(|e| format!("SDP answer: {e}"))?;
-        let remote = remote_media(&negotiated)?;
+    fn start_media(&mut self) -> Result<(), String> {
+        let negotiated = self.session.negotiated().ok_or("no media negotiated")?;
+        let remote = remote_media(negotiated)?;
         self.negotiated = Some(NegotiatedCodec::of(&remote));
         self.say(&format!(
             "media: {} PT {} to {}{}",
@@ -317,12 +320,6 @@ fn remote_media(n: &Negotiated) -> Result<RemoteMedia, String> {
     })
 }
 
-pub(super) fn cseq_of(req: &Request) -> u32 {
-    dialbridge_sip::message::fields::cseq(&req.headers)
-        .map(|c| c.seq)
-        .unwrap_or_default()
-}
-
 fn reason_of(resp: &Response) -> String {
     match &resp.status_code {
         dialbridge_sip::rsip::StatusCode::Other(_, r) if !r.is_empty() => r.clone(),
@@ -342,6 +339,7 @@ fn challenge_of(resp: &Response, code: u16) -> Option<String> {
 mod tests {
     use super::*;
     use crate::codec::CallCodec;
+    use dialbridge_sip::sdp::{MediaSession, SessionDescription};
 
     fn answer(codec: CallCodec, m_line: &str, attributes: &str) -> Result<RemoteMedia, String> {
         let local = codec.local_media("127.0.0.1".parse().unwrap(), 40000, 1, true);

@@ -4,22 +4,26 @@
 //!
 //! The RFC 3261 machinery is `dialbridge_sip::transaction::TransactionLayer`, one per
 //! call (retransmissions, Timers A/B/E/F, the ACK for a non-2xx, absorbing the bridge's
-//! retransmissions); this module is the transaction user. Every wait is bounded: the
-//! setup timeout, the script, the hold time and a hard limit derived from them.
+//! retransmissions), and the call itself is the calling side's invite session,
+//! `dialbridge_sip::session::UacSession` (its dialog, offer/answer, ACK, CANCEL, BYE and
+//! the bridge's in-dialog requests); this module is the transaction user that carries
+//! out what the session says and runs the media and the script. Every wait is bounded:
+//! the setup timeout, the script, the hold time and a hard limit derived from them.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use dialbridge_sip::rsip::SipMessage;
-use dialbridge_sip::sdp::MediaSession;
+use dialbridge_sip::session::{UacPhase, UacSession};
 use dialbridge_sip::transaction::{ClientKey, LayerConfig, PeerAddr, TransactionLayer};
+use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
 use crate::codec::CallCodec;
-use crate::dialog::{Parties, UacDialog};
 use crate::dtmf::{self, DtmfMode};
 use crate::outcome::{CallOutcome, EndedBy, Expect, NegotiatedCodec};
+use crate::parties::{self, Parties};
 use crate::rtp::{Media, Source};
 use crate::script::Script;
 use crate::ua::Signaling;
@@ -31,6 +35,12 @@ const SLACK: Duration = Duration::from_secs(30);
 /// Pause after each INFO key's answer: the key's length and the gap, the cadence of
 /// RFC 4733 keys.
 const INFO_GAP: Duration = Duration::from_millis((dtmf::KEY_MS + dtmf::GAP_MS) as u64);
+/// The Reason (RFC 3326) of our BYE once the script and the hold time are over.
+const BYE_REASON: &str = "Q.850;cause=16;text=\"Normal call clearing\"";
+/// The Reason of our CANCEL at the setup timeout.
+const CANCEL_REASON: &str = "Q.850;cause=102;text=\"Recovery on timer expiry\"";
+/// The Reason of our BYE when the answer's media cannot be used.
+const UNUSABLE_REASON: &str = "SIP;cause=488;text=\"answer not usable\"";
 
 /// Everything about one call.
 #[derive(Debug, Clone)]
@@ -112,16 +122,40 @@ pub async fn run(
         local,
         transport: signaling.transport(),
     };
-    let dialog = match UacDialog::new(parties) {
-        Ok(dialog) => dialog,
+    let (socket, media) = match bind_media(local.ip(), config).await {
+        Ok(bound) => bound,
+        Err(e) => return CallOutcome::not_placed(e),
+    };
+    let session = match parties.session(media) {
+        Ok(session) => session,
         Err(e) => return CallOutcome::not_placed(e.to_string()),
     };
-    let mut call = Call::new(signaling, config, progress, dialog);
-    if let Err(reason) = call.drive(local.ip()).await {
+    let mut call = Call::new(signaling, config, progress, session, socket);
+    if let Err(reason) = call.drive().await {
         call.fail(reason);
         call.ended_by.get_or_insert(EndedBy::Error);
     }
     call.finish().await
+}
+
+/// Our RTP socket on `ip` and the media our offer describes with its port.
+async fn bind_media(
+    ip: IpAddr,
+    config: &CallConfig,
+) -> Result<(UdpSocket, dialbridge_sip::sdp::LocalMedia), String> {
+    let socket = Media::bind(ip)
+        .await
+        .map_err(|e| format!("RTP socket: {e}"))?;
+    let rtp_port = socket.local_addr().map_err(|e| e.to_string())?.port();
+    let session_id = u64::from(rand::random::<u32>());
+    // A trunk that keys in-band offers no telephone-event: the bridge then listens
+    // for the tones in the audio.
+    let telephone_event = config.dtmf != DtmfMode::InBand;
+    let advertised = config.sdp_address.unwrap_or(ip);
+    let media = config
+        .codec
+        .local_media(advertised, rtp_port, session_id, telephone_event);
+    Ok((socket, media))
 }
 
 /// An address as the host part of a SIP URI: IPv6 in brackets (RFC 3261 §25.1).
@@ -132,43 +166,31 @@ pub fn host_of(ip: IpAddr) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// INVITE sent, no final response yet.
-    Inviting,
-    /// CANCEL sent (setup timeout).
-    Cancelling,
-    /// 2xx received and ACKed: media and script run.
-    Established,
-    /// BYE sent.
-    HangingUp,
-    /// Over.
-    Done,
-}
-
 struct Call<'a> {
     signaling: &'a Signaling,
     config: &'a CallConfig,
     progress: &'a dyn Progress,
     peer: PeerAddr,
     layer: TransactionLayer<PeerAddr>,
-    dialog: UacDialog,
-    session: Option<MediaSession>,
-    /// What the last answer (or our answer to a re-offer) settled.
+    /// Whether the call rings, is up or is over, and what its SDP settled.
+    session: UacSession,
+    /// What the last answer (or our answer to a re-offer) settled, as reported.
     negotiated: Option<NegotiatedCodec>,
-    socket: Option<tokio::net::UdpSocket>,
+    socket: Option<UdpSocket>,
     media: Option<Media>,
-    phase: Phase,
     started: Instant,
     invite_key: Option<ClientKey>,
-    invite_seq: u32,
     challenged: bool,
     answered_at: Option<Instant>,
-    phase_deadline: Option<Instant>,
+    /// The setup timeout while the INVITE waits, then the wait for our BYE's or
+    /// CANCEL's answer.
+    deadline: Option<Instant>,
+    /// BYE or CANCEL sent: [`Call::deadline`] is its answer's.
+    hanging_up: bool,
+    /// Nothing more to wait for.
+    done: bool,
     hard_deadline: Instant,
     script: ScriptRun,
-    /// The re-INVITE whose 2xx carried our offer: its ACK carries the answer.
-    offered_in_2xx: bool,
     status: Option<(u16, String)>,
     setup: Option<Duration>,
     ended_by: Option<EndedBy>,
@@ -194,7 +216,8 @@ impl<'a> Call<'a> {
         signaling: &'a Signaling,
         config: &'a CallConfig,
         progress: &'a dyn Progress,
-        dialog: UacDialog,
+        session: UacSession,
+        socket: UdpSocket,
     ) -> Self {
         let now = Instant::now();
         Call {
@@ -206,24 +229,22 @@ impl<'a> Call<'a> {
                 max_transactions: 64,
                 ..LayerConfig::default()
             }),
-            dialog,
-            session: None,
+            session,
             negotiated: None,
-            socket: None,
+            socket: Some(socket),
             media: None,
-            phase: Phase::Inviting,
             started: now,
             invite_key: None,
-            invite_seq: 0,
             challenged: false,
             answered_at: None,
-            phase_deadline: None,
+            deadline: None,
+            hanging_up: false,
+            done: false,
             hard_deadline: now + config.hard_limit(),
             script: ScriptRun {
                 marks_after: config.script.last_keys_step(),
                 ..ScriptRun::default()
             },
-            offered_in_2xx: false,
             status: None,
             setup: None,
             ended_by: None,
@@ -240,31 +261,14 @@ impl<'a> Call<'a> {
         self.failures.push(reason);
     }
 
-    async fn drive(&mut self, ip: IpAddr) -> Result<(), String> {
+    async fn drive(&mut self) -> Result<(), String> {
         let mut registration = self
             .signaling
-            .register(self.dialog.call_id())
+            .register(self.session.call_id())
             .map_err(|e| e.to_string())?;
-        let socket = Media::bind(ip)
-            .await
-            .map_err(|e| format!("RTP socket: {e}"))?;
-        let rtp_port = socket.local_addr().map_err(|e| e.to_string())?.port();
-        self.socket = Some(socket);
-        let session_id = u64::from(rand::random::<u32>());
-        // A trunk that keys in-band offers no telephone-event: the bridge then listens
-        // for the tones in the audio.
-        let telephone_event = self.config.dtmf != DtmfMode::InBand;
-        let advertised = self.config.sdp_address.unwrap_or(ip);
-        let local =
-            self.config
-                .codec
-                .local_media(advertised, rtp_port, session_id, telephone_event);
-        let mut session = MediaSession::new(local);
-        let offer = session.offer();
-        self.session = Some(session);
         self.started = Instant::now();
-        self.phase_deadline = Some(self.started + self.config.setup_timeout);
-        self.send_invite(&offer, None)?;
+        self.deadline = Some(self.started + self.config.setup_timeout);
+        self.send_invite(None)?;
 
         loop {
             self.flush();
@@ -272,12 +276,12 @@ impl<'a> Call<'a> {
                 self.handle_event(event)?;
                 self.flush();
             }
-            if self.phase == Phase::Done {
+            if self.done {
                 return Ok(());
             }
             let wake = [
                 self.layer.poll_timeout(),
-                self.phase_deadline,
+                self.deadline,
                 self.script.wake,
                 self.script.info_next,
                 Some(self.hard_deadline),
@@ -326,13 +330,8 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn send_invite(
-        &mut self,
-        sdp: &str,
-        authorization: Option<(&str, &str)>,
-    ) -> Result<(), String> {
-        let invite = self.dialog.invite(sdp, authorization);
-        self.invite_seq = handle::cseq_of(&invite);
+    fn send_invite(&mut self, authorization: Option<(&str, &str)>) -> Result<(), String> {
+        let invite = self.session.invite(parties::invite_headers(authorization));
         self.say(&format!("→ INVITE {}", invite.uri));
         let key = self
             .layer
@@ -346,28 +345,24 @@ impl<'a> Call<'a> {
         if now >= self.hard_deadline {
             self.fail("hard time limit reached".into());
             self.ended_by.get_or_insert(EndedBy::Timeout);
-            self.phase = Phase::Done;
+            self.done = true;
             return Ok(());
         }
-        if self.phase_deadline.is_some_and(|d| now >= d) {
-            self.phase_deadline = None;
-            match self.phase {
-                Phase::Inviting => {
-                    self.fail(format!(
-                        "no final response within {:?}",
-                        self.config.setup_timeout
-                    ));
-                    self.ended_by = Some(EndedBy::Timeout);
-                    self.cancel(now)?;
-                }
-                Phase::Cancelling | Phase::HangingUp => {
-                    self.fail("no answer to our BYE/CANCEL".into());
-                    self.phase = Phase::Done;
-                }
-                Phase::Established | Phase::Done => {}
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.deadline = None;
+            if self.hanging_up {
+                self.fail("no answer to our BYE/CANCEL".into());
+                self.done = true;
+            } else if matches!(self.session.phase(), UacPhase::Calling | UacPhase::Early) {
+                self.fail(format!(
+                    "no final response within {:?}",
+                    self.config.setup_timeout
+                ));
+                self.ended_by = Some(EndedBy::Timeout);
+                self.cancel(now)?;
             }
         }
-        if self.phase == Phase::Established {
+        if self.session.phase() == UacPhase::Confirmed {
             if self.script.info_next.is_some_and(|t| now >= t) {
                 self.script.info_next = None;
                 self.send_next_info(now)?;

@@ -3,9 +3,11 @@
 
 use std::time::Instant;
 
+use dialbridge_sip::rsip::Method;
+use dialbridge_sip::session::UacPhase;
 use dialbridge_sip::transaction::ClientKey;
 
-use super::{Call, HANGUP_WAIT, INFO_GAP, Phase};
+use super::{BYE_REASON, CANCEL_REASON, Call, HANGUP_WAIT, INFO_GAP};
 use crate::dtmf::{self, DtmfMode};
 use crate::outcome::EndedBy;
 use crate::script::Step;
@@ -13,12 +15,12 @@ use crate::script::Step;
 impl Call<'_> {
     /// Starts the next script step (each one waits: for time, for keys, or for BYE).
     pub(super) fn advance_script(&mut self, now: Instant) -> Result<(), String> {
-        if self.phase != Phase::Established {
+        if self.session.phase() != UacPhase::Confirmed {
             return Ok(());
         }
         let Some(step) = self.config.script.steps.get(self.script.index) else {
             if self.script.hold_started {
-                return self.hangup(now);
+                return self.hangup(BYE_REASON, now);
             }
             self.script.hold_started = true;
             self.script.wake = Some(now + self.config.hold);
@@ -43,7 +45,7 @@ impl Call<'_> {
                     }
                 }
             }
-            Step::Hangup => return self.hangup(now),
+            Step::Hangup => return self.hangup(BYE_REASON, now),
         }
         Ok(())
     }
@@ -71,9 +73,13 @@ impl Call<'_> {
         };
         let body = dtmf::info_body(key, dtmf::KEY_MS);
         let info = self
-            .dialog
-            .info("application/dtmf-relay", &body)
-            .map_err(|e| e.to_string())?;
+            .session
+            .request(
+                Method::Info,
+                Some(("application/dtmf-relay", body.into_bytes())),
+                now,
+            )
+            .ok_or("no dialog for INFO")?;
         self.say(&format!("→ INFO {key}"));
         let tx = self
             .layer
@@ -91,34 +97,40 @@ impl Call<'_> {
         Ok(())
     }
 
-    pub(super) fn hangup(&mut self, now: Instant) -> Result<(), String> {
-        if self.phase != Phase::Established {
+    /// Our BYE with `reason` (RFC 3326), once answered.
+    pub(super) fn hangup(&mut self, reason: &str, now: Instant) -> Result<(), String> {
+        if self.session.phase() != UacPhase::Confirmed {
             return Ok(());
         }
-        let bye = self.dialog.bye().map_err(|e| e.to_string())?;
+        let bye = self
+            .session
+            .hang_up(reason, now)
+            .ok_or("no dialog for BYE")?;
         self.say("→ BYE");
         self.layer
             .send_request(bye, self.peer, now)
             .map_err(|e| e.to_string())?;
         self.ended_by.get_or_insert(EndedBy::Caller);
-        self.phase = Phase::HangingUp;
-        self.phase_deadline = Some(now + HANGUP_WAIT);
+        self.hanging_up = true;
+        self.deadline = Some(now + HANGUP_WAIT);
         self.script.wake = None;
         self.script.info_next = None;
         Ok(())
     }
 
+    /// CANCEL for the INVITE still unanswered at the setup timeout; its 487 (or a 2xx
+    /// that crosses it) ends the call.
     pub(super) fn cancel(&mut self, now: Instant) -> Result<(), String> {
-        let Some(cancel) = self.dialog.cancel() else {
-            self.phase = Phase::Done;
+        let Some(cancel) = self.session.hang_up(CANCEL_REASON, now) else {
+            self.done = true;
             return Ok(());
         };
         self.say("→ CANCEL");
         self.layer
             .send_request(cancel, self.peer, now)
             .map_err(|e| e.to_string())?;
-        self.phase = Phase::Cancelling;
-        self.phase_deadline = Some(now + HANGUP_WAIT);
+        self.hanging_up = true;
+        self.deadline = Some(now + HANGUP_WAIT);
         Ok(())
     }
 }

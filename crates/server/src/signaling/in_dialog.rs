@@ -89,7 +89,10 @@ impl Signaling {
                 }
             }
         }
-        let response = call.session.handle_request(&request, now);
+        let Some(response) = call.session.handle_request(&request, now) else {
+            self.settle(&id, now); // an ACK: nothing to answer
+            return;
+        };
         if call.session.phase() == UasPhase::Terminated {
             // The caller's BYE: its 200 goes once the record is committed.
             tracing::debug!(call_id = %id.call_id, reason = call.session.remote_reason(), "caller hung up");
@@ -202,6 +205,9 @@ impl Signaling {
             }
             SessionEvent::MustEnd(SessionEnd::NoAck) => {
                 self.hang_up(id, EndCause::NoAck.into(), EndedBy::Timeout, now);
+            }
+            SessionEvent::MustEnd(SessionEnd::BadAnswer) => {
+                self.hang_up(id, EndCause::UnusableAnswer.into(), EndedBy::Error, now);
             }
             SessionEvent::MustEnd(_) => {
                 self.hang_up(id, EndCause::SessionExpired.into(), EndedBy::Timeout, now);

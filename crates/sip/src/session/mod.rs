@@ -8,6 +8,12 @@
 //! and `now` come in through `handle_*`; what to send and what happened come out of
 //! [`UasSession::poll_output`], the next deadline out of `poll_timeout`. The transaction
 //! layer beneath it stays the TU's: the session never retransmits.
+//!
+//! [`UacSession`] is a call we place, in the same style: the INVITE with our offer (and
+//! again with credentials after a 401/407), the 2xx ACKed and its answer read, CANCEL
+//! while it rings and BYE once answered (each with a Reason), the peer's BYE and
+//! offers (hold, or none: ours goes in the 200 and the answer comes in the ACK), and
+//! requests of ours with a body (INFO).
 
 mod uac;
 mod uas;
@@ -17,9 +23,9 @@ pub use uas::{Hangup, UasPhase, UasSession, refusal};
 
 use std::net::SocketAddr;
 
-use rsip::{Request, Response};
+use rsip::{Method, Request, Response};
 
-use crate::sdp::{MediaSession, SessionDescription};
+use crate::sdp::{MediaSession, Negotiated, SessionDescription};
 
 /// How a session ended, or why it must.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,29 +92,35 @@ pub enum Output {
 }
 
 /// An offer inside a dialog (re-INVITE or UPDATE), either side: the status, reason,
-/// SDP of our answer and what changed. No offer: ours goes in the 200 and the answer
-/// comes in the ACK (RFC 3261 §14.2). A refused offer leaves the session as it was.
+/// SDP of our answer and what the answer settled. A re-INVITE without an offer gets
+/// ours in the 200 and its answer comes in the ACK (RFC 3261 §14.2); an UPDATE without
+/// one is a bare refresh whose 200 carries no SDP (RFC 3311 §5.2). A refused offer
+/// leaves the session as it was.
 fn answer_offer(
     media: Option<&mut MediaSession>,
+    method: Method,
     offer: Option<Vec<u8>>,
-) -> (u16, Option<String>, Option<String>, Option<SessionEvent>) {
+) -> (u16, Option<String>, Option<String>, Option<Negotiated>) {
     let Some(media) = media else {
         return (488, Some("no media in this session".into()), None, None);
     };
     let Some(offer) = offer else {
-        return (200, None, Some(media.offer()), None);
+        let ours = (method == Method::Invite).then(|| media.offer());
+        return (200, None, ours, None);
     };
     match SessionDescription::parse_bytes(&offer).and_then(|o| media.handle_offer(&o)) {
-        Ok(answer) => {
-            let specified = |a: SocketAddr| (!a.ip().is_unspecified()).then_some(a);
-            let event = SessionEvent::MediaChanged {
-                hold: answer.media.hold,
-                remote_rtp: specified(answer.media.remote_rtp),
-                remote_rtcp: specified(answer.media.remote_rtcp),
-            };
-            (200, None, Some(answer.sdp), Some(event))
-        }
+        Ok(answer) => (200, None, Some(answer.sdp), Some(answer.media)),
         Err(e) => (e.status_code(), Some(e.to_string()), None, None),
+    }
+}
+
+/// What an offer or answer in the dialog changed, for the TU.
+fn media_changed(negotiated: &Negotiated) -> SessionEvent {
+    let specified = |a: SocketAddr| (!a.ip().is_unspecified()).then_some(a);
+    SessionEvent::MediaChanged {
+        hold: negotiated.hold,
+        remote_rtp: specified(negotiated.remote_rtp),
+        remote_rtcp: specified(negotiated.remote_rtcp),
     }
 }
 

@@ -145,7 +145,9 @@ fn rings_answers_on_time_and_ends_by_the_callers_bye_with_its_reason() {
         "Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\n",
         "",
     );
-    let answer = s.handle_request(&bye, t0 + Duration::from_secs(60));
+    let answer = s
+        .handle_request(&bye, t0 + Duration::from_secs(60))
+        .unwrap();
     assert_eq!(code(&answer), 200);
     assert_eq!(
         events(&mut s),
@@ -300,7 +302,9 @@ fn a_refresh_the_caller_owes_and_never_sends_expires_the_session() {
         "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
         "",
     );
-    let ok = s.handle_request(&refresh, t0 + Duration::from_secs(40));
+    let ok = s
+        .handle_request(&refresh, t0 + Duration::from_secs(40))
+        .unwrap();
     assert_eq!(code(&ok), 200);
     let expiry = s.poll_timeout().unwrap();
     assert!(expiry > t0 + Duration::from_secs(90));
@@ -318,7 +322,7 @@ fn hold_is_an_offer_answered_and_a_bad_offer_changes_nothing() {
     let early = in_dialog(&s, "INVITE", 2, "", HOLD);
     let _ = s.answer(t0);
     assert_eq!(
-        code(&s.handle_request(&early, t0)),
+        code(&s.handle_request(&early, t0).unwrap()),
         491,
         "re-INVITE before the ACK"
     );
@@ -326,7 +330,7 @@ fn hold_is_an_offer_answered_and_a_bad_offer_changes_nothing() {
     let _ = outputs(&mut s);
 
     let hold = in_dialog(&s, "INVITE", 3, "", HOLD);
-    let ok = s.handle_request(&hold, t0);
+    let ok = s.handle_request(&hold, t0).unwrap();
     assert_eq!(code(&ok), 200);
     assert!(String::from_utf8_lossy(&ok.body).contains("a=recvonly"));
     assert_eq!(
@@ -339,13 +343,13 @@ fn hold_is_an_offer_answered_and_a_bad_offer_changes_nothing() {
     );
 
     let other_codec = in_dialog(&s, "INVITE", 4, "", G729_ONLY);
-    assert_eq!(code(&s.handle_request(&other_codec, t0)), 488);
+    assert_eq!(code(&s.handle_request(&other_codec, t0).unwrap()), 488);
     assert!(events(&mut s).is_empty());
     assert_eq!(s.phase(), UasPhase::Confirmed);
 
     let stale = in_dialog(&s, "INFO", 3, "", "");
     assert_eq!(
-        code(&s.handle_request(&stale, t0)),
+        code(&s.handle_request(&stale, t0).unwrap()),
         500,
         "CSeq out of order"
     );
@@ -357,4 +361,42 @@ fn an_invite_without_an_offer_is_refused_with_488() {
     let invite = request("INVITE", 1, "", "", "");
     let s = UasSession::new(invite, local(), &SessionTimerConfig::default(), t0).unwrap();
     assert_eq!(s.offer().unwrap_err().status_code(), 488);
+}
+
+#[test]
+fn an_offerless_reinvite_gets_our_offer_and_its_ack_brings_the_answer() {
+    let t0 = Instant::now();
+    let mut s = session("", t0);
+    let _ = s.answer(t0);
+    s.handle_ack(&ack(&s), t0);
+    let _ = outputs(&mut s);
+    let reinvite = in_dialog(&s, "INVITE", 2, "", "");
+    let ok = s.handle_request(&reinvite, t0).unwrap();
+    assert_eq!(code(&ok), 200);
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("m=audio 30000"),
+        "our offer"
+    );
+
+    // The answer in the ACK moves the caller's media; the ACK itself is never answered.
+    let moved = OFFER.replace("40000", "40010");
+    let answer_ack = in_dialog(&s, "ACK", 2, "", &moved);
+    assert!(s.handle_request(&answer_ack, t0).is_none());
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::MediaChanged {
+            hold: false,
+            remote_rtp: Some("192.0.2.1:40010".parse().unwrap()),
+            remote_rtcp: Some("192.0.2.1:40011".parse().unwrap()),
+        }]
+    );
+
+    // Without a usable answer the call must end.
+    let again = in_dialog(&s, "INVITE", 3, "", "");
+    assert_eq!(code(&s.handle_request(&again, t0).unwrap()), 200);
+    s.handle_ack(&in_dialog(&s, "ACK", 3, "", ""), t0);
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::MustEnd(SessionEnd::BadAnswer)]
+    );
 }

@@ -1,5 +1,6 @@
 //! The calling side of an invite session: see the module doc of [`super`]. What
-//! sbc-sim's calls, the bridge's dial-outs and its legs to other nodes stand on.
+//! sbc-sim's calls stand on, and the bridge's dial-outs and its legs to other nodes
+//! will.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -36,11 +37,16 @@ pub struct UacSession {
     negotiated: Option<Negotiated>,
     /// CANCEL sent: a 2xx that crosses it is ACKed and ended with BYE (§9.1).
     cancelling: bool,
+    /// Our 200 to an offerless re-INVITE carried our offer: its ACK carries the answer.
+    offered_in_2xx: bool,
     remote_reason: Option<String>,
     outputs: VecDeque<Output>,
 }
 
 impl UacSession {
+    /// The methods the calling side takes in its dialog (its INVITE's Allow, a 405's).
+    pub const ALLOW: &'static str = "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS, UPDATE";
+
     /// A call `caller` will place, offering `local`.
     pub fn new(caller: Caller, local: LocalMedia, timers: SessionTimerConfig) -> Self {
         Self {
@@ -51,6 +57,7 @@ impl UacSession {
             timers,
             negotiated: None,
             cancelling: false,
+            offered_in_2xx: false,
             remote_reason: None,
             outputs: VecDeque::new(),
         }
@@ -76,7 +83,8 @@ impl UacSession {
         self.dialog.as_ref()
     }
 
-    /// What the answer settled (codec, the peer's RTP address...), once answered.
+    /// What the last offer/answer settled (codec, the peer's RTP address, direction...):
+    /// the 2xx's answer, then each re-offer answered or answer taken from an ACK.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
     }
@@ -178,15 +186,22 @@ impl UacSession {
         }
     }
 
-    /// A request from the peer in the dialog: BYE ends the session; a re-INVITE or
-    /// UPDATE is an offer answered like the answering side's.
-    pub fn handle_request(&mut self, request: &Request, now: Instant) -> Response {
+    /// A request from the peer in the dialog and the response to send: BYE ends the
+    /// session; a re-INVITE or UPDATE is an offer answered like the answering side's
+    /// (a re-INVITE without one gets ours, answered in its ACK); INFO and OPTIONS get
+    /// 200 (an INFO's body is the TU's to read). An ACK is never answered: it goes to
+    /// [`Self::handle_ack`] and this gives `None`.
+    pub fn handle_request(&mut self, request: &Request, now: Instant) -> Option<Response> {
+        if request.method == Method::Ack {
+            self.handle_ack(request, now);
+            return None;
+        }
         let Some(dialog) = self.dialog.as_mut() else {
-            return fields::response_for(request, 481, None, None);
+            return Some(fields::response_for(request, 481, None, None));
         };
         let what = match dialog.handle_request(request, now) {
             Ok(what) => what,
-            Err(e) => return super::refusal(request, &e, self.timers.min_se),
+            Err(e) => return Some(super::refusal(request, &e, self.timers.min_se)),
         };
         let (status, reason, sdp) = match what {
             InDialogRequest::Bye => {
@@ -195,24 +210,80 @@ impl UacSession {
                 (200, None, None)
             }
             InDialogRequest::ReInvite { offer } | InDialogRequest::Update { offer } => {
-                let (status, reason, sdp, event) =
-                    super::answer_offer(Some(&mut self.media), offer);
-                if let Some(event) = event {
-                    self.event(event);
+                let offerless = offer.is_none();
+                let (status, reason, sdp, negotiated) =
+                    super::answer_offer(Some(&mut self.media), request.method, offer);
+                if let Some(negotiated) = negotiated {
+                    self.event(super::media_changed(&negotiated));
+                    self.negotiated = Some(negotiated);
                 }
+                self.offered_in_2xx = offerless && sdp.is_some();
                 (status, reason, sdp)
             }
             InDialogRequest::Other(Method::Options | Method::Info) => (200, None, None),
             InDialogRequest::Ack { .. } | InDialogRequest::Other(_) => (405, None, None),
         };
         let Some(dialog) = self.dialog.as_mut() else {
-            return fields::response_for(request, 481, None, None);
+            return Some(fields::response_for(request, 481, None, None));
         };
         let mut response = dialog.make_response(request, status, now);
         if let Some(reason) = reason {
             response.status_code = fields::status_code(status, Some(&reason));
         }
-        super::with_sdp(response, sdp)
+        if status == 405 {
+            // §21.4.6: a 405 lists what we take.
+            response
+                .headers
+                .push(Header::Other("Allow".into(), Self::ALLOW.into()));
+        }
+        Some(super::with_sdp(response, sdp))
+    }
+
+    /// The ACK for our 2xx to the peer's re-INVITE (the transaction layer hands it over
+    /// outside any transaction). When that 2xx carried our offer the ACK carries the
+    /// answer (§14.2): taken, it may change the media; missing or unfit, the session
+    /// must end ([`SessionEnd::BadAnswer`], §13.3.1.4).
+    pub fn handle_ack(&mut self, ack: &Request, now: Instant) {
+        if let Some(dialog) = self.dialog.as_mut() {
+            let _ = dialog.handle_request(ack, now);
+        }
+        if !std::mem::take(&mut self.offered_in_2xx) || self.phase == UacPhase::Terminated {
+            return;
+        }
+        let answer = SessionDescription::parse_bytes(&ack.body)
+            .and_then(|sdp| self.media.handle_answer(&sdp));
+        match answer {
+            Ok(negotiated) => {
+                self.event(super::media_changed(&negotiated));
+                self.negotiated = Some(negotiated);
+            }
+            Err(_) => self.event(SessionEvent::MustEnd(SessionEnd::BadAnswer)),
+        }
+    }
+
+    /// A request of ours in the confirmed dialog with `body` (its Content-Type and
+    /// bytes), such as INFO with `application/dtmf-relay` keys (RFC 6086); `None`
+    /// before the answer, once over, and for the methods the session sends itself
+    /// (INVITE, UPDATE, BYE, ACK, CANCEL).
+    pub fn request(
+        &mut self,
+        method: Method,
+        body: Option<(&str, Vec<u8>)>,
+        now: Instant,
+    ) -> Option<Request> {
+        if self.phase != UacPhase::Confirmed
+            || matches!(
+                method,
+                Method::Invite | Method::Update | Method::Bye | Method::Ack | Method::Cancel
+            )
+        {
+            return None;
+        }
+        let mut request = self.dialog.as_mut()?.make_request(method, now);
+        if let Some((content_type, bytes)) = body {
+            fields::set_body(&mut request.headers, &mut request.body, content_type, bytes);
+        }
+        Some(request)
     }
 
     /// A final response to one of our in-dialog requests: 481 or 408 means the peer is

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use rsip::{Method, Request, Response, SipMessage};
 
 use super::{Hangup, Output, SessionEnd, SessionEvent, UacPhase, UacSession, UasSession};
+use crate::dialog::Dialog;
 use crate::dialog::{Caller, LocalAddress, SessionTimerConfig};
 use crate::message::{self, fields, uri::NameAddr, uri::Uri};
-use crate::sdp::LocalMedia;
+use crate::sdp::{Direction, LocalMedia, MediaSession, SessionDescription};
 
 fn wire_request(request: &Request) -> Request {
     match message::parse(&message::encode(&SipMessage::Request(request.clone()))).unwrap() {
@@ -116,7 +117,9 @@ fn rings_is_answered_acks_and_hangs_up_with_its_reason() {
         .hang_up("Q.850;cause=16", t0 + Duration::from_secs(60))
         .unwrap();
     assert_eq!(bye.method, Method::Bye);
-    let answer = far.handle_request(&wire_request(&bye), t0 + Duration::from_secs(60));
+    let answer = far
+        .handle_request(&wire_request(&bye), t0 + Duration::from_secs(60))
+        .unwrap();
     assert_eq!(
         answer.status_code.code(),
         200,
@@ -138,7 +141,7 @@ fn the_far_end_hangs_up() {
     let Some(Hangup::Bye(bye)) = far.hang_up("SIP;cause=200;text=\"done\"", t0) else {
         panic!("a BYE");
     };
-    let answer = call.handle_request(&wire_request(&bye), t0);
+    let answer = call.handle_request(&wire_request(&bye), t0).unwrap();
     assert_eq!(answer.status_code.code(), 200);
     assert_eq!(
         events(&outputs(&mut call)),
@@ -216,5 +219,179 @@ fn cancel_while_ringing_and_a_200_that_crosses_it() {
     assert_eq!(
         events(&outputs(&mut cancelled)),
         vec![SessionEvent::Ended(SessionEnd::Refused(487))]
+    );
+}
+
+/// A call answered by the far end, ACKed and drained; the far end's dialog, to make its
+/// requests with.
+fn answered(t0: Instant) -> (UacSession, UasSession, Dialog) {
+    let mut call = uac();
+    let invite = call.invite(Vec::new());
+    let mut far = uas(&invite, t0);
+    let ok = far.answer(t0);
+    call.handle_invite_response(&wire_response(&ok), t0);
+    let outs = outputs(&mut call);
+    let Some(Output::Ack(ack)) = outs.first() else {
+        panic!("an ACK: {outs:?}");
+    };
+    far.handle_ack(&wire_request(ack), t0);
+    let dialog = far.dialog().clone();
+    (call, far, dialog)
+}
+
+/// `request` carrying `sdp`.
+fn with_sdp(mut request: Request, sdp: &str) -> Request {
+    fields::set_body(
+        &mut request.headers,
+        &mut request.body,
+        "application/sdp",
+        sdp.as_bytes().to_vec(),
+    );
+    request
+}
+
+/// The far end's SDP (G.711 at 127.0.0.30:`port`), wanting `direction`.
+fn far_media(port: u16, direction: Direction) -> MediaSession {
+    let mut media = MediaSession::new(LocalMedia::g711("127.0.0.30".parse().unwrap(), port, 7));
+    media.set_direction(direction);
+    media
+}
+
+#[test]
+fn a_hold_offer_is_answered_and_negotiated_follows_it() {
+    let t0 = Instant::now();
+    let (mut call, _far, mut far_dialog) = answered(t0);
+    let offer = far_media(40002, Direction::SendOnly).offer();
+    let reinvite = with_sdp(far_dialog.make_request(Method::Invite, t0), &offer);
+    let ok = call.handle_request(&wire_request(&reinvite), t0).unwrap();
+    assert_eq!(ok.status_code.code(), 200);
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    let outs = outputs(&mut call);
+    assert!(
+        matches!(
+            events(&outs).as_slice(),
+            [SessionEvent::MediaChanged { remote_rtp: Some(a), .. }] if a.port() == 40002
+        ),
+        "{outs:?}"
+    );
+    let negotiated = call.negotiated().unwrap();
+    assert_eq!(negotiated.remote_rtp, "127.0.0.30:40002".parse().unwrap());
+    assert_eq!(negotiated.direction, Direction::RecvOnly);
+
+    // The ACK of that re-INVITE carries nothing new: no answer, nothing changes.
+    let ack = far_dialog.make_ack_for(far_dialog.local_seq());
+    assert!(call.handle_request(&wire_request(&ack), t0).is_none());
+    assert!(outputs(&mut call).is_empty());
+}
+
+#[test]
+fn an_offerless_reinvite_gets_our_offer_and_its_ack_the_answer() {
+    let t0 = Instant::now();
+    let (mut call, _far, mut far_dialog) = answered(t0);
+    let reinvite = far_dialog.make_request(Method::Invite, t0);
+    let ok = call.handle_request(&wire_request(&reinvite), t0).unwrap();
+    assert_eq!(ok.status_code.code(), 200);
+    let offer = SessionDescription::parse_bytes(&ok.body).unwrap();
+    assert!(
+        outputs(&mut call).is_empty(),
+        "nothing settled before the ACK"
+    );
+
+    let answer = far_media(40004, Direction::SendRecv)
+        .handle_offer(&offer)
+        .unwrap();
+    let ack = with_sdp(far_dialog.make_ack_for(far_dialog.local_seq()), &answer.sdp);
+    assert!(
+        call.handle_request(&wire_request(&ack), t0).is_none(),
+        "an ACK is never answered"
+    );
+    assert!(matches!(
+        events(&outputs(&mut call)).as_slice(),
+        [SessionEvent::MediaChanged { hold: false, remote_rtp: Some(a), .. }] if a.port() == 40004
+    ));
+    assert_eq!(
+        call.negotiated().unwrap().remote_rtp,
+        "127.0.0.30:40004".parse().unwrap()
+    );
+
+    // Another one whose ACK forgets the answer: the session must end.
+    let reinvite = far_dialog.make_request(Method::Invite, t0);
+    let _ = call.handle_request(&wire_request(&reinvite), t0).unwrap();
+    call.handle_ack(
+        &wire_request(&far_dialog.make_ack_for(far_dialog.local_seq())),
+        t0,
+    );
+    assert_eq!(
+        events(&outputs(&mut call)),
+        vec![SessionEvent::MustEnd(SessionEnd::BadAnswer)]
+    );
+}
+
+#[test]
+fn a_bare_update_gets_a_200_without_sdp() {
+    let t0 = Instant::now();
+    let (mut call, _far, mut far_dialog) = answered(t0);
+    let update = far_dialog.make_request(Method::Update, t0);
+    let ok = call.handle_request(&wire_request(&update), t0).unwrap();
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(ok.body.is_empty(), "no offer in an UPDATE's 200 (RFC 3311)");
+    assert!(outputs(&mut call).is_empty());
+}
+
+#[test]
+fn info_goes_with_its_body_once_answered_and_an_unknown_method_gets_405() {
+    let t0 = Instant::now();
+    let mut ringing = uac();
+    let _ = ringing.invite(Vec::new());
+    assert!(
+        ringing
+            .request(
+                Method::Info,
+                Some(("application/dtmf-relay", b"x".to_vec())),
+                t0
+            )
+            .is_none(),
+        "no INFO before the answer"
+    );
+
+    let (mut call, mut far, mut far_dialog) = answered(t0);
+    assert!(
+        call.request(Method::Bye, None, t0).is_none(),
+        "BYE is hang_up's"
+    );
+    let body = b"Signal=5\r\nDuration=100\r\n".to_vec();
+    let info = call
+        .request(
+            Method::Info,
+            Some(("application/dtmf-relay", body.clone())),
+            t0,
+        )
+        .unwrap();
+    assert_eq!(info.method, Method::Info);
+    assert_eq!(info.body, body);
+    assert_eq!(
+        fields::cseq(&info.headers).unwrap().seq,
+        2,
+        "after the INVITE's"
+    );
+    let info = wire_request(&info);
+    assert!(
+        info.headers.iter().any(|h| matches!(h,
+            rsip::Header::ContentType(t) if rsip::headers::UntypedHeader::value(t) == "application/dtmf-relay")),
+        "{info}"
+    );
+    assert_eq!(
+        far.handle_request(&info, t0).unwrap().status_code.code(),
+        200
+    );
+
+    let message = far_dialog.make_request(Method::Message, t0);
+    let refused = call.handle_request(&wire_request(&message), t0).unwrap();
+    assert_eq!(refused.status_code.code(), 405);
+    assert!(
+        refused.headers.iter().any(|h| matches!(h,
+            rsip::Header::Other(n, v) if n == "Allow" && v == UacSession::ALLOW)),
+        "{refused}"
     );
 }

@@ -70,6 +70,8 @@ pub struct UasSession {
     capabilities: Vec<Header>,
     min_se: std::time::Duration,
     remote_reason: Option<String>,
+    /// Our 200 to an offerless re-INVITE carried our offer: its ACK carries the answer.
+    offered_in_2xx: bool,
     outputs: VecDeque<Output>,
 }
 
@@ -95,6 +97,7 @@ impl UasSession {
             capabilities: Vec::new(),
             min_se: timers.min_se,
             remote_reason: None,
+            offered_in_2xx: false,
             outputs: VecDeque::new(),
         })
     }
@@ -198,14 +201,30 @@ impl UasSession {
         response
     }
 
-    /// The ACK for our 2xx.
+    /// The ACK for a 2xx of ours: the first confirms the call; the ACK of an offerless
+    /// re-INVITE carries the answer to the offer our 200 made (§14.2), which may move the
+    /// media, and without a usable one the call must end.
     pub fn handle_ack(&mut self, ack: &Request, now: Instant) {
         let _ = self.dialog.handle_request(ack, now);
         if self.phase == UasPhase::Answered {
             self.phase = UasPhase::Confirmed;
             self.outputs
                 .push_back(Output::Event(SessionEvent::Confirmed));
+            return;
         }
+        if !std::mem::take(&mut self.offered_in_2xx) || self.phase != UasPhase::Confirmed {
+            return;
+        }
+        let Some(media) = self.media.as_ref() else {
+            return;
+        };
+        let event = match SessionDescription::parse_bytes(&ack.body)
+            .and_then(|sdp| media.handle_answer(&sdp))
+        {
+            Ok(negotiated) => super::media_changed(&negotiated),
+            Err(_) => SessionEvent::MustEnd(SessionEnd::BadAnswer),
+        };
+        self.outputs.push_back(Output::Event(event));
     }
 
     /// Our 2xx was retransmitted to the end without an ACK (§13.3.1.4): the TU ends the
@@ -228,16 +247,21 @@ impl UasSession {
         Some(response)
     }
 
-    /// A request in the dialog other than ACK and CANCEL: the response to send. A BYE's
-    /// 200 ends the session ([`SessionEvent::Ended`]); an offer answered may change the
-    /// media ([`SessionEvent::MediaChanged`]). An INFO is answered 200: its body is the
-    /// TU's to read (and to refuse with [`Self::reject`] before calling this).
-    pub fn handle_request(&mut self, request: &Request, now: Instant) -> Response {
+    /// A request in the dialog other than CANCEL: the response to send. A BYE's 200
+    /// ends the session ([`SessionEvent::Ended`]); an offer answered may change the media
+    /// ([`SessionEvent::MediaChanged`]). An INFO is answered 200: its body is the TU's to
+    /// read (and to refuse with [`Self::reject`] before calling this). An ACK is never
+    /// answered: it goes to [`Self::handle_ack`] and `None` comes back.
+    pub fn handle_request(&mut self, request: &Request, now: Instant) -> Option<Response> {
+        if request.method == Method::Ack {
+            self.handle_ack(request, now);
+            return None;
+        }
         let what = match self.dialog.handle_request(request, now) {
             Ok(what) => what,
-            Err(e) => return self.reject(request, &e),
+            Err(e) => return Some(self.reject(request, &e)),
         };
-        match what {
+        Some(match what {
             InDialogRequest::Bye => {
                 self.remote_reason = super::reason_header(request);
                 let response = self.respond(request, 200, None, now);
@@ -258,7 +282,7 @@ impl UasSession {
                 response.headers.extend(self.capabilities.clone());
                 response
             }
-        }
+        })
     }
 
     /// The answer to a request the session cannot take, for `error` (400, 422 with
@@ -374,9 +398,13 @@ impl UasSession {
         if request.method == Method::Invite && self.phase != UasPhase::Confirmed {
             return self.respond(request, 491, None, now);
         }
-        let (status, reason, sdp, event) = super::answer_offer(self.media.as_mut(), offer);
-        if let Some(event) = event {
-            self.outputs.push_back(Output::Event(event));
+        let offerless = offer.is_none();
+        let (status, reason, sdp, negotiated) =
+            super::answer_offer(self.media.as_mut(), request.method, offer);
+        self.offered_in_2xx = offerless && request.method == Method::Invite && sdp.is_some();
+        if let Some(negotiated) = negotiated {
+            self.outputs
+                .push_back(Output::Event(super::media_changed(&negotiated)));
         }
         let response = self.respond(request, status, reason.as_deref(), now);
         super::with_sdp(response, sdp)
