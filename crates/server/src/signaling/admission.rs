@@ -1,11 +1,16 @@
 //! A new INVITE, from the first look to the answer: who is calling (trunk by source
-//! address, or a softphone by digest), where to (the router's decision and its grant),
-//! with what media (SDP offer/answer and an RTP session), then 180 or 200.
+//! address, or a softphone by digest), then [`Signaling::admit`] — where to (the
+//! router's decision and its grant) and with what media (the offer), no I/O, an
+//! [`Admission`] or a typed [`Refused`] — then the one I/O of admission, the call's RTP
+//! port, and 180 or 200.
 
 use std::time::{Instant, SystemTime};
 
 use dialbridge_conference::ivr::{IvrConfig, TenantId};
-use dialbridge_media::SrtpKeys;
+use std::net::IpAddr;
+
+use dialbridge_media::{AudioCodec, RtpSession, SrtpKeys};
+use dialbridge_router::Grant;
 use dialbridge_router::TrunkId;
 use dialbridge_sip::auth::Verdict;
 use dialbridge_sip::dialog::LocalAddress;
@@ -13,7 +18,7 @@ use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::prelude::*;
 use dialbridge_sip::rsip::{self, Header};
-use dialbridge_sip::sdp::{Codec, LocalMedia};
+use dialbridge_sip::sdp::{Codec, LocalMedia, Negotiated};
 use dialbridge_sip::session::UasSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
@@ -21,7 +26,47 @@ use super::Signaling;
 use super::call::{Call, CallRecord};
 use crate::answers;
 use crate::call_flow::{self, CallCore};
-use crate::refusal::{self, EndCause};
+use crate::refusal::{self, Cause, EndCause};
+
+/// What admission decided for a new INVITE, before any port is opened.
+pub(super) struct Admission {
+    pub session: UasSession,
+    pub grant: Grant,
+    pub codec: AudioCodec,
+    pub negotiated: Negotiated,
+    /// The SRTP keys, when the offer was RTP/SAVP.
+    pub keys: Option<SrtpKeys>,
+    /// The signalling peer's IP when the call's media latches (symmetric RTP).
+    pub latching: Option<IpAddr>,
+    /// The user part of From: the calling number from a trunk, the account from a
+    /// softphone.
+    pub calling: Option<String>,
+}
+
+/// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
+/// an answer of the SIP crate's (400, 422, 488 for the SDP), and the response to send.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub cause: Option<Cause>,
+    pub response: Box<rsip::Response>,
+}
+
+impl Refused {
+    fn cause(request: &rsip::Request, cause: impl Into<Cause>) -> Refused {
+        let cause = cause.into();
+        Refused {
+            cause: Some(cause),
+            response: Box::new(refusal::refuse(request, cause)),
+        }
+    }
+
+    fn answer(response: rsip::Response) -> Refused {
+        Refused {
+            cause: None,
+            response: Box::new(response),
+        }
+    }
+}
 
 impl Signaling {
     pub(super) fn handle_new_invite(
@@ -34,24 +79,38 @@ impl Signaling {
         let Some(trunk) = self.identify(&key, &invite, peer, now) else {
             return;
         };
-        let request_uri = invite.uri.to_string();
-        let grant = match self.services.router.route(trunk, &request_uri) {
-            Ok(grant) => grant,
-            Err(rejection) => {
-                let response = refusal::refuse(&invite, rejection.reason);
-                self.respond(&key, response, now);
-                return;
+        let opened = self
+            .admit(invite, trunk, peer, now)
+            .and_then(|admission| Ok((self.open_media(&admission)?, admission)));
+        match opened {
+            Ok((rtp, admission)) => self.start_call(key, admission, rtp, peer, now),
+            Err(refused) => {
+                tracing::debug!(peer = %peer.addr, cause = ?refused.cause, "call refused");
+                self.respond(&key, *refused.response, now);
             }
-        };
+        }
+    }
+
+    /// The decision on a new INVITE from `trunk`, without I/O: the router's grant (a
+    /// reservation of the number's, bridge's and trunk's capacity, given back when the
+    /// admission is dropped), the invite session, and what the offer settles.
+    pub(super) fn admit(
+        &self,
+        invite: rsip::Request,
+        trunk: TrunkId,
+        peer: PeerAddr,
+        now: Instant,
+    ) -> Result<Admission, Refused> {
+        let request_uri = invite.uri.to_string();
+        let grant = self
+            .services
+            .router
+            .route(trunk, &request_uri)
+            .map_err(|rejection| Refused::cause(&invite, rejection.reason))?;
         let calling = from_user(&invite);
         let local = self.local_address(peer);
-        let mut session = match UasSession::new(invite, local, &self.session_timers, now) {
-            Ok(session) => session,
-            Err(refused) => {
-                self.respond(&key, *refused, now);
-                return;
-            }
-        };
+        let mut session = UasSession::new(invite, local, &self.session_timers, now)
+            .map_err(|refused| Refused::answer(*refused))?;
         // Our SDES key for this call (RFC 4568): it goes into the answer only when the
         // offer is RTP/SAVP, as Direct-Routing-style trunks require encrypted media.
         let sdes_key = SrtpKeys::encode_inline(&SrtpKeys::random_key_salt());
@@ -63,18 +122,11 @@ impl Signaling {
         offered.sdes_inline_key = Some(sdes_key.clone());
         // The offer is taken before any port is opened: a call without a common codec
         // costs no socket.
-        let negotiated = match session.accept_offer(offered) {
-            Ok(negotiated) => negotiated,
-            Err(e) => {
-                let response = session.reject(session.invite(), &e.into());
-                self.respond(&key, response, now);
-                return;
-            }
-        };
+        let negotiated = session
+            .accept_offer(offered)
+            .map_err(|e| Refused::answer(session.reject(session.invite(), &e.into())))?;
         let Some(codec) = super::media_codec(&negotiated.codec, negotiated.payload_type) else {
-            let response = refusal::refuse(session.invite(), EndCause::NoCommonCodec);
-            self.respond(&key, response, now);
-            return;
+            return Err(Refused::cause(session.invite(), EndCause::NoCommonCodec));
         };
         let keys = match &negotiated.remote_crypto {
             None => None,
@@ -84,45 +136,78 @@ impl Signaling {
                     .first()
                     .filter(|k| k.mki.is_none())
                     .and_then(|k| SrtpKeys::from_sdes(&crypto.suite, &sdes_key, &k.key_salt).ok());
-                let Some(keys) = keys else {
-                    let response = refusal::refuse(session.invite(), EndCause::UnusableSdesKey);
-                    self.respond(&key, response, now);
-                    return;
-                };
-                Some(keys)
+                match keys {
+                    Some(keys) => Some(keys),
+                    None => {
+                        return Err(Refused::cause(session.invite(), EndCause::UnusableSdesKey));
+                    }
+                }
             }
         };
         // Symmetric RTP (per trunk; softphones by default): media latches to where the
         // caller's media comes from, and goes first to the signalling IP when the SDP
-        // address is not it. The target's family picks the socket's (IPv6 offers get
-        // the IPv6 address when there is one).
+        // address is not it.
         let latching = self
             .services
             .router
             .symmetric_rtp(trunk)
             .then(|| peer.addr.ip().to_canonical());
-        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
+        Ok(Admission {
+            session,
+            grant,
+            codec,
+            negotiated,
+            keys,
+            latching,
+            calling,
+        })
+    }
+
+    /// The call's RTP session (the one I/O of admission): a port of the family its
+    /// first target needs. No port left: refused with 503.
+    fn open_media(&self, admission: &Admission) -> Result<RtpSession, Refused> {
+        let Admission {
+            negotiated,
+            codec,
+            keys,
+            latching,
+            ..
+        } = admission;
+        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, *latching);
         let media = &self.services.media;
-        let opened = match (latching, keys) {
-            (Some(signalling_ip), keys) => media.open_latching(
-                target,
-                codec,
-                negotiated.telephone_event,
-                keys,
-                signalling_ip,
-            ),
-            (None, None) => media.open(target, codec, negotiated.telephone_event),
-            (None, Some(keys)) => media.open_srtp(target, codec, negotiated.telephone_event, keys),
-        };
-        let rtp = match opened {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "no media port for a call");
-                let response = refusal::refuse(session.invite(), EndCause::NoMediaCapacity);
-                self.respond(&key, response, now);
-                return;
+        let event = negotiated.telephone_event;
+        let opened = match (*latching, keys.clone()) {
+            (Some(signalling_ip), keys) => {
+                media.open_latching(target, *codec, event, keys, signalling_ip)
             }
+            (None, None) => media.open(target, *codec, event),
+            (None, Some(keys)) => media.open_srtp(target, *codec, event, keys),
         };
+        opened.map_err(|e| {
+            tracing::warn!(error = %e, "no media port for a call");
+            Refused::cause(admission.session.invite(), EndCause::NoMediaCapacity)
+        })
+    }
+
+    /// An admitted call with its media: the answer is written, the call is kept, and it
+    /// rings or is answered.
+    fn start_call(
+        &mut self,
+        key: ServerKey,
+        admission: Admission,
+        rtp: RtpSession,
+        peer: PeerAddr,
+        now: Instant,
+    ) {
+        let Admission {
+            mut session,
+            grant,
+            negotiated,
+            latching,
+            calling,
+            ..
+        } = admission;
+        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
         let session_id = u64::from(rand::random::<u32>());
         if let Err(e) = session.bind_media(rtp.local_addr().ip(), rtp.local_port(), session_id) {
             let response = session.reject(session.invite(), &e.into());

@@ -422,3 +422,62 @@ async fn a_caller_idle_in_the_ivr_is_asked_three_times_then_let_go() {
     assert!(reason(&bye).contains("No DTMF input"), "{}", reason(&bye));
     assert_eq!(bench.last_record().ended_by, EndedBy::Bridge);
 }
+
+#[tokio::test]
+async fn admission_decides_without_opening_a_port_and_refuses_in_types() {
+    let bench = Bench::new(Duration::ZERO);
+    let trunk = bench
+        .services
+        .router
+        .identify_trunk(caller().addr.ip())
+        .expect("the demo trunk at 127.0.0.20");
+    let now = bench.now;
+    let SipMessage::Request(good) = invite("admit", "") else {
+        unreachable!()
+    };
+    let admitted = bench
+        .signaling
+        .admit(good.clone(), trunk, caller(), now)
+        .expect("admitted");
+    assert_eq!(admitted.negotiated.codec.name, "PCMU");
+    assert_eq!(bench.reserved(), 1, "the grant holds the number");
+    drop(admitted);
+    assert_eq!(bench.reserved(), 0, "and gives it back when dropped");
+
+    let mut unknown = good.clone();
+    unknown.uri = dialbridge_sip::rsip::Uri::try_from("sip:+33170009999@127.0.0.1").unwrap();
+    let refused = bench
+        .signaling
+        .admit(unknown, trunk, caller(), now)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(refused.cause, Some(crate::refusal::Cause::Route(_))),
+        "{:?}",
+        refused.cause
+    );
+    assert_eq!(refused.response.status_code.code(), 404);
+
+    // An offer with no codec we speak: the SIP crate's 488, no cause of ours.
+    let mut g729 = good.clone();
+    let body = SDP.replace("RTP/AVP 0 101", "RTP/AVP 18").replace(
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000",
+        "a=rtpmap:18 G729/8000",
+    );
+    dialbridge_sip::message::fields::set_body(
+        &mut g729.headers,
+        &mut g729.body,
+        "application/sdp",
+        body.into_bytes(),
+    );
+    let refused = bench
+        .signaling
+        .admit(g729, trunk, caller(), now)
+        .err()
+        .expect("refused");
+    assert_eq!(
+        (refused.cause, refused.response.status_code.code()),
+        (None, 488)
+    );
+    assert_eq!(bench.reserved(), 0, "a refused call holds nothing");
+}
