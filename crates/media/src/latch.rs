@@ -594,27 +594,22 @@ mod first_target_tests {
     #[test]
     fn a_suspicious_sdp_address_is_replaced_by_the_signalling_ip() {
         let signalling = Some("127.0.0.1".parse().unwrap());
-        // Linphone: its IPv6 or default-route address in the SDP, SIP from loopback.
-        assert_eq!(
-            first_target(at("[fd00::2]:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            first_target(at("127.0.0.99:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            first_target(at("127.0.0.1:7078"), signalling),
-            at("127.0.0.1:7078")
-        );
-        assert_eq!(
-            first_target(at("[::ffff:127.0.0.1]:7078"), signalling),
-            at("[::ffff:127.0.0.1]:7078")
-        );
-        // Without latching the SDP is taken at its word.
-        assert_eq!(
-            first_target(at("127.0.0.99:7078"), None),
-            at("127.0.0.99:7078")
-        );
+        // (SDP address, latching, first target).
+        let cases = [
+            // Linphone: its IPv6 or default-route address in the SDP, SIP from loopback.
+            ("[fd00::2]:7078", signalling, "127.0.0.1:7078"),
+            ("127.0.0.99:7078", signalling, "127.0.0.1:7078"),
+            ("127.0.0.1:7078", signalling, "127.0.0.1:7078"),
+            (
+                "[::ffff:127.0.0.1]:7078",
+                signalling,
+                "[::ffff:127.0.0.1]:7078",
+            ),
+            // Without latching the SDP is taken at its word.
+            ("127.0.0.99:7078", None, "127.0.0.99:7078"),
+        ];
+        for (sdp, latching, expected) in cases {
+            assert_eq!(first_target(at(sdp), latching), at(expected), "{sdp}");
+        }
     }
 }

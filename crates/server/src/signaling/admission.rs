@@ -7,7 +7,7 @@
 use std::time::{Instant, SystemTime};
 
 use dialbridge_conference::ivr::{IvrConfig, TenantId};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use dialbridge_media::{AudioCodec, RtpSession, SrtpKeys};
 use dialbridge_router::Grant;
@@ -38,6 +38,8 @@ pub(super) struct Admission {
     pub keys: Option<SrtpKeys>,
     /// The signalling peer's IP when the call's media latches (symmetric RTP).
     pub latching: Option<IpAddr>,
+    /// Where the call's RTP goes first (`latch::first_target`).
+    pub target: SocketAddr,
     /// The user part of From: the calling number from a trunk, the account from a
     /// softphone.
     pub calling: Option<String>,
@@ -152,6 +154,7 @@ impl Signaling {
             .router
             .symmetric_rtp(trunk)
             .then(|| peer.addr.ip().to_canonical());
+        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
         Ok(Admission {
             session,
             grant,
@@ -159,6 +162,7 @@ impl Signaling {
             negotiated,
             keys,
             latching,
+            target,
             calling,
         })
     }
@@ -171,9 +175,10 @@ impl Signaling {
             codec,
             keys,
             latching,
+            target,
             ..
         } = admission;
-        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, *latching);
+        let target = *target;
         let media = &self.services.media;
         let event = negotiated.telephone_event;
         let opened = match (*latching, keys.clone()) {
@@ -204,10 +209,10 @@ impl Signaling {
             grant,
             negotiated,
             latching,
+            target,
             calling,
             ..
         } = admission;
-        let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
         let session_id = u64::from(rand::random::<u32>());
         if let Err(e) = session.bind_media(rtp.local_addr().ip(), rtp.local_port(), session_id) {
             let response = session.reject(session.invite(), &e.into());
@@ -275,9 +280,8 @@ impl Signaling {
             call.session.ring(now + answer_after, now)
         };
         self.respond(&key, response, now);
+        // The 200 or 180 out, the welcome prompt started.
         self.settle(&id, now);
-        // The welcome prompt.
-        self.run_steps(&id, now);
     }
 
     /// The entry IVR's settings for a call to a bridge of `tenant`: conference IDs are

@@ -147,7 +147,8 @@ impl Signaling {
         }
     }
 
-    /// Carries out what a call's session wants, and files its next deadline.
+    /// Carries out what a call's session wants, then what its core wants, and files its
+    /// next deadline.
     pub(super) fn settle(&mut self, id: &DialogId, now: Instant) {
         loop {
             let Some(call) = self.calls.get_mut(id) else {
@@ -175,7 +176,9 @@ impl Signaling {
                 Output::Event(event) => self.handle_session_event(id, event, now),
             }
         }
-        self.rearm(id);
+        // What the session told the core (hold, a new address) is carried out with
+        // whatever else the core has pending; that also files the next deadline.
+        self.run_steps(id, now);
     }
 
     fn handle_session_event(&mut self, id: &DialogId, event: SessionEvent, now: Instant) {
@@ -201,7 +204,6 @@ impl Signaling {
                     remote_rtp.map(|a| dialbridge_media::latch::first_target(a, call.latching));
                 call.core.handle_media_change(hold, remote);
                 tracing::debug!(call_id = %id.call_id, hold, "re-offer answered");
-                self.run_steps(id, now);
             }
             SessionEvent::MustEnd(SessionEnd::NoAck) => {
                 self.hang_up(id, EndCause::NoAck.into(), EndedBy::Timeout, now);

@@ -232,7 +232,6 @@ impl Signaling {
             call.session.handle_timeout(now);
             call.core.handle_timeout(now);
             self.settle(&id, now);
-            self.run_steps(&id, now);
         }
     }
 
