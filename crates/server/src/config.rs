@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::call_flow::MediaTimeouts;
 
 /// The demo deployment of shared/DEMO.md, compiled in so `dialbridge serve` works from
 /// any directory; its relative paths resolve against the repository's fixtures/.
@@ -63,6 +64,11 @@ pub struct SipConfig {
     pub drain_timeout: Duration,
     /// The shortest session interval accepted (RFC 4028 Min-SE).
     pub min_session_expires: u32,
+    /// The session interval the bridge asks for when the caller asks for none.
+    pub session_expires: u32,
+    /// Ask for a session timer (the bridge refreshing) even from callers that do not
+    /// support them, so that one that vanished is found.
+    pub always_session_timer: bool,
     /// The host put in Contact headers towards peers of its address family (the
     /// address trunks reach us on, behind a NAT); other peers get the listener's own.
     pub contact_host: Option<IpAddr>,
@@ -78,6 +84,8 @@ pub struct MediaConfig {
     pub rtp_ports: Range<u16>,
     pub prompts: PathBuf,
     pub welcome_prompt: PathBuf,
+    /// How long a call may receive no RTP or RTCP (active, and on hold) before it ends.
+    pub timeouts: MediaTimeouts,
 }
 
 #[derive(Clone)]
@@ -186,6 +194,14 @@ impl Config {
                 path.display()
             )));
         }
+        if sip.session_expires < sip.min_session_expires.max(90) {
+            return Err(Error::Config(format!(
+                "{}: [sip] session_expires ({}) is below min_session_expires ({}) or RFC 4028's 90 s",
+                path.display(),
+                sip.session_expires,
+                sip.min_session_expires
+            )));
+        }
         let media = raw.media;
         let [start, end] = media.rtp_ports;
         if start % 2 != 0 || end <= start || end - start < 2 {
@@ -210,6 +226,8 @@ impl Config {
                 answer_after: Duration::from_millis(sip.answer_after_ms),
                 drain_timeout: Duration::from_millis(sip.drain_timeout_ms),
                 min_session_expires: sip.min_session_expires,
+                session_expires: sip.session_expires,
+                always_session_timer: sip.always_session_timer,
                 contact_host: sip.contact_host,
             },
             media: MediaConfig {
@@ -218,6 +236,10 @@ impl Config {
                 rtp_ports: start..end + 1,
                 prompts,
                 welcome_prompt: welcome,
+                timeouts: MediaTimeouts {
+                    active: Duration::from_millis(media.inactivity_timeout_ms),
+                    held: Duration::from_millis(media.hold_timeout_ms),
+                },
             },
             admin: AdminConfig {
                 listen: raw.admin.listen,
@@ -329,6 +351,10 @@ struct RawSip {
     drain_timeout_ms: u64,
     #[serde(default = "default_min_se")]
     min_session_expires: u32,
+    #[serde(default = "default_session_expires")]
+    session_expires: u32,
+    #[serde(default = "default_true")]
+    always_session_timer: bool,
     contact_host: Option<IpAddr>,
 }
 
@@ -354,6 +380,14 @@ fn default_min_se() -> u32 {
     90
 }
 
+fn default_session_expires() -> u32 {
+    1800
+}
+
+fn default_true() -> bool {
+    true
+}
+
 fn default_drain_ms() -> u64 {
     30_000
 }
@@ -365,6 +399,18 @@ struct RawMedia {
     address6: Option<Ipv6Addr>,
     rtp_ports: [u16; 2],
     welcome_prompt: String,
+    #[serde(default = "default_media_timeout_ms")]
+    inactivity_timeout_ms: u64,
+    #[serde(default = "default_hold_timeout_ms")]
+    hold_timeout_ms: u64,
+}
+
+fn default_media_timeout_ms() -> u64 {
+    MediaTimeouts::default().active.as_millis() as u64
+}
+
+fn default_hold_timeout_ms() -> u64 {
+    MediaTimeouts::default().held.as_millis() as u64
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,8 @@ pub enum EndCause {
     ShuttingDown,
     /// The session timer ran out without a refresh (RFC 4028 §10).
     SessionExpired,
+    /// No RTP or RTCP came from the caller for the media timeout.
+    MediaTimeout,
     /// No ACK came for our 200 OK (RFC 3261 §13.3.1.4).
     NoAck,
     /// The call could not join the meeting's mix.
@@ -203,6 +205,7 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 Some(DRAIN_RETRY_AFTER_SECS),
             ),
             E::SessionExpired => (408, TIMEOUT, "SIP;cause=408;text=\"session expired\"", None),
+            E::MediaTimeout => (408, TIMEOUT, "SIP;cause=408;text=\"no media\"", None),
             E::NoAck => (
                 408,
                 TIMEOUT,
@@ -342,7 +345,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 30] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 31] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -461,6 +464,12 @@ mod tests {
                 EndCause::SessionExpired.into(),
                 408,
                 "SIP;cause=408;text=\"session expired\"",
+                None,
+            ),
+            (
+                EndCause::MediaTimeout.into(),
+                408,
+                "SIP;cause=408;text=\"no media\"",
                 None,
             ),
             (

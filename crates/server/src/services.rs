@@ -25,6 +25,8 @@ pub struct Services {
     pub prompts: Prompts,
     pub directory: Directory,
     pub ivr: IvrConfig,
+    /// How long a call may stay silent (no RTP, no RTCP) before it is ended.
+    pub media_timeouts: crate::call_flow::MediaTimeouts,
     /// The meetings in progress.
     pub conferences: Conferences,
     /// "There are N people in the meeting."
@@ -103,6 +105,7 @@ impl Services {
             prompts,
             directory,
             ivr: config.ivr.clone(),
+            media_timeouts: config.media.timeouts,
             guard: Mutex::new(GuessGuard::new(GuardConfig::default())),
         }))
     }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dialbridge_conference::Digit;
 use dialbridge_conference::dtmf::{
@@ -17,7 +17,7 @@ use dialbridge_media::{Activity, PlayDone, RoomId, RtpSession};
 use dialbridge_sip::dialog::DialogId;
 use tokio::sync::mpsc;
 
-use super::{Audio, CallReport};
+use super::{Audio, CallReport, Liveness};
 use crate::conferences::ToMember;
 use crate::metrics::{DtmfFailure, QUALITY_INTERVAL, QualityReporter, QualityView};
 use crate::services::Services;
@@ -54,6 +54,8 @@ pub(crate) enum MediaEvent {
     JoinFailed,
     /// A telephone-event payload that does not parse (counted, nothing else).
     Malformed,
+    /// No RTP or RTCP came for this long: the caller is gone.
+    Silent(Duration),
 }
 
 /// The call's line to its media task.
@@ -107,6 +109,7 @@ pub(crate) fn spawn(
         ),
         reports,
         quality: Some(quality),
+        liveness: Liveness::new(services.media_timeouts, Instant::now()),
     };
     let handle = tokio::spawn(task.run(rx, meeting_rx, inbound));
     MediaLink {
@@ -128,6 +131,8 @@ struct Task {
     reports: mpsc::Sender<CallReport>,
     /// Publishes the session's loss and jitter; taken for the last publish on drop.
     quality: Option<QualityReporter>,
+    /// Whether the caller still sends anything.
+    liveness: Liveness,
 }
 
 impl Task {
@@ -203,7 +208,10 @@ impl Task {
                 }
                 _ = quality_tick.tick() => {
                     self.publish_quality();
-                    None
+                    let stats = self.session.stats();
+                    self.liveness
+                        .observe(stats.received + stats.rtcp_received, Instant::now())
+                        .map(MediaEvent::Silent)
                 }
             };
             if let Some(event) = event {
@@ -237,6 +245,7 @@ impl Task {
             MediaCommand::SetSending(sending) => {
                 tracing::debug!(call_id = %self.id.call_id, held = !sending, "hold state changed");
                 self.session.set_sending(sending);
+                self.liveness.set_held(!sending, Instant::now());
             }
             MediaCommand::SetRemote(remote) => self.session.set_remote(remote),
             MediaCommand::SetMuted(muted) => self.session.set_muted(muted),

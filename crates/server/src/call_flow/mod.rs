@@ -4,11 +4,13 @@
 //! RTP session.
 
 mod core;
+mod liveness;
 pub(crate) mod media;
 #[cfg(test)]
 mod tests;
 
 pub use self::core::{Audio, CallCore, Step};
+pub use self::liveness::{Liveness, MediaTimeouts};
 
 use dialbridge_conference::Digit;
 use dialbridge_conference::directory::ConferenceInfo;

@@ -13,6 +13,7 @@ use crate::call_flow::{CallReport, Step};
 use crate::cdr::EndedBy;
 use crate::conferences::MemberInfo;
 use crate::metrics::DtmfFailure;
+use crate::refusal::EndCause;
 
 impl Signaling {
     /// What the tasks working for a call reported.
@@ -36,6 +37,11 @@ impl Signaling {
                 MediaEvent::Meeting(message) => call.core.handle_meeting(message),
                 MediaEvent::JoinFailed => call.core.handle_join_failed(),
                 MediaEvent::Malformed => count_malformed(&services),
+                MediaEvent::Silent(silence) => {
+                    tracing::info!(call_id = %id.call_id, ?silence, "no media from the caller: ending the call");
+                    self.hang_up(&id, EndCause::MediaTimeout.into(), EndedBy::Timeout, now);
+                    return;
+                }
             },
             CallReport::Lookup { result, found, .. } => {
                 if result == LookupResult::NotFound {

@@ -481,3 +481,46 @@ async fn admission_decides_without_opening_a_port_and_refuses_in_types() {
     );
     assert_eq!(bench.reserved(), 0, "a refused call holds nothing");
 }
+
+#[tokio::test]
+async fn a_caller_without_timers_gets_one_and_an_unanswered_refresh_ends_the_call() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let ok = call_up(&mut bench, "vanished", "");
+    // The bridge asks for a timer it refreshes itself, without Require (no support).
+    let expires = ok
+        .headers
+        .iter()
+        .find(|h| h.to_string().starts_with("Session-Expires"))
+        .map(ToString::to_string);
+    assert_eq!(
+        expires.as_deref(),
+        Some("Session-Expires: 1800;refresher=uas")
+    );
+    assert!(!ok.to_string().contains("Require: timer"), "{ok}");
+    bench.advance(Duration::from_secs(899));
+    assert!(requests(bench.sent()).is_empty());
+    bench.advance(Duration::from_secs(2));
+    let refresh = requests(bench.sent()).pop().expect("our refresh");
+    assert_eq!(refresh.method, Method::Invite);
+    // The caller vanished: the re-INVITE is retransmitted, then Timer B (64*T1 after
+    // it was sent, a second before the last advance ended).
+    bench.advance(Duration::from_secs(29));
+    assert_eq!(bench.calls(), 1);
+    bench.advance(Duration::from_secs(3));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}
+
+#[tokio::test]
+async fn a_caller_whose_media_stops_is_hung_up() {
+    let mut bench = Bench::new(Duration::from_secs(2));
+    let _ok = call_up(&mut bench, "silent", "");
+    bench.media_reports(MediaEvent::Silent(Duration::from_secs(30)));
+    assert_eq!((bench.calls(), bench.reserved()), (0, 0));
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert_eq!(bye.method, Method::Bye);
+    assert!(reason(&bye).contains("no media"), "{}", reason(&bye));
+    assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}

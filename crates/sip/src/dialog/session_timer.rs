@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 pub struct SessionTimerConfig {
     /// The smallest interval we accept (RFC 4028 §5: at least 90 s); smaller gets 422.
     pub min_se: Duration,
-    /// The interval we propose when the UAC supports timers but asked for none.
+    /// The interval we propose when the UAC asked for none.
     pub default_interval: Duration,
+    /// Run a timer, refreshed by us, even for a UAC that neither asks for one nor
+    /// supports them (§9 lets the UAS): a peer that vanished without a BYE is found at
+    /// the first refresh instead of never.
+    pub always: bool,
 }
 
 impl Default for SessionTimerConfig {
@@ -20,6 +24,7 @@ impl Default for SessionTimerConfig {
         Self {
             min_se: Duration::from_secs(90),
             default_interval: Duration::from_secs(1800),
+            always: false,
         }
     }
 }
@@ -77,7 +82,7 @@ impl SessionTimer {
         }
         let interval = match asked {
             Some((secs, _)) => secs,
-            None if peer_supports => config
+            None if peer_supports || config.always => config
                 .default_interval
                 .as_secs()
                 .max(peer_min.unwrap_or(0))
@@ -385,6 +390,24 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(t.interval(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn always_gives_a_uac_without_timers_one_we_refresh() {
+        let now = Instant::now();
+        let config = SessionTimerConfig {
+            always: true,
+            default_interval: Duration::from_secs(600),
+            ..SessionTimerConfig::default()
+        };
+        let t = SessionTimer::negotiate(&invite(""), &config, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.refresher(), Refresher::Uas);
+        assert_eq!(t.interval(), Duration::from_secs(600));
+        // No Require: timer for a peer that does not support it (§9).
+        assert_eq!(header_values(&t), vec!["Session-Expires: 600;refresher=uas"]);
+        assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(300)));
     }
 
     #[test]
