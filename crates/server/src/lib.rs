@@ -204,12 +204,43 @@ pub async fn run_with_gauges(
         services.router.clone(),
     ));
     let wire = signaling::Wire::Sockets(transports);
-    let signaling = Signaling::new(Arc::new(config), services, wire, gauges, observers);
+    let signaling = Signaling::new(
+        Arc::new(config),
+        services.clone(),
+        wire,
+        gauges.clone(),
+        observers,
+    );
     signaling.run(inbound, shutdown).await;
+    log_what_is_left(&services, &gauges).await;
     reload.abort();
     let _ = admin_stop.send(());
     let _ = admin.await;
     Ok(())
+}
+
+/// Says on the way out what the bridge still held once its calls were dropped: all
+/// zero, or a leak to chase. The calls' media tasks stop asynchronously, so their
+/// sessions are given a moment to close.
+async fn log_what_is_left(services: &Services, gauges: &Gauges) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while services.media.session_count() > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let reserved: u32 = services
+        .router
+        .snapshot()
+        .numbers
+        .iter()
+        .map(|n| n.in_progress)
+        .sum();
+    tracing::info!(
+        calls = gauges.calls.load(std::sync::atomic::Ordering::Relaxed),
+        reserved,
+        media_sessions = services.media.session_count(),
+        rtp_ports = services.media.ports_in_use(),
+        "bridge stopped"
+    );
 }
 
 /// SIGHUP re-reads the configuration file and swaps in its number plan: calls in progress

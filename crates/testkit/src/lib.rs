@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod caller;
+pub mod churn;
 pub mod linphone;
 pub mod netns;
 pub mod ports;

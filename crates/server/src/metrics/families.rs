@@ -28,6 +28,18 @@ impl Collector for MetricsSources {
             "Calls the bridge holds right now.",
             self.calls.calls.load(Ordering::Relaxed),
         )?;
+        gauge(
+            out,
+            "dialbridge_meetings_in_progress",
+            "Meetings with someone in them.",
+            self.calls.meetings.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            out,
+            "dialbridge_meeting_participants",
+            "Calls admitted to a meeting's mix (lobbies not counted).",
+            self.calls.participants.load(Ordering::Relaxed),
+        )?;
         write_router(out, &self.router.snapshot())?;
         write_sip(out, &self.sip)?;
         if let Some(t) = &self.transports {
@@ -138,7 +150,13 @@ fn write_engine(out: &mut DescriptorEncoder<'_>, s: &EngineStats) -> fmt::Result
         "RTP sessions open.",
         s.sessions,
     )?;
-    gauge(out, "dialbridge_media_rooms", "Mixing rooms open.", s.rooms)
+    gauge(out, "dialbridge_media_rooms", "Mixing rooms open.", s.rooms)?;
+    gauge(
+        out,
+        "dialbridge_rtp_ports_in_use",
+        "RTP/RTCP port pairs bound (IPv4 and IPv6).",
+        s.ports_in_use,
+    )
 }
 
 /// The calls' reception quality: jitter over time, and the worst call right now.

@@ -108,9 +108,7 @@ impl Signaling {
         }
         let session_timers = SessionTimerConfig {
             min_se: std::time::Duration::from_secs(u64::from(config.sip.min_session_expires)),
-            default_interval: std::time::Duration::from_secs(u64::from(
-                config.sip.session_expires,
-            )),
+            default_interval: std::time::Duration::from_secs(u64::from(config.sip.session_expires)),
             always: config.sip.always_session_timer,
         };
         let (reports_tx, reports) = mpsc::channel(1024);

@@ -406,7 +406,10 @@ mod tests {
         assert_eq!(t.refresher(), Refresher::Uas);
         assert_eq!(t.interval(), Duration::from_secs(600));
         // No Require: timer for a peer that does not support it (§9).
-        assert_eq!(header_values(&t), vec!["Session-Expires: 600;refresher=uas"]);
+        assert_eq!(
+            header_values(&t),
+            vec!["Session-Expires: 600;refresher=uas"]
+        );
         assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(300)));
     }
 
