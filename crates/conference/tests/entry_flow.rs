@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dialbridge_conference::Digit;
 use dialbridge_conference::dtmf::{CallDtmf, encode_telephone_event, signal};
-use dialbridge_conference::guard::{CallerKey, GuardConfig, GuessGuard};
+use dialbridge_conference::guard::{CallerKey, GuardConfig, GuessGuard, PinEntry};
 use dialbridge_conference::ivr::{
     Action, ConferenceId, ConferenceKey, Ivr, IvrConfig, LookupResult, PinResult, PromptId, Role,
     TenantId,
@@ -155,7 +155,8 @@ impl Caller {
                     self.ivr.handle_lookup_result(r, self.now);
                 }
                 Action::VerifyPin { conference, pin } => {
-                    let r = if !guard.pin_entry_allowed(&self.key, &conference, self.now) {
+                    let entry = guard.pin_entry(&self.key, &conference, self.now);
+                    let r = if entry == PinEntry::Refused {
                         PinResult::Refused
                     } else if ORGANISERS.iter().any(|(t, id, p, _)| {
                         *t == conference.tenant.as_str()

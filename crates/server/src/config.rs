@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::call_flow::MediaTimeouts;
+use dialbridge_conference::guard::GuardConfig;
 
 /// The demo deployment of shared/DEMO.md, compiled in so `dialbridge serve` works from
 /// any directory; its relative paths resolve against the repository's fixtures/.
@@ -33,6 +34,8 @@ pub struct Config {
     pub ivr: IvrConfig,
     pub conference: ConferenceConfig,
     pub directory: DirectoryConfig,
+    /// The guessing guard's thresholds (wrong conference IDs and leader PINs).
+    pub guard: GuardConfig,
     /// The file's text, for the router to parse the number plan from (with line numbers).
     pub text: ConfigText,
 }
@@ -267,6 +270,7 @@ impl Config {
                 database: raw.directory.database,
                 import: raw.directory.import.as_deref().map(resolve),
             },
+            guard: raw.guard.into_config(path)?,
             text: ConfigText(text.to_string()),
         };
         Ok(config)
@@ -317,6 +321,51 @@ struct RawConfig {
     #[serde(default)]
     conference: RawConference,
     directory: RawDirectory,
+    #[serde(default)]
+    guard: RawGuard,
+}
+
+/// `[guard]`: how many wrong conference IDs and PINs before what.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGuard {
+    max_failures_per_caller: u32,
+    max_pin_failures_per_conference: u32,
+    window_s: u64,
+    cooldown_s: u64,
+    attack_delay_ms: u64,
+}
+
+impl Default for RawGuard {
+    fn default() -> Self {
+        let d = GuardConfig::default();
+        RawGuard {
+            max_failures_per_caller: d.max_failures_per_caller,
+            max_pin_failures_per_conference: d.max_pin_failures_per_conference,
+            window_s: d.window.as_secs(),
+            cooldown_s: d.cooldown.as_secs(),
+            attack_delay_ms: d.attack_delay.as_millis() as u64,
+        }
+    }
+}
+
+impl RawGuard {
+    fn into_config(self, path: &Path) -> Result<GuardConfig, Error> {
+        if self.max_failures_per_caller == 0 || self.max_pin_failures_per_conference == 0 {
+            return Err(Error::Config(format!(
+                "{}: [guard] thresholds must be at least 1",
+                path.display()
+            )));
+        }
+        Ok(GuardConfig {
+            max_failures_per_caller: self.max_failures_per_caller,
+            max_pin_failures_per_conference: self.max_pin_failures_per_conference,
+            window: Duration::from_secs(self.window_s),
+            cooldown: Duration::from_secs(self.cooldown_s),
+            attack_delay: Duration::from_millis(self.attack_delay_ms),
+            ..GuardConfig::default()
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -537,6 +586,26 @@ mod tests {
             err.to_string().contains(&format!("x/demo.toml:{line}:")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn timeouts_and_guard_thresholds_have_defaults_and_can_be_set() {
+        let demo = Config::demo().unwrap();
+        assert_eq!(demo.media.timeouts, MediaTimeouts::default());
+        assert!(demo.sip.always_session_timer);
+        assert_eq!(demo.guard, GuardConfig::default());
+        let text = DEMO_CONFIG
+            .replace("max_failures_per_caller = 10", "max_failures_per_caller = 4")
+            .replace("attack_delay_ms = 3000", "attack_delay_ms = 500");
+        let c = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap();
+        assert_eq!(c.guard.max_failures_per_caller, 4);
+        assert_eq!(c.guard.attack_delay, Duration::from_millis(500));
+        let zero = text.replace("max_failures_per_caller = 4", "max_failures_per_caller = 0");
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &zero).unwrap_err();
+        assert!(err.to_string().contains("[guard]"), "{err}");
+        let short = DEMO_CONFIG.replace("session_expires = 1800", "session_expires = 60");
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &short).unwrap_err();
+        assert!(err.to_string().contains("session_expires"), "{err}");
     }
 
     #[test]

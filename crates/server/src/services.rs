@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
-use dialbridge_conference::guard::{CallerKey, GuardConfig, GuessGuard};
+use dialbridge_conference::guard::{CallerKey, GuardRecord, GuessGuard, PinEntry};
 use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
 use dialbridge_conference::directory::{Directory, Provider};
@@ -37,6 +37,8 @@ pub struct Services {
     pub cdrs: CdrStore,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
+    /// The guard's changed counters, to the one thread that writes them in order.
+    guard_writes: std::sync::mpsc::Sender<Vec<GuardRecord>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -73,6 +75,16 @@ impl Services {
                 .import_csv(file, &Provider::dialbridge())
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
+        // The guard's counters from before a restart: a guesser is not forgiven.
+        let mut guard = GuessGuard::new(config.guard);
+        let stored = directory.guard_records().map_err(|e| {
+            Error::Config(format!(
+                "{}: [directory] database (guard counters): {e}",
+                config.path.display()
+            ))
+        })?;
+        guard.restore(stored, Instant::now(), SystemTime::now());
+        let guard_writes = guard_writer(directory.clone(), config.guard.window);
         let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
             Error::Config(format!(
                 "{}: [admin] cdr_database {}: {e}",
@@ -106,7 +118,8 @@ impl Services {
             directory,
             ivr: config.ivr.clone(),
             media_timeouts: config.media.timeouts,
-            guard: Mutex::new(GuessGuard::new(GuardConfig::default())),
+            guard: Mutex::new(guard),
+            guard_writes,
         }))
     }
 
@@ -116,10 +129,14 @@ impl Services {
             .is_none_or(|g| g.id_entry_allowed(caller, Instant::now()))
     }
 
-    /// Whether `caller` may try the leader PIN of `conference`.
-    pub fn guard_allows_pin(&self, caller: &CallerKey, conference: &ConferenceKey) -> bool {
-        self.guard()
-            .is_none_or(|g| g.pin_entry_allowed(caller, conference, Instant::now()))
+    /// Whether `caller` may try the leader PIN of `conference`, and after how long.
+    pub fn guard_pin_entry(&self, caller: &CallerKey, conference: &ConferenceKey) -> PinEntry {
+        self.guard().map_or(
+            PinEntry::Check {
+                delay: Duration::ZERO,
+            },
+            |g| g.pin_entry(caller, conference, Instant::now()),
+        )
     }
 
     /// Counts a conference ID that was not found.
@@ -127,6 +144,16 @@ impl Services {
         if let Some(mut g) = self.guard() {
             g.handle_wrong_id(caller, Instant::now());
             while g.poll_event().is_some() {} // the guard logs its own security events
+            self.store_guard(&mut g);
+        }
+    }
+
+    /// Hands the guard's changed counters to their writer (taken under the guard's
+    /// lock, so they reach the file in the order they changed).
+    fn store_guard(&self, guard: &mut GuessGuard) {
+        let records = guard.take_changes(Instant::now(), SystemTime::now());
+        if !records.is_empty() {
+            let _ = self.guard_writes.send(records);
         }
     }
 
@@ -144,6 +171,7 @@ impl Services {
                 PinResult::Refused | PinResult::Failed => {}
             }
             while g.poll_event().is_some() {}
+            self.store_guard(&mut g);
         }
     }
 
@@ -152,6 +180,29 @@ impl Services {
     fn guard(&self) -> Option<std::sync::MutexGuard<'_, GuessGuard>> {
         self.guard.lock().ok()
     }
+}
+
+/// The thread that writes the guard's counters to the directory's file, one batch
+/// after another; it ends when the services are dropped.
+fn guard_writer(
+    directory: Directory,
+    window: Duration,
+) -> std::sync::mpsc::Sender<Vec<GuardRecord>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<GuardRecord>>();
+    std::thread::Builder::new()
+        .name("guard-writer".into())
+        .spawn(move || {
+            for records in rx {
+                if let Err(e) = directory.save_guard_records(&records, SystemTime::now(), window) {
+                    tracing::warn!(error = %e, "the guessing guard's counters were not stored");
+                }
+            }
+        })
+        .map_or_else(
+            |e| tracing::warn!(error = %e, "no guard writer: counters stay in memory"),
+            drop,
+        );
+    tx
 }
 
 /// A quiet, slow arpeggio that loops without a seam: lobby music that needs no file
@@ -189,5 +240,57 @@ impl Prompts {
     /// The prompt for `id` (every id is loaded at start-up).
     pub fn get(&self, id: PromptId) -> Option<Arc<Prompt>> {
         self.by_id.get(&id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::metrics::Gauges;
+
+    #[tokio::test]
+    async fn a_locked_out_caller_stays_locked_out_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!("dialbridge-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("directory.sqlite");
+        let _ = std::fs::remove_file(&file);
+        let mut config = crate::testing::demo_config();
+        config.directory.database = file.to_string_lossy().into_owned();
+        config.guard.max_failures_per_caller = 3;
+        let guesser = CallerKey("telco-a/+15550001111".into());
+        let other = CallerKey("telco-a/+15550002222".into());
+
+        let services = Services::start(&config, Arc::new(Gauges::default())).unwrap();
+        for _ in 0..3 {
+            services.guard_wrong_id(&guesser);
+        }
+        assert!(!services.guard_allows_id(&guesser));
+        // The counters are written off the task: wait (bounded) for the lock-out to land.
+        let end = Instant::now() + Duration::from_secs(10);
+        let locked = |s: &Services| {
+            s.directory
+                .guard_records()
+                .unwrap()
+                .iter()
+                .any(|r| r.blocked_until.is_some())
+        };
+        while !locked(&services) {
+            assert!(
+                Instant::now() < end,
+                "the guard's counters were never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(services);
+
+        let restarted = Services::start(&config, Arc::new(Gauges::default())).unwrap();
+        assert!(
+            !restarted.guard_allows_id(&guesser),
+            "forgiven by a restart"
+        );
+        assert!(restarted.guard_allows_id(&other));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

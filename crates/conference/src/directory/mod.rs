@@ -9,6 +9,7 @@
 
 mod bulk;
 mod error;
+mod guard_store;
 mod pin_hash;
 mod schema;
 mod types;

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::DirectoryError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -30,6 +30,16 @@ const MIGRATIONS: &[&str] = &[
     // the bridge's default (`[conference] join_leave_tones`).
     "ALTER TABLE organisers ADD COLUMN join_leave_tones INTEGER
         CHECK (join_leave_tones IN (0, 1));",
+    // 2 -> 3: the guessing guard's counters, so a restart does not forgive a guesser.
+    // Times are milliseconds since the Unix epoch.
+    "CREATE TABLE guard_counters (
+        scope            TEXT    NOT NULL CHECK (scope IN ('caller', 'conference')),
+        key              TEXT    NOT NULL,
+        failures         INTEGER NOT NULL CHECK (failures >= 0),
+        window_start_ms  INTEGER NOT NULL,
+        blocked_until_ms INTEGER,
+        PRIMARY KEY (scope, key)
+    ) STRICT;",
 ];
 
 /// The directory's schema: NORMAL durability, because an admin can import again
@@ -81,7 +91,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             migrate(&conn),
-            Err(DirectoryError::SchemaTooNew { found: 3, known: 2 })
+            Err(DirectoryError::SchemaTooNew { found: 4, known: 3 })
         ));
     }
 

@@ -224,6 +224,7 @@ impl Signaling {
             latching,
         ));
         let id = session.dialog().id().clone();
+        let asserted = asserted_user(session.invite());
         tracing::info!(
             call_id = %id.call_id,
             number = %grant.number(),
@@ -236,12 +237,14 @@ impl Signaling {
             media = %target,
             "call admitted"
         );
-        // The guessing defence counts per caller: the calling number as the trunk gave it.
+        // The guessing defence counts per caller, keyed on what the caller cannot choose
+        // freely: the trunk, and the identity it asserts (RFC 3325) or passes as the
+        // calling number; a softphone's proven account.
         let caller = dialbridge_conference::guard::CallerKey(format!(
             "{}/{}",
             grant.trunk_name(),
-            calling
-                .clone()
+            asserted
+                .or_else(|| calling.clone())
                 .unwrap_or_else(|| peer.addr.ip().to_string())
         ));
         let calling = calling.unwrap_or_default();
@@ -392,6 +395,21 @@ impl Signaling {
         };
         LocalAddress::new("dialbridge", local, transport)
     }
+}
+
+/// The user part of the first P-Asserted-Identity (RFC 3325): the caller's identity as
+/// a trusted trunk asserts it.
+fn asserted_user(request: &rsip::Request) -> Option<String> {
+    let value = request.headers.iter().find_map(|h| match h {
+        Header::Other(name, value) if name.eq_ignore_ascii_case("P-Asserted-Identity") => {
+            Some(value.as_str())
+        }
+        _ => None,
+    })?;
+    let first = value.split(',').next()?;
+    NameAddr::parse(first.trim())
+        .ok()
+        .and_then(|a| a.uri.user().map(str::to_owned))
 }
 
 /// The user part of the From URI: the calling number from a trunk, the account from a

@@ -4,6 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use dialbridge_conference::guard::PinEntry;
 use dialbridge_conference::ivr::{LookupResult, PinResult};
 use dialbridge_sip::dialog::DialogId;
 
@@ -112,18 +113,25 @@ impl Signaling {
                     });
                 }
                 Step::VerifyPin { conference, pin } => {
-                    if !services.guard_allows_pin(&call.caller, &conference) {
-                        services
-                            .conferences
-                            .dtmf_failures
-                            .count(DtmfFailure::LockedOut);
-                        call.core.handle_pin(PinResult::Refused, now);
-                        continue;
-                    }
+                    let delay = match services.guard_pin_entry(&call.caller, &conference) {
+                        PinEntry::Refused => {
+                            services
+                                .conferences
+                                .dtmf_failures
+                                .count(DtmfFailure::LockedOut);
+                            call.core.handle_pin(PinResult::Refused, now);
+                            continue;
+                        }
+                        PinEntry::Check { delay } => delay,
+                    };
                     let directory = services.directory.clone();
                     let reports = self.reports_tx.clone();
                     let id = id.clone();
                     tokio::spawn(async move {
+                        // A conference under attack: every check waits, none is refused.
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         let key = conference.clone();
                         let answer = tokio::task::spawn_blocking(move || {
                             directory.verify_pin(&key.tenant, &key.id, &pin)

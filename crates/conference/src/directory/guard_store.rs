@@ -1,0 +1,155 @@
+//! The guessing guard's counters in the directory's file: written as they change,
+//! read back at start, so that a restart forgives no guesser and lifts no lock-out.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Directory, DirectoryError, corrupt};
+use crate::guard::{CallerKey, GuardRecord, GuardScope};
+use crate::ivr::{ConferenceId, ConferenceKey, TenantId};
+
+impl Directory {
+    /// Every stored counter.
+    pub fn guard_records(&self) -> Result<Vec<GuardRecord>, DirectoryError> {
+        let conn = self.lock()?;
+        let mut statement = conn.prepare(
+            "SELECT scope, key, failures, window_start_ms, blocked_until_ms FROM guard_counters",
+        )?;
+        let rows = statement.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (scope, key, failures, window_start, blocked_until) = row?;
+            records.push(GuardRecord {
+                scope: scope_from(&scope, &key)?,
+                failures,
+                window_start: from_ms(window_start),
+                blocked_until: blocked_until.map(from_ms),
+            });
+        }
+        Ok(records)
+    }
+
+    /// Writes changed counters (one with no failures and no block is deleted) and
+    /// drops those whose window and block both ended before `now` less `window`.
+    pub fn save_guard_records(
+        &self,
+        records: &[GuardRecord],
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<(), DirectoryError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        for record in records {
+            let (scope, key) = scope_key(&record.scope);
+            if record.failures == 0 && record.blocked_until.is_none() {
+                tx.prepare_cached("DELETE FROM guard_counters WHERE scope = ?1 AND key = ?2")?
+                    .execute((scope, &key))?;
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO guard_counters
+                     (scope, key, failures, window_start_ms, blocked_until_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (scope, key) DO UPDATE SET failures = ?3,
+                     window_start_ms = ?4, blocked_until_ms = ?5",
+            )?
+            .execute((
+                scope,
+                &key,
+                record.failures,
+                to_ms(record.window_start),
+                record.blocked_until.map(to_ms),
+            ))?;
+        }
+        let now_ms = to_ms(now);
+        tx.prepare_cached(
+            "DELETE FROM guard_counters
+             WHERE window_start_ms < ?1 AND COALESCE(blocked_until_ms, 0) < ?2",
+        )?
+        .execute((now_ms - to_ms(UNIX_EPOCH + window), now_ms))?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn scope_key(scope: &GuardScope) -> (&'static str, String) {
+    match scope {
+        GuardScope::Caller(c) => ("caller", c.0.clone()),
+        // Conference IDs are digits: the last `/` splits the two.
+        GuardScope::Conference(c) => ("conference", format!("{}/{}", c.tenant, c.id)),
+    }
+}
+
+fn scope_from(scope: &str, key: &str) -> Result<GuardScope, DirectoryError> {
+    match scope {
+        "caller" => Ok(GuardScope::Caller(CallerKey(key.to_string()))),
+        "conference" => {
+            let (tenant, id) = key
+                .rsplit_once('/')
+                .ok_or(DirectoryError::Corrupt("guard_counters.key"))?;
+            Ok(GuardScope::Conference(ConferenceKey {
+                tenant: TenantId::new(tenant.to_string()),
+                id: ConferenceId::parse(id).map_err(corrupt("guard_counters.key"))?,
+            }))
+        }
+        _ => Err(DirectoryError::Corrupt("guard_counters.scope")),
+    }
+}
+
+fn to_ms(t: SystemTime) -> i64 {
+    let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(scope: GuardScope, failures: u32, at: SystemTime) -> GuardRecord {
+        GuardRecord {
+            scope,
+            failures,
+            window_start: at,
+            blocked_until: None,
+        }
+    }
+
+    #[test]
+    fn counters_are_written_read_back_and_cleared() {
+        let dir = Directory::open(":memory:").unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let conference = ConferenceKey {
+            tenant: TenantId::new("contoso"),
+            id: ConferenceId::parse("123456789").unwrap(),
+        };
+        let mut blocked = record(GuardScope::Caller(CallerKey("telco-a/+1".into())), 0, now);
+        blocked.blocked_until = Some(now + Duration::from_secs(900));
+        let counted = record(GuardScope::Conference(conference.clone()), 4, now);
+        let window = Duration::from_secs(600);
+        dir.save_guard_records(&[blocked.clone(), counted.clone()], now, window)
+            .unwrap();
+        let mut back = dir.guard_records().unwrap();
+        back.sort_by_key(|r| r.failures);
+        assert_eq!(back, vec![blocked.clone(), counted.clone()]);
+
+        // A counter back at nothing is deleted; one long past is swept.
+        let cleared = record(GuardScope::Conference(conference), 0, now);
+        let later = now + Duration::from_secs(500);
+        dir.save_guard_records(&[cleared], later, window).unwrap();
+        assert_eq!(dir.guard_records().unwrap(), vec![blocked.clone()]);
+        dir.save_guard_records(&[], now + Duration::from_secs(2000), window)
+            .unwrap();
+        assert!(dir.guard_records().unwrap().is_empty());
+    }
+}
