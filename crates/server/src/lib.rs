@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 pub mod logging;
 mod meeting_view;
+pub mod plan_edits;
 pub mod metrics;
 mod refusal;
 mod services;
