@@ -72,6 +72,8 @@ pub struct SipConfig {
     /// Ask for a session timer (the bridge refreshing) even from callers that do not
     /// support them, so that one that vanished is found.
     pub always_session_timer: bool,
+    /// When new calls are shed with 503 before any work.
+    pub shed: crate::signaling::ShedConfig,
     /// The host put in Contact headers towards peers of its address family (the
     /// address trunks reach us on, behind a NAT); other peers get the listener's own.
     pub contact_host: Option<IpAddr>,
@@ -231,6 +233,10 @@ impl Config {
                 min_session_expires: sip.min_session_expires,
                 session_expires: sip.session_expires,
                 always_session_timer: sip.always_session_timer,
+                shed: crate::signaling::ShedConfig {
+                    max_call_rate: sip.max_call_rate,
+                    max_backlog: sip.shed_backlog,
+                },
                 contact_host: sip.contact_host,
             },
             media: MediaConfig {
@@ -404,6 +410,10 @@ struct RawSip {
     session_expires: u32,
     #[serde(default = "default_true")]
     always_session_timer: bool,
+    #[serde(default)]
+    max_call_rate: u32,
+    #[serde(default = "default_shed_backlog")]
+    shed_backlog: usize,
     contact_host: Option<IpAddr>,
 }
 
@@ -431,6 +441,10 @@ fn default_min_se() -> u32 {
 
 fn default_session_expires() -> u32 {
     1800
+}
+
+fn default_shed_backlog() -> usize {
+    crate::signaling::ShedConfig::default().max_backlog
 }
 
 fn default_true() -> bool {
@@ -595,7 +609,10 @@ mod tests {
         assert!(demo.sip.always_session_timer);
         assert_eq!(demo.guard, GuardConfig::default());
         let text = DEMO_CONFIG
-            .replace("max_failures_per_caller = 10", "max_failures_per_caller = 4")
+            .replace(
+                "max_failures_per_caller = 10",
+                "max_failures_per_caller = 4",
+            )
             .replace("attack_delay_ms = 3000", "attack_delay_ms = 500");
         let c = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap();
         assert_eq!(c.guard.max_failures_per_caller, 4);

@@ -135,6 +135,8 @@ pub struct SipCounters {
     pub malformed: AtomicU64,
     pub overloaded: AtomicU64,
     pub retransmissions_absorbed: AtomicU64,
+    /// New calls shed (503 before any work); counted by the signaling task itself.
+    pub shed: AtomicU64,
 }
 
 impl SipCounters {

@@ -61,6 +61,9 @@ pub enum EndCause {
     SoftphonesNotAccepted,
     /// The transaction layer holds as many transactions as it may.
     SipOverloaded,
+    /// New calls arrive faster than the bridge takes them (the call rate, or the
+    /// signaling task is behind): shed before any work.
+    Overloaded,
     /// A SIP INFO whose DTMF body does not parse.
     MalformedDtmfInfo,
     /// The answer to an offer of ours (in the ACK of an offerless re-INVITE) does not
@@ -259,6 +262,12 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "SIP;cause=503;text=\"too many transactions\"",
                 Some(5),
             ),
+            E::Overloaded => (
+                503,
+                UNAVAILABLE,
+                "SIP;cause=503;text=\"bridge overloaded\"",
+                Some(2),
+            ),
             E::MalformedDtmfInfo => (
                 400,
                 "Bad Request",
@@ -345,7 +354,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 31] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 32] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -513,6 +522,12 @@ mod tests {
                 503,
                 "SIP;cause=503;text=\"too many transactions\"",
                 Some(5),
+            ),
+            (
+                EndCause::Overloaded.into(),
+                503,
+                "SIP;cause=503;text=\"bridge overloaded\"",
+                Some(2),
             ),
             (
                 EndCause::MalformedDtmfInfo.into(),

@@ -316,6 +316,12 @@ fn write_sip(out: &mut DescriptorEncoder<'_>, sip: &SipCounters) -> fmt::Result 
             &sip.overloaded,
         ),
         (
+            "dialbridge_sip_calls_shed",
+            "New calls answered 503 before any work: past the call rate, or the \
+             signaling task behind.",
+            &sip.shed,
+        ),
+        (
             "dialbridge_sip_retransmissions_absorbed",
             "Request retransmissions absorbed by a server transaction.",
             &sip.retransmissions_absorbed,

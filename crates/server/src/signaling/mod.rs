@@ -9,11 +9,13 @@
 mod admission;
 mod call;
 mod in_dialog;
+mod shed;
 mod steps;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+pub use shed::ShedConfig;
 pub use wire::Wire;
 
 use std::collections::{BTreeSet, HashMap};
@@ -80,6 +82,10 @@ pub struct Signaling {
     /// Call records being committed; their wire work comes back as reports.
     records_pending: usize,
     observers: Observers,
+    /// Sheds new calls past the call rate or while the task is behind.
+    shedder: shed::Shedder,
+    /// Messages waiting in the task's queue behind the one being handled.
+    backlog: usize,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -111,6 +117,7 @@ impl Signaling {
             default_interval: std::time::Duration::from_secs(u64::from(config.sip.session_expires)),
             always: config.sip.always_session_timer,
         };
+        let shed = config.sip.shed;
         let (reports_tx, reports) = mpsc::channel(1024);
         let (records_tx, records) = mpsc::channel(1024);
         Signaling {
@@ -131,6 +138,8 @@ impl Signaling {
             gauges,
             dropped: 0,
             draining: false,
+            shedder: shed::Shedder::new(shed, Instant::now()),
+            backlog: 0,
             records_pending: 0,
             observers,
         }
@@ -166,7 +175,10 @@ impl Signaling {
             };
             tokio::select! {
                 received = inbound.recv() => match received {
-                    Some(received) => self.handle_received(received, Instant::now()),
+                    Some(received) => {
+                        self.backlog = inbound.len();
+                        self.handle_received(received, Instant::now());
+                    }
                     None => break,
                 },
                 Some(report) = self.reports.recv() => self.handle_call_report(report, Instant::now()),
@@ -276,10 +288,22 @@ impl Signaling {
                     Err(_) => received.peer,
                 };
                 message::fields::set_received_rport(&mut request, received.peer.addr);
+                if is_new_call(&request) && !self.shedder.admit(now, self.backlog) {
+                    self.shed(&request, peer);
+                    return;
+                }
                 self.layer.handle_request(request, peer, now);
             }
             SipMessage::Response(response) => self.layer.handle_response(response, now),
         }
+    }
+
+    /// A new call past what the bridge takes now: 503 with Retry-After, statelessly
+    /// (a retransmission gets the same), before any transaction or routing work.
+    fn shed(&mut self, request: &rsip::Request, peer: PeerAddr) {
+        self.observers.sip.shed.fetch_add(1, Ordering::Relaxed);
+        let response = refusal::refuse(request, EndCause::Overloaded);
+        let _ = self.wire.send(&peer, message::encode(&response.into()));
     }
 
     /// A message rsip (with our repairs) could not read: answer it if it is a request
@@ -407,6 +431,17 @@ pub(crate) fn media_codec(
     payload_type: u8,
 ) -> Option<dialbridge_media::AudioCodec> {
     dialbridge_media::AudioCodec::from_rtpmap(codec.name, codec.clock_rate, payload_type)
+}
+
+/// An INVITE outside any dialog (no To tag): a call that would start.
+fn is_new_call(request: &rsip::Request) -> bool {
+    use rsip::prelude::HeadersExt;
+    request.method == Method::Invite
+        && request
+            .to_header()
+            .ok()
+            .and_then(|to| to.tag().ok().flatten())
+            .is_none()
 }
 
 #[cfg(test)]
