@@ -16,7 +16,7 @@ use dialbridge_router::Router;
 use crate::Error;
 use crate::cdr::CdrStore;
 use crate::conferences::{Conferences, MeetingSettings};
-use crate::config::{Config, IvrConfig};
+use crate::config::{Config, IvrConfig, NonceSecret};
 
 /// The shared services.
 pub struct Services {
@@ -35,6 +35,9 @@ pub struct Services {
     pub cdrs: CdrStore,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
+    /// The key of the digest nonces (configured, or generated once and kept in the CDR
+    /// database). A secret: `Services`' Debug leaves it out.
+    pub nonce_secret: Vec<u8>,
 }
 
 impl std::fmt::Debug for Services {
@@ -78,6 +81,7 @@ impl Services {
                 config.admin.cdr_database
             ))
         })?;
+        let nonce_secret = nonce_secret(config, &cdrs)?;
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}",
@@ -104,6 +108,7 @@ impl Services {
             directory,
             ivr: config.ivr.clone(),
             guard: Mutex::new(GuessGuard::new(GuardConfig::default())),
+            nonce_secret,
         }))
     }
 
@@ -148,6 +153,39 @@ impl Services {
     /// than every call failing; the panic itself is logged where it happened).
     fn guard(&self) -> Option<std::sync::MutexGuard<'_, GuessGuard>> {
         self.guard.lock().ok()
+    }
+}
+
+/// The digest nonce key: given in the configuration, read from the file it names, or
+/// generated on the first start and kept in the CDR database, so restarts keep it.
+fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
+    match &config.auth.nonce_secret {
+        Some(NonceSecret::Value(value)) => Ok(value.as_bytes().to_vec()),
+        Some(NonceSecret::File { path, line }) => {
+            let fault = |what: &str| {
+                Error::Config(format!(
+                    "{}:{line}: [auth] nonce_secret_file {}: {what}",
+                    config.path.display(),
+                    path.display()
+                ))
+            };
+            let mut bytes = std::fs::read(path).map_err(|e| fault(&e.to_string()))?;
+            // A key written by `echo` or an editor ends in a newline that is no part of it.
+            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                bytes.pop();
+            }
+            if bytes.len() < 16 {
+                return Err(fault("holds fewer than 16 bytes"));
+            }
+            Ok(bytes)
+        }
+        None => cdrs.secret("digest-nonce").map_err(|e| {
+            Error::Config(format!(
+                "{}: [admin] cdr_database {} (the nonce secret is kept there): {e}",
+                config.path.display(),
+                config.admin.cdr_database
+            ))
+        }),
     }
 }
 
