@@ -226,3 +226,51 @@ impl Prompts {
         self.by_id.get(&id).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NonceSecret;
+
+    fn with_secret(secret: Option<NonceSecret>) -> Config {
+        let mut config = crate::testing::demo_config();
+        config.auth.nonce_secret = secret;
+        config
+    }
+
+    #[test]
+    fn the_nonce_secret_comes_from_the_config_a_file_or_the_cdr_database() {
+        let cdrs = CdrStore::open(":memory:").unwrap();
+        let value = NonceSecret::Value("0123456789abcdef".into());
+        let config = with_secret(Some(value));
+        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), b"0123456789abcdef");
+
+        let path =
+            std::env::temp_dir().join(format!("dialbridge-nonce-{}.key", std::process::id()));
+        std::fs::write(&path, "a key of the operator's, shared\n").unwrap();
+        let file = |path: &std::path::Path| NonceSecret::File {
+            path: path.to_path_buf(),
+            line: 42,
+        };
+        let config = with_secret(Some(file(&path)));
+        assert_eq!(
+            nonce_secret(&config, &cdrs).unwrap(),
+            b"a key of the operator's, shared"
+        );
+        std::fs::write(&path, "short\n").unwrap();
+        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        assert!(
+            err.contains("demo.toml:42: [auth] nonce_secret_file"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        assert!(err.contains("demo.toml:42:"), "{err}");
+
+        // Neither: made once, the same on the next start.
+        let config = with_secret(None);
+        let made = nonce_secret(&config, &cdrs).unwrap();
+        assert_eq!(made.len(), 32);
+        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), made);
+    }
+}

@@ -28,8 +28,9 @@ const NONCE_LEN: usize = 16 + 2 * NONCE_SALT_LEN + 2 * NONCE_MAC_LEN;
 /// Where the MAC starts in a nonce.
 const NONCE_MAC_AT: usize = 16 + 2 * NONCE_SALT_LEN;
 
-/// A request's credentials and what they must match.
-#[derive(Debug, Clone, Copy)]
+/// A request's credentials and what they must match. Its Debug leaves the
+/// `Authorization` value out (it holds the response and the nonce).
+#[derive(Clone, Copy)]
 pub struct Attempt<'a> {
     /// The request's method.
     pub method: &'a str,
@@ -39,6 +40,17 @@ pub struct Attempt<'a> {
     pub authorization: &'a str,
     /// Where the request came from (the socket's peer, never a header).
     pub source: IpAddr,
+}
+
+impl std::fmt::Debug for Attempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempt")
+            .field("method", &self.method)
+            .field("request_uri", &self.request_uri)
+            .field("authorization", &"***")
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 /// The outcome of [`Authenticator::verify`].

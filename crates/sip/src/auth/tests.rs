@@ -889,6 +889,22 @@ fn after_a_restart_nonces_of_before_are_challenged_again() {
 }
 
 #[test]
+fn an_attempt_prints_without_its_credentials() {
+    let header = demo().challenge(t0(), false, false);
+    let header = respond(&header, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
+    let attempt = Attempt {
+        method: "INVITE",
+        request_uri: URI,
+        authorization: &header,
+        source: SOURCE,
+    };
+    let text = format!("{attempt:?}");
+    assert!(
+        !text.contains(&param(&header, "response")) && !text.contains(&param(&header, "nonce"))
+    );
+}
+
+#[test]
 fn the_state_keeps_its_secret() {
     let mut given = MemoryAuthState::new(AuthPolicy::default(), Some(b"shared".to_vec()));
     assert_eq!(given.nonce_secret().unwrap(), b"shared");
