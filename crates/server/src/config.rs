@@ -357,6 +357,17 @@ fn auth_config(
             return Err(fault(key, "must be above zero"));
         }
     }
+    // Beyond these a setting is a mistake (and the clocks' arithmetic stays far from
+    // overflow).
+    for (key, value, most) in [
+        ("nonce_lifetime_s", raw.nonce_lifetime_s, 86_400),
+        ("failure_window_s", raw.failure_window_s, 86_400),
+        ("lockout_s", raw.lockout_s, 7 * 86_400),
+    ] {
+        if value > most {
+            return Err(fault(key, &format!("must be at most {most}")));
+        }
+    }
     // The recent failures of each subject are kept one by one.
     if raw.max_failures > 1000 {
         return Err(fault("max_failures", "must be at most 1000"));
@@ -734,6 +745,10 @@ mod tests {
         let line = auth_line();
         for (lines, message) in [
             ("max_failures = 0", "max_failures must be above zero"),
+            (
+                "lockout_s = 99999999999",
+                "lockout_s must be at most 604800",
+            ),
             ("nonce_secret = \"short\"", "at least 16 bytes"),
         ] {
             let err = with_auth(lines).unwrap_err().to_string();

@@ -397,7 +397,9 @@ impl Authenticator {
         };
         // Without qop there is no count: such a nonce is good once.
         let count = qop.map_or(u32::MAX, |(_, _, count)| count);
-        let expires = issued + self.nonce_lifetime;
+        // No overflow for a lifetime from a validated configuration; a nonce that cannot
+        // expire would only be remembered until the cap forgets it.
+        let expires = issued.checked_add(self.nonce_lifetime).unwrap_or(issued);
         match state.use_nonce(nonce, issued, expires, count, now) {
             NonceUse::Fresh => Verdict::Authenticated {
                 user: user.to_owned(),

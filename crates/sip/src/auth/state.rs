@@ -282,7 +282,11 @@ impl AuthState for MemoryAuthState {
             return None;
         }
         failures.recent.clear();
-        let until = now + lockout;
+        // A lock-out too long for the clock lasts as long as the clock goes.
+        let until = now
+            .checked_add(lockout)
+            .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
+            .unwrap_or(now);
         failures.locked_until = Some(until);
         Some(until)
     }
