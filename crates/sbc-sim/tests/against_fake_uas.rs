@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use dialbridge_media::{Codec, RtpView};
-use dialbridge_sip::auth::{Authenticator, Verdict};
+use dialbridge_sip::auth::{Attempt, AuthPolicy, Authenticator, MemoryAuthState, Verdict};
 use sbc_sim::audio_check::{self, Expectation};
 use sbc_sim::call::{self, CallConfig, Quiet};
 use sbc_sim::dtmf::DtmfMode;
@@ -186,6 +186,7 @@ async fn sip_loop(
     let me = sip.local_addr().unwrap();
     let mut auth = Authenticator::new("dialbridge", b"test-secret", Duration::from_secs(60));
     auth.add_password("alice", "alice-secret", false);
+    let mut auth_state = MemoryAuthState::new(AuthPolicy::default(), None);
     let mut buf = vec![0u8; 65536];
     let mut invite_text = String::new();
     let mut acked = false;
@@ -237,8 +238,15 @@ async fn sip_loop(
                     }
                     _ => {
                         if let Some(value) = header(&msg, "Authorization") {
+                            let ruri = msg.split(' ').nth(1).unwrap_or("");
+                            let attempt = Attempt {
+                                method: "INVITE",
+                                request_uri: ruri,
+                                authorization: value,
+                                source: from.ip(),
+                            };
                             let ok = matches!(
-                                auth.verify("INVITE", value, SystemTime::now()),
+                                auth.verify(&mut auth_state, &attempt, SystemTime::now()),
                                 Verdict::Authenticated { .. }
                             );
                             log.lock().unwrap().authenticated = Some(ok);

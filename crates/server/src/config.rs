@@ -1,5 +1,5 @@
 //! The server's configuration file: the sections the server owns ([sip], [media],
-//! [admin], [softphones] accounts, [ivr], [directory]). The number plan's sections are
+//! [admin], [softphones] accounts, [auth], [ivr], [directory]). The number plan's sections are
 //! parsed and validated by `dialbridge-router`. Every fault names the file and the line.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -31,6 +31,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub admin: AdminConfig,
     pub softphones: SoftphoneConfig,
+    pub auth: AuthConfig,
     pub ivr: IvrConfig,
     pub conference: ConferenceConfig,
     pub directory: DirectoryConfig,
@@ -140,6 +141,82 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// Digest authentication of softphones: nonces, replay memory and lock-outs.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// How long a nonce is accepted after its challenge.
+    pub nonce_lifetime: Duration,
+    /// Failed attempts of one source address, or one user, within `failure_window`
+    /// that lock it out.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    /// How long a lock-out lasts (403, no challenge).
+    pub lockout: Duration,
+    /// Most sources and users tracked by the lock-out counters.
+    pub max_tracked: usize,
+    /// Most nonces remembered against replay.
+    pub max_nonces: usize,
+    /// Where the nonce secret comes from; `None`: generated once and kept in the CDR
+    /// database.
+    pub nonce_secret: Option<NonceSecret>,
+}
+
+/// The nonce secret as configured. Nodes behind one load balancer need the same one.
+#[derive(Clone)]
+pub enum NonceSecret {
+    /// Given in the file (`nonce_secret`).
+    Value(String),
+    /// Read from a file at start (`nonce_secret_file`); `line` is where the key is, for
+    /// messages.
+    File { path: PathBuf, line: usize },
+}
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NonceSecret::Value(_) => f.write_str("Value(***)"),
+            NonceSecret::File { path, line } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("line", line)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    // The secret stays out; a file's path is not a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = match &self.nonce_secret {
+            None => "generated".to_string(),
+            Some(NonceSecret::Value(_)) => "***".to_string(),
+            Some(NonceSecret::File { path, .. }) => path.display().to_string(),
+        };
+        f.debug_struct("AuthConfig")
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("max_failures", &self.max_failures)
+            .field("failure_window", &self.failure_window)
+            .field("lockout", &self.lockout)
+            .field("max_tracked", &self.max_tracked)
+            .field("max_nonces", &self.max_nonces)
+            .field("nonce_secret", &secret)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// The policy of the SIP crate's lock-out counters and replay memory.
+    pub fn policy(&self) -> dialbridge_sip::auth::AuthPolicy {
+        dialbridge_sip::auth::AuthPolicy {
+            max_failures: self.max_failures,
+            window: self.failure_window,
+            lockout: self.lockout,
+            max_tracked: self.max_tracked,
+            max_nonces: self.max_nonces,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IvrConfig {
     pub first_digit_timeout: Duration,
@@ -215,6 +292,7 @@ impl Config {
                 path.display()
             )));
         }
+        let auth = auth_config(path, text, raw.auth, &resolve)?;
         let welcome = resolve(&media.welcome_prompt);
         let prompts = welcome
             .parent()
@@ -262,6 +340,7 @@ impl Config {
                 realm: raw.softphones.realm,
                 accounts: raw.softphones.account,
             },
+            auth,
             ivr: IvrConfig {
                 first_digit_timeout: Duration::from_millis(raw.ivr.first_digit_timeout_ms),
                 inter_digit_timeout: Duration::from_millis(raw.ivr.inter_digit_timeout_ms),
@@ -281,6 +360,92 @@ impl Config {
         };
         Ok(config)
     }
+}
+
+/// The [auth] section, checked: every count and duration above zero, at most one
+/// source of the secret, a given secret of at least 16 bytes.
+fn auth_config(
+    path: &Path,
+    text: &str,
+    raw: RawAuth,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<AuthConfig, Error> {
+    let fault = |key: &str, message: &str| {
+        let at = match key_line(text, "auth", key) {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        Error::Config(format!("{at}: [auth] {key} {message}"))
+    };
+    for (key, value) in [
+        ("nonce_lifetime_s", raw.nonce_lifetime_s),
+        ("max_failures", u64::from(raw.max_failures)),
+        ("failure_window_s", raw.failure_window_s),
+        ("lockout_s", raw.lockout_s),
+        ("max_tracked", raw.max_tracked as u64),
+        ("max_nonces", raw.max_nonces as u64),
+    ] {
+        if value == 0 {
+            return Err(fault(key, "must be above zero"));
+        }
+    }
+    // Beyond these a setting is a mistake (and the clocks' arithmetic stays far from
+    // overflow).
+    for (key, value, most) in [
+        ("nonce_lifetime_s", raw.nonce_lifetime_s, 86_400),
+        ("failure_window_s", raw.failure_window_s, 86_400),
+        ("lockout_s", raw.lockout_s, 7 * 86_400),
+    ] {
+        if value > most {
+            return Err(fault(key, &format!("must be at most {most}")));
+        }
+    }
+    // The recent failures of each subject are kept one by one.
+    if raw.max_failures > 1000 {
+        return Err(fault("max_failures", "must be at most 1000"));
+    }
+    let nonce_secret = match (raw.nonce_secret, raw.nonce_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(fault(
+                "nonce_secret_file",
+                "and nonce_secret are both set: give one",
+            ));
+        }
+        (Some(value), None) if value.len() < 16 => {
+            return Err(fault("nonce_secret", "must be at least 16 bytes"));
+        }
+        (Some(value), None) => Some(NonceSecret::Value(value)),
+        (None, Some(file)) => Some(NonceSecret::File {
+            path: resolve(&file),
+            line: key_line(text, "auth", "nonce_secret_file").unwrap_or(0),
+        }),
+        (None, None) => None,
+    };
+    Ok(AuthConfig {
+        nonce_lifetime: Duration::from_secs(raw.nonce_lifetime_s),
+        max_failures: raw.max_failures,
+        failure_window: Duration::from_secs(raw.failure_window_s),
+        lockout: Duration::from_secs(raw.lockout_s),
+        max_tracked: raw.max_tracked,
+        max_nonces: raw.max_nonces,
+        nonce_secret,
+    })
+}
+
+/// The line (from 1) of `key = ...` in table `[section]`, for messages about a value
+/// that parsed but does not validate.
+fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside && line.split('=').next().map(str::trim) == Some(key) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// `a/b/../c` as `a/c`: read from the text, not the file system (the path may not
@@ -322,6 +487,8 @@ struct RawConfig {
     media: RawMedia,
     admin: RawAdmin,
     softphones: RawSoftphones,
+    #[serde(default)]
+    auth: RawAuth,
     #[serde(default)]
     ivr: RawIvr,
     #[serde(default)]
@@ -493,6 +660,35 @@ struct RawSoftphones {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    nonce_lifetime_s: u64,
+    max_failures: u32,
+    failure_window_s: u64,
+    lockout_s: u64,
+    max_tracked: usize,
+    max_nonces: usize,
+    nonce_secret: Option<String>,
+    nonce_secret_file: Option<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        let policy = dialbridge_sip::auth::AuthPolicy::default();
+        RawAuth {
+            nonce_lifetime_s: 300,
+            max_failures: policy.max_failures,
+            failure_window_s: policy.window.as_secs(),
+            lockout_s: policy.lockout.as_secs(),
+            max_tracked: policy.max_tracked,
+            max_nonces: policy.max_nonces,
+            nonce_secret: None,
+            nonce_secret_file: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawIvr {
     first_digit_timeout_ms: u64,
     inter_digit_timeout_ms: u64,
@@ -629,5 +825,73 @@ mod tests {
     fn passwords_never_print() {
         let c = Config::demo().unwrap();
         assert!(!format!("{c:?}").contains("alice-secret"));
+    }
+
+    /// The demo with its [auth] section's keys replaced by `lines`.
+    fn with_auth(lines: &str) -> Result<Config, Error> {
+        let mut text = DEMO_CONFIG.to_owned();
+        for key in [
+            "nonce_lifetime_s",
+            "max_failures",
+            "failure_window_s",
+            "lockout_s",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(key))
+                .unwrap()
+                .to_owned();
+            text = text.replacen(&format!("{line}\n"), "", 1);
+        }
+        let text = text.replace("[auth]\n", &format!("[auth]\n{lines}\n"));
+        Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text)
+    }
+
+    /// The line of the first key of the demo's [auth] section.
+    fn auth_line() -> usize {
+        DEMO_CONFIG.lines().position(|l| l == "[auth]").unwrap() + 2
+    }
+
+    #[test]
+    fn auth_defaults_and_overrides() {
+        let a = Config::demo().unwrap().auth;
+        assert_eq!(a.nonce_lifetime, Duration::from_secs(300));
+        assert_eq!(
+            (a.max_failures, a.failure_window, a.lockout),
+            (5, Duration::from_secs(60), Duration::from_secs(900))
+        );
+        assert!(a.nonce_secret.is_none());
+        let a = with_auth("max_failures = 3\nlockout_s = 60\nnonce_secret_file = \"s.key\"")
+            .unwrap()
+            .auth;
+        assert_eq!((a.max_failures, a.lockout), (3, Duration::from_secs(60)));
+        assert!(matches!(a.nonce_secret, Some(NonceSecret::File { line, .. }) if line > 0));
+        let a = with_auth("nonce_secret = \"0123456789abcdef-shared\"")
+            .unwrap()
+            .auth;
+        assert!(!format!("{a:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn auth_faults_name_file_and_line() {
+        let line = auth_line();
+        for (lines, message) in [
+            ("max_failures = 0", "max_failures must be above zero"),
+            (
+                "lockout_s = 99999999999",
+                "lockout_s must be at most 604800",
+            ),
+            ("nonce_secret = \"short\"", "at least 16 bytes"),
+        ] {
+            let err = with_auth(lines).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("x/demo.toml:{line}: ")), "{err}");
+            assert!(err.contains(message), "{err}");
+        }
+        let err = with_auth("lockout_s = \"long\"").unwrap_err().to_string();
+        assert!(err.starts_with(&format!("x/demo.toml:{line}:")), "{err}");
+        let err = with_auth("nonce_secret = \"0123456789abcdef\"\nnonce_secret_file = \"k\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both set"), "{err}");
     }
 }

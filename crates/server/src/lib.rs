@@ -178,9 +178,12 @@ pub async fn run_with_gauges(
     metrics.transports = Some(transports.clone());
     let setup_latency = Arc::new(metrics::setup_latency_histogram());
     metrics.setup_latency = Some(setup_latency.clone());
+    let auth_counters = Arc::new(metrics::AuthCounters::default());
+    metrics.auth = Some(auth_counters.clone());
     let observers = signaling::Observers {
         sip: metrics.sip.clone(),
         setup_latency,
+        auth: auth_counters,
     };
     let admin_state = AdminState::new(
         &config,

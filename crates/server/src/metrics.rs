@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dialbridge_media::MediaEngine;
 use dialbridge_router::Router;
+use dialbridge_sip::auth::{Failure, StaleNonce, Subject};
 use dialbridge_sip::transaction::LayerStats;
 use dialbridge_sip::transport::Transports;
 use prometheus_client::encoding::prometheus_text;
@@ -78,6 +79,8 @@ pub struct MetricsSources {
     pub call_quality: Option<Arc<CallQuality>>,
     /// Failed DTMF entries (wrong IDs and PINs, timeouts, lock-outs, bad events).
     pub dtmf_failures: Option<Arc<DtmfFailures>>,
+    /// Softphone digest authentication (the signaling task counts).
+    pub auth: Option<Arc<AuthCounters>>,
 }
 
 impl MetricsSources {
@@ -93,6 +96,7 @@ impl MetricsSources {
             rtp: None,
             call_quality: None,
             dtmf_failures: None,
+            auth: None,
         }
     }
 
@@ -156,6 +160,78 @@ impl SipCounters {
             &self.retransmissions_absorbed,
             stats.retransmissions_absorbed,
         );
+    }
+}
+
+/// Softphone digest authentication: how attempts ended, and lock-outs. Labels come from
+/// fixed lists (never a user name or an address: those go to the log).
+#[derive(Debug, Default)]
+pub struct AuthCounters {
+    /// Requests whose credentials were accepted.
+    pub authenticated: Counter,
+    /// Requests refused while their source or user was locked out.
+    pub refused_locked: Counter,
+    failures: [Counter; Failure::ALL.len()],
+    /// Right credentials with an expired or a replayed nonce.
+    stale: [Counter; 2],
+    /// Lock-outs started, by source and by user.
+    lockouts: [Counter; 2],
+}
+
+impl AuthCounters {
+    /// Counts a failed attempt.
+    pub fn failure(&self, failure: Failure) {
+        if let Some(i) = Failure::ALL.iter().position(|f| *f == failure)
+            && let Some(c) = self.failures.get(i)
+        {
+            c.inc();
+        }
+    }
+
+    /// Counts a stale nonce.
+    pub fn stale(&self, nonce: StaleNonce) {
+        self.stale[stale_index(nonce)].inc();
+    }
+
+    /// Counts a lock-out started.
+    pub fn lockout(&self, subject: &Subject) {
+        self.lockouts[scope_index(subject)].inc();
+    }
+
+    /// `(reason, count)` of every failure.
+    pub fn failures(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Failure::ALL
+            .iter()
+            .zip(&self.failures)
+            .map(|(f, c)| (f.as_str(), c.get()))
+    }
+
+    /// `(reason, count)` of stale nonces.
+    pub fn stales(&self) -> [(&'static str, u64); 2] {
+        [StaleNonce::Expired, StaleNonce::Replayed]
+            .map(|n| (n.as_str(), self.stale[stale_index(n)].get()))
+    }
+
+    /// `(scope, count)` of lock-outs started.
+    pub fn lockouts(&self) -> [(&'static str, u64); 2] {
+        [
+            ("source", self.lockouts[0].get()),
+            ("user", self.lockouts[1].get()),
+        ]
+    }
+}
+
+fn stale_index(nonce: StaleNonce) -> usize {
+    match nonce {
+        StaleNonce::Expired => 0,
+        StaleNonce::Replayed => 1,
+    }
+}
+
+fn scope_index(subject: &Subject) -> usize {
+    match subject {
+        Subject::Source(_) => 0,
+        Subject::User(_) => 1,
     }
 }
 
@@ -224,6 +300,12 @@ mod tests {
         sources.rtp = Some(quality.rtp.clone());
         sources.call_quality = Some(quality);
         sources.dtmf_failures = Some(failures);
+        let auth = Arc::new(AuthCounters::default());
+        auth.failure(Failure::WrongCredentials);
+        auth.stale(StaleNonce::Replayed);
+        auth.lockout(&Subject::User("alice".into()));
+        auth.refused_locked.inc();
+        sources.auth = Some(auth);
         let text = render(&sources);
         for line in [
             "dialbridge_sip_transactions 9\n",
@@ -241,6 +323,13 @@ mod tests {
             "dialbridge_rtp_packets_lost_total 4\n",
             "dialbridge_dtmf_failures_total{reason=\"wrong_pin\"} 2\n",
             "dialbridge_dtmf_failures_total{reason=\"timeout\"} 0\n",
+            "dialbridge_sip_auth_failures_total{reason=\"wrong_credentials\"} 1\n",
+            "dialbridge_sip_auth_failures_total{reason=\"wrong_uri\"} 0\n",
+            "dialbridge_sip_auth_stale_total{reason=\"replayed\"} 1\n",
+            "dialbridge_sip_auth_lockouts_total{scope=\"user\"} 1\n",
+            "dialbridge_sip_auth_lockouts_total{scope=\"source\"} 0\n",
+            "dialbridge_sip_auth_locked_out_total 1\n",
+            "dialbridge_sip_auth_successes_total 0\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

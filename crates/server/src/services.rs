@@ -16,7 +16,7 @@ use dialbridge_router::Router;
 use crate::Error;
 use crate::cdr::CdrStore;
 use crate::conferences::{Conferences, MeetingSettings};
-use crate::config::{Config, IvrConfig};
+use crate::config::{Config, IvrConfig, NonceSecret};
 
 /// The shared services.
 pub struct Services {
@@ -39,6 +39,9 @@ pub struct Services {
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
     guard_writes: std::sync::mpsc::Sender<Vec<GuardRecord>>,
+    /// The key of the digest nonces (configured, or generated once and kept in the CDR
+    /// database). A secret: `Services`' Debug leaves it out.
+    pub nonce_secret: Vec<u8>,
 }
 
 impl std::fmt::Debug for Services {
@@ -92,6 +95,7 @@ impl Services {
                 config.admin.cdr_database
             ))
         })?;
+        let nonce_secret = nonce_secret(config, &cdrs)?;
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}",
@@ -120,6 +124,7 @@ impl Services {
             media_timeouts: config.media.timeouts,
             guard: Mutex::new(guard),
             guard_writes,
+            nonce_secret,
         }))
     }
 
@@ -203,6 +208,39 @@ fn guard_writer(
             drop,
         );
     tx
+}
+
+/// The digest nonce key: given in the configuration, read from the file it names, or
+/// generated on the first start and kept in the CDR database, so restarts keep it.
+fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
+    match &config.auth.nonce_secret {
+        Some(NonceSecret::Value(value)) => Ok(value.as_bytes().to_vec()),
+        Some(NonceSecret::File { path, line }) => {
+            let fault = |what: &str| {
+                Error::Config(format!(
+                    "{}:{line}: [auth] nonce_secret_file {}: {what}",
+                    config.path.display(),
+                    path.display()
+                ))
+            };
+            let mut bytes = std::fs::read(path).map_err(|e| fault(&e.to_string()))?;
+            // A key written by `echo` or an editor ends in a newline that is no part of it.
+            while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                bytes.pop();
+            }
+            if bytes.len() < 16 {
+                return Err(fault("holds fewer than 16 bytes"));
+            }
+            Ok(bytes)
+        }
+        None => cdrs.secret("digest-nonce").map_err(|e| {
+            Error::Config(format!(
+                "{}: [admin] cdr_database {} (the nonce secret is kept there): {e}",
+                config.path.display(),
+                config.admin.cdr_database
+            ))
+        }),
+    }
 }
 
 /// A quiet, slow arpeggio that loops without a seam: lobby music that needs no file
@@ -292,5 +330,49 @@ mod tests {
         );
         assert!(restarted.guard_allows_id(&other));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    use crate::config::NonceSecret;
+
+    fn with_secret(secret: Option<NonceSecret>) -> Config {
+        let mut config = crate::testing::demo_config();
+        config.auth.nonce_secret = secret;
+        config
+    }
+
+    #[test]
+    fn the_nonce_secret_comes_from_the_config_a_file_or_the_cdr_database() {
+        let cdrs = CdrStore::open(":memory:").unwrap();
+        let value = NonceSecret::Value("0123456789abcdef".into());
+        let config = with_secret(Some(value));
+        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), b"0123456789abcdef");
+
+        let path =
+            std::env::temp_dir().join(format!("dialbridge-nonce-{}.key", std::process::id()));
+        std::fs::write(&path, "a key of the operator's, shared\n").unwrap();
+        let file = |path: &std::path::Path| NonceSecret::File {
+            path: path.to_path_buf(),
+            line: 42,
+        };
+        let config = with_secret(Some(file(&path)));
+        assert_eq!(
+            nonce_secret(&config, &cdrs).unwrap(),
+            b"a key of the operator's, shared"
+        );
+        std::fs::write(&path, "short\n").unwrap();
+        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        assert!(
+            err.contains("demo.toml:42: [auth] nonce_secret_file"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        assert!(err.contains("demo.toml:42:"), "{err}");
+
+        // Neither: made once, the same on the next start.
+        let config = with_secret(None);
+        let made = nonce_secret(&config, &cdrs).unwrap();
+        assert_eq!(made.len(), 32);
+        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), made);
     }
 }

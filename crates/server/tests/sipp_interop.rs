@@ -116,6 +116,13 @@ async fn hold_and_resume_by_reinvite() {
     bridge.stop().await;
 }
 
+/// The digest `uri` must name the Request-URI (RFC 7616 §3.4.6), which sipp's default
+/// (`sip:remote_ip:remote_port`) does not: `-auth_uri` gives it, without the `sip:` sipp
+/// puts in front.
+fn digest_uri(bridge: &TestBridge) -> String {
+    format!("+14255550100@{}", bridge.sip_addr())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn softphone_with_digest_credentials_gets_in() {
     let bridge = TestBridge::start(demo_config()).await;
@@ -126,6 +133,7 @@ async fn softphone_with_digest_credentials_gets_in() {
         "+14255550100",
     )
     .args(&["-au", "alice", "-ap", "alice-secret"])
+    .args(&["-auth_uri", &digest_uri(&bridge)])
     .passes()
     .await;
     bridge.stop().await;
@@ -141,6 +149,7 @@ async fn softphone_with_a_wrong_password_is_forbidden() {
         "+14255550100",
     )
     .args(&["-au", "alice", "-ap", "not-her-password"])
+    .args(&["-auth_uri", &digest_uri(&bridge)])
     .passes()
     .await;
     assert_eq!(bridge.calls_in_progress(), 0);

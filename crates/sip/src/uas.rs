@@ -1,7 +1,7 @@
 //! What a user agent server says before any dialog looks at a request (RFC 3261 §8.2):
 //! who it is, which methods and extensions it speaks, and the answers those facts decide
 //! — 483, 405 with Allow, 420 with Unsupported, the 200 to OPTIONS, 481, 400 naming a
-//! fault, the 401 challenge and 403 of digest authentication.
+//! fault, the 401 challenge and 403 of digest authentication (and of its lock-out).
 
 use rsip::headers::{Accept, Allow, Supported, Unsupported, UntypedHeader};
 use rsip::prelude::*;
@@ -130,6 +130,19 @@ impl Capabilities {
     /// 403: credentials that do not prove who the caller says it is.
     pub fn forbidden(&self, request: &Request) -> Response {
         self.reply(request, 403, Some("Forbidden"))
+    }
+
+    /// 403 during a lock-out after too many failed attempts: no challenge, and a
+    /// Warning (RFC 3261 §20.43, code 399) saying why, for the user of the phone.
+    pub fn locked_out(&self, request: &Request) -> Response {
+        let mut response = self.reply(request, 403, Some("Too Many Failed Attempts"));
+        response
+            .headers
+            .push(Header::Warning(rsip::headers::Warning::new(format!(
+                "399 {} \"Too many failed authentication attempts; try again later\"",
+                self.server
+            ))));
+        response
     }
 
     /// The raw answer to bytes that did not parse as a message, when Via, From, To,

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use dialbridge_sip::auth::{Authenticator, Verdict, respond};
+use dialbridge_sip::auth::{
+    Attempt, AuthPolicy, Authenticator, MemoryAuthState, StaleNonce, Verdict, respond,
+};
 
 fn demo() -> Authenticator {
     let mut a = Authenticator::new("dialbridge", b"demo nonce secret", Duration::from_secs(300));
@@ -14,9 +16,28 @@ fn demo() -> Authenticator {
 
 const URI: &str = "sip:+14255550100@127.0.0.1:5060";
 
+/// One check from 192.0.2.1 of a request for `ruri`.
+fn verify(
+    server: &Authenticator,
+    state: &mut MemoryAuthState,
+    method: &str,
+    ruri: &str,
+    authorization: &str,
+    now: SystemTime,
+) -> Verdict {
+    let attempt = Attempt {
+        method,
+        request_uri: ruri,
+        authorization,
+        source: [192, 0, 2, 1].into(),
+    };
+    server.verify(state, &attempt, now)
+}
+
 #[test]
 fn softphone_flow_challenge_answer_stale_and_again() {
     let server = demo();
+    let mut state = MemoryAuthState::new(AuthPolicy::default(), None);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     // INVITE without credentials from alice: MD5 challenge.
     let challenge = server.challenge(now, false, server.prefers_sha256("alice"));
@@ -31,7 +52,14 @@ fn softphone_flow_challenge_answer_stale_and_again() {
     )
     .unwrap();
     assert_eq!(
-        server.verify("INVITE", &auth, now + Duration::from_millis(40)),
+        verify(
+            &server,
+            &mut state,
+            "INVITE",
+            URI,
+            &auth,
+            now + Duration::from_millis(40)
+        ),
         Verdict::Authenticated {
             user: "alice".into()
         }
@@ -48,14 +76,18 @@ fn softphone_flow_challenge_answer_stale_and_again() {
         2,
     )
     .unwrap();
-    let Verdict::Stale { user } = server.verify("INVITE", &auth, later) else {
+    let Verdict::Stale {
+        user,
+        nonce: StaleNonce::Expired,
+    } = verify(&server, &mut state, "INVITE", URI, &auth, later)
+    else {
         panic!("expected Stale");
     };
     let again = server.challenge(later, true, server.prefers_sha256(&user));
     assert!(again.contains("stale=true"));
     let auth = respond(&again, "alice", "alice-secret", "INVITE", URI, "4f1e", 1).unwrap();
     assert!(matches!(
-        server.verify("INVITE", &auth, later),
+        verify(&server, &mut state, "INVITE", URI, &auth, later),
         Verdict::Authenticated { .. }
     ));
 }
@@ -63,6 +95,7 @@ fn softphone_flow_challenge_answer_stale_and_again() {
 #[test]
 fn sha256_preferring_account_may_answer_either_header() {
     let server = demo();
+    let mut state = MemoryAuthState::new(AuthPolicy::default(), None);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     assert!(server.prefers_sha256("bob"));
     // SHA-256 first, then MD5 for clients that only know MD5.
@@ -83,7 +116,7 @@ fn sha256_preferring_account_may_answer_either_header() {
         )
         .unwrap();
         assert_eq!(
-            server.verify("REGISTER", &auth, now),
+            verify(&server, &mut state, "REGISTER", "sip:127.0.0.1", &auth, now),
             Verdict::Authenticated { user: "bob".into() }
         );
         let wrong = respond(
@@ -97,8 +130,15 @@ fn sha256_preferring_account_may_answer_either_header() {
         )
         .unwrap();
         assert!(matches!(
-            server.verify("REGISTER", &wrong, now),
-            Verdict::Forbidden { .. }
+            verify(
+                &server,
+                &mut state,
+                "REGISTER",
+                "sip:127.0.0.1",
+                &wrong,
+                now
+            ),
+            Verdict::Failed { .. }
         ));
     }
 }

@@ -296,6 +296,23 @@ mod tests {
         assert_eq!(store.count().unwrap(), 2);
     }
 
+    #[test]
+    fn a_secret_is_made_once_and_survives_a_reopen() {
+        let path = std::env::temp_dir().join(format!(
+            "dialbridge-cdr-secret-{}.sqlite",
+            std::process::id()
+        ));
+        let path = path.to_str().unwrap().to_owned();
+        let first = CdrStore::open(&path).unwrap().secret("nonce").unwrap();
+        assert_eq!(first.len(), 32);
+        let store = CdrStore::open(&path).unwrap();
+        assert_eq!(store.secret("nonce").unwrap(), first);
+        assert_ne!(store.secret("other").unwrap(), first);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+
     #[tokio::test]
     async fn record_async_commits_before_it_resolves() {
         let store = CdrStore::open(":memory:").unwrap();

@@ -1,5 +1,6 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
-//! `PRAGMA user_version` and migrated forward on open.
+//! `PRAGMA user_version` and migrated forward on open. Besides the call records it keeps
+//! the bridge's own secrets that must outlive a restart (the digest nonce key).
 
 use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
@@ -7,7 +8,7 @@ use rusqlite::Connection;
 use super::CdrError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -32,6 +33,13 @@ const MIGRATIONS: &[&str] = &[
         charge        TEXT    NOT NULL CHECK (charge IN ('toll', 'toll-free'))
     ) STRICT;
     CREATE INDEX cdrs_by_end ON cdrs (ended_ms, seq);",
+    // 1 -> 2: secrets generated once and kept across restarts (the digest nonce key when
+    // the configuration gives none). This is the one durable file the server owns, so a
+    // restart keeps them without one more path to configure.
+    "CREATE TABLE node_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;",
 ];
 
 /// The CDR schema: FULL durability, because records are billing data and must

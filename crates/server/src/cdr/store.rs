@@ -64,6 +64,22 @@ impl CdrStore {
         })
     }
 
+    /// The secret called `name`, created (32 random bytes) and committed on the first
+    /// ask. Two processes sharing the file agree: the insert keeps the first one.
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>, CdrError> {
+        let conn = self.lock()?;
+        let fresh = rand::random::<[u8; 32]>();
+        conn.execute(
+            "INSERT OR IGNORE INTO node_secrets (name, value) VALUES (?1, ?2)",
+            rusqlite::params![name, fresh.as_slice()],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM node_secrets WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Writes `cdr` and commits. When this returns `Ok`, the record survives a crash of
     /// the process (and, on a file, a power cut: the WAL is synced on commit).
     ///

@@ -17,7 +17,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::{CallQuality, DtmfFailure, MetricsSources, RtpCounters, SipCounters};
+use super::{AuthCounters, CallQuality, DtmfFailure, MetricsSources, RtpCounters, SipCounters};
 
 impl Collector for MetricsSources {
     fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
@@ -74,8 +74,55 @@ impl Collector for MetricsSources {
                 series(&mut family, &[("reason", reason.as_str())], &n)?;
             }
         }
+        if let Some(auth) = &self.auth {
+            write_auth(out, auth)?;
+        }
         Ok(())
     }
+}
+
+/// Softphone digest authentication.
+fn write_auth(out: &mut DescriptorEncoder<'_>, auth: &AuthCounters) -> fmt::Result {
+    counter(
+        out,
+        "dialbridge_sip_auth_successes",
+        "Softphone requests whose digest credentials were accepted.",
+        auth.authenticated.get(),
+    )?;
+    // (name, help, label, (label value, count) of each series)
+    type Family<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, u64)>);
+    let families: [Family<'_>; 3] = [
+        (
+            "dialbridge_sip_auth_failures",
+            "Failed softphone authentication attempts, by reason (each counts towards a lock-out).",
+            "reason",
+            auth.failures().collect(),
+        ),
+        (
+            "dialbridge_sip_auth_stale",
+            "Right credentials with a nonce refused (challenged again with stale=true), by reason.",
+            "reason",
+            auth.stales().to_vec(),
+        ),
+        (
+            "dialbridge_sip_auth_lockouts",
+            "Lock-outs started after too many failed attempts, per source address or per user.",
+            "scope",
+            auth.lockouts().to_vec(),
+        ),
+    ];
+    for (name, help, label, values) in families {
+        let mut family = out.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (value, n) in values {
+            series(&mut family, &[(label, value)], &ConstCounter::new(n))?;
+        }
+    }
+    counter(
+        out,
+        "dialbridge_sip_auth_locked_out",
+        "Softphone requests refused (403, no challenge) during a lock-out.",
+        auth.refused_locked.get(),
+    )
 }
 
 /// The media engine's clock and tables.

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use dialbridge_media::{AudioCodec, RtpSession, SrtpKeys};
 use dialbridge_router::Grant;
 use dialbridge_router::TrunkId;
-use dialbridge_sip::auth::Verdict;
+use dialbridge_sip::auth::{Attempt, Failure, Lockout, Verdict};
 use dialbridge_sip::dialog::LocalAddress;
 use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::rsip::headers::UntypedHeader;
@@ -312,24 +312,41 @@ impl Signaling {
         if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
             return Some(trunk);
         }
+        let source = peer.addr.ip().to_canonical();
+        let wall = Self::wall_clock();
         let from_user = from_user(request);
-        let prefer_sha256 = from_user
-            .as_deref()
-            .is_some_and(|u| self.auth.prefers_sha256(u));
         let authorization = request.headers.iter().find_map(|h| match h {
             Header::Authorization(a) => Some(a.value().to_string()),
             _ => None,
         });
         let Some(authorization) = authorization else {
-            self.challenge(key, request, false, prefer_sha256, now);
+            // A locked-out source (or From user) gets no nonce to try again with.
+            let locked =
+                self.auth
+                    .lockout(self.auth_state.as_mut(), source, from_user.as_deref(), wall);
+            match locked {
+                Some(lockout) => self.refuse_locked(key, request, &lockout, now),
+                None => {
+                    let prefer_sha256 = from_user
+                        .as_deref()
+                        .is_some_and(|u| self.auth.prefers_sha256(u));
+                    self.challenge(key, request, false, prefer_sha256, now);
+                }
+            }
             return None;
         };
-        match self.auth.verify(
-            request.method.to_string().as_str(),
-            &authorization,
-            Self::wall_clock(),
-        ) {
+        let method = request.method.to_string();
+        let request_uri = request.uri.to_string();
+        let attempt = Attempt {
+            method: &method,
+            request_uri: &request_uri,
+            authorization: &authorization,
+            source,
+        };
+        let counters = self.observers.auth.clone();
+        match self.auth.verify(self.auth_state.as_mut(), &attempt, wall) {
             Verdict::Authenticated { user } => {
+                counters.authenticated.inc();
                 tracing::debug!(%user, peer = %peer.addr, "softphone authenticated");
                 match self.services.router.softphone_trunk() {
                     Some(trunk) => Some(trunk),
@@ -340,15 +357,36 @@ impl Signaling {
                     }
                 }
             }
-            Verdict::Stale { user } => {
+            Verdict::Stale { user, nonce } => {
+                counters.stale(nonce);
+                tracing::debug!(%user, peer = %peer.addr, stale = nonce.as_str(), "softphone nonce refused: challenged again");
                 let sha = self.auth.prefers_sha256(&user);
                 self.challenge(key, request, true, sha, now);
                 None
             }
-            Verdict::Forbidden { reason } => {
-                tracing::info!(peer = %peer.addr, reason, "softphone refused");
-                let response = answers::BRIDGE.forbidden(request);
+            Verdict::Failed { failure, lockouts } => {
+                counters.failure(failure);
+                tracing::info!(peer = %peer.addr, from_user = from_user.as_deref().unwrap_or(""), failure = failure.as_str(), "softphone authentication failed");
+                for lockout in &lockouts {
+                    counters.lockout(&lockout.subject);
+                    tracing::warn!(
+                        locked = %lockout.subject,
+                        minutes = self.config.auth.lockout.as_secs() / 60,
+                        "too many failed softphone authentications: locked out"
+                    );
+                }
+                let response = match failure {
+                    // RFC 7616 §3.4.6 (as RFC 2617 §3.2.2.5): the uri names another
+                    // resource than the Request-Line, "SHOULD return a 400".
+                    Failure::WrongUri => answers::BRIDGE
+                        .bad_request(request, "Digest uri does not match the Request-URI"),
+                    _ => answers::BRIDGE.forbidden(request),
+                };
                 self.respond(key, response, now);
+                None
+            }
+            Verdict::LockedOut(lockout) => {
+                self.refuse_locked(key, request, &lockout, now);
                 None
             }
             Verdict::Malformed { reason } => {
@@ -357,6 +395,21 @@ impl Signaling {
                 None
             }
         }
+    }
+
+    /// 403 during a lock-out: no challenge, no hash computed, one debug line (an
+    /// attacker at line rate must not flood the log).
+    fn refuse_locked(
+        &mut self,
+        key: &ServerKey,
+        request: &rsip::Request,
+        lockout: &Lockout,
+        now: Instant,
+    ) {
+        self.observers.auth.refused_locked.inc();
+        tracing::debug!(locked = %lockout.subject, "softphone request refused during a lock-out");
+        let response = answers::BRIDGE.locked_out(request);
+        self.respond(key, response, now);
     }
 
     fn challenge(

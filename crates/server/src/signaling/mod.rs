@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use dialbridge_sip::auth::Authenticator;
+use dialbridge_sip::auth::{AuthState, Authenticator, MemoryAuthState};
 use dialbridge_sip::dialog::{DialogId, SessionTimerConfig};
 use dialbridge_sip::message;
 use dialbridge_sip::rsip::{self, Method, SipMessage};
@@ -51,6 +51,8 @@ pub struct Observers {
     pub sip: Arc<crate::metrics::SipCounters>,
     /// INVITE received to 200 OK sent.
     pub setup_latency: Arc<crate::metrics::Histogram>,
+    /// Softphone authentication outcomes and lock-outs.
+    pub auth: Arc<crate::metrics::AuthCounters>,
 }
 
 /// The signaling task's state.
@@ -61,6 +63,9 @@ pub struct Signaling {
     layer: TransactionLayer<PeerAddr>,
     session_timers: SessionTimerConfig,
     auth: Authenticator,
+    /// Nonce counts, failures and lock-outs: in this process for now, behind the trait a
+    /// shared backend will implement.
+    auth_state: Box<dyn AuthState>,
     calls: HashMap<DialogId, Call>,
     /// The INVITE server transaction of each call not yet confirmed (CANCEL, no-ACK).
     by_invite: HashMap<ServerKey, DialogId>,
@@ -104,10 +109,19 @@ impl Signaling {
         gauges: Arc<Gauges>,
         observers: Observers,
     ) -> Signaling {
+        let mut auth_state =
+            MemoryAuthState::new(config.auth.policy(), Some(services.nonce_secret.clone()))
+                .started_at(Self::wall_clock());
+        // The in-process state cannot fail here; a shared one that did would leave this
+        // node with nonces only it accepts, which is still safe.
+        let secret = auth_state.nonce_secret().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no shared nonce secret: this process makes its own");
+            rand::random::<[u8; 32]>().to_vec()
+        });
         let mut auth = Authenticator::new(
             config.softphones.realm.clone(),
-            &rand::random::<[u8; 32]>(),
-            std::time::Duration::from_secs(300),
+            &secret,
+            config.auth.nonce_lifetime,
         );
         for account in &config.softphones.accounts {
             auth.add_password(&account.user, &account.password, account.sha256);
@@ -127,6 +141,7 @@ impl Signaling {
             layer: TransactionLayer::new(LayerConfig::default()),
             session_timers,
             auth,
+            auth_state: Box::new(auth_state),
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_client: HashMap::new(),
@@ -417,8 +432,8 @@ impl Signaling {
         self.after_record(after, now);
     }
 
-    /// The current time as the authenticator's clock (nonces carry wall-clock time so
-    /// other bridge nodes can check them).
+    /// The current time as the authenticator's clock: nonces and lock-outs carry
+    /// wall-clock time, which nodes sharing them agree on (an `Instant` is per process).
     fn wall_clock() -> SystemTime {
         SystemTime::now()
     }

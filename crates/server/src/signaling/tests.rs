@@ -46,6 +46,7 @@ impl Bench {
         let observers = Observers {
             sip: Arc::default(),
             setup_latency: Arc::new(setup_latency_histogram()),
+            auth: Arc::default(),
         };
         let signaling = Signaling::new(Arc::new(config), services.clone(), wire, gauges, observers);
         Bench {

@@ -1,17 +1,21 @@
 //! SIP digest authentication (RFC 3261 §22.4 on RFC 2617, with SHA-256 from
 //! RFC 7616 as RFC 8760 brings it to SIP): the server side for softphones
-//! ([`Authenticator`]: stateless expiring nonces, [`Verdict`]s) and the client side
-//! for sbc-sim and tests ([`respond`]).
+//! ([`Authenticator`]: expiring MAC'd nonces, [`Verdict`]s; what it remembers — nonce
+//! counts, failures, lock-outs, the nonce secret — behind [`AuthState`]) and the client
+//! side for sbc-sim and tests ([`respond`]).
 //!
 //! Passwords are turned into HA1 when an account is added and never kept, and no
-//! password, HA1 or SDES key ever reaches a log or a `Debug` output.
+//! password, HA1, digest response, nonce secret or SDES key ever reaches a log or a
+//! `Debug` output.
 
 mod client;
 mod params;
 mod server;
+mod state;
 
 pub use client::respond;
-pub use server::{Authenticator, Verdict};
+pub use server::{Attempt, Authenticator, Failure, StaleNonce, Verdict};
+pub use state::{AuthPolicy, AuthState, Lockout, MemoryAuthState, NonceUse, Subject};
 
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
@@ -21,7 +25,7 @@ pub const MAX_HEADER_LEN: usize = 4096;
 /// Most parameters in one such header value.
 pub const MAX_PARAMS: usize = 32;
 
-/// Errors of the client side ([`respond`]).
+/// Errors of the client side ([`respond`]) and of an [`AuthState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// The challenge does not parse.
@@ -33,6 +37,9 @@ pub enum AuthError {
     /// The challenge offers qop values but not `auth`.
     #[error("unsupported qop (only auth)")]
     UnsupportedQop,
+    /// An [`AuthState`] could not give the nonce secret.
+    #[error("authentication state: {0}")]
+    State(String),
 }
 
 /// Digest hash algorithm (RFC 7616 §3.3; RFC 8760 §2.1 for SIP).

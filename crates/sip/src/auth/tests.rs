@@ -1,5 +1,6 @@
 //! Unit tests for digest authentication, with the RFC 2617 and RFC 7616 vectors.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::params::DigestParams;
@@ -17,6 +18,39 @@ fn demo() -> Authenticator {
     a.add_password("alice", "alice-secret", false);
     a.add_password("bob", "bob-secret", true);
     a
+}
+
+const SOURCE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+/// One check with a state of its own, the Request-URI taken from the header: for the
+/// tests of the digest itself. The tests of replay, URIs and lock-outs keep a state.
+fn verify(server: &Authenticator, method: &str, header: &str, now: SystemTime) -> Verdict {
+    let uri = DigestParams::parse(header)
+        .ok()
+        .and_then(|p| p.get("uri").map(str::to_owned))
+        .unwrap_or_else(|| URI.to_owned());
+    let mut state = MemoryAuthState::new(AuthPolicy::default(), None);
+    let attempt = Attempt {
+        method,
+        request_uri: &uri,
+        authorization: header,
+        source: SOURCE,
+    };
+    server.verify(&mut state, &attempt, now)
+}
+
+fn failed(failure: Failure) -> Verdict {
+    Verdict::Failed {
+        failure,
+        lockouts: Vec::new(),
+    }
+}
+
+fn stale(user: &str, nonce: StaleNonce) -> Verdict {
+    Verdict::Stale {
+        user: user.to_owned(),
+        nonce,
+    }
 }
 
 fn authenticated(user: &str) -> Verdict {
@@ -70,17 +104,15 @@ fn rfc2617_worked_example() {
     let mut server = Authenticator::new("testrealm@host.com", b"k", LIFETIME);
     server.add_password("Mufasa", "Circle Of Life", false);
     assert_eq!(
-        server.verify("GET", RFC2617_AUTHORIZATION, t0()),
-        Verdict::Stale {
-            user: "Mufasa".to_owned()
-        }
+        verify(&server, "GET", RFC2617_AUTHORIZATION, t0()),
+        stale("Mufasa", StaleNonce::Expired)
     );
     let mut wrong = Authenticator::new("testrealm@host.com", b"k", LIFETIME);
     wrong.add_password("Mufasa", "Circle of Life", false);
-    assert!(matches!(
-        wrong.verify("GET", RFC2617_AUTHORIZATION, t0()),
-        Verdict::Forbidden { .. }
-    ));
+    assert_eq!(
+        verify(&wrong, "GET", RFC2617_AUTHORIZATION, t0()),
+        failed(Failure::WrongCredentials)
+    );
 }
 
 // RFC 7616 §3.9.1.
@@ -127,14 +159,15 @@ fn round_trip_md5_and_sha256_with_qop() {
         assert!(challenge.contains("qop=\"auth\"") && challenge.contains("realm=\"dialbridge\""));
         let header = respond(&challenge, user, password, "INVITE", URI, "c0ffee", 1).unwrap();
         let later = t0() + Duration::from_secs(2);
-        assert_eq!(server.verify("INVITE", &header, later), authenticated(user));
+        assert_eq!(
+            verify(&server, "INVITE", &header, later),
+            authenticated(user)
+        );
         // The digest covers the method.
-        assert!(matches!(
-            server.verify("REGISTER", &header, later),
-            Verdict::Forbidden {
-                reason: "wrong credentials"
-            }
-        ));
+        assert_eq!(
+            verify(&server, "REGISTER", &header, later),
+            failed(Failure::WrongCredentials)
+        );
     }
 }
 
@@ -162,7 +195,7 @@ fn round_trip_without_qop_rfc2069() {
             .is_none()
     );
     assert_eq!(
-        server.verify("INVITE", &header, t0()),
+        verify(&server, "INVITE", &header, t0()),
         authenticated("alice")
     );
 }
@@ -173,18 +206,21 @@ fn expired_nonce_is_stale_and_rechallenge_says_so() {
     let challenge = server.challenge(t0(), false, false);
     let header = respond(&challenge, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
     assert_eq!(
-        server.verify("INVITE", &header, t0() + LIFETIME),
+        verify(&server, "INVITE", &header, t0() + LIFETIME),
         authenticated("alice")
     );
     assert_eq!(
-        server.verify("INVITE", &header, t0() + LIFETIME + Duration::from_secs(1)),
-        Verdict::Stale {
-            user: "alice".to_owned()
-        }
+        verify(
+            &server,
+            "INVITE",
+            &header,
+            t0() + LIFETIME + Duration::from_secs(1)
+        ),
+        stale("alice", StaleNonce::Expired)
     );
     // A nonce from the future (beyond clock skew) is not trusted either.
     assert!(matches!(
-        server.verify("INVITE", &header, t0() - Duration::from_secs(60)),
+        verify(&server, "INVITE", &header, t0() - Duration::from_secs(60)),
         Verdict::Stale { .. }
     ));
     let again = server.challenge(t0() + LIFETIME * 2, true, false);
@@ -201,22 +237,19 @@ fn wrong_password_unknown_user_and_wrong_realm_are_forbidden() {
             "alice",
             "bob-secret",
             challenge.clone(),
-            "wrong credentials",
+            Failure::WrongCredentials,
         ),
-        ("mallory", "x", challenge.clone(), "unknown user"),
+        ("mallory", "x", challenge.clone(), Failure::UnknownUser),
         (
             "alice",
             "alice-secret",
             challenge.replace("realm=\"dialbridge\"", "realm=\"elsewhere\""),
-            "wrong realm",
+            Failure::WrongRealm,
         ),
     ];
-    for (user, password, challenge, reason) in cases {
+    for (user, password, challenge, failure) in cases {
         let header = respond(&challenge, user, password, "INVITE", URI, "x", 1).unwrap();
-        assert_eq!(
-            server.verify("INVITE", &header, t0()),
-            Verdict::Forbidden { reason }
-        );
+        assert_eq!(verify(&server, "INVITE", &header, t0()), failed(failure));
     }
 }
 
@@ -231,10 +264,8 @@ fn tampered_nonce() {
     let edited = format!("{}{flipped_char}", &nonce[..nonce.len() - 1]);
     let tampered = header.replace(&nonce, &edited);
     assert_eq!(
-        server.verify("INVITE", &tampered, t0()),
-        Verdict::Forbidden {
-            reason: "wrong credentials"
-        }
+        verify(&server, "INVITE", &tampered, t0()),
+        failed(Failure::WrongCredentials)
     );
     // Even the password holder cannot extend a nonce's life by rewriting its time:
     // the MAC no longer fits, so the answer is Stale, never Authenticated.
@@ -245,7 +276,7 @@ fn tampered_nonce() {
     let forged = challenge.replace(&nonce[..16], &later_stamp);
     let header = respond(&forged, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
     assert!(matches!(
-        server.verify("INVITE", &header, t0()),
+        verify(&server, "INVITE", &header, t0()),
         Verdict::Stale { .. }
     ));
     // A nonce from another deployment (other secret) likewise.
@@ -253,7 +284,7 @@ fn tampered_nonce() {
         Authenticator::new("dialbridge", b"other secret", LIFETIME).challenge(t0(), false, false);
     let header = respond(&other, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
     assert!(matches!(
-        server.verify("INVITE", &header, t0()),
+        verify(&server, "INVITE", &header, t0()),
         Verdict::Stale { .. }
     ));
 }
@@ -320,7 +351,7 @@ fn malformed_authorization_values() {
     ];
     for (header, reason) in cases {
         assert_eq!(
-            server.verify("INVITE", &header, t0()),
+            verify(&server, "INVITE", &header, t0()),
             Verdict::Malformed { reason },
             "{header}"
         );
@@ -351,7 +382,7 @@ fn quoting_round_trips_through_respond_and_verify() {
     let header = respond(&challenge, "a\\b", "pw", "INVITE", URI, "q\"uote", 7).unwrap();
     assert!(header.contains("nc=00000007"));
     assert_eq!(
-        server.verify("INVITE", &header, t0()),
+        verify(&server, "INVITE", &header, t0()),
         authenticated("a\\b")
     );
 }
@@ -371,7 +402,7 @@ fn uppercase_response_hex_is_accepted() {
     .unwrap();
     let response = param(&header, "response");
     let upper = header.replace(&response, &response.to_ascii_uppercase());
-    assert_eq!(server.verify("BYE", &upper, t0()), authenticated("alice"));
+    assert_eq!(verify(&server, "BYE", &upper, t0()), authenticated("alice"));
 }
 
 #[test]
@@ -392,7 +423,7 @@ fn precomputed_ha1_accounts_and_sha256_preference() {
     )
     .unwrap();
     assert_eq!(
-        server.verify("INVITE", &header, t0()),
+        verify(&server, "INVITE", &header, t0()),
         authenticated("carol")
     );
     let sha = respond(
@@ -406,15 +437,16 @@ fn precomputed_ha1_accounts_and_sha256_preference() {
     )
     .unwrap();
     assert_eq!(
-        server.verify("INVITE", &sha, t0()),
-        Verdict::Forbidden {
-            reason: "no credentials for this algorithm"
-        }
+        verify(&server, "INVITE", &sha, t0()),
+        failed(Failure::NoCredentialsForAlgorithm)
     );
     let sha_ha1 = Algorithm::Sha256.ha1("carol", "dialbridge", "carol-secret");
     server.add_ha1("carol", Algorithm::Sha256, &sha_ha1, true);
     assert!(server.prefers_sha256("carol"));
-    assert_eq!(server.verify("INVITE", &sha, t0()), authenticated("carol"));
+    assert_eq!(
+        verify(&server, "INVITE", &sha, t0()),
+        authenticated("carol")
+    );
     let demo = demo();
     assert!(
         demo.prefers_sha256("bob") && !demo.prefers_sha256("alice") && !demo.prefers_sha256("eve")
@@ -459,11 +491,435 @@ fn constant_time_eq_compares_bytes() {
     assert!(!constant_time_eq(b"abc", b"abcd"));
 }
 
+// Replay, URIs and lock-outs: one state across requests, time moved by the test.
+
+/// A bridge's view: the demo accounts, one state, and a policy of 5 failures a minute.
+struct Bench {
+    server: Authenticator,
+    state: MemoryAuthState,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench::with_policy(AuthPolicy::default())
+    }
+
+    fn with_policy(policy: AuthPolicy) -> Bench {
+        Bench {
+            server: demo(),
+            state: MemoryAuthState::new(policy, None),
+        }
+    }
+
+    fn check(&mut self, ruri: &str, header: &str, source: IpAddr, now: SystemTime) -> Verdict {
+        let attempt = Attempt {
+            method: "INVITE",
+            request_uri: ruri,
+            authorization: header,
+            source,
+        };
+        self.server.verify(&mut self.state, &attempt, now)
+    }
+
+    /// alice's header for `uri` on a challenge issued at `issued`.
+    fn alice(&self, issued: SystemTime, uri: &str, nc: u32) -> String {
+        let challenge = self.server.challenge(issued, false, false);
+        respond(&challenge, "alice", "alice-secret", "INVITE", uri, "c", nc).unwrap()
+    }
+}
+
+fn source(last: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, last))
+}
+
+#[test]
+fn two_challenges_in_one_microsecond_get_their_own_nonces() {
+    // A nonce is the key of its replay record: two clients must never share one.
+    let server = demo();
+    let nonce = |c: String| param(&c, "nonce");
+    let a = nonce(server.challenge(t0(), false, false));
+    let b = nonce(server.challenge(t0(), false, false));
+    assert_ne!(a, b);
+    assert_eq!(a[..16], b[..16], "the same issue time");
+}
+
+#[test]
+fn the_digest_uri_must_name_the_request_uri() {
+    // Every mismatch is a failure: allow many, so none of them locks alice out.
+    let mut bench = Bench::with_policy(AuthPolicy {
+        max_failures: 100,
+        ..AuthPolicy::default()
+    });
+    let header = bench.alice(t0(), URI, 1);
+    // A captured header sent again for another number: refused, and counted.
+    let other = "sip:+14255550199@127.0.0.1";
+    assert_eq!(
+        bench.check(other, &header, SOURCE, t0()),
+        failed(Failure::WrongUri)
+    );
+    for ruri in [
+        "sip:+14255550100@127.0.0.1:5060",
+        "sips:+14255550100@127.0.0.1",
+        "sip:+14255550100@127.0.0.2",
+        "sip:+14255550100@127.0.0.1;transport=tcp",
+        "tel:+14255550100",
+        "not a uri",
+    ] {
+        assert_eq!(
+            bench.check(ruri, &header, source(2), t0()),
+            failed(Failure::WrongUri),
+            "{ruri}"
+        );
+    }
+    // The same URI written otherwise (RFC 3261 §19.1.4): scheme and host case, a
+    // parameter that need not match.
+    for (i, ruri) in [
+        "SIP:+14255550100@127.0.0.1",
+        "sip:+14255550100@127.0.0.1;ob",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let header = bench.alice(t0(), URI, 1 + i as u32);
+        assert_eq!(
+            bench.check(ruri, &header, source(3), t0()),
+            authenticated("alice"),
+            "{ruri}"
+        );
+    }
+    let named = "sip:conf@Bridge.Example.com";
+    let header = bench.alice(t0(), named, 1);
+    assert_eq!(
+        bench.check("sip:conf@bridge.example.com", &header, source(3), t0()),
+        authenticated("alice")
+    );
+    let header = bench.alice(t0(), "tel:+1-425-555-0100", 1);
+    assert_eq!(
+        bench.check("tel:+14255550100", &header, source(3), t0()),
+        authenticated("alice")
+    );
+}
+
+#[test]
+fn a_nonce_count_must_grow_and_a_replay_is_stale() {
+    let mut bench = Bench::new();
+    let first = bench.alice(t0(), URI, 1);
+    let later = t0() + Duration::from_secs(1);
+    assert_eq!(
+        bench.check(URI, &first, SOURCE, later),
+        authenticated("alice")
+    );
+    // The captured header, sent again: the credentials are right, the count is not new.
+    assert_eq!(
+        bench.check(URI, &first, SOURCE, later),
+        stale("alice", StaleNonce::Replayed)
+    );
+    // The nonce cached by the client with the next count is fine (RFC 7616 §3.4).
+    let cached = format!(
+        "Digest realm=\"dialbridge\", nonce=\"{}\", qop=\"auth\"",
+        param(&first, "nonce")
+    );
+    let again =
+        |cnonce, nc| respond(&cached, "alice", "alice-secret", "INVITE", URI, cnonce, nc).unwrap();
+    let next = again("c", 2);
+    assert_eq!(
+        bench.check(URI, &next, SOURCE, later),
+        authenticated("alice")
+    );
+    let one_again = again("d", 1);
+    assert_eq!(
+        bench.check(URI, &one_again, SOURCE, later),
+        stale("alice", StaleNonce::Replayed)
+    );
+    assert_eq!(
+        bench.check(URI, &next, SOURCE, later),
+        stale("alice", StaleNonce::Replayed)
+    );
+    // A replay is not a failed guess: nothing is locked however often it comes.
+    for _ in 0..10 {
+        bench.check(URI, &first, SOURCE, later);
+    }
+    assert_eq!(
+        bench
+            .server
+            .lockout(&mut bench.state, SOURCE, Some("alice"), later),
+        None
+    );
+}
+
+#[test]
+fn without_qop_a_nonce_is_good_once() {
+    let mut bench = Bench::new();
+    let challenge = bench
+        .server
+        .challenge(t0(), false, false)
+        .replace(", qop=\"auth\"", "");
+    let header = respond(&challenge, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, t0()),
+        authenticated("alice")
+    );
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, t0()),
+        stale("alice", StaleNonce::Replayed)
+    );
+    // Nor may its nonce come back with a count.
+    let with_qop = format!("{challenge}, qop=\"auth\"");
+    let header = respond(&with_qop, "alice", "alice-secret", "INVITE", URI, "x", 7).unwrap();
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, t0()),
+        stale("alice", StaleNonce::Replayed)
+    );
+}
+
+#[test]
+fn an_expired_nonce_is_stale_and_never_remembered() {
+    let mut bench = Bench::new();
+    let header = bench.alice(t0(), URI, 1);
+    let expired = t0() + LIFETIME + Duration::from_secs(1);
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, expired),
+        stale("alice", StaleNonce::Expired)
+    );
+    // A nonce we never issued fails the MAC before it could take room in the cache.
+    let other = Authenticator::new("dialbridge", b"other", LIFETIME).challenge(t0(), false, false);
+    let header = respond(&other, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, t0()),
+        stale("alice", StaleNonce::Expired)
+    );
+    assert_eq!(bench.state.nonces_tracked(), 0);
+}
+
+#[test]
+fn five_failures_a_minute_lock_the_source_and_the_user_out() {
+    let mut bench = Bench::new();
+    let wrong = |bench: &Bench, at| {
+        let challenge = bench.server.challenge(at, false, false);
+        respond(&challenge, "alice", "guess", "INVITE", URI, "x", 1).unwrap()
+    };
+    let mut now = t0();
+    for _ in 0..4 {
+        let header = wrong(&bench, now);
+        assert_eq!(
+            bench.check(URI, &header, SOURCE, now),
+            failed(Failure::WrongCredentials)
+        );
+        now += Duration::from_secs(10);
+    }
+    let header = wrong(&bench, now);
+    let until = now + Duration::from_secs(900);
+    assert_eq!(
+        bench.check(URI, &header, SOURCE, now),
+        Verdict::Failed {
+            failure: Failure::WrongCredentials,
+            lockouts: vec![
+                Lockout {
+                    subject: Subject::Source(SOURCE),
+                    until
+                },
+                Lockout {
+                    subject: Subject::User("alice".into()),
+                    until
+                },
+            ],
+        }
+    );
+    // Locked: even the right password is refused, with no challenge (the caller asks
+    // `lockout` before challenging).
+    let right = bench.alice(now, URI, 1);
+    let locked_source = Verdict::LockedOut(Lockout {
+        subject: Subject::Source(SOURCE),
+        until,
+    });
+    assert_eq!(bench.check(URI, &right, SOURCE, now), locked_source);
+    let almost = until - Duration::from_secs(1);
+    assert!(
+        bench
+            .server
+            .lockout(&mut bench.state, SOURCE, None, almost)
+            .is_some()
+    );
+    // From elsewhere, the user is locked out too.
+    let right = bench.alice(almost, URI, 1);
+    assert_eq!(
+        bench.check(URI, &right, source(9), almost),
+        Verdict::LockedOut(Lockout {
+            subject: Subject::User("alice".into()),
+            until
+        })
+    );
+    // At the end of the lock-out, the right password works again.
+    let right = bench.alice(until, URI, 1);
+    assert_eq!(
+        bench.check(URI, &right, SOURCE, until),
+        authenticated("alice")
+    );
+    assert_eq!(
+        bench
+            .server
+            .lockout(&mut bench.state, SOURCE, Some("alice"), until),
+        None
+    );
+}
+
+#[test]
+fn failures_spread_beyond_the_window_do_not_lock() {
+    let mut bench = Bench::new();
+    let mut now = t0();
+    for _ in 0..20 {
+        let challenge = bench.server.challenge(now, false, false);
+        let header = respond(&challenge, "alice", "guess", "INVITE", URI, "x", 1).unwrap();
+        assert_eq!(
+            bench.check(URI, &header, SOURCE, now),
+            failed(Failure::WrongCredentials)
+        );
+        // Four in any minute at most.
+        now += Duration::from_secs(16);
+    }
+}
+
+#[test]
+fn a_success_does_not_lift_a_lock_of_the_source_for_another_user() {
+    let mut bench = Bench::new();
+    let now = t0();
+    // bob's password guessed at from SOURCE, five times.
+    for _ in 0..5 {
+        let challenge = bench.server.challenge(now, false, false);
+        let header = respond(&challenge, "bob", "guess", "INVITE", URI, "x", 1).unwrap();
+        assert!(matches!(
+            bench.check(URI, &header, SOURCE, now),
+            Verdict::Failed { .. }
+        ));
+    }
+    // alice, from the same source with her right password: still refused...
+    let right = bench.alice(now, URI, 1);
+    assert!(matches!(
+        bench.check(URI, &right, SOURCE, now),
+        Verdict::LockedOut(Lockout {
+            subject: Subject::Source(_),
+            ..
+        })
+    ));
+    // ...and from another source she is in, which lifts nothing for SOURCE.
+    let right = bench.alice(now, URI, 1);
+    assert_eq!(
+        bench.check(URI, &right, source(7), now),
+        authenticated("alice")
+    );
+    assert!(
+        bench
+            .server
+            .lockout(&mut bench.state, SOURCE, None, now)
+            .is_some()
+    );
+}
+
+#[test]
+fn unknown_names_count_against_the_source_only() {
+    let mut bench = Bench::new();
+    for i in 0..4 {
+        let challenge = bench.server.challenge(t0(), false, false);
+        let user = format!("guess{i}");
+        let header = respond(&challenge, &user, "x", "INVITE", URI, "x", 1).unwrap();
+        assert_eq!(
+            bench.check(URI, &header, SOURCE, t0()),
+            failed(Failure::UnknownUser)
+        );
+    }
+    assert_eq!(bench.state.subjects_tracked(), 1);
+}
+
+#[test]
+fn the_tables_are_bounded_and_forgetting_never_admits_a_replay() {
+    let policy = AuthPolicy {
+        max_nonces: 4,
+        max_tracked: 3,
+        ..AuthPolicy::default()
+    };
+    let mut bench = Bench::with_policy(policy);
+    // Ten nonces used (a credentialed client fetching challenges in a loop).
+    let headers: Vec<String> = (0..10)
+        .map(|i| bench.alice(t0() + Duration::from_millis(i), URI, 1))
+        .collect();
+    let now = t0() + Duration::from_secs(1);
+    for h in &headers {
+        assert_eq!(bench.check(URI, h, SOURCE, now), authenticated("alice"));
+    }
+    assert_eq!(bench.state.nonces_tracked(), 4);
+    // The first nonces were forgotten, yet their replay is refused: stale, not in.
+    for h in &headers {
+        assert_eq!(
+            bench.check(URI, h, SOURCE, now),
+            stale("alice", StaleNonce::Replayed)
+        );
+    }
+    // Failures from many sources keep at most three of them.
+    for i in 0..50 {
+        let challenge = bench.server.challenge(now, false, false);
+        let header = respond(&challenge, "mallory", "x", "INVITE", URI, "x", 1).unwrap();
+        bench.check(URI, &header, source(i), now);
+    }
+    assert_eq!(bench.state.subjects_tracked(), 3);
+    // Remembered nonces expire with their lifetime.
+    let fresh = bench.alice(now + LIFETIME * 2, URI, 1);
+    assert_eq!(
+        bench.check(URI, &fresh, SOURCE, now + LIFETIME * 2),
+        authenticated("alice")
+    );
+    assert_eq!(bench.state.nonces_tracked(), 1);
+}
+
+#[test]
+fn after_a_restart_nonces_of_before_are_challenged_again() {
+    // The secret outlives the process; the counts of the old state do not.
+    let mut bench = Bench::new();
+    let before = bench.alice(t0(), URI, 1);
+    let restart = t0() + Duration::from_secs(1);
+    bench.state = MemoryAuthState::new(AuthPolicy::default(), None).started_at(restart);
+    assert_eq!(
+        bench.check(URI, &before, SOURCE, restart),
+        stale("alice", StaleNonce::Replayed)
+    );
+    let after = bench.alice(restart + Duration::from_millis(1), URI, 1);
+    assert_eq!(
+        bench.check(URI, &after, SOURCE, restart),
+        authenticated("alice")
+    );
+}
+
+#[test]
+fn an_attempt_prints_without_its_credentials() {
+    let header = demo().challenge(t0(), false, false);
+    let header = respond(&header, "alice", "alice-secret", "INVITE", URI, "x", 1).unwrap();
+    let attempt = Attempt {
+        method: "INVITE",
+        request_uri: URI,
+        authorization: &header,
+        source: SOURCE,
+    };
+    let text = format!("{attempt:?}");
+    assert!(
+        !text.contains(&param(&header, "response")) && !text.contains(&param(&header, "nonce"))
+    );
+}
+
+#[test]
+fn the_state_keeps_its_secret() {
+    let mut given = MemoryAuthState::new(AuthPolicy::default(), Some(b"shared".to_vec()));
+    assert_eq!(given.nonce_secret().unwrap(), b"shared");
+    assert!(!format!("{given:?}").contains("shared"));
+    let mut own = MemoryAuthState::new(AuthPolicy::default(), None);
+    let secret = own.nonce_secret().unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(own.nonce_secret().unwrap(), secret);
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_authorization_values_never_panic(s in "[Dd]igest[ -~\\t\\r\\n]{0,200}") {
         let server = demo();
-        let verdict = server.verify("INVITE", &s, t0());
+        let verdict = verify(&server, "INVITE", &s, t0());
         let authenticated = matches!(verdict, Verdict::Authenticated { .. });
         proptest::prop_assert!(!authenticated);
         let _ = respond(&s, "u", "p", "INVITE", URI, "c", 1);
