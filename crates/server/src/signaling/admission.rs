@@ -43,6 +43,8 @@ pub(super) struct Admission {
     /// The user part of From: the calling number from a trunk, the account from a
     /// softphone.
     pub calling: Option<String>,
+    /// The account a softphone proved by digest.
+    pub account: Option<String>,
 }
 
 /// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
@@ -78,11 +80,15 @@ impl Signaling {
         peer: PeerAddr,
         now: Instant,
     ) {
-        let Some(trunk) = self.identify(&key, &invite, peer, now) else {
+        let Some((trunk, account)) = self.identify(&key, &invite, peer, now) else {
             return;
         };
         let opened = self
             .admit(invite, trunk, peer, now)
+            .map(|admission| Admission {
+                account,
+                ..admission
+            })
             .and_then(|admission| Ok((self.open_media(&admission)?, admission)));
         match opened {
             Ok((rtp, admission)) => self.start_call(key, admission, rtp, peer, now),
@@ -164,6 +170,7 @@ impl Signaling {
             latching,
             target,
             calling,
+            account: None,
         })
     }
 
@@ -211,6 +218,7 @@ impl Signaling {
             latching,
             target,
             calling,
+            account,
             ..
         } = admission;
         let session_id = u64::from(rand::random::<u32>());
@@ -243,7 +251,8 @@ impl Signaling {
         let caller = dialbridge_conference::guard::CallerKey(format!(
             "{}/{}",
             grant.trunk_name(),
-            asserted
+            account
+                .or(asserted)
                 .or_else(|| calling.clone())
                 .unwrap_or_else(|| peer.addr.ip().to_string())
         ));
@@ -301,16 +310,17 @@ impl Signaling {
     }
 
     /// The trunk a request came over: by source address, else a softphone that proves
-    /// itself by digest. `None` means a challenge or a refusal has been sent.
+    /// itself by digest (with the account it proved). `None` means a challenge or a
+    /// refusal has been sent.
     fn identify(
         &mut self,
         key: &ServerKey,
         request: &rsip::Request,
         peer: PeerAddr,
         now: Instant,
-    ) -> Option<TrunkId> {
+    ) -> Option<(TrunkId, Option<String>)> {
         if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
-            return Some(trunk);
+            return Some((trunk, None));
         }
         let source = peer.addr.ip().to_canonical();
         let wall = Self::wall_clock();
@@ -349,7 +359,7 @@ impl Signaling {
                 counters.authenticated.inc();
                 tracing::debug!(%user, peer = %peer.addr, "softphone authenticated");
                 match self.services.router.softphone_trunk() {
-                    Some(trunk) => Some(trunk),
+                    Some(trunk) => Some((trunk, Some(user))),
                     None => {
                         let response = refusal::refuse(request, EndCause::SoftphonesNotAccepted);
                         self.respond(key, response, now);
