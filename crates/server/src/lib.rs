@@ -193,6 +193,14 @@ pub async fn run_with_gauges(
         Arc::new(LiveConferences(services.clone())),
         metrics,
     )?;
+    // What administrators changed through the API, over the file's plan.
+    let edits = admin_state.edits.clone();
+    edits.reapply(&services.router).map_err(|e| {
+        Error::Config(format!(
+            "{}: [admin] cdr_database (the admin edits are kept there): {e}",
+            config.path.display()
+        ))
+    })?;
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(admin::serve(bound.admin, admin_state, async move {
         let _ = admin_stopped.await;
@@ -206,6 +214,7 @@ pub async fn run_with_gauges(
     let reload = tokio::spawn(reload_on_sighup(
         config.path.clone(),
         services.router.clone(),
+        edits,
     ));
     let wire = signaling::Wire::Sockets(transports);
     let signaling = Signaling::new(
@@ -250,7 +259,11 @@ async fn log_what_is_left(services: &Services, gauges: &Gauges) {
 /// SIGHUP re-reads the configuration file and swaps in its number plan: calls in progress
 /// keep their reservations, new calls see the new plan at once. A file that does not
 /// validate changes nothing (the error is logged with its file and line).
-async fn reload_on_sighup(path: std::path::PathBuf, router: dialbridge_router::Router) {
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    router: dialbridge_router::Router,
+    edits: plan_edits::DurableEdits,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -262,6 +275,13 @@ async fn reload_on_sighup(path: std::path::PathBuf, router: dialbridge_router::R
                 Ok(plan) => {
                     router.replace_plan(plan);
                     tracing::info!(path = %path.display(), "configuration reloaded");
+                    // The admin edits go back on top; conflicts are logged and listed.
+                    let (router, edits) = (router.clone(), edits.clone());
+                    let reapplied =
+                        tokio::task::spawn_blocking(move || edits.reapply(&router)).await;
+                    if let Ok(Err(e)) = reapplied {
+                        tracing::error!(error = %e, "admin edits not re-applied: the file's plan runs");
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "configuration not reloaded"),
             }
@@ -269,7 +289,7 @@ async fn reload_on_sighup(path: std::path::PathBuf, router: dialbridge_router::R
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, router);
+        let _ = (path, router, edits);
         std::future::pending::<()>().await;
     }
 }

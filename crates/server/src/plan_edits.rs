@@ -6,10 +6,97 @@
 //! kept, never dropped: the operator decides.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use dialbridge_router::{E164, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::cdr::{CdrError, CdrStore};
+
+/// The edits, durable in the bridge's file (the CDR database), and the conflicts the
+/// last start or reload found.
+#[derive(Debug, Clone)]
+pub struct DurableEdits {
+    store: CdrStore,
+    conflicts: Arc<Mutex<Vec<Conflict>>>,
+}
+
+impl DurableEdits {
+    /// The edits kept in `store`.
+    pub fn new(store: CdrStore) -> DurableEdits {
+        DurableEdits {
+            store,
+            conflicts: Arc::default(),
+        }
+    }
+
+    /// Applies every kept edit on top of the plan the router has just taken from the
+    /// file (at start and after each reload); returns how many were applied.
+    pub fn reapply(&self, router: &Router) -> Result<usize, CdrError> {
+        let edits = self.load()?;
+        let conflicts = reapply(router, &edits);
+        let applied = edits.len() - conflicts.len();
+        if !edits.is_empty() {
+            tracing::info!(
+                applied,
+                conflicts = conflicts.len(),
+                "admin edits re-applied over the configuration"
+            );
+        }
+        *self
+            .conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = conflicts;
+        Ok(applied)
+    }
+
+    /// Keeps an edit that was just made live; committed when this returns.
+    pub fn record(&self, edit: &PlanEdit) -> Result<(), CdrError> {
+        let (kind, target) = edit.key();
+        self.store
+            .save_plan_edit(kind, &target, edit.value().as_deref(), SystemTime::now())?;
+        // Made live, so no longer in conflict.
+        self.conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|c| c.edit.key() != edit.key());
+        Ok(())
+    }
+
+    /// Every kept edit with its conflict, if any, oldest change first.
+    pub fn views(&self) -> Result<Vec<EditView>, CdrError> {
+        let conflicts = self
+            .conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Ok(self
+            .load()?
+            .iter()
+            .map(|e| EditView::new(e, &conflicts))
+            .collect())
+    }
+
+    fn load(&self) -> Result<Vec<PlanEdit>, CdrError> {
+        let stored = self.store.plan_edits()?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(kind, target, value)| {
+                let edit = PlanEdit::from_parts(&kind, &target, value.as_deref());
+                if edit.is_none() {
+                    tracing::warn!(
+                        kind,
+                        target,
+                        "a stored admin edit this build does not read: left in place"
+                    );
+                }
+                edit
+            })
+            .collect())
+    }
+}
 
 /// One edit; the latest edit of a kind and target replaces the earlier one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -253,7 +253,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 23);
+    assert_eq!(routed.len(), 24);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.

@@ -95,6 +95,13 @@ impl DemoToml {
         self
     }
 
+    /// Replaces every `from` in the file's text with `to`; panics when there is none.
+    pub fn replace(mut self, from: &str, to: &str) -> DemoToml {
+        assert!(self.text.contains(from), "no {from:?} in the config");
+        self.text = self.text.replace(from, to);
+        self
+    }
+
     /// The config file's text.
     pub fn text(&self) -> &str {
         &self.text
@@ -113,6 +120,8 @@ pub struct Serve {
     admin: SocketAddr,
     dir: PathBuf,
     log: PathBuf,
+    /// Leave the directory (its databases) for the next bridge: a restart.
+    keep_files: bool,
 }
 
 impl Serve {
@@ -142,6 +151,7 @@ impl Serve {
             admin,
             dir: dir.to_owned(),
             log,
+            keep_files: false,
         };
         let end = Instant::now() + START_LIMIT;
         loop {
@@ -161,6 +171,36 @@ impl Serve {
                 serve.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the bridge (SIGKILL) and leaves its directory, so that a bridge started on
+    /// it next finds its databases: a restart after a crash.
+    pub fn kill_keeping_files(mut self) {
+        self.keep_files = true;
+    }
+
+    /// `PUT` of a JSON body on the admin API (demo token); the status and the body.
+    pub async fn put_json(&self, path: &str, body: &str) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client");
+        let url = format!("http://{}{path}", self.admin);
+        let sent = client
+            .put(&url)
+            .bearer_auth(DEMO_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
         }
     }
 
@@ -220,6 +260,9 @@ impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.keep_files {
+            return;
+        }
         if std::thread::panicking() {
             eprintln!("the bridge's files are kept in {}", self.dir.display());
         } else {

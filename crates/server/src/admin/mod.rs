@@ -42,6 +42,7 @@ use utoipa::ToSchema;
 use crate::cdr::CdrStore;
 use crate::config::Config;
 use crate::metrics::MetricsSources;
+use crate::plan_edits::DurableEdits;
 
 /// The largest organiser import accepted (100 000 rows of a few hundred bytes).
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
@@ -58,6 +59,8 @@ pub struct AdminState {
     pub metrics: MetricsSources,
     /// The dashboard's event streams.
     pub dashboard: DashboardHub,
+    /// What administrators changed in the plan, kept over reloads and restarts.
+    pub edits: DurableEdits,
 }
 
 impl AdminState {
@@ -73,6 +76,7 @@ impl AdminState {
         Ok(AdminState {
             router,
             directory,
+            edits: DurableEdits::new(cdrs.clone()),
             cdrs,
             token: config.admin.token.clone(),
             live,
@@ -171,6 +175,7 @@ fn routes() -> Routes {
             put(plan::set_bridge_enabled),
         )
         .add(Method::GET, "/api/v1/numbers", get(plan::list_numbers))
+        .add(Method::GET, "/api/v1/plan/edits", get(plan::list_edits))
         .add(
             Method::PUT,
             "/api/v1/numbers/{e164}/assignment",

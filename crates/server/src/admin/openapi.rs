@@ -48,6 +48,7 @@ pub(super) async fn serve() -> axum::Json<Document> {
         plan::assign_number,
         plan::unassign_number,
         plan::set_number_capacity,
+        plan::list_edits,
         organisers::list,
         organisers::export,
         organisers::import,

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared};
 use crate::cdr::{ChargeName, charge_str};
+use crate::plan_edits::{EditView, PlanEdit};
 
 /// List bridges with their load.
 #[utoipa::path(get, path = "/api/v1/bridges",
@@ -91,11 +92,8 @@ pub(super) async fn assign_number(
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
     let Json(Assignment { bridge }) = body?;
-    state
-        .router
-        .assign_number(number, &bridge)
-        .map_err(plan_error)?;
-    tracing::info!(%number, %bridge, "admin: number assigned");
+    let bridge = Some(bridge);
+    edit(&state, PlanEdit::Assignment { number, bridge }).await?;
     number_view(&state, number)
 }
 
@@ -109,8 +107,8 @@ pub(super) async fn unassign_number(
     path: Result<Path<NumberPath>, PathRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
-    state.router.unassign_number(number).map_err(plan_error)?;
-    tracing::info!(%number, "admin: number unassigned");
+    let bridge = None;
+    edit(&state, PlanEdit::Assignment { number, bridge }).await?;
     number_view(&state, number)
 }
 
@@ -125,11 +123,7 @@ pub(super) async fn set_number_capacity(
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
     let Json(Capacity { capacity }) = body?;
-    state
-        .router
-        .set_number_capacity(number, capacity)
-        .map_err(plan_error)?;
-    tracing::info!(%number, capacity, "admin: number capacity set");
+    edit(&state, PlanEdit::NumberCapacity { number, capacity }).await?;
     number_view(&state, number)
 }
 
@@ -144,11 +138,8 @@ pub(super) async fn set_bridge_capacity(
 ) -> Result<Json<BridgeView>, ApiError> {
     let Path(BridgePath { name }) = path?;
     let Json(Capacity { capacity }) = body?;
-    state
-        .router
-        .set_bridge_capacity(&name, capacity)
-        .map_err(plan_error)?;
-    tracing::info!(bridge = %name, capacity, "admin: bridge capacity set");
+    let bridge = name.clone();
+    edit(&state, PlanEdit::BridgeCapacity { bridge, capacity }).await?;
     bridge_by_name(&state, &name)
 }
 
@@ -163,12 +154,43 @@ pub(super) async fn set_bridge_enabled(
 ) -> Result<Json<BridgeView>, ApiError> {
     let Path(BridgePath { name }) = path?;
     let Json(Enabled { enabled }) = body?;
-    state
-        .router
-        .set_bridge_enabled(&name, enabled)
-        .map_err(plan_error)?;
-    tracing::info!(bridge = %name, enabled, "admin: bridge enabled set");
+    let bridge = name.clone();
+    edit(&state, PlanEdit::BridgeEnabled { bridge, enabled }).await?;
     bridge_by_name(&state, &name)
+}
+
+/// The administrators' edits kept over the configuration file, and any the file now
+/// makes impossible.
+#[utoipa::path(get, path = "/api/v1/plan/edits",
+    responses((status = 200, description = "Edits", body = EditList)))]
+pub(super) async fn list_edits(State(state): State<Shared>) -> Result<Json<EditList>, ApiError> {
+    let edits = state.edits.clone();
+    let views = tokio::task::spawn_blocking(move || edits.views())
+        .await
+        .map_err(|e| ApiError::internal("listing the edits", &e))?
+        .map_err(|e| ApiError::internal("listing the edits", &e))?;
+    Ok(Json(EditList { edits: views }))
+}
+
+/// Every kept edit, oldest change first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EditList {
+    edits: Vec<EditView>,
+}
+
+/// Makes `edit` live, then keeps it in the durable file before answering, so that a
+/// reload or a restart keeps it. An edit that is live but could not be kept is a 500
+/// that says so.
+async fn edit(state: &Shared, edit: PlanEdit) -> Result<(), ApiError> {
+    edit.apply(&state.router).map_err(plan_error)?;
+    let edits = state.edits.clone();
+    let kept = edit.clone();
+    tokio::task::spawn_blocking(move || edits.record(&kept))
+        .await
+        .map_err(|e| ApiError::internal("keeping the edit", &e))?
+        .map_err(|e| ApiError::internal("the change is live but was not kept", &e))?;
+    tracing::info!(%edit, "admin: plan edited");
+    Ok(())
 }
 
 /// Every bridge of the plan.

@@ -6,10 +6,12 @@
 //! A record is written for every call the router admitted (that held a capacity grant),
 //! when the call ends; refused calls are counted by the metrics, not recorded here.
 
+mod edits;
 mod schema;
 mod store;
 mod time;
 
+pub use edits::StoredEdit;
 pub use store::CdrStore;
 pub use time::{BadTimestamp, Timestamp};
 

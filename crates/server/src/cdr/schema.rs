@@ -1,6 +1,7 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
 //! `PRAGMA user_version` and migrated forward on open. Besides the call records it keeps
-//! the bridge's own secrets that must outlive a restart (the digest nonce key).
+//! what else of the bridge's own must outlive a restart: its secrets (the digest nonce
+//! key) and the administrators' edits of the number plan.
 
 use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
@@ -8,7 +9,7 @@ use rusqlite::Connection;
 use super::CdrError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -39,6 +40,17 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE node_secrets (
         name  TEXT PRIMARY KEY,
         value BLOB NOT NULL
+    ) STRICT;",
+    // 2 -> 3: the number plan as administrators changed it through the API, re-applied
+    // over the configuration file at each start and reload. `seq` keeps the order the
+    // edits were last made in; one row per kind and target.
+    "CREATE TABLE plan_edits (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind     TEXT    NOT NULL,
+        target   TEXT    NOT NULL,
+        value    TEXT,
+        made_ms  INTEGER NOT NULL,
+        UNIQUE (kind, target)
     ) STRICT;",
 ];
 

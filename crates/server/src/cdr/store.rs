@@ -213,7 +213,7 @@ impl CdrStore {
         Ok(out)
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, CdrError> {
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, Connection>, CdrError> {
         self.shared.conn.lock().map_err(|_| CdrError::Poisoned)
     }
 
