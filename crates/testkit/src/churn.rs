@@ -179,22 +179,36 @@ impl Leg {
         let local = self.local();
         self.invite_uri = format!("sip:{number}@{}", self.bridge);
         let sdp = self.sdp(1, "");
+        let tail = format!(
+            "Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        self.in_invite_transaction("INVITE", false, &tail).await;
+    }
+
+    /// A request of the INVITE's own transaction (its branch): the INVITE, its CANCEL,
+    /// the ACK of a failure (with the To tag of the answer).
+    async fn in_invite_transaction(&self, method: &str, to_tag: bool, tail: &str) {
+        let local = self.local();
+        let tag = if to_tag {
+            format!(";tag={}", self.to_tag)
+        } else {
+            String::new()
+        };
         let msg = format!(
-            "INVITE {uri} SIP/2.0\r\n\
+            "{method} {uri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch=z9hG4bK{id}-inv;rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:+15550001111@{ip}>;tag={from}\r\n\
-             To: <{uri}>\r\n\
+             To: <{uri}>{tag}\r\n\
              Call-ID: {id}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:caller@{local}>\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {len}\r\n\r\n{sdp}",
+             CSeq: 1 {method}\r\n\
+             {tail}",
             uri = self.invite_uri,
             ip = local.ip(),
             id = self.call_id,
             from = self.from_tag,
-            len = sdp.len()
         );
         self.send(&msg).await;
     }
@@ -253,22 +267,8 @@ impl Leg {
                 return self.after_crossing(status).await;
             }
         }
-        let local = self.local();
-        let cancel = format!(
-            "CANCEL {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK{id}-inv;rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:+15550001111@{ip}>;tag={from}\r\n\
-             To: <{uri}>\r\n\
-             Call-ID: {id}\r\n\
-             CSeq: 1 CANCEL\r\n\
-             Content-Length: 0\r\n\r\n",
-            uri = self.invite_uri,
-            ip = local.ip(),
-            id = self.call_id,
-            from = self.from_tag,
-        );
-        self.send(&cancel).await;
+        self.in_invite_transaction("CANCEL", false, "Content-Length: 0\r\n\r\n")
+            .await;
         let status = self.final_answer().await?;
         self.after_crossing(status).await
     }
@@ -292,23 +292,8 @@ impl Leg {
     }
 
     async fn ack_failure(&self) {
-        let local = self.local();
-        let msg = format!(
-            "ACK {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK{id}-inv;rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:+15550001111@{ip}>;tag={from}\r\n\
-             To: <{uri}>;tag={to}\r\n\
-             Call-ID: {id}\r\n\
-             CSeq: 1 ACK\r\n\
-             Content-Length: 0\r\n\r\n",
-            uri = self.invite_uri,
-            ip = local.ip(),
-            id = self.call_id,
-            from = self.from_tag,
-            to = self.to_tag,
-        );
-        self.send(&msg).await;
+        self.in_invite_transaction("ACK", true, "Content-Length: 0\r\n\r\n")
+            .await;
     }
 
     /// An in-dialog request; `tail` is the headers after CSeq, blank line and body.
