@@ -134,14 +134,17 @@ sipp "127.0.0.1:$sip_port" -sf fixtures/sipp/uac-flood.xml -s +14255550100 \
     -i 127.0.0.10 -mi 127.0.0.10 -r "$flood" -m "$calls" -l 20000 \
     -timeout "$((flood_seconds + 30))s" -timeout_error -nostdin -bg \
     -trace_stat -stf "$out/sipp-stat.csv" >"$out/sipp.out" 2>&1 || true
-sipp_pid=$(pgrep -n -f "uac-flood.xml" || echo 0)
+# sipp -bg says "Background mode - PID=[N]".
+sipp_pid=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' "$out/sipp.out" | head -1)
+sipp_pid=${sipp_pid:-0}
 [ "$sipp_pid" != 0 ] && pids+=("$sipp_pid")
 watch_window "$flood_seconds" during
+sipp_cpu=0
 for _ in $(seq 1 60); do
     kill -0 "$sipp_pid" 2>/dev/null || break
+    sipp_cpu=$(cpu_of "$sipp_pid")
     sleep 1
 done
-sipp_cpu=$(cpu_of "$sipp_pid")
 kill -TERM "$sipp_pid" 2>/dev/null || true
 shed1=$(metric dialbridge_sip_calls_shed_total)
 admitted1=$(metric dialbridge_router_admitted_total)
@@ -170,10 +173,23 @@ def window(name):
     except Exception:
         return "?", "?"
 talk, probe = load("talkers"), load("probe")
+# sipp's own count: calls created, passed (503 or a whole call), failed, and its rate.
+stat = {}
+try:
+    rows = [l.rstrip("\n").split(";") for l in open(os.path.join(out, "sipp-stat.csv"))]
+    stat = dict(zip(rows[0], rows[-1]))
+except Exception:
+    pass
 b, d, a = window("before"), window("during"), window("after")
-print(f"| max_call_rate | flood | INVITEs sent | shed (503) | admitted | bridge CPU before / during / after | RSS before / peak / after | talkers hearing each other | probe after |")
-print(f"|---|---|---|---|---|---|---|---|---|")
-print(f"| {rate}/s | {flood}/s | {calls} | {shed} | {admitted} | {b[0]} / {d[0]} / {a[0]} | {b[1]} / {d[1]} / {a[1]} "
+sent = stat.get("TotalCallCreated", "?")
+try:
+    sipp_rate = f"{float(stat['CallRate(C)']):.0f}"
+except Exception:
+    sipp_rate = "?"
+failed = stat.get("FailedCall(C)", "?")
+print(f"| max_call_rate | flood asked / sipp achieved | INVITEs sent | shed (503) | admitted | sipp failed | bridge CPU before / during / after | RSS before / peak / after | talkers hearing each other | probe after |")
+print(f"|---|---|---|---|---|---|---|---|---|---|")
+print(f"| {rate}/s | {flood}/s / {sipp_rate}/s | {sent} | {shed} | {admitted} | {failed} | {b[0]} / {d[0]} / {a[0]} | {b[1]} / {d[1]} / {a[1]} "
       f"| {talk.get('audio_passed', '?')}/{talk.get('audio_checked', '?')} (answered {talk.get('answered', '?')}/{talk.get('attempted', '?')}) "
       f"| {probe.get('answered', '?')}/{probe.get('attempted', '?')} answered |")
 print(f"\nsipp's own CPU: {float(sipp_cpu):.1f} s")
