@@ -72,23 +72,16 @@ const RANGE: f32 = 8_388_608.0;
 /// any sum, however many full-scale talkers, stays below full scale and keeps its
 /// shape's ups and downs instead of a flat top.
 ///
-/// Branch-free in f32, so the loops over a frame vectorise. Below the knee the
-/// excess is 0 and the sample comes back exact. Written as `h − h²/(e + h)` every
-/// step is monotone under rounding, so the curve is too; the cast truncates toward
-/// zero. No state: every output (shared, personal, a prompt over either) is
-/// limited the same way.
+/// In f32 with selects and one division, never by zero. Below the knee the excess
+/// is 0 and the sample comes back exact. Written as `h − h²/(e + h)` every step is
+/// monotone under rounding, so the curve is too; the cast truncates toward zero.
+/// No state: every output (shared, personal, a prompt over either) is limited the
+/// same way, and a frame may take the curve or not (see `limit`) without a seam.
 #[inline]
 pub fn soft_limit(sum: i32) -> i16 {
     // Comparisons rather than `f32::max`/`min`, whose NaN rules cost a blend each;
-    // nothing here is NaN.
-    let x = sum as f32;
-    let x = if x > RANGE {
-        RANGE
-    } else if x < -RANGE {
-        -RANGE
-    } else {
-        x
-    };
+    // nothing here is NaN (and `clamp`'s bounds are constants in order).
+    let x = (sum as f32).clamp(-RANGE, RANGE);
     let magnitude = x.abs();
     let excess = if magnitude > KNEE {
         magnitude - KNEE
