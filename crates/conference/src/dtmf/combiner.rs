@@ -9,13 +9,15 @@
 //! two tones: the onset before the gateway's squelch cuts in, and what leaks after.
 //! So the rules, applied in order to a report of `digit` by `source`:
 //!
-//! 1. Another source's report: the oldest recent press of `digit` that `source` has
-//!    not reported yet is the same press seen twice. Oldest first because each
-//!    source reports presses in order, so a source that lags (in-band behind the
-//!    events, an INFO behind the RTP stream) still pairs up press by press, even
-//!    when the next key has already been pressed.
-//! 2. An in-band tone of the digit of a recent *signalled* press: that press,
-//!    leaking through the squelch in pieces.
+//! 1. Another source's report: the older of the last two presses, if it is of
+//!    `digit`, recent and not yet reported by `source`, else the latest, is the same
+//!    press seen twice. Two, because a source may lag by less than one key (in-band
+//!    behind the events, an INFO behind the RTP stream: its report of a press comes
+//!    after the next key has begun), not by two: a source reporting a key that was
+//!    pressed two keys ago is reporting a new press (a caller keying the ID by RFC
+//!    4733 and the PIN by INFO).
+//! 2. An in-band tone of the digit of one of the last two presses, recent and
+//!    *signalled*: that press, leaking through the squelch in pieces.
 //! 3. Anything else is a new press: a signalled source's repeat, or a tone on a line
 //!    whose last press of that key was heard only in-band.
 //!
@@ -37,9 +39,8 @@ use super::{Digit, Source};
 /// an INFO against the RTP stream.
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_millis(500);
 
-/// Presses remembered: more than fit in one window (a press and its pause take at
-/// least 80 ms, Q.24), so a lagging source finds its press.
-const RECENT: usize = 8;
+/// Presses remembered: the latest and the one before (see the module's rule 1).
+const RECENT: usize = 2;
 
 /// One call's DTMF combiner. Fixed-size state, no allocation.
 #[derive(Debug)]
@@ -283,6 +284,17 @@ mod tests {
                 (Info, '3', 410),
             ]),
             "33"
+        );
+        // A key pressed two keys ago, by another source: a new press (the ID keyed
+        // by RFC 4733, the PIN by INFO).
+        assert_eq!(
+            combine(&[
+                (Rfc4733, '2', 0),
+                (Rfc4733, '1', 180),
+                (Rfc4733, '#', 360),
+                (Info, '2', 440),
+            ]),
+            "21#2"
         );
     }
 
