@@ -1,7 +1,9 @@
 //! The conference mixer kernel: every participant hears everyone else but never
 //! themselves (N-1, "mix-minus"), computed as total-minus-own so a tick costs O(N),
-//! not O(N²), in i32 and saturated to i16 so full-scale talkers clip instead of
-//! wrapping round into a loud click.
+//! not O(N²), in i32 and brought back to i16 by a soft limiter ([`soft_limit`]):
+//! bit-exact below its knee, and above it a curve that bends toward full scale
+//! without reaching it, so loud talkers together neither wrap round into a click
+//! nor clip into flat-topped squares.
 //!
 //! Large rooms: only the K loudest unmuted talkers (a smoothed energy level above a
 //! voice threshold) enter the mix. Each talker gets a personal frame (total minus own);
@@ -38,8 +40,8 @@ pub type MixFrame = [i16; MIX_SAMPLES];
 /// The mix frame of silence.
 pub const MIX_SILENCE: MixFrame = [0; MIX_SAMPLES];
 
-/// N-1 over all `sources`: `outputs[i] = saturate(Σ sources − sources[i])`, for frames
-/// of any length `N`. Extra outputs (beyond `sources.len()`) are left alone.
+/// N-1 over all `sources`: `outputs[i] = soft_limit(Σ sources − sources[i])`, for
+/// frames of any length `N`. Extra outputs (beyond `sources.len()`) are left alone.
 /// Allocation-free.
 pub fn mix_minus<const N: usize>(sources: &[[i16; N]], outputs: &mut [[i16; N]]) {
     let mut total = [0i32; N];
@@ -47,8 +49,58 @@ pub fn mix_minus<const N: usize>(sources: &[[i16; N]], outputs: &mut [[i16; N]])
         accumulate(&mut total, source);
     }
     for (own, out) in sources.iter().zip(outputs.iter_mut()) {
-        subtract_saturate(&total, own, out);
+        subtract_limit(&total, own, out);
     }
+}
+
+/// Where the limiter's knee starts: -2.5 dBFS. Speech at normal levels (peaks
+/// around -10 dBFS) never reaches it, so a mix of normal talkers is bit-exact.
+pub const LIMIT_KNEE: i32 = 24_576;
+
+/// The knee and what lies above it, as the curve computes them: its asymptote is
+/// `KNEE + HEADROOM`, 2^15, one above `i16::MAX`, which no sum reaches (below).
+/// A power of two, so `HEADROOM²` and the curve's value at the knee are exact.
+const KNEE: f32 = LIMIT_KNEE as f32;
+const HEADROOM: f32 = 8192.0;
+/// Sums are taken up to ±2^23 (256 full-scale talkers in phase), where f32 still
+/// holds them exactly; the curve is then at 32760, so the cast never saturates.
+const RANGE: f32 = 8_388_608.0;
+
+/// One mixed sample (a sum in i32) as i16: itself up to [`LIMIT_KNEE`], above it
+/// `knee + h − h²/(e + h)` (e the excess, h the headroom), a rational curve like
+/// tanh whose slope is 1 at the knee (no corner to hear) and falls smoothly, so
+/// any sum, however many full-scale talkers, stays below full scale and keeps its
+/// shape's ups and downs instead of a flat top.
+///
+/// In f32 with selects and one division, never by zero. Below the knee the excess
+/// is 0 and the sample comes back exact. Written as `h − h²/(e + h)` every step is
+/// monotone under rounding, so the curve is too; the cast truncates toward zero.
+/// No state: every output (shared, personal, a prompt over either) is limited the
+/// same way, and a frame may take the curve or not (see `limit`) without a seam.
+#[inline]
+pub fn soft_limit(sum: i32) -> i16 {
+    // Comparisons rather than `f32::max`/`min`, whose NaN rules cost a blend each;
+    // nothing here is NaN (and `clamp`'s bounds are constants in order).
+    let x = (sum as f32).clamp(-RANGE, RANGE);
+    let magnitude = x.abs();
+    let excess = if magnitude > KNEE {
+        magnitude - KNEE
+    } else {
+        0.0
+    };
+    let base = if magnitude > KNEE { KNEE } else { magnitude };
+    let bent = base + (HEADROOM - HEADROOM * HEADROOM / (excess + HEADROOM));
+    bent.copysign(x) as i16
+}
+
+/// Adds `extra` to `pcm` through the [`soft_limit`]er (a prompt over the mix), for
+/// frames of any one length.
+pub fn add_limited<const N: usize>(pcm: &mut [i16; N], extra: &[i16; N]) {
+    let mut sum = [0i32; N];
+    for ((s, &p), &e) in sum.iter_mut().zip(pcm.iter()).zip(extra) {
+        *s = i32::from(p) + i32::from(e);
+    }
+    limit(&sum, pcm);
 }
 
 /// A participant's place in a [`Mixer`].
@@ -284,12 +336,12 @@ impl Mixer {
                 accumulate(&mut total, input);
             }
         }
-        saturate(&total, &mut self.shared);
+        limit(&total, &mut self.shared);
         for (rank, &(_, t)) in self.talkers.iter().enumerate() {
             if let (Some(input), Some(out)) =
                 (self.inputs.get(t), self.talker_outputs.get_mut(rank))
             {
-                subtract_saturate(&total, input, out);
+                subtract_limit(&total, input, out);
             }
             if let Some(slot) = self.slots.get_mut(t) {
                 slot.talker = Some(rank);
@@ -367,18 +419,46 @@ fn accumulate<const N: usize>(total: &mut [i32; N], frame: &[i16; N]) {
     }
 }
 
+/// `total` through the [`soft_limit`]er into `out`. The first pass is the plain
+/// saturating narrowing, which compiles to packing instructions, and a check on
+/// its result; only a frame that went above the knee (its talkers loud together)
+/// is done again through the curve, so the mix of normal talkers costs what it did
+/// before the limiter.
 #[inline]
-fn saturate<const N: usize>(total: &[i32; N], out: &mut [i16; N]) {
+fn limit<const N: usize>(total: &[i32; N], out: &mut [i16; N]) {
     for (o, &t) in out.iter_mut().zip(total) {
         *o = t.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
     }
+    if above_knee(out) {
+        for (o, &t) in out.iter_mut().zip(total) {
+            *o = soft_limit(t);
+        }
+    }
 }
 
+/// `total − own` through the [`soft_limit`]er into `out` (a talker's N-1), as [`limit`].
 #[inline]
-fn subtract_saturate<const N: usize>(total: &[i32; N], own: &[i16; N], out: &mut [i16; N]) {
+fn subtract_limit<const N: usize>(total: &[i32; N], own: &[i16; N], out: &mut [i16; N]) {
     for ((o, &t), &s) in out.iter_mut().zip(total).zip(own) {
         *o = (t - i32::from(s)).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
     }
+    if above_knee(out) {
+        for ((o, &t), &s) in out.iter_mut().zip(total).zip(own) {
+            *o = soft_limit(t - i32::from(s));
+        }
+    }
+}
+
+/// True when a saturated frame has a sample beyond the knee (then so had its sum).
+/// Max and min over i16 lanes: a few instructions per eight samples.
+#[inline]
+fn above_knee(frame: &[i16]) -> bool {
+    let (lo, hi) = frame
+        .iter()
+        .fold((0i16, 0i16), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    // LIMIT_KNEE fits in i16.
+    let knee = LIMIT_KNEE as i16;
+    hi > knee || lo < -knee
 }
 
 #[cfg(test)]
@@ -401,14 +481,120 @@ mod tests {
     }
 
     #[test]
-    fn kernel_saturates_instead_of_wrapping() {
+    fn kernel_limits_instead_of_wrapping() {
         let sources = [dc(i16::MAX), dc(i16::MAX), dc(i16::MAX)];
         let mut out = [MIX_SILENCE; 3];
         mix_minus(&sources, &mut out);
-        assert!(out.iter().all(|f| *f == dc(i16::MAX)));
+        // 2 × 32767 bends to 24576 + 8192 − 8192²/(40958 + 8192).
+        assert!(out.iter().all(|f| *f == dc(31_402)));
         let sources = [dc(i16::MIN), dc(i16::MIN), dc(i16::MIN)];
         mix_minus(&sources, &mut out);
-        assert!(out.iter().all(|f| *f == dc(i16::MIN)));
+        assert!(out.iter().all(|f| *f == dc(soft_limit(-65_536))));
+    }
+
+    #[test]
+    fn soft_limit_is_exact_below_the_knee_and_bends_smoothly_above() {
+        for sum in -LIMIT_KNEE..=LIMIT_KNEE {
+            assert_eq!(i32::from(soft_limit(sum)), sum);
+        }
+        let mut previous = soft_limit(-40_000_000);
+        for sum in (-40_000_000..40_000_000).step_by(997) {
+            let out = soft_limit(sum);
+            assert!(out >= previous, "monotone at {sum}");
+            assert!(
+                out.unsigned_abs() < i16::MAX as u16,
+                "below full scale at {sum}"
+            );
+            assert_eq!(soft_limit(-sum), -out, "symmetric at {sum}");
+            previous = out;
+        }
+        // Just above the knee the slope is still 1, to within the rounding.
+        for sum in LIMIT_KNEE..LIMIT_KNEE + 64 {
+            assert!((i32::from(soft_limit(sum)) - sum).abs() <= 1, "{sum}");
+        }
+    }
+
+    /// A sine at 16 kHz, `amplitude` peak, 440 Hz (not a divisor of the frame, so
+    /// each frame starts at another phase).
+    fn sine(amplitude: f64, frame: usize) -> MixFrame {
+        let mut f = MIX_SILENCE;
+        for (i, s) in f.iter_mut().enumerate() {
+            let t = (frame * MIX_SAMPLES + i) as f64 / 16_000.0;
+            *s = (amplitude * (2.0 * std::f64::consts::PI * 440.0 * t).sin()).round() as i16;
+        }
+        f
+    }
+
+    /// The longest run of one value repeated in `frames`.
+    fn longest_run(frames: &[MixFrame]) -> usize {
+        let samples: Vec<i16> = frames.iter().flatten().copied().collect();
+        samples
+            .chunk_by(|a, b| a == b)
+            .map(<[i16]>::len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn many_full_scale_talkers_neither_wrap_nor_flat_top() {
+        // Twenty talkers, the same full-scale sine in phase: the worst sum there is.
+        let mut kernel_out = Vec::new();
+        let mut room_out = Vec::new();
+        let mut m = Mixer::new(20, 20);
+        let slots: Vec<_> = (0..20).map(|_| m.join().unwrap()).collect();
+        for frame in 0..10 {
+            let loud = sine(f64::from(i16::MAX), frame);
+            let sources = [loud; 20];
+            let mut out = [MIX_SILENCE; 20];
+            mix_minus(&sources, &mut out);
+            kernel_out.push(out[0]);
+            for &s in &slots {
+                m.push(s, &loud);
+            }
+            m.mix();
+            room_out.push(*m.output(slots[3]).unwrap().frame());
+            // No wrap: every output has the sign of the sum it stands for.
+            for (o, s) in out[0].iter().zip(&loud) {
+                assert!(i32::from(*o) * i32::from(*s) >= 0, "{o} for {s}");
+            }
+        }
+        for (name, frames) in [("kernel", &kernel_out), ("room", &room_out)] {
+            let peak = frames.iter().flatten().map(|s| s.unsigned_abs()).max();
+            assert!(peak < Some(i16::MAX as u16), "{name}: peak {peak:?}");
+            assert!(peak > Some(30_000), "{name}: still loud, {peak:?}");
+            // Hard clipping holds full scale for ~30 samples of each 36-sample half
+            // cycle; the curve keeps the crests moving.
+            let run = longest_run(frames);
+            assert!(run <= 4, "{name}: {run} samples in a row at one value");
+        }
+    }
+
+    #[test]
+    fn a_talker_at_a_normal_level_passes_bit_exact() {
+        // -10 dBFS, and two of them together (peaks at -4 dBFS): below the knee.
+        let mut m = Mixer::new(4, 3);
+        let a = m.join().unwrap();
+        let b = m.join().unwrap();
+        let c = m.join().unwrap();
+        for frame in 0..5 {
+            let voice = sine(10_362.0, frame);
+            m.push(a, &voice);
+            m.push(b, &voice);
+            m.push(c, &MIX_SILENCE);
+            m.mix();
+            assert_eq!(m.output(b).unwrap().frame(), &voice, "b hears a alone");
+            let mut both = voice;
+            for s in &mut both {
+                *s *= 2;
+            }
+            assert_eq!(m.output(c).unwrap().frame(), &both, "c hears both, exactly");
+        }
+        let mut pcm = sine(10_362.0, 0);
+        add_limited(&mut pcm, &sine(5_000.0, 0));
+        for (i, p) in pcm.iter().enumerate() {
+            let want = i32::from(sine(10_362.0, 0)[i]) + i32::from(sine(5_000.0, 0)[i]);
+            assert_eq!(i32::from(*p), want);
+        }
     }
 
     #[test]
@@ -448,7 +634,7 @@ mod tests {
     }
 
     #[test]
-    fn full_scale_saturates_in_the_room() {
+    fn full_scale_is_limited_in_the_room() {
         let mut m = Mixer::new(4, 4);
         let slots: Vec<_> = (0..4).map(|_| m.join().unwrap()).collect();
         for &s in &slots {
@@ -456,8 +642,12 @@ mod tests {
         }
         m.mix();
         for &s in &slots {
-            assert_eq!(m.output(s).map(Heard::frame), Some(&dc(i16::MIN)));
+            // 3 × -32768 bends to -(24576 + 8192 − 8192²/(73728 + 8192)).
+            assert_eq!(m.output(s).map(Heard::frame), Some(&dc(-31_948)));
         }
+        let mut pcm = dc(30_000);
+        add_limited(&mut pcm, &dc(30_000));
+        assert_eq!(pcm, dc(soft_limit(60_000)));
     }
 
     #[test]
@@ -577,7 +767,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The kernel equals the naive definition: the clamped sum of everyone else.
+        /// The kernel equals the naive definition: the limited sum of everyone else.
         #[test]
         fn kernel_matches_naive_sum(values in proptest::collection::vec(proptest::prelude::any::<i16>(), 1..12)) {
             let sources: Vec<MixFrame> = values.iter().map(|&v| dc(v)).collect();
@@ -585,7 +775,7 @@ mod tests {
             mix_minus(&sources, &mut out);
             for (i, frame) in out.iter().enumerate() {
                 let others: i32 = values.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &v)| i32::from(v)).sum();
-                let expected = others.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                let expected = soft_limit(others);
                 proptest::prop_assert_eq!(frame, &dc(expected));
             }
         }

@@ -21,6 +21,9 @@ pub enum DtmfMode {
     /// The keys' tones in the audio itself (ITU-T Q.23), for trunks without
     /// telephone-event.
     InBand,
+    /// The keys' tones in the audio, on a call that offers telephone-event all the
+    /// same: a PSTN gateway that negotiates RFC 4733 but passes DTMF through as audio.
+    InBandWithTelephoneEvent,
 }
 
 /// Event volume we send: 10 means -10 dBm0 (RFC 4733 §2.3.4; DTMF is sent at

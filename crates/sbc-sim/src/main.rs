@@ -85,6 +85,8 @@ enum DtmfArg {
     Rfc4733,
     Info,
     InBand,
+    /// Tones in the audio, telephone-event offered all the same.
+    InBandWithTelephoneEvent,
 }
 
 #[derive(Debug, Args)]
@@ -388,6 +390,7 @@ fn call_config(
             DtmfArg::Rfc4733 => DtmfMode::Rfc4733,
             DtmfArg::Info => DtmfMode::Info,
             DtmfArg::InBand => DtmfMode::InBand,
+            DtmfArg::InBandWithTelephoneEvent => DtmfMode::InBandWithTelephoneEvent,
         },
         script,
         hold,

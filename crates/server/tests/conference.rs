@@ -1,6 +1,7 @@
 //! Meetings end to end on the demo deployment, with sbc-sim as the trunk: callers key
 //! their way in (RFC 4733), hear each other but never themselves, are told when an ID is
-//! not found, and wait in the lobby until the organiser keys the leader PIN.
+//! not found, and wait in the lobby until the organiser keys the leader PIN; trunks
+//! that key with tones get in, with or without telephone-event negotiated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -253,6 +254,36 @@ async fn a_trunk_without_telephone_event_keys_its_way_in_with_tones() {
     .await;
     let outcome = call.await.unwrap();
     assert!(outcome.answered(), "{:?}", outcome.failures);
+    assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_negotiates_telephone_event_but_keys_tones_gets_in() {
+    // A PSTN gateway offers telephone-event (PT 101) and passes the keys through as
+    // audio: megan's meeting ID and its leader PIN, as tones only.
+    let bridge = TestBridge::start(demo_config()).await;
+    let mut call = caller(
+        "+14255550100",
+        Source::Silence,
+        "wait 500ms, keys 987654321#, wait 1500ms, keys 24680#",
+        Duration::from_secs(4),
+    );
+    call.dtmf = sbc_sim::dtmf::DtmfMode::InBandWithTelephoneEvent;
+    let call = tokio::spawn(place(bridge.sip_addr(), MICROSOFT_PSTN, call));
+    wait_until(
+        "the leader keyed in with tones in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let outcome = call.await.unwrap();
+    assert!(outcome.answered(), "{:?}", outcome.failures);
+    assert_eq!(
+        outcome.codec.as_ref().and_then(|c| c.telephone_event),
+        Some(101),
+        "telephone-event was negotiated"
+    );
     assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
     bridge.stop().await;
 }

@@ -34,24 +34,30 @@ impl CallDtmf {
         marker: bool,
         now: Instant,
     ) -> Result<Option<Digit>, Error> {
+        let held = self.events.active();
         let digit = self
             .events
             .handle_packet(payload, timestamp, seq, marker, now)?;
-        Ok(digit.and_then(|d| self.combiner.handle_digit(Source::Rfc4733, d, now)))
+        match (digit, held) {
+            (Some(d), _) => Ok(self.combiner.handle_digit(Source::Rfc4733, d, now)),
+            // An update or end packet of the press in progress: its tone, found
+            // however late in the audio, is still this press.
+            (None, Some(d)) => {
+                self.combiner.handle_held(Source::Rfc4733, d, now);
+                Ok(None)
+            }
+            (None, None) => Ok(None),
+        }
     }
 
-    /// A decoded 8 kHz audio frame; returns a new key press found in it. If a frame
-    /// ever holds two (frames of several hundred ms), the second comes out with
-    /// the next frame.
+    /// A decoded 8 kHz audio frame; returns a new key press found in it. Run it on
+    /// every call, whether or not telephone-event was negotiated: gateways that
+    /// negotiate it may still pass keys as tones, and the combiner counts a press
+    /// heard both ways once. If a frame ever holds two (frames of several hundred
+    /// ms), the second comes out with the next frame.
     pub fn handle_audio(&mut self, samples: &[i16], now: Instant) -> Option<Digit> {
         self.tones.handle_samples(samples);
         while let Some(d) = self.tones.poll_digit() {
-            // The tone of an RFC 4733 event still in progress (clients that keep
-            // sending audio during the event) is that event, however late the
-            // detector found it.
-            if self.events.active() == Some(d) {
-                continue;
-            }
             if let Some(d) = self.combiner.handle_digit(Source::InBand, d, now) {
                 return Some(d);
             }
@@ -131,6 +137,178 @@ mod tests {
             out.extend(call.handle_audio(&to_pcm(&frame), now));
         }
         assert_eq!(out, vec![Digit::Zero]);
+    }
+
+    /// Which part of a key's tone a gateway leaves in the audio.
+    #[derive(Clone, Copy)]
+    enum Leak {
+        /// All of it (no squelch).
+        Whole,
+        /// Its first `ms`, before the squelch cuts in.
+        Onset(u64),
+        /// Its first `onset` ms and its last `tail` ms: the squelch let go early.
+        OnsetAndTail(u64, u64),
+        /// None: a perfect squelch.
+        Nothing,
+    }
+
+    /// One key as a line sends it: the tone from `at` for `ms`, and (if `event`) the
+    /// RFC 4733 event a gateway sends once its detector has heard 40 ms of it.
+    #[derive(Clone, Copy)]
+    struct Key {
+        digit: Digit,
+        at: u64,
+        ms: u64,
+        event: bool,
+        leak: Leak,
+    }
+
+    const TICK_MS: u64 = 20;
+    const GATEWAY_DETECT_MS: u64 = 40;
+
+    /// Feeds a call what the line sends for `keys`, 20 ms a tick on a virtual clock,
+    /// the audio `audio_lag` ms behind the events; returns the digits it reports.
+    fn run_line(keys: &[Key], audio_lag: u64) -> Vec<Digit> {
+        let t0 = Instant::now();
+        let end = keys.iter().map(|k| k.at + k.ms).max().unwrap_or(0) + 1000;
+        let samples = (end * 8) as usize;
+        let mut audio = vec![0.0f32; samples];
+        for k in keys {
+            let (r, c) = freqs(k.digit);
+            let mut tone = vec![0.0f32; (k.ms * 8) as usize];
+            add_tones(&mut tone, 0, &[(r, 5000.0), (c, 5000.0)]);
+            for (i, s) in tone.iter().enumerate() {
+                let ms = i as u64 / 8;
+                let audible = match k.leak {
+                    Leak::Whole => true,
+                    Leak::Onset(o) => ms < o,
+                    Leak::OnsetAndTail(o, t) => ms < o || ms + t >= k.ms,
+                    Leak::Nothing => false,
+                };
+                let at = ((k.at + audio_lag) * 8) as usize + i;
+                if let Some(a) = audio.get_mut(at).filter(|_| audible) {
+                    *a += s;
+                }
+            }
+        }
+        let pcm = to_pcm(&audio);
+        let mut call = CallDtmf::default();
+        let mut out = Vec::new();
+        let mut seq = 0u16;
+        for tick in 0..end / TICK_MS {
+            let ms = tick * TICK_MS;
+            let now = t0 + Duration::from_millis(ms);
+            for k in keys.iter().filter(|k| k.event) {
+                let start = k.at + GATEWAY_DETECT_MS;
+                let stop = k.at + k.ms;
+                // Updates each tick while the key is down, then three end packets.
+                if ms < start || ms >= stop + 3 * TICK_MS {
+                    continue;
+                }
+                let ended = ms >= stop;
+                let duration = ((ms.min(stop) - start) * 8) as u16;
+                let ev = encode(k.digit.event(), ended, 10, duration);
+                seq = seq.wrapping_add(1);
+                let marker = ms < start + TICK_MS;
+                let ts = (start * 8) as u32;
+                out.extend(
+                    call.handle_telephone_event(&ev, ts, seq, marker, now)
+                        .unwrap(),
+                );
+            }
+            let frame = pcm.get((ms * 8) as usize..((ms + TICK_MS) * 8) as usize);
+            out.extend(call.handle_audio(frame.unwrap_or_default(), now));
+        }
+        out
+    }
+
+    fn key(c: char, at: u64, event: bool, leak: Leak) -> Key {
+        Key {
+            digit: Digit::from_char(c).unwrap(),
+            at,
+            ms: 100,
+            event,
+            leak,
+        }
+    }
+
+    fn digits(s: &str) -> Vec<Digit> {
+        s.chars().filter_map(Digit::from_char).collect()
+    }
+
+    #[test]
+    fn a_press_sent_as_event_and_tone_counts_once() {
+        // However the gateway's squelch leaves the tone, and whichever comes first.
+        for leak in [
+            Leak::Whole,
+            Leak::Onset(40),
+            Leak::Onset(60),
+            Leak::OnsetAndTail(40, 40),
+            Leak::OnsetAndTail(30, 60),
+            Leak::Nothing,
+        ] {
+            for lag in [0, 30, 80] {
+                let keys = [key('5', 200, true, leak), key('8', 500, true, leak)];
+                assert_eq!(run_line(&keys, lag), digits("58"), "lag {lag} ms");
+            }
+        }
+        // A long press whose onset and tail leak, the tail found after the event's
+        // end packets when the audio lags.
+        let long = Key {
+            ms: 1500,
+            ..key('0', 200, true, Leak::OnsetAndTail(40, 80))
+        };
+        for lag in [0, 40, 120] {
+            assert_eq!(run_line(&[long], lag), digits("0"), "lag {lag} ms");
+        }
+    }
+
+    #[test]
+    fn a_tone_alone_on_a_line_with_telephone_event_is_a_digit() {
+        // Tones only, as a gateway that negotiated telephone-event but passes DTMF
+        // as audio sends them.
+        let keys = [
+            key('1', 200, false, Leak::Whole),
+            key('2', 360, false, Leak::Whole),
+            key('#', 520, false, Leak::Whole),
+        ];
+        assert_eq!(run_line(&keys, 0), digits("12#"));
+        // Events first, then tones alone for other keys and for the same key after
+        // the window.
+        let keys = [
+            key('4', 200, true, Leak::Onset(40)),
+            key('7', 360, false, Leak::Whole),
+            key('4', 1200, false, Leak::Whole),
+        ];
+        assert_eq!(run_line(&keys, 0), digits("474"));
+    }
+
+    #[test]
+    fn two_presses_of_one_key_count_twice() {
+        // sbc-sim's timing (100 ms down, 60 ms up), events and tones both, the audio
+        // on time or lagging the events by more than the pause.
+        for leak in [
+            Leak::Whole,
+            Leak::Onset(40),
+            Leak::OnsetAndTail(40, 40),
+            Leak::Nothing,
+        ] {
+            for lag in [0, 30, 120] {
+                let keys = [
+                    key('5', 200, true, leak),
+                    key('5', 360, true, leak),
+                    key('6', 520, true, leak),
+                    key('5', 680, true, leak),
+                ];
+                assert_eq!(run_line(&keys, lag), digits("5565"), "lag {lag} ms");
+            }
+        }
+        // Tones only.
+        let keys = [
+            key('9', 200, false, Leak::Whole),
+            key('9', 360, false, Leak::Whole),
+        ];
+        assert_eq!(run_line(&keys, 0), digits("99"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::comfort_noise::{CN_PAYLOAD_TYPE, ComfortNoise, NoiseGenerator};
 use crate::dtmf_squelch::DtmfSquelch;
 use crate::halfband::{Downsampler2, Upsampler2};
 use crate::jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
-use crate::mixer::{Frame, Heard, MIX_SILENCE, MixFrame, Mixer, MixerSlot, SILENCE};
+use crate::mixer::{Frame, Heard, MIX_SILENCE, MixFrame, Mixer, MixerSlot, SILENCE, add_limited};
 use crate::rtp::HEADER_LEN;
 use crate::srtp::{MAX_RTP_OVERHEAD, SrtpContext};
 use crate::{AudioCodec, CodecState, Error, FRAME_SAMPLES, Playback, RtpSender};
@@ -499,7 +499,7 @@ impl MemberMedia {
             (AudioCodec::G711(_), Heard::Own(own)) => {
                 scratch.wide = *own;
                 if let Some(extra) = room_prompt {
-                    add_saturating(&mut scratch.wide, extra);
+                    add_limited(&mut scratch.wide, extra);
                 }
                 if self.playback.is_some() {
                     let wide = scratch.wide;
@@ -518,7 +518,7 @@ impl MemberMedia {
                     Heard::Own(own) => {
                         let mut wide = *own;
                         if let Some(extra) = room_prompt {
-                            add_saturating(&mut wide, extra);
+                            add_limited(&mut wide, extra);
                         }
                         wide
                     }
@@ -532,13 +532,13 @@ impl MemberMedia {
         }
     }
 
-    /// Adds the next frame of the playing prompt (if any) to `pcm`, saturating.
+    /// Adds the next frame of the playing prompt (if any) to `pcm`, through the limiter.
     fn mix_prompt(&mut self, pcm: &mut Frame, buf: &mut Frame) {
         let Some(playback) = self.playback.as_mut() else {
             return;
         };
         playback.fill(buf);
-        add_saturating(pcm, buf);
+        add_limited(pcm, buf);
         if playback.finished() {
             self.playback = None;
         }
@@ -551,7 +551,7 @@ impl MemberMedia {
         self.mix_prompt(&mut scratch.pcm, &mut scratch.prompt);
         let mut wide = MIX_SILENCE;
         self.up.process(&scratch.pcm, &mut wide);
-        add_saturating(&mut scratch.wide, &wide);
+        add_limited(&mut scratch.wide, &wide);
     }
 
     /// Encodes and packetises one 8 kHz frame: as it is for G.711, upsampled for the
@@ -641,13 +641,6 @@ impl MemberMedia {
         self.last_timestamp = header.timestamp;
         self.sent_since_report = true;
         Some(len)
-    }
-}
-
-/// Adds `extra` to `pcm`, saturating at full scale (frames of any one length).
-pub(crate) fn add_saturating<const N: usize>(pcm: &mut [i16; N], extra: &[i16; N]) {
-    for (p, &e) in pcm.iter_mut().zip(extra) {
-        *p = p.saturating_add(e);
     }
 }
 

@@ -31,11 +31,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::halfband::{Downsampler2, Upsampler2};
-use crate::mixer::{DEFAULT_MAX_TALKERS, MIX_SILENCE, Mixer, MixerSlot, SILENCE};
+use crate::mixer::{DEFAULT_MAX_TALKERS, MIX_SILENCE, Mixer, MixerSlot, SILENCE, add_limited};
 use crate::recording::RecordingTap;
 use crate::{Playback, Prompt};
 
-use super::member::{MemberMedia, PACKET_LEN, Popped, Scratch, add_saturating};
+use super::member::{MemberMedia, PACKET_LEN, Popped, Scratch};
 use super::shared::SharedCache;
 
 /// The members of a room as their owner keeps them, keyed by the `u64` given to
@@ -161,7 +161,7 @@ impl RoomMix {
         // What every non-talker hears: all talkers and the room prompt.
         let mut shared = *self.mixer.shared();
         if let Some(extra) = room_prompt.as_ref() {
-            add_saturating(&mut shared, extra);
+            add_limited(&mut shared, extra);
         }
         if let Some(tap) = self.recording.as_mut() {
             tap.push(&shared);

@@ -39,7 +39,7 @@ impl Call<'_> {
                         self.script.info_queue.extend(keys.chars());
                         self.send_next_info(now)?;
                     }
-                    DtmfMode::InBand => {
+                    DtmfMode::InBand | DtmfMode::InBandWithTelephoneEvent => {
                         let media = self.media.as_ref().ok_or("no media")?;
                         self.script.keys_done = Some(media.keys_in_band(keys));
                     }

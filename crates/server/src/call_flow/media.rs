@@ -148,15 +148,14 @@ impl Task {
         let mut quality_tick = tokio::time::interval(QUALITY_INTERVAL);
         let telephone_event = self.session.telephone_event_pt();
         let codec = self.session.codec();
-        // In-band DTMF (no telephone-event negotiated): the Goertzel detector works on
-        // 8 kHz PCM, so G.722 and Opus audio is decoded and decimated to it; G.711 is
-        // decoded as it is.
-        let mut in_band = match telephone_event {
-            Some(_) => None,
-            None => {
-                dialbridge_media::Transcoder::new(codec, dialbridge_media::SampleRate::Hz8000).ok()
-            }
-        };
+        // In-band DTMF, whether or not telephone-event was negotiated: a PSTN gateway
+        // may negotiate it and still pass the keys as tones, and `CallDtmf` counts a
+        // press heard both ways once. The engine queues the audio for us (it is never
+        // told `set_deliver_audio(false)`), before its squelch, which only keeps tones
+        // out of the mix. The Goertzel detector works on 8 kHz PCM, so G.722 and Opus
+        // audio is decoded and decimated to it; G.711 is decoded as it is.
+        let mut in_band =
+            dialbridge_media::Transcoder::new(codec, dialbridge_media::SampleRate::Hz8000).ok();
         let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
         loop {
             let sleep = async {
