@@ -2,8 +2,10 @@
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
 # tests need when it is missing (sipp, baresip, Linphone, docker-compose, chromium and
 # chromedriver), then formatting, lints, the pure-core check, the whole test suite (unit,
-# fixtures, sipp interop, end to end) and one pass of each bench. Building needs only the
-# Rust toolchain and a C compiler: no libopus, pkg-config or cmake (Opus is pure Rust).
+# fixtures, sipp interop, end to end), one pass of each bench and a short pass of every
+# fuzz target (scripts/fuzz.sh), so an input that crashes a parser fails the run.
+# Building needs only the Rust toolchain and a C compiler: no libopus, pkg-config or
+# cmake (Opus is pure Rust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +37,8 @@ cargo check --locked -p dialbridge-sip -p dialbridge-media --no-default-features
 
 echo "==> cargo test"
 cargo test --workspace --all-targets --locked
+
+# One sanitizer build for every target (minutes on 2 cores, then incremental), then
+# 5 s each: a quick pass over the saved corpus and seeds, not a fuzzing campaign.
+echo "==> a short pass of every fuzz target"
+scripts/fuzz.sh 5

@@ -3,7 +3,7 @@
 //! first, reports every bad one by line, and applies all rows in one transaction or
 //! none.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io::{Read, Write};
 
@@ -212,21 +212,7 @@ impl Directory {
         out: W,
     ) -> Result<usize, DirectoryError> {
         let records = self.list(tenant)?;
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(CSV_COLUMNS)?;
-        for r in &records {
-            w.write_record([
-                r.tenant.as_str(),
-                r.organiser.as_str(),
-                r.display_name.as_str(),
-                r.toll_number.as_str(),
-                r.toll_free_number.as_ref().map_or("", TelNumber::as_str),
-                r.conference_id.as_str(),
-                "",
-                if r.wait_for_leader { "yes" } else { "no" },
-            ])?;
-        }
-        w.flush().map_err(csv::Error::from)?;
+        write_file(&records, out)?;
         Ok(records.len())
     }
 
@@ -285,6 +271,69 @@ impl Directory {
     }
 }
 
+/// Writes `records` as the file export sends: the [`CSV_COLUMNS`] header, then one row
+/// each, the `pin` column empty.
+fn write_file<W: Write>(records: &[OrganiserRecord], out: W) -> Result<(), DirectoryError> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_COLUMNS)?;
+    for r in records {
+        w.write_record([
+            r.tenant.as_str(),
+            r.organiser.as_str(),
+            r.display_name.as_str(),
+            r.toll_number.as_str(),
+            r.toll_free_number.as_ref().map_or("", TelNumber::as_str),
+            r.conference_id.as_str(),
+            "",
+            if r.wait_for_leader { "yes" } else { "no" },
+        ])?;
+    }
+    w.flush().map_err(csv::Error::from)?;
+    Ok(())
+}
+
+/// The file checks of an import, which need no database, and the export writer, for
+/// the fuzz targets in `fuzz/` (an import through a [`Directory`] adds only the
+/// database checks and ~30 ms of PIN hashing per row).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{DirectoryError, OrganiserRecord, Provider, RowError};
+
+    /// What [`parse_import`] made of a file.
+    #[derive(Debug)]
+    pub struct ParsedImport {
+        /// Each row that passed its checks: its line, its record, whether it has a PIN.
+        pub rows: Vec<(u64, OrganiserRecord, bool)>,
+        /// Every problem found, in the order found.
+        pub errors: Vec<RowError>,
+    }
+
+    /// Reads `input` as an import file for `provider`, as [`Directory::import_csv`]
+    /// does before it looks at the database.
+    ///
+    /// [`Directory::import_csv`]: super::Directory::import_csv
+    pub fn parse_import(input: &[u8], provider: &Provider) -> Result<ParsedImport, DirectoryError> {
+        let parsed = super::parse_file(input, provider)?;
+        Ok(ParsedImport {
+            rows: parsed
+                .rows
+                .into_iter()
+                .map(|r| (r.line, r.record, r.pin.is_some()))
+                .collect(),
+            errors: parsed.errors,
+        })
+    }
+
+    /// Writes `records` as [`Directory::export_csv`] does.
+    ///
+    /// [`Directory::export_csv`]: super::Directory::export_csv
+    pub fn export(records: &[OrganiserRecord]) -> Result<Vec<u8>, DirectoryError> {
+        let mut out = Vec::new();
+        super::write_file(records, &mut out)?;
+        Ok(out)
+    }
+}
+
 /// A row that passed the checks that need no database.
 struct ParsedRow {
     line: u64,
@@ -340,7 +389,7 @@ fn parse_file<R: Read>(input: R, provider: &Provider) -> Result<ParsedFile, Dire
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input);
+        .from_reader(Lines::new(input));
     let mut errors = Vec::new();
     let header = match reader.headers() {
         Ok(h) => h.clone(),
@@ -352,7 +401,7 @@ fn parse_file<R: Read>(input: R, provider: &Provider) -> Result<ParsedFile, Dire
             });
         }
     };
-    let header_line = header.position().map_or(1, |p| p.line());
+    let header_line = reader.get_mut().line_at(header.position()).max(1);
     let mut index = [0usize; Column::ALL.len()];
     for (slot, column) in index.iter_mut().zip(Column::ALL) {
         match header
@@ -377,17 +426,22 @@ fn parse_file<R: Read>(input: R, provider: &Provider) -> Result<ParsedFile, Dire
     // (tenant, organiser) and (tenant, conference ID) -> first line.
     let mut organisers: HashMap<(TenantId, OrganiserId), u64> = HashMap::new();
     let mut conference_ids: HashMap<(TenantId, ConferenceId), u64> = HashMap::new();
-    for (n, result) in reader.records().enumerate() {
-        let record = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                errors.push(unreadable(e, line)?);
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        if n >= MAX_IMPORT_ROWS {
+    let mut record = csv::StringRecord::new();
+    let mut n = 0;
+    loop {
+        // `read_record`, not `records()`: the line count needs the reader between rows.
+        let read = reader.read_record(&mut record);
+        if matches!(read, Ok(false)) {
+            break;
+        }
+        n += 1;
+        if let Err(e) = read {
+            let line = reader.get_mut().line_at(e.position());
+            errors.push(unreadable(e, line)?);
+            continue;
+        }
+        let line = reader.get_mut().line_at(record.position());
+        if n > MAX_IMPORT_ROWS {
             errors.push(RowError {
                 line,
                 problem: RowProblem::TooManyRows,
@@ -433,6 +487,73 @@ fn parse_file<R: Read>(input: R, provider: &Provider) -> Result<ParsedFile, Dire
         rows.push(row);
     }
     Ok(ParsedFile { rows, errors })
+}
+
+/// The input of the csv reader, counting lines as the reader ends records: at `\n`,
+/// `\r` and `\r\n`. The csv crate's own `Position::line` counts `\n` only, so in a
+/// file with bare CR line ends every problem would be on line 1; and it places a row
+/// after blank lines on the first of them.
+struct Lines<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Whether the last byte read was `\r` (a `\n` after it ends no new line).
+    after_cr: bool,
+    /// Lines ended before `ends[0]`, and the line ends read but not yet asked about
+    /// (offset and length; at most the reader's read-ahead: the deque stays small).
+    lines_before: u64,
+    ends: VecDeque<(u64, u64)>,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            after_cr: false,
+            lines_before: 0,
+            ends: VecDeque::new(),
+        }
+    }
+
+    /// The 1-based line of the record at `position`. Asked in file order, so the line
+    /// ends before it are counted once and forgotten.
+    fn line_at(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(mut byte) = position.map(csv::Position::byte) else {
+            return 0;
+        };
+        while let Some(&(end, len)) = self.ends.front() {
+            if end > byte {
+                break;
+            }
+            // A line end at (or around) where the record starts is a blank line the
+            // reader skipped: the record starts after it.
+            byte = byte.max(end + len);
+            self.ends.pop_front();
+            self.lines_before += 1;
+        }
+        self.lines_before + 1
+    }
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (at, &b) in (self.read..).zip(buf.iter().take(n)) {
+            match b {
+                b'\n' if self.after_cr => {
+                    if let Some(end) = self.ends.back_mut() {
+                        end.1 = 2;
+                    }
+                }
+                b'\r' | b'\n' => self.ends.push_back((at, 1)),
+                _ => {}
+            }
+            self.after_cr = b == b'\r';
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Parses one row's fields, pushing one problem per bad value.
@@ -574,6 +695,57 @@ mod tests {
         }
         assert_eq!(parse_yes_no("y"), None);
         assert_eq!(parse_yes_no(""), None);
+    }
+
+    #[test]
+    fn fuzzing_entry_points_round_trip_the_fixture() {
+        let file = include_bytes!("../../../../fixtures/organisers.csv");
+        let provider = Provider::dialbridge();
+        let parsed = fuzzing::parse_import(file, &provider).unwrap();
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(parsed.rows.iter().all(|(_, _, has_pin)| *has_pin));
+        let records: Vec<_> = parsed.rows.into_iter().map(|(_, r, _)| r).collect();
+        let again = fuzzing::parse_import(&fuzzing::export(&records).unwrap(), &provider).unwrap();
+        let back: Vec<_> = again.rows.into_iter().map(|(_, r, _)| r).collect();
+        assert_eq!(back, records);
+    }
+
+    /// Found by the organiser_csv fuzz target: the csv crate ends a row at a bare CR
+    /// but counts lines at LF only, so every row of a CR-only file was on line 1.
+    #[test]
+    fn rows_are_on_their_lines_whatever_the_line_ends() {
+        let file = include_str!("../../../../fixtures/organisers.csv");
+        let provider = Provider::dialbridge();
+        let lf = fuzzing::parse_import(file.as_bytes(), &provider).unwrap();
+        let lines: Vec<u64> = lf.rows.iter().map(|(line, _, _)| *line).collect();
+        assert_eq!(lines, (2..2 + lines.len() as u64).collect::<Vec<_>>());
+        // A blank line between rows is a line of the file too: step 2.
+        for (ends, step) in [
+            ("\r", 1),
+            ("\r\n", 1),
+            ("\n\n", 2),
+            ("\r\n\r\n", 2),
+            ("\r\r", 2),
+        ] {
+            let text = file.replace('\n', ends);
+            let parsed = fuzzing::parse_import(text.as_bytes(), &provider).unwrap();
+            let found: Vec<u64> = parsed.rows.iter().map(|(line, _, _)| *line).collect();
+            let want: Vec<u64> = (0..lines.len() as u64)
+                .map(|i| 1 + step * (i + 1))
+                .collect();
+            assert_eq!(found, want, "line ends {ends:?}");
+        }
+        // A bad value on the third line of a CR-only file is reported there.
+        let mut bad = file.replace('\n', "\r");
+        bad = bad.replacen("987654321", "98", 1);
+        let parsed = fuzzing::parse_import(bad.as_bytes(), &provider).unwrap();
+        assert_eq!(
+            parsed.errors,
+            [RowError {
+                line: 3,
+                problem: RowProblem::Invalid(Column::ConferenceId),
+            }]
+        );
     }
 
     #[test]

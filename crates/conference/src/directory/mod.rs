@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 
+#[doc(hidden)]
+pub use bulk::fuzzing;
 pub use bulk::{
     CSV_COLUMNS, Column, ImportReport, ImportSummary, MAX_IMPORT_ROWS, RowError, RowProblem,
 };

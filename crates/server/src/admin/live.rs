@@ -48,21 +48,21 @@ pub trait LiveCalls: Send + Sync + 'static {
 }
 
 /// Whether a participant is to be muted.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Mute {
     muted: bool,
 }
 
 /// Whether a conference is to be locked.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Lock {
     locked: bool,
 }
 
 /// Whether a conference is to be recorded.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Record {
     recording: bool,

@@ -370,3 +370,78 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
+
+/// The API's JSON request bodies read exactly as its handlers read them (axum's `Json`
+/// extractor, then our refusal), for the fuzz targets in `fuzz/`: the body types stay
+/// private to the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::Json;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Map, Value};
+
+    use super::{ApiError, live, organisers, plan};
+
+    /// Every route that takes a JSON body, by the name [`read_body`] knows it by.
+    pub const BODIES: [&str; 7] = [
+        "mute",
+        "lock",
+        "recording",
+        "assignment",
+        "capacity",
+        "enabled",
+        "settings",
+    ];
+
+    /// Reads `body` as the request body of `route` (one of [`BODIES`]): what was read
+    /// (its `Debug`), or the status and message the API would refuse it with. `None`
+    /// for a route that takes no JSON body.
+    pub fn read_body(route: &str, body: &[u8]) -> Option<Result<String, (u16, String)>> {
+        let read = match route {
+            "mute" => read::<live::Mute>(body),
+            "lock" => read::<live::Lock>(body),
+            "recording" => read::<live::Record>(body),
+            "assignment" => read::<plan::Assignment>(body),
+            // The bridge's and the number's capacity routes take the same body.
+            "capacity" => read::<plan::Capacity>(body),
+            "enabled" => read::<plan::Enabled>(body),
+            "settings" => Json::<Map<String, Value>>::from_bytes(body)
+                .map_err(ApiError::from)
+                .and_then(|Json(fields)| organisers::SettingsPatch::parse(fields))
+                .map(|patch| format!("{patch:?}")),
+            _ => return None,
+        };
+        Some(read.map_err(|e| (e.status.as_u16(), e.message)))
+    }
+
+    fn read<T: DeserializeOwned + std::fmt::Debug>(body: &[u8]) -> Result<String, ApiError> {
+        let Json(value) = Json::<T>::from_bytes(body)?;
+        Ok(format!("{value:?}"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_body_reads_as_its_handler_reads_it() {
+            let good = [
+                r#"{"muted":true}"#,
+                r#"{"locked":false}"#,
+                r#"{"recording":true}"#,
+                r#"{"bridge":"eu-1"}"#,
+                r#"{"capacity":40}"#,
+                r#"{"enabled":false}"#,
+                r#"{"join_leave_tones":null}"#,
+            ];
+            for (route, body) in BODIES.into_iter().zip(good) {
+                let read = read_body(route, body.as_bytes());
+                assert!(matches!(read, Some(Ok(_))), "{route}: {read:?}");
+                // Unknown fields are refused, as the handlers refuse them.
+                let odd = read_body(route, br#"{"x":1}"#).unwrap().unwrap_err();
+                assert!((400..500).contains(&odd.0), "{route}: {odd:?}");
+            }
+            assert_eq!(read_body("kick", b"{}"), None);
+        }
+    }
+}

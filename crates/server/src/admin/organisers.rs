@@ -262,7 +262,7 @@ pub(super) async fn update_settings(
 impl SettingsPatch {
     /// The body of a settings `PATCH`: `{"join_leave_tones": true | false | null}`, where
     /// `null` goes back to the bridge's default.
-    fn parse(fields: Map<String, Value>) -> Result<SettingsPatch, ApiError> {
+    pub(super) fn parse(fields: Map<String, Value>) -> Result<SettingsPatch, ApiError> {
         let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
         let mut tones = None;
         for (name, value) in fields {

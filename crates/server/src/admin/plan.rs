@@ -60,14 +60,14 @@ pub(super) struct BridgePath {
 }
 
 /// The bridge a number is to be assigned to.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Assignment {
     bridge: String,
 }
 
 /// A new capacity: concurrent calls.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Capacity {
     #[schema(minimum = 1)]
@@ -75,7 +75,7 @@ pub(super) struct Capacity {
 }
 
 /// Whether a bridge takes calls.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Enabled {
     enabled: bool,
