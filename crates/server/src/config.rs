@@ -474,7 +474,8 @@ fn without_dot_dot(path: &Path) -> PathBuf {
 fn located(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let line = e
         .span()
-        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        // `get`: a span that is not on a character boundary must not panic the check.
+        .map(|span| text.get(..span.start).unwrap_or(text).lines().count().max(1));
     match line {
         Some(line) => Error::Config(format!("{}:{line}: {}", path.display(), e.message())),
         None => Error::Config(format!("{}: {}", path.display(), e.message())),
