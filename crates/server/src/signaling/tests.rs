@@ -61,6 +61,7 @@ impl Bench {
         let received = Received {
             peer: caller(),
             bytes: message::encode(&message),
+            certificate_names: None,
         };
         self.signaling.handle_received(received, self.now);
         self.signaling.drive(self.now);
