@@ -1,9 +1,9 @@
 //! A new INVITE, from the first look to the answer: who is calling (trunk by TLS client
 //! certificate or source address, under its security policy, or a softphone by digest),
-//! then [`Signaling::admit`] — where to (the
-//! router's decision and its grant) and with what media (the offer), no I/O, an
-//! [`Admission`] or a typed [`Refused`] — then the one I/O of admission, the call's RTP
-//! port, and 180 or 200.
+//! then [`Signaling::admit`] — where to (the router's decision and its grant) and with
+//! what media (the offer, under the trunk's SRTP policy), no I/O, an [`Admission`] or a
+//! typed [`Refused`] — then the one I/O of admission, the call's RTP port, and 180 or
+//! 200.
 
 use std::time::{Instant, SystemTime};
 
