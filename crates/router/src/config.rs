@@ -15,7 +15,7 @@ use crate::e164::E164;
 use crate::error::{ConfigError, Error, Fault};
 use crate::model::{Charge, Licence, NumberKind};
 use crate::numbering::Numbering;
-use crate::plan::{BridgeSpec, NumberSpec, Plan, TrunkSpec};
+use crate::plan::{BridgeSpec, NumberSpec, Plan, TrunkSecurity, TrunkSpec};
 
 impl Plan {
     /// Reads and validates the config file at `path`.
@@ -80,7 +80,8 @@ struct NumberingSection {
     user_number_capacity: Option<Spanned<u32>>,
 }
 
-/// Other fields (TLS peer names, say) may be added by the SIP side: not denied.
+/// A trunk, with its security policy (kept here, with its addresses, so that one plan
+/// swap changes both together). Unknown keys are not denied: other crates may add some.
 #[derive(Deserialize)]
 struct TrunkSection {
     name: Spanned<String>,
@@ -89,6 +90,14 @@ struct TrunkSection {
     max_sessions: Spanned<u32>,
     /// Media to where the caller's media comes from (default off for trunks).
     symmetric_rtp: Option<Spanned<bool>>,
+    /// Calls over anything but TLS are refused (default off).
+    require_tls: Option<Spanned<bool>>,
+    /// Offers without SRTP are refused (default off).
+    require_srtp: Option<Spanned<bool>>,
+    /// SDES keys may travel over UDP/TCP (default off: such offers are refused).
+    sdes_over_plain_transport: Option<Spanned<bool>>,
+    /// DNS names of the trunk's TLS client certificates.
+    tls_names: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `realm` and `account` belong to the SIP crate.
@@ -291,9 +300,20 @@ impl Loader<'_> {
             Some(on) => plan.set_symmetric_rtp(t.name.get_ref(), *on.get_ref()),
             None => Ok(()),
         });
+        let added = added.and_then(|()| self.trunk_security(plan, t));
         if let Err(e) = added {
             let span = match &e {
                 Error::ZeroCapacity { .. } => t.max_sessions.span(),
+                Error::InvalidTlsName { name, .. } | Error::DuplicateTlsName { name, .. } => t
+                    .tls_names
+                    .iter()
+                    .flat_map(|n| n.get_ref())
+                    .rev()
+                    .find(|n| {
+                        crate::plan::tls_name("", n.get_ref()).is_ok_and(|l| l == *name)
+                            || n.get_ref() == name
+                    })
+                    .map_or(t.name.span(), |n| n.span()),
                 Error::TrunkWithoutAddresses(_) => {
                     t.addresses.as_ref().map_or(t.name.span(), |a| a.span())
                 }
@@ -306,6 +326,26 @@ impl Loader<'_> {
             };
             self.fault(&span, e);
         }
+    }
+
+    /// The trunk's security keys, when it has any.
+    fn trunk_security(&self, plan: &mut Plan, t: &TrunkSection) -> Result<(), Error> {
+        let flag = |f: &Option<Spanned<bool>>| f.as_ref().is_some_and(|f| *f.get_ref());
+        let security = TrunkSecurity {
+            require_tls: flag(&t.require_tls),
+            require_srtp: flag(&t.require_srtp),
+            sdes_over_plain_transport: flag(&t.sdes_over_plain_transport),
+            tls_names: t
+                .tls_names
+                .iter()
+                .flat_map(|n| n.get_ref())
+                .map(|n| n.get_ref().clone())
+                .collect(),
+        };
+        if security == TrunkSecurity::default() {
+            return Ok(());
+        }
+        plan.set_trunk_security(t.name.get_ref(), security)
     }
 
     fn fault(&mut self, span: &Range<usize>, error: Error) {

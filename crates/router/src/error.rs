@@ -67,6 +67,19 @@ pub enum Error {
         trunk: String,
         other: String,
     },
+    /// A trunk's TLS name that is not a DNS name (wildcards included: a name identifies
+    /// one trunk).
+    #[error(
+        "TLS name {name:?} of trunk \"{trunk}\" is not a DNS name (letters, digits, '-' and '.', no wildcard)"
+    )]
+    InvalidTlsName { trunk: String, name: String },
+    /// Two trunks (or one twice) list the same TLS name.
+    #[error("TLS name {name:?} of trunk \"{trunk}\" already names trunk \"{other}\"")]
+    DuplicateTlsName {
+        name: String,
+        trunk: String,
+        other: String,
+    },
     /// A capacity or maximum of sessions of zero would refuse every call.
     #[error("capacity of {what} must be at least 1")]
     ZeroCapacity { what: String },

@@ -27,9 +27,12 @@ pub use e164::E164;
 pub use error::{ConfigError, Error, Fault};
 pub use grant::Grant;
 pub use metrics::{NumberStats, ReasonCounts, ResourceStats, Snapshot};
-pub use model::{BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId};
+pub use model::{
+    BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId, TrunkPolicy,
+};
 pub use numbering::Numbering;
 pub use plan::{
-    BridgeSpec, DEFAULT_SERVICE_CAPACITY, DEFAULT_USER_CAPACITY, NumberSpec, Plan, TrunkSpec,
+    BridgeSpec, DEFAULT_SERVICE_CAPACITY, DEFAULT_USER_CAPACITY, NumberSpec, Plan, TrunkSecurity,
+    TrunkSpec,
 };
 pub use router::{BridgeInfo, NumberInfo, Router, TrunkInfo};

@@ -18,7 +18,7 @@ use crate::e164::E164;
 use crate::error::Error;
 use crate::metrics::{self, Gauge, Rejections};
 use crate::model::{
-    BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId,
+    BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId, TrunkPolicy,
 };
 use crate::numbering::Numbering;
 use crate::plan::{NumberDef, Plan};
@@ -127,6 +127,8 @@ pub(crate) struct Topology {
     pub(crate) trunks: Vec<TrunkSlot>,
     pub(crate) trunk_ids: HashMap<Arc<str>, TrunkId>,
     pub(crate) by_addr: HashMap<IpAddr, TrunkId>,
+    /// Trunks by the (lower-case) DNS names of their TLS client certificates.
+    pub(crate) by_tls_name: HashMap<Arc<str>, TrunkId>,
     pub(crate) softphones: Option<TrunkId>,
     pub(crate) tenants: Vec<TenantSlot>,
     pub(crate) tenant_ids: HashMap<Arc<str>, TenantId>,
@@ -147,6 +149,7 @@ pub(crate) struct TrunkLive {
     pub(crate) provider: Option<ProviderId>,
     pub(crate) max_sessions: NonZeroU32,
     pub(crate) symmetric_rtp: bool,
+    pub(crate) policy: TrunkPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +208,7 @@ impl Topology {
             trunks: Vec::new(),
             trunk_ids: HashMap::new(),
             by_addr: HashMap::new(),
+            by_tls_name: HashMap::new(),
             softphones: None,
             tenants: Vec::new(),
             tenant_ids: HashMap::new(),
@@ -225,6 +229,7 @@ impl Topology {
         t.tenants.iter_mut().for_each(|s| s.licence = None);
         t.bridges.iter_mut().for_each(|s| s.live = None);
         t.by_addr.clear();
+        t.by_tls_name.clear();
         t.softphones = None;
         let providers: Vec<ProviderId> = plan
             .providers
@@ -234,14 +239,29 @@ impl Topology {
         for trunk in &plan.trunks {
             let id = t.intern_trunk(&trunk.name);
             let provider = providers.get(usize::from(trunk.provider)).copied();
-            t.set_trunk(id, provider, trunk.max_sessions, trunk.symmetric_rtp);
+            let live = TrunkLive {
+                provider,
+                max_sessions: trunk.max_sessions,
+                symmetric_rtp: trunk.symmetric_rtp,
+                policy: trunk.policy,
+            };
+            t.set_trunk(id, live);
             for address in &trunk.addresses {
                 t.by_addr.insert(*address, id);
+            }
+            for name in &trunk.tls_names {
+                t.by_tls_name.insert(name.clone(), id);
             }
         }
         if let Some(s) = &plan.softphones {
             let id = t.intern_trunk(&s.name);
-            t.set_trunk(id, None, s.max_sessions, s.symmetric_rtp);
+            let live = TrunkLive {
+                provider: None,
+                max_sessions: s.max_sessions,
+                symmetric_rtp: s.symmetric_rtp,
+                policy: TrunkPolicy::default(),
+            };
+            t.set_trunk(id, live);
             t.softphones = Some(id);
         }
         let mut tenants = Vec::with_capacity(plan.tenants.len());
@@ -305,19 +325,9 @@ impl Topology {
         id
     }
 
-    fn set_trunk(
-        &mut self,
-        id: TrunkId,
-        provider: Option<ProviderId>,
-        max_sessions: NonZeroU32,
-        symmetric_rtp: bool,
-    ) {
+    fn set_trunk(&mut self, id: TrunkId, live: TrunkLive) {
         if let Some(slot) = self.trunks.get_mut(id.index()) {
-            slot.live = Some(TrunkLive {
-                provider,
-                max_sessions,
-                symmetric_rtp,
-            });
+            slot.live = Some(live);
         }
     }
 

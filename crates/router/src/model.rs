@@ -41,6 +41,22 @@ impl fmt::Display for Provider {
     }
 }
 
+/// What a trunk's calls must come over, beyond its source address: the flags of its
+/// [`crate::TrunkSecurity`]. The default asks nothing (a trunk trusted by address).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrunkPolicy {
+    /// Calls not over TLS are refused.
+    pub require_tls: bool,
+    /// Offers without SRTP (SDES) are refused.
+    pub require_srtp: bool,
+    /// SDES keys may be exchanged over UDP or TCP, where anyone on the path reads them
+    /// (labs only); off, such offers are refused.
+    pub sdes_over_plain_transport: bool,
+    /// The trunk lists TLS names: a request from its addresses must come with a client
+    /// certificate naming it, or a spoofed address would pass for it.
+    pub requires_certificate: bool,
+}
+
 /// A tenant's conferencing licence, which decides whose numbers its bridges may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -27,6 +27,22 @@ pub struct TrunkSpec<'a> {
     pub max_sessions: u32,
 }
 
+/// How a trunk must reach the bridge: over TLS, with SRTP, and with a TLS client
+/// certificate that names it (as Teams Direct Routing knows an SBC by the FQDN in its
+/// certificate). The default asks none of it: the trunk is trusted by source address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkSecurity {
+    /// Calls not over TLS are refused.
+    pub require_tls: bool,
+    /// Offers without SRTP (RTP/SAVP with SDES) are refused.
+    pub require_srtp: bool,
+    /// SDES keys may travel over UDP or TCP (labs only).
+    pub sdes_over_plain_transport: bool,
+    /// DNS names of the trunk's SBC certificates. A verified client certificate with one
+    /// of them identifies the trunk; with any, a request from its addresses needs one.
+    pub tls_names: Vec<String>,
+}
+
 /// A bridge as the plan describes it.
 #[derive(Debug, Clone, Copy)]
 pub struct BridgeSpec<'a> {
@@ -72,6 +88,7 @@ pub struct Plan {
     provider_index: HashMap<Provider, u16>,
     trunk_names: HashMap<Arc<str>, usize>,
     addresses: HashMap<IpAddr, usize>,
+    tls_names: HashMap<Arc<str>, usize>,
     tenant_names: HashMap<Arc<str>, usize>,
     bridge_names: HashMap<Arc<str>, usize>,
 }
@@ -83,6 +100,9 @@ pub(crate) struct TrunkDef {
     pub(crate) addresses: Vec<IpAddr>,
     pub(crate) max_sessions: NonZeroU32,
     pub(crate) symmetric_rtp: bool,
+    pub(crate) policy: crate::model::TrunkPolicy,
+    /// Lower-case, each the trunk's alone.
+    pub(crate) tls_names: Vec<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +157,7 @@ impl Plan {
             numbers: HashMap::new(),
             trunk_names: HashMap::new(),
             addresses: HashMap::new(),
+            tls_names: HashMap::new(),
             tenant_names: HashMap::new(),
             bridge_names: HashMap::new(),
         }
@@ -204,7 +225,57 @@ impl Plan {
             addresses,
             max_sessions,
             symmetric_rtp: false,
+            policy: crate::model::TrunkPolicy::default(),
+            tls_names: Vec::new(),
         });
+        Ok(())
+    }
+
+    /// Sets what `trunk` (by name; not the softphones, which prove themselves by digest)
+    /// must reach the bridge with. Each TLS name must be a DNS name (compared without
+    /// case) that no other trunk lists.
+    pub fn set_trunk_security(
+        &mut self,
+        trunk: &str,
+        security: TrunkSecurity,
+    ) -> Result<(), Error> {
+        let index = *self
+            .trunk_names
+            .get(trunk)
+            .ok_or_else(|| Error::NoSuchTrunk(trunk.to_owned()))?;
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(security.tls_names.len());
+        for name in &security.tls_names {
+            let name: Arc<str> = tls_name(trunk, name)?.into();
+            let other = self.tls_names.get(&name).copied().filter(|&i| i != index);
+            if other.is_some() || names.contains(&name) {
+                let other = other
+                    .and_then(|i| self.trunks.get(i))
+                    .map_or(trunk, |t| &*t.name);
+                return Err(Error::DuplicateTlsName {
+                    name: name.to_string(),
+                    trunk: trunk.to_owned(),
+                    other: other.to_owned(),
+                });
+            }
+            names.push(name);
+        }
+        let def = self
+            .trunks
+            .get_mut(index)
+            .ok_or_else(|| Error::NoSuchTrunk(trunk.to_owned()))?;
+        for old in def.tls_names.drain(..) {
+            self.tls_names.remove(&old);
+        }
+        for name in &names {
+            self.tls_names.insert(name.clone(), index);
+        }
+        def.policy = crate::model::TrunkPolicy {
+            require_tls: security.require_tls,
+            require_srtp: security.require_srtp,
+            sdes_over_plain_transport: security.sdes_over_plain_transport,
+            requires_certificate: !names.is_empty(),
+        };
+        def.tls_names = names;
         Ok(())
     }
 
@@ -368,6 +439,26 @@ fn nonzero(value: u32, what: impl FnOnce() -> String) -> Result<NonZeroU32, Erro
     NonZeroU32::new(value).ok_or_else(|| Error::ZeroCapacity { what: what() })
 }
 
+/// `name` as a trunk's TLS name: a DNS name (RFC 1123 labels, at most 253 characters,
+/// a final dot dropped), lower-case. No wildcards: a name identifies one trunk.
+pub(crate) fn tls_name(trunk: &str, name: &str) -> Result<String, Error> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if lower.is_empty() || lower.len() > 253 || !lower.split('.').all(label_ok) {
+        return Err(Error::InvalidTlsName {
+            trunk: trunk.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    Ok(lower)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +583,67 @@ mod tests {
         assert!(matches!(
             p.set_default_capacities(0, 1),
             Err(Error::ZeroCapacity { .. })
+        ));
+    }
+
+    #[test]
+    fn trunk_security_names_are_dns_names_of_one_trunk_each() {
+        let mut p = Plan::new(Numbering::new("1").unwrap());
+        let spec = |name, ip: &'static str| TrunkSpec {
+            name,
+            provider: "Telco",
+            addresses: Box::leak(Box::new([ip.parse::<IpAddr>().unwrap()])),
+            max_sessions: 5,
+        };
+        p.add_trunk(spec("a", "10.0.0.1")).unwrap();
+        p.add_trunk(spec("b", "10.0.0.2")).unwrap();
+        assert_eq!(p.trunks[0].policy, crate::model::TrunkPolicy::default());
+        let names = |n: &[&str]| TrunkSecurity {
+            require_tls: true,
+            tls_names: n.iter().map(|s| s.to_string()).collect(),
+            ..TrunkSecurity::default()
+        };
+        p.set_trunk_security("a", names(&["SBC1.Example.com."]))
+            .unwrap();
+        assert_eq!(&*p.trunks[0].tls_names[0], "sbc1.example.com");
+        assert!(p.trunks[0].policy.requires_certificate);
+        assert!(p.trunks[0].policy.require_tls);
+        assert_eq!(
+            p.set_trunk_security("b", names(&["sbc1.example.com"])),
+            Err(Error::DuplicateTlsName {
+                name: "sbc1.example.com".into(),
+                trunk: "b".into(),
+                other: "a".into()
+            })
+        );
+        assert!(matches!(
+            p.set_trunk_security("b", names(&["x.example.com", "X.example.com"])),
+            Err(Error::DuplicateTlsName { .. })
+        ));
+        for bad in [
+            "",
+            "*.example.com",
+            "sbc 1.example.com",
+            "-a.example.com",
+            "a..b",
+        ] {
+            assert!(
+                matches!(
+                    p.set_trunk_security("b", names(&[bad])),
+                    Err(Error::InvalidTlsName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        // Set again, the old names are given up.
+        p.set_trunk_security("a", names(&[])).unwrap();
+        assert!(!p.trunks[0].policy.requires_certificate);
+        p.set_trunk_security("b", names(&["sbc1.example.com"]))
+            .unwrap();
+        p.set_softphones("s", 5).unwrap();
+        assert!(matches!(
+            p.set_trunk_security("s", names(&[])),
+            Err(Error::NoSuchTrunk(_))
         ));
     }
 }

@@ -142,6 +142,34 @@ impl Router {
             .copied()
     }
 
+    /// The trunks whose TLS names are among `names` (a verified client certificate's DNS
+    /// names, lower-case), each once: none, one, or (a certificate naming several
+    /// trunks) more, which the caller must not pick from.
+    pub fn trunks_by_certificate(&self, names: &[String]) -> Vec<TrunkId> {
+        let topology = self.shared.topology.load();
+        let mut trunks = Vec::new();
+        for id in names
+            .iter()
+            .filter_map(|n| topology.by_tls_name.get(n.as_str()))
+        {
+            if !trunks.contains(id) {
+                trunks.push(*id);
+            }
+        }
+        trunks
+    }
+
+    /// What calls over `trunk` must come with (TLS, SRTP, a client certificate); the
+    /// default, asking nothing, for the softphones and a trunk the plan no longer has.
+    pub fn trunk_policy(&self, trunk: TrunkId) -> crate::TrunkPolicy {
+        self.shared
+            .topology
+            .load()
+            .trunk_live(trunk)
+            .map(|(_, live)| live.policy)
+            .unwrap_or_default()
+    }
+
     /// The softphone pseudo-trunk, for digest-authenticated clients from any other address.
     pub fn softphone_trunk(&self) -> Option<TrunkId> {
         self.shared.topology.load().softphones

@@ -351,3 +351,89 @@ fn symmetric_rtp_is_per_trunk_and_a_bad_value_names_its_line() {
         "{got}"
     );
 }
+
+#[test]
+fn trunk_security_is_per_trunk_and_off_by_default() {
+    let router =
+        dialbridge_router::Router::new(Plan::from_toml_str(Path::new("x.toml"), BASE).unwrap());
+    let ms = router
+        .identify_trunk("127.0.0.10".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        router.trunk_policy(ms),
+        dialbridge_router::TrunkPolicy::default()
+    );
+    let text = BASE.replace(
+        "addresses = [\"127.0.0.10\"]",
+        "addresses = [\"127.0.0.10\"]\nrequire_tls = true\nrequire_srtp = true\n\
+         sdes_over_plain_transport = true\ntls_names = [\"SBC1.example.com\", \"sbc2.example.com\"]",
+    );
+    let router =
+        dialbridge_router::Router::new(Plan::from_toml_str(Path::new("x.toml"), &text).unwrap());
+    let ms = router
+        .identify_trunk("127.0.0.10".parse().unwrap())
+        .unwrap();
+    let telco = router
+        .identify_trunk("127.0.0.20".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        router.trunk_policy(ms),
+        dialbridge_router::TrunkPolicy {
+            require_tls: true,
+            require_srtp: true,
+            sdes_over_plain_transport: true,
+            requires_certificate: true,
+        }
+    );
+    assert_eq!(
+        router.trunk_policy(telco),
+        dialbridge_router::TrunkPolicy::default()
+    );
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        router.trunks_by_certificate(&names(&["sbc1.example.com"])),
+        [ms]
+    );
+    assert_eq!(
+        router.trunks_by_certificate(&names(&["sbc2.example.com", "sbc1.example.com"])),
+        [ms]
+    );
+    assert!(
+        router
+            .trunks_by_certificate(&names(&["sbc3.example.com"]))
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_bad_or_shared_tls_name_names_its_line() {
+    assert_fault(
+        "[[trunk]]\nname = \"t\"\nprovider = \"T\"\naddresses = [\"10.0.0.1\"]\nmax_sessions = 1\n\
+         tls_names = [\"ok.example.com\", \"*.example.com\"]\n",
+        "\"*.example.com\"",
+        "TLS name \"*.example.com\" of trunk \"t\" is not a DNS name",
+    );
+    let text = BASE.replace(
+        "addresses = [\"127.0.0.10\"]",
+        "addresses = [\"127.0.0.10\"]\ntls_names = [\"sbc1.example.com\"]",
+    );
+    let text = text.replace(
+        "addresses = [\"127.0.0.20\"]",
+        "addresses = [\"127.0.0.20\"]\ntls_names = [\"SBC1.example.com\"]",
+    );
+    let got = refuse(&text);
+    let want = format!(
+        "x.toml:{}: TLS name \"sbc1.example.com\" of trunk \"telco-a\" already names trunk \"microsoft-pstn\"",
+        line_of(&text, "\"SBC1.example.com\"")
+    );
+    assert!(got.contains(&want), "got:\n{got}\nwant:\n{want}");
+    let text = BASE.replace(
+        "addresses = [\"127.0.0.10\"]",
+        "addresses = [\"127.0.0.10\"]\nrequire_tls = \"yes\"",
+    );
+    assert!(
+        refuse(&text).starts_with(&format!("x.toml:{}:", line_of(&text, "\"yes\""))),
+        "{}",
+        refuse(&text)
+    );
+}

@@ -62,6 +62,9 @@ pub struct SipConfig {
     pub tls: Vec<SocketAddr>,
     pub tls_certificate: PathBuf,
     pub tls_private_key: PathBuf,
+    /// CA bundle (PEM) the TLS listeners verify client certificates against; without
+    /// it no client certificate is asked for (and no trunk may list `tls_names`).
+    pub tls_client_ca: Option<PathBuf>,
     /// How long the bridge rings (180) before it answers; lets a caller CANCEL.
     pub answer_after: Duration,
     /// On SIGTERM, how long calls in progress may go on before the bridge ends them.
@@ -293,6 +296,7 @@ impl Config {
             )));
         }
         let auth = auth_config(path, text, raw.auth, &resolve)?;
+        check_trunk_tls(path, text, &raw.trunk, &sip)?;
         let welcome = resolve(&media.welcome_prompt);
         let prompts = welcome
             .parent()
@@ -306,6 +310,7 @@ impl Config {
                 tls: sip.tls.map(OneOrMany::into_vec).unwrap_or_default(),
                 tls_certificate: resolve(&sip.tls_certificate),
                 tls_private_key: resolve(&sip.tls_private_key),
+                tls_client_ca: sip.tls_client_ca.as_deref().map(resolve),
                 answer_after: Duration::from_millis(sip.answer_after_ms),
                 drain_timeout: Duration::from_millis(sip.drain_timeout_ms),
                 min_session_expires: sip.min_session_expires,
@@ -432,6 +437,51 @@ fn auth_config(
     })
 }
 
+/// What the number plan cannot see of a trunk's TLS policy: that the [sip] section can
+/// serve it. A trunk that must use TLS needs a TLS listener, and one that lists
+/// `tls_names` needs `tls_client_ca` (no client certificate is asked for without it):
+/// otherwise every call of that trunk would be refused.
+fn check_trunk_tls(
+    path: &Path,
+    text: &str,
+    trunks: &[RawTrunk],
+    sip: &RawSip,
+) -> Result<(), Error> {
+    let fault = |span: std::ops::Range<usize>, message: String| {
+        let line = text[..span.start.min(text.len())].lines().count().max(1);
+        Error::Config(format!("{}:{line}: {message}", path.display()))
+    };
+    let no_tls = sip.tls.as_ref().is_none_or(|t| match t {
+        OneOrMany::One(_) => false,
+        OneOrMany::Many(list) => list.is_empty(),
+    });
+    for trunk in trunks {
+        let names = trunk.tls_names.as_ref().filter(|n| !n.get_ref().is_empty());
+        let require = trunk.require_tls.as_ref().filter(|r| *r.get_ref());
+        if no_tls && let Some(span) = require.map(|r| r.span()).or(names.map(|n| n.span())) {
+            return Err(fault(
+                span,
+                format!(
+                    "[[trunk]] \"{}\" needs TLS, but [sip] has no tls listener",
+                    trunk.name
+                ),
+            ));
+        }
+        if let Some(names) = names
+            && sip.tls_client_ca.is_none()
+        {
+            return Err(fault(
+                names.span(),
+                format!(
+                    "[[trunk]] \"{}\" lists tls_names, but [sip] tls_client_ca is not set (no client certificate is asked for without it)",
+                    trunk.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The line (from 1) of `key = ...` in table `[section]`, for messages about a value
 /// that parsed but does not validate.
 fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
@@ -497,6 +547,17 @@ struct RawConfig {
     directory: RawDirectory,
     #[serde(default)]
     guard: RawGuard,
+    /// The number plan's trunks, read here for their TLS keys only.
+    #[serde(default)]
+    trunk: Vec<RawTrunk>,
+}
+
+/// A `[[trunk]]` as the server checks it against [sip]; the router reads the rest.
+#[derive(Deserialize)]
+struct RawTrunk {
+    name: String,
+    require_tls: Option<toml::Spanned<bool>>,
+    tls_names: Option<toml::Spanned<Vec<String>>>,
 }
 
 /// `[guard]`: how many wrong conference IDs and PINs before what.
@@ -568,6 +629,7 @@ struct RawSip {
     tls: Option<OneOrMany<SocketAddr>>,
     tls_certificate: String,
     tls_private_key: String,
+    tls_client_ca: Option<String>,
     #[serde(default)]
     answer_after_ms: u64,
     #[serde(default = "default_drain_ms")]
@@ -894,5 +956,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("both set"), "{err}");
+    }
+
+    #[test]
+    fn tls_client_ca_is_optional_and_resolved_against_the_file() {
+        assert_eq!(Config::demo().unwrap().sip.tls_client_ca, None);
+        let text = DEMO_CONFIG.replace(
+            "tls_private_key = \"tls/key.pem\"",
+            "tls_private_key = \"tls/key.pem\"\ntls_client_ca = \"tls/sbc-ca.pem\"",
+        );
+        let c = Config::parse(Path::new("/x/demo.toml"), Path::new("/x"), &text).unwrap();
+        assert_eq!(
+            c.sip.tls_client_ca,
+            Some(PathBuf::from("/x/tls/sbc-ca.pem"))
+        );
+    }
+
+    #[test]
+    fn a_trunk_the_sip_section_cannot_serve_names_its_line() {
+        let trunk = "addresses = [\"127.0.0.10\"]";
+        // tls_names without tls_client_ca: no certificate would ever be asked for.
+        let text = DEMO_CONFIG.replace(
+            trunk,
+            &format!("{trunk}\ntls_names = [\"sbc1.example.com\"]"),
+        );
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("tls_names"))
+            .unwrap()
+            + 1;
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("x/demo.toml:{line}: ")), "{err}");
+        assert!(
+            err.contains("\"microsoft-pstn\"") && err.contains("tls_client_ca"),
+            "{err}"
+        );
+        let with_ca = text.replace(
+            "tls_private_key = \"tls/key.pem\"",
+            "tls_private_key = \"tls/key.pem\"\ntls_client_ca = \"tls/ca.pem\"",
+        );
+        Config::parse(Path::new("x/demo.toml"), Path::new("x"), &with_ca).unwrap();
+        // require_tls without a TLS listener: every call of the trunk would be refused.
+        let text = DEMO_CONFIG
+            .replace("tls = [\"127.0.0.1:5061\", \"[::1]:5061\"]\n", "")
+            .replace(trunk, &format!("{trunk}\nrequire_tls = true"));
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("require_tls"))
+            .unwrap()
+            + 1;
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("x/demo.toml:{line}: ")), "{err}");
+        assert!(err.contains("no tls listener"), "{err}");
     }
 }

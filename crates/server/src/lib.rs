@@ -89,7 +89,11 @@ async fn bind_sip(config: &Config) -> Result<Listeners, Error> {
         listeners.tcp.push(bind_tcp(addr).await?);
     }
     if !sip.tls.is_empty() {
-        let acceptor = load_tls_acceptor(&sip.tls_certificate, &sip.tls_private_key)?;
+        let acceptor = load_tls_acceptor(
+            &sip.tls_certificate,
+            &sip.tls_private_key,
+            sip.tls_client_ca.as_deref(),
+        )?;
         for &addr in &sip.tls {
             listeners
                 .tls

@@ -57,6 +57,20 @@ pub enum EndCause {
     UnusableSdesKey,
     /// No RTP port (or socket) left for the call's media.
     NoMediaCapacity,
+    /// A trunk that must use TLS (`require_tls`, or `tls_names`) sent over UDP or TCP.
+    TlsRequired,
+    /// A request from the address of a trunk that lists `tls_names` came without a
+    /// client certificate: the address alone may be spoofed.
+    ClientCertificateRequired,
+    /// ... or with a verified certificate that names none of that trunk's `tls_names`.
+    CertificateNotForTrunk,
+    /// A verified client certificate names more than one trunk: none is picked.
+    AmbiguousCertificate,
+    /// A trunk that must use SRTP (`require_srtp`) offered plain RTP.
+    SrtpRequired,
+    /// An RTP/SAVP offer over UDP or TCP: our SDES key would cross the network in the
+    /// clear (RFC 4568 §8.3), and the answer may not switch to RTP/AVP (RFC 3264 §6).
+    SdesNeedsTls,
     /// A softphone proved who it is, but the plan has no softphone trunk.
     SoftphonesNotAccepted,
     /// The transaction layer holds as many transactions as it may.
@@ -250,6 +264,47 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "Q.850;cause=47;text=\"no media capacity\"",
                 Some(5),
             ),
+            // Refused for who the peer is (or is not proven to be), not what it asked:
+            // 403, as credentials would not help and a retry over the same transport
+            // gets the same. The Reason says what to fix.
+            E::TlsRequired => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"trunk requires TLS\"",
+                None,
+            ),
+            E::ClientCertificateRequired => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"trunk requires a TLS client certificate\"",
+                None,
+            ),
+            E::CertificateNotForTrunk => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"TLS client certificate does not name this trunk\"",
+                None,
+            ),
+            E::AmbiguousCertificate => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"TLS client certificate names more than one trunk\"",
+                None,
+            ),
+            // The offer, not the caller, is refused (RFC 3261 §21.4.26): the same call
+            // with another session description may pass.
+            E::SrtpRequired => (
+                488,
+                NOT_ACCEPTABLE,
+                "SIP;cause=488;text=\"trunk requires SRTP (RTP/SAVP with SDES)\"",
+                None,
+            ),
+            E::SdesNeedsTls => (
+                488,
+                NOT_ACCEPTABLE,
+                "SIP;cause=488;text=\"SDES needs TLS\"",
+                None,
+            ),
             E::SoftphonesNotAccepted => (
                 403,
                 FORBIDDEN,
@@ -354,7 +409,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 32] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 38] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -510,6 +565,42 @@ mod tests {
                 503,
                 "Q.850;cause=47;text=\"no media capacity\"",
                 Some(5),
+            ),
+            (
+                EndCause::TlsRequired.into(),
+                403,
+                "SIP;cause=403;text=\"trunk requires TLS\"",
+                None,
+            ),
+            (
+                EndCause::ClientCertificateRequired.into(),
+                403,
+                "SIP;cause=403;text=\"trunk requires a TLS client certificate\"",
+                None,
+            ),
+            (
+                EndCause::CertificateNotForTrunk.into(),
+                403,
+                "SIP;cause=403;text=\"TLS client certificate does not name this trunk\"",
+                None,
+            ),
+            (
+                EndCause::AmbiguousCertificate.into(),
+                403,
+                "SIP;cause=403;text=\"TLS client certificate names more than one trunk\"",
+                None,
+            ),
+            (
+                EndCause::SrtpRequired.into(),
+                488,
+                "SIP;cause=488;text=\"trunk requires SRTP (RTP/SAVP with SDES)\"",
+                None,
+            ),
+            (
+                EndCause::SdesNeedsTls.into(),
+                488,
+                "SIP;cause=488;text=\"SDES needs TLS\"",
+                None,
             ),
             (
                 EndCause::SoftphonesNotAccepted.into(),

@@ -15,7 +15,23 @@ use crate::{Error, Gauges};
 pub fn demo_config() -> Config {
     // The demo file is compiled in: failing to parse it is a bug in this repository.
     #[allow(clippy::expect_used)]
-    let mut config = Config::demo().expect("fixtures/demo.toml parses");
+    let config = Config::demo().expect("fixtures/demo.toml parses");
+    on_free_ports(config)
+}
+
+/// [`demo_config`] from the demo file's text as `edit` rewrites it: what the number plan
+/// reads (a trunk's keys, say) is read from the text. Panics (it is for tests) when the
+/// edited file does not load.
+pub fn demo_config_edited(edit: impl FnOnce(&str) -> String) -> Config {
+    let dir = crate::config::demo_dir();
+    let text = edit(crate::config::DEMO_CONFIG);
+    let config = Config::parse(&dir.join("demo.toml"), &dir, &text);
+    #[allow(clippy::panic)]
+    let config = config.unwrap_or_else(|e| panic!("the edited demo does not load: {e}"));
+    on_free_ports(config)
+}
+
+fn on_free_ports(mut config: Config) -> Config {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     config.sip.udp = vec![any];
     config.sip.tcp = vec![any];

@@ -81,6 +81,8 @@ async fn a_stranger_without_credentials_is_challenged_and_never_reaches_a_bridge
     bridge.stop().await;
 }
 
+/// Over TLS: SDES keys never cross the network in the clear (an RTP/SAVP offer over UDP
+/// is refused, see `trunk_security.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_offering_srtp_gets_encrypted_media() {
     use dialbridge_media::{SrtpKeys, SrtpSuite};
@@ -92,13 +94,15 @@ async fn a_trunk_offering_srtp_gets_encrypted_media() {
          a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
         SrtpKeys::encode_inline(&our_key)
     );
-    let call = uac::call_offering(
-        bridge.sip_addr(),
+    let call = uac::call_over_tls(
+        bridge.tls_addr().unwrap(),
         "127.0.0.10".parse().unwrap(),
         "+14255550100",
         &offer,
+        dialbridge_testkit::tls::client_config(None),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(call.status, 200, "{}", call.response);
     assert!(call.response.contains("RTP/SAVP"), "{}", call.response);
     let crypto = call

@@ -23,12 +23,24 @@ Max-Forwards: 70\r\n\
 Content-Length: 0\r\n\r\n";
 
 async fn start(tls: bool) -> (Transports, mpsc::Receiver<Received>) {
+    start_asking(tls, None).await
+}
+
+/// [`start`], the TLS listener asking for client certificates under `client_ca`.
+async fn start_asking(
+    tls: bool,
+    client_ca: Option<&std::path::Path>,
+) -> (Transports, mpsc::Receiver<Received>) {
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = if tls {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tls");
-        let acceptor =
-            load_tls_acceptor(&fixtures.join("cert.pem"), &fixtures.join("key.pem")).unwrap();
+        let acceptor = load_tls_acceptor(
+            &fixtures.join("cert.pem"),
+            &fixtures.join("key.pem"),
+            client_ca,
+        )
+        .unwrap();
         Some((TcpListener::bind("127.0.0.1:0").await.unwrap(), acceptor))
     } else {
         None
@@ -230,4 +242,120 @@ async fn tls_connections_carry_sip() {
         .unwrap()
         .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+}
+
+/// A CA made for the test, and a client certificate it issues for `names`.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestCa { cert, key }
+    }
+
+    fn client(
+        &self,
+        names: &[&str],
+    ) -> (
+        rustls_pki_types::CertificateDer<'static>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    ) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (cert.der().clone(), key)
+    }
+}
+
+/// A TLS connection to `transports`' listener, presenting `client` if given, that sends
+/// one OPTIONS.
+async fn tls_options(
+    transports: &Transports,
+    client: Option<(
+        rustls_pki_types::CertificateDer<'static>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    )>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tls");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(fixtures.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(transports.tls_addr().unwrap())
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // A failed client certificate shows here at the latest (TLS 1.3 sends the server's
+    // refusal after the client thinks it is done): the write or the flush fails, or the
+    // connection is closed unread.
+    let _ = tls
+        .write_all(OPTIONS.replace("SIP/2.0/TCP", "SIP/2.0/TLS").as_bytes())
+        .await;
+    let _ = tls.flush().await;
+    tls
+}
+
+#[tokio::test]
+async fn a_verified_client_certificate_names_travel_with_each_message() {
+    let ca = TestCa::new();
+    let dir = std::env::temp_dir().join(format!("dialbridge-sip-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("clients.pem");
+    std::fs::write(&bundle, ca.cert.pem()).unwrap();
+    let (transports, mut rx) = start_asking(true, Some(&bundle)).await;
+
+    let _with = tls_options(&transports, Some(ca.client(&["SBC1.example.com"]))).await;
+    let received = next(&mut rx).await;
+    assert_eq!(received.peer.transport, TransportKind::Tls);
+    assert_eq!(
+        received.certificate_names.as_deref(),
+        Some(&["sbc1.example.com".to_string()][..])
+    );
+
+    // Asked, not demanded: without a certificate the connection carries SIP, unnamed.
+    let _without = tls_options(&transports, None).await;
+    let received = next(&mut rx).await;
+    assert_eq!(received.certificate_names, None);
+
+    // A certificate from another CA fails the handshake: nothing arrives.
+    let other = TestCa::new();
+    let _other = tls_options(&transports, Some(other.client(&["sbc1.example.com"]))).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err(),
+        "no message from a certificate the bundle did not issue"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn without_a_client_ca_no_certificate_is_asked_for() {
+    let (transports, mut rx) = start(true).await;
+    let ca = TestCa::new();
+    // The client has one, but is not asked: the message comes unnamed.
+    let _tls = tls_options(&transports, Some(ca.client(&["sbc1.example.com"]))).await;
+    let received = next(&mut rx).await;
+    assert_eq!(received.certificate_names, None);
 }

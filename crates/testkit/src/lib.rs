@@ -13,6 +13,7 @@ pub mod netns;
 pub mod ports;
 pub mod serve;
 pub mod sipp;
+pub mod tls;
 pub mod uac;
 
 /// An IP address written in a test.

@@ -1,11 +1,15 @@
 //! A deliberately small SIP caller for end-to-end tests, written from plain text templates
 //! so it shares no code with the bridge it tests: INVITE with a G.711 offer, ACK, listen
-//! to the RTP, BYE. sbc-sim is the full tool; this is the independent check.
+//! to the RTP, BYE; over UDP, or over TLS ([`call_over_tls`]). sbc-sim is the full tool;
+//! this is the independent check.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::sync::Mutex;
 
 /// A call placed by [`call`].
 #[derive(Debug)]
@@ -13,7 +17,7 @@ pub struct Call {
     pub status: u16,
     /// The whole final response to the INVITE.
     pub response: String,
-    sock: UdpSocket,
+    sock: Signal,
     rtp: UdpSocket,
     bridge: SocketAddr,
     call_id: String,
@@ -41,11 +45,53 @@ pub async fn call_offering(
     let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0))
         .await
         .expect("bind SIP socket");
+    place(Signal::Udp(sock), bridge, local_ip, number, media)
+        .await
+        .expect("a final answer in time")
+}
+
+/// [`call_offering`] over TLS to the bridge's TLS listener `bridge`, from `local_ip`,
+/// with `tls` (see [`crate::tls::client_config`]). `Err` when the connection fails or
+/// closes before a final answer (a refused client certificate, say).
+pub async fn call_over_tls(
+    bridge: SocketAddr,
+    local_ip: IpAddr,
+    number: &str,
+    media: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Call, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(local_ip, 0))
+        .map_err(|e| e.to_string())?;
+    let tcp = socket.connect(bridge).await.map_err(|e| e.to_string())?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::IpAddress(bridge.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let (reader, writer) = tokio::io::split(stream);
+    let signal = Signal::Tls {
+        reader: Mutex::new((reader, Vec::new())),
+        writer: Mutex::new(writer),
+        local,
+    };
+    place(signal, bridge, local_ip, number, media).await
+}
+
+async fn place(
+    sock: Signal,
+    bridge: SocketAddr,
+    local_ip: IpAddr,
+    number: &str,
+    media: &str,
+) -> Result<Call, String> {
     let rtp_port = crate::ports::free_rtp_port(local_ip);
     let rtp = UdpSocket::bind(SocketAddr::new(local_ip, rtp_port))
         .await
         .expect("bind RTP socket");
-    let local = sock.local_addr().expect("local address");
+    let local = sock.local_addr();
     let call_id = format!("testkit-{}-{}", std::process::id(), rtp_port);
     let from_tag = format!("t{rtp_port}");
     let sdp = format!(
@@ -55,7 +101,7 @@ pub async fn call_offering(
     );
     let invite = format!(
         "INVITE sip:{number}@{bridge} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-1;rport\r\n\
+         Via: SIP/2.0/{transport} {local};branch=z9hG4bK{call_id}-1;rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:+15550001111@{ip}>;tag={from_tag}\r\n\
          To: <sip:{number}@{bridge}>\r\n\
@@ -65,20 +111,17 @@ pub async fn call_offering(
          Content-Type: application/sdp\r\n\
          Content-Length: {len}\r\n\r\n{sdp}",
         ip = local.ip(),
+        transport = sock.via_transport(),
         len = sdp.len()
     );
-    sock.send_to(invite.as_bytes(), bridge)
-        .await
-        .expect("send INVITE");
+    sock.send(invite.as_bytes(), bridge).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = vec![0u8; 65536];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let (n, _) = tokio::time::timeout(left, sock.recv_from(&mut buf))
+        let text = sock
+            .recv(left)
             .await
-            .expect("a final answer in time")
-            .expect("receive");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            .ok_or("no final answer: timed out or the connection closed")?;
         let status: u16 = text
             .split_whitespace()
             .nth(1)
@@ -106,7 +149,7 @@ pub async fn call_offering(
             // ACK either way: for a 2xx in its own transaction, for the rest in the
             // INVITE's (same branch, §17.1.1.3).
             call.send_in_dialog("ACK", 1).await;
-            return call;
+            return Ok(call);
         }
     }
 }
@@ -150,14 +193,11 @@ impl Call {
     pub async fn hang_up(mut self) -> u16 {
         self.cseq += 1;
         self.send_in_dialog("BYE", self.cseq).await;
-        let mut buf = vec![0u8; 65536];
         let deadline = Instant::now() + Duration::from_secs(5);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await
-            else {
+            let Some(text) = self.sock.recv(left).await else {
                 break;
             };
-            let text = String::from_utf8_lossy(&buf[..n]);
             if text.starts_with("SIP/2.0") && text.contains(" BYE\r\n") {
                 return text
                     .split_whitespace()
@@ -174,7 +214,7 @@ impl Call {
     pub async fn reinvite(&mut self, media: &str) -> (u16, String) {
         self.cseq += 1;
         let cseq = self.cseq;
-        let local = self.sock.local_addr().expect("local address");
+        let local = self.sock.local_addr();
         let rtp_port = self.rtp.local_addr().expect("RTP address").port();
         let sdp = format!(
             "v=0\r\no=testkit 1 {cseq} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{media}",
@@ -188,14 +228,11 @@ impl Call {
             sdp.len()
         );
         self.send_request("INVITE", cseq, &branch, &extra).await;
-        let mut buf = vec![0u8; 65536];
         let deadline = Instant::now() + Duration::from_secs(10);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(Ok((n, _))) = tokio::time::timeout(left, self.sock.recv_from(&mut buf)).await
-            else {
+            let Some(text) = self.sock.recv(left).await else {
                 break;
             };
-            let text = String::from_utf8_lossy(&buf[..n]).to_string();
             let status: u16 = text
                 .split_whitespace()
                 .nth(1)
@@ -229,10 +266,10 @@ impl Call {
 
     /// An in-dialog request; `tail` is the headers after CSeq, blank line and body.
     async fn send_request(&self, method: &str, cseq: u32, branch: &str, tail: &str) {
-        let local = self.sock.local_addr().expect("local address");
+        let local = self.sock.local_addr();
         let msg = format!(
             "{method} sip:{bridge} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             Via: SIP/2.0/{transport} {local};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:+15550001111@{ip}>;tag={from}\r\n\
              To: <sip:bridge@{bridge}>;tag={to}\r\n\
@@ -244,9 +281,106 @@ impl Call {
             from = self.from_tag,
             to = self.to_tag,
             call_id = self.call_id,
+            transport = self.sock.via_transport(),
         );
-        let _ = self.sock.send_to(msg.as_bytes(), self.bridge).await;
+        self.sock.send(msg.as_bytes(), self.bridge).await;
     }
+}
+
+/// Where the caller's SIP goes: a UDP socket, or one TLS connection.
+enum Signal {
+    Udp(UdpSocket),
+    Tls {
+        /// The read half and what was read of the next message.
+        reader: Mutex<(
+            ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>,
+            Vec<u8>,
+        )>,
+        writer: Mutex<WriteHalf<tokio_rustls::client::TlsStream<TcpStream>>>,
+        local: SocketAddr,
+    },
+}
+
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.via_transport())
+    }
+}
+
+impl Signal {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Signal::Udp(sock) => sock.local_addr().expect("local address"),
+            Signal::Tls { local, .. } => *local,
+        }
+    }
+
+    fn via_transport(&self) -> &'static str {
+        match self {
+            Signal::Udp(_) => "UDP",
+            Signal::Tls { .. } => "TLS",
+        }
+    }
+
+    /// Sends one message; a failure shows as the answer that never comes.
+    async fn send(&self, bytes: &[u8], to: SocketAddr) {
+        match self {
+            Signal::Udp(sock) => {
+                let _ = sock.send_to(bytes, to).await;
+            }
+            Signal::Tls { writer, .. } => {
+                let mut writer = writer.lock().await;
+                let _ = writer.write_all(bytes).await;
+                let _ = writer.flush().await;
+            }
+        }
+    }
+
+    /// The next message, within `within`; `None` on a timeout or a closed connection.
+    async fn recv(&self, within: Duration) -> Option<String> {
+        match self {
+            Signal::Udp(sock) => {
+                let mut buf = vec![0u8; 65536];
+                let (n, _) = tokio::time::timeout(within, sock.recv_from(&mut buf))
+                    .await
+                    .ok()?
+                    .ok()?;
+                Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+            }
+            Signal::Tls { reader, .. } => {
+                let mut guard = reader.lock().await;
+                let (reader, pending) = &mut *guard;
+                let read = async {
+                    loop {
+                        if let Some(len) = framed_len(pending) {
+                            let message: Vec<u8> = pending.drain(..len).collect();
+                            return Some(String::from_utf8_lossy(&message).into_owned());
+                        }
+                        let mut buf = [0u8; 4096];
+                        match reader.read(&mut buf).await {
+                            Ok(0) | Err(_) => return None,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                };
+                tokio::time::timeout(within, read).await.ok()?
+            }
+        }
+    }
+}
+
+/// The length of the first whole message in `buf` (head, blank line, Content-Length
+/// bytes of body), skipping CRLF keepalives before it.
+fn framed_len(buf: &mut Vec<u8>) -> Option<usize> {
+    let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+    buf.drain(..start);
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let body = header(&head, "Content-Length")
+        .or_else(|| header(&head, "l"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    (buf.len() >= head_end + body).then_some(head_end + body)
 }
 
 /// The value of the first header called `name` (long form) in a raw message.

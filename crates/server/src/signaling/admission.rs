@@ -1,8 +1,9 @@
-//! A new INVITE, from the first look to the answer: who is calling (trunk by source
-//! address, or a softphone by digest), then [`Signaling::admit`] — where to (the
-//! router's decision and its grant) and with what media (the offer), no I/O, an
-//! [`Admission`] or a typed [`Refused`] — then the one I/O of admission, the call's RTP
-//! port, and 180 or 200.
+//! A new INVITE, from the first look to the answer: who is calling (trunk by TLS client
+//! certificate or source address, under its security policy, or a softphone by digest),
+//! then [`Signaling::admit`] — where to (the router's decision and its grant) and with
+//! what media (the offer, under the trunk's SRTP policy), no I/O, an [`Admission`] or a
+//! typed [`Refused`] — then the one I/O of admission, the call's RTP port, and 180 or
+//! 200.
 
 use std::time::{Instant, SystemTime};
 
@@ -18,12 +19,13 @@ use dialbridge_sip::message::uri::NameAddr;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::prelude::*;
 use dialbridge_sip::rsip::{self, Header};
-use dialbridge_sip::sdp::{Codec, LocalMedia, Negotiated};
+use dialbridge_sip::sdp::{Codec, LocalMedia, Negotiated, Proto};
 use dialbridge_sip::session::UasSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
 use super::call::{Call, CallRecord};
+use super::trunk_security;
 use crate::answers;
 use crate::call_flow::{self, CallCore};
 use crate::refusal::{self, Cause, EndCause};
@@ -116,6 +118,7 @@ impl Signaling {
             .route(trunk, &request_uri)
             .map_err(|rejection| Refused::cause(&invite, rejection.reason))?;
         let calling = from_user(&invite);
+        let policy = self.services.router.trunk_policy(trunk);
         let local = self.local_address(peer);
         let mut session = UasSession::new(invite, local, &self.session_timers, now)
             .map_err(|refused| Refused::answer(*refused))?;
@@ -127,12 +130,24 @@ impl Signaling {
         // The answer takes the offer's first codec we list (RFC 3264 §6.1), so the
         // offerer's preference decides.
         offered.codecs.extend([Codec::G722, Codec::OPUS]);
-        offered.sdes_inline_key = Some(sdes_key.clone());
+        // Our key is offered only where it may travel: an SRTP m-line cannot be taken
+        // otherwise, and the policy says why.
+        offered.sdes_inline_key =
+            trunk_security::sdes_allowed(policy, peer.transport).then(|| sdes_key.clone());
+        let offers_srtp = session
+            .offer()
+            .is_ok_and(|o| o.media.iter().any(|m| m.proto == Proto::RtpSavp));
         // The offer is taken before any port is opened: a call without a common codec
         // costs no socket.
-        let negotiated = session
-            .accept_offer(offered)
-            .map_err(|e| Refused::answer(session.reject(session.invite(), &e.into())))?;
+        let negotiated = session.accept_offer(offered);
+        let srtp = negotiated.as_ref().ok().map(|n| n.remote_crypto.is_some());
+        if let Some(cause) =
+            trunk_security::media_refusal(policy, peer.transport, offers_srtp, srtp)
+        {
+            return Err(Refused::cause(session.invite(), cause));
+        }
+        let negotiated =
+            negotiated.map_err(|e| Refused::answer(session.reject(session.invite(), &e.into())))?;
         let Some(codec) = super::media_codec(&negotiated.codec, negotiated.payload_type) else {
             return Err(Refused::cause(session.invite(), EndCause::NoCommonCodec));
         };
@@ -309,9 +324,10 @@ impl Signaling {
         config
     }
 
-    /// The trunk a request came over: by source address, else a softphone that proves
-    /// itself by digest (with the account it proved). `None` means a challenge or a
-    /// refusal has been sent.
+    /// The trunk a request came over: by its verified TLS client certificate or its
+    /// source address, under the trunk's policy, else a softphone that proves itself by
+    /// digest (with the account it proved). `None` means a challenge or a refusal has
+    /// been sent.
     fn identify(
         &mut self,
         key: &ServerKey,
@@ -319,8 +335,33 @@ impl Signaling {
         peer: PeerAddr,
         now: Instant,
     ) -> Option<(TrunkId, Option<String>)> {
-        if let Some(trunk) = self.services.router.identify_trunk(peer.addr.ip()) {
-            return Some((trunk, None));
+        let router = &self.services.router;
+        let names = self
+            .certificate
+            .as_ref()
+            .filter(|(id, _)| peer.transport == TransportKind::Tls && peer.connection == Some(*id))
+            .map(|(_, names)| names.clone());
+        let by_certificate = names
+            .as_deref()
+            .map(|n| router.trunks_by_certificate(n))
+            .unwrap_or_default();
+        let identified = trunk_security::identify(
+            &by_certificate,
+            names.is_some(),
+            router.identify_trunk(peer.addr.ip()),
+            peer.transport,
+            |trunk| router.trunk_policy(trunk),
+        );
+        match identified {
+            Ok(Some(trunk)) => return Some((trunk, None)),
+            Ok(None) => {}
+            Err(cause) => {
+                // Debug only: a spoofed source address must not flood the log.
+                tracing::debug!(peer = %peer.addr, ?cause, names = ?names, "trunk refused by its security policy");
+                let response = refusal::refuse(request, cause);
+                self.respond(key, response, now);
+                return None;
+            }
         }
         let source = peer.addr.ip().to_canonical();
         let wall = Self::wall_clock();

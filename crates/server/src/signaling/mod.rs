@@ -13,6 +13,7 @@ mod shed;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod trunk_security;
 mod wire;
 
 pub use shed::ShedConfig;
@@ -91,6 +92,11 @@ pub struct Signaling {
     shedder: shed::Shedder,
     /// Messages waiting in the task's queue behind the one being handled.
     backlog: usize,
+    /// The last TLS connection a message came over with a verified client certificate,
+    /// and its names. A new INVITE's event follows its message before any other message
+    /// is read, and connection ids are never reused, so a match on the id is that
+    /// INVITE's connection; a miss reads as "no certificate" (refused, never let in).
+    certificate: Option<(u64, Arc<[String]>)>,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -155,6 +161,7 @@ impl Signaling {
             draining: false,
             shedder: shed::Shedder::new(shed, Instant::now()),
             backlog: 0,
+            certificate: None,
             records_pending: 0,
             observers,
         }
@@ -289,6 +296,9 @@ impl Signaling {
     }
 
     fn handle_received(&mut self, received: Received, now: Instant) {
+        if let (Some(id), Some(names)) = (received.peer.connection, &received.certificate_names) {
+            self.certificate = Some((id, names.clone()));
+        }
         let parsed = match message::parse(&received.bytes) {
             Ok(m) => m,
             Err(e) => {

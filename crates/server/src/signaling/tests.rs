@@ -35,7 +35,10 @@ struct Bench {
 
 impl Bench {
     fn new(answer_after: Duration) -> Bench {
-        let mut config = crate::testing::demo_config();
+        Bench::with_config(crate::testing::demo_config(), answer_after)
+    }
+
+    fn with_config(mut config: crate::config::Config, answer_after: Duration) -> Bench {
         config.sip.answer_after = answer_after;
         let gauges = Arc::new(Gauges::default());
         let services = Services::start(&config, gauges.clone()).unwrap();
@@ -61,6 +64,23 @@ impl Bench {
         let received = Received {
             peer: caller(),
             bytes: message::encode(&message),
+            certificate_names: None,
+        };
+        self.signaling.handle_received(received, self.now);
+        self.signaling.drive(self.now);
+    }
+
+    /// A message over TLS connection `connection`, whose verified client certificate
+    /// (if any) holds `names`.
+    fn receive_over_tls(&mut self, message: SipMessage, connection: u64, names: Option<&[&str]>) {
+        let received = Received {
+            peer: PeerAddr {
+                transport: TransportKind::Tls,
+                addr: CALLER.parse().unwrap(),
+                connection: Some(connection),
+            },
+            bytes: message::encode(&message),
+            certificate_names: names.map(|n| n.iter().map(|s| s.to_string()).collect()),
         };
         self.signaling.handle_received(received, self.now);
         self.signaling.drive(self.now);
@@ -524,4 +544,58 @@ async fn a_caller_whose_media_stops_is_hung_up() {
     assert_eq!(bye.method, Method::Bye);
     assert!(reason(&bye).contains("no media"), "{}", reason(&bye));
     assert_eq!(bench.last_record().ended_by, EndedBy::Timeout);
+}
+
+/// The names of a verified client certificate ride on each message of its connection and
+/// identify the trunk there only: another connection from the same address, whose
+/// message came after, is not taken for it.
+#[tokio::test]
+async fn a_certificate_identifies_its_trunk_on_its_own_connection_only() {
+    let config = crate::testing::demo_config_edited(|text| {
+        text.replace(
+            "addresses = [\"127.0.0.20\"]",
+            "addresses = [\"127.0.0.20\"]\ntls_names = [\"sbc.telco-a.example\"]",
+        )
+        .replace(
+            "tls_private_key = \"tls/key.pem\"",
+            "tls_private_key = \"tls/key.pem\"\ntls_client_ca = \"tls/ca.pem\"",
+        )
+    });
+    let mut bench = Bench::with_config(config, Duration::ZERO);
+    let named = Some(&["sbc.telco-a.example"][..]);
+    let status = |bench: &mut Bench| {
+        let responses = bench.responses();
+        let last = responses.last().expect("a final response");
+        let reason = last
+            .headers
+            .iter()
+            .map(ToString::to_string)
+            .find(|h| h.starts_with("Reason:"))
+            .unwrap_or_default();
+        (last.status_code.code(), reason)
+    };
+    bench.receive_over_tls(invite("named", ""), 7, named);
+    assert_eq!(status(&mut bench).0, 200);
+    // Connection 8 (no certificate) after connection 9 (another name).
+    bench.receive_over_tls(
+        request(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.20:5061;branch=z9hG4bK-o\r\n\
+                 From: <sip:p@127.0.0.20>;tag=o\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        ),
+        9,
+        Some(&["other.example"][..]),
+    );
+    bench.responses();
+    bench.receive_over_tls(invite("unnamed", ""), 8, None);
+    let (code, reason) = status(&mut bench);
+    assert_eq!(code, 403);
+    assert!(
+        reason.contains("requires a TLS client certificate"),
+        "{reason}"
+    );
+    // Back on connection 7, its certificate counts again.
+    bench.receive_over_tls(invite("named-again", ""), 7, named);
+    assert_eq!(status(&mut bench).0, 200);
+    assert_eq!(bench.calls(), 2);
 }

@@ -4,7 +4,9 @@
 //! with the [`PeerAddr`] it came from, and [`Transports::send`] writes bytes to a peer. Stream
 //! transports frame by Content-Length ([`crate::message::StreamFramer`]), answer CRLF
 //! keepalive pings and refuse messages over 64 KiB with 513; UDP drops them. Which address
-//! a response goes to (§18.2.2 with `rport`) is decided by [`response_peer`].
+//! a response goes to (§18.2.2 with `rport`) is decided by [`response_peer`]. A message
+//! over TLS carries the names of the client certificate verified on its connection, if
+//! any ([`Received::certificate_names`]).
 
 mod route;
 mod stream;
@@ -12,7 +14,7 @@ mod tls;
 mod udp;
 
 pub use route::response_peer;
-pub use tls::load_tls_acceptor;
+pub use tls::{certificate_names, load_tls_acceptor};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,6 +42,10 @@ pub type ConnectionId = u64;
 pub struct Received {
     pub peer: PeerAddr,
     pub bytes: Bytes,
+    /// The DNS names of the client certificate verified on this message's TLS
+    /// connection (see [`certificate_names`]); `None` on UDP and TCP, and over TLS
+    /// without one. Shared by every message of the connection.
+    pub certificate_names: Option<Arc<[String]>>,
 }
 
 /// Counters of what the transports refused or lost, for the metrics endpoint.

@@ -1,6 +1,7 @@
 //! TCP and TLS connections: accept, frame by Content-Length, answer keepalives, write.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -36,7 +37,13 @@ pub(super) async fn accept_loop(
         let inbound = inbound.clone();
         match tls.clone() {
             None => {
-                tokio::spawn(serve(stream, addr, TransportKind::Tcp, transports, inbound));
+                tokio::spawn(serve(
+                    stream,
+                    addr,
+                    (TransportKind::Tcp, None),
+                    transports,
+                    inbound,
+                ));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
@@ -47,7 +54,10 @@ pub(super) async fn accept_loop(
                     .await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
-                            serve(tls_stream, addr, TransportKind::Tls, transports, inbound).await
+                            // Read once per connection; each message shares them.
+                            let names = super::tls::verified_names(tls_stream.get_ref().1);
+                            let kind = (TransportKind::Tls, names);
+                            serve(tls_stream, addr, kind, transports, inbound).await
                         }
                         Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
@@ -58,15 +68,18 @@ pub(super) async fn accept_loop(
     }
 }
 
+/// One connection until it closes; `kind` is its protocol and, over TLS, the names of
+/// the client certificate verified on it.
 async fn serve<S>(
     stream: S,
     addr: SocketAddr,
-    protocol: TransportKind,
+    kind: (TransportKind, Option<Arc<[String]>>),
     transports: Transports,
     inbound: mpsc::Sender<Received>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (protocol, certificate_names) = kind;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Bytes>(transports.inner.config.send_queue);
     let Some(id) = transports.register(addr, protocol, tx.clone()) else {
@@ -113,7 +126,12 @@ async fn serve<S>(
                 framed = true;
                 match frame {
                     Ok(Frame::Message(bytes)) => {
-                        if inbound.send(Received { peer, bytes }).await.is_err() {
+                        let received = Received {
+                            peer,
+                            bytes,
+                            certificate_names: certificate_names.clone(),
+                        };
+                        if inbound.send(received).await.is_err() {
                             break 'read;
                         }
                     }

@@ -46,7 +46,11 @@ pub(super) async fn receive_loop(
             addr,
             connection: None,
         };
-        match inbound.try_send(Received { peer, bytes }) {
+        match inbound.try_send(Received {
+            peer,
+            bytes,
+            certificate_names: None,
+        }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // Overload: dropping a datagram is what UDP does anyway; the peer retransmits.
