@@ -10,10 +10,12 @@ mod edits;
 mod schema;
 mod store;
 mod time;
+mod tokens;
 
 pub use edits::StoredEdit;
 pub use store::CdrStore;
 pub use time::{BadTimestamp, Timestamp};
+pub use tokens::StoredToken;
 
 use dialbridge_conference::ivr::{ConferenceId, Role};
 use dialbridge_router::{Charge, E164};
