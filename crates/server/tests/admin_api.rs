@@ -1494,6 +1494,22 @@ async fn a_tenant_admin_and_an_operator_manage_what_is_theirs() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["problems"][0]["line"], 3, "{body}");
+    // However the file spells its header (the directory reads it without regard to
+    // case), or a row it cannot read, the check holds.
+    for file in [
+        "TENANT,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+         fabrikam,eve@fabrikam.com,Eve,+493070000100,,555000222,4321,no\n",
+        "organiser,display_name\nlee@contoso.com,Lee\n",
+        "tenant,organiser\n\"contoso,lee@contoso.com\n",
+    ] {
+        let (status, body) = send(
+            api.with(&contoso, Method::POST, "/api/v1/organisers/import")
+                .header("content-type", "text/csv")
+                .body(file),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{file}: {body}");
+    }
     assert_eq!(api.directory.list(None).unwrap().len(), 4);
 
     // The operator: its numbers' capacity and assignment, even to another tenant's bridge.

@@ -331,25 +331,45 @@ fn tenant_filter(who: &Principal, asked: Option<String>) -> Result<Option<Tenant
 }
 
 /// Refuses, as a bad file, an import with a row of another tenant than `own`: every
-/// such row is listed and nothing is applied. Rows that cannot be read are left to the
-/// directory's import, which reports them as it always does.
+/// such row is listed and nothing is applied. The file is read as the directory reads
+/// it (trimmed, the header matched without regard to case), and a file or row this
+/// cannot read is refused too rather than left to the directory, so no row of another
+/// tenant can slip past in a form only one of the two readers takes.
 fn rows_of_tenant(csv: &[u8], own: &str) -> Result<(), ApiError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv);
-    let Some(column) = reader
-        .headers()
-        .ok()
-        .and_then(|h| h.iter().position(|name| name.trim() == "tenant"))
-    else {
-        return Ok(());
-    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv);
+    let column = reader.headers().ok().and_then(|h| {
+        h.iter()
+            .position(|name| name.eq_ignore_ascii_case("tenant"))
+    });
     let mut problems = Vec::new();
-    for record in reader.records().flatten() {
-        let tenant = record.get(column).map(str::trim).unwrap_or_default();
-        if tenant != own {
-            problems.push(ImportProblem {
-                line: record.position().map_or(0, csv::Position::line),
-                problem: format!("tenant {tenant:?}: this token imports {own}'s organisers only"),
-            });
+    match column {
+        None => problems.push(ImportProblem {
+            line: 1,
+            problem: "no tenant column".to_owned(),
+        }),
+        Some(column) => {
+            for record in reader.records() {
+                let (line, tenant) = match &record {
+                    Ok(r) => (r.position().map_or(0, csv::Position::line), r.get(column)),
+                    Err(e) => (e.position().map_or(0, csv::Position::line), None),
+                };
+                match tenant {
+                    Some(t) if t == own => {}
+                    Some(t) => problems.push(ImportProblem {
+                        line,
+                        problem: format!(
+                            "tenant {t:?}: this token imports {own}'s organisers only"
+                        ),
+                    }),
+                    None => problems.push(ImportProblem {
+                        line,
+                        problem: "unreadable row, or no tenant in it".to_owned(),
+                    }),
+                }
+            }
         }
     }
     if problems.is_empty() {
@@ -358,7 +378,7 @@ fn rows_of_tenant(csv: &[u8], own: &str) -> Result<(), ApiError> {
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         format!(
-            "import refused, nothing applied: {} rows of another tenant",
+            "import refused, nothing applied: {} rows not of tenant {own}",
             problems.len()
         ),
     )
