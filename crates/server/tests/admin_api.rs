@@ -1704,3 +1704,55 @@ async fn a_session_cookie_stands_for_the_token_it_was_signed_in_with() {
     );
     api.stop().await;
 }
+
+#[tokio::test]
+async fn an_open_event_stream_ends_when_its_token_is_revoked_or_its_session_ends() {
+    let api = Api::start().await;
+    let watcher = api.token("read-only", None, None).await;
+    let mut by_token = api
+        .with(&watcher, Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_token.status(), StatusCode::OK);
+    first_event(&mut by_token).await;
+    let r = api
+        .client
+        .post(api.url("/api/v1/session"))
+        .json(&json!({"token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split_once(';').unwrap().0.to_owned();
+    let mut by_cookie = api
+        .client
+        .get(api.url("/api/v1/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    first_event(&mut by_cookie).await;
+
+    let (_, tokens) = api.get("/api/v1/tokens").await;
+    let id = tokens["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(api.req(Method::DELETE, &format!("/api/v1/tokens/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        api.client
+            .delete(api.url("/api/v1/session"))
+            .header("cookie", &cookie)
+            .header("origin", format!("http://{}", api.addr)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (what, stream) in [("token", &mut by_token), ("session", &mut by_cookie)] {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Ok(Some(_)) = stream.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream outlived its {what}");
+    }
+    api.stop().await;
+}

@@ -41,12 +41,35 @@ pub(super) fn permits(access: Access, role: Role) -> bool {
     }
 }
 
-/// How the caller proved who they are; sessions are kept in the request's extensions
-/// beside the [`Principal`] so signing out knows which to end.
+/// How the caller proved who they are, kept in the request's extensions beside the
+/// [`Principal`]: signing out knows which session to end, and a long-lived answer (the
+/// event stream) can tell when its credential stops being good.
 #[derive(Debug, Clone)]
 pub(super) enum Credential {
-    Bearer,
+    /// A bearer token: a stored one's id, or `None` for the configured admin token.
+    Bearer(Option<i64>),
     Session(String),
+}
+
+impl Credential {
+    /// Whether it would still be let in (not revoked, not signed out, not expired).
+    pub(super) async fn still_good(&self, state: &Shared) -> bool {
+        let token = match self {
+            Credential::Bearer(token) => *token,
+            Credential::Session(id) => match state.sessions.find(id, std::time::Instant::now()) {
+                Some((_, token)) => token,
+                None => return false,
+            },
+        };
+        let Some(id) = token else {
+            return true;
+        };
+        let store = state.cdrs.clone();
+        // A store that cannot answer keeps the stream: the next request is checked anyway.
+        tokio::task::spawn_blocking(move || tokens::active(&store, id).unwrap_or(true))
+            .await
+            .unwrap_or(true)
+    }
 }
 
 /// Puts the caller's [`Principal`] in the request's extensions, or answers 401 with a
@@ -69,7 +92,7 @@ pub(super) async fn authenticate(
     let outcome = match (bearer, cookie) {
         (Some(token), _) => by_token(&state, &token)
             .await
-            .map(|p| (p, Credential::Bearer)),
+            .map(|(id, p)| (p, Credential::Bearer(id))),
         (None, Some(id)) => by_session(&state, &id, from_our_page)
             .await
             .map(|p| (p, Credential::Session(id))),
@@ -138,9 +161,9 @@ pub(super) async fn principal_of(
     Ok(found.map(|(id, p)| (Some(id), p)))
 }
 
-async fn by_token(state: &Shared, token: &str) -> Result<Principal, Refusal> {
+async fn by_token(state: &Shared, token: &str) -> Result<(Option<i64>, Principal), Refusal> {
     match principal_of(state, token).await {
-        Ok(Some((_, principal))) => Ok(principal),
+        Ok(Some(found)) => Ok(found),
         Ok(None) => Err(Refusal::Unauthorised("wrong bearer token")),
         Err(e) => Err(Refusal::Error(e)),
     }

@@ -38,6 +38,7 @@ use dialbridge_router::{NumberInfo, NumberKind, ReasonCounts, RejectReason, Snap
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use super::auth::Credential;
 use super::plan::NumberView;
 use super::{ApiError, ConferenceView, ParticipantQuality, Shared};
 use crate::tokens::Principal;
@@ -48,6 +49,9 @@ pub const MAX_STREAMS: usize = 16;
 pub const TICK: Duration = Duration::from_secs(1);
 /// What "recent" means for refusals and warnings.
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// How often a stream checks that its token or session is still good (revoked, signed
+/// out or expired: the stream ends).
+pub const RECHECK: Duration = Duration::from_secs(5);
 /// A comment line this often keeps idle streams (and the proxies between) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Share of a capacity in use from which the dashboard warns.
@@ -228,6 +232,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 pub(super) async fn events(
     State(state): State<Shared>,
     Extension(who): Extension<Principal>,
+    Extension(credential): Extension<Credential>,
 ) -> Result<Response, ApiError> {
     let tenant = match who {
         Principal::TenantAdmin { tenant } => Some(tenant),
@@ -249,7 +254,12 @@ pub(super) async fn events(
     let frames = hub.subscribe(&state);
     // Two events of slack: a slow page gets the latest snapshot late, never a backlog.
     let (tx, rx) = mpsc::channel(2);
-    tokio::spawn(forward(frames, tx, permit, tenant));
+    let stream = Stream {
+        tenant,
+        credential,
+        state: state.clone(),
+    };
+    tokio::spawn(forward(frames, tx, permit, stream));
     let mut response = Sse::new(Events(rx))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
@@ -270,14 +280,28 @@ impl futures_core::Stream for Events {
     }
 }
 
-/// Copies published snapshots (the view of `tenant`, or the whole one) to one stream
-/// until the page goes away or the listener closes; the permit is held as long.
+/// Who one stream is for.
+struct Stream {
+    /// Its tenant's view, or (`None`) the whole one.
+    tenant: Option<String>,
+    /// What let it in; when that is revoked, signed out or expired, the stream ends.
+    credential: Credential,
+    state: Shared,
+}
+
+/// Copies published snapshots (the view of the stream's tenant, or the whole one) to one
+/// stream until the page goes away, the listener closes or the stream's credential is
+/// no longer good; the permit is held as long.
 async fn forward(
     mut frames: watch::Receiver<Frame>,
     tx: mpsc::Sender<Event>,
     _permit: OwnedSemaphorePermit,
-    tenant: Option<String>,
+    stream: Stream,
 ) {
+    let tenant = stream.tenant;
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await;
     let mut last: Option<Arc<str>> = None;
     loop {
         let frame = frames.borrow_and_update().clone();
@@ -296,9 +320,16 @@ async fn forward(
                 }
             }
         }
-        tokio::select! {
-            changed = frames.changed() => if changed.is_err() { return },
-            () = tx.closed() => return,
+        loop {
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { return } else { break },
+                () = tx.closed() => return,
+                _ = recheck.tick() => {
+                    if !stream.credential.still_good(&stream.state).await {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
