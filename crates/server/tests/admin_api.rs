@@ -1554,6 +1554,17 @@ async fn a_session_cookie_stands_for_the_token_it_was_signed_in_with() {
     let contoso = api.token("tenant-admin", None, Some("contoso")).await;
     let session = api.url("/api/v1/session");
 
+    // A browser still holding a cookie the bridge forgot (it restarted) signs in anew.
+    let r = api
+        .client
+        .post(&session)
+        .header("cookie", format!("dialbridge_session={}", "0".repeat(64)))
+        .json(&json!({"token": contoso}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
     // Wrong token, or a sign-in posted by another origin's page: no cookie.
     let r = api
         .client

@@ -89,19 +89,17 @@ pub(super) async fn authenticate(
     // The cookie goes with every request to this host from the browser, whoever made the
     // page: a change must come from our own page (see `session::same_origin`).
     let from_our_page = is_safe(request.method()) || session::same_origin(headers);
+    // Signing in proves itself with the token in its body, so it needs no credential,
+    // and a stale cookie (a restart forgets every session) must not stand in its way.
+    let signing_in = request.method() == Method::POST && request.uri().path() == SESSION_PATH;
     let outcome = match (bearer, cookie) {
         (Some(token), _) => by_token(&state, &token)
             .await
             .map(|(id, p)| (p, Credential::Bearer(id))),
+        (None, _) if signing_in => return next.run(request).await,
         (None, Some(id)) => by_session(&state, &id, from_our_page)
             .await
             .map(|p| (p, Credential::Session(id))),
-        // Signing in is the one request that comes without a credential.
-        (None, None)
-            if request.method() == Method::POST && request.uri().path() == SESSION_PATH =>
-        {
-            return next.run(request).await;
-        }
         (None, None) => Err(Refusal::Unauthorised(
             "missing bearer token: send Authorization: Bearer <token>, or sign in at /dashboard",
         )),

@@ -176,6 +176,7 @@ pub(super) struct SignedOut {
 pub(super) async fn sign_in(
     State(state): State<Shared>,
     principal: Option<Extension<Principal>>,
+    credential: Option<Extension<Credential>>,
     headers: HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -185,22 +186,13 @@ pub(super) async fn sign_in(
             "sign in from the dashboard's own page",
         ));
     }
-    let (token, principal) = match (body, principal) {
-        (Ok(Json(SignIn { token })), _) => match principal_of(&state, token.trim()).await? {
-            Some(found) => found,
-            None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token")),
-        },
-        // Signed in with the bearer header (checked by the authentication layer), no body:
-        // the token id is looked up again so revocation ends the session.
-        (Err(_), Some(Extension(p))) => match headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-        {
-            Some((_, t)) => principal_of(&state, t.trim()).await?.unwrap_or((None, p)),
-            None => (None, p),
-        },
-        (Err(rejection), None) => return Err(rejection.into()),
+    let (token, principal) = match (body, principal, credential) {
+        (Ok(Json(SignIn { token })), _, _) => principal_of(&state, token.trim())
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))?,
+        // No body: the bearer token the authentication layer let in.
+        (Err(_), Some(Extension(p)), Some(Extension(Credential::Bearer(id)))) => (id, p),
+        (Err(rejection), _, _) => return Err(rejection.into()),
     };
     let id = state
         .sessions
@@ -216,6 +208,7 @@ pub(super) async fn sign_in(
         expires_in: LIFETIME.as_secs(),
     };
     Ok((
+        // The cookie must not be kept by a cache on the way back.
         [(SET_COOKIE, cookie), (CACHE_CONTROL, "no-store".to_owned())],
         Json(view),
     ))
