@@ -23,4 +23,10 @@ pub enum Error {
     Media(#[from] dialbridge_media::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A token request was refused (bad name, role or scope; no such token).
+    #[error("{0}")]
+    Token(String),
+    /// The durable file (CDR database) failed.
+    #[error(transparent)]
+    Cdr(#[from] crate::cdr::CdrError),
 }

@@ -18,6 +18,7 @@ mod refusal;
 mod services;
 mod signaling;
 pub mod testing;
+pub mod tokens;
 
 pub use error::Error;
 

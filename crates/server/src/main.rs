@@ -1,4 +1,6 @@
-//! The `dialbridge` binary: `dialbridge serve [--config FILE]`.
+//! The `dialbridge` binary: `dialbridge serve [--config FILE]`, `dialbridge check FILE`
+//! and `dialbridge token create|list|revoke` (the admin API's tokens, in the bridge's
+//! durable file, usable while the bridge runs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,40 @@ enum Command {
         /// The configuration file.
         config: PathBuf,
     },
+    /// Makes, lists and revokes the admin API's tokens (kept in [admin] cdr_database).
+    Token {
+        /// The configuration file (the demo's unless given).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Makes a token and prints its secret (once, on standard output).
+    Create {
+        /// admin, operator, tenant-admin or read-only.
+        #[arg(long)]
+        role: String,
+        /// The tenant a tenant-admin token is bound to.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The provider an operator token is bound to ("Telco A").
+        #[arg(long)]
+        provider: Option<String>,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists the tokens (never a secret).
+    List,
+    /// Revokes a token: the bridge refuses it from its next request on.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: i64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +75,9 @@ fn main() -> ExitCode {
         Command::Check { config } => load(Some(&config)).map(|c| {
             println!("{}: ok", c.path.display());
         }),
+        Command::Token { config, command } => {
+            load(config.as_deref()).and_then(|c| token(&c, command))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,4 +106,65 @@ fn serve(config: Config) -> Result<(), dialbridge_server::Error> {
         let bound = dialbridge_server::bind(&config).await?;
         dialbridge_server::run(config, bound, dialbridge_server::shutdown_signal()).await
     })
+}
+
+fn token(config: &Config, command: TokenCommand) -> Result<(), dialbridge_server::Error> {
+    use dialbridge_server::Error;
+    use dialbridge_server::tokens::{self, Principal, Role};
+
+    let path = &config.admin.cdr_database;
+    if path == ":memory:" {
+        return Err(Error::Token(format!(
+            "{}: [admin] cdr_database is \":memory:\"; a token kept there would vanish",
+            config.path.display()
+        )));
+    }
+    let store = dialbridge_server::cdr::CdrStore::open(path)?;
+    match command {
+        TokenCommand::Create {
+            role,
+            tenant,
+            provider,
+            name,
+        } => {
+            let principal =
+                Principal::new(Role::parse(&role)?, provider.as_deref(), tenant.as_deref())?;
+            let router = dialbridge_router::Router::new(dialbridge_server::plan_from(config)?);
+            principal.check_scope(&router)?;
+            let made = tokens::create(&store, &name, &principal)?;
+            let v = &made.view;
+            eprintln!(
+                "token {} ({}{}) made; its secret is shown this once:",
+                v.id,
+                v.role,
+                v.scope
+                    .as_deref()
+                    .map(|s| format!(" of {s}"))
+                    .unwrap_or_default()
+            );
+            println!("{}", made.secret);
+        }
+        TokenCommand::List => {
+            println!(
+                "{:>4}  {:<12}  {:<16}  {:<24}  {:<7}  name",
+                "id", "role", "scope", "created", "revoked"
+            );
+            for t in tokens::list(&store)? {
+                println!(
+                    "{:>4}  {:<12}  {:<16}  {:<24}  {:<7}  {}",
+                    t.id,
+                    t.role,
+                    t.scope.as_deref().unwrap_or("-"),
+                    t.created,
+                    if t.revoked { "yes" } else { "no" },
+                    t.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = tokens::revoke(&store, id)?;
+            println!("token {} ({}) revoked", t.id, t.name);
+        }
+    }
+    Ok(())
 }

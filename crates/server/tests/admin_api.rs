@@ -1,5 +1,7 @@
 //! The admin HTTP API over a real socket: every route with good requests, refused
-//! tokens and bad input, and the OpenAPI document against the router's routes.
+//! tokens and bad input, and the OpenAPI document against the router's routes; tokens
+//! with roles, and route by route what a tenant admin, an operator and a read-only token
+//! may see of what is not theirs; signing in with a session cookie.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -32,30 +34,51 @@ struct FakeLive {
 impl LiveCalls for FakeLive {
     fn list_conferences(&self) -> LiveFuture<'_, Vec<ConferenceView>> {
         Box::pin(async {
-            vec![ConferenceView {
-                tenant: "contoso".into(),
-                conference_id: "123456789".into(),
-                organiser: Some("adele@contoso.com".into()),
-                locked: false,
-                recording: false,
-                participants: vec![ParticipantView {
-                    id: 7,
-                    role: Role::Leader,
-                    calling: "+14255551234".into(),
-                    dialled: "+14255550100".into(),
-                    joined: Timestamp::from_unix_millis(1_795_229_117_123),
-                    muted: false,
-                    talking: true,
-                    in_lobby: false,
-                    quality: None,
-                }],
-            }]
+            vec![
+                ConferenceView {
+                    tenant: "contoso".into(),
+                    conference_id: "123456789".into(),
+                    organiser: Some("adele@contoso.com".into()),
+                    locked: false,
+                    recording: false,
+                    participants: vec![ParticipantView {
+                        id: 7,
+                        role: Role::Leader,
+                        calling: "+14255551234".into(),
+                        dialled: "+14255550100".into(),
+                        joined: Timestamp::from_unix_millis(1_795_229_117_123),
+                        muted: false,
+                        talking: true,
+                        in_lobby: false,
+                        quality: None,
+                    }],
+                },
+                // Another tenant's meeting, for the scoped tokens not to see.
+                ConferenceView {
+                    tenant: "fabrikam".into(),
+                    conference_id: "555000111".into(),
+                    organiser: Some("ravi@fabrikam.com".into()),
+                    locked: false,
+                    recording: false,
+                    participants: vec![ParticipantView {
+                        id: 80,
+                        role: Role::Leader,
+                        calling: "+4930123456".into(),
+                        dialled: "+493070000100".into(),
+                        joined: Timestamp::from_unix_millis(1_795_229_117_123),
+                        muted: false,
+                        talking: false,
+                        in_lobby: false,
+                        quality: None,
+                    }],
+                },
+            ]
         })
     }
 
     fn mute(&self, participant: MemberId, muted: bool) -> LiveFuture<'_, Result<(), LiveError>> {
         Box::pin(async move {
-            if participant.0 != 7 {
+            if participant.0 != 7 && participant.0 != 80 {
                 return Err(LiveError::NoSuchParticipant(participant.0));
             }
             self.actions
@@ -68,7 +91,7 @@ impl LiveCalls for FakeLive {
 
     fn kick(&self, participant: MemberId) -> LiveFuture<'_, Result<(), LiveError>> {
         Box::pin(async move {
-            if participant.0 != 7 {
+            if participant.0 != 7 && participant.0 != 80 {
                 return Err(LiveError::NoSuchParticipant(participant.0));
             }
             self.actions
@@ -85,7 +108,8 @@ impl LiveCalls for FakeLive {
         locked: bool,
     ) -> LiveFuture<'_, Result<(), LiveError>> {
         Box::pin(async move {
-            if conference.tenant.as_str() != "contoso" || conference.id.as_str() != "123456789" {
+            let key = (conference.tenant.as_str(), conference.id.as_str());
+            if key != ("contoso", "123456789") && key != ("fabrikam", "555000111") {
                 return Err(LiveError::NoSuchConference {
                     tenant: conference.tenant.as_str().into(),
                     id: conference.id.as_str().into(),
@@ -253,7 +277,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 24);
+    assert_eq!(routed.len(), 29);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.
@@ -291,6 +315,8 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
 async fn missing_wrong_and_malformed_tokens_are_refused_on_every_route() {
     let api = Api::start().await;
     let mut paths = routes();
+    // Signing in carries its token in the body (tested with the sessions below).
+    paths.retain(|(m, p)| !(*m == Method::POST && *p == "/api/v1/session"));
     paths.push((Method::GET, "/api/v1/nothing"));
     for (method, path) in paths {
         let url = api.url(&concrete(path));
@@ -947,5 +973,797 @@ async fn live_conferences_go_through_the_live_calls_seam() {
         "no conference 123456789 is in progress in tenant fabrikam",
     );
     assert_eq!(api.live.actions.lock().unwrap().len(), 3);
+    api.stop().await;
+}
+
+// ---- tokens with roles -------------------------------------------------------------
+
+impl Api {
+    /// A new token of `role` bound to `provider` or `tenant`, made by the admin.
+    async fn token(&self, role: &str, provider: Option<&str>, tenant: Option<&str>) -> String {
+        let (status, body) = self
+            .json(
+                Method::POST,
+                "/api/v1/tokens",
+                json!({"name": format!("{role} test"), "role": role,
+                       "provider": provider, "tenant": tenant}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// A request with `token`.
+    fn with(&self, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_made_listed_without_secrets_and_revoked() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .json(
+            Method::POST,
+            "/api/v1/tokens",
+            json!({"name": "contoso helpdesk", "role": "tenant-admin", "tenant": "contoso"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("dbt_") && secret.len() == 68, "{secret}");
+    assert_eq!(body["role"], "tenant-admin");
+    assert_eq!(body["scope"], "contoso");
+    assert_eq!(body["revoked"], false);
+    let id = body["id"].as_i64().unwrap();
+
+    // Listed, never with its secret; the store keeps only a hash.
+    let resp = api.req(Method::GET, "/api/v1/tokens").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains(&secret[4..]), "{text}");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["tokens"][0]["name"], "contoso helpdesk");
+    assert_eq!(listed["tokens"][0].get("secret"), None);
+    let stored = api.cdrs.tokens().unwrap();
+    assert_eq!(stored.len(), 1);
+
+    // It works, within its tenant; only an admin manages tokens.
+    let (status, body) = send(api.with(&secret, Method::GET, "/api/v1/bridges")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["bridges"].as_array().unwrap().len(), 1, "{body}");
+    refused(
+        send(api.with(&secret, Method::GET, "/api/v1/tokens")).await,
+        StatusCode::FORBIDDEN,
+        "a tenant-admin token may not use GET /api/v1/tokens",
+    );
+
+    // Bad requests say what is wrong, and make nothing.
+    for (request, needle) in [
+        (json!({"name": "x", "role": "root"}), "unknown role"),
+        (
+            json!({"name": "x", "role": "operator"}),
+            "bound to a provider",
+        ),
+        (
+            json!({"name": "x", "role": "admin", "tenant": "contoso"}),
+            "bound to no provider or tenant",
+        ),
+        (
+            json!({"name": "x", "role": "tenant-admin", "tenant": "northwind"}),
+            "no bridge of tenant",
+        ),
+        (
+            json!({"name": "x", "role": "operator", "provider": "Telco C"}),
+            "no trunk or number of provider",
+        ),
+        (json!({"name": "", "role": "read-only"}), "name must be"),
+    ] {
+        refused(
+            api.json(Method::POST, "/api/v1/tokens", request).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            needle,
+        );
+    }
+    refused(
+        api.json(Method::POST, "/api/v1/tokens", json!({"role": "admin"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "name",
+    );
+    assert_eq!(api.cdrs.tokens().unwrap().len(), 1);
+
+    // Revoked: refused from the next request on; the bootstrap token keeps working.
+    let (status, body) = send(api.req(Method::DELETE, &format!("/api/v1/tokens/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["revoked"], true);
+    refused(
+        send(api.with(&secret, Method::GET, "/api/v1/bridges")).await,
+        StatusCode::UNAUTHORIZED,
+        "wrong bearer token",
+    );
+    refused(
+        send(api.req(Method::DELETE, "/api/v1/tokens/99")).await,
+        StatusCode::NOT_FOUND,
+        "no token 99",
+    );
+    refused(
+        send(api.req(Method::DELETE, "/api/v1/tokens/x")).await,
+        StatusCode::BAD_REQUEST,
+        "not a token id",
+    );
+    let (status, _) = api.get("/api/v1/tokens").await;
+    assert_eq!(status, StatusCode::OK);
+    api.stop().await;
+}
+
+/// What a scoped token should get from one request.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Refused with this status.
+    Refused(u16),
+    /// Answered (200), holding something of its own and nothing of the others'.
+    Own,
+    /// Answered (200): the route holds nothing of anyone's.
+    Answered,
+}
+
+/// One request against what is not the caller's, and what each scoped token gets.
+struct Probe {
+    path: String,
+    body: Option<Value>,
+    csv: Option<&'static str>,
+    /// A contoso tenant admin's answer.
+    tenant: Want,
+    /// A Telco A operator's answer.
+    operator: Want,
+    read_only: Want,
+}
+
+fn probe(path: &str, tenant: Want, operator: Want, read_only: Want) -> Probe {
+    Probe {
+        path: path.to_owned(),
+        body: None,
+        csv: None,
+        tenant,
+        operator,
+        read_only,
+    }
+}
+
+impl Probe {
+    fn json(mut self, body: Value) -> Probe {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// What every route is asked with, against fabrikam's (and Telco B's) things, and what
+/// each scoped token must get. No default arm: a new route without a decision fails.
+fn probes(method: &Method, path: &str) -> Vec<Probe> {
+    use Want::{Answered, Own, Refused};
+    const NOT_FOUND: Want = Refused(404);
+    const FORBIDDEN: Want = Refused(403);
+    let fabrikam_number = "/api/v1/numbers/+493070000100";
+    let ravi = "/api/v1/organisers/fabrikam/ravi@fabrikam.com";
+    let ravis_meeting = "/api/v1/conferences/fabrikam/555000111";
+    match (method.as_str(), path) {
+        ("GET", "/api/v1/bridges") => vec![probe(path, Own, FORBIDDEN, FORBIDDEN)],
+        ("PUT", "/api/v1/bridges/{name}/capacity") => vec![
+            probe(
+                "/api/v1/bridges/fabrikam-bridge/capacity",
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"capacity": 1})),
+        ],
+        ("PUT", "/api/v1/bridges/{name}/enabled") => vec![
+            probe(
+                "/api/v1/bridges/fabrikam-bridge/enabled",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"enabled": false})),
+            // One that does not exist answers the same.
+            probe(
+                "/api/v1/bridges/northwind-bridge/enabled",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"enabled": false})),
+        ],
+        ("GET", "/api/v1/numbers") => vec![probe(path, Own, Own, FORBIDDEN)],
+        ("GET", "/api/v1/plan/edits") => vec![probe(path, FORBIDDEN, FORBIDDEN, FORBIDDEN)],
+        ("PUT", "/api/v1/numbers/{e164}/assignment") => vec![
+            probe(
+                &format!("{fabrikam_number}/assignment"),
+                FORBIDDEN,
+                NOT_FOUND,
+                FORBIDDEN,
+            )
+            .json(json!({"bridge": "contoso-bridge"})),
+        ],
+        ("DELETE", "/api/v1/numbers/{e164}/assignment") => vec![probe(
+            &format!("{fabrikam_number}/assignment"),
+            FORBIDDEN,
+            NOT_FOUND,
+            FORBIDDEN,
+        )],
+        ("PUT", "/api/v1/numbers/{e164}/capacity") => vec![
+            probe(
+                &format!("{fabrikam_number}/capacity"),
+                FORBIDDEN,
+                NOT_FOUND,
+                FORBIDDEN,
+            )
+            .json(json!({"capacity": 1})),
+            // Microsoft's number, unassigned: an operator's only if it provides it.
+            probe(
+                "/api/v1/numbers/+14255550999/capacity",
+                FORBIDDEN,
+                NOT_FOUND,
+                FORBIDDEN,
+            )
+            .json(json!({"capacity": 1})),
+        ],
+        ("GET", "/api/v1/organisers") => vec![
+            probe(path, Own, FORBIDDEN, FORBIDDEN),
+            probe(
+                "/api/v1/organisers?tenant=fabrikam",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            ),
+        ],
+        ("GET", "/api/v1/organisers/export.csv") => vec![
+            probe(path, Own, FORBIDDEN, FORBIDDEN),
+            probe(
+                "/api/v1/organisers/export.csv?tenant=fabrikam",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            ),
+        ],
+        ("POST", "/api/v1/organisers/import") => vec![Probe {
+            csv: Some(
+                "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+                 fabrikam,eve@fabrikam.com,Eve,+493070000100,,555000222,4321,no\n",
+            ),
+            ..probe(path, Refused(422), FORBIDDEN, FORBIDDEN)
+        }],
+        ("POST", "/api/v1/organisers/{tenant}/{organiser}/pin/reset") => vec![probe(
+            &format!("{ravi}/pin/reset"),
+            NOT_FOUND,
+            FORBIDDEN,
+            FORBIDDEN,
+        )],
+        ("GET", "/api/v1/organisers/{tenant}/{organiser}") => {
+            vec![probe(ravi, NOT_FOUND, FORBIDDEN, FORBIDDEN)]
+        }
+        ("PATCH", "/api/v1/organisers/{tenant}/{organiser}") => {
+            vec![
+                probe(ravi, NOT_FOUND, FORBIDDEN, FORBIDDEN)
+                    .json(json!({"join_leave_tones": true})),
+            ]
+        }
+        ("GET", "/api/v1/cdrs") | ("GET", "/api/v1/cdrs.csv") | ("GET", "/api/v1/conferences") => {
+            vec![probe(path, Own, FORBIDDEN, FORBIDDEN)]
+        }
+        // Read-only watches the whole bridge; a tenant its own part.
+        ("GET", "/api/v1/events") => vec![probe(path, Own, FORBIDDEN, Answered)],
+        ("POST", "/api/v1/participants/{id}/mute") => vec![
+            probe(
+                "/api/v1/participants/80/mute",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"muted": true})),
+        ],
+        ("POST", "/api/v1/participants/{id}/kick") => vec![probe(
+            "/api/v1/participants/80/kick",
+            NOT_FOUND,
+            FORBIDDEN,
+            FORBIDDEN,
+        )],
+        ("POST", "/api/v1/conferences/{tenant}/{id}/lock") => vec![
+            probe(
+                &format!("{ravis_meeting}/lock"),
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"locked": true})),
+        ],
+        ("POST", "/api/v1/conferences/{tenant}/{id}/recording") => vec![
+            probe(
+                &format!("{ravis_meeting}/recording"),
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"recording": true})),
+        ],
+        // Bridge-wide figures: everybody's traffic.
+        ("GET", "/metrics") => vec![probe(path, FORBIDDEN, FORBIDDEN, Answered)],
+        ("GET", "/api/v1/openapi.json") => vec![probe(path, Answered, Answered, Answered)],
+        ("POST", "/api/v1/tokens") => vec![
+            probe(path, FORBIDDEN, FORBIDDEN, FORBIDDEN)
+                .json(json!({"name": "mine now", "role": "admin"})),
+        ],
+        ("GET", "/api/v1/tokens") => vec![probe(path, FORBIDDEN, FORBIDDEN, FORBIDDEN)],
+        ("DELETE", "/api/v1/tokens/{id}") => {
+            vec![probe("/api/v1/tokens/1", FORBIDDEN, FORBIDDEN, FORBIDDEN)]
+        }
+        // A scoped token's session is as scoped as the token (tested with the sessions).
+        ("POST", "/api/v1/session") | ("DELETE", "/api/v1/session") => {
+            vec![probe(path, Answered, Answered, Answered)]
+        }
+        (m, p) => panic!("{m} {p}: no decision on who may use it; add one to `probes`"),
+    }
+}
+
+/// The parts of an answer a token may or may not see: `(its own, the others')`.
+fn markers(who: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match who {
+        "tenant" => (
+            &["contoso"],
+            &[
+                "fabrikam",
+                "+493070000100",
+                "ravi@",
+                "555000111",
+                "+14255550999",
+            ],
+        ),
+        "operator" => (&["Telco A"], &["Telco B", "Microsoft", "+493070000100"]),
+        _ => (&[], &[]),
+    }
+}
+
+#[tokio::test]
+async fn scoped_tokens_see_nothing_of_others_route_by_route() {
+    let api = Api::start().await;
+    let mut fabrikam_cdr = cdr(2);
+    fabrikam_cdr.tenant = "fabrikam".into();
+    fabrikam_cdr.bridge = "fabrikam-bridge".into();
+    fabrikam_cdr.dialled = "+493070000100".parse().unwrap();
+    api.cdrs.record(&cdr(1)).unwrap();
+    api.cdrs.record(&fabrikam_cdr).unwrap();
+    let tenant = api.token("tenant-admin", None, Some("contoso")).await;
+    let operator = api.token("operator", Some("Telco A"), None).await;
+    let read_only = api.token("read-only", None, None).await;
+    let tokens_before = api.cdrs.tokens().unwrap();
+
+    let mut asked = 0;
+    for (method, route) in routes() {
+        for probe in probes(&method, route) {
+            for (who, token, want) in [
+                ("tenant", &tenant, probe.tenant),
+                ("operator", &operator, probe.operator),
+                ("read-only", &read_only, probe.read_only),
+            ] {
+                let mut req = api.with(token, method.clone(), &probe.path);
+                if let Some(body) = &probe.body {
+                    req = req.json(body);
+                }
+                if let Some(csv) = probe.csv {
+                    req = req.header("content-type", "text/csv").body(csv);
+                }
+                let what = format!("{who}: {method} {}", probe.path);
+                let mut resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let text = if route == "/api/v1/events" && status == 200 {
+                    first_event(&mut resp).await
+                } else {
+                    resp.text().await.unwrap()
+                };
+                match want {
+                    Want::Refused(code) => {
+                        assert_eq!(status, code, "{what}: {text}");
+                        let body: Value = serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+                        assert!(body["error"].is_string(), "{what}: {text}");
+                    }
+                    Want::Answered => assert_eq!(status, 200, "{what}: {text}"),
+                    Want::Own => {
+                        assert_eq!(status, 200, "{what}: {text}");
+                        let (own, others) = markers(who);
+                        for m in others {
+                            assert!(!text.contains(m), "{what} shows {m:?}: {text}");
+                        }
+                        for m in own {
+                            assert!(text.contains(m), "{what} lacks its own {m:?}: {text}");
+                        }
+                    }
+                }
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= routes().len() * 3, "{asked}");
+
+    // Nothing of fabrikam's changed behind the refusals, and no token was made or revoked.
+    let number = api.router.number("+493070000100".parse().unwrap()).unwrap();
+    assert_eq!(number.bridge.as_deref(), Some("fabrikam-bridge"));
+    assert_eq!(number.capacity, 500);
+    let bridge = api.router.bridge("fabrikam-bridge").unwrap();
+    assert!(bridge.enabled);
+    assert_eq!(bridge.capacity, 1000);
+    assert_eq!(
+        api.router
+            .number("+14255550999".parse().unwrap())
+            .unwrap()
+            .capacity,
+        500
+    );
+    assert_eq!(api.directory.list(None).unwrap().len(), 3);
+    assert!(
+        api.live.actions.lock().unwrap().is_empty(),
+        "{:?}",
+        api.live.actions
+    );
+    assert_eq!(api.cdrs.tokens().unwrap(), tokens_before);
+    api.stop().await;
+}
+
+/// The data of the first `snapshot` event of an event stream.
+async fn first_event(resp: &mut reqwest::Response) -> String {
+    let read = async {
+        let mut text = String::new();
+        loop {
+            if let Some(end) = text.find("\n\n") {
+                let block = &text[..end];
+                if block.lines().any(|l| l == "event: snapshot") {
+                    return block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                }
+                text.drain(..end + 2);
+                continue;
+            }
+            let chunk = resp.chunk().await.unwrap().expect("the stream ended");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("a snapshot within 5 s")
+}
+
+#[tokio::test]
+async fn a_tenant_admin_and_an_operator_manage_what_is_theirs() {
+    let api = Api::start().await;
+    let contoso = api.token("tenant-admin", None, Some("contoso")).await;
+    let telco_a = api.token("operator", Some("Telco A"), None).await;
+
+    // The tenant admin: its organisers, their PINs and settings, its meetings, its bridge.
+    let (status, body) = send(api.with(&contoso, Method::GET, "/api/v1/organisers")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["organisers"].as_array().unwrap().len(), 2, "{body}");
+    let (status, body) = send(api.with(
+        &contoso,
+        Method::POST,
+        "/api/v1/organisers/contoso/adele@contoso.com/pin/reset",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = send(
+        api.with(&contoso, Method::POST, "/api/v1/participants/7/mute")
+            .json(&json!({"muted": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(
+        api.with(
+            &contoso,
+            Method::PUT,
+            "/api/v1/bridges/contoso-bridge/enabled",
+        )
+        .json(&json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!((status, &body["enabled"]), (StatusCode::OK, &json!(false)));
+    let import = "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+                  contoso,lee@contoso.com,Lee Gu,+14255550100,,123123123,1357,no\n";
+    let (status, body) = send(
+        api.with(&contoso, Method::POST, "/api/v1/organisers/import")
+            .header("content-type", "text/csv")
+            .body(import),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["added"]),
+        (StatusCode::OK, &json!(1)),
+        "{body}"
+    );
+    // A file with another tenant's row is refused whole, the row named.
+    let mixed = format!("{import}fabrikam,eve@fabrikam.com,Eve,+493070000100,,555000222,4321,no\n");
+    let (status, body) = send(
+        api.with(&contoso, Method::POST, "/api/v1/organisers/import")
+            .header("content-type", "text/csv")
+            .body(mixed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["problems"][0]["line"], 3, "{body}");
+    // However the file spells its header (the directory reads it without regard to
+    // case), or a row it cannot read, the check holds.
+    for file in [
+        "TENANT,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader\n\
+         fabrikam,eve@fabrikam.com,Eve,+493070000100,,555000222,4321,no\n",
+        "organiser,display_name\nlee@contoso.com,Lee\n",
+        "tenant,organiser\n\"contoso,lee@contoso.com\n",
+    ] {
+        let (status, body) = send(
+            api.with(&contoso, Method::POST, "/api/v1/organisers/import")
+                .header("content-type", "text/csv")
+                .body(file),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{file}: {body}");
+    }
+    assert_eq!(api.directory.list(None).unwrap().len(), 4);
+
+    // The operator: its numbers' capacity and assignment, even to another tenant's bridge.
+    let (status, body) = send(api.with(&telco_a, Method::GET, "/api/v1/numbers")).await;
+    assert_eq!(status, StatusCode::OK);
+    let numbers: Vec<&str> = body["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["+33170000100"]);
+    let (status, body) = send(
+        api.with(
+            &telco_a,
+            Method::PUT,
+            "/api/v1/numbers/+33170000100/capacity",
+        )
+        .json(&json!({"capacity": 300})),
+    )
+    .await;
+    assert_eq!((status, &body["capacity"]), (StatusCode::OK, &json!(300)));
+    let (status, body) = send(
+        api.with(
+            &telco_a,
+            Method::PUT,
+            "/api/v1/numbers/+33170000100/assignment",
+        )
+        .json(&json!({"bridge": "fabrikam-bridge"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // ...which takes it out of contoso's sight.
+    let (_, body) = send(api.with(&contoso, Method::GET, "/api/v1/numbers")).await;
+    assert!(!body.to_string().contains("+33170000100"), "{body}");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_cookie_stands_for_the_token_it_was_signed_in_with() {
+    let api = Api::start().await;
+    let contoso = api.token("tenant-admin", None, Some("contoso")).await;
+    let session = api.url("/api/v1/session");
+
+    // A browser still holding a cookie the bridge forgot (it restarted) signs in anew.
+    let r = api
+        .client
+        .post(&session)
+        .header("cookie", format!("dialbridge_session={}", "0".repeat(64)))
+        .json(&json!({"token": contoso}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Wrong token, or a sign-in posted by another origin's page: no cookie.
+    let r = api
+        .client
+        .post(&session)
+        .json(&json!({"token": "dbt_nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = api
+        .client
+        .post(&session)
+        .header("origin", "http://127.0.0.1:9")
+        .json(&json!({"token": contoso}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+
+    let r = api
+        .client
+        .post(&session)
+        .json(&json!({"token": contoso}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"role": "tenant-admin", "scope": "contoso", "expires_in": 28800})
+    );
+    let (pair, attributes) = set.split_once(';').unwrap();
+    assert!(
+        pair.starts_with("dialbridge_session=") && pair.len() == 19 + 64,
+        "{set}"
+    );
+    assert_eq!(
+        attributes,
+        " HttpOnly; SameSite=Strict; Path=/; Max-Age=28800"
+    );
+    assert!(!set.contains(&contoso));
+
+    // The cookie reads as the token does: contoso's only.
+    let (status, body) = send(
+        api.client
+            .get(api.url("/api/v1/bridges"))
+            .header("cookie", pair),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["bridges"].as_array().unwrap().len(), 1, "{body}");
+    refused(
+        send(
+            api.client
+                .get(api.url("/api/v1/plan/edits"))
+                .header("cookie", pair),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "tenant-admin",
+    );
+    // A change with the cookie must come from our own origin.
+    let mute = api.url("/api/v1/participants/7/mute");
+    for origin in [None, Some("http://127.0.0.1:9")] {
+        let mut req = api
+            .client
+            .post(&mute)
+            .header("cookie", pair)
+            .json(&json!({"muted": true}));
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        refused(send(req).await, StatusCode::FORBIDDEN, "own page");
+    }
+    let (status, _) = send(
+        api.client
+            .post(&mute)
+            .header("cookie", pair)
+            .header("origin", format!("http://{}", api.addr))
+            .json(&json!({"muted": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.live.actions.lock().unwrap().len(), 1);
+
+    // Signing out ends it.
+    let r = api
+        .client
+        .delete(&session)
+        .header("cookie", pair)
+        .header("origin", format!("http://{}", api.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    refused(
+        send(
+            api.client
+                .get(api.url("/api/v1/bridges"))
+                .header("cookie", pair),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "no such session",
+    );
+
+    // Revoking the token ends the sessions made with it.
+    let r = api
+        .client
+        .post(&session)
+        .bearer_auth(&contoso)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = set.split_once(';').unwrap().0.to_owned();
+    let (status, _) = send(
+        api.client
+            .get(api.url("/api/v1/bridges"))
+            .header("cookie", &pair),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, tokens) = api.get("/api/v1/tokens").await;
+    let id = tokens["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(api.req(Method::DELETE, &format!("/api/v1/tokens/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    refused(
+        send(
+            api.client
+                .get(api.url("/api/v1/bridges"))
+                .header("cookie", &pair),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "sign in again",
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_event_stream_ends_when_its_token_is_revoked_or_its_session_ends() {
+    let api = Api::start().await;
+    let watcher = api.token("read-only", None, None).await;
+    let mut by_token = api
+        .with(&watcher, Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_token.status(), StatusCode::OK);
+    first_event(&mut by_token).await;
+    let r = api
+        .client
+        .post(api.url("/api/v1/session"))
+        .json(&json!({"token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split_once(';').unwrap().0.to_owned();
+    let mut by_cookie = api
+        .client
+        .get(api.url("/api/v1/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    first_event(&mut by_cookie).await;
+
+    let (_, tokens) = api.get("/api/v1/tokens").await;
+    let id = tokens["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(api.req(Method::DELETE, &format!("/api/v1/tokens/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        api.client
+            .delete(api.url("/api/v1/session"))
+            .header("cookie", &cookie)
+            .header("origin", format!("http://{}", api.addr)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (what, stream) in [("token", &mut by_token), ("session", &mut by_cookie)] {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Ok(Some(_)) = stream.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream outlived its {what}");
+    }
     api.stop().await;
 }

@@ -1,6 +1,7 @@
 //! `dialbridge serve` as people run it: the real binary, the demo deployment (moved to
 //! free ports so tests run in parallel and next to a running demo), dialled by sipp, and
-//! stopped with SIGTERM.
+//! stopped with SIGTERM; and `dialbridge token` making and revoking tokens for a running
+//! bridge through its durable file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use dialbridge_testkit::sipp::Sipp;
 struct Serve {
     child: Child,
     sip: SocketAddr,
+    admin: SocketAddr,
     config: std::path::PathBuf,
 }
 
@@ -59,6 +61,7 @@ fn serve() -> Serve {
     Serve {
         child,
         sip: SocketAddr::new(lo, sip_port),
+        admin: SocketAddr::new(lo, admin_port),
         config: path,
     }
 }
@@ -240,4 +243,106 @@ async fn sigkill_mid_load_loses_no_record_of_an_ended_call() {
         recorded >= ended,
         "{ended} calls ended (BYE answered) before the kill, {recorded} records survived"
     );
+}
+
+/// `dialbridge token ...` on `config`: its status, standard output and standard error.
+fn token_command(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dialbridge"))
+        .arg("token")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_commands_make_and_revoke_tokens_a_running_bridge_honours() {
+    let bridge = serve();
+    let http = reqwest::Client::new();
+    let bridges = format!("http://{}/api/v1/bridges", bridge.admin);
+    let get = |token: String| {
+        let request = http.get(&bridges).bearer_auth(token);
+        async move {
+            match request.send().await {
+                Ok(r) => Some((r.status().as_u16(), r.text().await.unwrap_or_default())),
+                Err(_) => None,
+            }
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while get("demo-admin-token".into()).await.is_none() {
+        assert!(Instant::now() < end, "the admin API never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (ok, secret, said) = token_command(
+        &bridge.config,
+        &[
+            "create",
+            "--role",
+            "tenant-admin",
+            "--tenant",
+            "contoso",
+            "--name",
+            "helpdesk",
+        ],
+    );
+    assert!(ok, "{said}");
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("dbt_") && secret.len() == 68, "{secret}");
+    assert!(said.contains("tenant-admin of contoso"), "{said}");
+    let (status, body) = get(secret.clone()).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("contoso-bridge") && !body.contains("fabrikam"),
+        "{body}"
+    );
+
+    let (ok, listed, said) = token_command(&bridge.config, &["list"]);
+    assert!(ok, "{said}");
+    assert!(
+        listed.contains("helpdesk") && listed.contains("contoso"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret[4..]), "{listed}");
+    let id = listed
+        .lines()
+        .find(|l| l.contains("helpdesk"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+
+    // Refused at the running bridge's next request.
+    let (ok, said, _) = token_command(&bridge.config, &["revoke", &id]);
+    assert!(ok && said.contains("revoked"), "{said}");
+    assert_eq!(get(secret).await.unwrap().0, 401);
+    assert_eq!(get("demo-admin-token".into()).await.unwrap().0, 200);
+
+    // Bad requests say why and make nothing.
+    for (args, needle) in [
+        (
+            &["create", "--role", "operator", "--name", "x"][..],
+            "bound to a provider",
+        ),
+        (
+            &[
+                "create",
+                "--role",
+                "tenant-admin",
+                "--tenant",
+                "northwind",
+                "--name",
+                "x",
+            ][..],
+            "no bridge of tenant",
+        ),
+        (&["revoke", "999"][..], "no token 999"),
+    ] {
+        let (ok, _, said) = token_command(&bridge.config, args);
+        assert!(!ok && said.contains(needle), "{args:?}: {said}");
+    }
 }

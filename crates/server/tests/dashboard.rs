@@ -1,10 +1,11 @@
 //! The live dashboard end to end: headless Chromium (Debian's `chromium`, driven through
-//! `chromedriver` by fantoccini) opens the page the bridge serves, sees the caller sbc-sim
+//! `chromedriver` by fantoccini) opens the page the bridge serves, signs in with the
+//! token once (a session cookie the page's script cannot read), sees the caller sbc-sim
 //! placed into adele's meeting with its audio figures, and mutes it with a click, which
 //! the admin API confirms (the poor-audio badge is shown for a lossy caller in
 //! `tests/metrics.rs`, from the same snapshot).
-//! Also the event stream's rules without a browser: the token, the first snapshot, the
-//! bound on open streams, and a bridge that stops with a dashboard open.
+//! Also the event stream's rules without a browser: the credential, the first snapshot,
+//! the bound on open streams, and a bridge that stops with a dashboard open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -56,9 +57,14 @@ async fn a_click_on_the_dashboard_mutes_a_caller_sbc_sim_placed() {
         .unwrap();
     assert!(rows.is_empty());
 
-    // With it (given once in the address), the caller appears from the event stream.
+    // Signed in once with the token in the form, the caller appears from the event stream.
+    let field = browser.find(Locator::Css("input#token")).await.unwrap();
+    field.send_keys(bridge.admin_token()).await.unwrap();
     browser
-        .goto(&format!("{base}/dashboard?token={}", bridge.admin_token()))
+        .find(Locator::Css("form#login button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
     let row_css = format!("#conferences tr[data-calling=\"{CALLING}\"]");
@@ -91,11 +97,29 @@ async fn a_click_on_the_dashboard_mutes_a_caller_sbc_sim_placed() {
     let login = browser.find(Locator::Css("form#login")).await.unwrap();
     assert!(!login.is_displayed().await.unwrap());
     let url = browser.current_url().await.unwrap();
-    assert_eq!(
-        url.query(),
-        None,
-        "the token stays in the address bar: {url}"
-    );
+    assert_eq!(url.query(), None, "something in the address bar: {url}");
+    // The session is in an HttpOnly cookie: nothing the page's script (or an injected
+    // one) could read or keep holds a credential.
+    let kept = browser
+        .execute(
+            "return [document.cookie, sessionStorage.length, localStorage.length, \
+             document.getElementById('token').value];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(["", 0, 0, ""]));
+    // A reload keeps the session: no second sign-in.
+    browser.refresh().await.unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&row_css))
+        .await
+        .unwrap_or_else(|e| panic!("the session did not survive a reload: {e}"));
+    let login = browser.find(Locator::Css("form#login")).await.unwrap();
+    assert!(!login.is_displayed().await.unwrap());
+    let row = browser.find(Locator::Css(&row_css)).await.unwrap();
 
     row.find(Locator::Css("button.mute"))
         .await
@@ -207,7 +231,8 @@ async fn the_event_stream_wants_the_token_is_bounded_and_ends_with_the_bridge() 
         );
     }
 
-    // The stream is an API route: the bearer header, never a query parameter.
+    // The stream is an API route: the bearer header or the session cookie, never a
+    // query parameter; and the page's script knows no other way in.
     let r = http.get(&events).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = http
@@ -216,6 +241,40 @@ async fn the_event_stream_wants_the_token_is_bounded_and_ends_with_the_bridge() 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    let script = http
+        .get(format!("{base}/dashboard/dashboard.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for absent in [
+        "token=",
+        "searchParams",
+        "sessionStorage",
+        "localStorage",
+        "Authorization",
+    ] {
+        assert!(!script.contains(absent), "the page's script uses {absent}");
+    }
+    let signed_in = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let mut by_cookie = http
+        .get(&events)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status().as_u16(), 200);
+    next_snapshot(&mut by_cookie).await;
 
     let mut first = http.get(&events).bearer_auth(&token).send().await.unwrap();
     assert_eq!(first.status().as_u16(), 200);
@@ -245,7 +304,7 @@ async fn the_event_stream_wants_the_token_is_bounded_and_ends_with_the_bridge() 
     assert_eq!(snapshot["conferences"], json!([]));
 
     // At most MAX_DASHBOARD_STREAMS at once; a closed one frees its place.
-    let mut open = vec![first];
+    let mut open = vec![first, by_cookie];
     while open.len() < MAX_DASHBOARD_STREAMS {
         let r = http.get(&events).bearer_auth(&token).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "stream {}", open.len() + 1);

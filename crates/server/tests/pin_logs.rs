@@ -1,7 +1,8 @@
 //! No PIN reaches a log: the real binary, logging everything it can (`RUST_LOG=trace`,
 //! JSON lines), takes a leader who keys a wrong PIN and then adele's right one. Its
 //! whole output (stdout and stderr, up to its exit) then shows the leader's join, and
-//! neither PIN.
+//! neither PIN. Likewise no admin token and no session id: made, used, signed in with,
+//! refused and revoked, none of them is ever logged.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,7 @@ const WRONG_PIN: &str = "97531";
 struct Serve {
     child: Child,
     sip: SocketAddr,
+    admin: SocketAddr,
     dir: PathBuf,
 }
 
@@ -70,6 +72,7 @@ impl Serve {
         Serve {
             child,
             sip: SocketAddr::new(lo, sip_port),
+            admin: SocketAddr::new(lo, admin_port),
             dir,
         }
     }
@@ -154,5 +157,102 @@ async fn neither_a_wrong_nor_the_right_leader_pin_is_ever_logged() {
     for pin in [LEADER_PIN, WRONG_PIN] {
         let leaks: Vec<&&str> = lines.iter().filter(|l| l.contains(pin)).collect();
         assert!(leaks.is_empty(), "PIN {pin} logged: {leaks:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_session_id_is_ever_logged() {
+    let mut serve = Serve::start();
+    serve
+        .until_logged("dialbridge listening", Duration::from_secs(20))
+        .await;
+    let base = format!("http://{}", serve.admin);
+    let http = reqwest::Client::new();
+    let admin = "demo-admin-token";
+    let made: serde_json::Value = http
+        .post(format!("{base}/api/v1/tokens"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "logs", "role": "tenant-admin", "tenant": "contoso"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    let id = made["id"].as_i64().unwrap();
+    let ok = http
+        .get(format!("{base}/api/v1/bridges"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let refused = http
+        .get(format!("{base}/api/v1/tokens"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let wrong = format!("{}0", &secret[..secret.len() - 1]);
+    let wrong = if wrong == secret {
+        format!("{}1", &secret[..secret.len() - 1])
+    } else {
+        wrong
+    };
+    let r = http
+        .get(format!("{base}/api/v1/bridges"))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let signed_in = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"token": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session = cookie.split_once('=').unwrap().1.to_owned();
+    let r = http
+        .get(format!("{base}/api/v1/conferences"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .delete(format!("{base}/api/v1/tokens/{id}"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .get(format!("{base}/api/v1/conferences"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    serve
+        .until_logged("admin: token revoked", Duration::from_secs(5))
+        .await;
+    serve.stop().await;
+
+    let output = serve.output();
+    assert!(output.contains("admin: signed in"), "{}", tail(&output));
+    for secret in [admin, secret.as_str(), wrong.as_str(), session.as_str()] {
+        let leaks: Vec<&str> = output.lines().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "a secret logged: {leaks:#?}");
     }
 }

@@ -10,10 +10,16 @@
 //! warnings over the last [`WINDOW`]) are counted from the ticker's own samples, so
 //! they start when the first page opens; totals since start are always there.
 //!
-//! The page and its assets carry no data and are served without a token; the stream
-//! is an API route like the others and needs `Authorization: Bearer`. The page reads
-//! it with `fetch()` rather than `EventSource`, which cannot set headers: a token in a
-//! query string would end up in access logs, proxies and browser history.
+//! The page and its assets carry no data and are served without a credential; the
+//! stream is an API route like the others. The page signs in once with a token
+//! (`POST /api/v1/session`) and then reads the stream with its session cookie: no token
+//! in a URL (access logs, proxies, browser history) nor in the page's storage.
+//!
+//! Admins and read-only tokens see the whole bridge. A tenant admin's stream carries
+//! its tenant's view: its bridges and their numbers, its conferences, and the warnings
+//! about them; nothing of the trunks, the unassigned numbers or the bridge-wide
+//! refusal and media counters, which are everybody's traffic. The ticker builds each
+//! tenant's view beside the whole one, so a stream only picks its own.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -23,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -32,8 +38,10 @@ use dialbridge_router::{NumberInfo, NumberKind, ReasonCounts, RejectReason, Snap
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use super::auth::Credential;
 use super::plan::NumberView;
 use super::{ApiError, ConferenceView, ParticipantQuality, Shared};
+use crate::tokens::Principal;
 
 /// Event streams open at once, over every page; one more is refused with 503.
 pub const MAX_STREAMS: usize = 16;
@@ -41,6 +49,9 @@ pub const MAX_STREAMS: usize = 16;
 pub const TICK: Duration = Duration::from_secs(1);
 /// What "recent" means for refusals and warnings.
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// How often a stream checks that its token or session is still good (revoked, signed
+/// out or expired: the stream ends).
+pub const RECHECK: Duration = Duration::from_secs(5);
 /// A comment line this often keeps idle streams (and the proxies between) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Share of a capacity in use from which the dashboard warns.
@@ -88,7 +99,7 @@ enum Frame {
     /// Nothing built yet.
     Empty,
     /// A snapshot, serialised once for every stream.
-    Snapshot(Arc<str>),
+    Snapshot(Arc<Views>),
     /// The listener is shutting down: streams end so the graceful shutdown can finish.
     Closed,
 }
@@ -142,6 +153,26 @@ impl DashboardHub {
     }
 }
 
+/// One snapshot as each kind of stream sees it.
+#[derive(Debug, PartialEq)]
+struct Views {
+    /// The whole bridge.
+    all: Arc<str>,
+    /// Each tenant's own view, by tenant.
+    tenants: BTreeMap<String, Arc<str>>,
+    /// The view of a tenant with no bridge (yet).
+    nothing: Arc<str>,
+}
+
+impl Views {
+    fn for_scope(&self, tenant: Option<&str>) -> &Arc<str> {
+        match tenant {
+            None => &self.all,
+            Some(t) => self.tenants.get(t).unwrap_or(&self.nothing),
+        }
+    }
+}
+
 /// The event stream's path (behind the bearer check, like the API).
 pub(super) const EVENTS: &str = "/api/v1/events";
 
@@ -153,7 +184,7 @@ pub(super) fn pages() -> axum::Router<Shared> {
         .route("/dashboard/dashboard.css", get(style))
 }
 
-/// `GET /dashboard`: the page. It holds no data; without a token it shows nothing.
+/// `GET /dashboard`: the page. It holds no data; without a session it asks to sign in.
 pub(super) async fn page() -> Response {
     let mut response = asset("text/html; charset=utf-8", PAGE);
     let headers = response.headers_mut();
@@ -161,7 +192,7 @@ pub(super) async fn page() -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PAGE_POLICY),
     );
-    // The token may arrive once as `?token=`: never pass the URL on.
+    // Nothing secret is in the URL any more; still, never pass the dashboard's on.
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -198,7 +229,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 #[utoipa::path(get, path = "/api/v1/events",
     responses((status = 200, description = "The event stream",
         content_type = "text/event-stream", body = String)))]
-pub(super) async fn events(State(state): State<Shared>) -> Result<Response, ApiError> {
+pub(super) async fn events(
+    State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
+    Extension(credential): Extension<Credential>,
+) -> Result<Response, ApiError> {
+    let tenant = match who {
+        Principal::TenantAdmin { tenant } => Some(tenant),
+        _ => None,
+    };
     let hub = &state.dashboard;
     if *hub.inner.frames.borrow() == Frame::Closed {
         return Err(ApiError::new(
@@ -215,7 +254,12 @@ pub(super) async fn events(State(state): State<Shared>) -> Result<Response, ApiE
     let frames = hub.subscribe(&state);
     // Two events of slack: a slow page gets the latest snapshot late, never a backlog.
     let (tx, rx) = mpsc::channel(2);
-    tokio::spawn(forward(frames, tx, permit));
+    let stream = Stream {
+        tenant,
+        credential,
+        state: state.clone(),
+    };
+    tokio::spawn(forward(frames, tx, permit, stream));
     let mut response = Sse::new(Events(rx))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
@@ -236,28 +280,56 @@ impl futures_core::Stream for Events {
     }
 }
 
-/// Copies published snapshots to one stream until the page goes away or the listener
-/// closes; the permit is held as long.
+/// Who one stream is for.
+struct Stream {
+    /// Its tenant's view, or (`None`) the whole one.
+    tenant: Option<String>,
+    /// What let it in; when that is revoked, signed out or expired, the stream ends.
+    credential: Credential,
+    state: Shared,
+}
+
+/// Copies published snapshots (the view of the stream's tenant, or the whole one) to one
+/// stream until the page goes away, the listener closes or the stream's credential is
+/// no longer good; the permit is held as long.
 async fn forward(
     mut frames: watch::Receiver<Frame>,
     tx: mpsc::Sender<Event>,
     _permit: OwnedSemaphorePermit,
+    stream: Stream,
 ) {
+    let tenant = stream.tenant;
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await;
+    let mut last: Option<Arc<str>> = None;
     loop {
         let frame = frames.borrow_and_update().clone();
         match frame {
             Frame::Closed => return,
             Frame::Empty => {}
-            Frame::Snapshot(json) => {
-                let event = Event::default().event("snapshot").data(&*json);
-                if tx.send(event).await.is_err() {
-                    return;
+            Frame::Snapshot(views) => {
+                let json = views.for_scope(tenant.as_deref());
+                // Unchanged when only another tenant's view changed: nothing to send.
+                if last.as_ref() != Some(json) {
+                    last = Some(json.clone());
+                    let event = Event::default().event("snapshot").data(&**json);
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
-        tokio::select! {
-            changed = frames.changed() => if changed.is_err() { return },
-            () = tx.closed() => return,
+        loop {
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { return } else { break },
+                () = tx.closed() => return,
+                _ = recheck.tick() => {
+                    if !stream.credential.still_good(&stream.state).await {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -268,7 +340,7 @@ async fn tick(state: Shared) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut history = History::default();
-    let mut last = Value::Null;
+    let mut last: Option<(Value, BTreeMap<String, Value>)> = None;
     loop {
         interval.tick().await;
         if state.dashboard.ticker_done() {
@@ -276,18 +348,34 @@ async fn tick(state: Shared) {
         }
         let now = Instant::now();
         let inputs = Inputs::read(&state).await;
-        let view = snapshot(&inputs, &mut history, now);
-        if view != last {
-            let text: Arc<str> = view.to_string().into();
+        let recent = history.recent(now, inputs.counters);
+        let all = view(&inputs, &recent, None);
+        let tenants: BTreeMap<String, Value> = inputs
+            .bridges
+            .iter()
+            .filter_map(|(_, tenant, _)| tenant.clone())
+            .map(|t| {
+                let v = view(&inputs, &recent, Some(&t));
+                (t, v)
+            })
+            .collect();
+        let views = (all, tenants);
+        if last.as_ref() != Some(&views) {
+            let text = |v: &Value| -> Arc<str> { v.to_string().into() };
+            let published = Arc::new(Views {
+                all: text(&views.0),
+                tenants: views.1.iter().map(|(t, v)| (t.clone(), text(v))).collect(),
+                nothing: text(&view(&Inputs::default(), &Counters::default(), Some(""))),
+            });
             state.dashboard.inner.frames.send_if_modified(|frame| {
                 // Never overwrite Closed: the streams must see it.
                 if *frame == Frame::Closed {
                     return false;
                 }
-                *frame = Frame::Snapshot(text);
+                *frame = Frame::Snapshot(published);
                 true
             });
-            last = view;
+            last = Some(views);
         }
     }
 }
@@ -425,9 +513,18 @@ impl History {
     }
 }
 
-/// The snapshot the page renders, from `inputs` at `now`.
+/// The snapshot the page renders, from `inputs` at `now`: the whole bridge's (the ticker
+/// takes the recent figures once for every view; the tests take one view).
+#[cfg(test)]
 pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
     let recent = history.recent(now, inputs.counters);
+    view(inputs, &recent, None)
+}
+
+/// The snapshot of the whole bridge (`tenant` is `None`), or of one tenant's part of it:
+/// its bridges, their numbers and its conferences, and no bridge-wide figure.
+pub fn view(inputs: &Inputs, recent: &Counters, tenant: Option<&str>) -> Value {
+    let mine = |t: Option<&str>| tenant.is_none() || t == tenant;
     let mut warnings = Vec::new();
     let empty = Snapshot {
         admitted: 0,
@@ -439,12 +536,17 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
     let router = inputs.router.as_ref().unwrap_or(&empty);
 
     let mut bridges = Vec::new();
+    let mut admitted = 0;
     for b in router.bridges.iter().filter(|b| b.capacity.is_some()) {
-        let (tenant, enabled) = inputs
+        let (owner, enabled) = inputs
             .bridges
             .iter()
             .find(|(name, _, _)| **name == *b.name)
             .map_or((None, None), |(_, t, e)| (t.clone(), *e));
+        if !mine(owner.as_deref()) {
+            continue;
+        }
+        admitted += b.admitted;
         let numbers: Vec<Value> = inputs
             .numbers
             .iter()
@@ -457,7 +559,7 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
         }
         bridges.push(json!({
             "name": &*b.name,
-            "tenant": tenant,
+            "tenant": owner,
             "enabled": enabled,
             "capacity": b.capacity,
             "in_progress": b.in_progress,
@@ -469,13 +571,13 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
     let unassigned: Vec<Value> = inputs
         .numbers
         .iter()
-        .filter(|n| n.bridge.is_none())
+        .filter(|n| n.bridge.is_none() && tenant.is_none())
         .map(|n| number(n, &mut warnings))
         .collect();
     let trunks: Vec<Value> = router
         .trunks
         .iter()
-        .filter(|t| t.capacity.is_some())
+        .filter(|t| t.capacity.is_some() && tenant.is_none())
         .map(|t| {
             busy(&mut warnings, "trunk", &t.name, t.in_progress, t.capacity);
             json!({ "name": &*t.name, "capacity": t.capacity, "in_progress": t.in_progress })
@@ -484,7 +586,7 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
 
     let refusals: Vec<Value> = RejectReason::ALL
         .iter()
-        .filter(|r| inputs.counters.refused.get(**r) > 0)
+        .filter(|r| inputs.counters.refused.get(**r) > 0 && tenant.is_none())
         .map(|r| {
             json!({
                 "reason": r.as_str(),
@@ -499,17 +601,20 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
         RejectReason::TrunkOverloaded,
     ] {
         let n = recent.refused.get(reason);
-        if n > 0 {
+        if n > 0 && tenant.is_none() {
             warnings.push(warning(
                 "alert",
                 format!("{n} calls refused in the last minute: {}", reason.as_str()),
             ));
         }
     }
-    quality(&mut warnings, &recent, inputs.media_counters);
+    if tenant.is_none() {
+        quality(&mut warnings, recent, inputs.media_counters);
+    }
     let conferences: Vec<Value> = inputs
         .conferences
         .iter()
+        .filter(|c| mine(Some(&c.tenant)))
         .map(|c| conference(c, &mut warnings))
         .collect();
 
@@ -524,7 +629,7 @@ pub fn snapshot(inputs: &Inputs, history: &mut History, now: Instant) -> Value {
         "bridges": bridges,
         "unassigned": unassigned,
         "trunks": trunks,
-        "admitted": router.admitted,
+        "admitted": if tenant.is_none() { router.admitted } else { admitted },
         "refusals": refusals,
         "conferences": conferences,
         "warnings": warnings,
@@ -801,6 +906,71 @@ mod tests {
         assert_eq!(
             participant_warning(&quality(0.0, 31.0, None)).as_deref(),
             Some("jitter 31.0 ms")
+        );
+    }
+
+    #[test]
+    fn a_tenants_view_holds_its_bridges_and_meetings_and_no_bridge_wide_figure() {
+        let config = crate::config::Config::demo().unwrap();
+        let router = dialbridge_router::Router::new(crate::plan_from(&config).unwrap());
+        let meeting = |tenant: &str, id: &str| ConferenceView {
+            tenant: tenant.into(),
+            conference_id: id.into(),
+            organiser: None,
+            locked: false,
+            recording: false,
+            participants: Vec::new(),
+        };
+        let inputs = Inputs {
+            router: Some(router.snapshot()),
+            numbers: router
+                .numbers()
+                .iter()
+                .filter_map(|n| router.number(*n))
+                .collect(),
+            bridges: router
+                .bridges()
+                .iter()
+                .map(|b| {
+                    (
+                        b.name.to_string(),
+                        Some(b.tenant.to_string()),
+                        Some(b.enabled),
+                    )
+                })
+                .collect(),
+            conferences: vec![
+                meeting("contoso", "123456789"),
+                meeting("fabrikam", "555000111"),
+            ],
+            counters: counters(4, 50, 50),
+            media_counters: true,
+        };
+        let recent = counters(4, 50, 50);
+        let all = view(&inputs, &recent, None).to_string();
+        assert!(
+            all.contains("fabrikam-bridge") && all.contains("telco-b"),
+            "{all}"
+        );
+        assert!(all.contains("RTP loss"), "{all}");
+        let contoso = view(&inputs, &recent, Some("contoso"));
+        let text = contoso.to_string();
+        for other in [
+            "fabrikam",
+            "+493070000100",
+            "555000111",
+            "+14255550999",
+            "telco-",
+            "RTP loss",
+        ] {
+            assert!(!text.contains(other), "{other}: {text}");
+        }
+        assert_eq!(contoso["bridges"][0]["name"], "contoso-bridge");
+        assert_eq!(contoso["conferences"][0]["conference_id"], "123456789");
+        assert_eq!(contoso["refusals"], json!([]));
+        assert_eq!(
+            view(&inputs, &recent, Some("northwind"))["bridges"],
+            json!([])
         );
     }
 

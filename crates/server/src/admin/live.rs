@@ -1,5 +1,6 @@
 //! Live conferences: who is in which conference, and an admin's mute, kick, lock and
-//! recording.
+//! recording. A tenant admin sees and controls its own tenant's conferences only;
+//! another's participant or conference is "not in progress", whether it is or not.
 //! The API reaches the conferences through [`LiveCalls`], which the server implements
 //! over its rooms; the routes here only parse, call and answer. The views they answer
 //! with belong to the meetings (`meeting_view.rs`), not to the API.
@@ -9,7 +10,7 @@ use std::pin::Pin;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, TenantId};
 use dialbridge_conference::room::MemberId;
@@ -18,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared};
 use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
+use crate::tokens::Principal;
 
 /// A boxed future, so [`LiveCalls`] can be a trait object.
 pub type LiveFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -119,8 +121,12 @@ pub(super) struct LockResult {
 /// Conferences in progress and their participants.
 #[utoipa::path(get, path = "/api/v1/conferences", operation_id = "list_conferences",
     responses((status = 200, description = "Conferences", body = ConferenceList)))]
-pub(super) async fn list(State(state): State<Shared>) -> Json<ConferenceList> {
-    let conferences = state.live.list_conferences().await;
+pub(super) async fn list(
+    State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
+) -> Json<ConferenceList> {
+    let mut conferences = state.live.list_conferences().await;
+    conferences.retain(|c| who.sees_tenant(&c.tenant));
     Json(ConferenceList { conferences })
 }
 
@@ -130,10 +136,12 @@ pub(super) async fn list(State(state): State<Shared>) -> Json<ConferenceList> {
     responses((status = 200, description = "Done", body = MuteResult)))]
 pub(super) async fn mute(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<ParticipantPath>, PathRejection>,
     body: Result<Json<Mute>, JsonRejection>,
 ) -> Result<Json<MuteResult>, ApiError> {
     let id = participant(path?)?;
+    participant_in_scope(&state, &who, id).await?;
     let Json(Mute { muted }) = body?;
     state.live.mute(id, muted).await.map_err(live_error)?;
     tracing::info!(participant = id.0, muted, "admin: participant muted");
@@ -145,9 +153,11 @@ pub(super) async fn mute(
     responses((status = 200, description = "Done", body = KickResult)))]
 pub(super) async fn kick(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<ParticipantPath>, PathRejection>,
 ) -> Result<Json<KickResult>, ApiError> {
     let id = participant(path?)?;
+    participant_in_scope(&state, &who, id).await?;
     state.live.kick(id).await.map_err(live_error)?;
     tracing::info!(participant = id.0, "admin: participant kicked");
     Ok(Json(KickResult {
@@ -162,10 +172,14 @@ pub(super) async fn kick(
     responses((status = 200, description = "Done", body = LockResult)))]
 pub(super) async fn lock(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<ConferencePath>, PathRejection>,
     body: Result<Json<Lock>, JsonRejection>,
 ) -> Result<Json<LockResult>, ApiError> {
     let Path(ConferencePath { tenant, id }) = path?;
+    if !who.sees_tenant(&tenant) {
+        return Err(live_error(LiveError::NoSuchConference { tenant, id }));
+    }
     let conference_id = ConferenceId::parse(&id).map_err(|_| {
         ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
     })?;
@@ -192,10 +206,14 @@ pub(super) async fn lock(
     responses((status = 200, description = "The recording", body = RecordingView)))]
 pub(super) async fn record(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<ConferencePath>, PathRejection>,
     body: Result<Json<Record>, JsonRejection>,
 ) -> Result<Json<RecordingView>, ApiError> {
     let Path(ConferencePath { tenant, id }) = path?;
+    if !who.sees_tenant(&tenant) {
+        return Err(live_error(LiveError::NoSuchConference { tenant, id }));
+    }
     let conference_id = ConferenceId::parse(&id).map_err(|_| {
         ApiError::bad_request(format!("{id:?} is not a conference ID (6 to 12 digits)"))
     })?;
@@ -211,6 +229,27 @@ pub(super) async fn record(
         .map_err(live_error)?;
     tracing::info!(%tenant, conference = %id, recording, file = %view.file, "admin: conference recording set");
     Ok(Json(view))
+}
+
+/// Refuses a participant of another tenant's conference as if it were not there.
+async fn participant_in_scope(
+    state: &Shared,
+    who: &Principal,
+    id: MemberId,
+) -> Result<(), ApiError> {
+    if *who == Principal::Admin {
+        return Ok(());
+    }
+    let conferences = state.live.list_conferences().await;
+    let visible = conferences
+        .iter()
+        .filter(|c| who.sees_tenant(&c.tenant))
+        .any(|c| c.participants.iter().any(|p| p.id == id.0));
+    if visible {
+        Ok(())
+    } else {
+        Err(live_error(LiveError::NoSuchParticipant(id.0)))
+    }
 }
 
 fn participant(Path(ParticipantPath { id }): Path<ParticipantPath>) -> Result<MemberId, ApiError> {

@@ -1,10 +1,15 @@
 //! The admin HTTP API on the admin listener: JSON in and out, every call authorised by
-//! `Authorization: Bearer <token>` (RFC 6750 §2.1). Numbers and bridges change live
+//! `Authorization: Bearer <token>` (RFC 6750 §2.1) or the dashboard's session cookie,
+//! and limited by the token's role and scope ([`auth`]: admin, operator of a provider,
+//! tenant admin, read-only). Numbers and bridges change live
 //! through the router; organisers through the directory; call detail records and
 //! Prometheus metrics are read here; live conferences go through [`LiveCalls`].
 //!
-//! Every refused request gets a 4xx with `{"error": "<what was wrong>"}`. The routes are
-//! listed once, in [`routes`], which builds the router and is checked against the
+//! Every refused request gets a 4xx with `{"error": "<what was wrong>"}`: 401 without a
+//! good credential, 403 for a role that may never use the route, and 404 for another
+//! tenant's or provider's named resource, as for one that does not exist, so a scoped
+//! token cannot even learn what others have. The routes are listed once, each with who
+//! may use it, in [`routes`], which builds the router and is checked against the
 //! OpenAPI document served at `/api/v1/openapi.json`. The live dashboard's page (served
 //! without a token: it holds no data) and its event stream are added beside them in
 //! [`app`] (see [`dashboard`]).
@@ -16,6 +21,8 @@ mod openapi;
 mod organisers;
 mod plan;
 mod records;
+mod session;
+mod tokens;
 
 pub use dashboard::{DashboardHub, MAX_STREAMS as MAX_DASHBOARD_STREAMS};
 pub use live::{LiveCalls, LiveFuture};
@@ -24,6 +31,7 @@ pub use crate::meeting_view::{
     ConferenceView, LiveError, ParticipantQuality, ParticipantView, RecordingView,
 };
 pub use openapi::document as openapi_document;
+pub use session::{COOKIE_NAME as SESSION_COOKIE, Sessions};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +51,8 @@ use crate::cdr::CdrStore;
 use crate::config::Config;
 use crate::metrics::MetricsSources;
 use crate::plan_edits::DurableEdits;
+use crate::tokens::Role;
+use auth::Access;
 
 /// The largest organiser import accepted (100 000 rows of a few hundred bytes).
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
@@ -52,9 +62,11 @@ pub struct AdminState {
     pub router: Router,
     pub directory: Directory,
     pub cdrs: CdrStore,
-    /// The bearer token every call must carry (`config.admin.token`). An empty token
-    /// refuses every call.
+    /// The bootstrap admin token (`config.admin.token`); other tokens are in `cdrs`. An
+    /// empty one matches nothing.
     pub token: String,
+    /// The dashboard's signed-in sessions.
+    pub sessions: Sessions,
     pub live: Arc<dyn LiveCalls>,
     pub metrics: MetricsSources,
     /// The dashboard's event streams.
@@ -79,6 +91,7 @@ impl AdminState {
             edits: DurableEdits::new(cdrs.clone()),
             cdrs,
             token: config.admin.token.clone(),
+            sessions: Sessions::default(),
             live,
             metrics,
             dashboard: DashboardHub::default(),
@@ -128,7 +141,7 @@ pub fn app(state: AdminState) -> axum::Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_bearer,
+            auth::authenticate,
         ))
         // Added after the bearer layer, so outside it: the page and its assets.
         .merge(dashboard::pages())
@@ -149,8 +162,20 @@ struct Routes {
 }
 
 impl Routes {
-    fn add(mut self, method: Method, path: &'static str, handler: MethodRouter<Shared>) -> Self {
+    /// Adds a route that the roles `access` names may use.
+    fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Shared>,
+    ) -> Self {
         self.list.push((method, path));
+        let handler = handler.route_layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                auth::require(access, request, next)
+            },
+        ));
         // Routes on the same path merge into one method router.
         self.router = self.router.route(path, handler);
         self
@@ -162,87 +187,176 @@ fn routes() -> Routes {
         router: axum::Router::new(),
         list: Vec::new(),
     };
+    // Who besides admins may use each route; the handlers narrow what they see.
+    let tenant = Access::Also(&[Role::TenantAdmin]);
+    let operator = Access::Also(&[Role::Operator]);
     table
-        .add(Method::GET, "/api/v1/bridges", get(plan::list_bridges))
+        .add(
+            Method::GET,
+            "/api/v1/bridges",
+            tenant,
+            get(plan::list_bridges),
+        )
+        // A bridge's capacity is the deployment's to give, not the tenant's to raise.
         .add(
             Method::PUT,
             "/api/v1/bridges/{name}/capacity",
+            Access::Admin,
             put(plan::set_bridge_capacity),
         )
         .add(
             Method::PUT,
             "/api/v1/bridges/{name}/enabled",
+            tenant,
             put(plan::set_bridge_enabled),
         )
-        .add(Method::GET, "/api/v1/numbers", get(plan::list_numbers))
-        .add(Method::GET, "/api/v1/plan/edits", get(plan::list_edits))
+        .add(
+            Method::GET,
+            "/api/v1/numbers",
+            Access::Also(&[Role::Operator, Role::TenantAdmin]),
+            get(plan::list_numbers),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/plan/edits",
+            Access::Admin,
+            get(plan::list_edits),
+        )
+        // Numbers are the operator's (Operator Connect): a tenant sees its own, assigns none.
         .add(
             Method::PUT,
             "/api/v1/numbers/{e164}/assignment",
+            operator,
             put(plan::assign_number),
         )
         .add(
             Method::DELETE,
             "/api/v1/numbers/{e164}/assignment",
+            operator,
             delete(plan::unassign_number),
         )
         .add(
             Method::PUT,
             "/api/v1/numbers/{e164}/capacity",
+            operator,
             put(plan::set_number_capacity),
         )
-        .add(Method::GET, "/api/v1/organisers", get(organisers::list))
+        .add(
+            Method::GET,
+            "/api/v1/organisers",
+            tenant,
+            get(organisers::list),
+        )
         .add(
             Method::GET,
             "/api/v1/organisers/export.csv",
+            tenant,
             get(organisers::export),
         )
         .add(
             Method::POST,
             "/api/v1/organisers/import",
+            tenant,
             post(organisers::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
         .add(
             Method::POST,
             "/api/v1/organisers/{tenant}/{organiser}/pin/reset",
+            tenant,
             post(organisers::reset_pin),
         )
         .add(
             Method::GET,
             "/api/v1/organisers/{tenant}/{organiser}",
+            tenant,
             get(organisers::show),
         )
         .add(
             Method::PATCH,
             "/api/v1/organisers/{tenant}/{organiser}",
+            tenant,
             patch(organisers::update_settings),
         )
-        .add(Method::GET, "/api/v1/cdrs", get(records::list_cdrs))
-        .add(Method::GET, "/api/v1/cdrs.csv", get(records::export_cdrs))
-        .add(Method::GET, "/api/v1/conferences", get(live::list))
-        .add(Method::GET, dashboard::EVENTS, get(dashboard::events))
+        .add(Method::GET, "/api/v1/cdrs", tenant, get(records::list_cdrs))
+        .add(
+            Method::GET,
+            "/api/v1/cdrs.csv",
+            tenant,
+            get(records::export_cdrs),
+        )
+        .add(Method::GET, "/api/v1/conferences", tenant, get(live::list))
+        .add(
+            Method::GET,
+            dashboard::EVENTS,
+            Access::Also(&[Role::TenantAdmin, Role::ReadOnly]),
+            get(dashboard::events),
+        )
         .add(
             Method::POST,
             "/api/v1/participants/{id}/mute",
+            tenant,
             post(live::mute),
         )
         .add(
             Method::POST,
             "/api/v1/participants/{id}/kick",
+            tenant,
             post(live::kick),
         )
         .add(
             Method::POST,
             "/api/v1/conferences/{tenant}/{id}/lock",
+            tenant,
             post(live::lock),
         )
         .add(
             Method::POST,
             "/api/v1/conferences/{tenant}/{id}/recording",
+            tenant,
             post(live::record),
         )
-        .add(Method::GET, "/metrics", get(records::metrics))
-        .add(Method::GET, "/api/v1/openapi.json", get(openapi::serve))
+        .add(
+            Method::GET,
+            "/metrics",
+            Access::Also(&[Role::ReadOnly]),
+            get(records::metrics),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Access::Anyone,
+            get(openapi::serve),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/tokens",
+            Access::Admin,
+            post(tokens::create),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/tokens",
+            Access::Admin,
+            get(tokens::list),
+        )
+        .add(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            Access::Admin,
+            delete(tokens::revoke),
+        )
+        .add(
+            Method::POST,
+            session::SESSION_PATH,
+            Access::Open,
+            post(session::sign_in),
+        )
+        .add(
+            Method::DELETE,
+            session::SESSION_PATH,
+            Access::Anyone,
+            delete(session::sign_out),
+        )
 }
 
 /// A refused request: its status and [`ErrorBody`] (or [`ImportRefused`], for an import
@@ -291,6 +405,11 @@ impl ApiError {
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// What was wrong.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -3,19 +3,19 @@
 //! handler's `#[utoipa::path]` gives its method, path, parameters and bodies, its doc
 //! comment the summary and description, and `#[derive(ToSchema)]` on the views and
 //! requests gives the schemas, so a field added to a view is documented by the same
-//! change. [`Shared`] adds what every route has in common: the bearer scheme and the
-//! refusals of the token check and the extractors.
+//! change. [`Shared`] adds what every route has in common: the bearer and session
+//! schemes and the refusals of the credential and role checks and the extractors.
 //!
 //! [`ApiDoc`] lists the handlers and `super::routes` routes them; a test holds the two
 //! lists equal, path by path and method by method.
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::Ref;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{dashboard, live, organisers, plan, records};
+use super::{dashboard, live, organisers, plan, records, session, tokens};
 
 /// The document.
 pub fn document() -> Document {
@@ -36,9 +36,14 @@ pub(super) async fn serve() -> axum::Json<Document> {
         title = "dialbridge admin API",
         description = "Numbers, bridges, organisers, call detail records, live conferences \
             and metrics of a dialbridge bridge. Every call carries `Authorization: Bearer \
-            <admin token>`; every refusal is a 4xx with `{\"error\": \"...\"}`. Outside this \
-            document: the live dashboard page at `/dashboard` (the page itself carries no \
-            data and needs no token)."
+            <token>` or the session cookie `POST /api/v1/session` sets; every refusal is a \
+            4xx with `{\"error\": \"...\"}`. A token has a role: admin (everything), \
+            operator (its provider's numbers), tenant-admin (its tenant's bridges, \
+            organisers, conferences, records and dashboard) or read-only (metrics and the \
+            dashboard). A role that may never use a route gets 403; another tenant's or \
+            provider's resource is 404, as one that does not exist. Outside this document: \
+            the live dashboard page at `/dashboard` (the page itself carries no data and \
+            needs no credential)."
     ),
     paths(
         plan::list_bridges,
@@ -65,9 +70,14 @@ pub(super) async fn serve() -> axum::Json<Document> {
         live::record,
         records::metrics,
         serve,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+        session::sign_in,
+        session::sign_out,
     ),
     components(schemas(super::ErrorBody)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     modifiers(&Shared)
 )]
 struct ApiDoc;
@@ -84,6 +94,13 @@ impl Modify for Shared {
         components.security_schemes.insert(
             "bearer".into(),
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)).into(),
+        );
+        components.security_schemes.insert(
+            "session".into(),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                super::session::COOKIE_NAME,
+            )))
+            .into(),
         );
         let error = ResponseBuilder::new()
             .description("The request was refused; `error` says why.")
@@ -112,16 +129,16 @@ impl Modify for Shared {
     }
 }
 
-/// 401 from the token check, 400 and 404 from the path and query (a malformed or unknown
-/// name); with a JSON body, 415 and 422 from its extractor too. A status the handler
-/// documents itself is kept.
+/// 401 from the credential check, 403 from the role check, 400 and 404 from the path
+/// and query (a malformed or unknown name, or another tenant's); with a JSON body, 415
+/// and 422 from its extractor too. A status the handler documents itself is kept.
 fn add_refusals(op: &mut Operation) {
     let json_body = matches!(&op.request_body,
         Some(RefOr::T(body)) if body.content.contains_key("application/json"));
     let statuses: &[&str] = if json_body {
-        &["400", "401", "404", "415", "422"]
+        &["400", "401", "403", "404", "415", "422"]
     } else {
-        &["400", "401", "404"]
+        &["400", "401", "403", "404"]
     };
     for status in statuses {
         op.responses
@@ -177,7 +194,14 @@ mod tests {
     #[test]
     fn every_operation_shares_the_refusals_and_the_bearer_scheme() {
         let doc = serde_json::to_value(document()).unwrap();
-        assert_eq!(doc["security"], serde_json::json!([{ "bearer": [] }]));
+        assert_eq!(
+            doc["security"],
+            serde_json::json!([{ "bearer": [] }, { "session": [] }])
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["session"],
+            serde_json::json!({ "type": "apiKey", "in": "cookie", "name": "dialbridge_session" })
+        );
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"],
             serde_json::json!({ "type": "http", "scheme": "bearer" })
@@ -188,7 +212,7 @@ mod tests {
         );
         let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
         let capacity = &doc["paths"]["/api/v1/numbers/{e164}/capacity"]["put"]["responses"];
-        for status in ["400", "401", "404", "415", "422"] {
+        for status in ["400", "401", "403", "404", "415", "422"] {
             assert_eq!(capacity[status], error, "{status}");
         }
         let import = &doc["paths"]["/api/v1/organisers/import"]["post"]["responses"];

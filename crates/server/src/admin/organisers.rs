@@ -1,11 +1,12 @@
 //! Organisers: list them (never a PIN), export and import the CSV file a third-party
 //! audio-conferencing provider fills in, reset a leader PIN (shown once), and read or
-//! change one organiser's conference settings (join and leave tones).
+//! change one organiser's conference settings (join and leave tones). A tenant admin
+//! does all of it for its own tenant's organisers only.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ImportProblem, ImportRefused, Shared, blocking};
+use crate::tokens::Principal;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -110,9 +112,10 @@ pub(super) struct PinReset {
     responses((status = 200, description = "Organisers", body = OrganiserList)))]
 pub(super) async fn list(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<OrganiserList>, ApiError> {
-    let tenant = query?.0.tenant.map(TenantId::new);
+    let tenant = tenant_filter(&who, query?.0.tenant)?;
     let directory = state.directory.clone();
     let records = blocking("listing organisers", move || {
         directory.list(tenant.as_ref()).map_err(directory_error)
@@ -128,9 +131,10 @@ pub(super) async fn list(
         body = String)))]
 pub(super) async fn export(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tenant = query?.0.tenant.map(TenantId::new);
+    let tenant = tenant_filter(&who, query?.0.tenant)?;
     let directory = state.directory.clone();
     let csv = blocking("exporting organisers", move || {
         let mut out = Vec::new();
@@ -165,6 +169,7 @@ pub(super) async fn export(
     ))]
 pub(super) async fn import(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<ProviderQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<ImportSummary>, ApiError> {
@@ -176,6 +181,9 @@ pub(super) async fn import(
         return Err(ApiError::bad_request(
             "empty body: send the organisers CSV file",
         ));
+    }
+    if let Principal::TenantAdmin { tenant } = &who {
+        rows_of_tenant(&body, tenant)?;
     }
     let directory = state.directory.clone();
     let summary = blocking("importing organisers", move || {
@@ -203,9 +211,10 @@ pub(super) async fn import(
     responses((status = 200, description = "The new PIN", body = PinReset)))]
 pub(super) async fn reset_pin(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<OrganiserPath>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (tenant, organiser) = organiser_path(path)?;
+    let (tenant, organiser) = organiser_path(path, &who)?;
     let directory = state.directory.clone();
     let (t, o) = (tenant.clone(), organiser.clone());
     let pin = blocking("resetting a PIN", move || {
@@ -227,9 +236,10 @@ pub(super) async fn reset_pin(
     responses((status = 200, description = "The organiser", body = OrganiserSettings)))]
 pub(super) async fn show(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<OrganiserPath>, PathRejection>,
 ) -> Result<Json<OrganiserSettings>, ApiError> {
-    let (tenant, organiser) = organiser_path(path)?;
+    let (tenant, organiser) = organiser_path(path, &who)?;
     organiser_with_settings(&state, tenant, organiser).await
 }
 
@@ -239,10 +249,11 @@ pub(super) async fn show(
     responses((status = 200, description = "The organiser", body = OrganiserSettings)))]
 pub(super) async fn update_settings(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<OrganiserPath>, PathRejection>,
     body: Result<Json<Map<String, Value>>, JsonRejection>,
 ) -> Result<Json<OrganiserSettings>, ApiError> {
-    let (tenant, organiser) = organiser_path(path)?;
+    let (tenant, organiser) = organiser_path(path, &who)?;
     let Json(fields) = body?;
     let SettingsPatch {
         join_leave_tones: tones,
@@ -288,13 +299,90 @@ impl SettingsPatch {
     }
 }
 
+/// The organiser the path names; another tenant's is "no such organiser", whether it
+/// exists or not.
 fn organiser_path(
     path: Result<Path<OrganiserPath>, PathRejection>,
+    who: &Principal,
 ) -> Result<(TenantId, OrganiserId), ApiError> {
     let Path(OrganiserPath { tenant, organiser }) = path?;
     let organiser =
         OrganiserId::parse(&organiser).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok((TenantId::new(tenant), organiser))
+    let tenant = TenantId::new(tenant);
+    if !who.sees_tenant(tenant.as_str()) {
+        return Err(directory_error(DirectoryError::NoSuchOrganiser {
+            tenant,
+            organiser,
+        }));
+    }
+    Ok((tenant, organiser))
+}
+
+/// The tenant a list or export is narrowed to: the query's for an admin; a tenant
+/// admin's own, and "no such tenant" for any other it names.
+fn tenant_filter(who: &Principal, asked: Option<String>) -> Result<Option<TenantId>, ApiError> {
+    match (who, asked) {
+        (Principal::TenantAdmin { tenant }, Some(asked)) if asked != *tenant => {
+            Err(ApiError::not_found(format!("no tenant {asked:?}")))
+        }
+        (Principal::TenantAdmin { tenant }, _) => Ok(Some(TenantId::new(tenant.clone()))),
+        (_, asked) => Ok(asked.map(TenantId::new)),
+    }
+}
+
+/// Refuses, as a bad file, an import with a row of another tenant than `own`: every
+/// such row is listed and nothing is applied. The file is read as the directory reads
+/// it (trimmed, the header matched without regard to case), and a file or row this
+/// cannot read is refused too rather than left to the directory, so no row of another
+/// tenant can slip past in a form only one of the two readers takes.
+fn rows_of_tenant(csv: &[u8], own: &str) -> Result<(), ApiError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv);
+    let column = reader.headers().ok().and_then(|h| {
+        h.iter()
+            .position(|name| name.eq_ignore_ascii_case("tenant"))
+    });
+    let mut problems = Vec::new();
+    match column {
+        None => problems.push(ImportProblem {
+            line: 1,
+            problem: "no tenant column".to_owned(),
+        }),
+        Some(column) => {
+            for record in reader.records() {
+                let (line, tenant) = match &record {
+                    Ok(r) => (r.position().map_or(0, csv::Position::line), r.get(column)),
+                    Err(e) => (e.position().map_or(0, csv::Position::line), None),
+                };
+                match tenant {
+                    Some(t) if t == own => {}
+                    Some(t) => problems.push(ImportProblem {
+                        line,
+                        problem: format!(
+                            "tenant {t:?}: this token imports {own}'s organisers only"
+                        ),
+                    }),
+                    None => problems.push(ImportProblem {
+                        line,
+                        problem: "unreadable row, or no tenant in it".to_owned(),
+                    }),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "import refused, nothing applied: {} rows not of tenant {own}",
+            problems.len()
+        ),
+    )
+    .with_problems(problems))
 }
 
 /// The organiser as the list shows them, plus `join_leave_tones` (`null`: the

@@ -1,11 +1,13 @@
 //! Numbers and bridges: list them with their load, and change assignments, capacities
 //! and the enabled flag live through the router (calls in progress keep their grants).
+//! A tenant admin sees and switches its own bridges and sees the numbers on them; an
+//! operator sees and manages its provider's numbers. Anything else is "not in the plan".
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use dialbridge_router::{E164, Error as PlanError, NumberInfo, NumberKind, ResourceStats};
 use serde::{Deserialize, Serialize};
@@ -14,16 +16,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, Shared};
 use crate::cdr::{ChargeName, charge_str};
 use crate::plan_edits::{EditView, PlanEdit};
+use crate::tokens::Principal;
 
 /// List bridges with their load.
 #[utoipa::path(get, path = "/api/v1/bridges",
     responses((status = 200, description = "Bridges", body = BridgeList)))]
-pub(super) async fn list_bridges(State(state): State<Shared>) -> Json<BridgeList> {
+pub(super) async fn list_bridges(
+    State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
+) -> Json<BridgeList> {
     let snapshot = state.router.snapshot();
     let bridges = snapshot
         .bridges
         .iter()
         .filter_map(|b| bridge_view(&state, b))
+        .filter(|b| b.tenant.as_deref().is_some_and(|t| who.sees_tenant(t)))
         .collect();
     Json(BridgeList { bridges })
 }
@@ -31,12 +38,16 @@ pub(super) async fn list_bridges(State(state): State<Shared>) -> Json<BridgeList
 /// List numbers with capacity, load and assignment.
 #[utoipa::path(get, path = "/api/v1/numbers",
     responses((status = 200, description = "Numbers", body = NumberList)))]
-pub(super) async fn list_numbers(State(state): State<Shared>) -> Json<NumberList> {
+pub(super) async fn list_numbers(
+    State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
+) -> Json<NumberList> {
     let numbers = state
         .router
         .numbers()
         .iter()
         .filter_map(|n| state.router.number(*n))
+        .filter(|n| sees_number(&state, &who, n))
         .map(NumberView::from)
         .collect();
     Json(NumberList { numbers })
@@ -87,10 +98,12 @@ pub(super) struct Enabled {
     responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn assign_number(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<NumberPath>, PathRejection>,
     body: Result<Json<Assignment>, JsonRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
+    number_in_scope(&state, &who, number)?;
     let Json(Assignment { bridge }) = body?;
     let bridge = Some(bridge);
     edit(&state, PlanEdit::Assignment { number, bridge }).await?;
@@ -104,9 +117,11 @@ pub(super) async fn assign_number(
     responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn unassign_number(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<NumberPath>, PathRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
+    number_in_scope(&state, &who, number)?;
     let bridge = None;
     edit(&state, PlanEdit::Assignment { number, bridge }).await?;
     number_view(&state, number)
@@ -118,10 +133,12 @@ pub(super) async fn unassign_number(
     responses((status = 200, description = "The number", body = NumberView)))]
 pub(super) async fn set_number_capacity(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<NumberPath>, PathRejection>,
     body: Result<Json<Capacity>, JsonRejection>,
 ) -> Result<Json<NumberView>, ApiError> {
     let number = parse_number(path?)?;
+    number_in_scope(&state, &who, number)?;
     let Json(Capacity { capacity }) = body?;
     edit(&state, PlanEdit::NumberCapacity { number, capacity }).await?;
     number_view(&state, number)
@@ -133,10 +150,12 @@ pub(super) async fn set_number_capacity(
     responses((status = 200, description = "The bridge", body = BridgeView)))]
 pub(super) async fn set_bridge_capacity(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<BridgePath>, PathRejection>,
     body: Result<Json<Capacity>, JsonRejection>,
 ) -> Result<Json<BridgeView>, ApiError> {
     let Path(BridgePath { name }) = path?;
+    bridge_in_scope(&state, &who, &name)?;
     let Json(Capacity { capacity }) = body?;
     let bridge = name.clone();
     edit(&state, PlanEdit::BridgeCapacity { bridge, capacity }).await?;
@@ -149,10 +168,12 @@ pub(super) async fn set_bridge_capacity(
     responses((status = 200, description = "The bridge", body = BridgeView)))]
 pub(super) async fn set_bridge_enabled(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     path: Result<Path<BridgePath>, PathRejection>,
     body: Result<Json<Enabled>, JsonRejection>,
 ) -> Result<Json<BridgeView>, ApiError> {
     let Path(BridgePath { name }) = path?;
+    bridge_in_scope(&state, &who, &name)?;
     let Json(Enabled { enabled }) = body?;
     let bridge = name.clone();
     edit(&state, PlanEdit::BridgeEnabled { bridge, enabled }).await?;
@@ -260,6 +281,42 @@ impl From<NumberInfo> for NumberView {
 enum Kind {
     Service,
     User,
+}
+
+/// Whether `who` sees number `n`: by its provider, or the tenant of its bridge.
+fn sees_number(state: &Shared, who: &Principal, n: &NumberInfo) -> bool {
+    let tenant = n
+        .bridge
+        .as_deref()
+        .and_then(|b| state.router.bridge(b))
+        .map(|b| b.tenant);
+    who.sees_number(&n.provider.to_string(), tenant.as_deref())
+}
+
+/// Refuses a number `who` does not see as if it were not in the plan.
+fn number_in_scope(state: &Shared, who: &Principal, number: E164) -> Result<(), ApiError> {
+    if *who == Principal::Admin {
+        return Ok(());
+    }
+    match state.router.number(number) {
+        Some(n) if sees_number(state, who, &n) => Ok(()),
+        _ => Err(ApiError::not_found(format!(
+            "number {number} is not in the plan"
+        ))),
+    }
+}
+
+/// Refuses a bridge of another tenant as if it were not in the plan.
+fn bridge_in_scope(state: &Shared, who: &Principal, name: &str) -> Result<(), ApiError> {
+    if *who == Principal::Admin {
+        return Ok(());
+    }
+    match state.router.bridge(name) {
+        Some(b) if who.sees_tenant(&b.tenant) => Ok(()),
+        _ => Err(ApiError::not_found(format!(
+            "bridge \"{name}\" is not in the plan"
+        ))),
+    }
 }
 
 fn number_view(state: &Shared, number: E164) -> Result<Json<NumberView>, ApiError> {

@@ -1,4 +1,5 @@
-//! Call detail records (JSON and CSV) and the Prometheus metrics.
+//! Call detail records (JSON and CSV; a tenant admin gets its tenant's only) and the
+//! Prometheus metrics.
 
 use std::io::{self, Write};
 use std::pin::Pin;
@@ -7,7 +8,7 @@ use std::task::{Context, Poll};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, Shared, blocking};
 use crate::cdr::{Cdr, CdrFilter, MAX_LIST, Timestamp};
 use crate::metrics;
+use crate::tokens::Principal;
 
 /// Bytes per chunk of a streamed export.
 const EXPORT_CHUNK: usize = 64 * 1024;
@@ -69,6 +71,7 @@ impl CdrQuery {
             since: time("since", self.since)?,
             until: time("until", self.until)?,
             limit,
+            tenant: None,
         })
     }
 }
@@ -78,9 +81,11 @@ impl CdrQuery {
     responses((status = 200, description = "Records", body = CdrList)))]
 pub(super) async fn list_cdrs(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<CdrQuery>, QueryRejection>,
 ) -> Result<Json<CdrList>, ApiError> {
-    let filter = query?.0.filter(MAX_LIST)?;
+    let mut filter = query?.0.filter(MAX_LIST)?;
+    filter.tenant = own_tenant(&who);
     let cdrs = state.cdrs.clone();
     let records = blocking("listing CDRs", move || {
         cdrs.list(&filter)
@@ -99,9 +104,11 @@ pub(super) async fn list_cdrs(
         body = String)))]
 pub(super) async fn export_cdrs(
     State(state): State<Shared>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<CdrQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let filter = query?.0.filter(usize::MAX)?;
+    let mut filter = query?.0.filter(usize::MAX)?;
+    filter.tenant = own_tenant(&who);
     let cdrs = state.cdrs.clone();
     let (tx, rx) = mpsc::channel(EXPORT_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
@@ -138,6 +145,14 @@ pub(super) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
         [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::render(&state.metrics),
     )
+}
+
+/// The tenant whose records alone `who` sees (`None`: all of them).
+fn own_tenant(who: &Principal) -> Option<String> {
+    match who {
+        Principal::TenantAdmin { tenant } => Some(tenant.clone()),
+        _ => None,
+    }
 }
 
 type Chunk = Result<Bytes, io::Error>;

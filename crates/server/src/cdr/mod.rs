@@ -10,10 +10,12 @@ mod edits;
 mod schema;
 mod store;
 mod time;
+mod tokens;
 
 pub use edits::StoredEdit;
 pub use store::CdrStore;
 pub use time::{BadTimestamp, Timestamp};
+pub use tokens::StoredToken;
 
 use dialbridge_conference::ivr::{ConferenceId, Role};
 use dialbridge_router::{Charge, E164};
@@ -141,13 +143,15 @@ impl EndedBy {
 
 /// Which records [`CdrStore::list`] and [`CdrStore::export_csv`] return: those that
 /// ended at or after `since` and before `until`, oldest first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CdrFilter {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     /// At most this many ([`DEFAULT_LIST`] if `None`, never more than [`MAX_LIST`] for
     /// `list`; unbounded for `export_csv` if `None`).
     pub limit: Option<usize>,
+    /// Only this tenant's records (a tenant admin's view).
+    pub tenant: Option<String>,
 }
 
 /// What can go wrong keeping records.
@@ -335,6 +339,7 @@ mod tests {
                 since: Some(ended(3)),
                 until: Some(ended(6)),
                 limit: None,
+                tenant: None,
             })
             .unwrap();
         assert_eq!(ids(got), ["call-3@sbc", "call-4@sbc", "call-5@sbc"]);

@@ -1,7 +1,7 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
 //! `PRAGMA user_version` and migrated forward on open. Besides the call records it keeps
 //! what else of the bridge's own must outlive a restart: its secrets (the digest nonce
-//! key) and the administrators' edits of the number plan.
+//! key), the administrators' edits of the number plan and the admin API's tokens.
 
 use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::CdrError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -51,6 +51,19 @@ const MIGRATIONS: &[&str] = &[
         value    TEXT,
         made_ms  INTEGER NOT NULL,
         UNIQUE (kind, target)
+    ) STRICT;",
+    // 3 -> 4: the admin API's tokens. Only the SHA-256 of each is kept: a token is 256
+    // random bits, so a fast hash is as good as a slow one and lets a request be looked
+    // up by it. Revoked rows stay, so the list says what was revoked and when it was made.
+    "CREATE TABLE api_tokens (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT    NOT NULL,
+        role        TEXT    NOT NULL
+                    CHECK (role IN ('admin', 'operator', 'tenant-admin', 'read-only')),
+        scope       TEXT,
+        hash        BLOB    NOT NULL UNIQUE CHECK (length(hash) = 32),
+        created_ms  INTEGER NOT NULL,
+        revoked     INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
     ) STRICT;",
 ];
 

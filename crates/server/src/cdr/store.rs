@@ -193,6 +193,7 @@ impl CdrStore {
                     sip_status, charge
              FROM cdrs
              WHERE ended_ms >= ?1 AND ended_ms < ?2 AND (ended_ms, seq) > (?3, ?4)
+               AND (?6 IS NULL OR tenant = ?6)
              ORDER BY ended_ms, seq
              LIMIT ?5",
         )?;
@@ -203,6 +204,7 @@ impl CdrStore {
             after_ms,
             after_seq,
             i64::try_from(limit).unwrap_or(i64::MAX),
+            filter.tenant.as_deref(),
         ])?;
         let mut out = Vec::with_capacity(limit.min(EXPORT_PAGE));
         while let Some(row) = rows.next()? {

@@ -1,10 +1,10 @@
-// The dialbridge live dashboard: reads GET /api/v1/events (server-sent events, one JSON
-// snapshot per event) with fetch(), so the token travels in the Authorization header and
-// never in a URL, and renders it. Everything from the bridge is set with textContent or
-// attributes, never parsed as HTML.
+// The dialbridge live dashboard: signs in once (POST /api/v1/session with the token in
+// the body; the bridge answers with an HttpOnly session cookie, so the token is never in
+// a URL nor kept by the page), then reads GET /api/v1/events (server-sent events, one
+// JSON snapshot per event) with fetch() and renders it. Everything from the bridge is
+// set with textContent or attributes, never parsed as HTML.
 'use strict';
 
-const TOKEN_KEY = 'dialbridge-admin-token';
 const MAX_BUFFER = 8 * 1024 * 1024;
 
 const $ = (id) => document.getElementById(id);
@@ -24,22 +24,8 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// The token: taken once from ?token= (then removed from the address bar and history),
-// kept for this tab only.
-function takeToken() {
-  const url = new URL(window.location.href);
-  const given = url.searchParams.get('token');
-  if (given) {
-    sessionStorage.setItem(TOKEN_KEY, given);
-    url.searchParams.delete('token');
-    history.replaceState(null, '', url.pathname + url.search + url.hash);
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
 class Unauthorised extends Error {}
 
-let token = null;
 let abort = null;
 let retry = 1;
 
@@ -58,12 +44,24 @@ function showLogin(message) {
   $('token').focus();
 }
 
+// Shows the live view if the browser holds a session; the stream's 401 asks to sign in.
 function start() {
-  token = takeToken();
-  if (!token) { showLogin(''); return; }
   $('login').hidden = true;
-  $('forget').hidden = false;
   connect();
+}
+
+// Exchanges the token for the session cookie; the token is forgotten at once.
+async function signIn(given) {
+  const resp = await fetch('/api/v1/session', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token: given }),
+    cache: 'no-store',
+  });
+  if (resp.ok) { start(); return; }
+  let why = 'HTTP ' + resp.status;
+  try { why = (await resp.json()).error || why; } catch (_) { /* not JSON */ }
+  showLogin(resp.status === 401 ? 'The bridge refused that token.' : why);
 }
 
 async function connect() {
@@ -78,9 +76,7 @@ async function connect() {
   } catch (e) {
     if (mine.signal.aborted) return;
     if (e instanceof Unauthorised) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      token = null;
-      showLogin('The bridge refused that token.');
+      showLogin(e.message);
       return;
     }
     status('disconnected (' + e.message + '); retrying in ' + retry + ' s', 'off');
@@ -93,11 +89,13 @@ async function connect() {
 // `field: value` lines) until it ends.
 async function stream(signal) {
   const resp = await fetch('/api/v1/events', {
-    headers: { Authorization: 'Bearer ' + token, Accept: 'text/event-stream' },
+    headers: { Accept: 'text/event-stream' },
+    credentials: 'same-origin',
     cache: 'no-store',
     signal,
   });
-  if (resp.status === 401) throw new Unauthorised();
+  if (resp.status === 401) throw new Unauthorised('');
+  if (resp.status === 403) throw new Unauthorised('That token may not watch the dashboard.');
   if (!resp.ok) {
     let why = 'HTTP ' + resp.status;
     try { why = (await resp.json()).error || why; } catch (_) { /* not JSON */ }
@@ -106,6 +104,7 @@ async function stream(signal) {
   status('live', 'on');
   retry = 1;
   $('live').hidden = false;
+  $('forget').hidden = false;
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -324,7 +323,8 @@ async function post(path, body) {
   $('action-error').textContent = '';
   const resp = await fetch(path, {
     method: 'POST',
-    headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json' },
+    credentials: 'same-origin',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!resp.ok) {
@@ -372,14 +372,12 @@ document.addEventListener('DOMContentLoaded', () => {
     e.preventDefault();
     const given = $('token').value.trim();
     if (!given) return;
-    sessionStorage.setItem(TOKEN_KEY, given);
     $('token').value = '';
-    start();
+    signIn(given).catch((err) => showLogin('Sign-in failed: ' + err.message));
   });
-  $('forget').addEventListener('click', () => {
+  $('forget').addEventListener('click', async () => {
     if (abort) abort.abort();
-    sessionStorage.removeItem(TOKEN_KEY);
-    token = null;
+    try { await fetch('/api/v1/session', { method: 'DELETE', credentials: 'same-origin' }); } catch (_) { /* signed out locally anyway */ }
     showLogin('');
   });
   start();
