@@ -525,7 +525,13 @@ fn located(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let line = e
         .span()
         // `get`: a span that is not on a character boundary must not panic the check.
-        .map(|span| text.get(..span.start).unwrap_or(text).lines().count().max(1));
+        .map(|span| {
+            text.get(..span.start)
+                .unwrap_or(text)
+                .lines()
+                .count()
+                .max(1)
+        });
     match line {
         Some(line) => Error::Config(format!("{}:{line}: {}", path.display(), e.message())),
         None => Error::Config(format!("{}: {}", path.display(), e.message())),

@@ -181,33 +181,25 @@ async fn no_token_or_session_id_is_ever_logged() {
         .unwrap();
     let secret = made["secret"].as_str().unwrap().to_owned();
     let id = made["id"].as_i64().unwrap();
-    let ok = http
-        .get(format!("{base}/api/v1/bridges"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
-    let refused = http
-        .get(format!("{base}/api/v1/tokens"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
+    let get = |path: &str| http.get(format!("{base}{path}"));
+    assert_eq!(
+        status(get("/api/v1/bridges").bearer_auth(&secret)).await,
+        200
+    );
+    assert_eq!(
+        status(get("/api/v1/tokens").bearer_auth(&secret)).await,
+        403
+    );
     let wrong = format!("{}0", &secret[..secret.len() - 1]);
     let wrong = if wrong == secret {
         format!("{}1", &secret[..secret.len() - 1])
     } else {
         wrong
     };
-    let r = http
-        .get(format!("{base}/api/v1/bridges"))
-        .bearer_auth(&wrong)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(
+        status(get("/api/v1/bridges").bearer_auth(&wrong)).await,
+        401
+    );
     let signed_in = http
         .post(format!("{base}/api/v1/session"))
         .json(&serde_json::json!({"token": secret}))
@@ -223,27 +215,13 @@ async fn no_token_or_session_id_is_ever_logged() {
         .unwrap()
         .to_owned();
     let session = cookie.split_once('=').unwrap().1.to_owned();
-    let r = http
-        .get(format!("{base}/api/v1/conferences"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
+    let by_cookie = || get("/api/v1/conferences").header("cookie", &cookie);
+    assert_eq!(status(by_cookie()).await, 200);
+    let revoke = http
         .delete(format!("{base}/api/v1/tokens/{id}"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .get(format!("{base}/api/v1/conferences"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+        .bearer_auth(admin);
+    assert_eq!(status(revoke).await, 200);
+    assert_eq!(status(by_cookie()).await, 401);
     serve
         .until_logged("admin: token revoked", Duration::from_secs(5))
         .await;
@@ -255,4 +233,9 @@ async fn no_token_or_session_id_is_ever_logged() {
         let leaks: Vec<&str> = output.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "a secret logged: {leaks:#?}");
     }
+}
+
+/// The status of the answer to `request`.
+async fn status(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
 }
