@@ -46,21 +46,8 @@ dialbridge=$target/release/dialbridge
 sbc_sim=$target/release/sbc-sim
 
 # -- the load configuration: the demo with capacities raised ------------------------
-for entry in tls prompts organisers.csv; do
-    ln -sfn "$root/fixtures/$entry" "$out/$entry"
-done
-sed -E \
-    -e "s/:5060\"/:$sip_port\"/g" \
-    -e "s/:5061\"/:$((sip_port + 1))\"/g" \
-    -e "s/127\.0\.0\.1:8088/127.0.0.1:$admin_port/" \
-    -e 's#^cdr_database = .*#cdr_database = "cdr.sqlite"#' \
-    -e 's/^(max_sessions|capacity|service_number_capacity) = [0-9]+/\1 = 10000/' \
-    -e '/^\[conference\]$/a max_members = 10000\njoin_leave_tones = false' \
-    fixtures/demo.toml >"$out/load.toml"
-# Into the demo's own [conference] (TOML allows one table of a name): meetings far
-# larger than the demo's 250, and no join/leave chimes (at 50 joins a second they would
-# play back to back over everyone's voice, and each caller checks it hears the others').
-rm -f "$out/cdr.sqlite"*
+. "$root/scripts/lib/load-bridge.sh"
+write_load_config "$out" load.toml "$sip_port" "$admin_port"
 
 # -- the bridge ------------------------------------------------------------------------
 # The bridge logs each admission to a meeting ("admitted to the meeting"): counting those
@@ -91,11 +78,6 @@ done
 [ "$up" = 1 ] || { echo "load.sh: the bridge did not start:" >&2; cat "$out/bridge.log" >&2; exit 1; }
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port" >&2
 
-tck=$(getconf CLK_TCK)
-# CPU seconds (user + system) a process has used so far.
-cpu_of() { awk -v t="$tck" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Resident memory, KiB.
-rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Callers admitted to a meeting's mix since the bridge started.
 admitted() { grep -c "admitted to the meeting" "$out/bridge.log" || true; }
 # Lets the last BYEs and the bridge's clean-up settle between steps.

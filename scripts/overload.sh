@@ -47,19 +47,9 @@ cargo build --release -p dialbridge-server -p dialbridge-sbc-sim --bins >&2
 dialbridge=$target/release/dialbridge
 sbc_sim=$target/release/sbc-sim
 
-for entry in tls prompts organisers.csv; do
-    ln -sfn "$root/fixtures/$entry" "$out/$entry"
-done
-sed -E \
-    -e "s/:5060\"/:$sip_port\"/g" \
-    -e "s/:5061\"/:$((sip_port + 1))\"/g" \
-    -e "s/127\.0\.0\.1:8088/127.0.0.1:$admin_port/" \
-    -e 's#^cdr_database = .*#cdr_database = "cdr.sqlite"#' \
-    -e 's/^(max_sessions|capacity|service_number_capacity) = [0-9]+/\1 = 10000/' \
-    -e "s/^max_call_rate = .*/max_call_rate = $rate/" \
-    -e '/^\[conference\]$/a max_members = 10000\njoin_leave_tones = false' \
-    fixtures/demo.toml >"$out/overload.toml"
-rm -f "$out/cdr.sqlite"*
+. "$root/scripts/lib/load-bridge.sh"
+write_load_config "$out" overload.toml "$sip_port" "$admin_port" \
+    -e "s/^max_call_rate = .*/max_call_rate = $rate/"
 
 RUST_LOG=${RUST_LOG:-warn} NO_COLOR=1 "$dialbridge" serve --config "$out/overload.toml" \
     >"$out/bridge.log" 2>&1 &
@@ -91,9 +81,6 @@ done
 [ "$up" = 1 ] || { echo "overload.sh: the bridge did not start:" >&2; cat "$out/bridge.log" >&2; exit 1; }
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port, max_call_rate $rate" >&2
 
-tck=$(getconf CLK_TCK)
-cpu_of() { awk -v t="$tck" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 metric() {
     curl -s -H "Authorization: Bearer demo-admin-token" "http://127.0.0.1:$admin_port/metrics" |
         awk -v m="$1" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }'
