@@ -33,6 +33,7 @@ async fn a_flood_past_the_call_rate_is_shed_with_503_and_retry_after() {
         let sock = sock.clone();
         tokio::spawn(async move {
             let mut finals: HashMap<String, (u16, bool)> = HashMap::new();
+            let mut last_final = Instant::now();
             let mut buf = vec![0u8; 65536];
             let end = Instant::now() + Duration::from_secs(30);
             while finals.len() < FLOOD && Instant::now() < end {
@@ -54,9 +55,12 @@ async fn a_flood_past_the_call_rate_is_shed_with_503_and_retry_after() {
                     .unwrap_or_default()
                     .to_string();
                 let retry_after = uac::header(&text, "Retry-After").is_some();
-                finals.entry(call_id).or_insert((status, retry_after));
+                if let std::collections::hash_map::Entry::Vacant(new) = finals.entry(call_id) {
+                    new.insert((status, retry_after));
+                    last_final = Instant::now();
+                }
             }
-            finals
+            (finals, last_final)
         })
     };
     // Ten times the call rate: 500 a second, in batches of 10 every 20 ms.
@@ -78,8 +82,10 @@ async fn a_flood_past_the_call_rate_is_shed_with_503_and_retry_after() {
             sock.send_to(invite.as_bytes(), sip).await.unwrap();
         }
     }
-    let sent_for = started.elapsed();
-    let finals = receiver.await.unwrap();
+    let (finals, last_final) = receiver.await.unwrap();
+    // Every INVITE was decided before its answer came back: the bucket cannot have
+    // refilled for longer than from the first INVITE to the last answer.
+    let decided_within = last_final.saturating_duration_since(started);
     assert_eq!(finals.len(), FLOOD, "every INVITE got a final answer");
     let shed = finals.values().filter(|(s, _)| *s == 503).count();
     let routed = finals.values().filter(|(s, _)| *s == 404).count();
@@ -88,14 +94,15 @@ async fn a_flood_past_the_call_rate_is_shed_with_503_and_retry_after() {
         finals.values().all(|(s, retry)| *s != 503 || *retry),
         "every 503 says when to retry"
     );
-    // The bucket: 12 at once (a quarter second's worth, at least 10), then 50 a second
-    // while the flood was being sent and answered.
-    let allowed = 12.0 + 50.0 * (sent_for.as_secs_f64() + 1.0);
+    // The bucket: 12 at once (a quarter second's worth, at least 10), then 50 a second.
+    let allowed = 12.0 + 50.0 * decided_within.as_secs_f64() + 1.0;
     assert!(
         (routed as f64) <= allowed,
-        "{routed} routed in {sent_for:?}, {shed} shed"
+        "{routed} routed within {decided_within:?}, {shed} shed"
     );
-    assert!(shed >= FLOOD / 2, "{shed} shed of {FLOOD}");
+    // The rest was shed (how many depends on how fast the flood went out: the bound
+    // above is the check; at 10x the rate, most of it).
+    assert!(shed > 0, "nothing shed of {FLOOD}");
 
     // The call that was up is still up, and hangs up normally.
     assert_eq!(bridge.calls_in_progress(), 1);
