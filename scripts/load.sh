@@ -55,27 +55,8 @@ write_load_config "$out" load.toml "$sip_port" "$admin_port"
 RUST_LOG=${RUST_LOG:-warn,dialbridge_server::conferences=info} NO_COLOR=1 "$dialbridge" serve --config "$out/load.toml" \
     >"$out/bridge.log" 2>&1 &
 bridge_pid=$!
-stop_bridge() {
-    if kill -0 "$bridge_pid" 2>/dev/null; then
-        kill -TERM "$bridge_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$bridge_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$bridge_pid" 2>/dev/null || true
-    fi
-}
-trap stop_bridge EXIT
-up=0
-for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$sip_port") 2>/dev/null; then
-        up=1
-        break
-    fi
-    kill -0 "$bridge_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ "$up" = 1 ] || { echo "load.sh: the bridge did not start:" >&2; cat "$out/bridge.log" >&2; exit 1; }
+trap 'stop_process "$bridge_pid"' EXIT
+wait_listening "$bridge_pid" "$sip_port" "$out/bridge.log"
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port" >&2
 
 # Callers admitted to a meeting's mix since the bridge started.

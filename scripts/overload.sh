@@ -59,26 +59,10 @@ stop_all() {
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    if kill -0 "$bridge_pid" 2>/dev/null; then
-        kill -TERM "$bridge_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$bridge_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$bridge_pid" 2>/dev/null || true
-    fi
+    stop_process "$bridge_pid"
 }
 trap stop_all EXIT
-up=0
-for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$admin_port/metrics"; then
-        up=1
-        break
-    fi
-    kill -0 "$bridge_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ "$up" = 1 ] || { echo "overload.sh: the bridge did not start:" >&2; cat "$out/bridge.log" >&2; exit 1; }
+wait_listening "$bridge_pid" "$admin_port" "$out/bridge.log"
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port, max_call_rate $rate" >&2
 
 metric() {

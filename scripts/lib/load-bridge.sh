@@ -33,3 +33,29 @@ tck=$(getconf CLK_TCK)
 cpu_of() { awk -v t="$tck" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Resident memory, KiB.
 rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Stops process $1: SIGTERM (the bridge drains), SIGKILL after 10 s.
+stop_process() {
+    kill -0 "$1" 2>/dev/null || return 0
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
+# Waits up to 10 s for `dialbridge serve` (pid $1) to accept TCP on 127.0.0.1:$2; on
+# failure prints log $3 and exits.
+wait_listening() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "the bridge did not start:" >&2
+    cat "$3" >&2
+    exit 1
+}

@@ -206,8 +206,8 @@ impl Task {
                     None
                 }
                 _ = quality_tick.tick() => {
-                    self.publish_quality();
                     let stats = self.session.stats();
+                    self.publish_quality(stats);
                     self.liveness
                         .observe(stats.received + stats.rtcp_received, Instant::now())
                         .map(MediaEvent::Silent)
@@ -281,10 +281,10 @@ impl Task {
         }
     }
 
-    /// Publishes the session's counters and reception quality (once a second).
-    fn publish_quality(&mut self) {
+    /// Publishes the session's counters (read once a tick) and reception quality.
+    fn publish_quality(&mut self, stats: dialbridge_media::SessionStats) {
         if let Some(q) = &mut self.quality {
-            q.publish(self.session.stats(), self.session.quality());
+            q.publish(stats, self.session.quality());
         }
     }
 }
