@@ -31,6 +31,16 @@ prompts=(
     "muted|You are muted."
     "unmuted|You are unmuted."
     "help|Press star six to mute or unmute, star three to hear how many people are in the meeting."
+    "invited|You have been invited to a meeting. Press 1 to join."
+    "dial-out-calling|Calling."
+    "dial-out-ringing|The number is ringing."
+    "dial-out-answered|The call was answered."
+    "dial-out-busy|The number is busy."
+    "dial-out-no-answer|There was no answer."
+    "dial-out-declined|The call was declined."
+    "dial-out-failed|The call could not be connected."
+    "dial-out-not-allowed|That number cannot be dialled."
+    "dial-out-no-funding|There are not enough communications credits to place that call."
 )
 
 for entry in "${prompts[@]}"; do

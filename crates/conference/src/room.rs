@@ -12,6 +12,11 @@
 //! | `*6` | anyone | mute or unmute yourself (participants not while `*7` holds them muted) |
 //! | `*7` | leader | mute everyone but the leaders and keep them muted, or release them |
 //! | `*8` | leader | admit everyone waiting in the lobby (a safety net: the lobby empties by itself when a leader joins) |
+//! | `*9` number `#` | leader | dial the number (international form without `+`: `*914255557000#`) and invite it into the meeting |
+//!
+//! After `*9` every key is part of the number until `#` ([`RoomAction::DialOut`]); `*`
+//! abandons it, and so does a pause longer than [`DIAL_TIMEOUT`] or a number longer than
+//! E.164's 15 digits (the leader hears [`PromptId::DialOutNotAllowed`]).
 //!
 //! A participant keying a leader control hears the help menu. Nobody waits in the
 //! lobby longer than `max_lobby_wait` (30 minutes by default).
@@ -24,6 +29,12 @@ use crate::ivr::{PromptId, Role};
 
 /// How long after `*` the command key may come.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the leader may pause between the keys of a `*9` number.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most digits of a number (E.164 §6.1: 15, country code included).
+const MAX_DIAL_DIGITS: usize = 15;
 
 /// The caller's handle for one call in the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +131,13 @@ pub enum RoomAction {
         /// Now locked.
         locked: bool,
     },
+    /// A leader keyed `*9`, a number and `#`: call it and invite it in.
+    DialOut {
+        /// The leader, who hears how it goes.
+        member: MemberId,
+        /// The digits keyed (country code first, no `+`), 1 to 15 of them.
+        digits: String,
+    },
 }
 
 /// One member as seen from outside the room.
@@ -141,6 +159,17 @@ struct Member {
     muted: bool,
     /// When `*` was keyed, awaiting the command key.
     star_at: Option<Instant>,
+    /// After `*9`: the number being keyed.
+    dialing: Option<Dialing>,
+}
+
+/// A `*9` number being keyed: fixed-size, so a member stays `Copy`.
+#[derive(Debug, Clone, Copy)]
+struct Dialing {
+    digits: [u8; MAX_DIAL_DIGITS],
+    len: usize,
+    /// The last key, for [`DIAL_TIMEOUT`].
+    last: Instant,
 }
 
 /// One conference's room.
@@ -220,6 +249,7 @@ impl Room {
             joined_at: now,
             muted,
             star_at: None,
+            dialing: None,
         });
         if in_lobby {
             self.push(RoomAction::PlayPrompt {
@@ -303,6 +333,12 @@ impl Room {
         if m.in_lobby {
             return;
         }
+        if let Some(dialing) = m.dialing.take()
+            && now.saturating_duration_since(dialing.last) <= DIAL_TIMEOUT
+        {
+            self.keep_dialing(member, dialing, digit, now);
+            return;
+        }
         if digit == Digit::Star {
             m.star_at = Some(now);
             return;
@@ -337,7 +373,42 @@ impl Room {
                 }
             }
             Digit::Seven if leader => self.toggle_hold_muted(),
+            Digit::Nine if leader => {
+                if let Some(m) = self.find_mut(member) {
+                    m.dialing = Some(Dialing {
+                        digits: [0; MAX_DIAL_DIGITS],
+                        len: 0,
+                        last: now,
+                    });
+                }
+            }
             _ => self.play(member, PromptId::Help),
+        }
+    }
+
+    /// A key of a `*9` number: a digit adds to it, `#` dials it, `*` abandons it.
+    fn keep_dialing(&mut self, member: MemberId, mut dialing: Dialing, digit: Digit, now: Instant) {
+        match digit {
+            Digit::Pound if dialing.len > 0 => {
+                let digits = dialing.digits[..dialing.len]
+                    .iter()
+                    .map(|d| char::from(b'0' + d))
+                    .collect();
+                self.push(RoomAction::DialOut { member, digits });
+            }
+            Digit::Star => {}
+            _ => match digit.value() {
+                Some(d) if dialing.len < MAX_DIAL_DIGITS => {
+                    dialing.digits[dialing.len] = d;
+                    dialing.len += 1;
+                    dialing.last = now;
+                    if let Some(m) = self.find_mut(member) {
+                        m.dialing = Some(dialing);
+                    }
+                }
+                // Too long, `#` alone, or a key no number has (A-D).
+                _ => self.play(member, PromptId::DialOutNotAllowed),
+            },
         }
     }
 
@@ -439,6 +510,75 @@ mod tests {
 
     fn admitted(member: MemberId) -> Vec<RoomAction> {
         vec![RoomAction::Admit { member }, play(member, PromptId::Joined)]
+    }
+
+    fn key(r: &mut Room, member: MemberId, keys: &str, now: Instant) {
+        for c in keys.chars() {
+            r.handle_digit(member, Digit::from_char(c).unwrap(), now);
+        }
+    }
+
+    #[test]
+    fn a_leader_dials_out_with_star_nine_the_number_and_pound() {
+        let now = Instant::now();
+        let mut r = room(false, 10);
+        r.handle_join(LEADER, Role::Leader, now);
+        r.handle_join(P2, Role::Participant, now);
+        actions(&mut r);
+        // The number's keys are not controls: `6` and `3` do not mute or count.
+        key(&mut r, LEADER, "*914255557063#", now);
+        assert_eq!(
+            actions(&mut r),
+            vec![RoomAction::DialOut {
+                member: LEADER,
+                digits: "14255557063".into()
+            }]
+        );
+        // Controls work again afterwards.
+        key(&mut r, LEADER, "*6", now);
+        assert!(actions(&mut r).contains(&RoomAction::SetMuted {
+            member: LEADER,
+            muted: true
+        }));
+    }
+
+    #[test]
+    fn a_participant_cannot_dial_out() {
+        let now = Instant::now();
+        let mut r = room(false, 10);
+        r.handle_join(LEADER, Role::Leader, now);
+        r.handle_join(P2, Role::Participant, now);
+        actions(&mut r);
+        key(&mut r, P2, "*914255557000#", now);
+        let got = actions(&mut r);
+        assert!(got.iter().all(|a| !matches!(a, RoomAction::DialOut { .. })));
+        assert_eq!(got.first(), Some(&play(P2, PromptId::Help)));
+    }
+
+    #[test]
+    fn a_dial_out_is_abandoned_by_star_a_pause_or_too_many_digits() {
+        let now = Instant::now();
+        let mut r = room(false, 10);
+        r.handle_join(LEADER, Role::Leader, now);
+        actions(&mut r);
+        key(&mut r, LEADER, "*9142*", now);
+        key(&mut r, LEADER, "#", now);
+        assert!(actions(&mut r).is_empty(), "abandoned by *");
+        key(&mut r, LEADER, "*9142", now);
+        let later = now + DIAL_TIMEOUT + Duration::from_secs(1);
+        key(&mut r, LEADER, "5#", later);
+        assert!(actions(&mut r).is_empty(), "abandoned by the pause");
+        key(&mut r, LEADER, "*91234567890123456#", now);
+        assert_eq!(
+            actions(&mut r),
+            vec![play(LEADER, PromptId::DialOutNotAllowed)],
+            "sixteen digits are no number"
+        );
+        key(&mut r, LEADER, "*9#", now);
+        assert_eq!(
+            actions(&mut r),
+            vec![play(LEADER, PromptId::DialOutNotAllowed)]
+        );
     }
 
     #[test]

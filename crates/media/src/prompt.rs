@@ -278,6 +278,16 @@ mod tests {
             "muted",
             "unmuted",
             "help",
+            "invited",
+            "dial-out-calling",
+            "dial-out-ringing",
+            "dial-out-answered",
+            "dial-out-busy",
+            "dial-out-no-answer",
+            "dial-out-declined",
+            "dial-out-failed",
+            "dial-out-not-allowed",
+            "dial-out-no-funding",
         ] {
             let p = Prompt::load(dir.join(format!("{name}.wav"))).unwrap();
             let secs = p.duration().as_secs_f64();

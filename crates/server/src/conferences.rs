@@ -17,6 +17,7 @@ use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cdr::Timestamp;
+use crate::dial_out::{DialOutId, DialOutRefusal, DialOutRequest};
 use crate::meeting_view::{ConferenceView, LiveError, ParticipantView, RecordingView};
 use crate::metrics::{CallQuality, DtmfFailures, Gauges, QualityView};
 
@@ -44,8 +45,10 @@ pub struct MemberInfo {
     pub calling: String,
     /// The number dialled.
     pub dialled: String,
-    /// The meeting's organiser, from the directory.
+    /// The meeting's organiser's name, from the directory.
     pub organiser: Option<String>,
+    /// ... and id (for a per-organiser dial-out route).
+    pub organiser_id: Option<String>,
     /// Whether the member is talking, as the mixer last saw it.
     pub activity: Option<dialbridge_media::Activity>,
     /// The call's reception quality, as it last published it.
@@ -89,6 +92,10 @@ enum ToMeeting {
         member: MemberId,
         digit: Digit,
     },
+    DialOut {
+        number: String,
+        reply: oneshot::Sender<Result<DialOutId, DialOutRefusal>>,
+    },
 }
 
 /// Settings every meeting shares.
@@ -116,6 +123,9 @@ pub struct Conferences {
     pub quality: Arc<CallQuality>,
     /// Failed DTMF entries of the calls' entry IVRs, for `/metrics`.
     pub dtmf_failures: Arc<DtmfFailures>,
+    /// Where meetings send their dial-outs: the signaling task places them.
+    dial_out_tx: mpsc::UnboundedSender<DialOutRequest>,
+    dial_out_rx: Mutex<Option<mpsc::UnboundedReceiver<DialOutRequest>>>,
 }
 
 impl std::fmt::Debug for Conferences {
@@ -165,7 +175,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conferences {
     pub fn new(media: MediaEngine, settings: MeetingSettings, gauges: Arc<Gauges>) -> Conferences {
+        let (dial_out_tx, dial_out_rx) = mpsc::unbounded_channel();
         Conferences {
+            dial_out_tx,
+            dial_out_rx: Mutex::new(Some(dial_out_rx)),
             meetings: Arc::default(),
             members: Arc::default(),
             gauges,
@@ -225,6 +238,8 @@ impl Conferences {
             media_room: None,
             members: HashMap::new(),
             organiser: None,
+            organiser_id: None,
+            dial_out: self.dial_out_tx.clone(),
             settings: self.settings.clone(),
             join_leave_tones: self.settings.join_leave_tones,
             recording: None,
@@ -239,6 +254,29 @@ impl Conferences {
             meeting: inbox,
             index: self.members.clone(),
         }
+    }
+
+    /// The meetings' dial-out requests, for the one task that places them (taken once).
+    pub fn take_dial_out_requests(&self) -> Option<mpsc::UnboundedReceiver<DialOutRequest>> {
+        lock(&self.dial_out_rx).take()
+    }
+
+    /// Asks a meeting in progress to call `number` and invite it in (the admin API's
+    /// dial-out): its id once placed, or why not.
+    pub async fn dial_out(
+        &self,
+        conference: ConferenceKey,
+        number: String,
+    ) -> Result<DialOutId, DialOutRefusal> {
+        let name = format!("{}/{}", conference.tenant.as_str(), conference.id.as_str());
+        let inbox = self
+            .meeting(&conference)
+            .map_err(|_| DialOutRefusal::NoMeeting(name.clone()))?;
+        let (reply, answer) = oneshot::channel();
+        inbox
+            .send(ToMeeting::DialOut { number, reply })
+            .map_err(|_| DialOutRefusal::NoMeeting(name.clone()))?;
+        answer.await.map_err(|_| DialOutRefusal::NoMeeting(name))?
     }
 
     /// Every meeting in progress, as the admin API shows it.
@@ -355,6 +393,9 @@ struct Meeting {
     /// since when.
     members: HashMap<MemberId, Entry>,
     organiser: Option<String>,
+    organiser_id: Option<String>,
+    /// Where this meeting's dial-outs go (the signaling task).
+    dial_out: mpsc::UnboundedSender<DialOutRequest>,
     settings: MeetingSettings,
     /// The conference's own setting as the latest joiner's lookup found it, or
     /// `settings.join_leave_tones`.
@@ -414,6 +455,9 @@ impl Meeting {
                 if self.organiser.is_none() {
                     self.organiser = info.organiser.clone();
                 }
+                if self.organiser_id.is_none() {
+                    self.organiser_id = info.organiser_id.clone();
+                }
                 // An admin's change reaches a meeting in progress with the next joiner.
                 self.join_leave_tones = info
                     .join_leave_tones
@@ -469,6 +513,7 @@ impl Meeting {
                 }
             }
             ToMeeting::Digit { member, digit } => self.room.handle_digit(member, digit, now),
+            ToMeeting::DialOut { number, reply } => self.dial_out(number, None, Some(reply)),
         }
     }
 
@@ -507,6 +552,10 @@ impl Meeting {
                 RoomAction::AnnounceCount { member, count } => {
                     self.tell(member, ToMember::Count(count))
                 }
+                RoomAction::DialOut { member, digits } => {
+                    let leader = self.members.get(&member).map(|e| e.tx.clone());
+                    self.dial_out(format!("+{digits}"), leader, None);
+                }
                 RoomAction::LockChanged { locked } => tracing::info!(
                     tenant = self.key.tenant.as_str(),
                     conference = self.key.id.as_str(),
@@ -514,6 +563,33 @@ impl Meeting {
                     "meeting lock changed"
                 ),
             }
+        }
+    }
+
+    /// Hands a dial-out to the signaling task, with what only the meeting knows.
+    fn dial_out(
+        &self,
+        number: String,
+        leader: Option<mpsc::Sender<ToMember>>,
+        reply: Option<oneshot::Sender<Result<DialOutId, DialOutRefusal>>>,
+    ) {
+        tracing::info!(
+            tenant = self.key.tenant.as_str(),
+            conference = self.key.id.as_str(),
+            by_leader = leader.is_some(),
+            "dial-out requested"
+        );
+        let request = DialOutRequest {
+            conference: self.key.clone(),
+            organiser: self.organiser_id.clone(),
+            number,
+            leader,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(request)) = self.dial_out.send(request)
+            && let Some(reply) = request.reply
+        {
+            let _ = reply.send(Err(DialOutRefusal::ShuttingDown));
         }
     }
 

@@ -9,6 +9,7 @@ mod call_flow;
 pub mod cdr;
 mod conferences;
 pub mod config;
+pub mod dial_out;
 mod error;
 pub mod logging;
 mod meeting_view;

@@ -198,6 +198,14 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "SIP;cause=503;text=\"Conference directory unavailable\"",
                 None,
             ),
+            // Only ever in a BYE: the called party of a dial-out answered (or a machine
+            // did) and never keyed 1.
+            H::InvitationNotAccepted => (
+                408,
+                TIMEOUT,
+                "SIP;cause=408;text=\"invitation not accepted\"",
+                None,
+            ),
         },
         Cause::Meeting(m) => match m {
             M::MeetingFull => (486, BUSY_HERE, "SIP;cause=486;text=\"meeting full\"", None),
@@ -409,7 +417,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 38] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 39] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -492,6 +500,12 @@ mod tests {
                 HangupReason::PinEntryRefused.into(),
                 403,
                 "SIP;cause=403;text=\"PIN entry refused\"",
+                None,
+            ),
+            (
+                HangupReason::InvitationNotAccepted.into(),
+                408,
+                "SIP;cause=408;text=\"invitation not accepted\"",
                 None,
             ),
             (

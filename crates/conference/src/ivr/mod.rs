@@ -15,6 +15,7 @@
 //! slow hash (and, in a cluster, maybe a remote store), which must not run on the
 //! call's task, and tests then need no fake directory at all, only the answers.
 
+mod invitation;
 mod types;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::dtmf::Digit;
+pub use invitation::Invitation;
 use types::DigitBuffer;
 pub use types::{
     CONFERENCE_ID_DIGITS, ConferenceId, ConferenceKey, MAX_DIGITS, PIN_DIGITS, Pin, TenantId,
@@ -56,11 +58,32 @@ pub enum PromptId {
     Unmuted,
     /// The in-call controls.
     Help,
+    /// To the called party of a dial-out: "you have been invited to a meeting, press 1
+    /// to join".
+    Invited,
+    /// To the leader who dialled out: the call is being placed.
+    DialOutCalling,
+    /// To the leader: the far end rings.
+    DialOutRinging,
+    /// To the leader: the far end answered (it joins when it keys 1).
+    DialOutAnswered,
+    /// To the leader: busy.
+    DialOutBusy,
+    /// To the leader: nobody answered in time.
+    DialOutNoAnswer,
+    /// To the leader: the far end or the network declined the call.
+    DialOutDeclined,
+    /// To the leader: no trunk could connect the call.
+    DialOutFailed,
+    /// To the leader: the number is not one the meeting may dial.
+    DialOutNotAllowed,
+    /// To the leader: no credits or minutes to pay for the call.
+    DialOutNoFunding,
 }
 
 impl PromptId {
     /// Every prompt.
-    pub const ALL: [PromptId; 12] = [
+    pub const ALL: [PromptId; 22] = [
         PromptId::Welcome,
         PromptId::EnterPin,
         PromptId::NotFound,
@@ -73,6 +96,16 @@ impl PromptId {
         PromptId::Muted,
         PromptId::Unmuted,
         PromptId::Help,
+        PromptId::Invited,
+        PromptId::DialOutCalling,
+        PromptId::DialOutRinging,
+        PromptId::DialOutAnswered,
+        PromptId::DialOutBusy,
+        PromptId::DialOutNoAnswer,
+        PromptId::DialOutDeclined,
+        PromptId::DialOutFailed,
+        PromptId::DialOutNotAllowed,
+        PromptId::DialOutNoFunding,
     ];
 
     /// The file stem under `fixtures/prompts/` (`enter-pin` for `enter-pin.wav`).
@@ -90,6 +123,16 @@ impl PromptId {
             PromptId::Muted => "muted",
             PromptId::Unmuted => "unmuted",
             PromptId::Help => "help",
+            PromptId::Invited => "invited",
+            PromptId::DialOutCalling => "dial-out-calling",
+            PromptId::DialOutRinging => "dial-out-ringing",
+            PromptId::DialOutAnswered => "dial-out-answered",
+            PromptId::DialOutBusy => "dial-out-busy",
+            PromptId::DialOutNoAnswer => "dial-out-no-answer",
+            PromptId::DialOutDeclined => "dial-out-declined",
+            PromptId::DialOutFailed => "dial-out-failed",
+            PromptId::DialOutNotAllowed => "dial-out-not-allowed",
+            PromptId::DialOutNoFunding => "dial-out-no-funding",
         }
     }
 }
@@ -117,6 +160,8 @@ pub enum HangupReason {
     PinEntryRefused,
     /// The directory did not answer, or answered with an error.
     DirectoryUnavailable,
+    /// A dial-out's called party never keyed 1 to join.
+    InvitationNotAccepted,
 }
 
 /// Work for the caller.

@@ -305,8 +305,49 @@ impl MediaEngine {
         )
     }
 
+    /// Binds a port pair for a call whose far end is not known yet: a call we place
+    /// offers this port before the answer says where and with which codec to send
+    /// ([`MediaEngine::open_reserved`]). `family` picks the address family (any address
+    /// of it). Dropping the reservation gives the pair back.
+    pub fn reserve(&self, family: SocketAddr) -> Result<MediaPort, Error> {
+        let bound = self.bind_pair(family)?;
+        let local = bound.rtp.local_addr()?;
+        Ok(MediaPort { bound, local })
+    }
+
+    /// Opens the session of a call we placed on the port its offer named, once the
+    /// answer has settled where to send and the codec (as [`MediaEngine::open`]).
+    pub fn open_reserved(
+        &self,
+        port: MediaPort,
+        remote: SocketAddr,
+        codec: impl Into<AudioCodec>,
+        telephone_event_pt: Option<u8>,
+    ) -> Result<RtpSession, Error> {
+        self.open_on(
+            Some(port.bound),
+            remote,
+            codec.into(),
+            telephone_event_pt,
+            None,
+            None,
+        )
+    }
+
     fn open_with(
         &self,
+        remote: SocketAddr,
+        codec: AudioCodec,
+        telephone_event_pt: Option<u8>,
+        keys: Option<SrtpKeys>,
+        signalling_ip: Option<IpAddr>,
+    ) -> Result<RtpSession, Error> {
+        self.open_on(None, remote, codec, telephone_event_pt, keys, signalling_ip)
+    }
+
+    fn open_on(
+        &self,
+        bound: Option<Bound>,
         remote: SocketAddr,
         codec: AudioCodec,
         telephone_event_pt: Option<u8>,
@@ -325,7 +366,10 @@ impl MediaEngine {
         };
         // IPv4-mapped remotes are sent to as IPv4 (the latch reads them so).
         let remote = latch.target();
-        let bound = Arc::new(self.bind_pair(remote)?);
+        let bound = Arc::new(match bound {
+            Some(bound) => bound,
+            None => self.bind_pair(remote)?,
+        });
         let local = bound.rtp.local_addr()?;
         let sender = RtpSender::new(codec.payload_type())?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -411,6 +455,21 @@ impl MediaEngine {
             }
         }
         Err(Error::NoFreePort { low, high })
+    }
+}
+
+/// A port pair bound for a call whose far end is not known yet
+/// ([`MediaEngine::reserve`]).
+#[derive(Debug)]
+pub struct MediaPort {
+    bound: Bound,
+    local: SocketAddr,
+}
+
+impl MediaPort {
+    /// The RTP address to offer.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Instant;
 use dialbridge_conference::Digit;
 use dialbridge_conference::directory::ConferenceInfo;
 use dialbridge_conference::ivr::{
-    Action, ConferenceId, ConferenceKey, Ivr, IvrConfig, LookupResult, Pin, PinResult, PromptId,
-    Role, TenantId,
+    Action, ConferenceId, ConferenceKey, Invitation, Ivr, IvrConfig, LookupResult, Pin, PinResult,
+    PromptId, Role, TenantId,
 };
 use dialbridge_conference::room::RejectReason;
 use dialbridge_media::RoomId;
@@ -91,10 +91,55 @@ enum Playing {
     Other,
 }
 
+/// How a call reaches its meeting: a caller keys the conference ID (and PIN) to the
+/// entry IVR; a dial-out's called party is invited to one meeting and keys 1.
+#[derive(Debug)]
+enum Entry {
+    Ivr(Box<Ivr>),
+    Invitation(Invitation),
+}
+
+impl Entry {
+    fn handle_digit(&mut self, digit: Digit, now: Instant) {
+        match self {
+            Entry::Ivr(ivr) => ivr.handle_digit(digit, now),
+            Entry::Invitation(inv) => inv.handle_digit(digit, now),
+        }
+    }
+
+    fn handle_prompt_finished(&mut self, prompt: PromptId, now: Instant) {
+        match self {
+            Entry::Ivr(ivr) => ivr.handle_prompt_finished(prompt, now),
+            Entry::Invitation(inv) => inv.handle_prompt_finished(prompt, now),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Entry::Ivr(ivr) => ivr.poll_timeout(),
+            Entry::Invitation(inv) => inv.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Entry::Ivr(ivr) => ivr.handle_timeout(now),
+            Entry::Invitation(inv) => inv.handle_timeout(now),
+        }
+    }
+
+    fn poll_action(&mut self) -> Option<Action> {
+        match self {
+            Entry::Ivr(ivr) => ivr.poll_action(),
+            Entry::Invitation(inv) => inv.poll_action(),
+        }
+    }
+}
+
 /// A call from its answer to its end, as far as the caller's keys and ears go.
 #[derive(Debug)]
 pub struct CallCore {
-    ivr: Ivr,
+    entry: Entry,
     playing: Option<Playing>,
     /// What the last lookup found (the meeting's lobby setting, its display name).
     found: Option<ConferenceInfo>,
@@ -110,8 +155,18 @@ pub struct CallCore {
 impl CallCore {
     /// A call answered at `now`: the IVR starts (its welcome prompt is the first step).
     pub fn new(config: IvrConfig, now: Instant) -> Self {
+        Self::with_entry(Entry::Ivr(Box::new(Ivr::new(config, now))))
+    }
+
+    /// A dial-out's called party, answered: the invitation to `conference` plays; 1
+    /// joins it as a participant.
+    pub fn invited(conference: ConferenceKey) -> Self {
+        Self::with_entry(Entry::Invitation(Invitation::new(conference)))
+    }
+
+    fn with_entry(entry: Entry) -> Self {
         let mut core = Self {
-            ivr: Ivr::new(config, now),
+            entry,
             playing: None,
             found: None,
             joining: None,
@@ -130,7 +185,7 @@ impl CallCore {
         if self.in_meeting {
             self.steps.push_back(Step::MeetingDigit(digit));
         } else {
-            self.ivr.handle_digit(digit, now);
+            self.entry.handle_digit(digit, now);
             self.carry_out_ivr();
         }
     }
@@ -139,7 +194,7 @@ impl CallCore {
     pub fn handle_play_done(&mut self, now: Instant) {
         match self.playing.take() {
             Some(Playing::Ivr(prompt)) => {
-                self.ivr.handle_prompt_finished(prompt, now);
+                self.entry.handle_prompt_finished(prompt, now);
                 self.carry_out_ivr();
             }
             // Music until the leader comes; the meeting's Admitted stops it.
@@ -159,13 +214,17 @@ impl CallCore {
         now: Instant,
     ) {
         self.found = found;
-        self.ivr.handle_lookup_result(result, now);
+        if let Entry::Ivr(ivr) = &mut self.entry {
+            ivr.handle_lookup_result(result, now);
+        }
         self.carry_out_ivr_counting(!locked_out);
     }
 
     /// The PIN check's answer (`Refused` when the guard would not ask).
     pub fn handle_pin(&mut self, result: PinResult, now: Instant) {
-        self.ivr.handle_pin_result(result, now);
+        if let Entry::Ivr(ivr) = &mut self.entry {
+            ivr.handle_pin_result(result, now);
+        }
         self.carry_out_ivr();
     }
 
@@ -223,12 +282,12 @@ impl CallCore {
         if self.ended {
             return None;
         }
-        self.ivr.poll_timeout()
+        self.entry.poll_timeout()
     }
 
     /// Fires what is due at `now`; an entry that timed out counts as a failed one.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.ivr.handle_timeout(now);
+        self.entry.handle_timeout(now);
         self.carry_out_ivr();
     }
 
@@ -242,7 +301,7 @@ impl CallCore {
     }
 
     fn carry_out_ivr_counting(&mut self, count_failures: bool) {
-        while let Some(action) = self.ivr.poll_action() {
+        while let Some(action) = self.entry.poll_action() {
             match action {
                 Action::EntryFailed(failure) => {
                     if count_failures {

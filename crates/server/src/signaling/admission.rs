@@ -25,6 +25,7 @@ use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
 use super::call::{Call, CallRecord};
+use super::leg::Leg;
 use super::trunk_security;
 use crate::answers;
 use crate::call_flow::{self, CallCore};
@@ -276,8 +277,10 @@ impl Signaling {
             call_flow::media::spawn(id.clone(), rtp, &self.services, self.reports_tx.clone());
         let session = session.with_headers(answers::BRIDGE.identity(), answers::BRIDGE.headers());
         let call = Call {
-            session,
-            invite_key: key.clone(),
+            session: Leg::In {
+                session: Box::new(session),
+                invite_key: key.clone(),
+            },
             peer,
             latching,
             core: CallCore::new(self.ivr_config(grant.tenant()), now),
@@ -301,10 +304,13 @@ impl Signaling {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let Some(session) = call.session.uas_mut() else {
+            return;
+        };
         let response = if answer_after.is_zero() {
-            call.session.answer(now)
+            session.answer(now)
         } else {
-            call.session.ring(now + answer_after, now)
+            session.ring(now + answer_after, now)
         };
         self.respond(&key, response, now);
         // The 200 or 180 out, the welcome prompt started.

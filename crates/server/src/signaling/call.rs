@@ -12,18 +12,19 @@ use std::time::{Instant, SystemTime};
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{ConferenceId, Role};
 use dialbridge_router::Grant;
-use dialbridge_sip::session::UasSession;
-use dialbridge_sip::transaction::{PeerAddr, ServerKey};
+use dialbridge_sip::transaction::PeerAddr;
 
 use crate::call_flow::CallCore;
 use crate::call_flow::media::MediaLink;
 use crate::conferences::Membership;
 
+use super::leg::Leg;
+
 /// What the signaling task knows of one call.
 pub(super) struct Call {
-    /// The invite session: dialog, offer/answer, session timer, answer time.
-    pub session: UasSession,
-    pub invite_key: ServerKey,
+    /// The invite session, answered or placed: dialog, offer/answer, session timer,
+    /// answer time.
+    pub session: Leg,
     /// Where the INVITE came from: in-dialog requests we send go there too.
     pub peer: PeerAddr,
     /// The signalling peer's IP when the call's media latches (symmetric RTP): a
@@ -61,7 +62,7 @@ pub(super) struct CallRecord {
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
-            .field("phase", &self.session.phase())
+            .field("terminated", &self.session.is_terminated())
             .field("peer", &self.peer.addr)
             .field("number", &self.grant.number())
             .finish_non_exhaustive()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use dialbridge_sip::dialog::DialogId;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{self, Header, Method};
-use dialbridge_sip::session::{Hangup, Output, SessionEnd, SessionEvent, UasPhase};
+use dialbridge_sip::session::{Hangup, Output, SessionEnd, SessionEvent};
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransactionKey};
 
 use super::Signaling;
@@ -24,8 +24,8 @@ impl Signaling {
             tracing::debug!("ACK for no call ignored");
             return;
         };
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.session.handle_ack(ack, now);
+        if let Some(session) = self.calls.get_mut(&id).and_then(|c| c.session.uas_mut()) {
+            session.handle_ack(ack, now);
         }
         self.by_invite.remove(invite_key);
         self.settle(&id, now);
@@ -37,11 +37,11 @@ impl Signaling {
         let Some(id) = self.by_invite.get(invite_key).cloned() else {
             return;
         };
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(session) = self.calls.get_mut(&id).and_then(|c| c.session.uas_mut()) else {
             return;
         };
-        if let Some(response) = call.session.handle_cancel(now) {
-            let key = call.invite_key.clone();
+        if let Some(response) = session.handle_cancel(now) {
+            let key = invite_key.clone();
             let status = response.status_code.code();
             self.end_call(
                 &id,
@@ -55,8 +55,8 @@ impl Signaling {
     /// The 2xx was never ACKed: the session asks for the call to end.
     pub(super) fn handle_no_ack(&mut self, invite_key: &ServerKey, now: Instant) {
         if let Some(id) = self.by_invite.remove(invite_key) {
-            if let Some(call) = self.calls.get_mut(&id) {
-                call.session.handle_no_ack();
+            if let Some(session) = self.calls.get_mut(&id).and_then(|c| c.session.uas_mut()) {
+                session.handle_no_ack();
             }
             self.settle(&id, now);
         }
@@ -93,7 +93,7 @@ impl Signaling {
             self.settle(&id, now); // an ACK: nothing to answer
             return;
         };
-        if call.session.phase() == UasPhase::Terminated {
+        if call.session.is_terminated() {
             // The caller's BYE: its 200 goes once the record is committed.
             tracing::debug!(call_id = %id.call_id, reason = call.session.remote_reason(), "caller hung up");
             self.end_call(
@@ -159,8 +159,9 @@ impl Signaling {
             };
             match output {
                 Output::RespondInvite(response) => {
-                    let key = call.invite_key.clone();
-                    self.respond(&key, response, now);
+                    if let Some(key) = call.session.invite_key().cloned() {
+                        self.respond(&key, response, now);
+                    }
                 }
                 Output::Request(request) => {
                     let peer = call.peer;
@@ -250,15 +251,15 @@ impl Signaling {
         };
         let reason = refusal::reason_header(cause);
         tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
-        let (status, after) = match call.session.hang_up(reason, now) {
-            Some(Hangup::Respond(response)) => (
+        let (status, after) = match (call.session.hang_up(reason, now), call.session.invite_key()) {
+            (Some(Hangup::Respond(response)), Some(key)) => (
                 response.status_code.code(),
                 AfterRecord::Respond {
-                    key: call.invite_key.clone(),
+                    key: key.clone(),
                     response,
                 },
             ),
-            Some(Hangup::Bye(request)) => (
+            (Some(Hangup::Bye(request)), _) => (
                 200,
                 AfterRecord::Request {
                     id: id.clone(),
@@ -266,7 +267,7 @@ impl Signaling {
                     peer: call.peer,
                 },
             ),
-            None => (200, AfterRecord::Nothing),
+            _ => (200, AfterRecord::Nothing),
         };
         self.end_call(id, ended_by, status, after);
     }
@@ -293,7 +294,9 @@ impl Signaling {
             ended_by = ended_by.as_str(),
             "call ended"
         );
-        self.by_invite.remove(&call.invite_key);
+        if let Some(key) = call.session.invite_key() {
+            self.by_invite.remove(key);
+        }
         let record = call_detail_record(id, &call, ended_by, status);
         // The grant, the media and the call's task go now; the record commits on the
         // blocking pool (a durable commit costs milliseconds, never the signaling

@@ -9,6 +9,7 @@
 mod admission;
 mod call;
 mod in_dialog;
+mod leg;
 mod shed;
 mod steps;
 #[cfg(test)]
@@ -28,7 +29,6 @@ use dialbridge_sip::auth::{AuthState, Authenticator, MemoryAuthState};
 use dialbridge_sip::dialog::{DialogId, SessionTimerConfig};
 use dialbridge_sip::message;
 use dialbridge_sip::rsip::{self, Method, SipMessage};
-use dialbridge_sip::session::UasPhase;
 use dialbridge_sip::transaction::{
     Event, LayerConfig, PeerAddr, Refusal, ServerKey, TransactionKey, TransactionLayer,
 };
@@ -368,12 +368,9 @@ impl Signaling {
                 if let TransactionKey::Server(k) = &key {
                     // Confirmed calls no longer need their INVITE transaction.
                     if self.by_invite.get(k).is_some_and(|id| {
-                        self.calls.get(id).is_some_and(|c| {
-                            !matches!(
-                                c.session.phase(),
-                                UasPhase::Proceeding | UasPhase::Ringing { .. }
-                            )
-                        })
+                        self.calls
+                            .get(id)
+                            .is_some_and(|c| !c.session.is_unanswered())
                     }) {
                         self.by_invite.remove(k);
                     }

@@ -171,6 +171,7 @@ impl Signaling {
                         calling: call.record.calling.clone(),
                         dialled: call.grant.number().to_string(),
                         organiser: found.as_ref().map(|info| info.display_name.clone()),
+                        organiser_id: found.as_ref().map(|info| info.organiser.to_string()),
                         activity: Some(call.media.activity.clone()),
                         quality: Some(call.media.quality.clone()),
                         join_leave_tones: found.and_then(|info| info.join_leave_tones),

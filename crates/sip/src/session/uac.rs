@@ -8,7 +8,7 @@ use std::time::Instant;
 use rsip::{Header, Method, Request, Response};
 
 use super::{Output, SessionEnd, SessionEvent};
-use crate::dialog::{Caller, Dialog, InDialogRequest, SessionTimerConfig};
+use crate::dialog::{Caller, Dialog, DialogEvent, InDialogRequest, SessionTimerConfig};
 use crate::message::fields;
 use crate::sdp::{LocalMedia, MediaSession, Negotiated, SessionDescription};
 
@@ -295,6 +295,43 @@ impl UacSession {
         }
         if (code == 481 || code == 408) && self.phase != UacPhase::Terminated {
             self.end(SessionEnd::PeerGone);
+        }
+    }
+
+    /// One of our in-dialog requests (BYE, INFO, a refresh) got no answer at all: the
+    /// peer is gone (§12.2.1.2).
+    pub fn handle_request_timeout(&mut self) {
+        if self.phase != UacPhase::Terminated {
+            self.end(SessionEnd::PeerGone);
+        }
+    }
+
+    /// The next deadline: the session timer's (RFC 4028), once answered.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            UacPhase::Confirmed => self.dialog.as_ref()?.poll_timeout(),
+            _ => None,
+        }
+    }
+
+    /// Fires the session timer: a refresh is an UPDATE without a body (RFC 4028 §7.4:
+    /// no new offer, so no ACK and no media change), its expiry ends the session.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != UacPhase::Confirmed {
+            return;
+        }
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        match dialog.handle_timeout(now) {
+            Some(DialogEvent::SendRefresh) => {
+                let update = dialog.make_request(Method::Update, now);
+                self.outputs.push_back(Output::Request(update));
+            }
+            Some(DialogEvent::SessionExpired) => {
+                self.event(SessionEvent::MustEnd(SessionEnd::Expired));
+            }
+            None => {}
         }
     }
 
