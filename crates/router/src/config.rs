@@ -1,10 +1,10 @@
 //! Loading a [`Plan`] from the TOML config file: the `[numbering]`, `[[trunk]]`,
-//! `[softphones]`, `[[tenant]]`, `[[bridge]]` and `[[number]]` sections (every other
-//! section belongs to another crate and is ignored). Each fault names the line of the
+//! `[softphones]`, `[[tenant]]`, `[[dial_out_override]]`, `[[bridge]]` and `[[number]]`
+//! sections (every other section belongs to another crate and is ignored). Each fault names the line of the
 //! value at fault, and every fault of the file is reported at once.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::Path;
 
@@ -65,6 +65,8 @@ struct File {
     #[serde(default)]
     tenant: Vec<TenantSection>,
     #[serde(default)]
+    dial_out_override: Vec<OverrideSection>,
+    #[serde(default)]
     bridge: Vec<BridgeSection>,
     #[serde(default)]
     number: Vec<NumberSection>,
@@ -98,6 +100,8 @@ struct TrunkSection {
     sdes_over_plain_transport: Option<Spanned<bool>>,
     /// DNS names of the trunk's TLS client certificates.
     tls_names: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Where dial-outs and OPTIONS go, `ip:port` over UDP (none: no dial-outs).
+    outbound: Option<Spanned<String>>,
 }
 
 /// `realm` and `account` belong to the SIP crate.
@@ -114,6 +118,17 @@ struct SoftphoneSection {
 struct TenantSection {
     name: Spanned<String>,
     licence: Spanned<Licence>,
+    /// Trunks its dial-outs leave through, in order (none: the default route).
+    dial_out_route: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One organiser's own dial-out route.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideSection {
+    tenant: Spanned<String>,
+    organiser: Spanned<String>,
+    route: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -162,8 +177,12 @@ impl Loader<'_> {
             };
             self.fault(&span, e);
         }
+        // Trunks refused for a fault of their own: routes naming them are not faulted again.
+        let mut refused_trunks = HashSet::new();
         for trunk in &file.trunk {
-            self.trunk(&mut plan, trunk);
+            if !self.trunk(&mut plan, trunk) {
+                refused_trunks.insert(trunk.name.get_ref().as_str());
+            }
         }
         if let Some(s) = &file.softphones {
             match plan.set_softphones(s.name.get_ref(), *s.max_sessions.get_ref()) {
@@ -184,8 +203,31 @@ impl Loader<'_> {
             }
         }
         for t in &file.tenant {
-            if let Err(e) = plan.add_tenant(t.name.get_ref(), *t.licence.get_ref()) {
-                self.fault(&t.name.span(), e);
+            match plan.add_tenant(t.name.get_ref(), *t.licence.get_ref()) {
+                Ok(()) => {
+                    if let Some(route) = &t.dial_out_route {
+                        let set = |plan: &mut Plan, names: &[&str]| {
+                            plan.set_dial_out_route(t.name.get_ref(), names)
+                        };
+                        if let Some(e) = self.route(&mut plan, route, &refused_trunks, set) {
+                            self.fault(&t.name.span(), e);
+                        }
+                    }
+                }
+                Err(e) => self.fault(&t.name.span(), e),
+            }
+        }
+        for o in &file.dial_out_override {
+            let (tenant, organiser) = (o.tenant.get_ref(), o.organiser.get_ref());
+            let add = |plan: &mut Plan, names: &[&str]| {
+                plan.add_dial_out_override(tenant, organiser, names)
+            };
+            match self.route(&mut plan, &o.route, &refused_trunks, add) {
+                Some(e @ (Error::EmptyOrganiser(_) | Error::DuplicateOverride { .. })) => {
+                    self.fault(&o.organiser.span(), e);
+                }
+                Some(e) => self.fault(&o.tenant.span(), e),
+                None => {}
             }
         }
         // Bridges refused for a fault of their own: numbers on them are not faulted again.
@@ -271,7 +313,8 @@ impl Loader<'_> {
         Some(numbering)
     }
 
-    fn trunk(&mut self, plan: &mut Plan, t: &TrunkSection) {
+    /// Adds the trunk; `false` when it was refused (the fault is recorded).
+    fn trunk(&mut self, plan: &mut Plan, t: &TrunkSection) -> bool {
         let mut addresses = Vec::new();
         let mut spans = Vec::new();
         for a in t.addresses.iter().flat_map(|a| a.get_ref()) {
@@ -286,7 +329,7 @@ impl Loader<'_> {
                         address: a.get_ref().clone(),
                     };
                     self.fault(&a.span(), error);
-                    return;
+                    return false;
                 }
             }
         }
@@ -301,6 +344,17 @@ impl Loader<'_> {
             None => Ok(()),
         });
         let added = added.and_then(|()| self.trunk_security(plan, t));
+        let added = added.and_then(|()| match &t.outbound {
+            Some(target) => match parse_outbound(target.get_ref()) {
+                Some(addr) => plan.set_trunk_outbound(t.name.get_ref(), addr),
+                None => Err(Error::InvalidOutbound {
+                    trunk: t.name.get_ref().clone(),
+                    value: target.get_ref().clone(),
+                }),
+            },
+            None => Ok(()),
+        });
+        let refused = added.is_err();
         if let Err(e) = added {
             let span = match &e {
                 Error::ZeroCapacity { .. } => t.max_sessions.span(),
@@ -317,6 +371,9 @@ impl Loader<'_> {
                 Error::TrunkWithoutAddresses(_) => {
                     t.addresses.as_ref().map_or(t.name.span(), |a| a.span())
                 }
+                Error::InvalidOutbound { .. } => {
+                    t.outbound.as_ref().map_or(t.name.span(), |o| o.span())
+                }
                 Error::DuplicateTrunkAddress { address, .. } => spans
                     .iter()
                     .rev()
@@ -326,6 +383,44 @@ impl Loader<'_> {
             };
             self.fault(&span, e);
         }
+        !refused
+    }
+
+    /// Sets a dial-out route with `set`; a fault is recorded at the line of the trunk
+    /// name at fault (of the list when none is), unless it names a refused trunk. Faults
+    /// about the route's owner are handed back for the caller to place.
+    fn route(
+        &mut self,
+        plan: &mut Plan,
+        route: &Spanned<Vec<Spanned<String>>>,
+        refused_trunks: &HashSet<&str>,
+        set: impl FnOnce(&mut Plan, &[&str]) -> Result<(), Error>,
+    ) -> Option<Error> {
+        let names: Vec<&str> = route
+            .get_ref()
+            .iter()
+            .map(|n| n.get_ref().as_str())
+            .collect();
+        let e = set(plan, &names).err()?;
+        let trunk = match &e {
+            Error::UnknownRouteTrunk { trunk, .. }
+            | Error::TrunkWithoutOutbound { trunk, .. }
+            | Error::LicenceForbidsDialOutTrunk { trunk, .. }
+            | Error::DuplicateRouteTrunk { trunk, .. } => trunk.clone(),
+            _ => return Some(e),
+        };
+        if refused_trunks.contains(trunk.as_str()) {
+            return None;
+        }
+        // A duplicate is faulted at its second mention.
+        let mut at = route.get_ref().iter().filter(|n| *n.get_ref() == trunk);
+        let span = match e {
+            Error::DuplicateRouteTrunk { .. } => at.nth(1),
+            _ => at.next(),
+        }
+        .map_or(route.span(), |n| n.span());
+        self.fault(&span, e);
+        None
     }
 
     /// The trunk's security keys, when it has any.
@@ -358,4 +453,14 @@ impl Loader<'_> {
         let head = self.text.get(..span.start).unwrap_or(self.text);
         head.bytes().filter(|b| *b == b'\n').count() + 1
     }
+}
+
+/// A trunk's `outbound` value: `ip:port` (`[v6]:port` for IPv6), over UDP. A host name
+/// would need DNS (RFC 3263) at every dial-out: not yet.
+fn parse_outbound(value: &str) -> Option<SocketAddr> {
+    value
+        .trim()
+        .parse::<SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
 }

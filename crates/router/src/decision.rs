@@ -7,7 +7,8 @@ use std::fmt;
 
 use crate::e164::E164;
 
-/// Why a call was refused, in the order the router checks.
+/// Why a call was refused, in the order the router checks (a dial-out's own reasons
+/// last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
     /// The Request-URI carries no E.164 number.
@@ -32,11 +33,17 @@ pub enum RejectReason {
     BridgeOverloaded,
     /// Capacity: the trunk carries as many sessions as its maximum (an overload too).
     TrunkOverloaded,
+    /// Dial-out: no trunk the tenant's licence (and its admin's route) allows has an
+    /// outbound target, or the tenant is not in the plan; or the trunk asked for has no
+    /// outbound target.
+    NoDialOutRoute,
+    /// Dial-out: the meeting's bridge is no longer in the plan.
+    UnknownBridge,
 }
 
 impl RejectReason {
     /// Number of reasons (the length of a per-reason counter array).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 12;
 
     /// All reasons, in check order.
     pub const ALL: [RejectReason; Self::COUNT] = [
@@ -50,6 +57,8 @@ impl RejectReason {
         Self::NumberBusy,
         Self::BridgeOverloaded,
         Self::TrunkOverloaded,
+        Self::NoDialOutRoute,
+        Self::UnknownBridge,
     ];
 
     /// Position in [`Self::ALL`].
@@ -70,6 +79,8 @@ impl RejectReason {
             Self::NumberBusy => "number_busy",
             Self::BridgeOverloaded => "bridge_overloaded",
             Self::TrunkOverloaded => "trunk_overloaded",
+            Self::NoDialOutRoute => "no_dial_out_route",
+            Self::UnknownBridge => "unknown_bridge",
         }
     }
 }

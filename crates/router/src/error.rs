@@ -99,6 +99,39 @@ pub enum Error {
         tenant: String,
     },
 
+    /// A trunk's outbound target that is not an IP address with a port.
+    #[error(
+        "outbound target {value:?} of trunk \"{trunk}\" is not an IP address and port (e.g. \"192.0.2.10:5060\")"
+    )]
+    InvalidOutbound { trunk: String, value: String },
+    /// A dial-out route names a trunk that is not defined (the softphones included: no
+    /// one calls out through them).
+    #[error("dial-out route of {owner} names trunk \"{trunk}\", which does not exist")]
+    UnknownRouteTrunk { owner: String, trunk: String },
+    /// A dial-out route names a trunk with no outbound target.
+    #[error(
+        "dial-out route of {owner} names trunk \"{trunk}\", which has no outbound target (give it `outbound`)"
+    )]
+    TrunkWithoutOutbound { owner: String, trunk: String },
+    /// A dial-out route names the same trunk twice.
+    #[error("dial-out route of {owner} names trunk \"{trunk}\" twice")]
+    DuplicateRouteTrunk { owner: String, trunk: String },
+    /// A dial-out route through Microsoft for a tenant licensed for operators only.
+    #[error(
+        "dial-out route of {owner} names Microsoft trunk \"{trunk}\": tenant \"{tenant}\" has an Operator Connect Conferencing licence (dial-outs through operator trunks only)"
+    )]
+    LicenceForbidsDialOutTrunk {
+        owner: String,
+        trunk: String,
+        tenant: String,
+    },
+    /// Two dial-out overrides for one organiser.
+    #[error("organiser \"{organiser}\" of tenant \"{tenant}\" has more than one dial-out override")]
+    DuplicateOverride { tenant: String, organiser: String },
+    /// A dial-out override with an empty organiser.
+    #[error("a dial-out override of tenant \"{0}\" names no organiser")]
+    EmptyOrganiser(String),
+
     // --- admin API ---
     /// No such number in the plan.
     #[error("number {0} is not in the plan")]

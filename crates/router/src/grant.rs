@@ -1,9 +1,12 @@
-//! The capacity reservation of an admitted call. It gives back the number's, the bridge's
-//! and the trunk's capacity exactly once, when dropped — whatever ended the call: BYE from
-//! either side, CANCEL, a failed answer, a timeout, a transport error, or a panic in the
-//! call's task (unwinding drops it too).
+//! The capacity reservations of calls: [`Grant`], an admitted call's, gives back the
+//! number's, the bridge's and the trunk's capacity exactly once, when dropped — whatever
+//! ended the call: BYE from either side, CANCEL, a failed answer, a timeout, a transport
+//! error, or a panic in the call's task (unwinding drops it too). [`DialOutGrant`] does
+//! the same for a dial-out, which holds no number of ours: the bridge's and the trunk's
+//! capacity, the very counters inbound calls take, so a full trunk refuses both ways.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::e164::E164;
@@ -116,6 +119,90 @@ impl fmt::Debug for Grant {
             .field("tenant", &self.tenant())
             .field("bridge", &self.bridge())
             .field("trunk", &self.trunk_name())
+            .finish()
+    }
+}
+
+/// A dial-out's reservation of its bridge's and its trunk's capacity, with where its
+/// INVITE goes. Not `Clone`: one reservation, one release, on drop. Like [`Grant`], it
+/// holds the plan snapshot it was made under and releases into the same gauges after a
+/// reload.
+pub struct DialOutGrant {
+    topology: Arc<Topology>,
+    bridge: BridgeId,
+    tenant: TenantId,
+    trunk: TrunkId,
+    target: SocketAddr,
+}
+
+impl DialOutGrant {
+    pub(crate) fn new(
+        topology: Arc<Topology>,
+        bridge: BridgeId,
+        tenant: TenantId,
+        trunk: TrunkId,
+        target: SocketAddr,
+    ) -> Self {
+        Self {
+            topology,
+            bridge,
+            tenant,
+            trunk,
+            target,
+        }
+    }
+
+    /// The trunk the dial-out leaves through.
+    pub fn trunk(&self) -> TrunkId {
+        self.trunk
+    }
+
+    /// The trunk's name.
+    pub fn trunk_name(&self) -> &str {
+        self.topology.trunk_name(self.trunk)
+    }
+
+    /// The trunk's outbound target as the plan had it when reserved: where the INVITE
+    /// goes (UDP).
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// The trunk's provider.
+    pub fn provider(&self) -> Option<&Provider> {
+        let (_, live) = self.topology.trunk_live(self.trunk)?;
+        self.topology.provider(live.provider?)
+    }
+
+    /// The bridge of the meeting that dials out.
+    pub fn bridge(&self) -> &str {
+        self.topology.bridge_name(self.bridge)
+    }
+
+    /// The tenant owning the bridge.
+    pub fn tenant(&self) -> &str {
+        self.topology.tenant_name(self.tenant)
+    }
+}
+
+impl Drop for DialOutGrant {
+    fn drop(&mut self) {
+        if let Some(trunk) = self.topology.trunks.get(self.trunk.index()) {
+            trunk.gauge.release();
+        }
+        if let Some(bridge) = self.topology.bridges.get(self.bridge.index()) {
+            bridge.gauge.release();
+        }
+    }
+}
+
+impl fmt::Debug for DialOutGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DialOutGrant")
+            .field("tenant", &self.tenant())
+            .field("bridge", &self.bridge())
+            .field("trunk", &self.trunk_name())
+            .field("target", &self.target)
             .finish()
     }
 }

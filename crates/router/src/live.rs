@@ -5,7 +5,7 @@
 //! a grant can release into the counters without knowing the router.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -134,6 +134,8 @@ pub(crate) struct Topology {
     pub(crate) tenant_ids: HashMap<Arc<str>, TenantId>,
     pub(crate) bridges: Vec<BridgeSlot>,
     pub(crate) bridge_ids: HashMap<Arc<str>, BridgeId>,
+    /// Per-organiser dial-out routes, by tenant then lower-case organiser.
+    pub(crate) dial_out_overrides: HashMap<TenantId, HashMap<Arc<str>, Arc<[TrunkId]>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,12 +152,16 @@ pub(crate) struct TrunkLive {
     pub(crate) max_sessions: NonZeroU32,
     pub(crate) symmetric_rtp: bool,
     pub(crate) policy: TrunkPolicy,
+    /// Where dial-outs and OPTIONS go; `None`: no dial-outs through this trunk.
+    pub(crate) outbound: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct TenantSlot {
     pub(crate) name: Arc<str>,
     pub(crate) licence: Option<Licence>,
+    /// The admin's dial-out route; `None`: the default (see `dial_out.rs`).
+    pub(crate) dial_out: Option<Arc<[TrunkId]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +220,7 @@ impl Topology {
             tenant_ids: HashMap::new(),
             bridges: Vec::new(),
             bridge_ids: HashMap::new(),
+            dial_out_overrides: HashMap::new(),
         };
         t.intern_provider(&Provider::Microsoft);
         t
@@ -226,7 +233,11 @@ impl Topology {
         t.service_capacity = plan.service_capacity;
         t.user_capacity = plan.user_capacity;
         t.trunks.iter_mut().for_each(|s| s.live = None);
-        t.tenants.iter_mut().for_each(|s| s.licence = None);
+        t.tenants.iter_mut().for_each(|s| {
+            s.licence = None;
+            s.dial_out = None;
+        });
+        t.dial_out_overrides.clear();
         t.bridges.iter_mut().for_each(|s| s.live = None);
         t.by_addr.clear();
         t.by_tls_name.clear();
@@ -236,14 +247,17 @@ impl Topology {
             .iter()
             .map(|p| t.intern_provider(p))
             .collect();
+        let mut trunk_ids = Vec::with_capacity(plan.trunks.len());
         for trunk in &plan.trunks {
             let id = t.intern_trunk(&trunk.name);
+            trunk_ids.push(id);
             let provider = providers.get(usize::from(trunk.provider)).copied();
             let live = TrunkLive {
                 provider,
                 max_sessions: trunk.max_sessions,
                 symmetric_rtp: trunk.symmetric_rtp,
                 policy: trunk.policy,
+                outbound: trunk.outbound,
             };
             t.set_trunk(id, live);
             for address in &trunk.addresses {
@@ -260,6 +274,7 @@ impl Topology {
                 max_sessions: s.max_sessions,
                 symmetric_rtp: s.symmetric_rtp,
                 policy: TrunkPolicy::default(),
+                outbound: None,
             };
             t.set_trunk(id, live);
             t.softphones = Some(id);
@@ -270,13 +285,26 @@ impl Topology {
                 t.tenants.push(TenantSlot {
                     name: tenant.name.clone(),
                     licence: None,
+                    dial_out: None,
                 });
                 TenantId::from_index(t.tenants.len() - 1)
             });
             if let Some(slot) = t.tenants.get_mut(id.index()) {
                 slot.licence = Some(tenant.licence);
+                slot.dial_out = tenant
+                    .dial_out_route
+                    .as_ref()
+                    .map(|route| route_ids(route, &trunk_ids));
             }
             tenants.push(id);
+        }
+        for ((tenant, organiser), route) in &plan.dial_out_overrides {
+            if let Some(id) = tenants.get(*tenant) {
+                t.dial_out_overrides
+                    .entry(*id)
+                    .or_default()
+                    .insert(organiser.clone(), route_ids(route, &trunk_ids));
+            }
         }
         let mut bridges = Vec::with_capacity(plan.bridges.len());
         for bridge in &plan.bridges {
@@ -383,4 +411,12 @@ impl Topology {
     pub(crate) fn provider(&self, id: ProviderId) -> Option<&Provider> {
         self.providers.get(id.index())
     }
+}
+
+/// A plan's route (trunk indices) in router ids.
+fn route_ids(route: &[usize], trunk_ids: &[TrunkId]) -> Arc<[TrunkId]> {
+    route
+        .iter()
+        .filter_map(|i| trunk_ids.get(*i).copied())
+        .collect()
 }

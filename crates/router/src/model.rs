@@ -76,6 +76,13 @@ impl Licence {
         }
     }
 
+    /// Whether a tenant with this licence may place dial-outs through a trunk of
+    /// `provider`: the same rule as for numbers (shared/DOMAIN.md): Standard through
+    /// Microsoft or an operator, Operator Connect Conferencing through operators only.
+    pub fn dials_out_through(self, provider: &Provider) -> bool {
+        self.allows(provider)
+    }
+
     /// The name used in config files.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -85,11 +85,14 @@ pub struct Plan {
     pub(crate) tenants: Vec<TenantDef>,
     pub(crate) bridges: Vec<BridgeDef>,
     pub(crate) numbers: HashMap<E164, NumberDef>,
+    /// Per-organiser dial-out routes, by tenant index and lower-case organiser
+    /// (see `dial_out.rs`).
+    pub(crate) dial_out_overrides: HashMap<(usize, Arc<str>), Vec<usize>>,
     provider_index: HashMap<Provider, u16>,
-    trunk_names: HashMap<Arc<str>, usize>,
+    pub(crate) trunk_names: HashMap<Arc<str>, usize>,
     addresses: HashMap<IpAddr, usize>,
     tls_names: HashMap<Arc<str>, usize>,
-    tenant_names: HashMap<Arc<str>, usize>,
+    pub(crate) tenant_names: HashMap<Arc<str>, usize>,
     bridge_names: HashMap<Arc<str>, usize>,
 }
 
@@ -103,6 +106,9 @@ pub(crate) struct TrunkDef {
     pub(crate) policy: crate::model::TrunkPolicy,
     /// Lower-case, each the trunk's alone.
     pub(crate) tls_names: Vec<Arc<str>>,
+    /// Where the bridge sends the trunk its dial-outs and OPTIONS (UDP); `None`: the
+    /// trunk takes no dial-outs.
+    pub(crate) outbound: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +122,8 @@ pub(crate) struct SoftphoneDef {
 pub(crate) struct TenantDef {
     pub(crate) name: Arc<str>,
     pub(crate) licence: Licence,
+    /// The admin's dial-out route (trunk indices, in order); `None`: the default.
+    pub(crate) dial_out_route: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +163,7 @@ impl Plan {
             tenants: Vec::new(),
             bridges: Vec::new(),
             numbers: HashMap::new(),
+            dial_out_overrides: HashMap::new(),
             trunk_names: HashMap::new(),
             addresses: HashMap::new(),
             tls_names: HashMap::new(),
@@ -227,7 +236,20 @@ impl Plan {
             symmetric_rtp: false,
             policy: crate::model::TrunkPolicy::default(),
             tls_names: Vec::new(),
+            outbound: None,
         });
+        Ok(())
+    }
+
+    /// Gives `trunk` (by name; not the softphones, which are called by no one) an
+    /// outbound target: the address its dial-outs and OPTIONS go to, over UDP.
+    pub fn set_trunk_outbound(&mut self, trunk: &str, target: SocketAddr) -> Result<(), Error> {
+        let def = self
+            .trunk_names
+            .get(trunk)
+            .and_then(|&i| self.trunks.get_mut(i))
+            .ok_or_else(|| Error::NoSuchTrunk(trunk.to_owned()))?;
+        def.outbound = Some(target);
         Ok(())
     }
 
@@ -319,7 +341,11 @@ impl Plan {
             Entry::Vacant(slot) => {
                 let name = slot.key().clone();
                 slot.insert(self.tenants.len());
-                self.tenants.push(TenantDef { name, licence });
+                self.tenants.push(TenantDef {
+                    name,
+                    licence,
+                    dial_out_route: None,
+                });
                 Ok(())
             }
         }

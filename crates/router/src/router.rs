@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use crate::plan::{NumberSpec, Plan};
 /// The call router. Cheap to clone (a handle on shared state); `Send + Sync`.
 #[derive(Clone)]
 pub struct Router {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// A trunk as the router sees it now.
@@ -45,6 +45,8 @@ pub struct TrunkInfo {
     /// Media goes back to where the caller's media comes from (latching), for callers
     /// behind a NAT; see [`crate::Plan::set_symmetric_rtp`].
     pub symmetric_rtp: bool,
+    /// Where its dial-outs and OPTIONS go (UDP); `None`: it takes no dial-outs.
+    pub outbound: Option<SocketAddr>,
 }
 
 /// A bridge as the router sees it now.
@@ -184,14 +186,17 @@ impl Router {
 
     /// What the router knows of a trunk now.
     pub fn trunk(&self, id: TrunkId) -> Option<TrunkInfo> {
+        trunk_info(&self.shared.topology.load(), id)
+    }
+
+    /// Every trunk in the plan now, the softphone pseudo-trunk included, in the order
+    /// they were first defined.
+    pub fn trunks(&self) -> Vec<(TrunkId, TrunkInfo)> {
         let topology = self.shared.topology.load();
-        let (slot, live) = topology.trunk_live(id)?;
-        Some(TrunkInfo {
-            name: slot.name.clone(),
-            provider: live.provider.and_then(|p| topology.provider(p)).cloned(),
-            max_sessions: live.max_sessions.get(),
-            symmetric_rtp: live.symmetric_rtp,
-        })
+        (0..topology.trunks.len())
+            .map(TrunkId::from_index)
+            .filter_map(|id| Some((id, trunk_info(&topology, id)?)))
+            .collect()
     }
 
     /// Whether calls over `trunk` use symmetric RTP (latching); `false` for a trunk
@@ -708,6 +713,17 @@ impl fmt::Debug for Router {
             .field("admitted", &self.shared.admitted.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+fn trunk_info(topology: &Topology, id: TrunkId) -> Option<TrunkInfo> {
+    let (slot, live) = topology.trunk_live(id)?;
+    Some(TrunkInfo {
+        name: slot.name.clone(),
+        provider: live.provider.and_then(|p| topology.provider(p)).cloned(),
+        max_sessions: live.max_sessions.get(),
+        symmetric_rtp: live.symmetric_rtp,
+        outbound: live.outbound,
+    })
 }
 
 /// Why `admit` refused, with what the metrics need.

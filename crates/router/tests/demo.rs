@@ -245,3 +245,38 @@ fn numbers_and_bridges_are_listed_as_the_plan_is_now() {
     assert!(!r.numbers().contains(&e("+14255550999")));
     assert_eq!(r.numbers().len(), demo.len() - 1);
 }
+
+/// shared/DEMO.md "Dial-out": each trunk's outbound target, and each tenant's route.
+#[test]
+fn dial_outs_leave_through_the_documented_trunks_and_targets() {
+    let r = router();
+    for (name, target) in [
+        ("microsoft-pstn", "127.0.0.10:5080"),
+        ("telco-a", "127.0.0.20:5080"),
+        ("telco-b", "127.0.0.30:5080"),
+    ] {
+        let info = r.trunk(r.trunk_by_name(name).unwrap()).unwrap();
+        assert_eq!(info.outbound, Some(target.parse().unwrap()), "{name}");
+    }
+    let route = |tenant: &str| -> Vec<String> {
+        r.dial_out_trunks(tenant, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| r.trunk(t).unwrap().name.to_string())
+            .collect()
+    };
+    assert_eq!(route("contoso"), ["microsoft-pstn", "telco-a"]);
+    assert_eq!(route("fabrikam"), ["telco-b"]);
+    // Whatever the caller picks, fabrikam never leaves through Microsoft.
+    let pstn = r.trunk_by_name("microsoft-pstn").unwrap();
+    assert_eq!(
+        r.reserve_dial_out("fabrikam-bridge", pstn)
+            .unwrap_err()
+            .reason,
+        RejectReason::LicenceForbidsProvider
+    );
+    let grant = r
+        .reserve_dial_out("fabrikam-bridge", r.trunk_by_name("telco-b").unwrap())
+        .unwrap();
+    assert_eq!(grant.target(), "127.0.0.30:5080".parse().unwrap());
+}

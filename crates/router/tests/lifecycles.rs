@@ -1,6 +1,7 @@
-//! 100,000 randomized call lifecycles with every kind of ending — dropped at once, in a
-//! task, after a plan swap, after the number moved or was released, in a panicking thread
-//! — and every counter is back at zero at the end (and matches the calls held on the way).
+//! 100,000 randomized call lifecycles, calls in and dial-outs mixed, with every kind of
+//! ending — dropped at once, in a task, after a plan swap, after the number moved or was
+//! released, in a panicking thread — and every counter is back at zero at the end (and
+//! matches the calls held on the way).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -8,8 +9,8 @@ use std::net::IpAddr;
 use std::panic::{self, AssertUnwindSafe};
 
 use dialbridge_router::{
-    BridgeSpec, Charge, E164, Grant, Licence, NumberKind, NumberSpec, Numbering, Plan, Router,
-    TrunkId, TrunkSpec,
+    BridgeSpec, Charge, DialOutGrant, E164, Grant, Licence, NumberKind, NumberSpec, Numbering,
+    Plan, Router, TrunkId, TrunkSpec,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +46,10 @@ fn plan(variant: u64) -> Plan {
             max_sessions: max - 10 * variant as u32,
         })
         .unwrap();
+        // Variant 1 sends telco-a's dial-outs elsewhere.
+        let port = 5080 + variant as u16 * (i == 1) as u16;
+        p.set_trunk_outbound(name, format!("{address}:{port}").parse().unwrap())
+            .unwrap();
     }
     p.set_softphones("softphones", 20).unwrap();
     p.add_tenant("std", Licence::AudioConferencingStandard)
@@ -98,9 +103,38 @@ fn plan(variant: u64) -> Plan {
     p
 }
 
+/// A call in or a dial-out, holding its reservation.
+enum Held {
+    In(Grant),
+    Out(DialOutGrant),
+}
+
+impl Held {
+    fn number(&self) -> Option<E164> {
+        match self {
+            Held::In(g) => Some(g.number()),
+            Held::Out(_) => None,
+        }
+    }
+
+    fn bridge(&self) -> &str {
+        match self {
+            Held::In(g) => g.bridge(),
+            Held::Out(g) => g.bridge(),
+        }
+    }
+
+    fn trunk_name(&self) -> &str {
+        match self {
+            Held::In(g) => g.trunk_name(),
+            Held::Out(g) => g.trunk_name(),
+        }
+    }
+}
+
 /// Calls held per number, bridge and trunk, from the grants themselves.
 fn held(
-    grants: &[Grant],
+    grants: &[Held],
 ) -> (
     HashMap<E164, u32>,
     HashMap<String, u32>,
@@ -108,14 +142,16 @@ fn held(
 ) {
     let (mut n, mut b, mut t) = (HashMap::new(), HashMap::new(), HashMap::new());
     for g in grants {
-        *n.entry(g.number()).or_default() += 1;
+        if let Some(number) = g.number() {
+            *n.entry(number).or_default() += 1;
+        }
         *b.entry(g.bridge().to_owned()).or_default() += 1;
         *t.entry(g.trunk_name().to_owned()).or_default() += 1;
     }
     (n, b, t)
 }
 
-fn assert_counters_match(router: &Router, grants: &[Grant]) {
+fn assert_counters_match(router: &Router, grants: &[Held]) {
     let (numbers, bridges, trunks) = held(grants);
     for i in 0..NUMBERS + 1 {
         let want = numbers.get(&number(i)).copied().unwrap_or(0);
@@ -161,19 +197,34 @@ fn every_kind_of_ending_releases_exactly_once() {
         .iter()
         .map(|n| router.trunk_by_name(n).unwrap())
         .collect();
-    let mut grants: Vec<Grant> = Vec::new();
+    let mut grants: Vec<Held> = Vec::new();
     let mut tasks = Vec::new();
     let mut ended = 0u64;
     let mut endings = [0u64; 6];
     let mut refused = 0u64;
+    let mut dial_outs = 0u64;
     while ended < LIFECYCLES {
         let target = rng.random_range(0..120usize);
         if grants.len() < target {
             let trunk = trunk_ids[rng.random_range(0..trunk_ids.len())];
+            // One in four is a dial-out: from any bridge (b1 and b2 come and go with the
+            // variant; b2's Operator Connect licence refuses the Microsoft trunk), over
+            // any trunk (the softphones take none).
+            if rng.random_bool(0.25) {
+                let bridge = ["b0", "b1", "b2"][rng.random_range(0..3usize)];
+                match router.reserve_dial_out(bridge, trunk) {
+                    Ok(g) => {
+                        dial_outs += 1;
+                        grants.push(Held::Out(g));
+                    }
+                    Err(_) => refused += 1,
+                }
+                continue;
+            }
             // One in NUMBERS + 1 is a number no plan has.
             let n = number(rng.random_range(0..NUMBERS + 1));
             match router.decide(trunk, n) {
-                Ok(g) => grants.push(g),
+                Ok(g) => grants.push(Held::In(g)),
                 Err(_) => refused += 1,
             }
             continue;
@@ -200,15 +251,27 @@ fn every_kind_of_ending_releases_exactly_once() {
                 router.replace_plan(plan(variant));
                 drop(grant);
             }
-            // The number moved meanwhile (refused moves are fine: the licence may forbid it).
+            // The number moved meanwhile (refused moves are fine: the licence may forbid it);
+            // for a dial-out, its trunk shrank (unless a swap took it away).
             3 => {
                 let to = ["b0", "b1", "b2"][rng.random_range(0..3usize)];
-                let _ = router.assign_number(grant.number(), to);
+                match grant.number() {
+                    Some(n) => router.assign_number(n, to).map_or((), |_| ()),
+                    None => router
+                        .set_trunk_capacity(grant.trunk_name(), 5)
+                        .map_or((), |_| ()),
+                }
                 drop(grant);
             }
-            // The number was given back meanwhile (the next reload brings it back).
+            // The number was given back meanwhile (the next reload brings it back); for a
+            // dial-out, its bridge shrank below the calls it holds.
             4 => {
-                let _ = router.release_number(grant.number());
+                match grant.number() {
+                    Some(n) => router.release_number(n).map_or((), |_| ()),
+                    None => router
+                        .set_bridge_capacity(grant.bridge(), 3)
+                        .map_or((), |_| ()),
+                }
                 drop(grant);
             }
             // The call's thread panics while holding the grant.
@@ -259,4 +322,5 @@ fn every_kind_of_ending_releases_exactly_once() {
     assert_eq!(s.rejected.total(), refused);
     assert!(endings.iter().all(|e| *e > 10_000), "{endings:?}");
     assert!(refused > 0);
+    assert!(dial_outs > 10_000, "{dial_outs}");
 }

@@ -171,6 +171,21 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "Q.850;cause=34;text=\"trunk at its session limit\"",
                 Some(OVERLOAD_RETRY_AFTER_SECS),
             ),
+            // A dial-out's own refusals: `decide` never gives them, so no INVITE of a
+            // caller is answered with them; a dial-out refused is told to its leader.
+            // Q.850 cause 21: call rejected (no route the licence allows).
+            R::NoDialOutRoute => (
+                403,
+                FORBIDDEN,
+                "Q.850;cause=21;text=\"no trunk allowed for dial-out\"",
+                None,
+            ),
+            R::UnknownBridge => (
+                404,
+                NOT_FOUND,
+                "SIP;cause=404;text=\"bridge not in the plan\"",
+                None,
+            ),
         },
         Cause::Ivr(h) => match h {
             H::NoInput => (408, TIMEOUT, "SIP;cause=408;text=\"No DTMF input\"", None),
@@ -417,7 +432,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 39] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 41] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -477,6 +492,18 @@ mod tests {
                 503,
                 "Q.850;cause=34;text=\"trunk at its session limit\"",
                 Some(10),
+            ),
+            (
+                RouteRefusal::NoDialOutRoute.into(),
+                403,
+                "Q.850;cause=21;text=\"no trunk allowed for dial-out\"",
+                None,
+            ),
+            (
+                RouteRefusal::UnknownBridge.into(),
+                404,
+                "SIP;cause=404;text=\"bridge not in the plan\"",
+                None,
             ),
             (
                 HangupReason::NoInput.into(),

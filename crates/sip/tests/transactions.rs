@@ -348,6 +348,28 @@ fn client_bye_timer_e_f_and_response_routing() {
 }
 
 #[test]
+fn an_abandoned_client_transaction_stops_at_once_and_says_nothing() {
+    use rsip::prelude::*;
+    let base = Instant::now();
+    let mut layer = TransactionLayer::new(LayerConfig::default());
+    let mut options = request("OPTIONS", "unused", 1);
+    let via = format!("SIP/2.0/UDP 198.51.100.1:5060;branch={}", new_branch());
+    *options.via_header_mut().unwrap() = rsip::headers::Via::new(via);
+    let key = layer.send_request(options.clone(), udp(), base).unwrap();
+    assert_eq!(transmits(&mut layer).len(), 1);
+    assert!(layer.abandon(&key));
+    assert!(!layer.abandon(&key), "already gone");
+    assert!(layer.is_empty());
+    // No retransmission, no Timer F, no event; a late 200 is stray.
+    assert_eq!(run_timers(&mut layer, base), Vec::<u128>::new());
+    assert!(transmits(&mut layer).is_empty());
+    assert!(events(&mut layer).is_empty());
+    layer.handle_response(respond(&options, 200), base + Duration::from_secs(1));
+    assert!(events(&mut layer).is_empty());
+    assert_eq!(layer.stats().stray_responses, 1);
+}
+
+#[test]
 fn client_reinvite_gets_acked_on_failure_and_timer_d() {
     let base = Instant::now();
     let mut layer = TransactionLayer::new(LayerConfig::default());

@@ -251,6 +251,20 @@ impl<P: Peer> TransactionLayer<P> {
         Ok(key)
     }
 
+    /// Forgets our client transaction `key` at once: no more retransmissions, no event
+    /// (not even `Terminated`), and a late response to it counts as stray. For a request
+    /// whose answer no longer matters to the TU, such as a health probe it already
+    /// counted as failed. `false` when `key` is not alive.
+    pub fn abandon(&mut self, key: &ClientKey) -> bool {
+        let Some(&idx) = self.clients_by_key.get(key) else {
+            return false;
+        };
+        // Its deadlines in the heap go stale: the slot is gone (or reused with another
+        // generation).
+        self.remove(idx);
+        true
+    }
+
     /// Send a message outside any transaction: the ACK for a 2xx, or a stateless 400/503.
     pub fn send_stateless(&mut self, message: impl Into<SipMessage>, peer: P) {
         self.transmits.push_back(Transmit {
