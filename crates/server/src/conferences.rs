@@ -17,7 +17,7 @@ use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cdr::Timestamp;
-use crate::dial_out::{DialOutId, DialOutRefusal, DialOutRequest};
+use crate::dial_out::{DialOutId, DialOutRefusal};
 use crate::meeting_view::{ConferenceView, LiveError, ParticipantView, RecordingView};
 use crate::metrics::{CallQuality, DtmfFailures, Gauges, QualityView};
 
@@ -36,6 +36,20 @@ pub enum ToMember {
     Count(usize),
     /// An administrator removed the member: hang up.
     Kicked,
+}
+
+/// A meeting's request to call a number.
+#[derive(Debug)]
+pub struct DialOutRequest {
+    pub conference: ConferenceKey,
+    /// The meeting's organiser (the directory's id), for a per-organiser route.
+    pub organiser: Option<String>,
+    /// As keyed or posted: `+14255557000`, or the digits of `*9` (country code first).
+    pub number: String,
+    /// The leader who keyed it, who hears how it goes; `None` from the API.
+    pub leader: Option<mpsc::Sender<ToMember>>,
+    /// The API's answer: the dial-out's id once it is placed, or why not.
+    pub reply: Option<oneshot::Sender<Result<DialOutId, DialOutRefusal>>>,
 }
 
 /// Who a member is, for the admin API and the dashboard.

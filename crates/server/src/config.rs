@@ -37,6 +37,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// The guessing guard's thresholds (wrong conference IDs and leader PINs).
     pub guard: GuardConfig,
+    /// Dial-outs from meetings.
+    pub dial_out: DialOutConfig,
     /// The file's text, for the router to parse the number plan from (with line numbers).
     pub text: ConfigText,
 }
@@ -361,6 +363,7 @@ impl Config {
                 import: raw.directory.import.as_deref().map(resolve),
             },
             guard: raw.guard.into_config(path)?,
+            dial_out: raw.dial_out.into_config(path)?,
             text: ConfigText(text.to_string()),
         };
         Ok(config)
@@ -553,6 +556,8 @@ struct RawConfig {
     directory: RawDirectory,
     #[serde(default)]
     guard: RawGuard,
+    #[serde(default)]
+    dial_out: RawDialOut,
     /// The number plan's trunks, read here for their TLS keys only.
     #[serde(default)]
     trunk: Vec<RawTrunk>,
@@ -564,6 +569,42 @@ struct RawTrunk {
     name: String,
     require_tls: Option<toml::Spanned<bool>>,
     tls_names: Option<toml::Spanned<Vec<String>>>,
+}
+
+/// `[dial_out]`: how meetings call out (the routes are the number plan's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialOutConfig {
+    /// How long a dial-out may ring before it is cancelled as unanswered.
+    pub ring_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDialOut {
+    ring_timeout_s: u64,
+}
+
+impl Default for RawDialOut {
+    fn default() -> Self {
+        RawDialOut {
+            ring_timeout_s: crate::dial_out::attempt::DEFAULT_RING_TIMEOUT.as_secs(),
+        }
+    }
+}
+
+impl RawDialOut {
+    fn into_config(self, path: &Path) -> Result<DialOutConfig, Error> {
+        // Below a few seconds a phone cannot even be picked up.
+        if !(5..=600).contains(&self.ring_timeout_s) {
+            return Err(Error::Config(format!(
+                "{}: [dial_out] ring_timeout_s must be between 5 and 600",
+                path.display()
+            )));
+        }
+        Ok(DialOutConfig {
+            ring_timeout: Duration::from_secs(self.ring_timeout_s),
+        })
+    }
 }
 
 /// `[guard]`: how many wrong conference IDs and PINs before what.

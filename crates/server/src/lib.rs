@@ -186,6 +186,7 @@ pub async fn run_with_gauges(
     metrics.setup_latency = Some(setup_latency.clone());
     let auth_counters = Arc::new(metrics::AuthCounters::default());
     metrics.auth = Some(auth_counters.clone());
+    metrics.dial_outs = Some(services.dial_outs.clone());
     let observers = signaling::Observers {
         sip: metrics.sip.clone(),
         setup_latency,
@@ -335,5 +336,17 @@ impl admin::LiveCalls for LiveConferences {
         on: bool,
     ) -> admin::LiveFuture<'_, Result<RecordingView, LiveError>> {
         Box::pin(self.0.conferences.record(conference, on))
+    }
+
+    fn dial_out(
+        &self,
+        conference: ConferenceKey,
+        number: String,
+    ) -> admin::LiveFuture<'_, Result<dial_out::DialOutId, dial_out::DialOutRefusal>> {
+        Box::pin(self.0.conferences.dial_out(conference, number))
+    }
+
+    fn dial_outs(&self, conference: Option<(&str, &str)>) -> Vec<dial_out::DialOutView> {
+        self.0.dial_outs.list(conference)
     }
 }

@@ -81,6 +81,8 @@ pub struct MetricsSources {
     pub dtmf_failures: Option<Arc<DtmfFailures>>,
     /// Softphone digest authentication (the signaling task counts).
     pub auth: Option<Arc<AuthCounters>>,
+    /// The meetings' dial-outs.
+    pub dial_outs: Option<crate::dial_out::DialOuts>,
 }
 
 impl MetricsSources {
@@ -97,6 +99,7 @@ impl MetricsSources {
             call_quality: None,
             dtmf_failures: None,
             auth: None,
+            dial_outs: None,
         }
     }
 

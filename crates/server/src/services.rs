@@ -35,6 +35,8 @@ pub struct Services {
     pub music_on_hold: Arc<Prompt>,
     /// Call detail records (billing data), committed as each call ends.
     pub cdrs: CdrStore,
+    /// The meetings' dial-outs, in progress and recently finished.
+    pub dial_outs: crate::dial_out::DialOuts,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
@@ -118,6 +120,7 @@ impl Services {
             counts,
             music_on_hold: Arc::new(music_on_hold()),
             cdrs,
+            dial_outs: Default::default(),
             prompts,
             directory,
             ivr: config.ivr.clone(),

@@ -277,7 +277,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 29);
+    assert_eq!(routed.len(), 32);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.
@@ -1289,6 +1289,27 @@ fn probes(method: &Method, path: &str) -> Vec<Probe> {
             )
             .json(json!({"recording": true})),
         ],
+        ("POST", "/api/v1/conferences/{tenant}/{id}/dial-out") => vec![
+            probe(
+                &format!("{ravis_meeting}/dial-out"),
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"number": "+14255557000"})),
+        ],
+        ("GET", "/api/v1/conferences/{tenant}/{id}/dial-outs") => vec![probe(
+            &format!("{ravis_meeting}/dial-outs"),
+            NOT_FOUND,
+            FORBIDDEN,
+            FORBIDDEN,
+        )],
+        ("GET", "/api/v1/dial-outs/{id}") => vec![probe(
+            "/api/v1/dial-outs/1",
+            NOT_FOUND,
+            FORBIDDEN,
+            FORBIDDEN,
+        )],
         // Bridge-wide figures: everybody's traffic.
         ("GET", "/metrics") => vec![probe(path, FORBIDDEN, FORBIDDEN, Answered)],
         ("GET", "/api/v1/openapi.json") => vec![probe(path, Answered, Answered, Answered)],

@@ -41,6 +41,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use super::auth::Credential;
 use super::plan::NumberView;
 use super::{ApiError, ConferenceView, ParticipantQuality, Shared};
+use crate::dial_out::DialOutView;
 use crate::tokens::Principal;
 
 /// Event streams open at once, over every page; one more is refused with 503.
@@ -389,6 +390,8 @@ pub struct Inputs {
     /// `(bridge, tenant, enabled)` as the router has them now.
     pub bridges: Vec<(String, Option<String>, Option<bool>)>,
     pub conferences: Vec<ConferenceView>,
+    /// Dial-outs in progress and lately finished.
+    pub dial_outs: Vec<DialOutView>,
     pub counters: Counters,
     /// Whether RTP counters are wired (else there is no media quality to judge).
     pub media_counters: bool,
@@ -416,6 +419,7 @@ impl Inputs {
             })
             .collect();
         let conferences = state.live.list_conferences().await;
+        let dial_outs = state.live.dial_outs(None);
         let metrics = &state.metrics;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let mut counters = Counters {
@@ -440,6 +444,7 @@ impl Inputs {
             numbers,
             bridges,
             conferences,
+            dial_outs,
             counters,
             media_counters: metrics.rtp.is_some(),
         }
@@ -618,6 +623,15 @@ pub fn view(inputs: &Inputs, recent: &Counters, tenant: Option<&str>) -> Value {
         .map(|c| conference(c, &mut warnings))
         .collect();
 
+    // The newest first, a screenful.
+    let dial_outs: Vec<&DialOutView> = inputs
+        .dial_outs
+        .iter()
+        .rev()
+        .filter(|d| mine(Some(&d.tenant)))
+        .take(20)
+        .collect();
+
     let mut notes = Vec::new();
     if !inputs.media_counters {
         notes.push(
@@ -632,6 +646,7 @@ pub fn view(inputs: &Inputs, recent: &Counters, tenant: Option<&str>) -> Value {
         "admitted": if tenant.is_none() { router.admitted } else { admitted },
         "refusals": refusals,
         "conferences": conferences,
+        "dial_outs": dial_outs,
         "warnings": warnings,
         "notes": notes,
     })
@@ -943,6 +958,7 @@ mod tests {
                 meeting("contoso", "123456789"),
                 meeting("fabrikam", "555000111"),
             ],
+            dial_outs: Vec::new(),
             counters: counters(4, 50, 50),
             media_counters: true,
         };

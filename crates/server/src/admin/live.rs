@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Shared};
+use crate::dial_out::{DialOutId, DialOutRefusal, DialOutView};
 use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
 use crate::tokens::Principal;
 
@@ -46,6 +47,20 @@ pub trait LiveCalls: Send + Sync + 'static {
     ) -> LiveFuture<'_, Result<RecordingView, LiveError>> {
         let _ = (conference, on);
         Box::pin(async { Err(LiveError::Unavailable("recording is not available".into())) })
+    }
+    /// Asks a conference in progress to call `number` and invite it in.
+    fn dial_out(
+        &self,
+        conference: ConferenceKey,
+        number: String,
+    ) -> LiveFuture<'_, Result<DialOutId, DialOutRefusal>> {
+        let _ = (conference, number);
+        Box::pin(async { Err(DialOutRefusal::ShuttingDown) })
+    }
+    /// The dial-outs of one conference (or all), in progress and recently finished.
+    fn dial_outs(&self, conference: Option<(&str, &str)>) -> Vec<DialOutView> {
+        let _ = conference;
+        Vec::new()
     }
 }
 
@@ -85,9 +100,9 @@ pub(super) struct ParticipantPath {
 #[into_params(parameter_in = Path)]
 pub(super) struct ConferencePath {
     /// The tenant.
-    tenant: String,
+    pub(super) tenant: String,
     /// The conference ID (6 to 12 digits).
-    id: String,
+    pub(super) id: String,
 }
 
 /// The conferences in progress.

@@ -16,6 +16,7 @@
 
 mod auth;
 mod dashboard;
+mod dial_outs;
 mod live;
 mod openapi;
 mod organisers;
@@ -316,6 +317,24 @@ fn routes() -> Routes {
             post(live::record),
         )
         .add(
+            Method::POST,
+            "/api/v1/conferences/{tenant}/{id}/dial-out",
+            tenant,
+            post(dial_outs::dial_out),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/conferences/{tenant}/{id}/dial-outs",
+            tenant,
+            get(dial_outs::list),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/dial-outs/{id}",
+            tenant,
+            get(dial_outs::show),
+        )
+        .add(
             Method::GET,
             "/metrics",
             Access::Also(&[Role::ReadOnly]),
@@ -499,10 +518,10 @@ pub mod fuzzing {
     use serde::de::DeserializeOwned;
     use serde_json::{Map, Value};
 
-    use super::{ApiError, live, organisers, plan};
+    use super::{ApiError, dial_outs, live, organisers, plan};
 
     /// Every route that takes a JSON body, by the name [`read_body`] knows it by.
-    pub const BODIES: [&str; 7] = [
+    pub const BODIES: [&str; 8] = [
         "mute",
         "lock",
         "recording",
@@ -510,6 +529,7 @@ pub mod fuzzing {
         "capacity",
         "enabled",
         "settings",
+        "dial-out",
     ];
 
     /// Reads `body` as the request body of `route` (one of [`BODIES`]): what was read
@@ -518,6 +538,7 @@ pub mod fuzzing {
     pub fn read_body(route: &str, body: &[u8]) -> Option<Result<String, (u16, String)>> {
         let read = match route {
             "mute" => read::<live::Mute>(body),
+            "dial-out" => read::<dial_outs::DialOutBody>(body),
             "lock" => read::<live::Lock>(body),
             "recording" => read::<live::Record>(body),
             "assignment" => read::<plan::Assignment>(body),
@@ -552,6 +573,7 @@ pub mod fuzzing {
                 r#"{"capacity":40}"#,
                 r#"{"enabled":false}"#,
                 r#"{"join_leave_tones":null}"#,
+                r#"{"number":"+14255557000"}"#,
             ];
             for (route, body) in BODIES.into_iter().zip(good) {
                 let read = read_body(route, body.as_bytes());

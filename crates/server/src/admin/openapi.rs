@@ -15,7 +15,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Components, ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{dashboard, live, organisers, plan, records, session, tokens};
+use super::{dashboard, dial_outs, live, organisers, plan, records, session, tokens};
 
 /// The document.
 pub fn document() -> Document {
@@ -68,6 +68,9 @@ pub(super) async fn serve() -> axum::Json<Document> {
         live::kick,
         live::lock,
         live::record,
+        dial_outs::dial_out,
+        dial_outs::list,
+        dial_outs::show,
         records::metrics,
         serve,
         tokens::create,

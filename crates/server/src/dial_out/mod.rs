@@ -4,21 +4,21 @@
 //! funds it, places it on the call core's calling side (`UacSession`) and, once the far
 //! end answers and keys 1, makes it a participant like any caller.
 //!
-//! This module holds what crosses tasks: the request, why one is refused, and the
-//! registry of dial-outs the admin API and the dashboard read. The decisions about one
+//! This module holds what the admin API may see: why a dial-out is refused, where one
+//! is, and the registry of them (the request itself, which carries the leader's channel,
+//! is the meetings', `conferences::DialOutRequest`). The decisions about one
 //! attempt (which trunk next, what an answer means) are pure, in [`attempt`].
 
 pub mod attempt;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dialbridge_conference::ivr::{ConferenceKey, PromptId};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::cdr::Timestamp;
-use crate::conferences::ToMember;
 
 pub use attempt::{Attempts, Outcome};
 
@@ -28,20 +28,6 @@ const FINISHED_KEPT: usize = 1000;
 
 /// A dial-out's id, as the API returns it.
 pub type DialOutId = u64;
-
-/// A meeting's request to call a number.
-#[derive(Debug)]
-pub struct DialOutRequest {
-    pub conference: ConferenceKey,
-    /// The meeting's organiser (the directory's id), for a per-organiser route.
-    pub organiser: Option<String>,
-    /// As keyed or posted: `+14255557000`, or the digits of `*9` (country code first).
-    pub number: String,
-    /// The leader who keyed it, who hears how it goes; `None` from the API.
-    pub leader: Option<mpsc::Sender<ToMember>>,
-    /// The API's answer: the dial-out's id once it is placed, or why not.
-    pub reply: Option<oneshot::Sender<Result<DialOutId, DialOutRefusal>>>,
-}
 
 /// Why a dial-out was not placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +89,34 @@ pub enum DialOutState {
 }
 
 impl DialOutState {
+    /// Every state.
+    pub const ALL: [DialOutState; 9] = [
+        DialOutState::Calling,
+        DialOutState::Ringing,
+        DialOutState::Answered,
+        DialOutState::Joined,
+        DialOutState::Busy,
+        DialOutState::NoAnswer,
+        DialOutState::Declined,
+        DialOutState::Failed,
+        DialOutState::Ended,
+    ];
+
+    /// Its name, as the API and `/metrics` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialOutState::Calling => "calling",
+            DialOutState::Ringing => "ringing",
+            DialOutState::Answered => "answered",
+            DialOutState::Joined => "joined",
+            DialOutState::Busy => "busy",
+            DialOutState::NoAnswer => "no-answer",
+            DialOutState::Declined => "declined",
+            DialOutState::Failed => "failed",
+            DialOutState::Ended => "ended",
+        }
+    }
+
     /// Over: nothing will change it again.
     pub fn is_final(self) -> bool {
         !matches!(
@@ -156,6 +170,16 @@ pub struct DialOutView {
 #[derive(Debug, Default, Clone)]
 pub struct DialOuts {
     inner: Arc<Mutex<Registry>>,
+    counts: Arc<Counts>,
+}
+
+/// Totals since start, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counts {
+    refused: AtomicU64,
+    /// Dial-outs that reached each final state, in [`DialOutState::ALL`] order.
+    finished: [AtomicU64; DialOutState::ALL.len()],
+    placed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -166,8 +190,31 @@ struct Registry {
 }
 
 impl DialOuts {
+    /// Counts a dial-out refused before it was placed.
+    pub fn count_refused(&self) {
+        self.counts.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dial-outs refused before being placed, placed, and ended in each final state,
+    /// since start.
+    pub fn totals(&self) -> (u64, u64, Vec<(DialOutState, u64)>) {
+        let c = &self.counts;
+        let finished = DialOutState::ALL
+            .iter()
+            .zip(&c.finished)
+            .filter(|(s, _)| s.is_final())
+            .map(|(s, n)| (*s, n.load(Ordering::Relaxed)))
+            .collect();
+        (
+            c.refused.load(Ordering::Relaxed),
+            c.placed.load(Ordering::Relaxed),
+            finished,
+        )
+    }
+
     /// Files a new dial-out and gives its id.
     pub fn create(&self, conference: &ConferenceKey, number: &str, by_leader: bool) -> DialOutId {
+        self.counts.placed.fetch_add(1, Ordering::Relaxed);
         let mut r = lock(&self.inner);
         r.next += 1;
         let id = r.next;
@@ -201,6 +248,10 @@ impl DialOuts {
         change(view);
         view.updated = Timestamp::now();
         if view.state.is_final() && !was_final {
+            let state = view.state;
+            if let Some(i) = DialOutState::ALL.iter().position(|s| *s == state) {
+                self.counts.finished[i].fetch_add(1, Ordering::Relaxed);
+            }
             r.finished.push_back(id);
             while r.finished.len() > FINISHED_KEPT {
                 if let Some(old) = r.finished.pop_front() {

@@ -24,7 +24,7 @@ use dialbridge_sip::session::UasSession;
 use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 
 use super::Signaling;
-use super::call::{Call, CallRecord};
+use super::call::{Call, CallRecord, Capacity};
 use super::leg::Leg;
 use super::trunk_security;
 use crate::answers;
@@ -284,7 +284,7 @@ impl Signaling {
             peer,
             latching,
             core: CallCore::new(self.ivr_config(grant.tenant()), now),
-            grant,
+            grant: Capacity::In(grant),
             media,
             caller,
             membership: None,
@@ -297,6 +297,7 @@ impl Signaling {
                 answered: None,
                 joined: None,
             },
+            dial_out: None,
         };
         self.by_invite.insert(key.clone(), id.clone());
         self.calls.insert(id.clone(), call);

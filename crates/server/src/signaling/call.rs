@@ -11,7 +11,9 @@ use std::time::{Instant, SystemTime};
 
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{ConferenceId, Role};
-use dialbridge_router::Grant;
+use dialbridge_router::{Charge, DialOutGrant, E164, Grant};
+
+use crate::dial_out::DialOutId;
 use dialbridge_sip::transaction::PeerAddr;
 
 use crate::call_flow::CallCore;
@@ -33,7 +35,7 @@ pub(super) struct Call {
     /// The entry IVR, what plays, the meeting's word.
     pub core: CallCore,
     /// The router's reservation: released when this record is dropped.
-    pub grant: Grant,
+    pub grant: Capacity,
     /// The call's media task: stopped when this record is dropped.
     pub media: MediaLink,
     /// Whose wrong IDs and PINs the guessing guard counts.
@@ -48,6 +50,58 @@ pub(super) struct Call {
     pub armed: Option<Instant>,
     /// For the call detail record: wall-clock times, the calling party, the meeting.
     pub record: CallRecord,
+    /// The dial-out this call is, for its registry entry.
+    pub dial_out: Option<DialOutId>,
+}
+
+/// A call's capacity reservation, whichever way it goes: a call in holds its number's,
+/// bridge's and trunk's; a dial-out its bridge's and trunk's. Both release on drop.
+pub(super) enum Capacity {
+    In(Grant),
+    Out {
+        grant: DialOutGrant,
+        /// The number called.
+        number: E164,
+    },
+}
+
+impl Capacity {
+    /// The number dialled: by the caller, or by the meeting.
+    pub fn number(&self) -> E164 {
+        match self {
+            Capacity::In(grant) => grant.number(),
+            Capacity::Out { number, .. } => *number,
+        }
+    }
+
+    pub fn trunk_name(&self) -> &str {
+        match self {
+            Capacity::In(grant) => grant.trunk_name(),
+            Capacity::Out { grant, .. } => grant.trunk_name(),
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        match self {
+            Capacity::In(grant) => grant.tenant(),
+            Capacity::Out { grant, .. } => grant.tenant(),
+        }
+    }
+
+    pub fn bridge(&self) -> &str {
+        match self {
+            Capacity::In(grant) => grant.bridge(),
+            Capacity::Out { grant, .. } => grant.bridge(),
+        }
+    }
+
+    /// Toll or toll-free, of the number dialled; a dial-out is a toll call.
+    pub fn charge(&self) -> Charge {
+        match self {
+            Capacity::In(grant) => grant.charge(),
+            Capacity::Out { .. } => Charge::Toll,
+        }
+    }
 }
 
 /// What the call detail record needs beyond the grant.

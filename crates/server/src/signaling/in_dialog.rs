@@ -15,6 +15,7 @@ use crate::answers;
 use crate::call_flow;
 use crate::call_flow::media::MediaCommand;
 use crate::cdr::{Cdr, EndedBy, Timestamp};
+use crate::dial_out::DialOutState;
 use crate::refusal::{self, Cause, EndCause};
 
 impl Signaling {
@@ -298,6 +299,13 @@ impl Signaling {
             self.by_invite.remove(key);
         }
         let record = call_detail_record(id, &call, ended_by, status);
+        if let Some(dial_out) = call.dial_out {
+            self.services.dial_outs.update(dial_out, |v| {
+                if !v.state.is_final() {
+                    v.state = DialOutState::Ended;
+                }
+            });
+        }
         // The grant, the media and the call's task go now; the record commits on the
         // blocking pool (a durable commit costs milliseconds, never the signaling
         // task's), and only then does the far end learn that the call is over.

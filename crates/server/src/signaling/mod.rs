@@ -8,6 +8,9 @@
 
 mod admission;
 mod call;
+mod dial_out;
+#[cfg(test)]
+mod dial_out_tests;
 mod in_dialog;
 mod leg;
 mod shed;
@@ -30,7 +33,7 @@ use dialbridge_sip::dialog::{DialogId, SessionTimerConfig};
 use dialbridge_sip::message;
 use dialbridge_sip::rsip::{self, Method, SipMessage};
 use dialbridge_sip::transaction::{
-    Event, LayerConfig, PeerAddr, Refusal, ServerKey, TransactionKey, TransactionLayer,
+    ClientKey, Event, LayerConfig, PeerAddr, Refusal, ServerKey, TransactionKey, TransactionLayer,
 };
 use dialbridge_sip::transport::{Received, response_peer};
 use tokio::sync::mpsc;
@@ -72,6 +75,10 @@ pub struct Signaling {
     by_invite: HashMap<ServerKey, DialogId>,
     /// Our BYEs and re-INVITEs in flight, to know which call a response is about.
     by_client: HashMap<TransactionKey, DialogId>,
+    /// Dial-outs not answered yet.
+    dialing: HashMap<crate::dial_out::DialOutId, dial_out::Dialing>,
+    /// The INVITE transactions of dial-outs, to know which one a response is about.
+    dial_invites: HashMap<ClientKey, dial_out::DialInvite>,
     /// Each call's next session deadline (answer, refresh, expiry), in order. An entry
     /// whose call is gone or re-armed since is skipped when it comes up.
     timers: BTreeSet<(Instant, DialogId)>,
@@ -151,6 +158,8 @@ impl Signaling {
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_client: HashMap::new(),
+            dialing: HashMap::new(),
+            dial_invites: HashMap::new(),
             timers: BTreeSet::new(),
             reports_tx,
             reports,
@@ -178,12 +187,20 @@ impl Signaling {
     ) {
         tokio::pin!(shutdown);
         let mut drain_until: Option<Instant> = None;
+        // The meetings' dial-outs (a bench without meetings has none).
+        let mut dial_outs = self.services.conferences.take_dial_out_requests();
         loop {
             if let Some(until) = drain_until
                 && (self.calls.is_empty() || Instant::now() >= until)
             {
                 break;
             }
+            let dial_out = async {
+                match dial_outs.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self.poll_timeout();
             let deadline = match (deadline, drain_until) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -205,11 +222,13 @@ impl Signaling {
                 },
                 Some(report) = self.reports.recv() => self.handle_call_report(report, Instant::now()),
                 Some(after) = self.records.recv() => self.recorded(after, Instant::now()),
+                Some(request) = dial_out => self.handle_dial_out_request(request, Instant::now()),
                 _ = sleep => self.handle_timeout(Instant::now()),
                 _ = &mut shutdown, if drain_until.is_none() => {
                     let timeout = self.config.sip.drain_timeout;
                     tracing::info!(calls = self.calls.len(), ?timeout, "draining: new calls refused");
                     self.draining = true;
+                    self.cancel_all_dialing(Instant::now());
                     drain_until = Some(Instant::now() + timeout);
                 }
             }
@@ -245,7 +264,7 @@ impl Signaling {
             self.timers.pop_first();
         }
         let session = self.timers.first().map(|(at, _)| *at);
-        [self.layer.poll_timeout(), session]
+        [self.layer.poll_timeout(), session, self.dialing_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -253,6 +272,7 @@ impl Signaling {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.handle_dialing_timeout(now);
         while self.timers.first().is_some_and(|(at, _)| *at <= now) {
             let Some((at, id)) = self.timers.pop_first() else {
                 break;
@@ -359,9 +379,15 @@ impl Signaling {
                 ..
             } => self.handle_ack(&invite_key, &request, now),
             Event::Cancel { invite_key, .. } => self.handle_cancel(&invite_key, now),
+            Event::Response { key, response } if self.is_dial_invite(&key) => {
+                self.handle_dial_out_response(&key, &response, now)
+            }
             Event::Response { key, response } => {
                 self.handle_response(&TransactionKey::Client(key), &response, now)
             }
+            Event::TimedOut {
+                key: TransactionKey::Client(key),
+            } if self.is_dial_invite(&key) => self.handle_dial_out_timeout(&key, now),
             Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
             Event::NoAckFor2xx { invite_key } => self.handle_no_ack(&invite_key, now),
             Event::Terminated { key } => {
@@ -374,6 +400,9 @@ impl Signaling {
                     }) {
                         self.by_invite.remove(k);
                     }
+                }
+                if let TransactionKey::Client(k) = &key {
+                    self.forget_dial_invite(k);
                 }
                 self.by_client.remove(&key);
             }

@@ -13,6 +13,7 @@ use crate::call_flow::media::{MediaCommand, MediaEvent, count_malformed};
 use crate::call_flow::{CallReport, Step};
 use crate::cdr::EndedBy;
 use crate::conferences::MemberInfo;
+use crate::dial_out::DialOutState;
 use crate::metrics::DtmfFailure;
 use crate::refusal::EndCause;
 
@@ -192,6 +193,11 @@ impl Signaling {
                 }
                 Step::Joined { conference, role } => {
                     call.record.joined = Some((conference, role, SystemTime::now()));
+                    if let Some(dial_out) = call.dial_out {
+                        services
+                            .dial_outs
+                            .update(dial_out, |v| v.state = DialOutState::Joined);
+                    }
                 }
                 Step::Failed(failure) => services.conferences.dtmf_failures.count(failure),
                 Step::HangUp(cause) => {

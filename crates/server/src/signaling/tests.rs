@@ -27,14 +27,14 @@ const CALLER: &str = "127.0.0.20:5060";
 const NUMBER: &str = "+33170000100";
 
 /// The signaling task of the demo bridge with a captured wire and a clock of its own.
-struct Bench {
-    signaling: Signaling,
-    services: Arc<Services>,
-    now: Instant,
+pub(super) struct Bench {
+    pub(super) signaling: Signaling,
+    pub(super) services: Arc<Services>,
+    pub(super) now: Instant,
 }
 
 impl Bench {
-    fn new(answer_after: Duration) -> Bench {
+    pub(super) fn new(answer_after: Duration) -> Bench {
         Bench::with_config(crate::testing::demo_config(), answer_after)
     }
 
@@ -60,7 +60,7 @@ impl Bench {
     }
 
     /// A message from the caller's SBC.
-    fn receive(&mut self, message: SipMessage) {
+    pub(super) fn receive(&mut self, message: SipMessage) {
         let received = Received {
             peer: caller(),
             bytes: message::encode(&message),
@@ -87,7 +87,7 @@ impl Bench {
     }
 
     /// Moves the clock by `by` and fires what is due, in deadline order.
-    fn advance(&mut self, by: Duration) {
+    pub(super) fn advance(&mut self, by: Duration) {
         let until = self.now + by;
         loop {
             let next = self.signaling.poll_timeout().filter(|at| *at <= until);
@@ -101,7 +101,7 @@ impl Bench {
 
     /// Waits for the records being committed (SQLite, off the task) and sends what
     /// waited for them. Real time passes here, but the test asserts none of it.
-    async fn records_committed(&mut self) {
+    pub(super) async fn records_committed(&mut self) {
         while self.signaling.records_pending > 0 {
             let after = self.signaling.records.recv().await.unwrap();
             self.signaling.recorded(after, self.now);
@@ -110,7 +110,7 @@ impl Bench {
     }
 
     /// Everything sent since the last call, parsed.
-    fn sent(&mut self) -> Vec<SipMessage> {
+    pub(super) fn sent(&mut self) -> Vec<SipMessage> {
         let Wire::Captured { sent, .. } = &mut self.signaling.wire else {
             unreachable!()
         };
@@ -131,7 +131,7 @@ impl Bench {
     }
 
     /// What the call's media task would report.
-    fn media_reports(&mut self, event: MediaEvent) {
+    pub(super) fn media_reports(&mut self, event: MediaEvent) {
         let id = self.signaling.calls.keys().next().unwrap().clone();
         let report = CallReport::Media { id, event };
         self.signaling.handle_call_report(report, self.now);
@@ -144,7 +144,7 @@ impl Bench {
         self.media_reports(MediaEvent::PlayDone { seq });
     }
 
-    fn calls(&self) -> usize {
+    pub(super) fn calls(&self) -> usize {
         self.signaling.calls.len()
     }
 
@@ -173,7 +173,7 @@ fn caller() -> PeerAddr {
     }
 }
 
-fn request(text: &str) -> SipMessage {
+pub(super) fn request(text: &str) -> SipMessage {
     SipMessage::Request(Request::try_from(text).unwrap())
 }
 
@@ -218,7 +218,7 @@ fn answer(request: &Request, status: u16) -> SipMessage {
     SipMessage::Response(message::fields::response_for(request, status, None, None))
 }
 
-fn requests(sent: Vec<SipMessage>) -> Vec<Request> {
+pub(super) fn requests(sent: Vec<SipMessage>) -> Vec<Request> {
     sent.into_iter()
         .filter_map(|m| match m {
             SipMessage::Request(r) => Some(r),
@@ -227,7 +227,7 @@ fn requests(sent: Vec<SipMessage>) -> Vec<Request> {
         .collect()
 }
 
-fn reason(request: &Request) -> String {
+pub(super) fn reason(request: &Request) -> String {
     request
         .headers
         .iter()

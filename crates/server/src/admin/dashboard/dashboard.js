@@ -141,6 +141,7 @@ function dispatch(block) {
 function render(s) {
   renderWarnings(s.warnings || []);
   renderConferences(s.conferences || []);
+  renderDialOuts(s.dial_outs || []);
   renderBridges(s.bridges || [], s.unassigned || []);
   renderRefusals(s.refusals || []);
   renderTrunks(s.trunks || []);
@@ -206,6 +207,19 @@ function renderRefusals(list) {
       el('td', {}, r.reason.replace(/_/g, ' ')),
       el('td', { class: 'num' }, r.last_minute),
       el('td', { class: 'num' }, r.total)))));
+}
+
+function renderDialOuts(list) {
+  const box = $('dial-outs');
+  if (!list.length) { box.replaceChildren(el('p', { class: 'sub' }, 'No dial-out lately.')); return; }
+  box.replaceChildren(table(['number', 'conference', 'by', 'trunk', 'state', 'SIP'], list.map((d) =>
+    el('tr', { 'data-dial-out': d.id },
+      el('td', { class: 'mono' }, d.number),
+      el('td', {}, d.tenant + ' / ' + d.conference_id),
+      el('td', {}, d.requested_by),
+      el('td', {}, d.trunk || '—'),
+      el('td', { class: 'state-' + d.state }, d.state.replace(/-/g, ' ')),
+      el('td', { class: 'num' }, d.sip_status ?? '')))));
 }
 
 function renderTrunks(list) {
