@@ -81,6 +81,8 @@ pub struct MetricsSources {
     pub dtmf_failures: Option<Arc<DtmfFailures>>,
     /// Softphone digest authentication (the signaling task counts).
     pub auth: Option<Arc<AuthCounters>>,
+    /// The trunks' health (the signaling task probes and publishes).
+    pub trunk_health: Option<crate::trunk_health::HealthBoard>,
 }
 
 impl MetricsSources {
@@ -97,6 +99,7 @@ impl MetricsSources {
             call_quality: None,
             dtmf_failures: None,
             auth: None,
+            trunk_health: None,
         }
     }
 
