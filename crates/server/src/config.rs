@@ -1,5 +1,5 @@
 //! The server's configuration file: the sections the server owns ([sip], [media],
-//! [admin], [softphones] accounts, [auth], [ivr], [directory]). The number plan's sections are
+//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health]). The number plan's sections are
 //! parsed and validated by `dialbridge-router`. Every fault names the file and the line.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::call_flow::MediaTimeouts;
+use crate::trunk_health::HealthConfig;
 use dialbridge_conference::guard::GuardConfig;
 
 /// The demo deployment of shared/DEMO.md, compiled in so `dialbridge serve` works from
@@ -39,6 +40,8 @@ pub struct Config {
     pub guard: GuardConfig,
     /// Dial-outs from meetings.
     pub dial_out: DialOutConfig,
+    /// How the trunks' outbound targets are probed with OPTIONS.
+    pub trunk_health: HealthConfig,
     /// The file's text, for the router to parse the number plan from (with line numbers).
     pub text: ConfigText,
 }
@@ -364,6 +367,7 @@ impl Config {
             },
             guard: raw.guard.into_config(path)?,
             dial_out: raw.dial_out.into_config(path)?,
+            trunk_health: raw.trunk_health.into_config(path, text)?,
             text: ConfigText(text.to_string()),
         };
         Ok(config)
@@ -558,6 +562,7 @@ struct RawConfig {
     guard: RawGuard,
     #[serde(default)]
     dial_out: RawDialOut,
+    trunk_health: RawTrunkHealth,
     /// The number plan's trunks, read here for their TLS keys only.
     #[serde(default)]
     trunk: Vec<RawTrunk>,
@@ -646,6 +651,64 @@ impl RawGuard {
             cooldown: Duration::from_secs(self.cooldown_s),
             attack_delay: Duration::from_millis(self.attack_delay_ms),
             ..GuardConfig::default()
+        })
+    }
+}
+
+/// `[trunk_health]`: the OPTIONS probes of the trunks' outbound targets.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTrunkHealth {
+    interval_ms: u64,
+    timeout_ms: u64,
+    down_after: u32,
+    up_after: u32,
+}
+
+impl Default for RawTrunkHealth {
+    fn default() -> Self {
+        let d = HealthConfig::default();
+        RawTrunkHealth {
+            interval_ms: d.interval.as_millis() as u64,
+            timeout_ms: d.timeout.as_millis() as u64,
+            down_after: d.down_after,
+            up_after: d.up_after,
+        }
+    }
+}
+
+impl RawTrunkHealth {
+    /// Checked: thresholds of 1 to 100, a timeout above zero, nothing beyond a day.
+    fn into_config(self, path: &Path, text: &str) -> Result<HealthConfig, Error> {
+        let fault = |key: &str, message: &str| {
+            let at = match key_line(text, "trunk_health", key) {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            };
+            Error::Config(format!("{at}: [trunk_health] {key} {message}"))
+        };
+        const DAY_MS: u64 = 86_400_000;
+        for (key, value) in [
+            ("interval_ms", self.interval_ms),
+            ("timeout_ms", self.timeout_ms),
+        ] {
+            if value > DAY_MS {
+                return Err(fault(key, &format!("must be at most {DAY_MS}")));
+            }
+        }
+        if self.timeout_ms == 0 {
+            return Err(fault("timeout_ms", "must be above zero"));
+        }
+        for (key, value) in [("down_after", self.down_after), ("up_after", self.up_after)] {
+            if !(1..=100).contains(&value) {
+                return Err(fault(key, "must be from 1 to 100"));
+            }
+        }
+        Ok(HealthConfig {
+            interval: Duration::from_millis(self.interval_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            down_after: self.down_after,
+            up_after: self.up_after,
         })
     }
 }
@@ -929,6 +992,49 @@ mod tests {
         let short = DEMO_CONFIG.replace("session_expires = 1800", "session_expires = 60");
         let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &short).unwrap_err();
         assert!(err.to_string().contains("session_expires"), "{err}");
+    }
+
+    #[test]
+    fn trunk_health_has_production_defaults_and_checked_values() {
+        let demo = Config::demo().unwrap();
+        assert_eq!(demo.trunk_health, HealthConfig::default());
+        assert_eq!(demo.trunk_health.timeout, Duration::from_secs(32));
+        let text = DEMO_CONFIG
+            .replace("interval_ms = 15000", "interval_ms = 200")
+            .replace("timeout_ms = 32000", "timeout_ms = 300");
+        let c = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap();
+        assert_eq!(c.trunk_health.interval, Duration::from_millis(200));
+        assert_eq!(c.trunk_health.timeout, Duration::from_millis(300));
+        for (from, to, message) in [
+            (
+                "down_after = 2",
+                "down_after = 0",
+                "[trunk_health] down_after must be from 1 to 100",
+            ),
+            (
+                "up_after = 1",
+                "up_after = 101",
+                "[trunk_health] up_after must be from 1 to 100",
+            ),
+            (
+                "timeout_ms = 32000",
+                "timeout_ms = 0",
+                "[trunk_health] timeout_ms must be above zero",
+            ),
+        ] {
+            let text = DEMO_CONFIG.replace(from, to);
+            let line = text.lines().position(|l| l == to).unwrap() + 1;
+            let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("x/demo.toml:{line}: {message}")),
+                "{err}"
+            );
+        }
+        let text = DEMO_CONFIG.replace("up_after = 1", "up_after = 1\nupp_after = 1");
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text).unwrap_err();
+        assert!(err.to_string().contains("upp_after"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod services;
 mod signaling;
 pub mod testing;
 pub mod tokens;
+pub mod trunk_health;
 
 pub use error::Error;
 
@@ -192,7 +193,17 @@ pub async fn run_with_gauges(
         setup_latency,
         auth: auth_counters,
     };
-    let admin_state = AdminState::new(
+    let config = Arc::new(config);
+    let signaling = Signaling::new(
+        config.clone(),
+        services.clone(),
+        signaling::Wire::Sockets(transports),
+        gauges.clone(),
+        observers,
+    );
+    // The trunks' health: the signaling task probes and publishes, these read.
+    metrics.trunk_health = Some(signaling.trunk_health());
+    let mut admin_state = AdminState::new(
         &config,
         services.router.clone(),
         services.directory.clone(),
@@ -200,6 +211,7 @@ pub async fn run_with_gauges(
         Arc::new(LiveConferences(services.clone())),
         metrics,
     )?;
+    admin_state.trunk_health = signaling.trunk_health();
     // What administrators changed through the API, over the file's plan.
     let edits = admin_state.edits.clone();
     edits.reapply(&services.router).map_err(|e| {
@@ -223,14 +235,6 @@ pub async fn run_with_gauges(
         services.router.clone(),
         edits,
     ));
-    let wire = signaling::Wire::Sockets(transports);
-    let signaling = Signaling::new(
-        Arc::new(config),
-        services.clone(),
-        wire,
-        gauges.clone(),
-        observers,
-    );
     signaling.run(inbound, shutdown).await;
     log_what_is_left(&services, &gauges).await;
     reload.abort();

@@ -83,6 +83,8 @@ pub struct MetricsSources {
     pub auth: Option<Arc<AuthCounters>>,
     /// The meetings' dial-outs.
     pub dial_outs: Option<crate::dial_out::DialOuts>,
+    /// The trunks' health (the signaling task probes and publishes).
+    pub trunk_health: Option<crate::trunk_health::HealthBoard>,
 }
 
 impl MetricsSources {
@@ -100,6 +102,7 @@ impl MetricsSources {
             dtmf_failures: None,
             auth: None,
             dial_outs: None,
+            trunk_health: None,
         }
     }
 

@@ -19,6 +19,7 @@ use dialbridge_server::admin::{
 use dialbridge_server::cdr::{Cdr, CdrStore, EndedBy, Timestamp};
 use dialbridge_server::config::Config;
 use dialbridge_server::metrics::MetricsSources;
+use dialbridge_server::trunk_health::{Finding, HealthBoard, HealthState, TrunkHealthView};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -132,6 +133,8 @@ struct Api {
     directory: Directory,
     cdrs: CdrStore,
     live: Arc<FakeLive>,
+    /// What the signaling task would publish of the trunks' health.
+    health: HealthBoard,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -154,7 +157,7 @@ impl Api {
         let cdrs = CdrStore::open(":memory:").unwrap();
         let live = Arc::new(FakeLive::default());
         let gauges = Arc::new(Gauges::default());
-        let state = AdminState::new(
+        let mut state = AdminState::new(
             &config,
             router.clone(),
             directory.clone(),
@@ -163,6 +166,8 @@ impl Api {
             MetricsSources::new(router.clone(), gauges),
         )
         .unwrap();
+        let health = HealthBoard::default();
+        state.trunk_health = health.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -176,6 +181,7 @@ impl Api {
             directory,
             cdrs,
             live,
+            health,
             stop: Some(stop),
             task,
         }
@@ -277,7 +283,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 32);
+    assert_eq!(routed.len(), 33);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.
@@ -856,6 +862,77 @@ async fn cdrs_are_listed_filtered_and_exported() {
 }
 
 #[tokio::test]
+async fn trunks_are_listed_with_their_load_and_dial_out_health() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/trunks").await;
+    assert_eq!(status, StatusCode::OK);
+    let trunks = body["trunks"].as_array().unwrap();
+    let names: Vec<&str> = trunks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["microsoft-pstn", "telco-a", "telco-b", "softphones"]
+    );
+    // Before any probe: up, not probed.
+    let pstn = &trunks[0];
+    assert_eq!(pstn["provider"], "Microsoft");
+    assert_eq!(pstn["outbound"], "127.0.0.10:5080");
+    assert_eq!(
+        (&pstn["health"], &pstn["probed"]),
+        (&json!("up"), &json!(false))
+    );
+    assert_eq!(pstn["last_answer"], Value::Null);
+    let softphones = &trunks[3];
+    assert_eq!(
+        (
+            &softphones["outbound"],
+            &softphones["health"],
+            &softphones["provider"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+
+    // A dial-out holds a session of its trunk; telco-a answered 503.
+    let telco_a = api.router.trunk_by_name("telco-a").unwrap();
+    let _dial_out = api
+        .router
+        .reserve_dial_out("contoso-bridge", telco_a)
+        .unwrap();
+    let at =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_123);
+    api.health.publish(vec![TrunkHealthView {
+        trunk: telco_a,
+        name: "telco-a".into(),
+        target: "127.0.0.20:5080".parse().unwrap(),
+        state: HealthState::Down,
+        consecutive_failures: 1,
+        last_finding: Some(Finding::Answered(503)),
+        last_finding_at: Some(at),
+        last_change_at: Some(at),
+        options_sent: 4,
+        options_failed: 1,
+    }]);
+    let (_, body) = api.get("/api/v1/trunks").await;
+    let t = &body["trunks"][1];
+    assert_eq!(
+        (&t["in_progress"], &t["max_sessions"]),
+        (&json!(1), &json!(500))
+    );
+    assert_eq!((&t["health"], &t["probed"]), (&json!("down"), &json!(true)));
+    assert_eq!(t["last_answer"], "503");
+    assert_eq!(t["last_answer_at"], "2027-01-15T08:00:00.123Z");
+    assert_eq!(t["last_change_at"], "2027-01-15T08:00:00.123Z");
+    assert_eq!(
+        (
+            &t["options_sent"],
+            &t["options_failed"],
+            &t["consecutive_failures"]
+        ),
+        (&json!(4), &json!(1), &json!(1))
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn metrics_are_prometheus_text() {
     let api = Api::start().await;
     let pstn = api.router.trunk_by_name("microsoft-pstn").unwrap();
@@ -1178,6 +1255,8 @@ fn probes(method: &Method, path: &str) -> Vec<Probe> {
             .json(json!({"enabled": false})),
         ],
         ("GET", "/api/v1/numbers") => vec![probe(path, Own, Own, FORBIDDEN)],
+        // Everybody's traffic: an operator sees its own trunks, read-only all of them.
+        ("GET", "/api/v1/trunks") => vec![probe(path, FORBIDDEN, Own, Answered)],
         ("GET", "/api/v1/plan/edits") => vec![probe(path, FORBIDDEN, FORBIDDEN, FORBIDDEN)],
         ("PUT", "/api/v1/numbers/{e164}/assignment") => vec![
             probe(

@@ -10,6 +10,7 @@ pub mod caller;
 pub mod churn;
 pub mod linphone;
 pub mod netns;
+pub mod options;
 pub mod ports;
 pub mod serve;
 pub mod sipp;

@@ -43,6 +43,7 @@ use super::plan::NumberView;
 use super::{ApiError, ConferenceView, ParticipantQuality, Shared};
 use crate::dial_out::DialOutView;
 use crate::tokens::Principal;
+use crate::trunk_health::TrunkHealthView;
 
 /// Event streams open at once, over every page; one more is refused with 503.
 pub const MAX_STREAMS: usize = 16;
@@ -395,6 +396,8 @@ pub struct Inputs {
     pub counters: Counters,
     /// Whether RTP counters are wired (else there is no media quality to judge).
     pub media_counters: bool,
+    /// The trunks' outbound targets and their health, as last probed.
+    pub trunk_health: Vec<TrunkHealthView>,
 }
 
 impl Inputs {
@@ -447,6 +450,7 @@ impl Inputs {
             dial_outs,
             counters,
             media_counters: metrics.rtp.is_some(),
+            trunk_health: state.trunk_health.current().to_vec(),
         }
     }
 }
@@ -585,7 +589,24 @@ pub fn view(inputs: &Inputs, recent: &Counters, tenant: Option<&str>) -> Value {
         .filter(|t| t.capacity.is_some() && tenant.is_none())
         .map(|t| {
             busy(&mut warnings, "trunk", &t.name, t.in_progress, t.capacity);
-            json!({ "name": &*t.name, "capacity": t.capacity, "in_progress": t.in_progress })
+            let health = inputs.trunk_health.iter().find(|h| h.name == t.name);
+            if let Some(h) = health.filter(|h| !h.state.is_up()) {
+                let text = format!(
+                    "trunk {} is down ({} at {}): dial-outs skip it",
+                    t.name,
+                    h.last_finding
+                        .map_or_else(|| "no answer".to_owned(), |f| f.label()),
+                    h.target
+                );
+                warnings.push(warning("alert", text));
+            }
+            json!({
+                "name": &*t.name,
+                "capacity": t.capacity,
+                "in_progress": t.in_progress,
+                "outbound": health.map(|h| h.target.to_string()),
+                "health": health.map(|h| h.state.as_str()),
+            })
         })
         .collect();
 
@@ -961,11 +982,34 @@ mod tests {
             dial_outs: Vec::new(),
             counters: counters(4, 50, 50),
             media_counters: true,
+            trunk_health: vec![TrunkHealthView {
+                trunk: router.trunk_by_name("telco-a").unwrap(),
+                name: "telco-a".into(),
+                target: "127.0.0.20:5080".parse().unwrap(),
+                state: crate::trunk_health::HealthState::Down,
+                consecutive_failures: 1,
+                last_finding: Some(crate::trunk_health::Finding::Answered(503)),
+                last_finding_at: None,
+                last_change_at: None,
+                options_sent: 1,
+                options_failed: 1,
+            }],
         };
         let recent = counters(4, 50, 50);
-        let all = view(&inputs, &recent, None).to_string();
+        let whole = view(&inputs, &recent, None);
+        let all = whole.to_string();
         assert!(
             all.contains("fabrikam-bridge") && all.contains("telco-b"),
+            "{all}"
+        );
+        let telco_a = &whole["trunks"][1];
+        assert_eq!(
+            (&telco_a["name"], &telco_a["health"], &telco_a["outbound"]),
+            (&json!("telco-a"), &json!("down"), &json!("127.0.0.20:5080"))
+        );
+        assert_eq!(whole["trunks"][0]["health"], Value::Null, "not watched");
+        assert!(
+            all.contains("trunk telco-a is down (503 at 127.0.0.20:5080): dial-outs skip it"),
             "{all}"
         );
         assert!(all.contains("RTP loss"), "{all}");

@@ -24,6 +24,7 @@ mod plan;
 mod records;
 mod session;
 mod tokens;
+mod trunks;
 
 pub use dashboard::{DashboardHub, MAX_STREAMS as MAX_DASHBOARD_STREAMS};
 pub use live::{LiveCalls, LiveFuture};
@@ -53,6 +54,7 @@ use crate::config::Config;
 use crate::metrics::MetricsSources;
 use crate::plan_edits::DurableEdits;
 use crate::tokens::Role;
+use crate::trunk_health::HealthBoard;
 use auth::Access;
 
 /// The largest organiser import accepted (100 000 rows of a few hundred bytes).
@@ -74,6 +76,8 @@ pub struct AdminState {
     pub dashboard: DashboardHub,
     /// What administrators changed in the plan, kept over reloads and restarts.
     pub edits: DurableEdits,
+    /// The trunks' health as the signaling task last published it (empty until it runs).
+    pub trunk_health: HealthBoard,
 }
 
 impl AdminState {
@@ -96,6 +100,7 @@ impl AdminState {
             live,
             metrics,
             dashboard: DashboardHub::default(),
+            trunk_health: HealthBoard::default(),
         })
     }
 }
@@ -216,6 +221,13 @@ fn routes() -> Routes {
             "/api/v1/numbers",
             Access::Also(&[Role::Operator, Role::TenantAdmin]),
             get(plan::list_numbers),
+        )
+        // Trunks carry everybody's traffic: an operator sees its own, a tenant none.
+        .add(
+            Method::GET,
+            "/api/v1/trunks",
+            Access::Also(&[Role::Operator, Role::ReadOnly]),
+            get(trunks::list),
         )
         .add(
             Method::GET,

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Components, ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{dashboard, dial_outs, live, organisers, plan, records, session, tokens};
+use super::{dashboard, dial_outs, live, organisers, plan, records, session, tokens, trunks};
 
 /// The document.
 pub fn document() -> Document {
@@ -38,9 +38,9 @@ pub(super) async fn serve() -> axum::Json<Document> {
             and metrics of a dialbridge bridge. Every call carries `Authorization: Bearer \
             <token>` or the session cookie `POST /api/v1/session` sets; every refusal is a \
             4xx with `{\"error\": \"...\"}`. A token has a role: admin (everything), \
-            operator (its provider's numbers), tenant-admin (its tenant's bridges, \
-            organisers, conferences, records and dashboard) or read-only (metrics and the \
-            dashboard). A role that may never use a route gets 403; another tenant's or \
+            operator (its provider's numbers and trunks), tenant-admin (its tenant's bridges, \
+            organisers, conferences, records and dashboard) or read-only (metrics, trunks and \
+            the dashboard). A role that may never use a route gets 403; another tenant's or \
             provider's resource is 404, as one that does not exist. Outside this document: \
             the live dashboard page at `/dashboard` (the page itself carries no data and \
             needs no credential)."
@@ -53,6 +53,7 @@ pub(super) async fn serve() -> axum::Json<Document> {
         plan::assign_number,
         plan::unassign_number,
         plan::set_number_capacity,
+        trunks::list,
         plan::list_edits,
         organisers::list,
         organisers::export,

@@ -18,6 +18,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::{AuthCounters, CallQuality, DtmfFailure, MetricsSources, RtpCounters, SipCounters};
+use crate::trunk_health::TrunkHealthView;
 
 impl Collector for MetricsSources {
     fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
@@ -41,6 +42,9 @@ impl Collector for MetricsSources {
             self.calls.participants.load(Ordering::Relaxed),
         )?;
         write_router(out, &self.router.snapshot())?;
+        if let Some(board) = &self.trunk_health {
+            write_trunk_health(out, &board.current())?;
+        }
         write_sip(out, &self.sip)?;
         if let Some(t) = &self.transports {
             write_transports(out, t)?;
@@ -337,6 +341,38 @@ fn write_router(out: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result
     Ok(())
 }
 
+/// The trunks' health, per trunk with an outbound target.
+fn write_trunk_health(out: &mut DescriptorEncoder<'_>, trunks: &[TrunkHealthView]) -> fmt::Result {
+    let mut family = out.encode_descriptor(
+        "dialbridge_trunk_up",
+        "Whether the trunk's outbound target is up (1: answering, or not probed yet; 0: down, dial-outs skip it).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for t in trunks {
+        let up = ConstGauge::new(i64::from(t.state.is_up()));
+        series(&mut family, &[("trunk", &*t.name)], &up)?;
+    }
+    let sent = "OPTIONS sent to the trunk's outbound target.";
+    let failed = "OPTIONS to the trunk's outbound target that failed (no answer in time, 408, \
+        5xx but 501, 6xx).";
+    for (name, help, failures) in [
+        ("dialbridge_trunk_options_sent", sent, false),
+        ("dialbridge_trunk_options_failed", failed, true),
+    ] {
+        let mut family = out.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for t in trunks {
+            let n = if failures {
+                t.options_failed
+            } else {
+                t.options_sent
+            };
+            series(&mut family, &[("trunk", &*t.name)], &ConstCounter::new(n))?;
+        }
+    }
+    Ok(())
+}
+
 fn write_sip(out: &mut DescriptorEncoder<'_>, sip: &SipCounters) -> fmt::Result {
     gauge(
         out,
@@ -574,6 +610,8 @@ dialbridge_router_refused_total{reason=\"bridge_disabled\"} 0
 dialbridge_router_refused_total{reason=\"number_busy\"} 3
 dialbridge_router_refused_total{reason=\"bridge_overloaded\"} 0
 dialbridge_router_refused_total{reason=\"trunk_overloaded\"} 0
+dialbridge_router_refused_total{reason=\"no_dial_out_route\"} 0
+dialbridge_router_refused_total{reason=\"unknown_bridge\"} 0
 # HELP dialbridge_trunk_calls_in_progress Calls in progress per trunk.
 # TYPE dialbridge_trunk_calls_in_progress gauge
 dialbridge_trunk_calls_in_progress{trunk=\"telco-a\"} 2
@@ -605,6 +643,46 @@ dialbridge_number_capacity{number=\"+14255550123\"} 2
 # HELP dialbridge_number_refused_total Calls refused per number and reason.
 # TYPE dialbridge_number_refused_total counter
 dialbridge_number_refused_total{number=\"+14255550123\",reason=\"number_busy\"} 3
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn trunk_health_renders_exactly() {
+        use crate::trunk_health::{HealthState, TrunkHealthView};
+        let router = dialbridge_router::Router::new(
+            crate::plan_from(&crate::testing::demo_config()).unwrap(),
+        );
+        let view = |name: &str, state, sent, failed| TrunkHealthView {
+            trunk: router.trunk_by_name(name).unwrap(),
+            name: name.into(),
+            target: "127.0.0.10:5080".parse().unwrap(),
+            state,
+            consecutive_failures: 0,
+            last_finding: None,
+            last_finding_at: None,
+            last_change_at: None,
+            options_sent: sent,
+            options_failed: failed,
+        };
+        let trunks = vec![
+            view("microsoft-pstn", HealthState::Down, 9, 4),
+            view("telco-a", HealthState::Unprobed, 0, 0),
+        ];
+        let text = render_with(move |out| write_trunk_health(out, &trunks));
+        let expected = "\
+# HELP dialbridge_trunk_up Whether the trunk's outbound target is up (1: answering, or not probed yet; 0: down, dial-outs skip it).
+# TYPE dialbridge_trunk_up gauge
+dialbridge_trunk_up{trunk=\"microsoft-pstn\"} 0
+dialbridge_trunk_up{trunk=\"telco-a\"} 1
+# HELP dialbridge_trunk_options_sent_total OPTIONS sent to the trunk's outbound target.
+# TYPE dialbridge_trunk_options_sent_total counter
+dialbridge_trunk_options_sent_total{trunk=\"microsoft-pstn\"} 9
+dialbridge_trunk_options_sent_total{trunk=\"telco-a\"} 0
+# HELP dialbridge_trunk_options_failed_total OPTIONS to the trunk's outbound target that failed (no answer in time, 408, 5xx but 501, 6xx).
+# TYPE dialbridge_trunk_options_failed_total counter
+dialbridge_trunk_options_failed_total{trunk=\"microsoft-pstn\"} 4
+dialbridge_trunk_options_failed_total{trunk=\"telco-a\"} 0
 ";
         assert_eq!(text, expected);
     }

@@ -570,13 +570,16 @@ fn uac_session(
     ))
 }
 
-/// Trunk health (the OPTIONS prober's word): whether dial-outs may try `trunk`.
+/// Trunk health, the OPTIONS prober's word: whether dial-outs may try a trunk, and
+/// what a dial-out's failure on one tells it (it probes that trunk again at once).
 impl Signaling {
-    fn trunk_is_up(&self, _trunk: TrunkId) -> bool {
-        true
+    fn trunk_is_up(&self, trunk: TrunkId) -> bool {
+        self.probes.health.is_up(trunk)
     }
 
-    fn trunk_failed(&mut self, _trunk: TrunkId, _now: Instant) {}
+    fn trunk_failed(&mut self, trunk: TrunkId, now: Instant) {
+        self.probes.health.report_invite_failure(trunk, now);
+    }
 }
 
 /// What every dial-out INVITE says of us.

@@ -13,6 +13,7 @@ mod dial_out;
 mod dial_out_tests;
 mod in_dialog;
 mod leg;
+mod probe;
 mod shed;
 mod steps;
 #[cfg(test)]
@@ -104,6 +105,8 @@ pub struct Signaling {
     /// is read, and connection ids are never reused, so a match on the id is that
     /// INVITE's connection; a miss reads as "no certificate" (refused, never let in).
     certificate: Option<(u64, Arc<[String]>)>,
+    /// The trunks' health and our OPTIONS to their outbound targets (`probe.rs`).
+    probes: probe::Prober,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -145,6 +148,7 @@ impl Signaling {
             always: config.sip.always_session_timer,
         };
         let shed = config.sip.shed;
+        let probes = probe::Prober::new(config.trunk_health, Instant::now());
         let (reports_tx, reports) = mpsc::channel(1024);
         let (records_tx, records) = mpsc::channel(1024);
         Signaling {
@@ -173,6 +177,7 @@ impl Signaling {
             certificate: None,
             records_pending: 0,
             observers,
+            probes,
         }
     }
 
@@ -243,7 +248,10 @@ impl Signaling {
         // Let the records commit and the BYEs (and their UDP retransmissions) go out
         // before the sockets close.
         let grace = Instant::now() + std::time::Duration::from_secs(3);
-        while (self.records_pending > 0 || !self.layer.is_empty()) && Instant::now() < grace {
+        // Our OPTIONS are not waited for: nothing hangs on their answers.
+        while (self.records_pending > 0 || self.layer.len() > self.probes.transactions())
+            && Instant::now() < grace
+        {
             let wake = self.layer.poll_timeout().map_or(grace, |t| t.min(grace));
             tokio::select! {
                 Some(received) = inbound.recv() => self.handle_received(received, Instant::now()),
@@ -264,15 +272,21 @@ impl Signaling {
             self.timers.pop_first();
         }
         let session = self.timers.first().map(|(at, _)| *at);
-        [self.layer.poll_timeout(), session, self.dialing_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.layer.poll_timeout(),
+            session,
+            self.probes.poll_timeout(),
+            self.dialing_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.handle_dialing_timeout(now);
+        self.handle_probe_timeout(now);
         while self.timers.first().is_some_and(|(at, _)| *at <= now) {
             let Some((at, id)) = self.timers.pop_first() else {
                 break;
@@ -313,6 +327,7 @@ impl Signaling {
         self.observers
             .sip
             .publish(&self.layer.stats(), self.layer.len());
+        self.publish_health(now);
     }
 
     fn handle_received(&mut self, received: Received, now: Instant) {
@@ -383,12 +398,19 @@ impl Signaling {
                 self.handle_dial_out_response(&key, &response, now)
             }
             Event::Response { key, response } => {
-                self.handle_response(&TransactionKey::Client(key), &response, now)
+                let key = TransactionKey::Client(key);
+                if !self.handle_probe_response(&key, &response, now) {
+                    self.handle_response(&key, &response, now)
+                }
             }
             Event::TimedOut {
                 key: TransactionKey::Client(key),
             } if self.is_dial_invite(&key) => self.handle_dial_out_timeout(&key, now),
-            Event::TimedOut { key } => self.handle_transaction_timeout(&key, now),
+            Event::TimedOut { key } => {
+                if !self.handle_probe_timed_out(&key, now) {
+                    self.handle_transaction_timeout(&key, now)
+                }
+            }
             Event::NoAckFor2xx { invite_key } => self.handle_no_ack(&invite_key, now),
             Event::Terminated { key } => {
                 if let TransactionKey::Server(k) = &key {
@@ -405,6 +427,7 @@ impl Signaling {
                     self.forget_dial_invite(k);
                 }
                 self.by_client.remove(&key);
+                self.forget_probe(&key);
             }
             Event::Refused {
                 request,

@@ -223,8 +223,10 @@ function renderDialOuts(list) {
 }
 
 function renderTrunks(list) {
-  $('trunks').replaceChildren(table(['trunk', 'sessions'], list.map((t) =>
-    el('tr', {}, el('td', {}, t.name), el('td', {}, meter(t.in_progress, t.capacity))))));
+  $('trunks').replaceChildren(table(['trunk', 'sessions', 'dial-out health'], list.map((t) =>
+    el('tr', {}, el('td', {}, t.name), el('td', {}, meter(t.in_progress, t.capacity)),
+      el('td', { class: 'health ' + (t.health || 'none'), title: t.outbound || '' },
+        t.health ? t.health + ' (' + t.outbound + ')' : 'no outbound target')))));
 }
 
 // Conferences and participant rows are kept by key and updated in place, so a button
