@@ -327,9 +327,10 @@ impl Callee {
         }
     }
 
-    /// The run's time is up: 480 while ringing, BYE once answered. The call counts as
-    /// ended now; a BYE's answer is not waited for.
-    pub fn abandon(&mut self, now: Instant) {
+    /// The run is over before the call (`why`: its time is up, or it was stopped): 480
+    /// while ringing, BYE once answered. The call counts as ended now; a BYE's answer
+    /// is not waited for.
+    pub fn abandon(&mut self, why: &str, now: Instant) {
         if self.is_over() {
             return;
         }
@@ -341,7 +342,7 @@ impl Callee {
         };
         self.facts
             .failures
-            .push(format!("still {phase} when the run's time was up"));
+            .push(format!("still {phase} when {why}"));
         self.end(EndedBy::Timeout, now);
         self.hang_up(TIMEOUT_REASON, now);
     }

@@ -134,7 +134,7 @@ impl Listening {
                     phone.handle_timeout(now);
                     if now >= deadline && !stopping {
                         stopping = true;
-                        phone.abandon_all(now);
+                        phone.abandon_all("the run's time was up", now);
                     }
                 }
                 Some((call_id, event)) = media_rx.recv() => {
@@ -143,7 +143,7 @@ impl Listening {
                 () = &mut stop, if !stopping => {
                     stopping = true;
                     phone.say("stopped");
-                    phone.abandon_all(Instant::now());
+                    phone.abandon_all("the run was stopped", Instant::now());
                 }
             }
         }
@@ -250,9 +250,9 @@ impl Phone<'_> {
         }
     }
 
-    fn abandon_all(&mut self, now: Instant) {
+    fn abandon_all(&mut self, why: &str, now: Instant) {
         for entry in self.calls.values_mut() {
-            entry.callee.abandon(now);
+            entry.callee.abandon(why, now);
         }
     }
 

@@ -280,7 +280,7 @@ fn the_runs_end_gives_480_while_ringing_and_bye_once_answered() {
     let t0 = Instant::now();
     let mut c = callee(plan(Answer::Never, None, KeyAt::AfterPrompt), t0);
     actions(&mut c);
-    c.abandon(t0 + Duration::from_secs(60));
+    c.abandon("the run's time was up", t0 + Duration::from_secs(60));
     assert_eq!(statuses(&actions(&mut c)), [480]);
     assert!(c.is_over());
     assert_eq!(c.facts().ended.map(|(by, _)| by), Some(EndedBy::Timeout));
@@ -289,7 +289,7 @@ fn the_runs_end_gives_480_while_ringing_and_bye_once_answered() {
     let mut c = callee(plan(Answer::Accept, Some("1"), KeyAt::AfterPrompt), t0);
     jump(&mut c);
     actions(&mut c);
-    c.abandon(t0 + Duration::from_secs(60));
+    c.abandon("the run's time was up", t0 + Duration::from_secs(60));
     the_bye(&actions(&mut c));
     assert!(c.is_over());
     assert!(c.facts().failures[0].contains("waiting for the ACK"));
