@@ -104,6 +104,27 @@ mod tests {
         assert!(feed(&mut l, &QUIET, 1000).is_empty(), "only once");
     }
 
+    /// The demo's own prompts, with their pauses between sentences, end only at the
+    /// silence after them.
+    #[test]
+    fn the_demo_prompts_end_at_their_silence_not_their_pauses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/prompts");
+        for name in ["welcome.wav", "enter-pin.wav", "joined.wav"] {
+            let prompt = dialbridge_media::Prompt::load(dir.join(name)).unwrap();
+            let mut l = PromptListener::new(PROMPT_SILENCE);
+            let during: Vec<usize> = prompt
+                .frames()
+                .enumerate()
+                .filter(|(_, f)| l.on_frame(f, 8000))
+                .map(|(i, _)| i)
+                .collect();
+            assert!(during.is_empty(), "{name}: heard at frames {during:?}");
+            // Its own trailing quiet, then the silence after it.
+            let after = (1..=50).find(|_| l.on_frame(&QUIET, 8000));
+            assert!(after.is_some_and(|n| n <= 35), "{name}: {after:?}");
+        }
+    }
+
     #[test]
     fn a_click_is_no_prompt_and_missing_packets_count_as_quiet() {
         let mut l = PromptListener::new(Duration::from_millis(300));
