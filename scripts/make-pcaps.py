@@ -16,6 +16,10 @@ Output (deterministic: same bytes on every run, no clock, no randomness):
                     duration, all carrying the key's start timestamp; 100 ms pauses
                     between keys.
   pcmu-440hz-5s.pcap  G.711 mu-law (payload type 0) 440 Hz sine, 5 s, 20 ms packets.
+  pcmu-440hz-dtmf-1.pcap  The called party of a dial-out: the same 440 Hz sine for
+                    3 s, then the key 1 as RFC 4733 events in the same stream (same
+                    SSRC, sequence numbers and timestamps running on; the audio pauses
+                    while the key sounds), then the sine again for 3 s.
 
 Each capture has its own SSRC, sequence-number base and timestamp base, spread far
 apart, so two captures played one after the other in a call (the ID, then `#`) are
@@ -163,13 +167,56 @@ def tone_packets(hz: float, seconds: int, amplitude: int, index: int):
     ts = 1_000_000 * (index + 1)
     packets = []
     for n in range(seconds * RATE // FRAME):
-        payload = bytes(
-            mulaw(round(amplitude * math.sin(2 * math.pi * hz * (n * FRAME + i) / RATE)))
-            for i in range(FRAME)
-        )
+        payload = sine_payload(hz, amplitude, n * FRAME)
         packet = rtp(PCMU_PT, n == 0, seq + n, ts + n * FRAME, ssrc, payload)
         packets.append((n * 20_000, frame(packet, n)))
     return packets
+
+
+def sine_payload(hz: float, amplitude: int, first_sample: int) -> bytes:
+    """One 20 ms PCMU payload of a sine, starting at sample `first_sample`."""
+    return bytes(
+        mulaw(round(amplitude * math.sin(2 * math.pi * hz * (first_sample + i) / RATE)))
+        for i in range(FRAME)
+    )
+
+
+def tone_key_tone_packets(hz: float, before_s: int, key: str, after_s: int, amplitude: int, index: int):
+    """A sine, one key as RFC 4733 events, the sine again, in one RTP stream:
+    (time_us, frame). Timestamps follow the packet times (one frame is 160 units and
+    20 ms); the key's packets carry the timestamp of its start, the sine resumes with
+    the marker bit 200 ms after it (the key held 100 ms, its three end packets, a pause)."""
+    ssrc = 0x4B450000 + index
+    seq = 1000 + index * 8000
+    ts0 = 1_000_000 * (index + 1)
+    code = EVENT_CODES[key]
+    key_units = KEY_MS * RATE // 1000
+    packets = []  # (frame number, rtp)
+
+    def audio(n: int, marker: bool) -> None:
+        nonlocal seq
+        payload = sine_payload(hz, amplitude, n * FRAME)
+        packets.append((n, rtp(PCMU_PT, marker, seq, ts0 + n * FRAME, ssrc, payload)))
+        seq += 1
+
+    before = before_s * RATE // FRAME
+    for n in range(before):
+        audio(n, n == 0)
+    start = before  # the key starts where the next frame would
+    ts = ts0 + start * FRAME
+    for i, duration in enumerate(range(FRAME, key_units + 1, FRAME)):
+        payload = struct.pack("!BBH", code, VOLUME, duration)
+        packets.append((start + i, rtp(TELEPHONE_EVENT_PT, i == 0, seq, ts, ssrc, payload)))
+        seq += 1
+    for i in range(END_PACKETS):
+        payload = struct.pack("!BBH", code, 0x80 | VOLUME, key_units)
+        at = start + KEY_MS // 20 + i
+        packets.append((at, rtp(TELEPHONE_EVENT_PT, False, seq, ts, ssrc, payload)))
+        seq += 1
+    resume = start + 10  # 200 ms after the key began
+    for n in range(resume, resume + after_s * RATE // FRAME):
+        audio(n, n == resume)
+    return [(n * 20_000, frame(p, i)) for i, (n, p) in enumerate(packets)]
 
 
 def write(path: str, data: bytes) -> None:
@@ -187,6 +234,10 @@ def main() -> None:
         write(os.path.join(out, name), pcap(dtmf_packets(keys, index)))
     tone_index = len(DTMF_SEQUENCES)
     write(os.path.join(out, "pcmu-440hz-5s.pcap"), pcap(tone_packets(440.0, 5, 8000, tone_index)))
+    write(
+        os.path.join(out, "pcmu-440hz-dtmf-1.pcap"),
+        pcap(tone_key_tone_packets(440.0, 3, "1", 3, 8000, tone_index + 1)),
+    )
 
 
 if __name__ == "__main__":

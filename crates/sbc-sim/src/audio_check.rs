@@ -115,6 +115,111 @@ pub fn has_tone_at(block: &[i16], freq: f64, rate: u32) -> bool {
     target > DOMINANCE * below.max(above) && target > floor
 }
 
+/// Most 100 ms blocks [`strongest_tone`] looks at (30 s): the scan costs about a
+/// hundred Goertzel passes per block.
+pub const MAX_SCANNED_BLOCKS: usize = 300;
+/// Coarse and fine steps of the scan, Hz.
+const COARSE_STEP: f64 = 50.0;
+const FINE_STEP: f64 = 10.0;
+/// Frequencies [`strongest_tone`] weighs against each other.
+const MAX_CANDIDATES: usize = 5;
+
+/// A steady tone found in a recording, and how loud.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ToneFound {
+    /// Its frequency, Hz (to the 10 Hz of a 100 ms block).
+    pub hz: f64,
+    /// The longest run of blocks it dominated.
+    pub run: usize,
+    /// The blocks it dominated.
+    pub blocks: usize,
+    /// Its level: the mean RMS of those blocks, in dB below full scale.
+    pub dbfs: f64,
+}
+
+/// The steadiest tone in `heard` (sampled at `rate` Hz), if one lasts 200 ms or more:
+/// each audible block's strongest frequency, found on a 50 Hz grid then refined to
+/// 10 Hz, is a candidate when it dominates its neighbours as [`has_tone_at`] asks; the
+/// candidate with the longest run wins. Looks at the first [`MAX_SCANNED_BLOCKS`]
+/// blocks.
+pub fn strongest_tone(heard: &[i16], rate: u32) -> Option<ToneFound> {
+    let block_len = (rate / 10).max(1) as usize;
+    let top = f64::from(rate) / 2.0 - 2.0 * NEIGHBOUR_HZ;
+    let mut votes: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for block in heard.chunks_exact(block_len).take(MAX_SCANNED_BLOCKS) {
+        if rms(block) < SILENCE_RMS {
+            continue;
+        }
+        let strongest = |samples: &[i16], from: f64, to: f64, step: f64| {
+            let steps = ((to - from) / step).max(0.0) as u32;
+            (0..=steps)
+                .map(|i| from + f64::from(i) * step)
+                .map(|hz| (hz, goertzel_power(samples, hz, f64::from(rate))))
+                .fold(
+                    (from, f64::MIN),
+                    |best, p| if p.1 > best.1 { p } else { best },
+                )
+                .0
+        };
+        // The coarse pass looks at 20 ms, whose 50 Hz resolution matches its steps: over
+        // the whole block a tone between two steps would leave both (exact bins) empty.
+        let head = block.get(..block_len / 5).unwrap_or(block);
+        let coarse = strongest(head, 100.0, top, COARSE_STEP);
+        let fine = strongest(
+            block,
+            (coarse - COARSE_STEP).max(100.0),
+            (coarse + COARSE_STEP).min(top),
+            FINE_STEP,
+        );
+        if has_tone_at(block, fine, rate) {
+            *votes.entry(fine.round() as u32).or_default() += 1;
+        }
+    }
+    // The five most voted frequencies; the steadiest of them (longest run, then most
+    // blocks, then the lower) wins. A single block is chance (noise can beat its
+    // neighbours for 100 ms), not a tone.
+    let mut candidates: Vec<(u32, usize)> = votes.into_iter().collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    candidates
+        .into_iter()
+        .take(MAX_CANDIDATES)
+        .filter_map(|(hz, _)| tone_level(heard, rate, f64::from(hz)))
+        .filter(|t| t.run >= 2)
+        .fold(None, |best: Option<ToneFound>, t| match best {
+            Some(b) if (b.run, b.blocks) >= (t.run, t.blocks) => Some(b),
+            _ => Some(t),
+        })
+}
+
+/// How `hz` stands in `heard`: its longest run, its blocks and their mean level.
+/// `None` when it dominates no block.
+pub fn tone_level(heard: &[i16], rate: u32, hz: f64) -> Option<ToneFound> {
+    let block_len = (rate / 10).max(1) as usize;
+    let (mut run, mut longest, mut blocks, mut level) = (0, 0, 0, 0.0);
+    for block in heard.chunks_exact(block_len) {
+        let level_here = rms(block);
+        if level_here >= SILENCE_RMS && has_tone_at(block, hz, rate) {
+            run += 1;
+            longest = usize::max(longest, run);
+            blocks += 1;
+            level += level_here;
+        } else {
+            run = 0;
+        }
+    }
+    (blocks > 0).then(|| ToneFound {
+        hz,
+        run: longest,
+        blocks,
+        dbfs: dbfs(level / blocks as f64),
+    })
+}
+
+/// An RMS on the 16-bit scale in dB below full scale (a full-scale square wave is 0).
+pub fn dbfs(rms: f64) -> f64 {
+    20.0 * (rms.max(1.0) / 32768.0).log10()
+}
+
 /// An expectation about the audio heard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Expectation {
@@ -273,6 +378,33 @@ mod tests {
         let a = analyse_at(&sine16(440.0, 600), 16_000, Some(440.0));
         assert_eq!((a.blocks, a.tone_run), (6, 6));
         assert_eq!(analyse(&heard, None).blocks, 30, "8 kHz blocks of 800");
+    }
+
+    #[test]
+    fn the_strongest_tone_is_found_with_its_level() {
+        // 440 Hz for 0.6 s, then 1000 Hz for 1.5 s: 1000 Hz dominates the most blocks.
+        let heard = [
+            sine(440.0, 600, 6000.0),
+            vec![0; 800],
+            sine(1000.0, 1500, 8000.0),
+            noise(500, 3000),
+        ]
+        .concat();
+        let found = strongest_tone(&heard, 8000).unwrap();
+        assert_eq!((found.hz, found.run, found.blocks), (1000.0, 15, 15));
+        // A sine of peak 8000 has an RMS of 8000/sqrt(2): -15.3 dBFS.
+        assert!((found.dbfs + 15.3).abs() < 0.1, "{found:?}");
+        let other = tone_level(&heard, 8000, 440.0).unwrap();
+        assert_eq!((other.run, other.blocks), (6, 6));
+        assert_eq!(tone_level(&heard, 8000, 2000.0), None);
+        // A frequency off the 10 Hz grid lands on its nearest step.
+        let found = strongest_tone(&sine(697.0, 1000, 6000.0), 8000).unwrap();
+        assert!(
+            (found.hz - 697.0).abs() <= 5.0 && found.run >= 8,
+            "{found:?}"
+        );
+        assert_eq!(strongest_tone(&noise(1000, 4000), 8000), None);
+        assert_eq!(strongest_tone(&vec![0; 8000], 8000), None);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! Microsoft PSTN or a softphone does — INVITE with an SDP offer of G.711, G.722 or
 //! Opus, digest credentials, RTP audio, DTMF as RFC 4733 events, SIP INFO or in-band
 //! tones, re-INVITEs answered, BYE — checks what it heard, and runs load with a
-//! latency report.
+//! latency report; or stands at a trunk's outbound target as the phone the bridge dials
+//! out to (`answer`): answers or refuses, keys, talks a tone and checks what it hears.
 //!
 //! The SIP parsing, transactions, calling-side invite session, SDP and digest code are
 //! dialbridge's own (`dialbridge-sip`), as are the RTP, codec, resampler, tone and prompt code
 //! (`dialbridge-media`); sipp stays the independent peer in the tests.
 
+pub mod answer;
 pub mod audio_check;
 pub mod call;
 pub mod codec;

@@ -1,6 +1,7 @@
 //! sbc-sim: places SIP calls into dialbridge as an operator SBC, the Microsoft PSTN or a
 //! softphone — one call (`sbc-sim call`) with progress and checks, or load
-//! (`sbc-sim load`) with a latency report.
+//! (`sbc-sim load`) with a latency report — and takes the bridge's dial-outs as the
+//! phone at a trunk's outbound target (`sbc-sim answer`), one JSON report per call.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sbc_sim::answer::{self, AnswerArgs};
 use sbc_sim::audio_check::Expectation;
 use sbc_sim::call::{self, CallConfig, Progress};
 use sbc_sim::codec::CallCodec;
@@ -31,7 +33,7 @@ const TONE_AMPLITUDE: i16 = 8000;
 #[command(
     name = "sbc-sim",
     version,
-    about = "Places SIP calls and load into dialbridge",
+    about = "Places SIP calls and load into dialbridge, and takes its dial-outs",
     after_help = "Examples (the demo deployment, fixtures/demo.toml):
   sbc-sim call --from-ip 127.0.0.20 --to +33170000100 --tone 440 \\
       --script 'wait 2s, keys 123456789#, wait 1s, keys #, wait 5s' --expect-audio
@@ -46,7 +48,10 @@ const TONE_AMPLITUDE: i16 = 8000;
   sbc-sim call --bridge [::1]:5060 --from-ip ::1 --user alice --password alice-secret \\
       --to +14255550100 --expect-audio
   sbc-sim load --from-ip 127.0.0.10 --to +14255550100 --calls 1000 --rate 100 \\
-      --hold 5s --conference 123456789 --json"
+      --hold 5s --conference 123456789 --json
+  sbc-sim answer --listen 127.0.0.10:5080 --key 1 --expect-tone 440 --hold-ms 10000
+  sbc-sim answer --listen 127.0.0.20:5080 --answer 486 --calls 2
+  sbc-sim answer --listen 127.0.0.10:5080 --options 503 --calls 0 --timeout 30s"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +64,10 @@ enum Command {
     Call(CallArgs),
     /// N calls at R calls per second, with a report.
     Load(LoadArgs),
+    /// The phone a dial-out reaches: takes --calls calls at --listen (UDP), answers or
+    /// refuses, keys, talks a tone, checks what it hears; one JSON line per call on
+    /// stdout (progress on stderr); exit code 0 when every call went as told.
+    Answer(AnswerArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -207,6 +216,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Call(args) => run_call(args).await,
             Command::Load(args) => run_load(args).await,
+            Command::Answer(args) => run_answer(args).await,
         }
     });
     match result {
@@ -318,6 +328,49 @@ async fn run_load(args: LoadArgs) -> Result<bool, Error> {
         print!("{}", report.text());
     }
     Ok(summary.passed == args.calls)
+}
+
+async fn run_answer(args: AnswerArgs) -> Result<bool, Error> {
+    let listening = answer::bind(args.config()?).await?;
+    let printer = Printer {
+        start: Instant::now(),
+        to_stderr: true,
+    };
+    // What a test waits for before it dials.
+    printer.line(&format!("listening on {}", listening.local_addr()));
+    let summary = listening
+        .run(&printer, stop_signal(), &mut |report| {
+            println!("{}", report.json_line());
+        })
+        .await;
+    printer.line(&format!(
+        "{} calls, {} as told, {} OPTIONS",
+        summary.calls, summary.passed, summary.options
+    ));
+    for failure in &summary.failures {
+        printer.line(&format!("✗ {failure}"));
+    }
+    Ok(summary.passed())
+}
+
+/// SIGINT or SIGTERM: the answerer ends its calls, reports them and exits.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    // A signal that cannot be listened for never comes.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                Some(()) = term.recv() => {}
+                () = ctrl_c => {}
+            }
+        }
+        Err(_) => ctrl_c.await,
+    }
 }
 
 fn call_config(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio_check::{Analysis, Expectation};
 use crate::codec::CallCodec;
@@ -48,7 +48,7 @@ pub enum EndedBy {
 }
 
 /// Counters from the media task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaCounts {
     /// RTP packets sent.
     pub sent: u64,

@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use dialbridge_media::rtp::{HEADER_LEN, RtpHeader};
 use dialbridge_media::{AudioCodec, Codec, FRAME_MS, FRAME_SAMPLES, RtpView};
+use dialbridge_sip::sdp::Negotiated;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::Error;
+use crate::answer::prompt::PromptListener;
 use crate::audio_check::{SILENCE_RMS, rms};
 use crate::codec::{CallCodec, Decoder, Encoder, MAX_DECODED, MAX_FRAME, MAX_PAYLOAD};
 use crate::dtmf::{GAP_MS, KEY_MS, Rfc4733Sender, TickPacket};
@@ -46,6 +48,25 @@ pub struct RemoteMedia {
     pub telephone_event: Option<u8>,
     /// Whether we send at all (false on hold or `c=0.0.0.0`).
     pub send: bool,
+}
+
+impl RemoteMedia {
+    /// What the media task needs from a negotiation: the codec as the answer numbered
+    /// it (Opus's payload type is dynamic: the answer's number is the one we send
+    /// with). A codec we do not speak is refused, naming it.
+    pub fn from_negotiated(n: &Negotiated) -> Result<RemoteMedia, String> {
+        let codec = AudioCodec::from_rtpmap(n.codec.name, n.codec.clock_rate, n.payload_type)
+            .ok_or_else(|| format!("codec {}/{} not offered", n.codec.name, n.codec.clock_rate))?;
+        Ok(RemoteMedia {
+            addr: n.remote_rtp,
+            codec,
+            payload_type: n.payload_type,
+            telephone_event: n.telephone_event,
+            send: n.direction.sends()
+                && !n.remote_rtp.ip().is_unspecified()
+                && n.remote_rtp.port() != 0,
+        })
+    }
 }
 
 /// Counters and the recording, when the media task ends.
@@ -84,6 +105,10 @@ enum Command {
     /// Keys sounded as tones in the audio (for trunks without telephone-event).
     InBandKeys(String, oneshot::Sender<bool>),
     Mark,
+    /// Say when a prompt and the silence after it have been heard.
+    ListenForPrompt(PromptListener, oneshot::Sender<()>),
+    /// Forget what was heard so far: the checks are about what comes next.
+    RestartRecording,
 }
 
 impl Media {
@@ -141,6 +166,22 @@ impl Media {
     /// Starts the response-latency measurement now (after the last key).
     pub fn mark(&self) {
         let _ = self.commands.try_send(Command::Mark);
+    }
+
+    /// Resolves once `listener` has heard a prompt and the silence after it (a called
+    /// phone keying its answer to the invitation); never, if the media ends first.
+    pub fn listen_for_prompt(&self, listener: PromptListener) -> oneshot::Receiver<()> {
+        let (heard, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .try_send(Command::ListenForPrompt(listener, heard));
+        rx
+    }
+
+    /// Drops what was recorded so far: what is heard from now on is what the report
+    /// and the checks look at.
+    pub fn restart_recording(&self) {
+        let _ = self.commands.try_send(Command::RestartRecording);
     }
 
     /// Stops the task and returns what it counted and heard.
@@ -226,6 +267,10 @@ struct State {
     frame: [i16; MAX_FRAME],
     send_buf: [u8; HEADER_LEN + MAX_PAYLOAD],
     response: ResponseClock,
+    /// A prompt being listened for, and whom to tell.
+    prompt: Option<(PromptListener, oneshot::Sender<()>)>,
+    /// Audio frames received since the last tick (none: the tick was quiet).
+    frames_since_tick: u32,
     report: MediaReport,
     /// Most samples recorded, counted at 8 kHz.
     record_limit: usize,
@@ -254,6 +299,8 @@ async fn run(
         frame: [0; MAX_FRAME],
         send_buf: [0; HEADER_LEN + MAX_PAYLOAD],
         response: ResponseClock::default(),
+        prompt: None,
+        frames_since_tick: 0,
         report: MediaReport {
             heard_rate,
             ..MediaReport::default()
@@ -305,6 +352,10 @@ async fn run(
                     }
                 }
                 Some(Command::Mark) => state.response.mark(Instant::now()),
+                Some(Command::ListenForPrompt(listener, heard)) => {
+                    state.prompt = Some((listener, heard));
+                }
+                Some(Command::RestartRecording) => state.report.heard.clear(),
                 None => break,
             },
         }
@@ -339,6 +390,11 @@ impl State {
     }
 
     fn tick(&mut self, socket: &UdpSocket, timestamp: u32) {
+        // A tick without audio is quiet to a prompt listener: a sender may stop
+        // sending when it has nothing to say.
+        if std::mem::take(&mut self.frames_since_tick) == 0 {
+            self.hear_quiet(Duration::from_millis(u64::from(FRAME_MS)));
+        }
         let frame_len = self.codecs.frame_len;
         let rate = self.codecs.encoder.rate().hz();
         let Some(frame) = self.frame.get_mut(..frame_len) else {
@@ -431,6 +487,20 @@ impl State {
         }
     }
 
+    fn hear_quiet(&mut self, length: Duration) {
+        if let Some((listener, _)) = self.prompt.as_mut()
+            && listener.on_quiet(length)
+        {
+            self.prompt_heard();
+        }
+    }
+
+    fn prompt_heard(&mut self) {
+        if let Some((_, heard)) = self.prompt.take() {
+            let _ = heard.send(());
+        }
+    }
+
     fn receive(&mut self, packet: &[u8], decoded: &mut [i16], now: Instant) {
         let Ok(view) = RtpView::parse(packet) else {
             self.report.dropped += 1;
@@ -457,6 +527,12 @@ impl State {
         self.report.received += 1;
         let samples = decoded.get(..n).unwrap_or_default();
         self.response.on_frame(samples, now);
+        self.frames_since_tick += 1;
+        if let Some((listener, _)) = self.prompt.as_mut()
+            && listener.on_frame(samples, self.report.heard_rate)
+        {
+            self.prompt_heard();
+        }
         let limit = self
             .record_limit
             .saturating_mul(self.report.heard_rate as usize / 8000);

@@ -1,10 +1,11 @@
 //! Test-only helpers shared by dialbridge's test suites: sipp and Linphone runners, the
-//! bridge as a process, a private network namespace, free-port helpers and audio
+//! bridge as a process, `sbc-sim answer` as the far end of dial-outs, a private network namespace, free-port helpers and audio
 //! checks. Never a dependency of shipped code.
 
 // Test-only code: a set-up that fails is a failed test, and a panic says so best.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod answerer;
 pub mod audio;
 pub mod caller;
 pub mod churn;

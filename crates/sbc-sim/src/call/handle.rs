@@ -5,11 +5,9 @@
 
 use std::time::Instant;
 
-use dialbridge_media::AudioCodec;
 use dialbridge_sip::message::fields::response_for;
 use dialbridge_sip::rsip::headers::UntypedHeader;
 use dialbridge_sip::rsip::{Header, Method, Request, Response};
-use dialbridge_sip::sdp::Negotiated;
 use dialbridge_sip::session::{Output, SessionEnd, SessionEvent};
 use dialbridge_sip::transaction::{ClientKey, Event, PeerAddr, ServerKey, TransactionKey};
 
@@ -269,7 +267,7 @@ impl Call<'_> {
     /// Where media now goes, after a re-offer answered or an answer in an ACK.
     fn apply_negotiated(&mut self) -> Result<(), String> {
         let negotiated = self.session.negotiated().ok_or("no media negotiated")?;
-        let remote = remote_media(negotiated)?;
+        let remote = RemoteMedia::from_negotiated(negotiated)?;
         self.negotiated = Some(NegotiatedCodec::of(&remote));
         if let Some(media) = &self.media {
             media.set_remote(remote);
@@ -279,7 +277,7 @@ impl Call<'_> {
 
     fn start_media(&mut self) -> Result<(), String> {
         let negotiated = self.session.negotiated().ok_or("no media negotiated")?;
-        let remote = remote_media(negotiated)?;
+        let remote = RemoteMedia::from_negotiated(negotiated)?;
         self.negotiated = Some(NegotiatedCodec::of(&remote));
         self.say(&format!(
             "media: {} PT {} to {}{}",
@@ -304,22 +302,6 @@ impl Call<'_> {
     }
 }
 
-/// What the media task needs from a negotiation: the codec as the answer numbered it
-/// (Opus's payload type is dynamic: the answer's number is the one we send with).
-fn remote_media(n: &Negotiated) -> Result<RemoteMedia, String> {
-    let codec = AudioCodec::from_rtpmap(n.codec.name, n.codec.clock_rate, n.payload_type)
-        .ok_or_else(|| format!("codec {}/{} not offered", n.codec.name, n.codec.clock_rate))?;
-    Ok(RemoteMedia {
-        addr: n.remote_rtp,
-        codec,
-        payload_type: n.payload_type,
-        telephone_event: n.telephone_event,
-        send: n.direction.sends()
-            && !n.remote_rtp.ip().is_unspecified()
-            && n.remote_rtp.port() != 0,
-    })
-}
-
 fn reason_of(resp: &Response) -> String {
     match &resp.status_code {
         dialbridge_sip::rsip::StatusCode::Other(_, r) if !r.is_empty() => r.clone(),
@@ -339,6 +321,7 @@ fn challenge_of(resp: &Response, code: u16) -> Option<String> {
 mod tests {
     use super::*;
     use crate::codec::CallCodec;
+    use dialbridge_media::AudioCodec;
     use dialbridge_sip::sdp::{MediaSession, SessionDescription};
 
     fn answer(codec: CallCodec, m_line: &str, attributes: &str) -> Result<RemoteMedia, String> {
@@ -350,7 +333,7 @@ mod tests {
         );
         let parsed = SessionDescription::parse_bytes(sdp.as_bytes()).map_err(|e| e.to_string())?;
         let negotiated = session.handle_answer(&parsed).map_err(|e| e.to_string())?;
-        remote_media(&negotiated)
+        RemoteMedia::from_negotiated(&negotiated)
     }
 
     #[test]
