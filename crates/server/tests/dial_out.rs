@@ -1,0 +1,241 @@
+//! Dial-out end to end with real sockets: a leader keys `*9` and a number in a meeting
+//! of the demo bridge, the bridge places it on the trunk its tenant's route allows, and
+//! sbc-sim's answerer — standing at that trunk's outbound target, 127.0.0.x:5080 as the
+//! demo names them — answers, keys 1 after the invitation, and talks. The two hear each
+//! other through the meeting's mix. The tests share the demo's outbound addresses, so
+//! each runs its scenarios one after another.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dialbridge_server::testing::{TestBridge, demo_config};
+use dialbridge_testkit::answerer::Answerer;
+use dialbridge_testkit::caller::{assert_hears, caller, place, tone};
+use serde_json::Value;
+
+const MICROSOFT_PSTN: &str = "127.0.0.10";
+const TELCO_A: &str = "127.0.0.20";
+
+/// The tests stand at the demo's fixed outbound targets: one at a time.
+static TARGETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A GET of the admin API, as JSON.
+async fn get(bridge: &TestBridge, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("http://{}{path}", bridge.admin_addr()))
+        .bearer_auth(bridge.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until `what` holds of the admin API's answer at `path`.
+async fn until(
+    bridge: &TestBridge,
+    path: &str,
+    what: &str,
+    holds: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = get(bridge, path).await;
+        if holds(&body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// adele's meeting's dial-outs, as the admin API lists them.
+async fn dial_outs(bridge: &TestBridge) -> Value {
+    reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/conferences/contoso/123456789/dial-outs",
+            bridge.admin_addr()
+        ))
+        .bearer_auth(bridge.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_dials_out_and_the_called_party_joins_and_they_hear_each_other() {
+    let _one_at_a_time = TARGETS.lock().await;
+    let bridge = TestBridge::start(demo_config()).await;
+    // The US number goes out on contoso's first trunk, the Microsoft PSTN's target.
+    let far = Answerer::start(&[
+        "--listen",
+        "127.0.0.10:5080",
+        "--calls",
+        "1",
+        "--timeout",
+        "40s",
+        "--ring-ms",
+        "300",
+        "--tone-hz",
+        "1000",
+        "--key",
+        "1",
+        "--expect-tone",
+        "440",
+        "--hold-ms",
+        "12000",
+    ])
+    .await;
+    // adele's meeting as its leader, then *9 and the number: the leader talks 440 Hz.
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys 13579#, wait 3s, \
+                  keys *914255557000#";
+    let leader = place(
+        bridge.sip_addr(),
+        MICROSOFT_PSTN,
+        caller("+14255550100", tone(440.0), script, Duration::from_secs(14)),
+    )
+    .await;
+    // The leader heard the far end's 1000 Hz through the meeting.
+    assert_hears("leader", &leader, 1000.0, "");
+    let answered = far.finish().await;
+    assert!(
+        answered.passed(),
+        "{:?}\n{}",
+        answered.summary,
+        answered.log
+    );
+    let report = answered.the_call();
+    assert_eq!(report.to, "+14255557000", "{report:?}");
+    assert_eq!(report.keyed.as_deref(), Some("1"), "{report:?}");
+    let listed = dial_outs(&bridge).await;
+    let views = listed["dial_outs"].as_array().unwrap();
+    assert_eq!(views.len(), 1, "{listed}");
+    assert_eq!(views[0]["trunk"], "microsoft-pstn", "{listed}");
+    assert_eq!(views[0]["requested_by"], "leader", "{listed}");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_its_first_trunk_down_an_api_dial_out_leaves_through_the_next() {
+    let _one_at_a_time = TARGETS.lock().await;
+    let mut config = demo_config();
+    config.trunk_health.interval = Duration::from_millis(200);
+    config.trunk_health.timeout = Duration::from_millis(300);
+    let bridge = TestBridge::start(config).await;
+    // The Microsoft PSTN's target is out of service (OPTIONS 503) and takes no call;
+    // Telco A's answers, keys 1 and talks 1000 Hz.
+    let microsoft = Answerer::start(&[
+        "--listen",
+        "127.0.0.10:5080",
+        "--calls",
+        "0",
+        "--options",
+        "503",
+        "--timeout",
+        "60s",
+    ])
+    .await;
+    let telco_a = Answerer::start(&[
+        "--listen",
+        "127.0.0.20:5080",
+        "--calls",
+        "1",
+        "--timeout",
+        "40s",
+        "--ring-ms",
+        "200",
+        "--tone-hz",
+        "1000",
+        "--key",
+        "1",
+        "--expect-tone",
+        "440",
+        "--hold-ms",
+        "6000",
+    ])
+    .await;
+    until(&bridge, "/api/v1/trunks", "microsoft-pstn down", |b| {
+        b["trunks"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["name"] == "microsoft-pstn" && t["health"] == "down")
+        })
+    })
+    .await;
+    // A participant of adele's meeting talks 440 Hz; the admin dials out for it.
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
+    let participant = tokio::spawn(place(
+        bridge.sip_addr(),
+        TELCO_A,
+        caller("+33170000100", tone(440.0), script, Duration::from_secs(20)),
+    ));
+    dialbridge_testkit::wait_until(
+        "the participant in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "http://{}/api/v1/conferences/contoso/123456789/dial-out",
+        bridge.admin_addr()
+    );
+    let placed = http
+        .post(&url)
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({"number": "+14255557000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    let id = placed["id"].as_u64().unwrap();
+
+    let answered = telco_a.finish().await;
+    assert!(
+        answered.passed(),
+        "{:?}\n{}",
+        answered.summary,
+        answered.log
+    );
+    assert_eq!(answered.the_call().to, "+14255557000");
+    let view = get(&bridge, &format!("/api/v1/dial-outs/{id}")).await;
+    assert_eq!(view["trunk"], "telco-a", "{view}");
+    assert_eq!(
+        view["tried"],
+        serde_json::json!(["telco-a"]),
+        "the down trunk is skipped: {view}"
+    );
+    assert_eq!(view["requested_by"], "api");
+    let skipped = microsoft.stop().await;
+    assert_eq!(
+        skipped.summary.calls, 0,
+        "nothing left through a trunk that is down"
+    );
+    let _ = participant.await;
+
+    // A refusal names its reason: not a number, and no such meeting.
+    let bad = http
+        .post(&url)
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({"number": "14255557000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let gone = http
+        .post(format!(
+            "http://{}/api/v1/conferences/contoso/987654321/dial-out",
+            bridge.admin_addr()
+        ))
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({"number": "+14255557000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    bridge.stop().await;
+}
