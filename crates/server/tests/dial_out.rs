@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use dialbridge_server::testing::{TestBridge, demo_config};
 use dialbridge_testkit::answerer::Answerer;
+use dialbridge_testkit::audio::goertzel_power;
 use dialbridge_testkit::caller::{assert_hears, caller, place, tone};
+use dialbridge_testkit::sipp::Sipp;
 use serde_json::Value;
 
 const MICROSOFT_PSTN: &str = "127.0.0.10";
@@ -238,4 +240,57 @@ async fn with_its_first_trunk_down_an_api_dial_out_leaves_through_the_next() {
         .unwrap();
     assert_eq!(gone.status(), 404);
     bridge.stop().await;
+}
+
+/// sipp, a peer we did not write, as the called party: it answers the bridge's INVITE,
+/// talks 440 Hz, presses 1 (RFC 4733) in the middle of the invitation, and talks on.
+/// The leader hears it through the meeting; the bridge's BYE (its drain) ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_answers_a_dial_out_presses_1_and_is_heard_in_the_meeting() {
+    let _one_at_a_time = TARGETS.lock().await;
+    let bridge = TestBridge::start(demo_config()).await;
+    let target: std::net::SocketAddr = "127.0.0.10:5080".parse().unwrap();
+    let uas = Sipp::new(
+        "uas-dialout-key1.xml",
+        bridge.sip_addr(),
+        target.ip(),
+        "dialout",
+    )
+    .args(&["-p", "5080"])
+    .timeout(Duration::from_secs(60));
+    let uas = tokio::spawn(async move { uas.run().await });
+    dialbridge_testkit::wait_until(
+        "sipp bound at the trunk's target",
+        || std::net::UdpSocket::bind(target).is_err(),
+        Duration::from_secs(10),
+    )
+    .await;
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys 13579#, wait 3s, \
+                  keys *914255557000#";
+    let leader = place(
+        bridge.sip_addr(),
+        MICROSOFT_PSTN,
+        caller(
+            "+14255550100",
+            tone(1000.0),
+            script,
+            Duration::from_secs(12),
+        ),
+    )
+    .await;
+    assert!(leader.answered(), "{:?}", leader.failures);
+    // sipp's 440 Hz, in some second of what the leader heard after keying.
+    let loudest = leader
+        .heard
+        .chunks(8000)
+        .map(|second| goertzel_power(second, 8000.0, 440.0))
+        .fold(0.0, f64::max);
+    assert!(loudest > 100.0, "the leader never heard sipp: {loudest:.1}");
+    let listed = dial_outs(&bridge).await;
+    let view = &listed["dial_outs"][0];
+    assert_eq!(view["state"], "joined", "{listed}");
+    // The drain ends the dial-out with BYE, which ends sipp's scenario.
+    bridge.stop().await;
+    let sipp = uas.await.unwrap();
+    assert!(sipp.passed(), "sipp:\n{}", sipp.log);
 }
