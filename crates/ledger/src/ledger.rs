@@ -404,27 +404,23 @@ fn write_loop(shared: &Shared, mut conn: Connection, config: &MoneyConfig) {
         let rows: Vec<Row> = batch.iter().map(|(row, _)| row.clone()).collect();
         let outcome = store::write(&mut conn, &rows);
         let mut failed = Vec::new();
-        {
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, rows = rows.len(), "ledger rows NOT written: the calls they pay for end");
             let mut state = shared
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(e) = &outcome {
-                tracing::error!(error = %e, rows = rows.len(), "ledger rows NOT written: the calls they pay for end");
-                // What was queued after the batch was decided on balances that counted
-                // the failed rows: it fails too, and the balances go back to the rows.
-                failed = std::mem::take(&mut state.queue);
-                match store::load(&conn, config) {
-                    Ok(mut book) => {
-                        // Ids handed out for the failed rows are never given again.
-                        book.ids_after(&state.book);
-                        state.book = book;
-                    }
-                    Err(e) => tracing::error!(error = %e, "ledger balances not rebuilt"),
+            // What was queued after the batch was decided on balances that counted the
+            // failed rows: it fails too, and the balances go back to the rows.
+            failed = std::mem::take(&mut state.queue);
+            match store::load(&conn, config) {
+                Ok(mut book) => {
+                    // Ids handed out for the failed rows are never given again.
+                    book.ids_after(&state.book);
+                    state.book = book;
                 }
+                Err(e) => tracing::error!(error = %e, "ledger balances not rebuilt"),
             }
-            state.writing = false;
-            shared.idle.notify_all();
         }
         let result = outcome.map_err(|e| LedgerError::Write(e.to_string()));
         for (_, done) in batch.into_iter().chain(failed) {
@@ -432,6 +428,13 @@ fn write_loop(shared: &Shared, mut conn: Connection, config: &MoneyConfig) {
                 done(result.clone());
             }
         }
+        // Idle only once every waiter has heard: `flush` means written and told.
+        let mut state = shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.writing = false;
+        shared.idle.notify_all();
     }
 }
 
