@@ -31,6 +31,8 @@ prompts=(
     "muted|You are muted."
     "unmuted|You are unmuted."
     "help|Press star six to mute or unmute, star three to hear how many people are in the meeting."
+    # The bridge's own notices (crates/server/src/call_flow/notice.rs).
+    "credits-exhausted|Your communications credits have run out. Goodbye."
 )
 
 for entry in "${prompts[@]}"; do

@@ -185,6 +185,10 @@ pub async fn run_with_gauges(
     metrics.setup_latency = Some(setup_latency.clone());
     let auth_counters = Arc::new(metrics::AuthCounters::default());
     metrics.auth = Some(auth_counters.clone());
+    metrics.money = Some(metrics::MoneySource {
+        refusals: services.money_refusals.clone(),
+        ledger: services.ledger.clone(),
+    });
     let observers = signaling::Observers {
         sip: metrics.sip.clone(),
         setup_latency,
@@ -197,7 +201,8 @@ pub async fn run_with_gauges(
         services.cdrs.clone(),
         Arc::new(LiveConferences(services.clone())),
         metrics,
-    )?;
+    )?
+    .with_ledger(services.ledger.clone());
     // What administrators changed through the API, over the file's plan.
     let edits = admin_state.edits.clone();
     edits.reapply(&services.router).map_err(|e| {

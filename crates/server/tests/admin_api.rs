@@ -16,7 +16,7 @@ use dialbridge_server::Gauges;
 use dialbridge_server::admin::{
     self, AdminState, ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView,
 };
-use dialbridge_server::cdr::{Cdr, CdrStore, EndedBy, Timestamp};
+use dialbridge_server::cdr::{Cdr, CdrStore, Direction, EndedBy, Timestamp};
 use dialbridge_server::config::Config;
 use dialbridge_server::metrics::MetricsSources;
 use reqwest::{Method, StatusCode};
@@ -768,6 +768,9 @@ fn cdr(n: i64) -> Cdr {
         ended_by: EndedBy::Cancel,
         sip_status: 487,
         charge: Charge::TollFree,
+        provider: Some("Microsoft".into()),
+        direction: Direction::Inbound,
+        billing: None,
     }
 }
 

@@ -47,6 +47,8 @@ pub(super) struct Admission {
     pub calling: Option<String>,
     /// The account a softphone proved by digest.
     pub account: Option<String>,
+    /// Who pays, when the call is billed (`billing.rs`), its first increment reserved.
+    pub billing: Option<dialbridge_ledger::Meter>,
 }
 
 /// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
@@ -58,7 +60,7 @@ pub(super) struct Refused {
 }
 
 impl Refused {
-    fn cause(request: &rsip::Request, cause: impl Into<Cause>) -> Refused {
+    pub(super) fn cause(request: &rsip::Request, cause: impl Into<Cause>) -> Refused {
         let cause = cause.into();
         Refused {
             cause: Some(cause),
@@ -90,6 +92,13 @@ impl Signaling {
             .map(|admission| Admission {
                 account,
                 ..admission
+            })
+            .and_then(|admission| {
+                let billing = self.open_billing(&admission)?;
+                Ok(Admission {
+                    billing,
+                    ..admission
+                })
             })
             .and_then(|admission| Ok((self.open_media(&admission)?, admission)));
         match opened {
@@ -186,6 +195,7 @@ impl Signaling {
             target,
             calling,
             account: None,
+            billing: None,
         })
     }
 
@@ -234,6 +244,7 @@ impl Signaling {
             target,
             calling,
             account,
+            billing,
             ..
         } = admission;
         let session_id = u64::from(rand::random::<u32>());
@@ -288,6 +299,7 @@ impl Signaling {
             play_seq: 0,
             arrived: now,
             armed: None,
+            billing: billing.map(super::billing::Billing::new),
             record: CallRecord {
                 calling,
                 arrived: SystemTime::now(),
@@ -301,7 +313,9 @@ impl Signaling {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let response = if answer_after.is_zero() {
+        let response = if let Some(ringing) = Self::hold_answer(call, answer_after, now) {
+            ringing // the answer waits for the ledger's commit (billing.rs)
+        } else if answer_after.is_zero() {
             call.session.answer(now)
         } else {
             call.session.ring(now + answer_after, now)

@@ -45,6 +45,9 @@ pub(super) struct Call {
     pub arrived: Instant,
     /// The session deadline this call is filed under in the signaling task's timers.
     pub armed: Option<Instant>,
+    /// Who pays for the call, when it is billed: closed when the call ends (and, if
+    /// forgotten, when this record is dropped).
+    pub billing: Option<super::billing::Billing>,
     /// For the call detail record: wall-clock times, the calling party, the meeting.
     pub record: CallRecord,
 }
