@@ -1067,10 +1067,11 @@ mod tests {
         let demo = Config::demo().unwrap();
         let money = demo.money.as_ref().unwrap();
         assert_eq!(money.tenants.len(), 2);
+        // None given: beside the CDR database.
         let database = money.database.as_deref().unwrap();
         assert!(
             Path::new(database).is_absolute()
-                && database.ends_with("target/dialbridge-demo-ledger.sqlite"),
+                && database.ends_with("target/dialbridge-demo-cdr-ledger.sqlite"),
             "{database}"
         );
         // No [money]: nothing billed.
@@ -1078,15 +1079,13 @@ mod tests {
         let without = &DEMO_CONFIG[..start];
         let c = Config::parse(Path::new("/x/demo.toml"), Path::new("/x"), without).unwrap();
         assert!(c.money.is_none());
-        // No database given: beside the CDR database.
-        let text = DEMO_CONFIG.replace(
-            "database = \"../target/dialbridge-demo-ledger.sqlite\"\n",
-            "",
-        );
+        // Given: resolved against the file.
+        let text =
+            DEMO_CONFIG.replace("[money]\n", "[money]\ndatabase = \"money/ledger.sqlite\"\n");
         let c = Config::parse(Path::new("/x/demo.toml"), Path::new("/x"), &text).unwrap();
         assert_eq!(
             c.money.unwrap().database.as_deref(),
-            Some("/target/dialbridge-demo-cdr-ledger.sqlite")
+            Some("/x/money/ledger.sqlite")
         );
         // A fault names the file, the line and the key.
         let text = DEMO_CONFIG.replace("per_minute = \"0.02\"", "per_minute = \"2 cents\"");
