@@ -258,6 +258,12 @@ impl Ledger {
             return Err(LedgerError::ZeroAmount);
         }
         let available = t.available();
+        if t.credits.checked_add(amount).is_none() {
+            return Err(LedgerError::Amount {
+                text: amount.to_string(),
+                why: "too large for the balance",
+            });
+        }
         if available
             .checked_add(amount)
             .is_none_or(Amount::is_negative)

@@ -159,7 +159,7 @@ pub(super) async fn credits(
         .map_err(|e| match e {
             LedgerError::UnknownTenant(_) => no_account(&tenant),
             LedgerError::BelowZero { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            LedgerError::ZeroAmount => {
+            LedgerError::ZeroAmount | LedgerError::Amount { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             e => ApiError::internal("changing the credits", &e),

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use dialbridge_ledger::{Account, Committed, LegSpec, Meter, MeterEvent, Notify, Usage};
+use dialbridge_ledger::{Account, Committed, LegSpec, Meter, MeterEvent, Notify, Refusal, Usage};
 use dialbridge_router::Charge;
 use dialbridge_sip::dialog::DialogId;
 use dialbridge_sip::rsip;
@@ -71,24 +71,46 @@ impl Signaling {
     /// Who pays for an admitted call, before any port is opened: a meter with the first
     /// increment reserved, `None` for a call nobody bills, or the refusal (counted).
     pub(super) fn open_billing(&self, admission: &Admission) -> Result<Option<Meter>, Refused> {
-        let Some(ledger) = &self.services.ledger else {
-            return Ok(None);
-        };
         let grant = &admission.grant;
         if grant.charge() != Charge::TollFree {
             return Ok(None);
         }
-        let id = admission.session.dialog().id().clone();
+        let id = admission.session.dialog().id();
+        let leg = LegSpec::TollFreeInbound {
+            number: grant.number().to_string(),
+        };
+        self.open_meter(id, grant.tenant(), leg).map_err(|refusal| {
+            tracing::info!(
+                tenant = grant.tenant(),
+                number = %grant.number(),
+                reason = refusal.as_str(),
+                "toll-free call refused: nothing pays for it"
+            );
+            Refused::cause(admission.session.invite(), refusal)
+        })
+    }
+
+    /// A meter for the leg `id` of `tenant` (a dial-out leg too: `LegSpec::DialOut`),
+    /// its first increment reserved; its commits come back as [`CallReport::Billing`]
+    /// for `id`. `Ok(None)` without `[money]`; a refusal is counted for `/metrics`.
+    pub(super) fn open_meter(
+        &self,
+        id: &DialogId,
+        tenant: &str,
+        leg: LegSpec,
+    ) -> Result<Option<Meter>, Refusal> {
+        let Some(ledger) = &self.services.ledger else {
+            return Ok(None);
+        };
         let account = Account {
-            tenant: grant.tenant().to_string(),
-            leg: LegSpec::TollFreeInbound {
-                number: grant.number().to_string(),
-            },
+            tenant: tenant.to_string(),
+            leg,
             call_id: id.call_id.clone(),
         };
         let reports = self.reports_tx.clone();
-        // Runs on the ledger's writer thread (never inside the runtime), so it may block
-        // while the signaling task catches up.
+        let id = id.clone();
+        // Runs on the ledger's writer thread (never inside the runtime), so it may wait
+        // while the signaling task catches up; once the task is gone it returns at once.
         let notify: Notify = Arc::new(move |committed: Committed| {
             let report = CallReport::Billing {
                 id: id.clone(),
@@ -96,19 +118,9 @@ impl Signaling {
             };
             let _ = reports.blocking_send(report);
         });
-        match Meter::open(ledger, account, notify, SystemTime::now()) {
-            Ok(meter) => Ok(Some(meter)),
-            Err(refusal) => {
-                self.services.money_refusals.count(refusal);
-                tracing::info!(
-                    tenant = grant.tenant(),
-                    number = %grant.number(),
-                    reason = refusal.as_str(),
-                    "toll-free call refused: nothing pays for it"
-                );
-                Err(Refused::cause(admission.session.invite(), refusal))
-            }
-        }
+        Meter::open(ledger, account, notify, SystemTime::now())
+            .map(Some)
+            .inspect_err(|refusal| self.services.money_refusals.count(*refusal))
     }
 
     /// The first response of a new call whose answer waits for its first increment's
