@@ -248,3 +248,16 @@ async fn an_unanswered_toll_free_call_is_refunded_and_rings_its_ring_time() {
 fn bench_with_ring() -> Bench {
     bench("1.00", Duration::from_secs(2))
 }
+
+#[tokio::test]
+async fn without_money_a_toll_free_call_is_neither_billed_nor_held() {
+    let config = crate::testing::demo_config_edited(|text| {
+        let start = text.find("\n[money]").unwrap();
+        text[..start].to_string()
+    });
+    let mut bench = Bench::with_config(config, Duration::ZERO);
+    assert!(bench.services.ledger.is_none());
+    from_microsoft(&mut bench, toll_free_invite("tf-free"));
+    assert_eq!(codes(&bench.responses()), [100, 200], "answered at once");
+    assert!(bench.signaling.calls.values().all(|c| c.billing.is_none()));
+}
