@@ -97,7 +97,8 @@ seed() {
         local body i=0
         for body in '{"muted":true}' '{"locked":false}' '{"recording":true}' \
             '{"bridge":"eu-1"}' '{"capacity":40}' '{"enabled":false}' \
-            '{"join_leave_tones":null}' '{"join_leave_tones":true,"x":1}'; do
+            '{"join_leave_tones":null}' '{"join_leave_tones":true,"x":1}' \
+            '{"amount":"5.00"}' '{"amount":"-0.0001"}'; do
             printf '%s' "$body" >"$corpus/body-$i"
             i=$((i + 1))
         done

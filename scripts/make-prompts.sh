@@ -41,6 +41,8 @@ prompts=(
     "dial-out-failed|The call could not be connected."
     "dial-out-not-allowed|That number cannot be dialled."
     "dial-out-no-funding|There are not enough communications credits to place that call."
+    # The bridge's own notices (crates/server/src/call_flow/notice.rs).
+    "credits-exhausted|Your communications credits have run out. Goodbye."
 )
 
 for entry in "${prompts[@]}"; do

@@ -1,6 +1,7 @@
 //! The server's configuration file: the sections the server owns ([sip], [media],
-//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health]). The number plan's sections are
-//! parsed and validated by `dialbridge-router`. Every fault names the file and the line.
+//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health], [dial_out]).
+//! The number plan's sections are parsed and validated by `dialbridge-router`, `[money]`
+//! by `dialbridge-ledger`. Every fault names the file and the line.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
@@ -13,6 +14,7 @@ use crate::Error;
 use crate::call_flow::MediaTimeouts;
 use crate::trunk_health::HealthConfig;
 use dialbridge_conference::guard::GuardConfig;
+use dialbridge_ledger::{LedgerError, MoneyConfig};
 
 /// The demo deployment of shared/DEMO.md, compiled in so `dialbridge serve` works from
 /// any directory; its relative paths resolve against the repository's fixtures/.
@@ -42,6 +44,8 @@ pub struct Config {
     pub dial_out: DialOutConfig,
     /// How the trunks' outbound targets are probed with OPTIONS.
     pub trunk_health: HealthConfig,
+    /// `[money]`: credits, pools, rates; `None` bills nothing and refuses nothing.
+    pub money: Option<MoneyConfig>,
     /// The file's text, for the router to parse the number plan from (with line numbers).
     pub text: ConfigText,
 }
@@ -307,6 +311,11 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.to_path_buf());
+        let cdr_database = match raw.admin.cdr_database.as_str() {
+            ":memory:" => ":memory:".to_string(),
+            p => resolve(p).to_string_lossy().into_owned(),
+        };
+        let money = money_config(path, text, &cdr_database, &resolve)?;
         let config = Config {
             path: path.to_path_buf(),
             sip: SipConfig {
@@ -341,10 +350,7 @@ impl Config {
             admin: AdminConfig {
                 listen: raw.admin.listen,
                 token: raw.admin.token,
-                cdr_database: match raw.admin.cdr_database.as_str() {
-                    ":memory:" => ":memory:".to_string(),
-                    p => resolve(p).to_string_lossy().into_owned(),
-                },
+                cdr_database,
             },
             softphones: SoftphoneConfig {
                 realm: raw.softphones.realm,
@@ -368,10 +374,46 @@ impl Config {
             guard: raw.guard.into_config(path)?,
             dial_out: raw.dial_out.into_config(path)?,
             trunk_health: raw.trunk_health.into_config(path, text)?,
+            money,
             text: ConfigText(text.to_string()),
         };
         Ok(config)
     }
+}
+
+/// `[money]`, validated by the ledger crate, its `database` resolved against the file:
+/// given, or beside the CDR database (`cdr.sqlite` → `cdr-ledger.sqlite`; `:memory:` with
+/// it).
+fn money_config(
+    path: &Path,
+    text: &str,
+    cdr_database: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Option<MoneyConfig>, Error> {
+    let money = MoneyConfig::from_toml_str(text).map_err(|e| match &e {
+        LedgerError::Config {
+            line: Some(line), ..
+        } => Error::Config(format!("{}:{line}: {e}", path.display())),
+        _ => Error::Config(format!("{}: {e}", path.display())),
+    })?;
+    Ok(money.map(|mut money| {
+        money.database = Some(match money.database.as_deref() {
+            Some(":memory:") => ":memory:".to_string(),
+            Some(p) => resolve(p).to_string_lossy().into_owned(),
+            None if cdr_database == ":memory:" => ":memory:".to_string(),
+            None => {
+                let cdr = Path::new(cdr_database);
+                let stem = cdr.file_stem().map_or_else(
+                    || "dialbridge".to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+                cdr.with_file_name(format!("{stem}-ledger.sqlite"))
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        });
+        money
+    }))
 }
 
 /// The [auth] section, checked: every count and duration above zero, at most one
@@ -1165,5 +1207,42 @@ mod tests {
             .to_string();
         assert!(err.starts_with(&format!("x/demo.toml:{line}: ")), "{err}");
         assert!(err.contains("no tls listener"), "{err}");
+    }
+
+    #[test]
+    fn money_is_optional_validated_with_its_line_and_its_database_resolved() {
+        let demo = Config::demo().unwrap();
+        let money = demo.money.as_ref().unwrap();
+        assert_eq!(money.tenants.len(), 2);
+        // None given: beside the CDR database.
+        let database = money.database.as_deref().unwrap();
+        assert!(
+            Path::new(database).is_absolute()
+                && database.ends_with("target/dialbridge-demo-cdr-ledger.sqlite"),
+            "{database}"
+        );
+        // No [money]: nothing billed.
+        let start = DEMO_CONFIG.find("\n[money]").unwrap();
+        let without = &DEMO_CONFIG[..start];
+        let c = Config::parse(Path::new("/x/demo.toml"), Path::new("/x"), without).unwrap();
+        assert!(c.money.is_none());
+        // Given: resolved against the file.
+        let text =
+            DEMO_CONFIG.replace("[money]\n", "[money]\ndatabase = \"money/ledger.sqlite\"\n");
+        let c = Config::parse(Path::new("/x/demo.toml"), Path::new("/x"), &text).unwrap();
+        assert_eq!(
+            c.money.unwrap().database.as_deref(),
+            Some("/x/money/ledger.sqlite")
+        );
+        // A fault names the file, the line and the key.
+        let text = DEMO_CONFIG.replace("per_minute = \"0.02\"", "per_minute = \"2 cents\"");
+        let line = text.lines().position(|l| l.contains("2 cents")).unwrap() + 1;
+        let err = Config::parse(Path::new("x/demo.toml"), Path::new("x"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("x/demo.toml:{line}: [money] rate 2 per_minute:")),
+            "{err}"
+        );
     }
 }

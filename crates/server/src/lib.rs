@@ -188,6 +188,10 @@ pub async fn run_with_gauges(
     let auth_counters = Arc::new(metrics::AuthCounters::default());
     metrics.auth = Some(auth_counters.clone());
     metrics.dial_outs = Some(services.dial_outs.clone());
+    metrics.money = Some(metrics::MoneySource {
+        refusals: services.money_refusals.clone(),
+        ledger: services.ledger.clone(),
+    });
     let observers = signaling::Observers {
         sip: metrics.sip.clone(),
         setup_latency,
@@ -210,7 +214,8 @@ pub async fn run_with_gauges(
         services.cdrs.clone(),
         Arc::new(LiveConferences(services.clone())),
         metrics,
-    )?;
+    )?
+    .with_ledger(services.ledger.clone());
     admin_state.trunk_health = signaling.trunk_health();
     // What administrators changed through the API, over the file's plan.
     let edits = admin_state.edits.clone();

@@ -85,6 +85,44 @@ pub struct MetricsSources {
     pub dial_outs: Option<crate::dial_out::DialOuts>,
     /// The trunks' health (the signaling task probes and publishes).
     pub trunk_health: Option<crate::trunk_health::HealthBoard>,
+    /// Calls refused or ended for money, and the ledger's open reservations.
+    pub money: Option<MoneySource>,
+}
+
+/// What `/metrics` reads of the money: the refusals counted by the signaling task, and
+/// the ledger (when `[money]` is configured).
+#[derive(Debug, Clone)]
+pub struct MoneySource {
+    pub refusals: Arc<MoneyRefusals>,
+    pub ledger: Option<dialbridge_ledger::Ledger>,
+}
+
+/// Calls refused before their answer, or ended in progress, because nothing would pay
+/// for them, by the ledger's reason (a fixed list).
+#[derive(Debug, Default)]
+pub struct MoneyRefusals {
+    counts: [Counter; dialbridge_ledger::Refusal::ALL.len()],
+}
+
+impl MoneyRefusals {
+    /// Counts one.
+    pub fn count(&self, refusal: dialbridge_ledger::Refusal) {
+        if let Some(i) = dialbridge_ledger::Refusal::ALL
+            .iter()
+            .position(|r| *r == refusal)
+            && let Some(c) = self.counts.get(i)
+        {
+            c.inc();
+        }
+    }
+
+    /// `(reason, count)` of every reason.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        dialbridge_ledger::Refusal::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, c)| (r.as_str(), c.get()))
+    }
 }
 
 impl MetricsSources {
@@ -103,6 +141,7 @@ impl MetricsSources {
             auth: None,
             dial_outs: None,
             trunk_health: None,
+            money: None,
         }
     }
 
@@ -312,6 +351,12 @@ mod tests {
         auth.lockout(&Subject::User("alice".into()));
         auth.refused_locked.inc();
         sources.auth = Some(auth);
+        let refusals = Arc::new(MoneyRefusals::default());
+        refusals.count(dialbridge_ledger::Refusal::NoCredits);
+        sources.money = Some(MoneySource {
+            refusals,
+            ledger: None,
+        });
         let text = render(&sources);
         for line in [
             "dialbridge_sip_transactions 9\n",
@@ -336,6 +381,8 @@ mod tests {
             "dialbridge_sip_auth_lockouts_total{scope=\"source\"} 0\n",
             "dialbridge_sip_auth_locked_out_total 1\n",
             "dialbridge_sip_auth_successes_total 0\n",
+            "dialbridge_money_refusals_total{reason=\"no_credits\"} 1\n",
+            "dialbridge_money_refusals_total{reason=\"unknown_tenant\"} 0\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

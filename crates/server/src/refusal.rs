@@ -1,12 +1,13 @@
 //! The one mapping from why a call is refused or ended to what SIP says about it: the
 //! status and reason phrase of a final response (RFC 3261 §21), the Reason header
 //! (RFC 3326: a Q.850 cause where one fits, `SIP;cause=` otherwise) and Retry-After
-//! (RFC 3261 §20.33). The router, the entry IVR and the meeting speak domain refusals
-//! and end causes; only this table turns them into wire text, so nothing else in the
+//! (RFC 3261 §20.33). The router, the entry IVR, the meeting and the ledger speak domain
+//! refusals and end causes; only this table turns them into wire text, so nothing else in the
 //! bridge writes a Reason header's value.
 
 use dialbridge_conference::ivr::HangupReason;
 use dialbridge_conference::room::RejectReason as MeetingRefusal;
+use dialbridge_ledger::Refusal as MoneyRefusal;
 use dialbridge_router::RejectReason as RouteRefusal;
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Request, Response};
@@ -30,6 +31,8 @@ pub enum Cause {
     Ivr(HangupReason),
     /// The meeting turned the caller away (after its prompt).
     Meeting(MeetingRefusal),
+    /// The ledger would not fund the call (before its answer).
+    Money(MoneyRefusal),
     /// The bridge itself ended or refused the call.
     Bridge(EndCause),
 }
@@ -83,6 +86,11 @@ pub enum EndCause {
     /// The answer to an offer of ours (in the ACK of an offerless re-INVITE) does not
     /// fit it.
     UnusableAnswer,
+    /// The call's next increment could not be paid for: it heard the notice and ends.
+    CreditsExhausted,
+    /// The ledger could not commit what pays for the call (its database failed, or took
+    /// too long before the answer).
+    BillingUnavailable,
 }
 
 /// What SIP says about a [`Cause`].
@@ -104,6 +112,7 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
     use self::EndCause as E;
     use HangupReason as H;
     use MeetingRefusal as M;
+    use MoneyRefusal as P;
     use RouteRefusal as R;
     let (status, phrase, reason, retry_after) = match cause {
         Cause::Route(r) => match r {
@@ -237,6 +246,36 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 None,
             ),
         },
+        // 403, not 402: 402 Payment Required is "reserved for future use" (RFC 3261
+        // §21.4.3) and trunks treat it unevenly, and 480 would invite retries that fail the
+        // same until someone tops up. 403 says "understood, and refused: do not retry",
+        // and the Reason says why and what lifts it.
+        Cause::Money(p) => match p {
+            P::NoCredits => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"no communications credits\"",
+                None,
+            ),
+            P::NoFunding => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"no minute pool or rate covers this number\"",
+                None,
+            ),
+            P::UnknownTenant => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"tenant has no money account\"",
+                None,
+            ),
+            P::BadNumber => (
+                404,
+                NOT_FOUND,
+                "SIP;cause=404;text=\"not an E.164 number\"",
+                None,
+            ),
+        },
         Cause::Bridge(e) => match e {
             E::ShuttingDown => (
                 503,
@@ -358,6 +397,19 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "SIP;cause=488;text=\"answer does not fit the offer\"",
                 None,
             ),
+            // Only ever ends an answered call (in its BYE); the status is the refusal's.
+            E::CreditsExhausted => (
+                403,
+                FORBIDDEN,
+                "SIP;cause=403;text=\"communications credits exhausted\"",
+                None,
+            ),
+            E::BillingUnavailable => (
+                503,
+                UNAVAILABLE,
+                "SIP;cause=503;text=\"billing unavailable\"",
+                None,
+            ),
         },
     };
     SipAnswer {
@@ -410,6 +462,12 @@ impl From<MeetingRefusal> for Cause {
     }
 }
 
+impl From<MoneyRefusal> for Cause {
+    fn from(p: MoneyRefusal) -> Self {
+        Cause::Money(p)
+    }
+}
+
 impl From<EndCause> for Cause {
     fn from(e: EndCause) -> Self {
         Cause::Bridge(e)
@@ -432,7 +490,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 41] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 47] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -679,6 +737,42 @@ mod tests {
                 "Q.850;cause=16;text=\"removed from the meeting\"",
                 None,
             ),
+            (
+                MoneyRefusal::NoCredits.into(),
+                403,
+                "SIP;cause=403;text=\"no communications credits\"",
+                None,
+            ),
+            (
+                MoneyRefusal::NoFunding.into(),
+                403,
+                "SIP;cause=403;text=\"no minute pool or rate covers this number\"",
+                None,
+            ),
+            (
+                MoneyRefusal::UnknownTenant.into(),
+                403,
+                "SIP;cause=403;text=\"tenant has no money account\"",
+                None,
+            ),
+            (
+                MoneyRefusal::BadNumber.into(),
+                404,
+                "SIP;cause=404;text=\"not an E.164 number\"",
+                None,
+            ),
+            (
+                EndCause::CreditsExhausted.into(),
+                403,
+                "SIP;cause=403;text=\"communications credits exhausted\"",
+                None,
+            ),
+            (
+                EndCause::BillingUnavailable.into(),
+                503,
+                "SIP;cause=503;text=\"billing unavailable\"",
+                None,
+            ),
         ];
         for (cause, status, reason, retry_after) in rows {
             let answer = sip_answer(cause);
@@ -703,6 +797,10 @@ mod tests {
         // Every router refusal has a row (the router adds a reason: this test fails).
         for r in RouteRefusal::ALL {
             assert!(rows.iter().any(|row| row.0 == Cause::Route(r)), "{r}");
+        }
+        // ...and every money refusal.
+        for p in MoneyRefusal::ALL {
+            assert!(rows.iter().any(|row| row.0 == Cause::Money(p)), "{p}");
         }
     }
 

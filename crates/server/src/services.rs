@@ -1,5 +1,5 @@
 //! What every call needs, built once at start-up and shared: the router, the media
-//! engine, the prompts, the organiser directory and the IVR settings.
+//! engine, the prompts, the organiser directory, the IVR settings and the ledger.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,10 +10,12 @@ use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
 use dialbridge_conference::directory::{Directory, Provider};
 use dialbridge_conference::ivr::PromptId;
+use dialbridge_ledger::Ledger;
 use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
 use dialbridge_router::Router;
 
 use crate::Error;
+use crate::call_flow::Notice;
 use crate::cdr::CdrStore;
 use crate::conferences::{Conferences, MeetingSettings};
 use crate::config::{Config, IvrConfig, NonceSecret};
@@ -37,6 +39,10 @@ pub struct Services {
     pub cdrs: CdrStore,
     /// The meetings' dial-outs, in progress and recently finished.
     pub dial_outs: crate::dial_out::DialOuts,
+    /// Credits, pools and their rows; `None` without `[money]` (nothing is billed).
+    pub ledger: Option<Ledger>,
+    /// Calls refused or ended for money, by reason (for `/metrics`).
+    pub money_refusals: Arc<crate::metrics::MoneyRefusals>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
@@ -98,6 +104,7 @@ impl Services {
             ))
         })?;
         let nonce_secret = nonce_secret(config, &cdrs)?;
+        let ledger = open_ledger(config)?;
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}",
@@ -121,6 +128,8 @@ impl Services {
             music_on_hold: Arc::new(music_on_hold()),
             cdrs,
             dial_outs: Default::default(),
+            ledger,
+            money_refusals: Arc::default(),
             prompts,
             directory,
             ivr: config.ivr.clone(),
@@ -213,6 +222,32 @@ fn guard_writer(
     tx
 }
 
+/// The ledger of `[money]` (its reservations left open by a crash settled), or `None`
+/// without the section.
+fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
+    let Some(money) = &config.money else {
+        return Ok(None);
+    };
+    let path = money
+        .database
+        .clone()
+        .unwrap_or_else(|| ":memory:".to_string());
+    let ledger = Ledger::open(&path, money.clone(), SystemTime::now()).map_err(|e| {
+        Error::Config(format!(
+            "{}: [money] database {path}: {e}",
+            config.path.display()
+        ))
+    })?;
+    tracing::info!(
+        tenants = money.tenants.len(),
+        rates = money.rates.len(),
+        settled_after_crash = ledger.recovered(),
+        database = %path,
+        "ledger open"
+    );
+    Ok(Some(ledger))
+}
+
 /// The digest nonce key: given in the configuration, read from the file it names, or
 /// generated on the first start and kept in the CDR database, so restarts keep it.
 fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
@@ -256,10 +291,12 @@ fn music_on_hold() -> Prompt {
     })
 }
 
-/// The IVR's prompts, decoded once (16-bit PCM WAVs resampled to 8 kHz).
+/// The IVR's prompts and the bridge's notices, decoded once (16-bit PCM WAVs resampled
+/// to 8 kHz).
 #[derive(Debug)]
 pub struct Prompts {
     by_id: HashMap<PromptId, Arc<Prompt>>,
+    notices: HashMap<Notice, Arc<Prompt>>,
 }
 
 impl Prompts {
@@ -275,12 +312,27 @@ impl Prompts {
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             by_id.insert(id, Arc::new(prompt));
         }
-        Ok(Prompts { by_id })
+        let mut notices = HashMap::new();
+        for notice in Notice::ALL {
+            let path = config
+                .media
+                .prompts
+                .join(format!("{}.wav", notice.file_stem()));
+            let prompt = Prompt::load(&path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            notices.insert(notice, Arc::new(prompt));
+        }
+        Ok(Prompts { by_id, notices })
     }
 
     /// The prompt for `id` (every id is loaded at start-up).
     pub fn get(&self, id: PromptId) -> Option<Arc<Prompt>> {
         self.by_id.get(&id).cloned()
+    }
+
+    /// The recording of `notice` (every notice is loaded at start-up).
+    pub fn notice(&self, notice: Notice) -> Option<Arc<Prompt>> {
+        self.notices.get(&notice).cloned()
     }
 }
 

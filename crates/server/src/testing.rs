@@ -39,12 +39,15 @@ fn on_free_ports(mut config: Config) -> Config {
     config.admin.listen = any;
     // Tests that stop a bridge with calls up need not wait the demo's 30 s.
     config.sip.drain_timeout = std::time::Duration::from_secs(1);
-    // Each test bridge keeps its records to itself.
+    // Each test bridge keeps its records and its money to itself.
     config.admin.cdr_database = ":memory:".to_string();
     // No OPTIONS to the demo's outbound targets: they would reach whatever another test
     // binds there, and keep transactions alive that a test counts. The tests of trunk
     // health turn probing back on.
     config.trunk_health.interval = std::time::Duration::ZERO;
+    if let Some(money) = config.money.as_mut() {
+        money.database = Some(":memory:".to_string());
+    }
     config
 }
 

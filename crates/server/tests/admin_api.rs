@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use dialbridge_conference::directory::{Directory, Provider};
 use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, Pin, Role, TenantId};
 use dialbridge_conference::room::MemberId;
+use dialbridge_ledger::Ledger;
 use dialbridge_router::{Charge, RejectReason, Router};
 use dialbridge_server::Gauges;
 use dialbridge_server::admin::{
     self, AdminState, ConferenceView, LiveCalls, LiveError, LiveFuture, ParticipantView,
 };
-use dialbridge_server::cdr::{Cdr, CdrStore, EndedBy, Timestamp};
+use dialbridge_server::cdr::{Cdr, CdrStore, Direction, EndedBy, Timestamp};
 use dialbridge_server::config::Config;
 use dialbridge_server::metrics::MetricsSources;
 use dialbridge_server::trunk_health::{Finding, HealthBoard, HealthState, TrunkHealthView};
@@ -132,6 +133,7 @@ struct Api {
     router: Router,
     directory: Directory,
     cdrs: CdrStore,
+    ledger: Ledger,
     live: Arc<FakeLive>,
     /// What the signaling task would publish of the trunks' health.
     health: HealthBoard,
@@ -155,6 +157,8 @@ impl Api {
             .import_csv(organisers, &Provider::dialbridge())
             .unwrap();
         let cdrs = CdrStore::open(":memory:").unwrap();
+        let money = config.money.clone().unwrap();
+        let ledger = Ledger::open(":memory:", money, std::time::SystemTime::now()).unwrap();
         let live = Arc::new(FakeLive::default());
         let gauges = Arc::new(Gauges::default());
         let mut state = AdminState::new(
@@ -165,7 +169,8 @@ impl Api {
             live.clone(),
             MetricsSources::new(router.clone(), gauges),
         )
-        .unwrap();
+        .unwrap()
+        .with_ledger(Some(ledger.clone()));
         let health = HealthBoard::default();
         state.trunk_health = health.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -180,6 +185,7 @@ impl Api {
             router,
             directory,
             cdrs,
+            ledger,
             live,
             health,
             stop: Some(stop),
@@ -283,7 +289,7 @@ async fn every_route_is_documented_and_every_document_path_is_served() {
         .map(|(m, p)| (m.to_string(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 33);
+    assert_eq!(routed.len(), 36);
 
     // Every listed route really is routed: none falls to the no-such-route or
     // method-not-allowed answers.
@@ -774,6 +780,9 @@ fn cdr(n: i64) -> Cdr {
         ended_by: EndedBy::Cancel,
         sip_status: 487,
         charge: Charge::TollFree,
+        provider: Some("Microsoft".into()),
+        direction: Direction::Inbound,
+        billing: None,
     }
 }
 
@@ -1389,6 +1398,27 @@ fn probes(method: &Method, path: &str) -> Vec<Probe> {
             FORBIDDEN,
             FORBIDDEN,
         )],
+        ("GET", "/api/v1/tenants/{tenant}/balance") => vec![
+            probe("/api/v1/tenants/contoso/balance", Own, FORBIDDEN, FORBIDDEN),
+            probe(
+                "/api/v1/tenants/fabrikam/balance",
+                NOT_FOUND,
+                FORBIDDEN,
+                FORBIDDEN,
+            ),
+        ],
+        // Credits are money: admins only, even a tenant's own.
+        ("POST", "/api/v1/tenants/{tenant}/credits") => vec![
+            probe(
+                "/api/v1/tenants/contoso/credits",
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+            )
+            .json(json!({"amount": "5.00"})),
+        ],
+        // Scoped to the tenant or the provider (the rows are checked in `money_*`).
+        ("GET", "/api/v1/usage") => vec![probe(path, Answered, Answered, FORBIDDEN)],
         // Bridge-wide figures: everybody's traffic.
         ("GET", "/metrics") => vec![probe(path, FORBIDDEN, FORBIDDEN, Answered)],
         ("GET", "/api/v1/openapi.json") => vec![probe(path, Answered, Answered, Answered)],
@@ -1865,5 +1895,183 @@ async fn an_open_event_stream_ends_when_its_token_is_revoked_or_its_session_ends
         .await;
         assert!(ended.is_ok(), "the stream outlived its {what}");
     }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn money_balances_top_ups_and_adjustments() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/api/v1/tenants/contoso/balance").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["currency"], "USD");
+    assert_eq!(body["credits"], "20.00");
+    assert_eq!(body["available"], "20.00");
+    assert_eq!(
+        body["pools"],
+        json!([{"country": "+1", "minutes": 3000, "minutes_used": 0, "minutes_left": 3000}])
+    );
+    let (_, body) = api.get("/api/v1/tenants/fabrikam/balance").await;
+    assert_eq!(
+        (&body["credits"], &body["pools"]),
+        (&json!("0.00"), &json!([]))
+    );
+
+    let credits = "/api/v1/tenants/fabrikam/credits";
+    let (status, body) = api
+        .json(Method::POST, credits, json!({"amount": "5.00"}))
+        .await;
+    assert_eq!(
+        (status, &body["credits"]),
+        (StatusCode::OK, &json!("5.00")),
+        "{body}"
+    );
+    // What answered is committed: the ledger holds it.
+    let held = api
+        .ledger
+        .balance("fabrikam", std::time::SystemTime::now())
+        .unwrap();
+    assert_eq!(held.credits.to_string(), "5.00");
+    // Bad amounts, and adjustments below 0.00, change nothing.
+    for (body, want, needle) in [
+        (
+            json!({"amount": "-6.00"}),
+            StatusCode::CONFLICT,
+            "at most 5.00",
+        ),
+        (
+            json!({"amount": "five"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount: \"five\"",
+        ),
+        (
+            json!({"amount": "1.00001"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "four decimals",
+        ),
+        (
+            json!({"amount": "0.00"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "0.00",
+        ),
+        (
+            json!({"amount": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount",
+        ),
+        (
+            json!({"amount": "1", "to": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown field",
+        ),
+    ] {
+        refused(api.json(Method::POST, credits, body).await, want, needle);
+    }
+    refused(
+        api.json(
+            Method::POST,
+            "/api/v1/tenants/northwind/credits",
+            json!({"amount": "1.00"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "northwind",
+    );
+    refused(
+        api.get("/api/v1/tenants/northwind/balance").await,
+        StatusCode::NOT_FOUND,
+        "has no money account",
+    );
+    let (_, body) = api.get("/api/v1/tenants/fabrikam/balance").await;
+    assert_eq!(body["credits"], "5.00");
+    // An adjustment may bring it to 0.00 exactly.
+    let (status, body) = api
+        .json(Method::POST, credits, json!({"amount": "-5.00"}))
+        .await;
+    assert_eq!(
+        (status, &body["available"]),
+        (StatusCode::OK, &json!("0.00")),
+        "{body}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn money_usage_is_summed_per_provider_and_number_for_each_scope() {
+    let api = Api::start().await;
+    let billed = |n: i64, number: &str, provider: &str, tenant: &str, cost: &str| {
+        let mut c = cdr(n);
+        c.dialled = number.parse().unwrap();
+        c.provider = Some(provider.into());
+        c.tenant = tenant.into();
+        c.answered = Some(c.arrived);
+        c.ended_by = EndedBy::Caller;
+        c.sip_status = 200;
+        c.billing = (!cost.is_empty()).then(|| dialbridge_server::cdr::Billed {
+            funding: "credits".into(),
+            seconds: 60,
+            cost: cost.parse().unwrap(),
+            currency: "USD".parse().unwrap(),
+        });
+        c
+    };
+    for record in [
+        billed(1, "+18885550100", "Microsoft", "contoso", "0.03"),
+        billed(2, "+18885550100", "Microsoft", "contoso", "0.03"),
+        billed(3, "+33170000100", "Telco A", "contoso", ""),
+        billed(4, "+493070000100", "Telco B", "fabrikam", ""),
+    ] {
+        api.cdrs.record(&record).unwrap();
+    }
+    let month = "2026-11";
+    let csv = |token: &str| {
+        let req = api.with(token, Method::GET, &format!("/api/v1/usage?month={month}"));
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert!(content_type(&resp).starts_with("text/csv"));
+            resp.text().await.unwrap()
+        }
+    };
+    let all = csv(TOKEN).await;
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        [
+            "provider,number,direction,funding,calls,minutes,cost,currency",
+            "Microsoft,+18885550100,inbound,credits,2,2,0.06,USD",
+            "Telco A,+33170000100,inbound,none,1,1,0.00,",
+            "Telco B,+493070000100,inbound,none,1,1,0.00,",
+        ]
+    );
+    let tenant = api.token("tenant-admin", None, Some("contoso")).await;
+    let mine = csv(&tenant).await;
+    assert!(
+        mine.contains("+18885550100") && mine.contains("Telco A"),
+        "{mine}"
+    );
+    assert!(!mine.contains("Telco B"), "{mine}");
+    let operator = api.token("operator", Some("Telco A"), None).await;
+    let theirs = csv(&operator).await;
+    assert_eq!(theirs.lines().count(), 2, "{theirs}");
+    assert!(theirs.contains("Telco A,+33170000100"), "{theirs}");
+    // Another month is empty; a month that is not one is refused.
+    let (status, text) = {
+        let resp = api
+            .req(Method::GET, "/api/v1/usage?month=2026-10")
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    };
+    assert_eq!((status, text.lines().count()), (StatusCode::OK, 1));
+    refused(
+        api.get("/api/v1/usage?month=2026-13").await,
+        StatusCode::BAD_REQUEST,
+        "month",
+    );
+    refused(
+        api.get("/api/v1/usage?year=2026").await,
+        StatusCode::BAD_REQUEST,
+        "year",
+    );
     api.stop().await;
 }

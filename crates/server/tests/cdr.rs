@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use dialbridge_conference::ivr::{ConferenceId, Role};
 use dialbridge_router::Charge;
-use dialbridge_server::cdr::{Cdr, CdrFilter, CdrStore, EndedBy, Timestamp};
+use dialbridge_server::cdr::{Cdr, CdrFilter, CdrStore, Direction, EndedBy, Timestamp};
 
 /// Set in the child process: the database it writes to.
 const CHILD_DB: &str = "DIALBRIDGE_CDR_CRASH_CHILD_DB";
@@ -31,6 +31,9 @@ fn sample(n: i64) -> Cdr {
         ended_by: EndedBy::Caller,
         sip_status: 200,
         charge: Charge::Toll,
+        provider: Some("Telco A".into()),
+        direction: Direction::Inbound,
+        billing: None,
     }
 }
 

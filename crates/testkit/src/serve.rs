@@ -1,6 +1,7 @@
 //! `dialbridge serve` as a separate process, for tests that want the real binary with
 //! a config file: [`DemoToml`] is fixtures/demo.toml with the keys a test changes
-//! (ports, listen lists, the CDR file), [`Serve`] runs it and kills it by PID on drop.
+//! (ports, listen lists, the CDR file and the ledger), [`Serve`] runs it and kills it by
+//! PID on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,11 @@ impl DemoToml {
             // another test binds there, and keep transactions alive that a test counts.
             // The tests of trunk health set an interval again.
             .set("trunk_health", "interval_ms", "0")
+            .set(
+                "money",
+                "database",
+                &toml_string(&scratch.join("ledger.sqlite").to_string_lossy()),
+            )
     }
 
     /// Every listener on 127.0.0.1: SIP over UDP and TCP on `sip`, TLS on `tls`, the
@@ -187,6 +193,15 @@ impl Serve {
 
     /// `PUT` of a JSON body on the admin API (demo token); the status and the body.
     pub async fn put_json(&self, path: &str, body: &str) -> (u16, String) {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    /// `POST` of a JSON body on the admin API (demo token); the status and the body.
+    pub async fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
@@ -194,7 +209,7 @@ impl Serve {
             .expect("an HTTP client");
         let url = format!("http://{}{path}", self.admin);
         let sent = client
-            .put(&url)
+            .request(method, &url)
             .bearer_auth(DEMO_TOKEN)
             .header("content-type", "application/json")
             .body(body.to_owned())

@@ -3,7 +3,9 @@
 //! and limited by the token's role and scope ([`auth`]: admin, operator of a provider,
 //! tenant admin, read-only). Numbers and bridges change live
 //! through the router; organisers through the directory; call detail records and
-//! Prometheus metrics are read here; live conferences go through [`LiveCalls`].
+//! Prometheus metrics are read here; live conferences go through [`LiveCalls`];
+//! balances, top-ups and the monthly usage export go through the ledger and the records
+//! ([`money`]).
 //!
 //! Every refused request gets a 4xx with `{"error": "<what was wrong>"}`: 401 without a
 //! good credential, 403 for a role that may never use the route, and 404 for another
@@ -18,6 +20,7 @@ mod auth;
 mod dashboard;
 mod dial_outs;
 mod live;
+mod money;
 mod openapi;
 mod organisers;
 mod plan;
@@ -44,6 +47,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use dialbridge_conference::directory::Directory;
+use dialbridge_ledger::Ledger;
 use dialbridge_router::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -78,6 +82,8 @@ pub struct AdminState {
     pub edits: DurableEdits,
     /// The trunks' health as the signaling task last published it (empty until it runs).
     pub trunk_health: HealthBoard,
+    /// Credits and pools (`None` without `[money]`: the balance routes answer 404).
+    pub ledger: Option<Ledger>,
 }
 
 impl AdminState {
@@ -101,7 +107,14 @@ impl AdminState {
             metrics,
             dashboard: DashboardHub::default(),
             trunk_health: HealthBoard::default(),
+            ledger: None,
         })
+    }
+
+    /// The state with the bridge's ledger, for the money routes.
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> AdminState {
+        self.ledger = ledger;
+        self
     }
 }
 
@@ -296,6 +309,26 @@ fn routes() -> Routes {
             "/api/v1/cdrs.csv",
             tenant,
             get(records::export_cdrs),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/balance",
+            tenant,
+            get(money::balance),
+        )
+        // Credits are money: a top-up comes from whoever takes the payment (an admin, or
+        // the billing system with an admin token), never from the tenant itself.
+        .add(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/credits",
+            Access::Admin,
+            post(money::credits),
+        )
+        .add(
+            Method::GET,
+            "/api/v1/usage",
+            Access::Also(&[Role::Operator, Role::TenantAdmin]),
+            get(money::usage),
         )
         .add(Method::GET, "/api/v1/conferences", tenant, get(live::list))
         .add(
@@ -530,10 +563,10 @@ pub mod fuzzing {
     use serde::de::DeserializeOwned;
     use serde_json::{Map, Value};
 
-    use super::{ApiError, dial_outs, live, organisers, plan};
+    use super::{ApiError, dial_outs, live, money, organisers, plan};
 
     /// Every route that takes a JSON body, by the name [`read_body`] knows it by.
-    pub const BODIES: [&str; 8] = [
+    pub const BODIES: [&str; 9] = [
         "mute",
         "lock",
         "recording",
@@ -542,6 +575,7 @@ pub mod fuzzing {
         "enabled",
         "settings",
         "dial-out",
+        "credits",
     ];
 
     /// Reads `body` as the request body of `route` (one of [`BODIES`]): what was read
@@ -561,6 +595,10 @@ pub mod fuzzing {
                 .map_err(ApiError::from)
                 .and_then(|Json(fields)| organisers::SettingsPatch::parse(fields))
                 .map(|patch| format!("{patch:?}")),
+            "credits" => Json::<money::Credits>::from_bytes(body)
+                .map_err(ApiError::from)
+                .and_then(|Json(credits)| credits.amount())
+                .map(|amount| format!("{amount:?}")),
             _ => return None,
         };
         Some(read.map_err(|e| (e.status.as_u16(), e.message)))
@@ -586,6 +624,7 @@ pub mod fuzzing {
                 r#"{"enabled":false}"#,
                 r#"{"join_leave_tones":null}"#,
                 r#"{"number":"+14255557000"}"#,
+                r#"{"amount":"5.00"}"#,
             ];
             for (route, body) in BODIES.into_iter().zip(good) {
                 let read = read_body(route, body.as_bytes());

@@ -15,7 +15,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Components, ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{dashboard, dial_outs, live, organisers, plan, records, session, tokens, trunks};
+use super::{
+    dashboard, dial_outs, live, money, organisers, plan, records, session, tokens, trunks,
+};
 
 /// The document.
 pub fn document() -> Document {
@@ -34,13 +36,15 @@ pub(super) async fn serve() -> axum::Json<Document> {
 #[openapi(
     info(
         title = "dialbridge admin API",
-        description = "Numbers, bridges, organisers, call detail records, live conferences \
-            and metrics of a dialbridge bridge. Every call carries `Authorization: Bearer \
-            <token>` or the session cookie `POST /api/v1/session` sets; every refusal is a \
-            4xx with `{\"error\": \"...\"}`. A token has a role: admin (everything), \
-            operator (its provider's numbers and trunks), tenant-admin (its tenant's bridges, \
-            organisers, conferences, records and dashboard) or read-only (metrics, trunks and \
-            the dashboard). A role that may never use a route gets 403; another tenant's or \
+        description = "Numbers, bridges, trunks, organisers, call detail records, money, \
+            live conferences, dial-outs and metrics of a dialbridge bridge. Every call \
+            carries `Authorization: Bearer <token>` or the session cookie `POST \
+            /api/v1/session` sets; every refusal is a 4xx with `{\"error\": \"...\"}`. A \
+            token has a role: admin (everything, top-ups included), operator (its \
+            provider's numbers, trunks and their usage), tenant-admin (its tenant's \
+            bridges, organisers, conferences, dial-outs, records, balance, usage and \
+            dashboard) or read-only (metrics, trunks and the dashboard). A role that may \
+            never use a route gets 403; another tenant's or \
             provider's resource is 404, as one that does not exist. Outside this document: \
             the live dashboard page at `/dashboard` (the page itself carries no data and \
             needs no credential)."
@@ -63,6 +67,9 @@ pub(super) async fn serve() -> axum::Json<Document> {
         organisers::update_settings,
         records::list_cdrs,
         records::export_cdrs,
+        money::balance,
+        money::credits,
+        money::usage,
         live::list,
         dashboard::events,
         live::mute,

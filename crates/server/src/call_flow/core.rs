@@ -16,6 +16,7 @@ use dialbridge_conference::ivr::{
 use dialbridge_conference::room::RejectReason;
 use dialbridge_media::RoomId;
 
+use super::Notice;
 use crate::conferences::ToMember;
 use crate::metrics::DtmfFailure;
 use crate::refusal::{Cause, EndCause};
@@ -25,6 +26,8 @@ use crate::refusal::{Cause, EndCause};
 pub enum Audio {
     /// A recorded prompt.
     Prompt(PromptId),
+    /// A notice of the bridge's own.
+    Notice(Notice),
     /// "There are N people in the meeting".
     Count(usize),
     /// Music on hold, looped, until something else plays.
@@ -87,6 +90,9 @@ enum Playing {
     Lobby,
     /// Why the meeting turned the caller away: hang up when it ends.
     Rejection(RejectReason),
+    /// Why the bridge lets the caller go (credits ran out): hang up with the cause when
+    /// it ends.
+    Farewell(Cause),
     /// Anything else (joined, muted, the count...): nothing follows.
     Other,
 }
@@ -148,6 +154,8 @@ pub struct CallCore {
     /// Joined (or joining) the meeting: keys go there, not to the IVR.
     in_meeting: bool,
     held: bool,
+    /// A farewell plays: keys, timers and the meeting change nothing any more.
+    leaving: bool,
     ended: bool,
     steps: VecDeque<Step>,
 }
@@ -172,6 +180,7 @@ impl CallCore {
             joining: None,
             in_meeting: false,
             held: false,
+            leaving: false,
             ended: false,
             steps: VecDeque::new(),
         };
@@ -182,6 +191,9 @@ impl CallCore {
     /// A key press (RFC 4733, SIP INFO or in-band, combined by the call's media task so
     /// that one press counts once): the IVR's, or the meeting's once joined.
     pub fn handle_digit(&mut self, digit: Digit, now: Instant) {
+        if self.leaving {
+            return;
+        }
         if self.in_meeting {
             self.steps.push_back(Step::MeetingDigit(digit));
         } else {
@@ -200,6 +212,7 @@ impl CallCore {
             // Music until the leader comes; the meeting's Admitted stops it.
             Some(Playing::Lobby) => self.steps.push_back(Step::Play(Audio::MusicOnHold)),
             Some(Playing::Rejection(reason)) => self.hang_up(reason.into()),
+            Some(Playing::Farewell(cause)) => self.hang_up(cause),
             Some(Playing::Other) | None => {}
         }
     }
@@ -213,6 +226,9 @@ impl CallCore {
         locked_out: bool,
         now: Instant,
     ) {
+        if self.leaving {
+            return;
+        }
         self.found = found;
         if let Entry::Ivr(ivr) = &mut self.entry {
             ivr.handle_lookup_result(result, now);
@@ -222,14 +238,38 @@ impl CallCore {
 
     /// The PIN check's answer (`Refused` when the guard would not ask).
     pub fn handle_pin(&mut self, result: PinResult, now: Instant) {
+        if self.leaving {
+            return;
+        }
         if let Entry::Ivr(ivr) = &mut self.entry {
             ivr.handle_pin_result(result, now);
         }
         self.carry_out_ivr();
     }
 
+    /// The call's next minute cannot be paid for: it leaves the meeting (or the IVR),
+    /// hears the notice, and ends with `EndCause::CreditsExhausted` once it has played.
+    pub fn handle_cannot_fund(&mut self) {
+        if self.leaving || self.ended {
+            return;
+        }
+        self.leaving = true;
+        if self.in_meeting || self.joining.is_some() {
+            self.in_meeting = false;
+            self.steps.push_back(Step::LeaveMeeting);
+        }
+        let cause = EndCause::CreditsExhausted.into();
+        self.play(
+            Playing::Farewell(cause),
+            Audio::Notice(Notice::CreditsExhausted),
+        );
+    }
+
     /// The meeting's word.
     pub fn handle_meeting(&mut self, message: ToMember) {
+        if self.leaving && !matches!(message, ToMember::Kicked) {
+            return;
+        }
         match message {
             ToMember::Admitted { room } => {
                 self.playing = None;
@@ -279,7 +319,7 @@ impl CallCore {
 
     /// The next deadline: the IVR's digit timers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.ended {
+        if self.ended || self.leaving {
             return None;
         }
         self.entry.poll_timeout()
@@ -287,6 +327,9 @@ impl CallCore {
 
     /// Fires what is due at `now`; an entry that timed out counts as a failed one.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.leaving {
+            return;
+        }
         self.entry.handle_timeout(now);
         self.carry_out_ivr();
     }

@@ -262,6 +262,7 @@ impl Task {
     fn play(&mut self, audio: Audio, seq: u64) -> Option<MediaEvent> {
         let prompt = match audio {
             Audio::Prompt(id) => self.services.prompts.get(id),
+            Audio::Notice(notice) => self.services.prompts.notice(notice),
             Audio::Count(count) => Some(Arc::new(self.services.counts.announce(count))),
             Audio::MusicOnHold => {
                 drop(self.session.play(self.services.music_on_hold.clone(), true));

@@ -6,11 +6,13 @@
 mod core;
 mod liveness;
 pub(crate) mod media;
+mod notice;
 #[cfg(test)]
 mod tests;
 
 pub use self::core::{Audio, CallCore, Step};
 pub use self::liveness::{Liveness, MediaTimeouts};
+pub use self::notice::Notice;
 
 use dialbridge_conference::Digit;
 use dialbridge_conference::directory::ConferenceInfo;
@@ -37,6 +39,11 @@ pub(crate) enum CallReport {
         id: DialogId,
         result: PinResult,
         conference: ConferenceKey,
+    },
+    /// The ledger committed (or failed to commit) a reservation of the call's meter.
+    Billing {
+        id: DialogId,
+        committed: dialbridge_ledger::Committed,
     },
 }
 

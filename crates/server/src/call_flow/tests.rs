@@ -233,3 +233,44 @@ fn hold_stops_sending_and_a_new_address_moves_the_media() {
     call.core.handle_media_change(false, None);
     assert_eq!(call.steps(), [Step::SetSending(true)]);
 }
+
+#[test]
+fn a_call_that_cannot_be_paid_for_leaves_hears_the_notice_and_ends() {
+    let mut call = Call::new();
+    call.steps();
+    call.played();
+    call.key("987654321#");
+    call.core.handle_lookup(
+        LookupResult::Found(contoso("987654321")),
+        None,
+        false,
+        call.now,
+    );
+    call.steps();
+    call.played();
+    call.key("#");
+    call.core.handle_pin(PinResult::Valid, call.now);
+    call.steps();
+    call.core
+        .handle_meeting(ToMember::Play(PromptId::WaitingForLeader));
+    call.steps();
+
+    call.core.handle_cannot_fund();
+    assert_eq!(
+        call.steps(),
+        [
+            Step::LeaveMeeting,
+            Step::Play(Audio::Notice(super::Notice::CreditsExhausted)),
+        ]
+    );
+    // Keys, timers and the meeting change nothing while it plays; once more is nothing.
+    assert!(call.key("*6").is_empty());
+    assert_eq!(call.core.poll_timeout(), None);
+    call.core.handle_meeting(ToMember::Play(PromptId::Joined));
+    call.core.handle_cannot_fund();
+    assert!(call.steps().is_empty());
+    assert_eq!(
+        call.played(),
+        [Step::HangUp(EndCause::CreditsExhausted.into())]
+    );
+}

@@ -4,20 +4,26 @@
 //! once the record is committed to SQLite: a crash right after it loses nothing.
 //!
 //! A record is written for every call the router admitted (that held a capacity grant),
-//! when the call ends; refused calls are counted by the metrics, not recorded here.
+//! when the call ends; refused calls are counted by the metrics, not recorded here. A
+//! billed call's record carries what paid for it and what it cost (from its meter), and
+//! [`CdrStore::usage_csv`] sums the records of a month per provider and number: what an
+//! operator bills its customers from.
 
 mod edits;
 mod schema;
 mod store;
 mod time;
 mod tokens;
+mod usage;
 
 pub use edits::StoredEdit;
 pub use store::CdrStore;
 pub use time::{BadTimestamp, Timestamp};
 pub use tokens::StoredToken;
+pub use usage::{USAGE_COLUMNS, UsageFilter};
 
 use dialbridge_conference::ivr::{ConferenceId, Role};
+use dialbridge_ledger::{Amount, Currency};
 use dialbridge_router::{Charge, E164};
 
 /// The most records one [`CdrStore::list`] returns.
@@ -25,7 +31,7 @@ pub const MAX_LIST: usize = 10_000;
 /// What [`CdrStore::list`] returns when the filter names no limit.
 pub const DEFAULT_LIST: usize = 1000;
 /// The CSV columns of [`CdrStore::export_csv`], in order.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 21] = [
     "call_id",
     "trunk",
     "calling",
@@ -41,6 +47,12 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "ended_by",
     "sip_status",
     "charge",
+    "provider",
+    "direction",
+    "funding",
+    "billed_seconds",
+    "cost",
+    "currency",
 ];
 
 /// Longest Call-ID kept (RFC 3261 sets no bound; ours are far shorter). Longer ones are
@@ -92,6 +104,54 @@ pub struct Cdr {
     /// Toll (the caller pays) or toll-free (the organisation pays, per minute).
     #[schema(value_type = ChargeName)]
     pub charge: Charge,
+    /// Who provides the number and its trunk (`Microsoft`, `Telco A`); none for a
+    /// softphone's call (and for records older than this column).
+    pub provider: Option<String>,
+    /// Dialled in, or placed by the bridge.
+    pub direction: Direction,
+    /// What paid for the call, when it was billed (toll-free, with `[money]`).
+    pub billing: Option<Billed>,
+}
+
+/// Which way a call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Direction {
+    /// A caller dialled in.
+    Inbound,
+    /// The bridge placed it (a dial-out).
+    Outbound,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Direction> {
+        Direction::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// What paid for a billed call, from its meter.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Billed {
+    /// `credits`, `pool +1`, `pool +1, credits` (the pool ran out during the call).
+    pub funding: String,
+    /// Seconds paid for, whole increments ("a started minute is a minute").
+    pub seconds: u64,
+    /// What it took from the credits, as decimal text ("0.09").
+    #[schema(value_type = String)]
+    pub cost: Amount,
+    /// The tenant's currency (`USD`).
+    #[schema(value_type = String)]
+    pub currency: Currency,
 }
 
 /// Who or what ended a call.
@@ -217,7 +277,7 @@ pub fn charge_str(charge: Charge) -> &'static str {
 impl serde::Serialize for Cdr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Cdr", 15)?;
+        let mut st = s.serialize_struct("Cdr", 18)?;
         st.serialize_field("call_id", &self.call_id)?;
         st.serialize_field("trunk", &self.trunk)?;
         st.serialize_field("calling", &self.calling)?;
@@ -236,6 +296,9 @@ impl serde::Serialize for Cdr {
         st.serialize_field("ended_by", self.ended_by.as_str())?;
         st.serialize_field("sip_status", &self.sip_status)?;
         st.serialize_field("charge", charge_str(self.charge))?;
+        st.serialize_field("provider", &self.provider)?;
+        st.serialize_field("direction", self.direction.as_str())?;
+        st.serialize_field("billing", &self.billing)?;
         st.end()
     }
 }
@@ -261,6 +324,14 @@ mod tests {
             ended_by: EndedBy::Caller,
             sip_status: 200,
             charge: Charge::TollFree,
+            provider: Some("Microsoft".into()),
+            direction: Direction::Inbound,
+            billing: Some(Billed {
+                funding: "credits".into(),
+                seconds: 1_000 / 60 * 60 + 60,
+                cost: "0.51".parse().unwrap(),
+                currency: "USD".parse().unwrap(),
+            }),
         }
     }
 
@@ -280,6 +351,10 @@ mod tests {
             names(EndedBy::schema()),
             serde_json::json!(EndedBy::ALL.map(EndedBy::as_str))
         );
+        assert_eq!(
+            names(Direction::schema()),
+            serde_json::json!(Direction::ALL.map(Direction::as_str))
+        );
     }
 
     #[test]
@@ -293,6 +368,9 @@ mod tests {
         bare.ended_by = EndedBy::Cancel;
         bare.sip_status = 487;
         bare.charge = Charge::Toll;
+        bare.provider = None;
+        bare.billing = None;
+        bare.direction = Direction::Outbound;
         store.record(&sample(1)).unwrap();
         store.record(&bare).unwrap();
         assert_eq!(
@@ -378,7 +456,8 @@ mod tests {
             lines[1],
             "call-0@sbc,microsoft-pstn,+14255551234,+18885550100,contoso,contoso-bridge,\
              123456789,participant,1970-01-01T00:16:40.000Z,1970-01-01T00:16:40.100Z,\
-             1970-01-01T00:16:40.900Z,1970-01-01T00:33:20.000Z,caller,200,toll-free"
+             1970-01-01T00:16:40.900Z,1970-01-01T00:33:20.000Z,caller,200,toll-free,\
+             Microsoft,inbound,credits,1020,0.51,USD"
         );
         assert!(
             lines
@@ -434,10 +513,18 @@ mod tests {
         assert_eq!(json["dialled"], "+18885550100");
         assert_eq!(json["role"], "participant");
         assert_eq!(json["charge"], "toll-free");
+        assert_eq!(json["provider"], "Microsoft");
+        assert_eq!(json["direction"], "inbound");
+        assert_eq!(
+            json["billing"],
+            serde_json::json!({"funding": "credits", "seconds": 1020, "cost": "0.51", "currency": "USD"})
+        );
         let mut c = sample(0);
         c.answered = None;
         c.role = None;
+        c.billing = None;
         let json = serde_json::to_value(c).unwrap();
         assert!(json["answered"].is_null() && json["role"].is_null());
+        assert!(json["billing"].is_null());
     }
 }

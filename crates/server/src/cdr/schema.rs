@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::CdrError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `n` takes a database from `user_version` n to n+1.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +65,18 @@ const MIGRATIONS: &[&str] = &[
         created_ms  INTEGER NOT NULL,
         revoked     INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
     ) STRICT;",
+    // 4 -> 5: money and who carried the call. `provider` is the number's (and its trunk's)
+    // provider, `direction` inbound or outbound (a dial-out). A billed call's funding
+    // source (`credits`, `pool +1`...), the seconds paid for, and what they cost from the
+    // credits in ten-thousandths of `currency`; all four NULL for a call nobody billed.
+    // Older rows read as inbound calls of an unknown provider, unbilled.
+    "ALTER TABLE cdrs ADD COLUMN provider TEXT;
+    ALTER TABLE cdrs ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'
+        CHECK (direction IN ('inbound', 'outbound'));
+    ALTER TABLE cdrs ADD COLUMN funding TEXT;
+    ALTER TABLE cdrs ADD COLUMN billed_s INTEGER CHECK (billed_s >= 0);
+    ALTER TABLE cdrs ADD COLUMN cost INTEGER;
+    ALTER TABLE cdrs ADD COLUMN currency TEXT;",
 ];
 
 /// The CDR schema: FULL durability, because records are billing data and must

@@ -12,8 +12,8 @@ use rusqlite::{Connection, Row};
 
 use super::schema;
 use super::{
-    CSV_COLUMNS, Cdr, CdrError, CdrFilter, DEFAULT_LIST, EXPORT_PAGE, EndedBy, MAX_CALL_ID,
-    MAX_CALLING, MAX_LIST, MAX_NAME, Timestamp, charge_str, role_str,
+    Billed, CSV_COLUMNS, Cdr, CdrError, CdrFilter, DEFAULT_LIST, Direction, EXPORT_PAGE, EndedBy,
+    MAX_CALL_ID, MAX_CALLING, MAX_LIST, MAX_NAME, Timestamp, charge_str, role_str,
 };
 
 /// The record store: one SQLite connection behind a mutex, and the queue of records
@@ -49,8 +49,9 @@ impl std::fmt::Debug for CdrStore {
 
 const INSERT: &str = "INSERT INTO cdrs (call_id, trunk, calling, dialled, tenant, bridge,
         conference_id, role, arrived_ms, answered_ms, joined_ms, ended_ms,
-        ended_by, sip_status, charge)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+        ended_by, sip_status, charge, provider, direction, funding, billed_s, cost, currency)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+        ?19, ?20, ?21)";
 
 impl CdrStore {
     /// Opens (creating if need be) the store at `path`, or an in-memory one for
@@ -190,7 +191,7 @@ impl CdrStore {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, call_id, trunk, calling, dialled, tenant, bridge, conference_id,
                     role, arrived_ms, answered_ms, joined_ms, ended_ms, ended_by,
-                    sip_status, charge
+                    sip_status, charge, provider, direction, funding, billed_s, cost, currency
              FROM cdrs
              WHERE ended_ms >= ?1 AND ended_ms < ?2 AND (ended_ms, seq) > (?3, ?4)
                AND (?6 IS NULL OR tenant = ?6)
@@ -235,6 +236,7 @@ fn write_batch(conn: &mut Connection, batch: &[(u64, Cdr)]) -> Result<(), CdrErr
     {
         let mut insert = tx.prepare_cached(INSERT)?;
         for (_, cdr) in batch {
+            let billing = cdr.billing.as_ref();
             insert.execute(rusqlite::params![
                 bounded(&cdr.call_id, MAX_CALL_ID),
                 bounded(&cdr.trunk, MAX_NAME),
@@ -251,6 +253,12 @@ fn write_batch(conn: &mut Connection, batch: &[(u64, Cdr)]) -> Result<(), CdrErr
                 cdr.ended_by.as_str(),
                 cdr.sip_status,
                 charge_str(cdr.charge),
+                cdr.provider.as_deref().map(|p| bounded(p, MAX_NAME)),
+                cdr.direction.as_str(),
+                billing.map(|b| bounded(&b.funding, MAX_NAME)),
+                billing.map(|b| i64::try_from(b.seconds).unwrap_or(i64::MAX)),
+                billing.map(|b| b.cost.units()),
+                billing.map(|b| b.currency.as_str()),
             ])?;
         }
     }
@@ -280,6 +288,28 @@ fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
     let role: Option<String> = row.get(8)?;
     let ended_by: String = row.get(13)?;
     let charge: String = row.get(15)?;
+    let direction: String = row.get(17)?;
+    let funding: Option<String> = row.get(18)?;
+    let billing = match funding {
+        None => None,
+        Some(funding) => {
+            let seconds: Option<i64> = row.get(19)?;
+            let cost: Option<i64> = row.get(20)?;
+            let currency: Option<String> = row.get(21)?;
+            Some(Billed {
+                funding,
+                seconds: seconds
+                    .and_then(|s| u64::try_from(s).ok())
+                    .ok_or_else(|| corrupt("billed_s"))?,
+                cost: cost
+                    .map(dialbridge_ledger::Amount::from_units)
+                    .ok_or_else(|| corrupt("cost"))?,
+                currency: currency
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| corrupt("currency"))?,
+            })
+        }
+    };
     Ok(Cdr {
         call_id: row.get(1)?,
         trunk: row.get(2)?,
@@ -313,12 +343,16 @@ fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
             "toll-free" => Charge::TollFree,
             _ => return Err(corrupt("charge")),
         },
+        provider: row.get(16)?,
+        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction"))?,
+        billing,
     })
 }
 
 /// A record as the [`CSV_COLUMNS`]; absent values are empty fields.
-fn csv_row(c: &Cdr) -> [String; 15] {
+fn csv_row(c: &Cdr) -> [String; 21] {
     let opt = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+    let billing = |f: fn(&Billed) -> String| c.billing.as_ref().map(f).unwrap_or_default();
     [
         c.call_id.clone(),
         c.trunk.clone(),
@@ -338,5 +372,11 @@ fn csv_row(c: &Cdr) -> [String; 15] {
         c.ended_by.as_str().to_owned(),
         c.sip_status.to_string(),
         charge_str(c.charge).to_owned(),
+        c.provider.clone().unwrap_or_default(),
+        c.direction.as_str().to_owned(),
+        billing(|b| b.funding.clone()),
+        billing(|b| b.seconds.to_string()),
+        billing(|b| b.cost.to_string()),
+        billing(|b| b.currency.to_string()),
     ]
 }

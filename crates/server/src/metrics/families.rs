@@ -17,7 +17,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::{AuthCounters, CallQuality, DtmfFailure, MetricsSources, RtpCounters, SipCounters};
+use super::{
+    AuthCounters, CallQuality, DtmfFailure, MetricsSources, MoneySource, RtpCounters, SipCounters,
+};
 use crate::trunk_health::TrunkHealthView;
 
 impl Collector for MetricsSources {
@@ -84,8 +86,33 @@ impl Collector for MetricsSources {
         if let Some(dial_outs) = &self.dial_outs {
             write_dial_outs(out, dial_outs)?;
         }
+        if let Some(money) = &self.money {
+            write_money(out, money)?;
+        }
         Ok(())
     }
+}
+
+/// Calls refused or ended for money, and the ledger's open reservations.
+fn write_money(out: &mut DescriptorEncoder<'_>, money: &MoneySource) -> fmt::Result {
+    let mut family = out.encode_descriptor(
+        "dialbridge_money_refusals",
+        "Calls refused before their answer, or ended in progress, because nothing would pay for them, by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in money.refusals.counts() {
+        series(&mut family, &[("reason", reason)], &ConstCounter::new(n))?;
+    }
+    if let Some(ledger) = &money.ledger {
+        gauge(
+            out,
+            "dialbridge_ledger_open_reservations",
+            "Increments reserved ahead by calls in progress and not yet settled or refunded.",
+            ledger.open_reservations(),
+        )?;
+    }
+    Ok(())
 }
 
 /// Softphone digest authentication.

@@ -48,6 +48,8 @@ pub(super) struct Admission {
     pub calling: Option<String>,
     /// The account a softphone proved by digest.
     pub account: Option<String>,
+    /// Who pays, when the call is billed (`billing.rs`), its first increment reserved.
+    pub billing: Option<dialbridge_ledger::Meter>,
 }
 
 /// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
@@ -59,7 +61,7 @@ pub(super) struct Refused {
 }
 
 impl Refused {
-    fn cause(request: &rsip::Request, cause: impl Into<Cause>) -> Refused {
+    pub(super) fn cause(request: &rsip::Request, cause: impl Into<Cause>) -> Refused {
         let cause = cause.into();
         Refused {
             cause: Some(cause),
@@ -91,6 +93,13 @@ impl Signaling {
             .map(|admission| Admission {
                 account,
                 ..admission
+            })
+            .and_then(|admission| {
+                let billing = self.open_billing(&admission)?;
+                Ok(Admission {
+                    billing,
+                    ..admission
+                })
             })
             .and_then(|admission| Ok((self.open_media(&admission)?, admission)));
         match opened {
@@ -187,6 +196,7 @@ impl Signaling {
             target,
             calling,
             account: None,
+            billing: None,
         })
     }
 
@@ -235,6 +245,7 @@ impl Signaling {
             target,
             calling,
             account,
+            billing,
             ..
         } = admission;
         let session_id = u64::from(rand::random::<u32>());
@@ -291,6 +302,7 @@ impl Signaling {
             play_seq: 0,
             arrived: now,
             armed: None,
+            billing: billing.map(super::billing::Billing::new),
             record: CallRecord {
                 calling,
                 arrived: SystemTime::now(),
@@ -305,13 +317,16 @@ impl Signaling {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(session) = call.session.uas_mut() else {
-            return;
-        };
-        let response = if answer_after.is_zero() {
-            session.answer(now)
+        let response = if let Some(ringing) = Self::hold_answer(call, answer_after, now) {
+            ringing // the answer waits for the ledger's commit (billing.rs)
+        } else if let Some(session) = call.session.uas_mut() {
+            if answer_after.is_zero() {
+                session.answer(now)
+            } else {
+                session.ring(now + answer_after, now)
+            }
         } else {
-            session.ring(now + answer_after, now)
+            return;
         };
         self.respond(&key, response, now);
         // The 200 or 180 out, the welcome prompt started.

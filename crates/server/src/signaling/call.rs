@@ -11,7 +11,9 @@ use std::time::{Instant, SystemTime};
 
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::{ConferenceId, Role};
-use dialbridge_router::{Charge, DialOutGrant, E164, Grant};
+use dialbridge_router::{Charge, DialOutGrant, E164, Grant, Provider};
+
+use crate::cdr::Direction;
 
 use crate::dial_out::DialOutId;
 use dialbridge_sip::transaction::PeerAddr;
@@ -48,6 +50,9 @@ pub(super) struct Call {
     pub arrived: Instant,
     /// The session deadline this call is filed under in the signaling task's timers.
     pub armed: Option<Instant>,
+    /// Who pays for the call, when it is billed: closed when the call ends (and, if
+    /// forgotten, when this record is dropped).
+    pub billing: Option<super::billing::Billing>,
     /// For the call detail record: wall-clock times, the calling party, the meeting.
     pub record: CallRecord,
     /// The dial-out this call is, for its registry entry.
@@ -92,6 +97,22 @@ impl Capacity {
         match self {
             Capacity::In(grant) => grant.bridge(),
             Capacity::Out { grant, .. } => grant.bridge(),
+        }
+    }
+
+    /// Who provides the number called in, or runs the trunk a dial-out left through.
+    pub fn provider(&self) -> Option<&Provider> {
+        match self {
+            Capacity::In(grant) => grant.provider(),
+            Capacity::Out { grant, .. } => grant.provider(),
+        }
+    }
+
+    /// Which way the call went.
+    pub fn direction(&self) -> Direction {
+        match self {
+            Capacity::In(_) => Direction::Inbound,
+            Capacity::Out { .. } => Direction::Outbound,
         }
     }
 

@@ -454,6 +454,7 @@ impl Signaling {
                 joined: None,
             },
             dial_out: Some(id),
+            billing: None,
         };
         self.calls.insert(dialog.clone(), call);
         self.services

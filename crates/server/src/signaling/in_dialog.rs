@@ -14,7 +14,7 @@ use super::Signaling;
 use crate::answers;
 use crate::call_flow;
 use crate::call_flow::media::MediaCommand;
-use crate::cdr::{Cdr, EndedBy, Timestamp};
+use crate::cdr::{Billed, Cdr, EndedBy, Timestamp};
 use crate::dial_out::DialOutState;
 use crate::refusal::{self, Cause, EndCause};
 
@@ -193,6 +193,7 @@ impl Signaling {
                 self.observers
                     .setup_latency
                     .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
+                self.billing_answered(id, now);
             }
             SessionEvent::Confirmed => {
                 tracing::debug!(call_id = %id.call_id, "call confirmed");
@@ -231,10 +232,15 @@ impl Signaling {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let next = [call.session.poll_timeout(), call.core.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let billing = call.billing.as_ref().and_then(|b| b.poll_timeout());
+        let next = [
+            call.session.poll_timeout(),
+            call.core.poll_timeout(),
+            billing,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != call.armed {
             call.armed = next;
             if let Some(at) = next {
@@ -283,10 +289,11 @@ impl Signaling {
         status: u16,
         after: AfterRecord,
     ) {
-        let Some(call) = self.calls.remove(id) else {
+        let Some(mut call) = self.calls.remove(id) else {
             self.after_record(after, Instant::now());
             return;
         };
+        let usage = super::billing::close(&mut call);
         tracing::info!(
             call_id = %id.call_id,
             number = %call.grant.number(),
@@ -298,7 +305,7 @@ impl Signaling {
         if let Some(key) = call.session.invite_key() {
             self.by_invite.remove(key);
         }
-        let record = call_detail_record(id, &call, ended_by, status);
+        let record = call_detail_record(id, &call, ended_by, status, usage);
         if let Some(dial_out) = call.dial_out {
             self.services.dial_outs.update(dial_out, |v| {
                 if !v.state.is_final() {
@@ -374,6 +381,7 @@ fn call_detail_record(
     call: &super::call::Call,
     ended_by: EndedBy,
     status: u16,
+    usage: Option<dialbridge_ledger::Usage>,
 ) -> Cdr {
     let (conference_id, role, joined) = match &call.record.joined {
         Some((conference, role, at)) => (
@@ -399,5 +407,13 @@ fn call_detail_record(
         ended_by,
         sip_status: status,
         charge: call.grant.charge(),
+        provider: call.grant.provider().map(ToString::to_string),
+        direction: call.grant.direction(),
+        billing: usage.map(|u| Billed {
+            funding: u.funding(),
+            seconds: u.billed_seconds(),
+            cost: u.cost,
+            currency: u.currency,
+        }),
     }
 }

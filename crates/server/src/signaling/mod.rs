@@ -7,6 +7,7 @@
 //! earliest deadline of the layer, the dialogs and the calls waiting to be answered.
 
 mod admission;
+mod billing;
 mod call;
 mod dial_out;
 #[cfg(test)]
@@ -300,6 +301,7 @@ impl Signaling {
             call.armed = None;
             call.session.handle_timeout(now);
             call.core.handle_timeout(now);
+            self.billing_timeout(&id, now);
             self.settle(&id, now);
         }
     }

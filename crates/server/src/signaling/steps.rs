@@ -24,6 +24,11 @@ impl Signaling {
             CallReport::Media { id, .. }
             | CallReport::Lookup { id, .. }
             | CallReport::Pin { id, .. } => id.clone(),
+            CallReport::Billing { id, committed } => {
+                let (id, committed) = (id.clone(), committed.clone());
+                self.handle_billing_commit(&id, committed, now);
+                return;
+            }
         };
         let services = self.services.clone();
         let Some(call) = self.calls.get_mut(&id) else {
@@ -57,6 +62,7 @@ impl Signaling {
                 services.guard_pin_result(&call.caller, &conference, result);
                 call.core.handle_pin(result, now);
             }
+            CallReport::Billing { .. } => {} // handled above
         }
         self.run_steps(&id, now);
     }

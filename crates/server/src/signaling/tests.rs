@@ -599,3 +599,7 @@ async fn a_certificate_identifies_its_trunk_on_its_own_connection_only() {
     assert_eq!(status(&mut bench).0, 200);
     assert_eq!(bench.calls(), 2);
 }
+
+// Money on the same bench (toll-free calls, credits, the notice).
+#[path = "billing_tests.rs"]
+mod billing;
