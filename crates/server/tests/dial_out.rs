@@ -93,6 +93,8 @@ async fn a_leader_dials_out_and_the_called_party_joins_and_they_hear_each_other(
     ])
     .await;
     // adele's meeting as its leader, then *9 and the number: the leader talks 440 Hz.
+    let pool_left = |b: &Value| b["pools"][0]["minutes_left"].as_u64().unwrap();
+    let before = pool_left(&get(&bridge, "/api/v1/tenants/contoso/balance").await);
     let script = "wait 500ms, keys 123456789#, wait 1500ms, keys 13579#, wait 3s, \
                   keys *914255557000#";
     let leader = place(
@@ -118,6 +120,15 @@ async fn a_leader_dials_out_and_the_called_party_joins_and_they_hear_each_other(
     assert_eq!(views.len(), 1, "{listed}");
     assert_eq!(views[0]["trunk"], "microsoft-pstn", "{listed}");
     assert_eq!(views[0]["requested_by"], "leader", "{listed}");
+    // The dial-out (under a minute, answered) took one minute of contoso's US pool.
+    let after = until(
+        &bridge,
+        "/api/v1/tenants/contoso/balance",
+        "the minute settled",
+        |b| b["reserved"] == "0.00" && pool_left(b) < before,
+    )
+    .await;
+    assert_eq!(before - pool_left(&after), 1, "{after}");
     bridge.stop().await;
 }
 

@@ -45,6 +45,11 @@ pub(crate) enum CallReport {
         id: DialogId,
         committed: dialbridge_ledger::Committed,
     },
+    /// ... of a dial-out's meter (opened before the dial-out had a dialog).
+    DialOutBilling {
+        dial_out: crate::dial_out::DialOutId,
+        committed: dialbridge_ledger::Committed,
+    },
 }
 
 /// The digit a SIP INFO carries: `Ok(None)` for an INFO that is not DTMF at all,

@@ -212,12 +212,17 @@ impl DialOuts {
         )
     }
 
-    /// Files a new dial-out and gives its id.
-    pub fn create(&self, conference: &ConferenceKey, number: &str, by_leader: bool) -> DialOutId {
-        self.counts.placed.fetch_add(1, Ordering::Relaxed);
+    /// A new dial-out's id, before it is filed (its meter needs it first).
+    pub fn next_id(&self) -> DialOutId {
         let mut r = lock(&self.inner);
         r.next += 1;
-        let id = r.next;
+        r.next
+    }
+
+    /// Files a dial-out placed under `id` (from [`Self::next_id`]).
+    pub fn create(&self, id: DialOutId, conference: &ConferenceKey, number: &str, by_leader: bool) {
+        self.counts.placed.fetch_add(1, Ordering::Relaxed);
+        let mut r = lock(&self.inner);
         let now = Timestamp::now();
         r.views.insert(
             id,
@@ -235,7 +240,6 @@ impl DialOuts {
                 updated: now,
             },
         );
-        id
     }
 
     /// Changes a dial-out's view.

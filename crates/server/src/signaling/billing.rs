@@ -99,24 +99,37 @@ impl Signaling {
         tenant: &str,
         leg: LegSpec,
     ) -> Result<Option<Meter>, Refusal> {
+        let dialog = id.clone();
+        self.open_meter_reporting(&id.call_id, tenant, leg, move |committed| {
+            CallReport::Billing {
+                id: dialog.clone(),
+                committed,
+            }
+        })
+    }
+
+    /// [`Self::open_meter`], its commits reported as `report` makes them (a dial-out's
+    /// come before it has a dialog).
+    pub(super) fn open_meter_reporting(
+        &self,
+        call_id: &str,
+        tenant: &str,
+        leg: LegSpec,
+        report: impl Fn(Committed) -> CallReport + Send + Sync + 'static,
+    ) -> Result<Option<Meter>, Refusal> {
         let Some(ledger) = &self.services.ledger else {
             return Ok(None);
         };
         let account = Account {
             tenant: tenant.to_string(),
             leg,
-            call_id: id.call_id.clone(),
+            call_id: call_id.to_string(),
         };
         let reports = self.reports_tx.clone();
-        let id = id.clone();
         // Runs on the ledger's writer thread (never inside the runtime), so it may wait
         // while the signaling task catches up; once the task is gone it returns at once.
         let notify: Notify = Arc::new(move |committed: Committed| {
-            let report = CallReport::Billing {
-                id: id.clone(),
-                committed,
-            };
-            let _ = reports.blocking_send(report);
+            let _ = reports.blocking_send(report(committed));
         });
         Meter::open(ledger, account, notify, SystemTime::now())
             .map(Some)

@@ -10,12 +10,13 @@
 //! the registry the admin API reads shows the same.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use dialbridge_conference::guard::CallerKey;
 use dialbridge_conference::ivr::ConferenceKey;
+use dialbridge_ledger::{Committed, LegSpec, Meter, MeterEvent};
 use dialbridge_media::MediaPort;
-use dialbridge_router::{DialOutGrant, E164, TrunkId};
+use dialbridge_router::{Charge, DialOutGrant, E164, TrunkId};
 use dialbridge_sip::dialog::{Caller, DialogId, LocalAddress, SessionTimerConfig};
 use dialbridge_sip::message::uri::{NameAddr, Uri};
 use dialbridge_sip::rsip::{self, Header};
@@ -25,9 +26,12 @@ use dialbridge_sip::transaction::{ClientKey, PeerAddr, TransportKind};
 use tokio::sync::mpsc;
 
 use super::Signaling;
+use super::billing::Billing;
 use super::call::{Call, CallRecord, Capacity};
+use super::in_dialog::AfterRecord;
 use super::leg::Leg;
-use crate::call_flow::{self, CallCore};
+use crate::call_flow::{self, CallCore, CallReport};
+use crate::cdr::{Billed, Cdr, Direction, EndedBy, Timestamp};
 use crate::conferences::{DialOutRequest, ToMember};
 use crate::dial_out::{Attempts, DialOutId, DialOutRefusal, DialOutState, Outcome};
 
@@ -45,7 +49,19 @@ pub(super) struct Dialing {
     /// The far end rang (told once).
     rang: bool,
     created: SystemTime,
+    /// Who pays for it (`None` without `[money]`): opened before the first INVITE,
+    /// which waits for its first increment's commit.
+    meter: Option<Meter>,
+    /// When to stop waiting for that commit.
+    funding_deadline: Option<Instant>,
+    /// The last attempt's Call-ID, trunk and provider, for the record of a dial-out
+    /// never answered.
+    last: Option<(String, String, Option<String>)>,
 }
+
+/// How long a dial-out waits for its first increment's commit (milliseconds, normally)
+/// before it is given up.
+const FUNDING_WAIT: Duration = Duration::from_secs(10);
 
 /// One attempt on one trunk.
 struct Placing {
@@ -79,8 +95,14 @@ impl Signaling {
             reply,
         } = request;
         let by_leader = leader.is_some();
-        let routed = self.route_dial_out(&conference, organiser.as_deref(), &number);
-        let (number, bridge, presented, trunks) = match routed {
+        let id = self.services.dial_outs.next_id();
+        let routed = self
+            .route_dial_out(&conference, organiser.as_deref(), &number)
+            .and_then(|routed| {
+                let meter = self.open_dial_out_meter(id, &conference, &routed.0)?;
+                Ok((routed, meter))
+            });
+        let ((number, bridge, presented, trunks), meter) = match routed {
             Ok(routed) => routed,
             Err(refusal) => {
                 tracing::info!(
@@ -99,8 +121,9 @@ impl Signaling {
                 return;
             }
         };
-        let registry = &self.services.dial_outs;
-        let id = registry.create(&conference, &number.to_string(), by_leader);
+        self.services
+            .dial_outs
+            .create(id, &conference, &number.to_string(), by_leader);
         if let Some(reply) = reply {
             let _ = reply.send(Ok(id));
         }
@@ -117,10 +140,83 @@ impl Signaling {
                 current: None,
                 rang: false,
                 created: SystemTime::now(),
+                funding_deadline: meter
+                    .as_ref()
+                    .filter(|m| !m.is_funded())
+                    .map(|_| now + FUNDING_WAIT),
+                meter,
+                last: None,
             },
         );
         self.tell_leader(id, DialOutState::Calling);
-        self.next_attempt(id, now);
+        if self
+            .dialing
+            .get(&id)
+            .is_some_and(|d| d.funding_deadline.is_none())
+        {
+            self.next_attempt(id, now);
+        }
+        // Otherwise the first INVITE waits for the first increment's commit.
+    }
+
+    /// The dial-out's meter, its first increment reserved (`None` without `[money]`), or
+    /// the refusal: no credits and no pool minutes for the destination.
+    fn open_dial_out_meter(
+        &self,
+        id: DialOutId,
+        conference: &ConferenceKey,
+        number: &E164,
+    ) -> Result<Option<Meter>, DialOutRefusal> {
+        let leg = LegSpec::DialOut {
+            destination: number.to_string(),
+        };
+        self.open_meter_reporting(
+            &format!("dial-out-{id}"),
+            conference.tenant.as_str(),
+            leg,
+            move |committed| CallReport::DialOutBilling {
+                dial_out: id,
+                committed,
+            },
+        )
+        .map_err(|refusal| DialOutRefusal::NotFunded(refusal.as_str().to_string()))
+    }
+
+    /// A commit of a dial-out's meter: before the answer the first one lets its INVITE
+    /// go; after it, the call's own billing takes it.
+    pub(super) fn handle_dial_out_commit(
+        &mut self,
+        id: DialOutId,
+        committed: Committed,
+        now: Instant,
+    ) {
+        if let Some(dialog) = self.dial_out_calls.get(&id).cloned() {
+            self.handle_billing_commit(&dialog, committed, now);
+            return;
+        }
+        let Some(meter) = self.dialing.get_mut(&id).and_then(|d| d.meter.as_mut()) else {
+            return;
+        };
+        meter.handle_committed(committed);
+        while let Some(event) = meter.poll_event() {
+            match event {
+                MeterEvent::Funded => {
+                    if let Some(dialing) = self.dialing.get_mut(&id)
+                        && dialing.funding_deadline.take().is_some()
+                    {
+                        self.next_attempt(id, now);
+                    }
+                    return;
+                }
+                MeterEvent::Failed(e) => {
+                    tracing::error!(dial_out = id, error = %e, "the ledger could not record what pays for a dial-out");
+                    self.finish_dialing(id, DialOutState::Failed, None);
+                    return;
+                }
+                // Before the answer nothing is used, so nothing else can come.
+                MeterEvent::CannotFund(_) | MeterEvent::MustEnd => {}
+            }
+        }
     }
 
     /// The number, the bridge, the caller ID and the trunks to try, or why not.
@@ -219,7 +315,9 @@ impl Signaling {
             };
             self.dial_invites
                 .insert(key.clone(), DialInvite::Pending(id));
+            let provider = grant.provider().map(ToString::to_string);
             if let Some(dialing) = self.dialing.get_mut(&id) {
+                dialing.last = Some((session.call_id().to_string(), trunk_name.clone(), provider));
                 dialing.current = Some(Placing {
                     session,
                     invite: key,
@@ -432,6 +530,14 @@ impl Signaling {
         );
         let media =
             call_flow::media::spawn(dialog.clone(), rtp, &self.services, self.reports_tx.clone());
+        // Its first paid increment starts now; the call's billing drives the rest.
+        let billing = dialing.meter.take().map(|mut meter| {
+            meter.answered(now);
+            Billing::new(meter)
+        });
+        if billing.is_some() {
+            self.dial_out_calls.insert(id, dialog.clone());
+        }
         let call = Call {
             session: Leg::Out(Box::new(placing.session)),
             peer: placing.peer,
@@ -454,7 +560,7 @@ impl Signaling {
                 joined: None,
             },
             dial_out: Some(id),
-            billing: None,
+            billing,
         };
         self.calls.insert(dialog.clone(), call);
         self.services
@@ -467,7 +573,8 @@ impl Signaling {
         self.settle(&dialog, now);
     }
 
-    /// A dial-out is over before any answer.
+    /// A dial-out is over before any answer: its first increment is refunded, and its
+    /// record (an outbound call never answered) is written like any call's.
     fn finish_dialing(&mut self, id: DialOutId, state: DialOutState, status: Option<u16>) {
         tracing::info!(dial_out = id, ?state, status, "dial-out ended unanswered");
         self.services.dial_outs.update(id, |v| {
@@ -477,11 +584,55 @@ impl Signaling {
             }
         });
         self.tell_leader(id, state);
-        if let Some(mut dialing) = self.dialing.remove(&id)
-            && let Some(placing) = dialing.current.take()
-        {
+        let Some(mut dialing) = self.dialing.remove(&id) else {
+            return;
+        };
+        if let Some(placing) = dialing.current.take() {
             self.dial_invites.remove(&placing.invite);
         }
+        let usage = dialing
+            .meter
+            .as_mut()
+            .map(|m| m.close(Instant::now(), SystemTime::now()));
+        let ended_by = match state {
+            DialOutState::NoAnswer => EndedBy::Timeout,
+            // For a dial-out the "caller" is the called party: it said no.
+            DialOutState::Busy | DialOutState::Declined => EndedBy::Caller,
+            _ if self.draining => EndedBy::Shutdown,
+            _ => EndedBy::Error,
+        };
+        let (call_id, trunk, provider) = dialing
+            .last
+            .take()
+            .unwrap_or_else(|| (format!("dial-out-{id}"), String::new(), None));
+        let record = Cdr {
+            call_id,
+            trunk,
+            calling: dialing.presented.clone(),
+            dialled: dialing.number,
+            tenant: dialing.conference.tenant.as_str().to_string(),
+            bridge: dialing.bridge.clone(),
+            conference_id: Some(dialing.conference.id),
+            role: None,
+            arrived: Timestamp::from_system_time(dialing.created),
+            answered: None,
+            joined: None,
+            ended: Timestamp::now(),
+            ended_by,
+            // No final answer at all (no trunk, no funding, Timer B): 503, as a proxy
+            // with no route would answer.
+            sip_status: status.filter(|s| (300..700).contains(s)).unwrap_or(503),
+            charge: Charge::Toll,
+            provider,
+            direction: Direction::Outbound,
+            billing: usage.map(|u| Billed {
+                funding: u.funding(),
+                seconds: u.billed_seconds(),
+                cost: u.cost,
+                currency: u.currency,
+            }),
+        };
+        self.commit_record(record, AfterRecord::Nothing);
     }
 
     /// Tells the leader who keyed `*9` how it goes.
@@ -493,16 +644,39 @@ impl Signaling {
         }
     }
 
-    /// The earliest ring deadline of the dial-outs in flight (there are few: a scan).
+    /// The earliest deadline of the dial-outs in flight, ringing or waiting for their
+    /// funding (there are few: a scan).
     pub(super) fn dialing_timeout(&self) -> Option<Instant> {
         self.dialing
             .values()
-            .filter_map(|d| d.attempts.ring_deadline())
+            .filter_map(|d| {
+                [d.attempts.ring_deadline(), d.funding_deadline]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            })
             .min()
     }
 
     /// Dial-outs that rang too long are cancelled: their 487 ends them as no answer.
+    /// One whose first increment was not committed in time is given up.
     pub(super) fn handle_dialing_timeout(&mut self, now: Instant) {
+        let unfunded: Vec<DialOutId> = self
+            .dialing
+            .iter()
+            .filter_map(|(id, d)| {
+                d.funding_deadline
+                    .is_some_and(|at| now >= at)
+                    .then_some(*id)
+            })
+            .collect();
+        for id in unfunded {
+            tracing::error!(
+                dial_out = id,
+                "the ledger did not commit the dial-out's first minute in time"
+            );
+            self.finish_dialing(id, DialOutState::Failed, None);
+        }
         let due: Vec<DialOutId> = self
             .dialing
             .iter_mut()

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use dialbridge_conference::Digit;
 
 use super::tests::{Bench, requests};
+use crate::call_flow::CallReport;
 use crate::call_flow::media::MediaEvent;
 use crate::conferences::{DialOutRequest, ToMember};
 use crate::dial_out::{DialOutId, DialOutRefusal, DialOutState};
@@ -70,7 +71,50 @@ fn ask(bench: &mut Bench, tenant: &str, id: &str, number: &str) -> Asked {
     };
     bench.signaling.handle_dial_out_request(request, bench.now);
     bench.signaling.drive(bench.now);
+    commits(bench);
     Asked { reply, leader }
+}
+
+/// Hands in what the ledger committed so far: a dial-out's first INVITE waits for its
+/// first increment's row (the media tasks' reports, unread here, are dropped).
+fn commits(bench: &mut Bench) {
+    if let Some(ledger) = &bench.services.ledger {
+        ledger.flush();
+    }
+    while let Ok(report) = bench.signaling.reports.try_recv() {
+        if matches!(
+            report,
+            CallReport::Billing { .. } | CallReport::DialOutBilling { .. }
+        ) {
+            bench.signaling.handle_call_report(report, bench.now);
+            bench.signaling.drive(bench.now);
+        }
+    }
+}
+
+/// Adds credits to `tenant`'s balance, committed.
+fn top_up(bench: &Bench, tenant: &str, amount: &str) {
+    let ledger = bench.services.ledger.as_ref().unwrap();
+    let (done, committed) = dialbridge_ledger::done_channel();
+    ledger
+        .top_up(
+            tenant,
+            amount.parse().unwrap(),
+            std::time::SystemTime::now(),
+            done,
+        )
+        .unwrap();
+    committed.recv().unwrap().unwrap();
+}
+
+/// contoso's US pool: minutes left this month.
+fn pool_left(bench: &Bench) -> u64 {
+    let ledger = bench.services.ledger.as_ref().unwrap();
+    ledger.flush();
+    let b = ledger
+        .balance("contoso", std::time::SystemTime::now())
+        .unwrap();
+    b.pools[0].minutes_left
 }
 
 /// The INVITEs sent since the last look, with the target their Request-URI names.
@@ -230,12 +274,17 @@ async fn a_503_fails_over_to_the_next_trunk_which_rings_and_answers() {
 
 /// The called party's BYE in the dialog its 200 to `invite` made.
 fn far_end_bye(invite: &Request) -> SipMessage {
+    far_end_bye_from(invite, TELCO_A_OUT)
+}
+
+/// ... sent from `via`.
+fn far_end_bye_from(invite: &Request, via: &str) -> SipMessage {
     let from = invite.from_header().unwrap().value().to_string();
     let to = invite.to_header().unwrap().value().to_string();
     let call_id = invite.call_id_header().unwrap().value().to_string();
     super::tests::request(&format!(
         "BYE sip:dialbridge@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {TELCO_A_OUT};branch=z9hG4bK-far-bye\r\n\
+         Via: SIP/2.0/UDP {via};branch=z9hG4bK-far-bye\r\n\
          Max-Forwards: 70\r\n\
          From: {to};tag=far-tag\r\nTo: {from}\r\nCall-ID: {call_id}\r\n\
          CSeq: 1 BYE\r\n\
@@ -322,6 +371,7 @@ async fn every_trunk_failing_ends_the_dial_out_as_failed() {
 #[tokio::test]
 async fn fabrikam_dials_out_through_telco_b_only() {
     let mut bench = Bench::new(Duration::ZERO);
+    top_up(&bench, "fabrikam", "5.00");
     let mut asked = ask(&mut bench, "fabrikam", "555000111", "+4930123456");
     let id = asked.id();
     let invite = invites(&mut bench).pop().unwrap();
@@ -350,4 +400,83 @@ async fn what_cannot_be_dialled_is_refused_before_any_invite() {
     ));
     assert!(invites(&mut bench).is_empty());
     assert_eq!(bench.services.dial_outs.in_progress(), 0);
+}
+
+#[tokio::test]
+async fn a_dial_out_to_the_pools_country_is_paid_from_the_pool_minute_by_minute() {
+    let mut bench = Bench::new(Duration::ZERO);
+    let before = pool_left(&bench);
+    let mut asked = ask(&mut bench, "contoso", "123456789", "+14255557000");
+    let _ = asked.id();
+    let invite = invites(&mut bench)
+        .pop()
+        .expect("placed once its minute is held");
+    far_end(&mut bench, &invite, 200);
+    assert_eq!(bench.calls(), 1);
+    // Two started minutes: the first, and the second reserved ahead of its start.
+    bench.advance(Duration::from_secs(61));
+    commits(&mut bench);
+    bench.receive(far_end_bye_from(&invite, MICROSOFT_OUT));
+    bench.records_committed().await;
+    commits(&mut bench);
+    assert_eq!(
+        before - pool_left(&bench),
+        2,
+        "a started minute is a minute"
+    );
+    let record = bench
+        .services
+        .cdrs
+        .list(&crate::cdr::CdrFilter::default())
+        .unwrap()
+        .pop()
+        .unwrap();
+    let billed = record.billing.expect("a billed dial-out");
+    assert_eq!(billed.funding, "pool +1");
+    assert_eq!(billed.seconds, 120);
+    assert_eq!(record.direction, crate::cdr::Direction::Outbound);
+}
+
+#[tokio::test]
+async fn a_dial_out_nothing_pays_for_is_refused_before_any_invite() {
+    let mut bench = Bench::new(Duration::ZERO);
+    // fabrikam: no credits, no pool.
+    let mut asked = ask(&mut bench, "fabrikam", "555000111", "+4930123456");
+    assert!(matches!(
+        asked.reply.try_recv().unwrap(),
+        Err(DialOutRefusal::NotFunded(_))
+    ));
+    assert_eq!(asked.heard(), [PromptId::DialOutNoFunding]);
+    assert!(invites(&mut bench).is_empty());
+    assert_eq!(trunk_in_progress(&bench, "telco-b"), 0);
+    // Topped up, it goes out through Telco B, at +49's rate.
+    top_up(&bench, "fabrikam", "1.00");
+    let mut asked = ask(&mut bench, "fabrikam", "555000111", "+4930123456");
+    let _ = asked.id();
+    let invite = invites(&mut bench).pop().expect("placed once funded");
+    assert_eq!(target(&invite), TELCO_B_OUT);
+}
+
+#[tokio::test]
+async fn an_unanswered_dial_out_is_refunded_and_recorded() {
+    let mut bench = Bench::new(Duration::ZERO);
+    let before = pool_left(&bench);
+    let mut asked = ask(&mut bench, "contoso", "123456789", "+14255557000");
+    let _ = asked.id();
+    let invite = invites(&mut bench).pop().unwrap();
+    far_end(&mut bench, &invite, 486);
+    bench.records_committed().await;
+    assert_eq!(pool_left(&bench), before, "the held minute is given back");
+    let record = bench
+        .services
+        .cdrs
+        .list(&crate::cdr::CdrFilter::default())
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(record.sip_status, 486);
+    assert_eq!(record.answered, None);
+    assert_eq!(record.trunk, "microsoft-pstn");
+    assert_eq!(record.dialled.to_string(), "+14255557000");
+    assert_eq!(record.direction, crate::cdr::Direction::Outbound);
 }

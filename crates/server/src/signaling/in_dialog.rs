@@ -313,10 +313,18 @@ impl Signaling {
                 }
             });
         }
+        if let Some(dial_out) = call.dial_out {
+            self.dial_out_calls.remove(&dial_out);
+        }
         // The grant, the media and the call's task go now; the record commits on the
         // blocking pool (a durable commit costs milliseconds, never the signaling
         // task's), and only then does the far end learn that the call is over.
         drop(call);
+        self.commit_record(record, after);
+    }
+
+    /// Commits a call's record off the task, then sends what waited for it.
+    pub(super) fn commit_record(&mut self, record: Cdr, after: AfterRecord) {
         let store = self.services.cdrs.clone();
         let records = self.records_tx.clone();
         self.records_pending += 1;

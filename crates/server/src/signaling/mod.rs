@@ -81,6 +81,8 @@ pub struct Signaling {
     dialing: HashMap<crate::dial_out::DialOutId, dial_out::Dialing>,
     /// The INVITE transactions of dial-outs, to know which one a response is about.
     dial_invites: HashMap<ClientKey, dial_out::DialInvite>,
+    /// Answered dial-outs with a meter: their commits go to the call's billing.
+    dial_out_calls: HashMap<crate::dial_out::DialOutId, DialogId>,
     /// Each call's next session deadline (answer, refresh, expiry), in order. An entry
     /// whose call is gone or re-armed since is skipped when it comes up.
     timers: BTreeSet<(Instant, DialogId)>,
@@ -165,6 +167,7 @@ impl Signaling {
             by_client: HashMap::new(),
             dialing: HashMap::new(),
             dial_invites: HashMap::new(),
+            dial_out_calls: HashMap::new(),
             timers: BTreeSet::new(),
             reports_tx,
             reports,

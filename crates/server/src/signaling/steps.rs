@@ -29,6 +29,13 @@ impl Signaling {
                 self.handle_billing_commit(&id, committed, now);
                 return;
             }
+            CallReport::DialOutBilling {
+                dial_out,
+                committed,
+            } => {
+                self.handle_dial_out_commit(*dial_out, committed.clone(), now);
+                return;
+            }
         };
         let services = self.services.clone();
         let Some(call) = self.calls.get_mut(&id) else {
@@ -62,7 +69,7 @@ impl Signaling {
                 services.guard_pin_result(&call.caller, &conference, result);
                 call.core.handle_pin(result, now);
             }
-            CallReport::Billing { .. } => {} // handled above
+            CallReport::Billing { .. } | CallReport::DialOutBilling { .. } => {} // above
         }
         self.run_steps(&id, now);
     }
