@@ -305,3 +305,107 @@ async fn sipp_answers_a_dial_out_presses_1_and_is_heard_in_the_meeting() {
     let sipp = uas.await.unwrap();
     assert!(sipp.passed(), "sipp:\n{}", sipp.log);
 }
+
+/// fabrikam (Operator Connect Conferencing: operator trunks only) has no credits and no
+/// pool: its dial-out is refused; topped up through the API, it leaves through Telco B,
+/// never through the Microsoft PSTN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrikam_dials_out_through_telco_b_once_topped_up() {
+    let _one_at_a_time = TARGETS.lock().await;
+    let bridge = TestBridge::start(demo_config()).await;
+    let microsoft = Answerer::start(&[
+        "--listen",
+        "127.0.0.10:5080",
+        "--calls",
+        "0",
+        "--timeout",
+        "60s",
+    ])
+    .await;
+    let telco_b = Answerer::start(&[
+        "--listen",
+        "127.0.0.30:5080",
+        "--calls",
+        "1",
+        "--timeout",
+        "40s",
+        "--ring-ms",
+        "200",
+        "--key",
+        "1",
+        "--hold-ms",
+        "3000",
+    ])
+    .await;
+    // ravi's meeting, through Telco B's number.
+    let script = "wait 500ms, keys 555000111#, wait 1500ms, keys #";
+    let participant = tokio::spawn(place(
+        bridge.sip_addr(),
+        "127.0.0.30",
+        caller(
+            "+493070000100",
+            tone(440.0),
+            script,
+            Duration::from_secs(20),
+        ),
+    ));
+    dialbridge_testkit::wait_until(
+        "the participant in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", bridge.admin_addr());
+    let dial = || async {
+        http.post(format!(
+            "{base}/api/v1/conferences/fabrikam/555000111/dial-out"
+        ))
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({"number": "+4930123456"}))
+        .send()
+        .await
+        .unwrap()
+    };
+    let refused = dial().await;
+    assert_eq!(refused.status(), 402, "no credits, no pool");
+    let why: Value = refused.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("no_credits"),
+        "{why}"
+    );
+    let topped = http
+        .post(format!("{base}/api/v1/tenants/fabrikam/credits"))
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({"amount": "5.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(topped.status(), 200);
+    let placed = dial().await;
+    assert_eq!(placed.status(), 202);
+    let answered = telco_b.finish().await;
+    assert!(
+        answered.passed(),
+        "{:?}\n{}",
+        answered.summary,
+        answered.log
+    );
+    assert_eq!(answered.the_call().to, "+4930123456");
+    assert_eq!(
+        microsoft.stop().await.summary.calls,
+        0,
+        "never through Microsoft"
+    );
+    // A started minute at +49's rate, 0.05 USD.
+    let balance = until(
+        &bridge,
+        "/api/v1/tenants/fabrikam/balance",
+        "the minute settled",
+        |b| b["reserved"] == "0.00" && b["credits"] != "5.00",
+    )
+    .await;
+    assert_eq!(balance["credits"], "4.95", "{balance}");
+    let _ = participant.await;
+    bridge.stop().await;
+}
