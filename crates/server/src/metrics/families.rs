@@ -550,6 +550,44 @@ fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+/// The meetings' dial-outs: in progress now, refused before any INVITE, and how the
+/// placed ones ended.
+fn write_dial_outs(out: &mut DescriptorEncoder, d: &crate::dial_out::DialOuts) -> fmt::Result {
+    let (refused, placed, finished) = d.totals();
+    gauge(
+        out,
+        "dialbridge_dial_outs_in_progress",
+        "Dial-outs placed and not over (calling, ringing, answered or joined).",
+        d.in_progress(),
+    )?;
+    counter(
+        out,
+        "dialbridge_dial_outs_refused",
+        "Dial-outs refused before any INVITE (no route, no trunk up, not funded...).",
+        refused,
+    )?;
+    counter(
+        out,
+        "dialbridge_dial_outs_placed",
+        "Dial-outs placed on a trunk.",
+        placed,
+    )?;
+    let mut family = out.encode_descriptor(
+        "dialbridge_dial_outs_ended",
+        "Dial-outs over, by how they ended.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (state, n) in finished {
+        series(
+            &mut family,
+            &[("state", state.as_str())],
+            &ConstCounter::new(n),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,42 +824,4 @@ x_seconds_count 5
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
     }
-}
-
-/// The meetings' dial-outs: in progress now, refused before any INVITE, and how the
-/// placed ones ended.
-fn write_dial_outs(out: &mut DescriptorEncoder, d: &crate::dial_out::DialOuts) -> fmt::Result {
-    let (refused, placed, finished) = d.totals();
-    gauge(
-        out,
-        "dialbridge_dial_outs_in_progress",
-        "Dial-outs placed and not over (calling, ringing, answered or joined).",
-        d.in_progress(),
-    )?;
-    counter(
-        out,
-        "dialbridge_dial_outs_refused",
-        "Dial-outs refused before any INVITE (no route, no trunk up, not funded...).",
-        refused,
-    )?;
-    counter(
-        out,
-        "dialbridge_dial_outs_placed",
-        "Dial-outs placed on a trunk.",
-        placed,
-    )?;
-    let mut family = out.encode_descriptor(
-        "dialbridge_dial_outs_ended",
-        "Dial-outs over, by how they ended.",
-        None,
-        MetricType::Counter,
-    )?;
-    for (state, n) in finished {
-        series(
-            &mut family,
-            &[("state", state.as_str())],
-            &ConstCounter::new(n),
-        )?;
-    }
-    Ok(())
 }

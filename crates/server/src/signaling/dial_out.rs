@@ -501,10 +501,7 @@ impl Signaling {
                     .map_err(
                         |e| tracing::warn!(dial_out = id, error = %e, "dial-out media not opened"),
                     )
-                    .map(|rtp| {
-                        rtp.set_remote_rtcp(negotiated.remote_rtcp);
-                        rtp
-                    })
+                    .inspect(|rtp| rtp.set_remote_rtcp(negotiated.remote_rtcp))
             });
         self.dial_invites
             .insert(placing.invite.clone(), DialInvite::Answered(dialog.clone()));
