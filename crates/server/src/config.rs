@@ -604,6 +604,7 @@ struct RawConfig {
     guard: RawGuard,
     #[serde(default)]
     dial_out: RawDialOut,
+    #[serde(default)]
     trunk_health: RawTrunkHealth,
     /// The number plan's trunks, read here for their TLS keys only.
     #[serde(default)]
