@@ -472,10 +472,14 @@ impl Meeting {
                 if self.organiser_id.is_none() {
                     self.organiser_id = info.organiser_id.clone();
                 }
-                // An admin's change reaches a meeting in progress with the next joiner.
-                self.join_leave_tones = info
-                    .join_leave_tones
-                    .unwrap_or(self.settings.join_leave_tones);
+                // An admin's change reaches a meeting in progress with the next joiner
+                // that looked the conference up (a dial-out's callee did not: it leaves
+                // the meeting's setting as it is).
+                if info.organiser_id.is_some() {
+                    self.join_leave_tones = info
+                        .join_leave_tones
+                        .unwrap_or(self.settings.join_leave_tones);
+                }
                 self.members.insert(
                     member,
                     Entry {

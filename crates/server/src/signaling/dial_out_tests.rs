@@ -480,3 +480,17 @@ async fn an_unanswered_dial_out_is_refunded_and_recorded() {
     assert_eq!(record.dialled.to_string(), "+14255557000");
     assert_eq!(record.direction, crate::cdr::Direction::Outbound);
 }
+
+#[tokio::test]
+async fn a_callee_who_hangs_up_without_keying_1_declined_the_invitation() {
+    let mut bench = Bench::new(Duration::ZERO);
+    let mut asked = ask(&mut bench, "contoso", "123456789", "+14255557000");
+    let id = asked.id();
+    let invite = invites(&mut bench).pop().unwrap();
+    far_end(&mut bench, &invite, 200);
+    assert_eq!(state(&bench, id), DialOutState::Answered);
+    bench.receive(far_end_bye_from(&invite, MICROSOFT_OUT));
+    bench.records_committed().await;
+    assert_eq!(bench.calls(), 0);
+    assert_eq!(state(&bench, id), DialOutState::Declined);
+}

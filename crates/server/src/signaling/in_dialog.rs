@@ -307,13 +307,17 @@ impl Signaling {
         }
         let record = call_detail_record(id, &call, ended_by, status, usage);
         if let Some(dial_out) = call.dial_out {
+            // A callee that never keyed 1 (or hung up before) declined the invitation.
+            let accepted = call.membership.is_some() || call.record.joined.is_some();
             self.services.dial_outs.update(dial_out, |v| {
                 if !v.state.is_final() {
-                    v.state = DialOutState::Ended;
+                    v.state = if accepted {
+                        DialOutState::Ended
+                    } else {
+                        DialOutState::Declined
+                    };
                 }
             });
-        }
-        if let Some(dial_out) = call.dial_out {
             self.dial_out_calls.remove(&dial_out);
         }
         // The grant, the media and the call's task go now; the record commits on the
