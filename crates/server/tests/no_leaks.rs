@@ -39,7 +39,7 @@ const HELD_PER: [&str; 3] = [
     "dialbridge_trunk_calls_in_progress",
 ];
 
-/// A bridge with short timeouts: 2 s of silence ends a call, the answer comes after
+/// A bridge with short timeouts: 5 s of silence ends a call, the answer comes after
 /// 300 ms (so CANCELs race it), a drain lasts 2 s.
 async fn bridge(name: &str) -> (Serve, SocketAddr) {
     let dir = scratch_dir(name);
@@ -50,7 +50,9 @@ async fn bridge(name: &str) -> (Serve, SocketAddr) {
         .on_loopback_ports(sip, tls, admin)
         .set("sip", "answer_after_ms", "300")
         .set("sip", "drain_timeout_ms", "2000")
-        .set("media", "inactivity_timeout_ms", "2000");
+        // Long enough that a caller whose RTP a busy 2-core machine delays for a moment
+        // (a lost ACK's caller talks on for 32 s) is not taken for a silent one.
+        .set("media", "inactivity_timeout_ms", "5000");
     let admin_addr: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
     let serve = Serve::start(
         env!("CARGO_BIN_EXE_dialbridge").as_ref(),
