@@ -154,6 +154,18 @@ pub struct Billed {
     pub currency: Currency,
 }
 
+impl From<dialbridge_ledger::Usage> for Billed {
+    /// What a closed meter used, as the record keeps it.
+    fn from(u: dialbridge_ledger::Usage) -> Billed {
+        Billed {
+            funding: u.funding(),
+            seconds: u.billed_seconds(),
+            cost: u.cost,
+            currency: u.currency,
+        }
+    }
+}
+
 /// Who or what ended a call.
 // The schema names the values as `EndedBy::as_str` does (a test holds them equal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]

@@ -237,10 +237,7 @@ impl Signaling {
         let route = router
             .dial_out_trunks(tenant, organiser)
             .map_err(|_| DialOutRefusal::NoRoute(tenant.to_string()))?;
-        let trunks: Vec<TrunkId> = route
-            .into_iter()
-            .filter(|trunk| self.trunk_is_up(*trunk))
-            .collect();
+        let trunks = self.probes.health.available(&route);
         if trunks.is_empty() {
             return Err(DialOutRefusal::NoTrunkUp(tenant.to_string()));
         }
@@ -622,12 +619,7 @@ impl Signaling {
             charge: Charge::Toll,
             provider,
             direction: Direction::Outbound,
-            billing: usage.map(|u| Billed {
-                funding: u.funding(),
-                seconds: u.billed_seconds(),
-                cost: u.cost,
-                currency: u.currency,
-            }),
+            billing: usage.map(Billed::from),
         };
         self.commit_record(record, AfterRecord::Nothing);
     }
@@ -742,13 +734,9 @@ fn uac_session(
     ))
 }
 
-/// Trunk health, the OPTIONS prober's word: whether dial-outs may try a trunk, and
-/// what a dial-out's failure on one tells it (it probes that trunk again at once).
+/// Trunk health, the OPTIONS prober's word: what a dial-out's failure on a trunk tells
+/// it (it probes that trunk again at once).
 impl Signaling {
-    fn trunk_is_up(&self, trunk: TrunkId) -> bool {
-        self.probes.health.is_up(trunk)
-    }
-
     fn trunk_failed(&mut self, trunk: TrunkId, now: Instant) {
         self.probes.health.report_invite_failure(trunk, now);
     }

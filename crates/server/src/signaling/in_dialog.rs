@@ -421,11 +421,6 @@ fn call_detail_record(
         charge: call.grant.charge(),
         provider: call.grant.provider().map(ToString::to_string),
         direction: call.grant.direction(),
-        billing: usage.map(|u| Billed {
-            funding: u.funding(),
-            seconds: u.billed_seconds(),
-            cost: u.cost,
-            currency: u.currency,
-        }),
+        billing: usage.map(Billed::from),
     }
 }
