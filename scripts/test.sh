@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
 # tests need when it is missing (sipp, baresip, Linphone, docker-compose, chromium and
-# chromedriver), then formatting, lints, the pure-core check, the whole test suite (unit,
+# chromedriver, Redis and PostgreSQL, which the shared-backend tests start themselves), then formatting, lints, the pure-core check, the whole test suite (unit,
 # fixtures, sipp interop, end to end), one pass of each bench and a short pass of every
 # fuzz target (scripts/fuzz.sh), so an input that crashes a parser fails the run.
 # Building needs only the Rust toolchain and a C compiler: no libopus, pkg-config or
@@ -19,6 +19,10 @@ command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# The shared-backend tests start their own servers (crates/testkit/src/servers): never a
+# system service.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -1,5 +1,5 @@
 //! The server's configuration file: the sections the server owns ([sip], [media],
-//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health], [dial_out]).
+//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health], [dial_out], [shared]).
 //! The number plan's sections are parsed and validated by `dialbridge-router`, `[money]`
 //! by `dialbridge-ledger`. Every fault names the file and the line.
 
@@ -44,6 +44,8 @@ pub struct Config {
     pub dial_out: DialOutConfig,
     /// How the trunks' outbound targets are probed with OPTIONS.
     pub trunk_health: HealthConfig,
+    /// `[shared]`: backends shared with other nodes (none by default).
+    pub shared: crate::shared::config::SharedConfig,
     /// `[money]`: credits, pools, rates; `None` bills nothing and refuses nothing.
     pub money: Option<MoneyConfig>,
     /// The file's text, for the router to parse the number plan from (with line numbers).
@@ -374,6 +376,7 @@ impl Config {
             guard: raw.guard.into_config(path)?,
             dial_out: raw.dial_out.into_config(path)?,
             trunk_health: raw.trunk_health.into_config(path, text)?,
+            shared: raw.shared.into_config(path, text)?,
             money,
             text: ConfigText(text.to_string()),
         };
@@ -533,7 +536,7 @@ fn check_trunk_tls(
 
 /// The line (from 1) of `key = ...` in table `[section]`, for messages about a value
 /// that parsed but does not validate.
-fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+pub(crate) fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
     let header = format!("[{section}]");
     let mut inside = false;
     for (i, line) in text.lines().enumerate() {
@@ -606,6 +609,8 @@ struct RawConfig {
     dial_out: RawDialOut,
     #[serde(default)]
     trunk_health: RawTrunkHealth,
+    #[serde(default)]
+    shared: crate::shared::config::RawShared,
     /// The number plan's trunks, read here for their TLS keys only.
     #[serde(default)]
     trunk: Vec<RawTrunk>,

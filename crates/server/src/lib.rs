@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod plan_edits;
 mod refusal;
 mod services;
+pub mod shared;
 mod signaling;
 pub mod testing;
 pub mod tokens;

@@ -14,6 +14,7 @@ pub mod netns;
 pub mod options;
 pub mod ports;
 pub mod serve;
+pub mod servers;
 pub mod sipp;
 pub mod tls;
 pub mod uac;
