@@ -4,6 +4,7 @@
 //! error, or a panic in the call's task (unwinding drops it too). [`DialOutGrant`] does
 //! the same for a dial-out, which holds no number of ours: the bridge's and the trunk's
 //! capacity, the very counters inbound calls take, so a full trunk refuses both ways.
+//! Both say the [`Limits`] they were taken under, for a check shared with other nodes.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -98,6 +99,36 @@ impl Grant {
     pub(crate) fn bridge_id(&self) -> BridgeId {
         self.bridge
     }
+
+    /// The number's, the bridge's and the trunk's limits as the plan had them when this
+    /// grant was taken: what a check across nodes holds the same call to.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            number: Some(self.live.capacity.get()),
+            ..limits(&self.topology, self.bridge, self.trunk)
+        }
+    }
+}
+
+/// The concurrent-call limits a reservation was taken under (`number`: `None` for a
+/// dial-out, which holds no number of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub number: Option<u32>,
+    pub bridge: u32,
+    pub trunk: u32,
+}
+
+/// The bridge's and trunk's limits in `topology` (0, refusing all, for one gone since:
+/// a grant is only ever made while both are in the plan).
+fn limits(topology: &Topology, bridge: BridgeId, trunk: TrunkId) -> Limits {
+    Limits {
+        number: None,
+        bridge: topology.bridge_live(bridge).map_or(0, |b| b.capacity.get()),
+        trunk: topology
+            .trunk_live(trunk)
+            .map_or(0, |(_, t)| t.max_sessions.get()),
+    }
 }
 
 impl Drop for Grant {
@@ -182,6 +213,11 @@ impl DialOutGrant {
     /// The tenant owning the bridge.
     pub fn tenant(&self) -> &str {
         self.topology.tenant_name(self.tenant)
+    }
+
+    /// The bridge's and the trunk's limits as the plan had them when reserved.
+    pub fn limits(&self) -> Limits {
+        limits(&self.topology, self.bridge, self.trunk)
     }
 }
 

@@ -26,7 +26,7 @@ mod router;
 pub use decision::{RejectReason, Rejection};
 pub use e164::E164;
 pub use error::{ConfigError, Error, Fault};
-pub use grant::{DialOutGrant, Grant};
+pub use grant::{DialOutGrant, Grant, Limits};
 pub use metrics::{NumberStats, ReasonCounts, ResourceStats, Snapshot};
 pub use model::{
     BridgeId, Charge, Licence, NumberKind, Provider, ProviderId, TenantId, TrunkId, TrunkPolicy,

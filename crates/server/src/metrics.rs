@@ -87,6 +87,8 @@ pub struct MetricsSources {
     pub trunk_health: Option<crate::trunk_health::HealthBoard>,
     /// Calls refused or ended for money, and the ledger's open reservations.
     pub money: Option<MoneySource>,
+    /// New calls the shared capacity refused (`[shared] redis`).
+    pub shared_refusals: Option<Arc<crate::shared::SharedRefusals>>,
 }
 
 /// What `/metrics` reads of the money: the refusals counted by the signaling task, and
@@ -142,6 +144,7 @@ impl MetricsSources {
             dial_outs: None,
             trunk_health: None,
             money: None,
+            shared_refusals: None,
         }
     }
 

@@ -91,6 +91,9 @@ pub enum EndCause {
     /// The ledger could not commit what pays for the call (its database failed, or took
     /// too long before the answer).
     BillingUnavailable,
+    /// A shared backend (`[shared]`: Redis, PostgreSQL) did not answer a new call's check
+    /// in time: the call is never admitted without it.
+    SharedStateUnavailable,
 }
 
 /// What SIP says about a [`Cause`].
@@ -410,6 +413,13 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
                 "SIP;cause=503;text=\"billing unavailable\"",
                 None,
             ),
+            // Passes once the backend is back: another node (or a retry) may take it.
+            E::SharedStateUnavailable => (
+                503,
+                UNAVAILABLE,
+                "SIP;cause=503;text=\"shared state unavailable\"",
+                Some(5),
+            ),
         },
     };
     SipAnswer {
@@ -490,7 +500,7 @@ mod tests {
     /// and the callers' SBCs see.
     #[test]
     fn the_table() {
-        let rows: [(Cause, u16, &str, Option<u32>); 47] = [
+        let rows: [(Cause, u16, &str, Option<u32>); 48] = [
             (
                 RouteRefusal::NotANumber.into(),
                 404,
@@ -772,6 +782,12 @@ mod tests {
                 503,
                 "SIP;cause=503;text=\"billing unavailable\"",
                 None,
+            ),
+            (
+                EndCause::SharedStateUnavailable.into(),
+                503,
+                "SIP;cause=503;text=\"shared state unavailable\"",
+                Some(5),
             ),
         ];
         for (cause, status, reason, retry_after) in rows {

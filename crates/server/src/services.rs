@@ -43,6 +43,11 @@ pub struct Services {
     pub ledger: Option<Ledger>,
     /// Calls refused or ended for money, by reason (for `/metrics`).
     pub money_refusals: Arc<crate::metrics::MoneyRefusals>,
+    /// Capacity shared with other nodes in Redis (`[shared] redis`); `None`: this
+    /// node's router alone decides.
+    pub shared_capacity: Option<crate::shared::SharedCapacity>,
+    /// New calls the shared capacity refused, for `/metrics`.
+    pub shared_refusals: Arc<crate::shared::SharedRefusals>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
@@ -105,6 +110,10 @@ impl Services {
         })?;
         let nonce_secret = nonce_secret(config, &cdrs)?;
         let ledger = open_ledger(config)?;
+        let shared_capacity = match &config.shared.redis {
+            Some(url) => Some(crate::shared::SharedCapacity::start(url, &config.shared)?),
+            None => None,
+        };
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}",
@@ -130,6 +139,8 @@ impl Services {
             dial_outs: Default::default(),
             ledger,
             money_refusals: Arc::default(),
+            shared_capacity,
+            shared_refusals: Arc::default(),
             prompts,
             directory,
             ivr: config.ivr.clone(),

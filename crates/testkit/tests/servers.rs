@@ -20,7 +20,10 @@ fn redis_answers_stops_and_comes_back() {
     let mut redis = Redis::start();
     assert_eq!(redis_ping(redis.port()).unwrap(), "+PONG\r\n");
     redis.stop();
-    assert!(redis_ping(redis.port()).is_err(), "a stopped server still answers");
+    assert!(
+        redis_ping(redis.port()).is_err(),
+        "a stopped server still answers"
+    );
     redis.resume();
     assert_eq!(redis_ping(redis.port()).unwrap(), "+PONG\r\n");
 }

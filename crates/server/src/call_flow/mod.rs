@@ -50,6 +50,11 @@ pub(crate) enum CallReport {
         dial_out: crate::dial_out::DialOutId,
         committed: dialbridge_ledger::Committed,
     },
+    /// Redis's answer to a new call's capacity claim (`[shared] redis`).
+    SharedCapacity {
+        key: dialbridge_sip::transaction::ServerKey,
+        outcome: Result<crate::shared::Lease, crate::shared::SharedRefusal>,
+    },
 }
 
 /// The digit a SIP INFO carries: `Ok(None)` for an INFO that is not DTMF at all,

@@ -89,6 +89,17 @@ impl Collector for MetricsSources {
         if let Some(money) = &self.money {
             write_money(out, money)?;
         }
+        if let Some(refusals) = &self.shared_refusals {
+            let mut family = out.encode_descriptor(
+                "dialbridge_shared_capacity_refusals",
+                "New calls this node admitted but the capacity shared with other nodes refused (a limit reached on all nodes together, or Redis unavailable).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (limit, n) in refusals.counts() {
+                series(&mut family, &[("limit", limit)], &ConstCounter::new(n))?;
+            }
+        }
         Ok(())
     }
 }

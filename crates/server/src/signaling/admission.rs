@@ -50,6 +50,8 @@ pub(super) struct Admission {
     pub account: Option<String>,
     /// Who pays, when the call is billed (`billing.rs`), its first increment reserved.
     pub billing: Option<dialbridge_ledger::Meter>,
+    /// The reservation on every node, when capacity is shared (`shared_claim.rs`).
+    pub lease: Option<crate::shared::Lease>,
 }
 
 /// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
@@ -88,27 +90,51 @@ impl Signaling {
         let Some((trunk, account)) = self.identify(&key, &invite, peer, now) else {
             return;
         };
-        let opened = self
+        let admitted = self
             .admit(invite, trunk, peer, now)
             .map(|admission| Admission {
                 account,
                 ..admission
-            })
-            .and_then(|admission| {
-                let billing = self.open_billing(&admission)?;
-                Ok(Admission {
-                    billing,
-                    ..admission
-                })
+            });
+        match (admitted, self.services.shared_capacity.clone()) {
+            // Other nodes share the capacity: the answer waits for Redis (`shared_claim.rs`).
+            (Ok(admission), Some(shared)) => self.claim_shared(key, admission, shared, peer, now),
+            (Ok(admission), None) => self.proceed(key, admission, peer, now),
+            (Err(refused), _) => self.refuse(&key, refused, peer, now),
+        }
+    }
+
+    /// An admission whose capacity is held (here, and on every node when shared): who
+    /// pays, then the RTP port, then the answer.
+    pub(super) fn proceed(
+        &mut self,
+        key: ServerKey,
+        admission: Admission,
+        peer: PeerAddr,
+        now: Instant,
+    ) {
+        let opened = self
+            .open_billing(&admission)
+            .map(|billing| Admission {
+                billing,
+                ..admission
             })
             .and_then(|admission| Ok((self.open_media(&admission)?, admission)));
         match opened {
             Ok((rtp, admission)) => self.start_call(key, admission, rtp, peer, now),
-            Err(refused) => {
-                tracing::debug!(peer = %peer.addr, cause = ?refused.cause, "call refused");
-                self.respond(&key, *refused.response, now);
-            }
+            Err(refused) => self.refuse(&key, refused, peer, now),
         }
+    }
+
+    pub(super) fn refuse(
+        &mut self,
+        key: &ServerKey,
+        refused: Refused,
+        peer: PeerAddr,
+        now: Instant,
+    ) {
+        tracing::debug!(peer = %peer.addr, cause = ?refused.cause, "call refused");
+        self.respond(key, *refused.response, now);
     }
 
     /// The decision on a new INVITE from `trunk`, without I/O: the router's grant (a
@@ -197,6 +223,7 @@ impl Signaling {
             calling,
             account: None,
             billing: None,
+            lease: None,
         })
     }
 
@@ -246,6 +273,7 @@ impl Signaling {
             calling,
             account,
             billing,
+            lease,
             ..
         } = admission;
         let session_id = u64::from(rand::random::<u32>());
@@ -295,7 +323,10 @@ impl Signaling {
             peer,
             latching,
             core: CallCore::new(self.ivr_config(grant.tenant()), now),
-            grant: Capacity::In(grant),
+            grant: Capacity::In {
+                grant,
+                _lease: lease,
+            },
             media,
             caller,
             membership: None,

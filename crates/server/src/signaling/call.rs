@@ -62,7 +62,12 @@ pub(super) struct Call {
 /// A call's capacity reservation, whichever way it goes: a call in holds its number's,
 /// bridge's and trunk's; a dial-out its bridge's and trunk's. Both release on drop.
 pub(super) enum Capacity {
-    In(Grant),
+    In {
+        grant: Grant,
+        /// The same reservation on every node, when capacity is shared: held for its
+        /// release on drop.
+        _lease: Option<crate::shared::Lease>,
+    },
     Out {
         grant: DialOutGrant,
         /// The number called.
@@ -74,28 +79,28 @@ impl Capacity {
     /// The number dialled: by the caller, or by the meeting.
     pub fn number(&self) -> E164 {
         match self {
-            Capacity::In(grant) => grant.number(),
+            Capacity::In { grant, .. } => grant.number(),
             Capacity::Out { number, .. } => *number,
         }
     }
 
     pub fn trunk_name(&self) -> &str {
         match self {
-            Capacity::In(grant) => grant.trunk_name(),
+            Capacity::In { grant, .. } => grant.trunk_name(),
             Capacity::Out { grant, .. } => grant.trunk_name(),
         }
     }
 
     pub fn tenant(&self) -> &str {
         match self {
-            Capacity::In(grant) => grant.tenant(),
+            Capacity::In { grant, .. } => grant.tenant(),
             Capacity::Out { grant, .. } => grant.tenant(),
         }
     }
 
     pub fn bridge(&self) -> &str {
         match self {
-            Capacity::In(grant) => grant.bridge(),
+            Capacity::In { grant, .. } => grant.bridge(),
             Capacity::Out { grant, .. } => grant.bridge(),
         }
     }
@@ -103,7 +108,7 @@ impl Capacity {
     /// Who provides the number called in, or runs the trunk a dial-out left through.
     pub fn provider(&self) -> Option<&Provider> {
         match self {
-            Capacity::In(grant) => grant.provider(),
+            Capacity::In { grant, .. } => grant.provider(),
             Capacity::Out { grant, .. } => grant.provider(),
         }
     }
@@ -111,7 +116,7 @@ impl Capacity {
     /// Which way the call went.
     pub fn direction(&self) -> Direction {
         match self {
-            Capacity::In(_) => Direction::Inbound,
+            Capacity::In { .. } => Direction::Inbound,
             Capacity::Out { .. } => Direction::Outbound,
         }
     }
@@ -119,7 +124,7 @@ impl Capacity {
     /// Toll or toll-free, of the number dialled; a dial-out is a toll call.
     pub fn charge(&self) -> Charge {
         match self {
-            Capacity::In(grant) => grant.charge(),
+            Capacity::In { grant, .. } => grant.charge(),
             Capacity::Out { .. } => Charge::Toll,
         }
     }

@@ -35,6 +35,9 @@ impl Signaling {
     /// A CANCEL: the caller hears 487 for its INVITE once the record is committed; an
     /// answered call is not affected (§9.2).
     pub(super) fn handle_cancel(&mut self, invite_key: &ServerKey, now: Instant) {
+        if self.cancel_claim(invite_key, now) {
+            return;
+        }
         let Some(id) = self.by_invite.get(invite_key).cloned() else {
             return;
         };

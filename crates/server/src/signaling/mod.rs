@@ -15,6 +15,7 @@ mod dial_out_tests;
 mod in_dialog;
 mod leg;
 mod probe;
+mod shared_claim;
 mod shed;
 mod steps;
 #[cfg(test)]
@@ -77,6 +78,8 @@ pub struct Signaling {
     by_invite: HashMap<ServerKey, DialogId>,
     /// Our BYEs and re-INVITEs in flight, to know which call a response is about.
     by_client: HashMap<TransactionKey, DialogId>,
+    /// New calls admitted here waiting for their claim on every node (`shared_claim.rs`).
+    claiming: HashMap<ServerKey, shared_claim::Claiming>,
     /// Dial-outs not answered yet.
     dialing: HashMap<crate::dial_out::DialOutId, dial_out::Dialing>,
     /// The INVITE transactions of dial-outs, to know which one a response is about.
@@ -165,6 +168,7 @@ impl Signaling {
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_client: HashMap::new(),
+            claiming: HashMap::new(),
             dialing: HashMap::new(),
             dial_invites: HashMap::new(),
             dial_out_calls: HashMap::new(),

@@ -36,6 +36,12 @@ impl Signaling {
                 self.handle_dial_out_commit(*dial_out, committed.clone(), now);
                 return;
             }
+            CallReport::SharedCapacity { .. } => {
+                if let CallReport::SharedCapacity { key, outcome } = report {
+                    self.shared_claim_decided(key, outcome, now);
+                }
+                return;
+            }
         };
         let services = self.services.clone();
         let Some(call) = self.calls.get_mut(&id) else {
@@ -69,7 +75,9 @@ impl Signaling {
                 services.guard_pin_result(&call.caller, &conference, result);
                 call.core.handle_pin(result, now);
             }
-            CallReport::Billing { .. } | CallReport::DialOutBilling { .. } => {} // above
+            CallReport::Billing { .. }
+            | CallReport::DialOutBilling { .. }
+            | CallReport::SharedCapacity { .. } => {} // above
         }
         self.run_steps(&id, now);
     }

@@ -28,7 +28,10 @@ fn wait_accepting(what: &str, addr: SocketAddr, child: &mut Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before accepting connections: {status}");
         }
-        assert!(Instant::now() < end, "{what} did not accept connections on {addr}");
+        assert!(
+            Instant::now() < end,
+            "{what} did not accept connections on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
