@@ -189,9 +189,7 @@ pub async fn run_with_gauges(
     let auth_counters = Arc::new(metrics::AuthCounters::default());
     metrics.auth = Some(auth_counters.clone());
     metrics.dial_outs = Some(services.dial_outs.clone());
-    if services.shared_capacity.is_some() {
-        metrics.shared_refusals = Some(services.shared_refusals.clone());
-    }
+    metrics.shared = services.shared_capacity.clone();
     metrics.money = Some(metrics::MoneySource {
         refusals: services.money_refusals.clone(),
         ledger: services.ledger.clone(),

@@ -87,8 +87,8 @@ pub struct MetricsSources {
     pub trunk_health: Option<crate::trunk_health::HealthBoard>,
     /// Calls refused or ended for money, and the ledger's open reservations.
     pub money: Option<MoneySource>,
-    /// New calls the shared capacity refused (`[shared] redis`).
-    pub shared_refusals: Option<Arc<crate::shared::SharedRefusals>>,
+    /// Capacity shared with other nodes (`[shared] redis`): its readiness and refusals.
+    pub shared: Option<crate::shared::SharedCapacity>,
 }
 
 /// What `/metrics` reads of the money: the refusals counted by the signaling task, and
@@ -144,7 +144,7 @@ impl MetricsSources {
             dial_outs: None,
             trunk_health: None,
             money: None,
-            shared_refusals: None,
+            shared: None,
         }
     }
 

@@ -46,8 +46,6 @@ pub struct Services {
     /// Capacity shared with other nodes in Redis (`[shared] redis`); `None`: this
     /// node's router alone decides.
     pub shared_capacity: Option<crate::shared::SharedCapacity>,
-    /// New calls the shared capacity refused, for `/metrics`.
-    pub shared_refusals: Arc<crate::shared::SharedRefusals>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
@@ -140,7 +138,6 @@ impl Services {
             ledger,
             money_refusals: Arc::default(),
             shared_capacity,
-            shared_refusals: Arc::default(),
             prompts,
             directory,
             ivr: config.ivr.clone(),

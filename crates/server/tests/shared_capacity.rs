@@ -17,7 +17,9 @@ use dialbridge_testkit::servers::Redis;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn node(redis: &Redis, name: &str, lease: Duration) -> SharedCapacity {
+/// A node's keeper, once Redis takes its reservations: a fresh Redis first settles for
+/// two heartbeats, as one that lost its data does (see `shared/scripts.rs`).
+async fn node(redis: &Redis, name: &str, lease: Duration) -> SharedCapacity {
     let config = SharedConfig {
         node: name.to_string(),
         redis: Some(redis.url()),
@@ -25,7 +27,19 @@ fn node(redis: &Redis, name: &str, lease: Duration) -> SharedCapacity {
         timeout: Duration::from_secs(2),
         ..SharedConfig::default()
     };
-    SharedCapacity::start(&redis.url(), &config).unwrap()
+    let node = SharedCapacity::start(&redis.url(), &config).unwrap();
+    wait_ready(&node).await;
+    node
+}
+
+async fn wait_ready(node: &SharedCapacity) {
+    for _ in 0..400 {
+        if node.is_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("Redis did not take reservations within 20 s");
 }
 
 fn claim(number: &str, number_limit: u32, bridge_limit: u32, trunk_limit: u32) -> Claim {
@@ -56,9 +70,10 @@ async fn stored(redis: &Redis, key: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_claims_from_three_nodes_on_a_number_of_capacity_two_take_exactly_two() {
     let redis = Redis::start();
-    let nodes: Vec<SharedCapacity> = (0..3)
-        .map(|i| node(&redis, &format!("node-{i}"), Duration::from_secs(15)))
-        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node(&redis, &format!("node-{i}"), Duration::from_secs(15)).await);
+    }
     let claims = (0..20).map(|i| {
         let node = nodes[i % 3].clone();
         tokio::spawn(async move { node.acquire(claim("+14255550123", 2, 100, 100)).await })
@@ -91,7 +106,7 @@ async fn twenty_claims_from_three_nodes_on_a_number_of_capacity_two_take_exactly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_refuses_in_its_own_terms_and_takes_nothing() {
     let redis = Redis::start();
-    let a = node(&redis, "a", Duration::from_secs(15));
+    let a = node(&redis, "a", Duration::from_secs(15)).await;
     let held = a.acquire(claim("+1", 5, 1, 5)).await.unwrap();
     // The bridge is full: a claim on another number takes neither its number nor the trunk.
     assert_eq!(
@@ -115,13 +130,13 @@ fn a_dead_nodes_reservations_come_back_within_the_lease_and_a_live_nodes_stay() 
     let redis = Redis::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let live = runtime.block_on(async {
-        let live = node(&redis, "live", Duration::from_secs(1));
+        let live = node(&redis, "live", Duration::from_secs(1)).await;
         live.acquire(claim("+1", 3, 100, 100)).await.unwrap()
     });
     // A node dies holding two reservations: its runtime stops, nothing is given back.
     let doomed = tokio::runtime::Runtime::new().unwrap();
     let dead_leases: Vec<Lease> = doomed.block_on(async {
-        let dead = node(&redis, "dead", Duration::from_secs(1));
+        let dead = node(&redis, "dead", Duration::from_secs(1)).await;
         vec![
             dead.acquire(claim("+1", 3, 100, 100)).await.unwrap(),
             dead.acquire(claim("+1", 3, 100, 100)).await.unwrap(),
@@ -130,7 +145,7 @@ fn a_dead_nodes_reservations_come_back_within_the_lease_and_a_live_nodes_stay() 
     doomed.shutdown_background();
     std::mem::forget(dead_leases); // a dead process runs no destructor
     runtime.block_on(async {
-        let other = node(&redis, "other", Duration::from_secs(1));
+        let other = node(&redis, "other", Duration::from_secs(1)).await;
         assert_eq!(
             other.acquire(claim("+1", 3, 100, 100)).await.unwrap_err(),
             SharedRefusal::NumberBusy,
@@ -151,7 +166,7 @@ fn a_dead_nodes_reservations_come_back_within_the_lease_and_a_live_nodes_stay() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_refuses_new_claims_and_what_is_held_is_restated_when_it_returns() {
     let mut redis = Redis::start();
-    let a = node(&redis, "a", Duration::from_secs(3));
+    let a = node(&redis, "a", Duration::from_secs(3)).await;
     let held = a.acquire(claim("+1", 2, 100, 100)).await.unwrap();
     redis.stop();
     assert_eq!(
@@ -169,7 +184,7 @@ async fn redis_going_away_refuses_new_claims_and_what_is_held_is_restated_when_i
         redis.resume(); // lost everything again: the node must restate what it holds
         kept
     };
-    let b = node(&redis, "b", Duration::from_secs(3));
+    let b = node(&redis, "b", Duration::from_secs(3)).await;
     // Once a's heartbeat restated it, "+2" is full on every node, and "+1" is free.
     let mut busy = false;
     for _ in 0..200 {
@@ -200,9 +215,10 @@ async fn redis_going_away_refuses_new_claims_and_what_is_held_is_restated_when_i
 async fn a_hundred_thousand_lifecycles_against_redis_match_the_model() {
     const LIFECYCLES: usize = 100_000;
     let redis = Redis::start();
-    let nodes: Vec<SharedCapacity> = (0..3)
-        .map(|i| node(&redis, &format!("n{i}"), Duration::from_secs(15)))
-        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node(&redis, &format!("n{i}"), Duration::from_secs(15)).await);
+    }
     let mut rng = StdRng::seed_from_u64(15);
     // (counter key, limit) for numbers 0..8, bridges 0..3, trunks 0..3.
     let number_limit = |n: usize| 1 + (n % 4) as u32;

@@ -113,6 +113,16 @@ impl DemoToml {
         self
     }
 
+    /// Adds a table `[section]` with `lines` (TOML `key = value` lines) at the end.
+    pub fn add_table(mut self, section: &str, lines: &[String]) -> DemoToml {
+        self.text.push_str(&format!("\n[{section}]\n"));
+        for line in lines {
+            self.text.push_str(line);
+            self.text.push('\n');
+        }
+        self
+    }
+
     /// The config file's text.
     pub fn text(&self) -> &str {
         &self.text

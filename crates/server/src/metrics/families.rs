@@ -89,14 +89,20 @@ impl Collector for MetricsSources {
         if let Some(money) = &self.money {
             write_money(out, money)?;
         }
-        if let Some(refusals) = &self.shared_refusals {
+        if let Some(shared) = &self.shared {
+            gauge(
+                out,
+                "dialbridge_shared_capacity_ready",
+                "1 while Redis answers this node's heartbeat and takes reservations (0: new calls are refused with 503).",
+                u64::from(shared.is_ready()),
+            )?;
             let mut family = out.encode_descriptor(
                 "dialbridge_shared_capacity_refusals",
                 "New calls this node admitted but the capacity shared with other nodes refused (a limit reached on all nodes together, or Redis unavailable).",
                 None,
                 MetricType::Counter,
             )?;
-            for (limit, n) in refusals.counts() {
+            for (limit, n) in shared.refusals().counts() {
                 series(&mut family, &[("limit", limit)], &ConstCounter::new(n))?;
             }
         }

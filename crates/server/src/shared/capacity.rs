@@ -12,7 +12,8 @@
 //! by the idempotent release until Redis confirms it, so nothing leaks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dialbridge_router::Limits;
@@ -66,8 +67,7 @@ pub struct SharedRefusals {
 }
 
 impl SharedRefusals {
-    /// Counts one.
-    pub fn count(&self, refusal: SharedRefusal) {
+    fn count(&self, refusal: SharedRefusal) {
         if let Some(i) = SharedRefusal::ALL.iter().position(|r| *r == refusal)
             && let Some(c) = self.counts.get(i)
         {
@@ -121,6 +121,8 @@ fn key(kind: &str, name: &str) -> String {
 pub struct SharedCapacity {
     ops: mpsc::UnboundedSender<Op>,
     timeout: Duration,
+    ready: Arc<AtomicBool>,
+    refusals: Arc<SharedRefusals>,
 }
 
 /// A reservation held in Redis; given back when dropped.
@@ -165,6 +167,7 @@ impl SharedCapacity {
         let instance = format!("{}:{:016x}", config.node, rand::random::<u64>());
         tracing::info!(node = %config.node, instance, lease_s = config.lease.as_secs(), "shared capacity: Redis");
         let (ops, rx) = mpsc::unbounded_channel();
+        let ready = Arc::new(AtomicBool::new(false));
         let keeper = Keeper {
             conn,
             instance,
@@ -174,16 +177,35 @@ impl SharedCapacity {
             unsure: HashMap::new(),
             restate: true,
             available: true,
+            scripts: Scripts {
+                acquire: scripts::acquire(),
+                heartbeat: scripts::heartbeat(),
+            },
+            ready: ready.clone(),
         };
         tokio::spawn(keeper.run(rx));
         Ok(SharedCapacity {
             ops,
             timeout: config.timeout,
+            ready,
+            refusals: Arc::default(),
         })
     }
 
-    /// Takes every counter of `claim` or none. Waits at most the configured timeout.
+    /// Takes every counter of `claim` or none. Waits at most the configured timeout. A
+    /// refusal is counted for `/metrics`.
     pub async fn acquire(&self, claim: Claim) -> Result<Lease, SharedRefusal> {
+        self.try_acquire(claim)
+            .await
+            .inspect_err(|refusal| self.refusals.count(*refusal))
+    }
+
+    /// Refusals so far, for `/metrics`.
+    pub fn refusals(&self) -> &SharedRefusals {
+        &self.refusals
+    }
+
+    async fn try_acquire(&self, claim: Claim) -> Result<Lease, SharedRefusal> {
         let id = rand::random::<u64>();
         let (reply, answer) = oneshot::channel();
         self.ops
@@ -202,6 +224,11 @@ impl SharedCapacity {
 }
 
 impl SharedCapacity {
+    /// Whether the last heartbeat found Redis answering and taking reservations.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
     /// Waits until every lease dropped before this call has been given back (or, with
     /// Redis away, queued to be): for a drain, and for tests that count.
     pub async fn flush(&self) {
@@ -228,13 +255,20 @@ struct Keeper {
     restate: bool,
     /// Whether Redis answered the last operation (for one log line per outage).
     available: bool,
+    scripts: Scripts,
+    /// Redis answers and takes reservations (not settling): what `/metrics` shows.
+    ready: Arc<AtomicBool>,
+}
+
+/// The scripts with their shared Lua, made once.
+struct Scripts {
+    acquire: String,
+    heartbeat: String,
 }
 
 impl Keeper {
     async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
-        // A third of the lease, so one late heartbeat costs nothing; at least every
-        // second, which is also how soon a node finds Redis back after an outage.
-        let mut heartbeat = tokio::time::interval((self.lease / 3).min(Duration::from_secs(1)));
+        let mut heartbeat = tokio::time::interval(self.heartbeat_every());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -270,7 +304,7 @@ impl Keeper {
             let _ = reply.send(Err(SharedRefusal::Unavailable));
             return;
         }
-        let script = redis::Script::new(scripts::ACQUIRE);
+        let script = redis::Script::new(&self.scripts.acquire);
         let mut invocation = script.prepare_invoke();
         for (key, _, _) in &claim.counters {
             invocation.key(key);
@@ -279,7 +313,8 @@ impl Keeper {
             .arg(PREFIX)
             .arg(&self.instance)
             .arg(id)
-            .arg(self.lease_ms());
+            .arg(self.lease_ms())
+            .arg(self.grace_ms());
         for (_, limit, _) in &claim.counters {
             invocation.arg(*limit);
         }
@@ -291,6 +326,10 @@ impl Keeper {
             Some(0) => {
                 self.held.insert(id, keys);
                 Ok(())
+            }
+            Some(-1) => {
+                self.ready.store(false, Ordering::Relaxed); // settling: nothing taken
+                Err(SharedRefusal::Unavailable)
             }
             Some(full) => {
                 let at = usize::try_from(full - 1).ok();
@@ -334,27 +373,30 @@ impl Keeper {
     }
 
     async fn heartbeat(&mut self) {
-        let script = redis::Script::new(scripts::HEARTBEAT);
+        let script = redis::Script::new(&self.scripts.heartbeat);
         let mut invocation = script.prepare_invoke();
         invocation
             .arg(PREFIX)
             .arg(&self.instance)
-            .arg(self.lease_ms());
-        match self
+            .arg(self.lease_ms())
+            .arg(self.grace_ms());
+        let answer = self
             .run_script(invocation.invoke_async::<i64>(&mut self.conn.clone()))
-            .await
-        {
-            Some(1) => {
-                if !self.held.is_empty() || !self.restate {
-                    tracing::warn!(
-                        held = self.held.len(),
-                        "shared capacity: Redis had lost this node's reservations; restating them"
-                    );
-                }
-                self.restate = true;
+            .await;
+        let Some(answer) = answer else {
+            self.ready.store(false, Ordering::Relaxed);
+            return;
+        };
+        // Bit 1: settling after Redis came back empty; bit 0: this instance was gone.
+        self.ready.store(answer & 2 == 0, Ordering::Relaxed);
+        if answer & 1 == 1 {
+            if !self.held.is_empty() || !self.restate {
+                tracing::warn!(
+                    held = self.held.len(),
+                    "shared capacity: Redis had lost this node's reservations; restating them"
+                );
             }
-            Some(_) => {}
-            None => return,
+            self.restate = true;
         }
         if self.restate {
             self.restate_all().await;
@@ -436,6 +478,18 @@ impl Keeper {
                 None
             }
         }
+    }
+
+    /// How often the heartbeat runs: a third of the lease, so one late heartbeat costs
+    /// nothing; at least every second, which is also how soon a node finds Redis back.
+    fn heartbeat_every(&self) -> Duration {
+        (self.lease / 3).min(Duration::from_secs(1))
+    }
+
+    /// Two heartbeats: every live node restates before a Redis that came back empty
+    /// takes new reservations.
+    fn grace_ms(&self) -> u64 {
+        u64::try_from(2 * self.heartbeat_every().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn lease_ms(&self) -> u64 {

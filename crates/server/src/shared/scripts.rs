@@ -10,14 +10,35 @@
 //! are not counted and are removed by the next acquisition that meets them. The scripts
 //! name the node keys they read from their prefix argument: fine on one Redis server,
 //! not on a Redis Cluster.
+//!
+//! A Redis that comes back empty (restarted without persistence) would undercount the
+//! calls in progress until every live node restated them. So the first script to find
+//! `P epoch` missing sets it and opens a grace of two heartbeats (`P settling`), during
+//! which acquisitions answer -1 (refused as unavailable) and heartbeats restate.
 
-/// KEYS: the counters; ARGV: prefix, instance, lease id, lease time in ms, then one
-/// limit per counter.
-/// Returns 0 when taken, else the 1-based index of the first counter at its limit
+/// Lua shared by the scripts that look at the epoch: whether new reservations must wait.
+const SETTLING: &str = r"
+local function settling(prefix, grace)
+  if redis.call('EXISTS', prefix .. 'epoch') == 0 then
+    redis.call('SET', prefix .. 'epoch', '1')
+    redis.call('SET', prefix .. 'settling', '1', 'PX', grace)
+  end
+  return redis.call('EXISTS', prefix .. 'settling') == 1
+end
+";
+
+/// KEYS: the counters; ARGV: prefix, instance, lease id, lease time in ms, grace in ms,
+/// then one limit per counter. Returns 0 when taken, -1 while Redis settles after
+/// coming back empty, else the 1-based index of the first counter at its limit
 /// (nothing taken). A lease id already held is taken again at no cost (a retry).
-pub(super) const ACQUIRE: &str = r"
+pub(super) fn acquire() -> String {
+    format!("{SETTLING}{ACQUIRE}")
+}
+
+const ACQUIRE: &str = r"
 local prefix, me, lease = ARGV[1], ARGV[2], ARGV[3]
 local leases = prefix .. 'leases:' .. me
+if settling(prefix, ARGV[5]) then return -1 end
 if redis.call('SISMEMBER', leases, lease) == 1 then return 0 end
 local alive = {}
 for i, key in ipairs(KEYS) do
@@ -34,7 +55,7 @@ for i, key in ipairs(KEYS) do
       redis.call('HDEL', key, node)
     end
   end
-  if total >= tonumber(ARGV[4 + i]) then return i end
+  if total >= tonumber(ARGV[5 + i]) then return i end
 end
 redis.call('SADD', leases, lease)
 if redis.call('PTTL', leases) < 0 then redis.call('PEXPIRE', leases, ARGV[4]) end
@@ -53,16 +74,23 @@ end
 return 1
 ";
 
-/// KEYS: none; ARGV: prefix, instance, lease time in ms. Renews the instance's life and
-/// its lease set; returns 1 when the instance was not alive any more (first start, the
-/// server lost its data, or the heartbeat came too late and others may have dropped its
-/// counts), so the node must restate what it holds.
-pub(super) const HEARTBEAT: &str = r"
+/// KEYS: none; ARGV: prefix, instance, lease time in ms, grace in ms. Renews the
+/// instance's life and its lease set; returns 1 when the instance was not alive any more
+/// (first start, the server lost its data, or the heartbeat came too late and others may
+/// have dropped its counts), so the node must restate what it holds; plus 2 while Redis
+/// settles.
+pub(super) fn heartbeat() -> String {
+    format!("{SETTLING}{HEARTBEAT}")
+}
+
+const HEARTBEAT: &str = r"
 local prefix, me, ttl = ARGV[1], ARGV[2], ARGV[3]
+local wait = 0
+if settling(prefix, ARGV[4]) then wait = 2 end
 local was = redis.call('SET', prefix .. 'node:' .. me, '1', 'PX', ttl, 'GET')
 redis.call('PEXPIRE', prefix .. 'leases:' .. me, ttl)
-if was then return 0 end
-return 1
+if was then return wait end
+return wait + 1
 ";
 
 /// KEYS: every counter the instance may have a field in; ARGV: prefix, instance, lease

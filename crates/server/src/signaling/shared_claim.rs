@@ -90,7 +90,6 @@ impl Signaling {
                     SharedRefusal::TrunkOverloaded => RejectReason::TrunkOverloaded.into(),
                     SharedRefusal::Unavailable => EndCause::SharedStateUnavailable.into(),
                 };
-                self.services.shared_refusals.count(refusal);
                 let refused = Refused::cause(admission.session.invite(), cause);
                 self.refuse(&key, refused, peer, now);
             }

@@ -1,0 +1,216 @@
+//! Bridge processes sharing their capacity through a real Redis (`[shared] redis`),
+//! called over real SIP: the demo's user number +14255550123 (capacity 2) admits exactly
+//! two of twenty simultaneous calls spread over three nodes; a SIGKILLed node's calls
+//! come back to the others within the lease; with Redis stopped new calls get 503 while
+//! the call in progress goes on, and once it is back calls are admitted again, the
+//! surviving call still counted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use dialbridge_testkit::serve::{DemoToml, Serve, toml_string};
+use dialbridge_testkit::servers::Redis;
+use dialbridge_testkit::uac::{self, header};
+use dialbridge_testkit::{ip, ports::free_udp_tcp_port, scratch_dir};
+
+/// Capacity 2, reached over the Microsoft trunk (127.0.0.10).
+const USER_NUMBER: &str = "+14255550123";
+
+struct Node {
+    serve: Serve,
+    sip: SocketAddr,
+}
+
+async fn start_node(dir: &Path, redis: &Redis, name: &str, lease_s: u64) -> Node {
+    let loopback = ip("127.0.0.1");
+    let (sip, tls, admin) = (
+        free_udp_tcp_port(loopback),
+        free_udp_tcp_port(loopback),
+        free_udp_tcp_port(loopback),
+    );
+    let config = DemoToml::new(dir)
+        .on_loopback_ports(sip, tls, admin)
+        .add_table(
+            "shared",
+            &[
+                format!("redis = {}", toml_string(&redis.url())),
+                format!("node = {}", toml_string(name)),
+                format!("lease_s = {lease_s}"),
+            ],
+        );
+    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let serve = Serve::start(
+        env!("CARGO_BIN_EXE_dialbridge").as_ref(),
+        &config,
+        admin,
+        dir,
+    )
+    .await;
+    wait_ready(&serve).await;
+    Node {
+        serve,
+        sip: format!("127.0.0.1:{sip}").parse().unwrap(),
+    }
+}
+
+/// Waits until the node says Redis takes its reservations (a fresh Redis settles first).
+async fn wait_ready(serve: &Serve) {
+    for _ in 0..400 {
+        let (_, metrics) = serve.get("/metrics").await;
+        if metrics.contains("\ndialbridge_shared_capacity_ready 1\n") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the node's shared capacity never became ready:\n{}",
+        serve.log()
+    );
+}
+
+async fn nodes(redis: &Redis, what: &str, count: usize, lease_s: u64) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        let dir = scratch_dir(&format!("{what}-{i}"));
+        nodes.push(start_node(&dir, redis, &format!("node-{i}"), lease_s).await);
+    }
+    nodes
+}
+
+/// Calls the user number at `sip` until one is answered (bounded); the refusals on the
+/// way must all be "busy".
+async fn call_until_answered(sip: SocketAddr) -> uac::Call {
+    for _ in 0..200 {
+        let call = uac::call(sip, ip("127.0.0.10"), USER_NUMBER).await;
+        if call.status == 200 {
+            return call;
+        }
+        assert_eq!(call.status, 486, "{}", call.response);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no call to {USER_NUMBER} was answered within 40 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_admit_exactly_two_of_twenty_simultaneous_calls_to_a_number_of_capacity_two() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis, "shared-race", 3, 15).await;
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let sip = nodes[i % 3].sip;
+            tokio::spawn(async move { uac::call(sip, ip("127.0.0.10"), USER_NUMBER).await })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for call in calls {
+        let call = call.await.unwrap();
+        match call.status {
+            200 => answered.push(call),
+            486 => assert_eq!(
+                header(&call.response, "Reason"),
+                Some("Q.850;cause=17;text=\"number at its concurrent-call capacity\""),
+                "{}",
+                call.response
+            ),
+            other => panic!("{other}: {}", call.response),
+        }
+    }
+    assert_eq!(
+        answered.len(),
+        2,
+        "exactly the number's capacity is admitted"
+    );
+    // Both hang up: their capacity comes back on every node.
+    for call in answered {
+        assert_eq!(call.hang_up().await, 200);
+    }
+    let again = call_until_answered(nodes[2].sip).await;
+    let and_again = call_until_answered(nodes[1].sip).await;
+    let third = uac::call(nodes[0].sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(third.status, 486, "{}", third.response);
+    let (_, metrics) = nodes[0].serve.get("/metrics").await;
+    assert!(
+        metrics.contains("dialbridge_shared_capacity_refusals_total{limit=\"number\"}"),
+        "{metrics}"
+    );
+    assert_eq!(again.hang_up().await, 200);
+    assert_eq!(and_again.hang_up().await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_nodes_calls_come_back_to_the_others_within_the_lease() {
+    let redis = Redis::start();
+    let mut nodes = nodes(&redis, "shared-kill", 2, 3).await;
+    let doomed = nodes.remove(0);
+    let first = uac::call(doomed.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    let second = uac::call(doomed.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let survivor = &nodes[0];
+    let busy = uac::call(survivor.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(busy.status, 486, "{}", busy.response);
+    drop(doomed.serve); // SIGKILL: nothing given back
+    std::mem::forget((first, second));
+    // Within the lease (3 s) and a heartbeat, the survivor takes the number's calls.
+    let a = call_until_answered(survivor.sip).await;
+    let b = call_until_answered(survivor.sip).await;
+    assert_eq!(a.hang_up().await, 200);
+    assert_eq!(b.hang_up().await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_stopped_new_calls_get_503_the_call_in_progress_goes_on_and_all_recovers() {
+    let mut redis = Redis::start();
+    let nodes = nodes(&redis, "shared-outage", 2, 3).await;
+    let (holder, other) = (&nodes[0], &nodes[1]);
+    let up = uac::call(holder.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(up.status, 200, "{}", up.response);
+
+    redis.stop();
+    for node in [holder, other] {
+        let refused = uac::call(node.sip, ip("127.0.0.10"), USER_NUMBER).await;
+        assert_eq!(refused.status, 503, "{}", refused.response);
+        assert_eq!(
+            header(&refused.response, "Reason"),
+            Some("SIP;cause=503;text=\"shared state unavailable\""),
+            "{}",
+            refused.response
+        );
+        assert_eq!(header(&refused.response, "Retry-After"), Some("5"));
+        assert!(
+            node.serve
+                .log()
+                .contains("shared capacity: Redis unavailable")
+        );
+    }
+    // The call in progress still has its media.
+    assert!(
+        up.receive_raw(Duration::from_secs(5)).await.is_some(),
+        "the call in progress lost its media during the outage"
+    );
+
+    // Redis comes back empty: the holder must restate the call it still has, so the
+    // other node admits one more call to the number of capacity 2, not two.
+    redis.resume();
+    wait_ready(&other.serve).await;
+    let second = call_until_answered_or_unavailable(other.sip).await;
+    let third = uac::call(other.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(third.status, 486, "{}", third.response);
+    assert_eq!(up.hang_up().await, 200);
+    assert_eq!(second.hang_up().await, 200);
+}
+
+/// Calls until one is answered while Redis comes back: refusals on the way are 503.
+async fn call_until_answered_or_unavailable(sip: SocketAddr) -> uac::Call {
+    for _ in 0..200 {
+        let call = uac::call(sip, ip("127.0.0.10"), USER_NUMBER).await;
+        if call.status == 200 {
+            return call;
+        }
+        assert_eq!(call.status, 503, "{}", call.response);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("calls were not admitted again within 40 s of Redis coming back");
+}
