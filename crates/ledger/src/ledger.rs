@@ -517,7 +517,10 @@ fn after_write(shared: &Shared, rows: &[Row], written: &store::Written) -> Vec<F
     let State { book, queue, .. } = &mut *state;
     let pending: Vec<&Row> = queue.iter().map(|(row, _)| row).collect();
     for fresh in &written.fresh {
-        if let Some(t) = book.tenant(&fresh.tenant).and_then(|i| book.tenants.get_mut(i)) {
+        if let Some(t) = book
+            .tenant(&fresh.tenant)
+            .and_then(|i| book.tenants.get_mut(i))
+        {
             fresh.apply(t, &pending);
         }
     }
@@ -560,7 +563,10 @@ fn undo(book: &mut Book, row: &Row) {
     {
         book.open.remove(&r.id);
     }
-    if let Some(t) = book.tenant(&row.tenant).and_then(|i| book.tenants.get_mut(i)) {
+    if let Some(t) = book
+        .tenant(&row.tenant)
+        .and_then(|i| book.tenants.get_mut(i))
+    {
         row.apply_to(t, true);
     }
 }

@@ -455,9 +455,9 @@ fn add_pool_use(
     seconds: i64,
 ) -> Result<(), LedgerError> {
     tx.execute(
-        "INSERT INTO pool_use (tenant, pool, month, seconds) VALUES ($1, $2, $3, GREATEST($4, 0))
+        "INSERT INTO pool_use (tenant, pool, month, seconds) VALUES ($1, $2, $3, GREATEST($4::BIGINT, 0))
          ON CONFLICT (tenant, pool, month)
-         DO UPDATE SET seconds = GREATEST(pool_use.seconds + $4, 0)",
+         DO UPDATE SET seconds = GREATEST(pool_use.seconds + $4::BIGINT, 0)",
         &[&tenant, &pool, &month.index(), &seconds],
     )
     .map_err(pg)?;
