@@ -54,7 +54,7 @@ use crate::funding::{Refusal, Source};
 use crate::money::Amount;
 use crate::month::Month;
 use crate::number::CountryCode;
-use crate::store::{Fresh, Kind, Row, Storage, Written};
+use crate::store::{Fresh, Kind, Row, Storage, Written, entries_ddl};
 
 /// Reservations open longer than this belong to a node that died and never came back:
 /// any node's start settles them (rule (b) of the module doc).
@@ -75,28 +75,9 @@ const MIGRATION_LOCK: i64 = 0x6469_616c_6c65_6467; // "dialledg"
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the ledger (see store.rs for what the columns mean) and what it adds up to.
-    "CREATE TABLE entries (
-        seq          BIGSERIAL PRIMARY KEY,
-        at_ms        BIGINT  NOT NULL,
-        tenant       TEXT    NOT NULL,
-        currency     TEXT    NOT NULL CHECK (length(currency) = 3),
-        kind         TEXT    NOT NULL CHECK (kind IN
-                         ('opening', 'top-up', 'adjustment', 'reserve', 'settle', 'refund')),
-        amount       BIGINT  NOT NULL,
-        reservation  BIGINT,
-        call_id      TEXT,
-        pool         TEXT,
-        month        INTEGER,
-        seconds      BIGINT  NOT NULL DEFAULT 0 CHECK (seconds >= 0),
-        CHECK ((kind IN ('reserve', 'settle', 'refund')) = (reservation IS NOT NULL)),
-        CHECK (kind NOT IN ('reserve', 'settle', 'refund') OR amount >= 0),
-        CHECK (kind != 'top-up' OR amount > 0),
-        CHECK (kind != 'adjustment' OR amount < 0)
-    );
-    CREATE UNIQUE INDEX entries_opening ON entries (tenant) WHERE kind = 'opening';
-    CREATE UNIQUE INDEX entries_reserved ON entries (reservation) WHERE kind = 'reserve';
-    CREATE UNIQUE INDEX entries_closed ON entries (reservation)
-        WHERE kind IN ('settle', 'refund');
+    concat!(
+        entries_ddl!("BIGSERIAL PRIMARY KEY", "BIGINT", ""),
+        "
     CREATE TABLE balances (
         tenant   TEXT   PRIMARY KEY,
         currency TEXT   NOT NULL,
@@ -115,7 +96,8 @@ const MIGRATIONS: &[&str] = &[
         id         BIGSERIAL PRIMARY KEY,
         node       TEXT   NOT NULL,
         started_ms BIGINT NOT NULL
-    );",
+    );"
+    ),
 ];
 
 /// The ledger's PostgreSQL database, as the writer thread holds it.

@@ -23,34 +23,58 @@ use crate::money::{Amount, Currency};
 use crate::month::Month;
 use crate::number::CountryCode;
 
+/// The `entries` table and its unique indexes in either backend's SQL, so both hold
+/// the same rules: `$seq` the key's type, `$int` a 64-bit integer's, `$strict` what
+/// follows the table's definition.
+macro_rules! entries_ddl {
+    ($seq:literal, $int:literal, $strict:literal) => {
+        concat!(
+            "CREATE TABLE entries (
+        seq          ",
+            $seq,
+            ",
+        at_ms        ",
+            $int,
+            " NOT NULL,
+        tenant       TEXT NOT NULL,
+        currency     TEXT NOT NULL CHECK (length(currency) = 3),
+        kind         TEXT NOT NULL CHECK (kind IN
+                         ('opening', 'top-up', 'adjustment', 'reserve', 'settle', 'refund')),
+        amount       ",
+            $int,
+            " NOT NULL,
+        reservation  ",
+            $int,
+            ",
+        call_id      TEXT,
+        pool         TEXT,
+        month        INTEGER,
+        seconds      ",
+            $int,
+            " NOT NULL DEFAULT 0 CHECK (seconds >= 0),
+        CHECK ((kind IN ('reserve', 'settle', 'refund')) = (reservation IS NOT NULL)),
+        CHECK (kind NOT IN ('reserve', 'settle', 'refund') OR amount >= 0),
+        CHECK (kind != 'top-up' OR amount > 0),
+        CHECK (kind != 'adjustment' OR amount < 0)
+    )",
+            $strict,
+            ";
+    CREATE UNIQUE INDEX entries_opening ON entries (tenant) WHERE kind = 'opening';
+    CREATE UNIQUE INDEX entries_reserved ON entries (reservation) WHERE kind = 'reserve';
+    CREATE UNIQUE INDEX entries_closed ON entries (reservation)
+        WHERE kind IN ('settle', 'refund');"
+        )
+    };
+}
+pub(crate) use entries_ddl;
+
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the ledger. `amount` is in ten-thousandths of `currency`: what an opening,
     // top-up or adjustment adds (an adjustment is negative), or what a reservation holds
     // and its settle row spends. A reservation from a pool holds `seconds` of the pool
     // of country `pool` in `month` (year * 12 + month - 1, UTC) and no credits. Settle
     // and refund rows repeat what they close, so each row reads alone.
-    "CREATE TABLE entries (
-        seq          INTEGER PRIMARY KEY,
-        at_ms        INTEGER NOT NULL,
-        tenant       TEXT    NOT NULL,
-        currency     TEXT    NOT NULL CHECK (length(currency) = 3),
-        kind         TEXT    NOT NULL CHECK (kind IN
-                         ('opening', 'top-up', 'adjustment', 'reserve', 'settle', 'refund')),
-        amount       INTEGER NOT NULL,
-        reservation  INTEGER,
-        call_id      TEXT,
-        pool         TEXT,
-        month        INTEGER,
-        seconds      INTEGER NOT NULL DEFAULT 0 CHECK (seconds >= 0),
-        CHECK ((kind IN ('reserve', 'settle', 'refund')) = (reservation IS NOT NULL)),
-        CHECK (kind NOT IN ('reserve', 'settle', 'refund') OR amount >= 0),
-        CHECK (kind != 'top-up' OR amount > 0),
-        CHECK (kind != 'adjustment' OR amount < 0)
-    ) STRICT;
-    CREATE UNIQUE INDEX entries_opening ON entries (tenant) WHERE kind = 'opening';
-    CREATE UNIQUE INDEX entries_reserved ON entries (reservation) WHERE kind = 'reserve';
-    CREATE UNIQUE INDEX entries_closed ON entries (reservation)
-        WHERE kind IN ('settle', 'refund');",
+    entries_ddl!("INTEGER PRIMARY KEY", "INTEGER", " STRICT"),
 ];
 
 /// FULL durability: a committed row survives a power cut, not only a crash.

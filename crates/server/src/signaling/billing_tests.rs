@@ -81,6 +81,29 @@ fn balance(bench: &Bench) -> (String, String) {
     (b.credits.to_string(), b.reserved.to_string())
 }
 
+/// The money refusals `/metrics` counts, those not zero.
+fn refusals_counted(bench: &Bench) -> Vec<(&str, u64)> {
+    bench
+        .services
+        .money_refusals
+        .counts()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The paid minute ends 5 s on: the call ends with a BYE that says credits exhausted.
+async fn ends_as_credits_exhausted(bench: &mut Bench) {
+    bench.advance(Duration::from_secs(5));
+    assert_eq!(bench.calls(), 0);
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert!(
+        reason(&bye).contains("credits exhausted"),
+        "{}",
+        reason(&bye)
+    );
+}
+
 /// A toll-free call answered once its first minute is committed, and ACKed.
 fn toll_free_up(bench: &mut Bench, call: &str) -> Response {
     from_microsoft(bench, toll_free_invite(call));
@@ -161,15 +184,7 @@ async fn a_notice_that_overruns_the_paid_time_ends_the_call_at_its_end() {
     bench.advance(Duration::from_secs(55));
     assert_eq!(bench.calls(), 1);
     // The notice never reports its end: the paid minute's end ends the call.
-    bench.advance(Duration::from_secs(5));
-    assert_eq!(bench.calls(), 0);
-    bench.records_committed().await;
-    let bye = requests(bench.sent()).pop().expect("our BYE");
-    assert!(
-        reason(&bye).contains("credits exhausted"),
-        "{}",
-        reason(&bye)
-    );
+    ends_as_credits_exhausted(&mut bench).await;
     assert_eq!(balance(&bench), ("0.00".into(), "0.00".into()));
 }
 
@@ -190,13 +205,7 @@ async fn a_toll_free_call_without_credits_is_refused_before_the_answer() {
         ("0.02".into(), "0.00".into()),
         "nothing taken"
     );
-    let counted: Vec<(&str, u64)> = bench
-        .services
-        .money_refusals
-        .counts()
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    assert_eq!(counted, [("no_credits", 1)]);
+    assert_eq!(refusals_counted(&bench), [("no_credits", 1)]);
     // A toll call of the same tenant is not billed, and goes through.
     let mut bench = self::bench("0.02", Duration::from_secs(2));
     let _ok = call_up(&mut bench, "toll", "");
@@ -297,13 +306,7 @@ async fn a_first_minute_the_shared_database_refuses_refuses_the_call_as_unfunded
         "{refusal}"
     );
     assert_eq!(bench.last_record().ended_by, EndedBy::Bridge);
-    let counted: Vec<(&str, u64)> = bench
-        .services
-        .money_refusals
-        .counts()
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    assert_eq!(counted, [("no_credits", 1)]);
+    assert_eq!(refusals_counted(&bench), [("no_credits", 1)]);
 }
 
 #[tokio::test]
@@ -318,14 +321,6 @@ async fn a_next_minute_the_shared_database_refuses_plays_the_notice_and_ends_the
     assert_eq!(played, played_before + 1, "the notice is commanded");
     assert!(requests(bench.sent()).is_empty(), "no BYE yet");
     // Its paid minute ends: the call ends as credits exhausted.
-    bench.advance(Duration::from_secs(5));
-    assert_eq!(bench.calls(), 0);
-    bench.records_committed().await;
-    let bye = requests(bench.sent()).pop().expect("our BYE");
-    assert!(
-        reason(&bye).contains("credits exhausted"),
-        "{}",
-        reason(&bye)
-    );
+    ends_as_credits_exhausted(&mut bench).await;
     assert_eq!(bench.last_record().billing.map(|b| b.seconds), Some(60));
 }
