@@ -72,16 +72,12 @@ impl RawShared {
         if !(1..=3600).contains(&lease.as_secs()) {
             return Err(error("lease_s", "must be from 1 to 3600"));
         }
-        let timeout = self
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        let timeout = self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis);
         if !(10..=30_000).contains(&timeout.as_millis()) {
             return Err(error("timeout_ms", "must be from 10 to 30000"));
         }
         let node = match self.node {
-            Some(node)
-                if node.is_empty() || node.len() > 64 || node.contains(char::is_whitespace) =>
-            {
+            Some(node) if node.is_empty() || node.len() > 64 || node.contains(char::is_whitespace) => {
                 return Err(error("node", "must be 1 to 64 characters without spaces"));
             }
             Some(node) => node,
