@@ -113,6 +113,11 @@ impl PoolBook {
         self.seconds.saturating_sub(self.used_seconds(month))
     }
 
+    /// Forgets every month's use (before the database's counts replace it).
+    pub(crate) fn clear(&mut self) {
+        self.used.clear();
+    }
+
     /// Counts `seconds` more (or, negative, fewer) in `month`.
     pub(crate) fn add(&mut self, month: Month, seconds: i64) {
         match self.used.iter_mut().find(|(m, _)| *m == month) {

@@ -13,12 +13,18 @@
 //!
 //! Nothing here blocks on the disk but the writer thread: the signaling task may call
 //! any operation and gets its answer (a decision) at once.
+//!
+//! The rows go to a [`Storage`]: SQLite's file, which only this process writes, or
+//! PostgreSQL, which other nodes write too. There the in-memory decision is only a
+//! first answer: the database decides each row again in its transaction and may refuse
+//! one (its `Done` hears `LedgerError::Refused`, and the book takes it back out), and
+//! after each commit the touched tenants' balances are read back, so the book follows
+//! what other nodes spent (see `pg.rs`).
 
+use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use rusqlite::Connection;
 
 use crate::LedgerError;
 use crate::book::{Book, Reservation, ReservationId, TenantBook};
@@ -27,7 +33,8 @@ use crate::funding::{self, Leg, Refusal, Source};
 use crate::money::{Amount, Currency};
 use crate::month::Month;
 use crate::number::CountryCode;
-use crate::store::{self, Kind, Row};
+use crate::pg::Postgres;
+use crate::store::{self, Kind, Row, Sqlite, Storage};
 
 /// Called by the writer thread once an operation's row is committed (`Ok`) or its
 /// commit failed. Never called on the thread that made the operation, and never when
@@ -126,6 +133,42 @@ impl Ledger {
         }
         store::write_openings(&mut conn, &config, at)?;
         let book = store::load(&conn, &config)?;
+        Ledger::start(Box::new(Sqlite(conn)), book, recovered, config)
+    }
+
+    /// Opens the ledger in the PostgreSQL database at `url` (`postgres://`, no TLS),
+    /// shared with the other nodes that spend the same balances; `node` is this
+    /// process's name among them (one running process per name: its start settles the
+    /// reservations an earlier process of that name left open). Creates or migrates
+    /// the schema, writes the opening balances no node wrote yet, and starts the
+    /// writer, which reconnects by itself after an outage.
+    pub fn open_postgres(
+        url: &str,
+        node: &str,
+        config: MoneyConfig,
+        wall: SystemTime,
+    ) -> Result<Ledger, LedgerError> {
+        let opened = Postgres::open(url, node, &config, unix_millis(wall))?;
+        if opened.recovered > 0 {
+            tracing::warn!(
+                reservations = opened.recovered,
+                "ledger: reservations left open by a node that stopped settled (their minutes were in flight)"
+            );
+        }
+        Ledger::start(
+            Box::new(opened.storage),
+            opened.book,
+            opened.recovered,
+            config,
+        )
+    }
+
+    fn start(
+        storage: Box<dyn Storage>,
+        book: Book,
+        recovered: usize,
+        config: MoneyConfig,
+    ) -> Result<Ledger, LedgerError> {
         let config = Arc::new(config);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -141,7 +184,7 @@ impl Ledger {
             let (shared, config) = (shared.clone(), config.clone());
             std::thread::Builder::new()
                 .name("ledger-writer".into())
-                .spawn(move || write_loop(&shared, conn, &config))
+                .spawn(move || write_loop(&shared, storage, &config))
                 .map_err(|e| LedgerError::Write(format!("no writer thread: {e}")))?
         };
         let writer_id = writer.thread().id();
@@ -388,13 +431,10 @@ impl Drop for Inner {
 
 /// The writer thread: commits what is queued, batch after batch, until the ledger is
 /// dropped and nothing is left.
-fn write_loop(shared: &Shared, mut conn: Connection, config: &MoneyConfig) {
+fn write_loop(shared: &Shared, mut storage: Box<dyn Storage>, config: &MoneyConfig) {
     loop {
         let batch = {
-            let mut state = shared
-                .state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = lock(shared);
             while state.queue.is_empty() && !state.closed {
                 state = shared
                     .wake
@@ -408,40 +448,134 @@ fn write_loop(shared: &Shared, mut conn: Connection, config: &MoneyConfig) {
             std::mem::take(&mut state.queue)
         };
         let rows: Vec<Row> = batch.iter().map(|(row, _)| row.clone()).collect();
-        let outcome = store::write(&mut conn, &rows);
-        let mut failed = Vec::new();
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, rows = rows.len(), "ledger rows NOT written: the calls they pay for end");
-            let mut state = shared
-                .state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // What was queued after the batch was decided on balances that counted the
-            // failed rows: it fails too, and the balances go back to the rows.
-            failed = std::mem::take(&mut state.queue);
-            match store::load(&conn, config) {
-                Ok(mut book) => {
-                    // Ids handed out for the failed rows are never given again.
-                    book.ids_after(&state.book);
-                    state.book = book;
-                }
-                Err(e) => tracing::error!(error = %e, "ledger balances not rebuilt"),
+        let (outcomes, failed) = match storage.write(&rows) {
+            Ok(written) => {
+                let failed = after_write(shared, &rows, &written);
+                (written.outcomes, failed)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = rows.len(), "ledger rows NOT written: the calls they pay for end");
+                let failed = after_failure(shared, storage.as_mut(), config, &rows);
+                let error = LedgerError::Write(e.to_string());
+                let failed = failed
+                    .into_iter()
+                    .map(|(row, done)| (row, done, error.clone()))
+                    .collect();
+                (vec![Err(error); rows.len()], failed)
+            }
+        };
+        for ((_, done), result) in batch.into_iter().zip(outcomes) {
+            if let Some(done) = done {
+                done(result);
             }
         }
-        let result = outcome.map_err(|e| LedgerError::Write(e.to_string()));
-        for (_, done) in batch.into_iter().chain(failed) {
+        for (_, done, error) in failed {
             if let Some(done) = done {
-                done(result.clone());
+                done(Err(error));
             }
         }
         // Idle only once every waiter has heard: `flush` means written and told.
-        let mut state = shared
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(shared);
         state.writing = false;
         shared.idle.notify_all();
     }
+}
+
+/// A queued row the writer fails without writing it, and why.
+type Failed = (Row, Option<Done>, LedgerError);
+
+/// After a commit: the rows the database refused (a shared one) come out of the book,
+/// with the queued rows that close a reservation it refused (they can never be
+/// written); then the touched tenants' balances are the database's, plus what is still
+/// queued. Returns the queued rows so failed.
+fn after_write(shared: &Shared, rows: &[Row], written: &store::Written) -> Vec<Failed> {
+    let mut state = lock(shared);
+    let mut refused = HashSet::new();
+    for (row, result) in rows.iter().zip(&written.outcomes) {
+        if result.is_err() {
+            undo(&mut state.book, row);
+            if row.kind == Kind::Reserve
+                && let Some(r) = row.reservation
+            {
+                refused.insert(r.id);
+            }
+        }
+    }
+    let mut failed = Vec::new();
+    if !refused.is_empty() {
+        let queue = std::mem::take(&mut state.queue);
+        for (row, done) in queue {
+            match row.reservation.map(|r| r.id) {
+                Some(id) if refused.contains(&id) => {
+                    undo(&mut state.book, &row);
+                    failed.push((row, done, LedgerError::NotOpen(id.get())));
+                }
+                _ => state.queue.push((row, done)),
+            }
+        }
+    }
+    let State { book, queue, .. } = &mut *state;
+    let pending: Vec<&Row> = queue.iter().map(|(row, _)| row).collect();
+    for fresh in &written.fresh {
+        if let Some(t) = book
+            .tenant(&fresh.tenant)
+            .and_then(|i| book.tenants.get_mut(i))
+        {
+            fresh.apply(t, &pending);
+        }
+    }
+    failed
+}
+
+/// After a failed commit: what was queued behind the batch was decided on balances
+/// that counted it, so it fails too, and the balances go back to what was written.
+/// Returns the queued rows so failed.
+fn after_failure(
+    shared: &Shared,
+    storage: &mut dyn Storage,
+    config: &MoneyConfig,
+    rows: &[Row],
+) -> Vec<(Row, Option<Done>)> {
+    let mut state = lock(shared);
+    let failed = std::mem::take(&mut state.queue);
+    if storage.is_shared() {
+        for row in rows.iter().chain(failed.iter().map(|(row, _)| row)) {
+            undo(&mut state.book, row);
+        }
+        return failed;
+    }
+    match storage.load(config) {
+        Ok(mut book) => {
+            // Ids handed out for the failed rows are never given again.
+            book.ids_after(&state.book);
+            state.book = book;
+        }
+        Err(e) => tracing::error!(error = %e, "ledger balances not rebuilt"),
+    }
+    failed
+}
+
+/// Takes a row that was not written out of the book: its tenant's balances, and a
+/// reservation it opened.
+fn undo(book: &mut Book, row: &Row) {
+    if row.kind == Kind::Reserve
+        && let Some(r) = row.reservation
+    {
+        book.open.remove(&r.id);
+    }
+    if let Some(t) = book
+        .tenant(&row.tenant)
+        .and_then(|i| book.tenants.get_mut(i))
+    {
+        row.apply_to(t, true);
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn balance_of(t: &TenantBook, month: Month) -> Balance {

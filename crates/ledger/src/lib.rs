@@ -6,7 +6,8 @@
 //! - [`decide`]: the funding decision, pure — free, a pool, credits at a rate, or a
 //!   typed [`Refusal`].
 //! - [`Ledger`]: every reservation, settlement, refund, top-up, adjustment and opening
-//!   balance is an append-only row in SQLite, committed by one writer thread before
+//!   balance is an append-only row in SQLite (the default) or PostgreSQL (nodes that
+//!   share balances: [`Ledger::open_postgres`]), committed by one writer thread before
 //!   whoever waits for it is told; balances are derived from the rows (and cached in
 //!   memory); a reservation left open by a crash is settled when the ledger opens.
 //! - [`Meter`]: one call's increments, driven by the call's owner.
@@ -22,6 +23,7 @@ mod meter;
 mod money;
 mod month;
 mod number;
+mod pg;
 mod rates;
 mod store;
 
@@ -33,6 +35,7 @@ pub use meter::{Account, Committed, LegSpec, Meter, MeterEvent, Notify, RESERVE_
 pub use money::{Amount, Currency, UNITS_PER_MAJOR};
 pub use month::Month;
 pub use number::{CountryCode, e164_digits};
+pub use pg::{ABANDONED_AFTER, RECONNECT_BACKOFF, postgres_target};
 pub use rates::{LegKind, RateBook};
 
 use std::sync::Arc;
@@ -89,6 +92,13 @@ pub enum LedgerError {
     /// The database failed.
     #[error("ledger database: {0}")]
     Sqlite(Arc<rusqlite::Error>),
+    /// The PostgreSQL database failed (or could not be reached).
+    #[error("ledger database (PostgreSQL): {}", pg_error(.0))]
+    Postgres(Arc<postgres::Error>),
+    /// A shared database refused a reservation the in-memory balances had allowed:
+    /// other nodes spent the balance first. The reservation holds nothing.
+    #[error("refused: {0}")]
+    Refused(Refusal),
     /// The file was written by a newer dialbridge.
     #[error("ledger schema version {found} is newer than this build knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
@@ -112,5 +122,17 @@ impl From<StoreError> for LedgerError {
             StoreError::Sqlite(e) => LedgerError::Sqlite(Arc::new(e)),
             StoreError::SchemaTooNew { found, known } => LedgerError::SchemaTooNew { found, known },
         }
+    }
+}
+
+/// A PostgreSQL error with its cause (the server's message, or the I/O error), which
+/// `postgres::Error`'s own `Display` leaves out.
+fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }

@@ -7,11 +7,17 @@
 //! ```text
 //!  open ──(reserve 1st)──> Reserved ──Funded──> answered(now) ──> Running
 //!    │                        │                                 │ boundary − 5 s: reserve the next
-//!    └─ Err(Refusal):         └─ close: refund                  │ boundary: settle, next is current
-//!       refuse the leg                                          │ next refused: CannotFund (play the
-//!                                                               │   notice), then MustEnd at the boundary
+//!    └─ Err(Refusal):         ├─ close: refund                  │ boundary: settle, next is current
+//!       refuse the leg        └─ Refused (a shared database     │ next refused: CannotFund (play the
+//!                                refused it): refuse the leg    │   notice), then MustEnd at the boundary
 //!                                                               └─ close: settle current, refund next
 //! ```
+//!
+//! With a ledger that other nodes share (PostgreSQL), a reservation the in-memory
+//! balances allowed can still be refused when its row is written: the commit comes back
+//! as `LedgerError::Refused`. The meter then acts as if the refusal had come at once:
+//! the first increment's is [`MeterEvent::Refused`] (refuse the leg as unfunded), a
+//! later one's [`MeterEvent::CannotFund`].
 //!
 //! The owner's part, for an inbound call or a dial-out leg alike:
 //!
@@ -94,6 +100,9 @@ pub enum MeterEvent {
     CannotFund(Refusal),
     /// The paid time is over and nothing pays for more: end the call now.
     MustEnd,
+    /// The first increment was refused when its row was written (another node spent
+    /// the balance first): refuse the leg as unfunded, as if [`Meter::open`] had.
+    Refused(Refusal),
     /// A reservation's row could not be committed: the call cannot be paid for; end it.
     Failed(LedgerError),
 }
@@ -245,7 +254,9 @@ impl Meter {
     /// A reservation's commit came back.
     pub fn handle_committed(&mut self, committed: Committed) {
         let is = |slot: &Option<Slot>| slot.is_some_and(|s| s.write == committed.write);
-        let which = if is(&self.current) {
+        let current = is(&self.current);
+        let first = !self.funded;
+        let which = if current {
             &mut self.current
         } else if is(&self.next) {
             &mut self.next
@@ -257,6 +268,22 @@ impl Meter {
                 if !self.funded {
                     self.funded = true;
                     self.events.push_back(MeterEvent::Funded);
+                }
+            }
+            // Nothing was written: like a failed commit, the slot is forgotten.
+            Err(LedgerError::Refused(refusal)) => {
+                *which = None;
+                if first {
+                    self.events.push_back(MeterEvent::Refused(refusal));
+                } else if !self.exhausted {
+                    self.exhausted = true;
+                    self.events.push_back(MeterEvent::CannotFund(refusal));
+                    // The refused increment had already started (its boundary passed
+                    // before the refusal came back): nothing pays for now, so end now.
+                    if current && !self.must_end_told {
+                        self.must_end_told = true;
+                        self.events.push_back(MeterEvent::MustEnd);
+                    }
                 }
             }
             Err(e) => {

@@ -6,17 +6,67 @@
 //!
 //! Balances are derived from the rows (see `book`): here by SQL sums when the ledger
 //! opens, after reservations a crash left open are settled.
+//!
+//! [`Storage`] is what the ledger's writer thread needs of a backend, so that the
+//! decisions, the queue and the writer are one code for both: this file's SQLite (one
+//! process owns the file, so its rows only ever hold what this process decided) and
+//! `pg`'s PostgreSQL (several processes write, so the database decides again).
 
 use dialbridge_store::{Durability, Schema};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::LedgerError;
-use crate::book::{Book, Reservation, ReservationId};
+use crate::book::{Book, Reservation, ReservationId, TenantBook};
 use crate::config::MoneyConfig;
 use crate::funding::Source;
 use crate::money::{Amount, Currency};
 use crate::month::Month;
 use crate::number::CountryCode;
+
+/// The `entries` table and its unique indexes in either backend's SQL, so both hold
+/// the same rules: `$seq` the key's type, `$int` a 64-bit integer's, `$strict` what
+/// follows the table's definition.
+macro_rules! entries_ddl {
+    ($seq:literal, $int:literal, $strict:literal) => {
+        concat!(
+            "CREATE TABLE entries (
+        seq          ",
+            $seq,
+            ",
+        at_ms        ",
+            $int,
+            " NOT NULL,
+        tenant       TEXT NOT NULL,
+        currency     TEXT NOT NULL CHECK (length(currency) = 3),
+        kind         TEXT NOT NULL CHECK (kind IN
+                         ('opening', 'top-up', 'adjustment', 'reserve', 'settle', 'refund')),
+        amount       ",
+            $int,
+            " NOT NULL,
+        reservation  ",
+            $int,
+            ",
+        call_id      TEXT,
+        pool         TEXT,
+        month        INTEGER,
+        seconds      ",
+            $int,
+            " NOT NULL DEFAULT 0 CHECK (seconds >= 0),
+        CHECK ((kind IN ('reserve', 'settle', 'refund')) = (reservation IS NOT NULL)),
+        CHECK (kind NOT IN ('reserve', 'settle', 'refund') OR amount >= 0),
+        CHECK (kind != 'top-up' OR amount > 0),
+        CHECK (kind != 'adjustment' OR amount < 0)
+    )",
+            $strict,
+            ";
+    CREATE UNIQUE INDEX entries_opening ON entries (tenant) WHERE kind = 'opening';
+    CREATE UNIQUE INDEX entries_reserved ON entries (reservation) WHERE kind = 'reserve';
+    CREATE UNIQUE INDEX entries_closed ON entries (reservation)
+        WHERE kind IN ('settle', 'refund');"
+        )
+    };
+}
+pub(crate) use entries_ddl;
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the ledger. `amount` is in ten-thousandths of `currency`: what an opening,
@@ -24,28 +74,7 @@ const MIGRATIONS: &[&str] = &[
     // and its settle row spends. A reservation from a pool holds `seconds` of the pool
     // of country `pool` in `month` (year * 12 + month - 1, UTC) and no credits. Settle
     // and refund rows repeat what they close, so each row reads alone.
-    "CREATE TABLE entries (
-        seq          INTEGER PRIMARY KEY,
-        at_ms        INTEGER NOT NULL,
-        tenant       TEXT    NOT NULL,
-        currency     TEXT    NOT NULL CHECK (length(currency) = 3),
-        kind         TEXT    NOT NULL CHECK (kind IN
-                         ('opening', 'top-up', 'adjustment', 'reserve', 'settle', 'refund')),
-        amount       INTEGER NOT NULL,
-        reservation  INTEGER,
-        call_id      TEXT,
-        pool         TEXT,
-        month        INTEGER,
-        seconds      INTEGER NOT NULL DEFAULT 0 CHECK (seconds >= 0),
-        CHECK ((kind IN ('reserve', 'settle', 'refund')) = (reservation IS NOT NULL)),
-        CHECK (kind NOT IN ('reserve', 'settle', 'refund') OR amount >= 0),
-        CHECK (kind != 'top-up' OR amount > 0),
-        CHECK (kind != 'adjustment' OR amount < 0)
-    ) STRICT;
-    CREATE UNIQUE INDEX entries_opening ON entries (tenant) WHERE kind = 'opening';
-    CREATE UNIQUE INDEX entries_reserved ON entries (reservation) WHERE kind = 'reserve';
-    CREATE UNIQUE INDEX entries_closed ON entries (reservation)
-        WHERE kind IN ('settle', 'refund');",
+    entries_ddl!("INTEGER PRIMARY KEY", "INTEGER", " STRICT"),
 ];
 
 /// FULL durability: a committed row survives a power cut, not only a crash.
@@ -54,6 +83,84 @@ const SCHEMA: Schema<'static> = Schema {
     migrations: MIGRATIONS,
     durability: Durability::Full,
 };
+
+/// Where the writer thread puts the rows.
+pub(crate) trait Storage: Send {
+    /// Appends `rows` in one transaction, in order. `Err`: none was written. `Ok`: one
+    /// outcome per row, for a database other processes write too may refuse a row
+    /// their rows made unfundable (that row alone is not written), and the balances of
+    /// the tenants the rows touched as the database holds them after the commit.
+    fn write(&mut self, rows: &[Row]) -> Result<Written, LedgerError>;
+
+    /// The balances the rows add up to, rebuilt after a failed write.
+    fn load(&mut self, config: &MoneyConfig) -> Result<Book, LedgerError>;
+
+    /// Whether other processes write the same rows: a failed write then cannot be
+    /// repaired by reading the rows back (the database may be unreachable), so the
+    /// ledger takes the failed rows out of its balances instead.
+    fn is_shared(&self) -> bool;
+}
+
+/// What a write did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// One per row, in order.
+    pub outcomes: Vec<Result<(), LedgerError>>,
+    /// Tenants' balances as the database holds them after the commit (a shared
+    /// database only: other processes' rows are in them).
+    pub fresh: Vec<Fresh>,
+}
+
+/// One tenant's balances as a shared database holds them.
+#[derive(Debug, Clone)]
+pub(crate) struct Fresh {
+    pub tenant: String,
+    pub credits: Amount,
+    pub held: Amount,
+    /// Seconds used (settled or held) per pool and month.
+    pub pools: Vec<(CountryCode, Month, u64)>,
+}
+
+impl Fresh {
+    /// Puts these balances in `t`, then what `pending` (rows decided but not yet
+    /// written) changes for it.
+    pub fn apply(&self, t: &mut TenantBook, pending: &[&Row]) {
+        t.credits = self.credits;
+        t.held = self.held;
+        for pool in &mut t.pools {
+            let country = pool.country;
+            pool.clear();
+            for (_, month, seconds) in self.pools.iter().filter(|p| p.0 == country) {
+                pool.add(*month, i64::try_from(*seconds).unwrap_or(i64::MAX));
+            }
+        }
+        let name = t.name.clone();
+        for row in pending.iter().filter(|r| r.tenant == name) {
+            row.apply_to(t, false);
+        }
+    }
+}
+
+/// The ledger's SQLite file.
+pub(crate) struct Sqlite(pub Connection);
+
+impl Storage for Sqlite {
+    fn write(&mut self, rows: &[Row]) -> Result<Written, LedgerError> {
+        write(&mut self.0, rows)?;
+        Ok(Written {
+            outcomes: rows.iter().map(|_| Ok(())).collect(),
+            fresh: Vec::new(),
+        })
+    }
+
+    fn load(&mut self, config: &MoneyConfig) -> Result<Book, LedgerError> {
+        load(&self.0, config)
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
 
 /// What a row records (openings are written by `write_openings` alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +173,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::TopUp => "top-up",
             Kind::Adjustment => "adjustment",
@@ -111,13 +218,51 @@ impl Row {
     }
 }
 
+impl Row {
+    /// What the row changes in its tenant's balances (`undo`: takes it back): the same
+    /// arithmetic as `Book`'s, from the row alone. A reserve row holds its amount (or
+    /// its pool seconds), a settle row spends what it held, a refund frees it.
+    pub fn apply_to(&self, t: &mut TenantBook, undo: bool) {
+        let sign = if undo { -1 } else { 1 };
+        let amount = Amount::from_units(self.amount.units().saturating_mul(sign));
+        let add = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(a);
+        let sub = |a: Amount, b: Amount| a.checked_sub(b).unwrap_or(a);
+        let pool_seconds = |r: &Reservation| match r.source {
+            Source::Pool { country } => Some((country, r.month, i64::from(r.seconds) * sign)),
+            _ => None,
+        };
+        let r = self.reservation.as_ref();
+        let mut pool = None;
+        match self.kind {
+            Kind::TopUp | Kind::Adjustment => t.credits = add(t.credits, amount),
+            Kind::Reserve => {
+                t.held = add(t.held, amount);
+                pool = r.and_then(pool_seconds);
+            }
+            Kind::Settle => {
+                t.held = sub(t.held, amount);
+                t.credits = sub(t.credits, amount);
+            }
+            Kind::Refund => {
+                t.held = sub(t.held, amount);
+                pool = r.and_then(pool_seconds).map(|(c, m, s)| (c, m, -s));
+            }
+        }
+        if let Some((country, month, seconds)) = pool
+            && let Some(p) = t.pools.iter_mut().find(|p| p.country == country)
+        {
+            p.add(month, seconds);
+        }
+    }
+}
+
 /// Opens `path` (or `:memory:`) and brings its schema up to date.
 pub(crate) fn open(path: &str) -> Result<Connection, LedgerError> {
     Ok(dialbridge_store::open(path, &SCHEMA)?)
 }
 
 /// Appends `rows` in one transaction: all of them are committed, or none.
-pub(crate) fn write(conn: &mut Connection, rows: &[Row]) -> Result<(), rusqlite::Error> {
+fn write(conn: &mut Connection, rows: &[Row]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut insert = tx.prepare_cached(

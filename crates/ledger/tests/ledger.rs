@@ -1,7 +1,10 @@
-//! The ledger through its public API, on real SQLite files: restarts settle what was
+//! The ledger through its public API, on both backends — real SQLite files and a real
+//! PostgreSQL server per test (`testkit::servers::Postgres`): restarts settle what was
 //! reserved, concurrent calls never overspend a balance, top-ups and adjustments keep
 //! it at or above 0.00, a failed commit changes nothing, and the per-call meter on a
-//! virtual clock (no sleeps: time is passed in).
+//! virtual clock (no sleeps: time is passed in). Then what only a shared database
+//! has: several nodes (ledgers on their own connections, and real child processes)
+//! racing for one balance, an outage the ledger lives through, a settle delivered twice.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use dialbridge_ledger::{
     Account, Amount, Committed, Ledger, LedgerError, Leg, LegSpec, Meter, MeterEvent, MoneyConfig,
     Refusal, Source, done_channel,
 };
+use dialbridge_testkit::servers::Postgres;
 
 const DEMO: &str = include_str!("../../../fixtures/demo.toml");
 const TOLL_FREE: &str = "+18885550100";
@@ -72,6 +76,91 @@ impl Drop for TempDb {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where one test's ledger lives: a fresh SQLite file, or a PostgreSQL server of the
+/// test's own (its data survives the ledgers opened on it, as the file does).
+enum Db {
+    Sqlite(TempDb),
+    Postgres(Postgres),
+}
+
+impl Db {
+    fn new(backend: Backend, tag: &str) -> Db {
+        match backend {
+            Backend::Sqlite => Db::Sqlite(TempDb::new(tag)),
+            Backend::Postgres => {
+                let server = Postgres::start();
+                accepting_logins(&server);
+                Db::Postgres(server)
+            }
+        }
+    }
+
+    /// A ledger on it; with PostgreSQL, the node `node-a` (a restart is the same node).
+    fn open(&self, config: MoneyConfig, wall: SystemTime) -> Result<Ledger, LedgerError> {
+        self.open_as("node-a", config, wall)
+    }
+
+    fn open_as(
+        &self,
+        node: &str,
+        config: MoneyConfig,
+        wall: SystemTime,
+    ) -> Result<Ledger, LedgerError> {
+        match self {
+            Db::Sqlite(file) => Ledger::open(file.path(), config, wall),
+            Db::Postgres(server) => Ledger::open_postgres(&server.url(), node, config, wall),
+        }
+    }
+
+    fn server(&mut self) -> &mut Postgres {
+        match self {
+            Db::Postgres(server) => server,
+            Db::Sqlite(_) => panic!("not a PostgreSQL test"),
+        }
+    }
+}
+
+/// Waits (bounded) until the server takes logins: it accepts TCP connections a moment
+/// before it has finished starting up.
+fn accepting_logins(server: &Postgres) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = ::postgres::Client::connect(&server.url(), ::postgres::NoTls) {
+        assert!(
+            Instant::now() < deadline,
+            "postgres never took a login: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Each listed test, a function of the [`Backend`], once on each.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $test() { super::$test(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $test() { super::$test(super::Backend::Postgres) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    opening_balances_are_written_once_and_a_restart_settles_what_was_reserved,
+    concurrent_calls_never_overspend_one_balance,
+    top_ups_and_adjustments_keep_the_balance_at_or_above_zero,
+    a_pool_resets_at_the_start_of_each_month_utc,
+    a_meter_pays_minute_by_minute_and_ends_a_call_it_cannot_fund,
+    a_call_never_answered_is_refunded_and_a_started_minute_is_paid_whole,
+    a_dial_out_meter_uses_the_pool_then_credits,
+);
+
 /// Runs `op` with a [`done_channel`] and waits for its commit.
 fn committed<T>(op: impl FnOnce(dialbridge_ledger::Done) -> T) -> T {
     let (done, rx) = done_channel();
@@ -86,10 +175,9 @@ fn available(ledger: &Ledger, tenant: &str) -> Amount {
     ledger.balance(tenant, december()).unwrap().available
 }
 
-#[test]
-fn opening_balances_are_written_once_and_a_restart_settles_what_was_reserved() {
-    let db = TempDb::new("restart");
-    let ledger = Ledger::open(db.path(), config("0.00", 3000), december()).unwrap();
+fn opening_balances_are_written_once_and_a_restart_settles_what_was_reserved(backend: Backend) {
+    let db = Db::new(backend, "restart");
+    let ledger = db.open(config("0.00", 3000), december()).unwrap();
     assert_eq!(ledger.recovered(), 0);
     let balance = ledger.balance("contoso", december()).unwrap();
     assert_eq!(balance.credits, amount("20.00"));
@@ -115,7 +203,7 @@ fn opening_balances_are_written_once_and_a_restart_settles_what_was_reserved() {
     // The configured opening balance changed meanwhile: it was written once, it stays.
     let mut richer = config("0.00", 3000);
     richer.tenants[0].opening_credits = amount("500.00");
-    let ledger = Ledger::open(db.path(), richer, december()).unwrap();
+    let ledger = db.open(richer, december()).unwrap();
     assert_eq!(ledger.recovered(), 3, "every open reservation is settled");
     assert_eq!(ledger.open_reservations(), 0);
     let balance = ledger.balance("contoso", december()).unwrap();
@@ -127,17 +215,16 @@ fn opening_balances_are_written_once_and_a_restart_settles_what_was_reserved() {
     assert_eq!(balance.pools[0].minutes_left, 2999);
     drop(ledger);
     // Nothing more to settle on the next start.
-    let ledger = Ledger::open(db.path(), config("0.00", 3000), december()).unwrap();
+    let ledger = db.open(config("0.00", 3000), december()).unwrap();
     assert_eq!(ledger.recovered(), 0);
     assert_eq!(available(&ledger, "contoso"), amount("19.94"));
 }
 
-#[test]
-fn concurrent_calls_never_overspend_one_balance() {
+fn concurrent_calls_never_overspend_one_balance(backend: Backend) {
     const THREADS: usize = 16;
-    let db = TempDb::new("concurrent");
+    let db = Db::new(backend, "concurrent");
     // 1.00 pays 33 toll-free minutes at 0.03, and leaves 0.01.
-    let ledger = Ledger::open(db.path(), config("1.00", 3000), december()).unwrap();
+    let ledger = db.open(config("1.00", 3000), december()).unwrap();
     let settled = Arc::new(AtomicUsize::new(0));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let most_in_flight = Arc::new(AtomicUsize::new(0));
@@ -185,14 +272,13 @@ fn concurrent_calls_never_overspend_one_balance() {
     );
     drop(ledger);
     // The rows say the same.
-    let ledger = Ledger::open(db.path(), config("1.00", 3000), december()).unwrap();
+    let ledger = db.open(config("1.00", 3000), december()).unwrap();
     assert_eq!(available(&ledger, "fabrikam"), amount("0.01"));
 }
 
-#[test]
-fn top_ups_and_adjustments_keep_the_balance_at_or_above_zero() {
-    let db = TempDb::new("top-up");
-    let ledger = Ledger::open(db.path(), config("0.00", 3000), december()).unwrap();
+fn top_ups_and_adjustments_keep_the_balance_at_or_above_zero(backend: Backend) {
+    let db = Db::new(backend, "top-up");
+    let ledger = db.open(config("0.00", 3000), december()).unwrap();
     let leg = Leg::TollFreeInbound { number: TOLL_FREE };
     assert_eq!(
         ledger.decide("fabrikam", leg, december()),
@@ -241,14 +327,13 @@ fn top_ups_and_adjustments_keep_the_balance_at_or_above_zero() {
         (Amount::ZERO, Amount::ZERO)
     );
     drop(ledger);
-    let ledger = Ledger::open(db.path(), config("0.00", 3000), december()).unwrap();
+    let ledger = db.open(config("0.00", 3000), december()).unwrap();
     assert_eq!(available(&ledger, "fabrikam"), Amount::ZERO);
 }
 
-#[test]
-fn a_pool_resets_at_the_start_of_each_month_utc() {
-    let db = TempDb::new("pool-month");
-    let ledger = Ledger::open(db.path(), config("0.00", 2), december()).unwrap();
+fn a_pool_resets_at_the_start_of_each_month_utc(backend: Backend) {
+    let db = Db::new(backend, "pool-month");
+    let ledger = db.open(config("0.00", 2), december()).unwrap();
     let us = Leg::DialOut {
         destination: "+14255557000",
     };
@@ -273,7 +358,7 @@ fn a_pool_resets_at_the_start_of_each_month_utc() {
         2
     );
     drop(ledger);
-    let ledger = Ledger::open(db.path(), config("0.00", 2), january).unwrap();
+    let ledger = db.open(config("0.00", 2), january).unwrap();
     let r = committed(|d| ledger.reserve("contoso", us, "d", january, d)).unwrap();
     assert!(matches!(r.source, Source::Pool { .. }));
     assert_eq!(
@@ -285,6 +370,7 @@ fn a_pool_resets_at_the_start_of_each_month_utc() {
 
 #[test]
 fn a_failed_commit_fails_the_operation_and_the_balance_goes_back_to_the_rows() {
+    // SQLite's own failure (PostgreSQL's: `an_outage_fails_operations_and_the_ledger_comes_back_by_itself`).
     let db = TempDb::new("failed");
     let ledger = Ledger::open(db.path(), config("1.00", 3000), december()).unwrap();
     // Another process holds the file's write lock past the busy timeout.
@@ -332,6 +418,7 @@ fn events(meter: &mut Meter) -> Vec<String> {
             MeterEvent::Funded => "funded".to_string(),
             MeterEvent::CannotFund(r) => format!("cannot fund: {}", r.as_str()),
             MeterEvent::MustEnd => "must end".to_string(),
+            MeterEvent::Refused(r) => format!("refused: {}", r.as_str()),
             MeterEvent::Failed(e) => format!("failed: {e}"),
         })
         .collect()
@@ -355,9 +442,9 @@ fn toll_free_call(tenant: &str, call: &str) -> Account {
     }
 }
 
-#[test]
-fn a_meter_pays_minute_by_minute_and_ends_a_call_it_cannot_fund() {
-    let ledger = Ledger::open(":memory:", config("0.10", 3000), december()).unwrap();
+fn a_meter_pays_minute_by_minute_and_ends_a_call_it_cannot_fund(backend: Backend) {
+    let db = Db::new(backend, "meter");
+    let ledger = db.open(config("0.10", 3000), december()).unwrap();
     let (notify, rx) = inbox();
     let wall = december();
     let mut meter = Meter::open(&ledger, toll_free_call("fabrikam", "tf-1"), notify, wall).unwrap();
@@ -404,9 +491,9 @@ fn a_meter_pays_minute_by_minute_and_ends_a_call_it_cannot_fund() {
     );
 }
 
-#[test]
-fn a_call_never_answered_is_refunded_and_a_started_minute_is_paid_whole() {
-    let ledger = Ledger::open(":memory:", config("1.00", 3000), december()).unwrap();
+fn a_call_never_answered_is_refunded_and_a_started_minute_is_paid_whole(backend: Backend) {
+    let db = Db::new(backend, "unanswered");
+    let ledger = db.open(config("1.00", 3000), december()).unwrap();
     let wall = december();
     let (notify, _rx) = inbox();
     let mut unanswered =
@@ -441,9 +528,9 @@ fn a_call_never_answered_is_refunded_and_a_started_minute_is_paid_whole() {
     assert_eq!(refused.err(), Some(Refusal::UnknownTenant));
 }
 
-#[test]
-fn a_dial_out_meter_uses_the_pool_then_credits() {
-    let ledger = Ledger::open(":memory:", config("0.00", 1), december()).unwrap();
+fn a_dial_out_meter_uses_the_pool_then_credits(backend: Backend) {
+    let db = Db::new(backend, "dial-out");
+    let ledger = db.open(config("0.00", 1), december()).unwrap();
     let wall = december();
     let (notify, rx) = inbox();
     let account = Account {
@@ -476,4 +563,344 @@ fn a_dial_out_meter_uses_the_pool_then_credits() {
     free.answered(t0);
     assert_eq!(free.poll_timeout(), None);
     assert_eq!(free.close(t0, wall).funding(), "free");
+}
+
+// What only a shared database has.
+
+/// A direct connection to a test's PostgreSQL, to look at the rows.
+fn rows_client(server: &Postgres) -> ::postgres::Client {
+    ::postgres::Client::connect(&server.url(), ::postgres::NoTls).unwrap()
+}
+
+/// Units of fabrikam's reserve rows, and how many there are.
+fn reserved_rows(server: &Postgres) -> (i64, i64) {
+    let row = rows_client(server)
+        .query_one(
+            "SELECT COALESCE(SUM(amount), 0)::BIGINT, COUNT(*) FROM entries
+             WHERE tenant = 'fabrikam' AND kind = 'reserve'",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Takes toll-free minutes for fabrikam on `ledger` one after another, settling each,
+/// until the in-memory book or the database refuses; returns how many were committed.
+fn spend_until_refused(ledger: &Ledger, tag: &str) -> usize {
+    for minute in 0..200 {
+        let leg = Leg::TollFreeInbound { number: TOLL_FREE };
+        let (done, rx) = done_channel();
+        let call = format!("{tag}-{minute}");
+        let r = match ledger.reserve("fabrikam", leg, &call, december(), done) {
+            Ok(r) => r,
+            Err(refusal) => {
+                assert_eq!(refusal, Refusal::NoCredits);
+                return minute;
+            }
+        };
+        match rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            Ok(()) => committed(|d| ledger.settle(r.id, december(), d)).unwrap(),
+            Err(LedgerError::Refused(Refusal::NoCredits)) => return minute,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the balance never ran out");
+}
+
+#[test]
+fn nodes_racing_for_one_balance_never_overspend_it() {
+    const NODES: usize = 4;
+    const CALLS_PER_NODE: usize = 4;
+    let db = Db::new(Backend::Postgres, "nodes");
+    // 1.00 pays 33 toll-free minutes at 0.03, whoever takes them.
+    let ledgers: Vec<Ledger> = (0..NODES)
+        .map(|n| {
+            db.open_as(&format!("node-{n}"), config("1.00", 3000), december())
+                .unwrap()
+        })
+        .collect();
+    let start = Arc::new(Barrier::new(NODES * CALLS_PER_NODE));
+    let threads: Vec<_> = ledgers
+        .iter()
+        .enumerate()
+        .flat_map(|(n, ledger)| {
+            let start = start.clone();
+            (0..CALLS_PER_NODE).map(move |c| {
+                let (ledger, start) = (ledger.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    spend_until_refused(&ledger, &format!("n{n}-c{c}"))
+                })
+            })
+        })
+        .collect();
+    let minutes: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(minutes, 33, "every minute the balance pays, and no more");
+    let Db::Postgres(server) = &db else {
+        unreachable!()
+    };
+    assert_eq!(reserved_rows(server), (33 * 300, 33));
+    // Each node's book has followed what the others spent.
+    for ledger in &ledgers {
+        ledger.flush();
+        let balance = ledger.balance("fabrikam", december()).unwrap();
+        assert_eq!(balance.available, amount("0.01"));
+        assert_eq!(ledger.open_reservations(), 0);
+    }
+    drop(ledgers);
+    let ledger = db
+        .open_as("node-x", config("1.00", 3000), december())
+        .unwrap();
+    assert_eq!(
+        ledger.recovered(),
+        0,
+        "a live node's reservations are not touched"
+    );
+    assert_eq!(available(&ledger, "fabrikam"), amount("0.01"));
+}
+
+#[test]
+fn the_database_refuses_what_another_node_made_unfundable_and_the_meter_acts_on_it() {
+    let db = Db::new(Backend::Postgres, "refused");
+    // 0.06 pays two minutes at 0.03. Four nodes open while all of it is there.
+    let open = |node: &str| db.open_as(node, config("0.06", 3000), december()).unwrap();
+    let (a, b, c, d) = (open("a"), open("b"), open("c"), open("d"));
+    let wall = december();
+    let leg = Leg::TollFreeInbound { number: TOLL_FREE };
+    // b's call takes the first minute, a another: the database has nothing left...
+    let (notify, rx) = inbox();
+    let mut call = Meter::open(&b, toll_free_call("fabrikam", "on-b"), notify, wall).unwrap();
+    deliver(&mut call, &b, &rx);
+    assert_eq!(events(&mut call), ["funded"]);
+    let held = committed(|done| a.reserve("fabrikam", leg, "on-a", wall, done)).unwrap();
+    assert_eq!(available(&a, "fabrikam"), Amount::ZERO);
+    // ... but b has not heard: its book allows the call's next minute, which the
+    // database refuses. A later increment refused is "cannot fund", as in memory.
+    assert_eq!(available(&b, "fabrikam"), amount("0.03"));
+    let t0 = Instant::now();
+    call.answered(t0);
+    call.handle_timeout(t0 + Duration::from_secs(55), wall);
+    deliver(&mut call, &b, &rx);
+    assert_eq!(events(&mut call), ["cannot fund: no_credits"]);
+    assert_eq!(
+        available(&b, "fabrikam"),
+        Amount::ZERO,
+        "b's book caught up"
+    );
+    call.handle_timeout(t0 + Duration::from_secs(60), wall);
+    assert_eq!(events(&mut call), ["must end"]);
+    let usage = call.close(t0 + Duration::from_secs(60), wall);
+    assert_eq!((usage.credit_seconds, usage.cost), (60, amount("0.03")));
+    b.flush();
+    // c's book still says 0.06: a first increment the database refuses refuses the leg
+    // as unfunded, and takes nothing.
+    let (notify, rx) = inbox();
+    let mut late = Meter::open(&c, toll_free_call("fabrikam", "on-c"), notify, wall).unwrap();
+    deliver(&mut late, &c, &rx);
+    assert_eq!(events(&mut late), ["refused: no_credits"]);
+    assert!(!late.is_funded());
+    assert_eq!(c.open_reservations(), 0);
+    assert_eq!(late.close(Instant::now(), wall).billed_seconds(), 0);
+    // An adjustment is decided by the database too: d may not take what a holds.
+    let (done, rx) = done_channel();
+    d.top_up("fabrikam", amount("-0.03"), wall, done).unwrap();
+    let outcome = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(
+        matches!(outcome, Err(LedgerError::BelowZero { available }) if available == Amount::ZERO),
+        "{outcome:?}"
+    );
+    assert_eq!(available(&d, "fabrikam"), Amount::ZERO);
+    committed(|done| a.settle(held.id, wall, done)).unwrap();
+    let Db::Postgres(server) = &db else {
+        unreachable!()
+    };
+    assert_eq!(
+        reserved_rows(server),
+        (600, 2),
+        "only what was funded is written"
+    );
+    let balance = a.balance("fabrikam", wall).unwrap();
+    assert_eq!(
+        (balance.credits, balance.reserved),
+        (Amount::ZERO, Amount::ZERO)
+    );
+}
+
+#[test]
+fn an_outage_fails_operations_and_the_ledger_comes_back_by_itself() {
+    let mut db = Db::new(Backend::Postgres, "outage");
+    let ledger = db.open(config("1.00", 3000), december()).unwrap();
+    let leg = Leg::TollFreeInbound { number: TOLL_FREE };
+    let before = committed(|d| ledger.reserve("fabrikam", leg, "before", december(), d)).unwrap();
+    db.server().stop();
+    // Decided in memory at once, then the commit fails: an error, no panic, and the
+    // book takes the hold back out.
+    let (done, rx) = done_channel();
+    ledger
+        .reserve("fabrikam", leg, "during", december(), done)
+        .unwrap();
+    let outcome = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(matches!(outcome, Err(LedgerError::Write(_))), "{outcome:?}");
+    assert_eq!(available(&ledger, "fabrikam"), amount("0.97"));
+    assert_eq!(ledger.open_reservations(), 1);
+    let (done, rx) = done_channel();
+    ledger
+        .top_up("fabrikam", amount("1.00"), december(), done)
+        .unwrap();
+    assert!(rx.recv_timeout(Duration::from_secs(60)).unwrap().is_err());
+    assert_eq!(available(&ledger, "fabrikam"), amount("0.97"));
+    // The server comes back: the same ledger writes again once its writer reconnects.
+    db.server().resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let (done, rx) = done_channel();
+        let r = ledger
+            .reserve("fabrikam", leg, "after", december(), done)
+            .unwrap();
+        match rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Ok(()) => break r,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the ledger did not come back: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!(after.id > before.id);
+    committed(|d| ledger.settle(before.id, december(), d)).unwrap();
+    committed(|d| ledger.refund(after.id, december(), d)).unwrap();
+    let balance = ledger.balance("fabrikam", december()).unwrap();
+    assert_eq!(
+        (balance.credits, balance.reserved),
+        (amount("0.97"), Amount::ZERO)
+    );
+}
+
+#[test]
+fn a_settle_delivered_twice_settles_once() {
+    let db = Db::new(Backend::Postgres, "twice");
+    let first = db.open(config("1.00", 3000), december()).unwrap();
+    let leg = Leg::TollFreeInbound { number: TOLL_FREE };
+    let r = committed(|d| first.reserve("fabrikam", leg, "x", december(), d)).unwrap();
+    // The same node starts again while the first process still runs (it was taken for
+    // dead): the new one settles the reservation, then the old one settles it too.
+    let second = db.open(config("1.00", 3000), december()).unwrap();
+    assert_eq!(second.recovered(), 1);
+    let (done, rx) = done_channel();
+    first.settle(r.id, december(), done).unwrap();
+    let outcome = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(
+        matches!(outcome, Err(LedgerError::NotOpen(id)) if id == r.id.get()),
+        "{outcome:?}"
+    );
+    assert_eq!(available(&first, "fabrikam"), amount("0.97"), "paid once");
+    // And the rows themselves refuse a second settle or a refund after it.
+    let Db::Postgres(server) = &db else {
+        unreachable!()
+    };
+    let mut client = rows_client(server);
+    let again = client.execute(
+        "INSERT INTO entries (at_ms, tenant, currency, kind, amount, reservation)
+         VALUES (0, 'fabrikam', 'USD', 'refund', 300, $1)",
+        &[&r.id.get()],
+    );
+    assert!(again.is_err(), "the unique index holds");
+    let closes: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM entries WHERE reservation = $1 AND kind != 'reserve'",
+            &[&r.id.get()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(closes, 1);
+    drop(first);
+    let third = db.open(config("1.00", 3000), december()).unwrap();
+    assert_eq!(third.recovered(), 0);
+    assert_eq!(available(&third, "fabrikam"), amount("0.97"));
+}
+
+#[test]
+fn another_live_nodes_reservations_survive_a_start_and_abandoned_ones_are_settled() {
+    let db = Db::new(Backend::Postgres, "recovery");
+    let wall = december();
+    let a = db.open_as("a", config("1.00", 3000), wall).unwrap();
+    let leg = Leg::TollFreeInbound { number: TOLL_FREE };
+    committed(|d| a.reserve("fabrikam", leg, "live", wall, d)).unwrap();
+    // b starts: a's call is live, its minute stays held.
+    let b = db.open_as("b", config("1.00", 3000), wall).unwrap();
+    assert_eq!(b.recovered(), 0);
+    assert_eq!(available(&b, "fabrikam"), amount("0.97"));
+    // An hour later a has vanished without coming back: the next start settles it.
+    let later = wall + dialbridge_ledger::ABANDONED_AFTER + Duration::from_secs(1);
+    let c = db.open_as("c", config("1.00", 3000), later).unwrap();
+    assert_eq!(c.recovered(), 1);
+    let balance = c.balance("fabrikam", later).unwrap();
+    assert_eq!(
+        (balance.credits, balance.reserved),
+        (amount("0.97"), Amount::ZERO)
+    );
+}
+
+/// The child half of `two_processes_racing_for_one_balance_never_overspend_it`: runs
+/// only when that test starts this binary again with the database's URL.
+#[test]
+fn child_process_spends_fabrikams_balance() {
+    let (Ok(url), Ok(node)) = (
+        std::env::var("DIALBRIDGE_LEDGER_CHILD_URL"),
+        std::env::var("DIALBRIDGE_LEDGER_CHILD_NODE"),
+    ) else {
+        return;
+    };
+    let ledger = Ledger::open_postgres(&url, &node, config("1.00", 3000), december()).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|c| {
+            let (ledger, node) = (ledger.clone(), node.clone());
+            std::thread::spawn(move || spend_until_refused(&ledger, &format!("{node}-{c}")))
+        })
+        .collect();
+    let minutes: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    println!("MINUTES={minutes}");
+}
+
+#[test]
+fn two_processes_racing_for_one_balance_never_overspend_it() {
+    let db = Db::new(Backend::Postgres, "processes");
+    let Db::Postgres(server) = &db else {
+        unreachable!()
+    };
+    // The schema and the opening balance first, so both children race only for money.
+    drop(
+        db.open_as("setup", config("1.00", 3000), december())
+            .unwrap(),
+    );
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["p1", "p2"]
+        .into_iter()
+        .map(|node| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_process_spends_fabrikams_balance"])
+                .args(["--nocapture", "--test-threads", "1"])
+                .env("DIALBRIDGE_LEDGER_CHILD_URL", server.url())
+                .env("DIALBRIDGE_LEDGER_CHILD_NODE", node)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let minutes: usize = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(out.status.success(), "{text}");
+            text.split("MINUTES=")
+                .nth(1)
+                .and_then(|n| n.split_whitespace().next()?.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no count from the child: {text}"))
+        })
+        .sum();
+    assert_eq!(minutes, 33);
+    assert_eq!(reserved_rows(server), (33 * 300, 33));
 }

@@ -231,26 +231,47 @@ fn guard_writer(
 }
 
 /// The ledger of `[money]` (its reservations left open by a crash settled), or `None`
-/// without the section.
+/// without the section: in the SQLite file of `[money] database` by default, in the
+/// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
+/// nodes, this one known by its `[shared] node` name).
 fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
     let Some(money) = &config.money else {
         return Ok(None);
     };
-    let path = money
-        .database
-        .clone()
-        .unwrap_or_else(|| ":memory:".to_string());
-    let ledger = Ledger::open(&path, money.clone(), SystemTime::now()).map_err(|e| {
-        Error::Config(format!(
-            "{}: [money] database {path}: {e}",
-            config.path.display()
-        ))
-    })?;
+    let now = SystemTime::now();
+    let (ledger, backend, database) = match &config.shared.postgres {
+        Some(url) => {
+            // Never the URL itself in a message: it may carry a password.
+            let target = dialbridge_ledger::postgres_target(url);
+            let ledger = Ledger::open_postgres(url, &config.shared.node, money.clone(), now)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
+                        config.path.display()
+                    ))
+                })?;
+            (ledger, "postgres", target)
+        }
+        None => {
+            let path = money
+                .database
+                .clone()
+                .unwrap_or_else(|| ":memory:".to_string());
+            let ledger = Ledger::open(&path, money.clone(), now).map_err(|e| {
+                Error::Config(format!(
+                    "{}: [money] database {path}: {e}",
+                    config.path.display()
+                ))
+            })?;
+            (ledger, "sqlite", path)
+        }
+    };
     tracing::info!(
         tenants = money.tenants.len(),
         rates = money.rates.len(),
         settled_after_crash = ledger.recovered(),
-        database = %path,
+        backend,
+        database = %database,
         "ledger open"
     );
     Ok(Some(ledger))

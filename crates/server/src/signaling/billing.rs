@@ -223,6 +223,16 @@ impl Signaling {
                     self.hang_up(id, EndCause::CreditsExhausted.into(), EndedBy::Bridge, now);
                     return;
                 }
+                MeterEvent::Refused(refusal) => {
+                    // The shared ledger's database refused the first minute the book had
+                    // allowed (another node spent the credits): refused as unfunded,
+                    // with the cause an immediate refusal has. The call already rings, so
+                    // the session's final answer carries it in its Reason.
+                    self.services.money_refusals.count(refusal);
+                    tracing::info!(call_id = %id.call_id, reason = refusal.as_str(), "toll-free call refused: nothing pays for it");
+                    self.hang_up(id, refusal.into(), EndedBy::Bridge, now);
+                    return;
+                }
                 MeterEvent::Failed(e) => {
                     tracing::error!(call_id = %id.call_id, error = %e, "the ledger could not record what pays for the call: it ends");
                     self.hang_up(id, EndCause::BillingUnavailable.into(), EndedBy::Error, now);

@@ -3,7 +3,8 @@
 //! answer without credits, answered only once its first minute is committed, pays
 //! minute by minute, and when the next minute cannot be paid hears the notice and ends
 //! with a BYE and its Reason; its record says what paid and what it cost. The ledger is
-//! the real one (in memory); its writer thread's reports are handed in by the test.
+//! the real one (in memory); its writer thread's reports are handed in by the test (as a
+//! shared PostgreSQL ledger would answer them, for a refusal that comes with the commit).
 
 use std::time::Duration;
 
@@ -78,6 +79,29 @@ fn balance(bench: &Bench) -> (String, String) {
         .balance("contoso", std::time::SystemTime::now())
         .unwrap();
     (b.credits.to_string(), b.reserved.to_string())
+}
+
+/// The money refusals `/metrics` counts, those not zero.
+fn refusals_counted(bench: &Bench) -> Vec<(&str, u64)> {
+    bench
+        .services
+        .money_refusals
+        .counts()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The paid minute ends 5 s on: the call ends with a BYE that says credits exhausted.
+async fn ends_as_credits_exhausted(bench: &mut Bench) {
+    bench.advance(Duration::from_secs(5));
+    assert_eq!(bench.calls(), 0);
+    bench.records_committed().await;
+    let bye = requests(bench.sent()).pop().expect("our BYE");
+    assert!(
+        reason(&bye).contains("credits exhausted"),
+        "{}",
+        reason(&bye)
+    );
 }
 
 /// A toll-free call answered once its first minute is committed, and ACKed.
@@ -160,15 +184,7 @@ async fn a_notice_that_overruns_the_paid_time_ends_the_call_at_its_end() {
     bench.advance(Duration::from_secs(55));
     assert_eq!(bench.calls(), 1);
     // The notice never reports its end: the paid minute's end ends the call.
-    bench.advance(Duration::from_secs(5));
-    assert_eq!(bench.calls(), 0);
-    bench.records_committed().await;
-    let bye = requests(bench.sent()).pop().expect("our BYE");
-    assert!(
-        reason(&bye).contains("credits exhausted"),
-        "{}",
-        reason(&bye)
-    );
+    ends_as_credits_exhausted(&mut bench).await;
     assert_eq!(balance(&bench), ("0.00".into(), "0.00".into()));
 }
 
@@ -189,13 +205,7 @@ async fn a_toll_free_call_without_credits_is_refused_before_the_answer() {
         ("0.02".into(), "0.00".into()),
         "nothing taken"
     );
-    let counted: Vec<(&str, u64)> = bench
-        .services
-        .money_refusals
-        .counts()
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    assert_eq!(counted, [("no_credits", 1)]);
+    assert_eq!(refusals_counted(&bench), [("no_credits", 1)]);
     // A toll call of the same tenant is not billed, and goes through.
     let mut bench = self::bench("0.02", Duration::from_secs(2));
     let _ok = call_up(&mut bench, "toll", "");
@@ -260,4 +270,57 @@ async fn without_money_a_toll_free_call_is_neither_billed_nor_held() {
     from_microsoft(&mut bench, toll_free_invite("tf-free"));
     assert_eq!(codes(&bench.responses()), [100, 200], "answered at once");
     assert!(bench.signaling.calls.values().all(|c| c.billing.is_none()));
+}
+
+/// Hands in the ledger's reports as a shared ledger's database would have answered
+/// them: each reservation refused (another node spent the credits first).
+fn ledger_refuses(bench: &mut Bench) {
+    if let Some(ledger) = &bench.services.ledger {
+        ledger.flush();
+    }
+    while let Ok(report) = bench.signaling.reports.try_recv() {
+        if let CallReport::Billing { id, mut committed } = report {
+            committed.result = Err(dialbridge_ledger::LedgerError::Refused(
+                dialbridge_ledger::Refusal::NoCredits,
+            ));
+            let report = CallReport::Billing { id, committed };
+            bench.signaling.handle_call_report(report, bench.now);
+            bench.signaling.drive(bench.now);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_first_minute_the_shared_database_refuses_refuses_the_call_as_unfunded() {
+    let mut bench = bench("1.00", Duration::from_secs(2));
+    from_microsoft(&mut bench, toll_free_invite("tf-db-refused"));
+    assert_eq!(codes(&bench.responses()), [100, 180]);
+    ledger_refuses(&mut bench);
+    assert_eq!(bench.calls(), 0, "never answered");
+    bench.records_committed().await;
+    let refusal = bench.responses().pop().expect("a final answer").to_string();
+    // Ringing already, so the session's final answer (480) carries the cause: the same
+    // as an immediate refusal's, not "billing unavailable".
+    assert!(
+        refusal.contains("Reason: SIP;cause=403;text=\"no communications credits\""),
+        "{refusal}"
+    );
+    assert_eq!(bench.last_record().ended_by, EndedBy::Bridge);
+    assert_eq!(refusals_counted(&bench), [("no_credits", 1)]);
+}
+
+#[tokio::test]
+async fn a_next_minute_the_shared_database_refuses_plays_the_notice_and_ends_the_call() {
+    let mut bench = bench("1.00", Duration::ZERO);
+    let _ok = toll_free_up(&mut bench, "tf-db-next");
+    let played_before = bench.signaling.calls.values().next().unwrap().play_seq;
+    bench.advance(Duration::from_secs(55));
+    ledger_refuses(&mut bench);
+    assert_eq!(bench.calls(), 1, "the call hears the notice first");
+    let played = bench.signaling.calls.values().next().unwrap().play_seq;
+    assert_eq!(played, played_before + 1, "the notice is commanded");
+    assert!(requests(bench.sent()).is_empty(), "no BYE yet");
+    // Its paid minute ends: the call ends as credits exhausted.
+    ends_as_credits_exhausted(&mut bench).await;
+    assert_eq!(bench.last_record().billing.map(|b| b.seconds), Some(60));
 }

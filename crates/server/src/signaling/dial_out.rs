@@ -208,6 +208,23 @@ impl Signaling {
                     }
                     return;
                 }
+                MeterEvent::Refused(refusal) => {
+                    // The shared ledger's database refused the first minute the book had
+                    // allowed: the leader hears "not funded", as for a refusal at once
+                    // (the API, already answered with the id, sees the dial-out fail).
+                    self.services.money_refusals.count(refusal);
+                    tracing::info!(
+                        dial_out = id,
+                        reason = refusal.as_str(),
+                        "dial-out refused: nothing pays for it"
+                    );
+                    let refusal = DialOutRefusal::NotFunded(refusal.as_str().to_string());
+                    if let Some(leader) = self.dialing.get_mut(&id).and_then(|d| d.leader.take()) {
+                        let _ = leader.try_send(ToMember::Play(refusal.prompt()));
+                    }
+                    self.finish_dialing(id, DialOutState::Failed, None);
+                    return;
+                }
                 MeterEvent::Failed(e) => {
                     tracing::error!(dial_out = id, error = %e, "the ledger could not record what pays for a dial-out");
                     self.finish_dialing(id, DialOutState::Failed, None);
