@@ -121,6 +121,7 @@ impl From<StoreError> for LedgerError {
         match e {
             StoreError::Sqlite(e) => LedgerError::Sqlite(Arc::new(e)),
             StoreError::SchemaTooNew { found, known } => LedgerError::SchemaTooNew { found, known },
+            StoreError::Postgres(e) => LedgerError::Postgres(Arc::new(e)),
         }
     }
 }

@@ -45,7 +45,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Transaction};
+use dialbridge_store::pg::{self, PgSchema};
+use postgres::{Client, Transaction};
 
 use crate::LedgerError;
 use crate::book::Book;
@@ -66,12 +67,13 @@ pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 /// A reservation id is its instance shifted by this, plus a counter.
 const INSTANCE_SHIFT: u32 = 40;
 
-/// How long one statement (a batch waiting for another node's lock included) may take
-/// before the batch fails rather than holding the writer.
-const STATEMENT_TIMEOUT_MS: u32 = 5000;
-
-/// Serialises schema migrations of nodes that open at once (any constant of ours).
-const MIGRATION_LOCK: i64 = 0x6469_616c_6c65_6467; // "dialledg"
+/// The ledger's schema; `dialbridge_store::pg` migrates it (and sets the statement
+/// timeout, so a batch waiting for another node's lock fails rather than holding the
+/// writer).
+const SCHEMA: PgSchema<'static> = PgSchema {
+    name: "ledger",
+    migrations: MIGRATIONS,
+};
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the ledger (see store.rs for what the columns mean) and what it adds up to.
@@ -118,20 +120,7 @@ pub(crate) struct Opened {
 
 /// `user@host:port/db` of a `postgres://` URL, without its password (for logs).
 pub fn postgres_target(url: &str) -> String {
-    let Ok(config) = url.parse::<postgres::Config>() else {
-        return "(not a postgres:// URL)".to_string();
-    };
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
+    pg::target(url)
 }
 
 impl Postgres {
@@ -143,11 +132,7 @@ impl Postgres {
         config: &MoneyConfig,
         at_ms: i64,
     ) -> Result<Opened, LedgerError> {
-        let mut pg_config: postgres::Config = url.parse().map_err(pg)?;
-        pg_config
-            .connect_timeout(Duration::from_secs(5))
-            .keepalives_idle(Duration::from_secs(30))
-            .tcp_user_timeout(Duration::from_secs(10));
+        let pg_config = pg::config(url)?;
         let pools = config
             .tenants
             .iter()
@@ -164,7 +149,7 @@ impl Postgres {
             pools,
         };
         let client = storage.client()?;
-        migrate(client)?;
+        pg::migrate(client, &SCHEMA)?;
         let instance: i64 = client
             .query_one(
                 "INSERT INTO instances (node, started_ms) VALUES ($1, $2) RETURNING id",
@@ -207,13 +192,7 @@ impl Postgres {
             }
             let reconnect = self.last_attempt.is_some();
             self.last_attempt = Some(Instant::now());
-            let mut client = self.config.connect(NoTls).map_err(pg)?;
-            client
-                .batch_execute(&format!(
-                    "SET statement_timeout = {STATEMENT_TIMEOUT_MS}; \
-                     SET lock_timeout = {STATEMENT_TIMEOUT_MS}"
-                ))
-                .map_err(pg)?;
+            let client = pg::connect(&self.config)?;
             if reconnect {
                 tracing::info!("ledger database reconnected");
             }
@@ -482,47 +461,6 @@ fn read_fresh(tx: &mut Transaction<'_>, tenants: &[String]) -> Result<Vec<Fresh>
         }
     }
     Ok(fresh)
-}
-
-/// Brings the schema up to date, one transaction per step under a lock that nodes
-/// opening at once share, refusing a database newer than this build.
-fn migrate(client: &mut Client) -> Result<(), LedgerError> {
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    for (step, sql) in (1..).zip(MIGRATIONS) {
-        let mut tx = client.transaction().map_err(pg)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(pg)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (
-                 name    TEXT PRIMARY KEY,
-                 version BIGINT NOT NULL
-             )",
-        )
-        .map_err(pg)?;
-        let found: i64 = tx
-            .query_opt(
-                "SELECT version FROM schema_version WHERE name = 'ledger'",
-                &[],
-            )
-            .map_err(pg)?
-            .map_or(0, |r| r.get(0));
-        if found > known {
-            return Err(LedgerError::SchemaTooNew { found, known });
-        }
-        if found >= step {
-            continue; // the transaction rolls back: it changed nothing
-        }
-        tx.batch_execute(sql).map_err(pg)?;
-        tx.execute(
-            "INSERT INTO schema_version (name, version) VALUES ('ledger', $1)
-             ON CONFLICT (name) DO UPDATE SET version = $1",
-            &[&step],
-        )
-        .map_err(pg)?;
-        tx.commit().map_err(pg)?;
-        tracing::info!(version = step, "ledger schema migrated (PostgreSQL)");
-    }
-    Ok(())
 }
 
 /// Settles the open reservations rule (a) or (b) of the module doc gives up for lost.

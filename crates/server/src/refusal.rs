@@ -430,12 +430,6 @@ pub fn sip_answer(cause: Cause) -> SipAnswer {
     }
 }
 
-/// The Reason header value that ends a call for `cause` (in the BYE, or in the final
-/// response of a call not yet answered).
-pub fn reason_header(cause: impl Into<Cause>) -> &'static str {
-    sip_answer(cause.into()).reason
-}
-
 /// The final response refusing `request` for `cause`: status, phrase, Reason and, if the
 /// cause passes, Retry-After.
 pub fn refuse(request: &Request, cause: impl Into<Cause>) -> Response {

@@ -243,13 +243,20 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
         Some(url) => {
             // Never the URL itself in a message: it may carry a password.
             let target = dialbridge_ledger::postgres_target(url);
-            let ledger = Ledger::open_postgres(url, &config.shared.node, money.clone(), now)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
-                        config.path.display()
-                    ))
-                })?;
+            // The PostgreSQL client blocks on a runtime of its own, which may not start
+            // on a thread of ours that drives tasks: it opens on a thread of its own.
+            let opened = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| Ledger::open_postgres(url, &config.shared.node, money.clone(), now))
+                    .join()
+            })
+            .map_err(|_| Error::Config("the ledger's opening thread panicked".to_string()))?;
+            let ledger = opened.map_err(|e| {
+                Error::Config(format!(
+                    "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
+                    config.path.display()
+                ))
+            })?;
             (ledger, "postgres", target)
         }
         None => {

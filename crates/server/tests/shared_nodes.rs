@@ -3,7 +3,8 @@
 //! two of twenty simultaneous calls spread over three nodes; a SIGKILLed node's calls
 //! come back to the others within the lease; with Redis stopped new calls get 503 while
 //! the call in progress goes on, and once it is back calls are admitted again, the
-//! surviving call still counted.
+//! surviving call still counted. With `[shared] postgres` too, two nodes spend one
+//! tenant's credits in one ledger and never more than it holds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dialbridge_testkit::serve::{DemoToml, Serve, toml_string};
-use dialbridge_testkit::servers::Redis;
+use dialbridge_testkit::servers::{Postgres, Redis};
 use dialbridge_testkit::uac::{self, header};
 use dialbridge_testkit::{ip, ports::free_udp_tcp_port, scratch_dir};
 
@@ -25,22 +26,33 @@ struct Node {
 }
 
 async fn start_node(dir: &Path, redis: &Redis, name: &str, lease_s: u64) -> Node {
+    start_node_with(dir, redis, None, name, lease_s, |c| c).await
+}
+
+async fn start_node_with(
+    dir: &Path,
+    redis: &Redis,
+    postgres: Option<&Postgres>,
+    name: &str,
+    lease_s: u64,
+    edit: impl FnOnce(DemoToml) -> DemoToml,
+) -> Node {
     let loopback = ip("127.0.0.1");
     let (sip, tls, admin) = (
         free_udp_tcp_port(loopback),
         free_udp_tcp_port(loopback),
         free_udp_tcp_port(loopback),
     );
-    let config = DemoToml::new(dir)
-        .on_loopback_ports(sip, tls, admin)
-        .add_table(
-            "shared",
-            &[
-                format!("redis = {}", toml_string(&redis.url())),
-                format!("node = {}", toml_string(name)),
-                format!("lease_s = {lease_s}"),
-            ],
-        );
+    let mut shared = vec![
+        format!("redis = {}", toml_string(&redis.url())),
+        format!("node = {}", toml_string(name)),
+        format!("lease_s = {lease_s}"),
+    ];
+    if let Some(postgres) = postgres {
+        shared.push(format!("postgres = {}", toml_string(&postgres.url())));
+    }
+    let config =
+        edit(DemoToml::new(dir).on_loopback_ports(sip, tls, admin)).add_table("shared", &shared);
     let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
     let serve = Serve::start(
         env!("CARGO_BIN_EXE_dialbridge").as_ref(),
@@ -213,4 +225,50 @@ async fn call_until_answered_or_unavailable(sip: SocketAddr) -> uac::Call {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("calls were not admitted again within 40 s of Redis coming back");
+}
+
+/// contoso's toll-free number: each call's minute is paid from its credits (0.03).
+const TOLL_FREE: &str = "+18885550100";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_spend_one_balance_in_postgres_and_never_more_than_it_holds() {
+    let (redis, postgres) = (Redis::start(), Postgres::start());
+    // 0.05 pays one minute at 0.03, not two.
+    let credits = |c: DemoToml| c.replace("credits = \"20.00\"", "credits = \"0.05\"");
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let dir = scratch_dir(&format!("shared-money-{i}"));
+        nodes.push(
+            start_node_with(
+                &dir,
+                &redis,
+                Some(&postgres),
+                &format!("node-{i}"),
+                15,
+                credits,
+            )
+            .await,
+        );
+    }
+    let first = uac::call(nodes[0].sip, ip("127.0.0.10"), TOLL_FREE).await;
+    assert_eq!(first.status, 200, "{}", first.response);
+    // The other node's ledger is told by the database that the minute is taken.
+    let second = uac::call(nodes[1].sip, ip("127.0.0.10"), TOLL_FREE).await;
+    assert_eq!(second.status, 403, "{}", second.response);
+    assert_eq!(
+        header(&second.response, "Reason"),
+        Some("SIP;cause=403;text=\"no communications credits\""),
+        "{}",
+        second.response
+    );
+    assert_eq!(first.hang_up().await, 200);
+    // One minute spent, seen from either node once it has touched the balance.
+    let (status, body) = nodes[0].serve.get("/api/v1/tenants/contoso/balance").await;
+    assert_eq!(status, 200, "{body}");
+    let balance: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&balance["credits"], &balance["reserved"]),
+        (&"0.02".into(), &"0.00".into()),
+        "{balance}"
+    );
 }

@@ -1,9 +1,13 @@
 //! dialbridge's SQLite files (the organiser directory, the CDRs): opening one with
 //! the connection settings every store shares, and its schema, versioned with
-//! `PRAGMA user_version` and migrated forward on open.
+//! `PRAGMA user_version` and migrated forward on open. With the `postgres` feature,
+//! `pg` does the same for the PostgreSQL databases nodes share.
 //!
 //! Each store keeps its own [`Schema`] (its migrations and how durable a commit must
 //! be) and maps [`StoreError`] into its own error type.
+
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::time::Duration;
 
@@ -59,6 +63,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed (or could not be reached).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
     /// The file was written by a newer dialbridge than this one.
     #[error("schema version {found} is newer than this build knows ({known})")]
     SchemaTooNew {

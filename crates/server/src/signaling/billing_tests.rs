@@ -299,8 +299,9 @@ async fn a_first_minute_the_shared_database_refuses_refuses_the_call_as_unfunded
     assert_eq!(bench.calls(), 0, "never answered");
     bench.records_committed().await;
     let refusal = bench.responses().pop().expect("a final answer").to_string();
-    // Ringing already, so the session's final answer (480) carries the cause: the same
-    // as an immediate refusal's, not "billing unavailable".
+    // Ringing already: the final answer is the cause's own, the same as an immediate
+    // refusal's, not "billing unavailable".
+    assert!(refusal.starts_with("SIP/2.0 403 "), "{refusal}");
     assert!(
         refusal.contains("Reason: SIP;cause=403;text=\"no communications credits\""),
         "{refusal}"

@@ -259,9 +259,13 @@ impl Signaling {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let reason = refusal::reason_header(cause);
+        // Unanswered, the INVITE's final answer is the cause's own status (a refusal
+        // decided while it rang: no credits, shutting down...); answered, a BYE.
+        let answer = refusal::sip_answer(cause);
+        let reason = answer.reason;
         tracing::info!(call_id = %id.call_id, reason, "bridge ends the call");
-        let (status, after) = match (call.session.hang_up(reason, now), call.session.invite_key()) {
+        let hangup = call.session.hang_up(answer.status, reason, now);
+        let (status, after) = match (hangup, call.session.invite_key()) {
             (Some(Hangup::Respond(response)), Some(key)) => (
                 response.status_code.code(),
                 AfterRecord::Respond {

@@ -121,11 +121,11 @@ impl Leg {
         }
     }
 
-    /// Ends the call from our side with `reason`: a final response while a call we
-    /// answer is unanswered, else BYE.
-    pub fn hang_up(&mut self, reason: &str, now: Instant) -> Option<Hangup> {
+    /// Ends the call from our side with `reason`: a final response of `status` while a
+    /// call we answer is unanswered, else BYE.
+    pub fn hang_up(&mut self, status: u16, reason: &str, now: Instant) -> Option<Hangup> {
         match self {
-            Leg::In { session, .. } => session.hang_up(reason, now),
+            Leg::In { session, .. } => session.hang_up_with(status, reason, now),
             Leg::Out(session) => session.hang_up(reason, now).map(Hangup::Bye),
         }
     }

@@ -296,11 +296,22 @@ impl UasSession {
     /// Ends the session from our side with `reason` (an RFC 3326 Reason header value):
     /// 480 while unanswered, BYE once answered, nothing when already over.
     pub fn hang_up(&mut self, reason: &str, now: Instant) -> Option<Hangup> {
+        self.hang_up_with(480, reason, now)
+    }
+
+    /// [`Self::hang_up`], with `status` (a 4xx-6xx) as the final answer while unanswered:
+    /// a refusal decided after the ringing started says what it is (403, 503...).
+    pub fn hang_up_with(&mut self, status: u16, reason: &str, now: Instant) -> Option<Hangup> {
+        let status = if (400..700).contains(&status) {
+            status
+        } else {
+            480
+        };
         let reason_header = || Header::Other("Reason".into(), reason.into());
         let hangup = match self.phase {
             UasPhase::Terminated => return None,
             UasPhase::Proceeding | UasPhase::Ringing { .. } => {
-                let mut response = self.respond_invite(480, now);
+                let mut response = self.respond_invite(status, now);
                 response.headers.push(reason_header());
                 Hangup::Respond(response)
             }
