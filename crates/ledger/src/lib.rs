@@ -122,6 +122,7 @@ impl From<StoreError> for LedgerError {
             StoreError::Sqlite(e) => LedgerError::Sqlite(Arc::new(e)),
             StoreError::SchemaTooNew { found, known } => LedgerError::SchemaTooNew { found, known },
             StoreError::Postgres(e) => LedgerError::Postgres(Arc::new(e)),
+            other => LedgerError::Write(other.to_string()),
         }
     }
 }

@@ -57,8 +57,10 @@ impl Schema<'_> {
     }
 }
 
-/// What can go wrong opening a store.
+/// What can go wrong opening a store. Non-exhaustive: the PostgreSQL variant exists
+/// only with the `postgres` feature, which another crate of the build may turn on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]

@@ -75,6 +75,9 @@ pub enum DirectoryError {
     /// The database failed.
     #[error("directory database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another database failed (PostgreSQL, when shared).
+    #[error("directory database: {0}")]
+    Database(String),
     /// A thread panicked inside the directory (holding its lock, or hashing).
     #[error("directory thread panicked")]
     Poisoned,

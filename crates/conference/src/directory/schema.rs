@@ -61,6 +61,7 @@ fn from_store(e: StoreError) -> DirectoryError {
     match e {
         StoreError::Sqlite(e) => DirectoryError::Sqlite(e),
         StoreError::SchemaTooNew { found, known } => DirectoryError::SchemaTooNew { found, known },
+        other => DirectoryError::Database(other.to_string()),
     }
 }
 

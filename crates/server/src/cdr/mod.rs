@@ -232,6 +232,9 @@ pub enum CdrError {
     /// The database failed (disk full, file unreadable...).
     #[error("CDR database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another database failed (PostgreSQL, when shared).
+    #[error("CDR database: {0}")]
+    Database(String),
     /// The file was written by a newer dialbridge.
     #[error("CDR schema version {found} is newer than this build knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },

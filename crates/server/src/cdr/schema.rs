@@ -98,6 +98,7 @@ fn from_store(e: StoreError) -> CdrError {
     match e {
         StoreError::Sqlite(e) => CdrError::Sqlite(e),
         StoreError::SchemaTooNew { found, known } => CdrError::SchemaTooNew { found, known },
+        other => CdrError::Database(other.to_string()),
     }
 }
 
