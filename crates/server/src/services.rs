@@ -109,7 +109,11 @@ impl Services {
         let nonce_secret = nonce_secret(config, &cdrs)?;
         let ledger = open_ledger(config)?;
         let shared_capacity = match &config.shared.redis {
-            Some(url) => Some(crate::shared::SharedCapacity::start(url, &config.shared)?),
+            Some(url) => Some(
+                crate::shared::SharedCapacity::start(url, &config.shared.capacity()).map_err(
+                    |e| Error::Config(format!("{}: [shared] {e}", config.path.display())),
+                )?,
+            ),
             None => None,
         };
         let counts = CountAnnouncer::load(config.media.prompts.join("count")).map_err(|e| {

@@ -31,6 +31,15 @@ pub struct SharedConfig {
 }
 
 impl SharedConfig {
+    /// What the capacity keeper of this node needs.
+    pub fn capacity(&self) -> dialbridge_shared::CapacitySettings {
+        dialbridge_shared::CapacitySettings {
+            node: self.node.clone(),
+            lease: self.lease,
+            timeout: self.timeout,
+        }
+    }
+
     /// Whether any shared backend is configured.
     pub fn is_shared(&self) -> bool {
         self.redis.is_some() || self.postgres.is_some()

@@ -1,7 +1,6 @@
-//! State shared between bridge nodes: `[shared]` and the backends it names.
+//! State shared between bridge nodes: `[shared]`, and the backends it names (the live
+//! one is the `dialbridge-shared` crate's).
 
-pub mod capacity;
 pub mod config;
-mod scripts;
 
-pub use capacity::{Claim, Lease, SharedCapacity, SharedRefusal, SharedRefusals};
+pub use dialbridge_shared::{Claim, Lease, SharedCapacity, SharedRefusal, SharedRefusals};

@@ -1,5 +1,5 @@
 //! Capacity shared between nodes (`[shared] redis`): a call's number, bridge and trunk
-//! reservations taken in Redis in one atomic step ([`super::scripts::ACQUIRE`]) as a
+//! reservations taken in Redis in one atomic step ([`crate::scripts::acquire`]) as a
 //! [`Lease`] that this node keeps alive. A node that dies stops renewing its heartbeat, and
 //! within the lease time the others stop counting what it held; a live node never loses a
 //! reservation: when its heartbeat finds it was taken for dead (late, or Redis lost its
@@ -20,9 +20,8 @@ use dialbridge_router::Limits;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use super::config::SharedConfig;
-use super::scripts;
-use crate::Error;
+use crate::SharedError;
+use crate::scripts;
 
 /// Keys of every deployment share this prefix (one Redis may serve several).
 const PREFIX: &str = "dialbridge:";
@@ -116,6 +115,17 @@ fn key(kind: &str, name: &str) -> String {
     format!("{PREFIX}cap:{kind}:{name}")
 }
 
+/// What a node's keeper needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacitySettings {
+    /// This node's name (its instances in Redis are `node:random`).
+    pub node: String,
+    /// How long a node's reservations outlive its last heartbeat.
+    pub lease: Duration,
+    /// How long an operation waits for Redis before it is refused.
+    pub timeout: Duration,
+}
+
 /// A handle on this node's keeper. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SharedCapacity {
@@ -154,16 +164,18 @@ enum Op {
 impl SharedCapacity {
     /// Starts this node's keeper on `url` (inside a tokio runtime). It connects lazily:
     /// with Redis down, calls are refused until it answers, and the node starts anyway.
-    pub fn start(url: &str, config: &SharedConfig) -> Result<SharedCapacity, Error> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::Config(format!("[shared] redis {url:?}: {e}")))?;
+    pub fn start(url: &str, config: &CapacitySettings) -> Result<SharedCapacity, SharedError> {
+        let error = |source| SharedError::Redis {
+            url: url.to_string(),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(error)?;
         let connection = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, connection)
-            .map_err(|e| Error::Config(format!("[shared] redis {url:?}: {e}")))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, connection).map_err(error)?;
         let instance = format!("{}:{:016x}", config.node, rand::random::<u64>());
         tracing::info!(node = %config.node, instance, lease_s = config.lease.as_secs(), "shared capacity: Redis");
         let (ops, rx) = mpsc::unbounded_channel();

@@ -3,7 +3,7 @@
 //! reservations come back within the lease time while a live node keeps its own; Redis
 //! going away refuses new claims and loses nothing once it is back. Each node here is its
 //! own keeper (its own instance in Redis, its own connection), as separate processes
-//! are; `tests/shared_nodes.rs` races real bridge processes.
+//! are; the server's `tests/shared_nodes.rs` races real bridge processes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use dialbridge_router::Limits;
-use dialbridge_server::shared::config::SharedConfig;
-use dialbridge_server::shared::{Claim, Lease, SharedCapacity, SharedRefusal};
+use dialbridge_shared::{CapacitySettings, Claim, Lease, SharedCapacity, SharedRefusal};
 use dialbridge_testkit::servers::Redis;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,12 +19,10 @@ use rand::{Rng, SeedableRng};
 /// A node's keeper, once Redis takes its reservations: a fresh Redis first settles for
 /// two heartbeats, as one that lost its data does (see `shared/scripts.rs`).
 async fn node(redis: &Redis, name: &str, lease: Duration) -> SharedCapacity {
-    let config = SharedConfig {
+    let config = CapacitySettings {
         node: name.to_string(),
-        redis: Some(redis.url()),
         lease,
         timeout: Duration::from_secs(2),
-        ..SharedConfig::default()
     };
     let node = SharedCapacity::start(&redis.url(), &config).unwrap();
     wait_ready(&node).await;
