@@ -409,3 +409,113 @@ async fn fabrikam_dials_out_through_telco_b_once_topped_up() {
     let _ = participant.await;
     bridge.stop().await;
 }
+
+/// Two nodes share their trunks' capacity through a real Redis: the Microsoft trunk
+/// (its sessions cut to 1) is held by a call on node A, so node B's dial-out, which
+/// contoso's route sends to Microsoft first, finds it full on every node and leaves
+/// through Telco A — though B itself carries nothing on Microsoft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_out_whose_first_trunk_is_full_on_another_node_leaves_through_the_next() {
+    let _one_at_a_time = TARGETS.lock().await;
+    let redis = dialbridge_testkit::servers::Redis::start();
+    let node = |name: &str| {
+        let mut config = dialbridge_server::testing::demo_config_edited(|text| {
+            text.replacen("max_sessions = 2000", "max_sessions = 1", 1)
+        });
+        config.shared.redis = Some(redis.url());
+        config.shared.node = name.to_string();
+        config
+    };
+    let (a, b) = (
+        TestBridge::start(node("a")).await,
+        TestBridge::start(node("b")).await,
+    );
+    // Node A's caller holds the Microsoft trunk's one session (once Redis takes claims).
+    let mut held = None;
+    for _ in 0..100 {
+        let call = dialbridge_testkit::uac::call(
+            a.sip_addr(),
+            MICROSOFT_PSTN.parse().unwrap(),
+            "+14255550100",
+        )
+        .await;
+        if call.status == 200 {
+            held = Some(call);
+            break;
+        }
+        assert_eq!(call.status, 503, "{}", call.response);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let held = held.expect("a call on node A");
+    let microsoft = Answerer::start(&[
+        "--listen",
+        "127.0.0.10:5080",
+        "--calls",
+        "0",
+        "--timeout",
+        "60s",
+    ])
+    .await;
+    let telco_a = Answerer::start(&[
+        "--listen",
+        "127.0.0.20:5080",
+        "--calls",
+        "1",
+        "--timeout",
+        "40s",
+        "--ring-ms",
+        "200",
+        "--tone-hz",
+        "1000",
+        "--key",
+        "1",
+        "--hold-ms",
+        "3000",
+    ])
+    .await;
+    // A participant of adele's meeting on node B; the admin dials out from there.
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
+    let participant = tokio::spawn(place(
+        b.sip_addr(),
+        TELCO_A,
+        caller("+33170000100", tone(440.0), script, Duration::from_secs(15)),
+    ));
+    dialbridge_testkit::wait_until(
+        "the participant in node B's mix",
+        || b.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let placed = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/conferences/contoso/123456789/dial-out",
+            b.admin_addr()
+        ))
+        .bearer_auth(b.admin_token())
+        .json(&serde_json::json!({"number": "+14255557000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let answered = telco_a.finish().await;
+    assert!(
+        answered.passed(),
+        "{:?}\n{}",
+        answered.summary,
+        answered.log
+    );
+    let view = get(&b, &format!("/api/v1/dial-outs/{id}")).await;
+    assert_eq!(view["tried"], serde_json::json!(["telco-a"]), "{view}");
+    assert_eq!(
+        microsoft.stop().await.summary.calls,
+        0,
+        "nothing left through a trunk full on another node"
+    );
+    let _ = participant.await;
+    assert_eq!(held.hang_up().await, 200);
+    a.stop().await;
+    b.stop().await;
+}

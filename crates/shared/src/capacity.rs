@@ -111,6 +111,21 @@ impl Claim {
     }
 }
 
+impl Claim {
+    /// A dial-out's: its bridge and trunk (it holds no number of ours).
+    pub fn dial_out(bridge: &str, trunk: &str, limits: Limits) -> Claim {
+        Claim::call(
+            "",
+            bridge,
+            trunk,
+            Limits {
+                number: None,
+                ..limits
+            },
+        )
+    }
+}
+
 fn key(kind: &str, name: &str) -> String {
     format!("{PREFIX}cap:{kind}:{name}")
 }

@@ -50,6 +50,11 @@ pub(crate) enum CallReport {
         dial_out: crate::dial_out::DialOutId,
         committed: dialbridge_ledger::Committed,
     },
+    /// Redis's answer to a dial-out attempt's capacity claim (`[shared] redis`).
+    DialOutCapacity {
+        dial_out: crate::dial_out::DialOutId,
+        outcome: Result<crate::shared::Lease, crate::shared::SharedRefusal>,
+    },
     /// Redis's answer to a new call's capacity claim (`[shared] redis`).
     SharedCapacity {
         key: dialbridge_sip::transaction::ServerKey,

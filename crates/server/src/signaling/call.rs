@@ -72,6 +72,8 @@ pub(super) enum Capacity {
         grant: DialOutGrant,
         /// The number called.
         number: E164,
+        /// The same reservation on every node, when capacity is shared.
+        _lease: Option<crate::shared::Lease>,
     },
 }
 

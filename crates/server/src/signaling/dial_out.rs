@@ -34,6 +34,7 @@ use crate::call_flow::{self, CallCore, CallReport};
 use crate::cdr::{Billed, Cdr, Direction, EndedBy, Timestamp};
 use crate::conferences::{DialOutRequest, ToMember};
 use crate::dial_out::{Attempts, DialOutId, DialOutRefusal, DialOutState, Outcome};
+use crate::shared::{Claim, Lease, SharedRefusal};
 
 /// A dial-out not answered yet.
 pub(super) struct Dialing {
@@ -54,6 +55,8 @@ pub(super) struct Dialing {
     meter: Option<Meter>,
     /// When to stop waiting for that commit.
     funding_deadline: Option<Instant>,
+    /// The attempt whose trunk is being claimed on every node (`[shared] redis`).
+    claiming: Option<DialOutGrant>,
     /// The last attempt's Call-ID, trunk and provider, for the record of a dial-out
     /// never answered.
     last: Option<(String, String, Option<String>)>,
@@ -69,6 +72,8 @@ struct Placing {
     invite: ClientKey,
     peer: PeerAddr,
     grant: DialOutGrant,
+    /// The same reservation on every node, when capacity is shared.
+    lease: Option<Lease>,
     port: Option<MediaPort>,
     /// Our ring timeout sent the CANCEL: its 487 means nobody answered.
     cancelled_for_no_answer: bool,
@@ -138,6 +143,7 @@ impl Signaling {
                 leader,
                 attempts: Attempts::new(trunks, ring_timeout),
                 current: None,
+                claiming: None,
                 rang: false,
                 created: SystemTime::now(),
                 funding_deadline: meter
@@ -289,65 +295,131 @@ impl Signaling {
                     continue;
                 }
             };
-            let target = grant.target();
-            let port = match self.services.media.reserve(target) {
-                Ok(port) => port,
-                Err(e) => {
-                    tracing::warn!(dial_out = id, error = %e, "no media port for a dial-out");
-                    self.finish_dialing(id, DialOutState::Failed, None);
+            match self.services.shared_capacity.clone() {
+                // Other nodes share the bridge and the trunk: placed once Redis agrees.
+                Some(shared) => {
+                    let claim = Claim::dial_out(grant.bridge(), grant.trunk_name(), grant.limits());
+                    dialing.claiming = Some(grant);
+                    let reports = self.reports_tx.clone();
+                    tokio::spawn(async move {
+                        let outcome = shared.acquire(claim).await;
+                        let _ = reports
+                            .send(CallReport::DialOutCapacity {
+                                dial_out: id,
+                                outcome,
+                            })
+                            .await;
+                    });
                     return;
                 }
-            };
-            let peer = PeerAddr {
-                addr: target,
-                transport: TransportKind::Udp,
-                connection: None,
-            };
-            let local = self.local_address(peer);
-            let Some(dialing) = self.dialing.get_mut(&id) else {
-                return;
-            };
-            let Some(mut session) = uac_session(dialing, local, &port, target) else {
-                self.finish_dialing(id, DialOutState::Failed, None);
-                return;
-            };
-            let invite = session.invite(invite_headers());
-            let trunk_name = grant.trunk_name().to_string();
-            tracing::info!(
-                dial_out = id,
-                call_id = session.call_id(),
-                trunk = %trunk_name,
-                %target,
-                "dial-out placed"
-            );
-            let key = match self.layer.send_request(invite, peer, now) {
-                Ok(key) => key,
-                Err(e) => {
-                    tracing::warn!(dial_out = id, error = %e, "dial-out INVITE not sent");
-                    continue;
+                None => {
+                    if self.place_attempt(id, grant, None, now) {
+                        return;
+                    }
                 }
-            };
-            self.dial_invites
-                .insert(key.clone(), DialInvite::Pending(id));
-            let provider = grant.provider().map(ToString::to_string);
-            if let Some(dialing) = self.dialing.get_mut(&id) {
-                dialing.last = Some((session.call_id().to_string(), trunk_name.clone(), provider));
-                dialing.current = Some(Placing {
-                    session,
-                    invite: key,
-                    peer,
-                    grant,
-                    port: Some(port),
-                    cancelled_for_no_answer: false,
-                });
             }
-            self.services.dial_outs.update(id, |v| {
-                v.state = DialOutState::Calling;
-                v.trunk = Some(trunk_name.clone());
-                v.tried.push(trunk_name);
-            });
-            return;
         }
+    }
+
+    /// Redis's answer to a dial-out attempt's claim: placed, the next trunk (that one
+    /// is full on every node), or failed (Redis away: never placed without the check).
+    pub(super) fn dial_out_claim_decided(
+        &mut self,
+        id: DialOutId,
+        outcome: Result<Lease, SharedRefusal>,
+        now: Instant,
+    ) {
+        let Some(grant) = self.dialing.get_mut(&id).and_then(|d| d.claiming.take()) else {
+            return; // ended meanwhile: a lease drops here, given back
+        };
+        match outcome {
+            Ok(lease) => {
+                if !self.place_attempt(id, grant, Some(lease), now) {
+                    self.next_attempt(id, now);
+                }
+            }
+            Err(SharedRefusal::Unavailable) => {
+                tracing::error!(
+                    dial_out = id,
+                    "dial-out failed: the shared capacity did not answer"
+                );
+                self.finish_dialing(id, DialOutState::Failed, None);
+            }
+            Err(refusal) => {
+                tracing::info!(dial_out = id, reason = ?refusal, "trunk full on every node: next trunk");
+                self.next_attempt(id, now);
+            }
+        }
+    }
+
+    /// Sends the attempt's INVITE over `grant`'s trunk; `false` when it could not leave
+    /// (the next trunk is tried), `true` when placed or ended.
+    fn place_attempt(
+        &mut self,
+        id: DialOutId,
+        grant: DialOutGrant,
+        lease: Option<Lease>,
+        now: Instant,
+    ) -> bool {
+        let target = grant.target();
+        let port = match self.services.media.reserve(target) {
+            Ok(port) => port,
+            Err(e) => {
+                tracing::warn!(dial_out = id, error = %e, "no media port for a dial-out");
+                self.finish_dialing(id, DialOutState::Failed, None);
+                return true;
+            }
+        };
+        let peer = PeerAddr {
+            addr: target,
+            transport: TransportKind::Udp,
+            connection: None,
+        };
+        let local = self.local_address(peer);
+        let Some(dialing) = self.dialing.get_mut(&id) else {
+            return true;
+        };
+        let Some(mut session) = uac_session(dialing, local, &port, target) else {
+            self.finish_dialing(id, DialOutState::Failed, None);
+            return true;
+        };
+        let invite = session.invite(invite_headers());
+        let trunk_name = grant.trunk_name().to_string();
+        tracing::info!(
+            dial_out = id,
+            call_id = session.call_id(),
+            trunk = %trunk_name,
+            %target,
+            "dial-out placed"
+        );
+        let key = match self.layer.send_request(invite, peer, now) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(dial_out = id, error = %e, "dial-out INVITE not sent");
+                return false;
+            }
+        };
+        self.dial_invites
+            .insert(key.clone(), DialInvite::Pending(id));
+        let provider = grant.provider().map(ToString::to_string);
+        if let Some(dialing) = self.dialing.get_mut(&id) {
+            dialing.last = Some((session.call_id().to_string(), trunk_name.clone(), provider));
+            dialing.current = Some(Placing {
+                session,
+                invite: key,
+                peer,
+                grant,
+                lease,
+                port: Some(port),
+                cancelled_for_no_answer: false,
+            });
+        }
+        self.services.dial_outs.update(id, |v| {
+            v.state = DialOutState::Calling;
+            v.trunk = Some(trunk_name.clone());
+            v.tried.push(trunk_name);
+        });
+        true
     }
 
     /// A response to a dial-out's INVITE.
@@ -557,6 +629,7 @@ impl Signaling {
             grant: Capacity::Out {
                 grant: placing.grant,
                 number: dialing.number,
+                _lease: placing.lease,
             },
             media,
             caller: CallerKey(format!("{trunk_name}/dial-out")),

@@ -36,9 +36,15 @@ impl Signaling {
                 self.handle_dial_out_commit(*dial_out, committed.clone(), now);
                 return;
             }
-            CallReport::SharedCapacity { .. } => {
-                if let CallReport::SharedCapacity { key, outcome } = report {
-                    self.shared_claim_decided(key, outcome, now);
+            CallReport::SharedCapacity { .. } | CallReport::DialOutCapacity { .. } => {
+                match report {
+                    CallReport::SharedCapacity { key, outcome } => {
+                        self.shared_claim_decided(key, outcome, now);
+                    }
+                    CallReport::DialOutCapacity { dial_out, outcome } => {
+                        self.dial_out_claim_decided(dial_out, outcome, now);
+                    }
+                    _ => {}
                 }
                 return;
             }
@@ -77,7 +83,8 @@ impl Signaling {
             }
             CallReport::Billing { .. }
             | CallReport::DialOutBilling { .. }
-            | CallReport::SharedCapacity { .. } => {} // above
+            | CallReport::SharedCapacity { .. }
+            | CallReport::DialOutCapacity { .. } => {} // above
         }
         self.run_steps(&id, now);
     }
