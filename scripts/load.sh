@@ -3,6 +3,9 @@
 #
 #   scripts/load.sh            # everything, ~4 minutes on the 2-core reference machine
 #   QUICK=1 scripts/load.sh    # smaller steps, ~1 minute (a smoke test of the script)
+#   SHARED=1 scripts/load.sh   # the same against the shared backends: a Redis and a
+#                              # PostgreSQL of its own on loopback ([shared] in the config)
+#   STEPS=2 scripts/load.sh    # only the calls-per-second ramp (STEPS="1 2 3" is all)
 #
 # What it does, on loopback only:
 #   1. `cargo build --release` of dialbridge and sbc-sim.
@@ -33,6 +36,8 @@ out=$target/load
 sip_port=${SIP_PORT:-5090}
 admin_port=${ADMIN_PORT:-8098}
 quick=${QUICK:-0}
+shared=${SHARED:-0}
+steps=" ${STEPS:-1 2 3} "
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -48,6 +53,11 @@ sbc_sim=$target/release/sbc-sim
 # -- the load configuration: the demo with capacities raised ------------------------
 . "$root/scripts/lib/load-bridge.sh"
 write_load_config "$out" load.toml "$sip_port" "$admin_port"
+if [ "$shared" = 1 ]; then
+    . "$root/scripts/lib/shared-backends.sh"
+    start_shared_backends "$out/shared" "${REDIS_PORT:-6390}" "${PG_PORT:-5490}"
+    shared_table load-1 >>"$out/load.toml"
+fi
 
 # -- the bridge ------------------------------------------------------------------------
 # The bridge logs each admission to a meeting ("admitted to the meeting"): counting those
@@ -55,8 +65,15 @@ write_load_config "$out" load.toml "$sip_port" "$admin_port"
 RUST_LOG=${RUST_LOG:-warn,dialbridge_server::conferences=info} NO_COLOR=1 "$dialbridge" serve --config "$out/load.toml" \
     >"$out/bridge.log" 2>&1 &
 bridge_pid=$!
-trap 'stop_process "$bridge_pid"' EXIT
+trap 'stop_process "$bridge_pid"; [ "$shared" = 1 ] && stop_shared_backends' EXIT
 wait_listening "$bridge_pid" "$sip_port" "$out/bridge.log"
+if [ "$shared" = 1 ]; then
+    # A fresh Redis settles for two heartbeats before it takes reservations.
+    for _ in $(seq 1 100); do
+        curl -s -H "Authorization: Bearer demo-admin-token" "http://127.0.0.1:$admin_port/metrics" | grep -q '^dialbridge_shared_capacity_ready 1' && break
+        sleep 0.1
+    done
+fi
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port" >&2
 
 # Callers admitted to a meeting's mix since the bridge started.
@@ -98,6 +115,7 @@ sbc_sim_cpu() {
 
 # -- (i) 1,000 calls at 100 calls/s into the demo conferences ------------------------
 if [ "$quick" = 1 ]; then n1=100; r1=20; else n1=500; r1=50; fi
+if [[ $steps == *" 1 "* ]]; then
 echo "== (i) $((2 * n1)) calls at $((2 * r1)) calls/s into adele's and ravi's meetings" >&2
 cpu0=$(cpu_of "$bridge_pid")
 t0=$(date +%s.%N)
@@ -113,9 +131,11 @@ wait_idle
 awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f\n", 100 * (b - a) / (e - s) }' \
     >"$out/step1.cpu"
 echo "   admitted $(($(admitted) - base)), bridge CPU $(cat "$out/step1.cpu")% over the run" >&2
+fi
 
 # -- (ii) calls-per-second ramp -------------------------------------------------------
-if [ "$quick" = 1 ]; then rates="100 200"; else rates="200 500 1000"; fi
+if [ "$quick" = 1 ]; then rates="100 200"; else rates=${RATES:-200 500 1000}; fi
+[[ $steps == *" 2 "* ]] || rates=""
 for r in $rates; do
     echo "== (ii) $((r * 5)) calls at $r calls/s, 1 s holds" >&2
     c0=$(cpu_of "$bridge_pid"); s0=$(date +%s.%N)
@@ -135,6 +155,7 @@ done
 
 # -- (iii) simultaneous participants ---------------------------------------------------
 if [ "$quick" = 1 ]; then sizes="200 400"; else sizes="1000 2000 3000 5000"; fi
+[[ $steps == *" 3 "* ]] || sizes=
 rss_idle=$(rss_of "$bridge_pid")
 : >"$out/step3.txt"
 for n in $sizes; do
