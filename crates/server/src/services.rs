@@ -46,6 +46,8 @@ pub struct Services {
     /// Capacity shared with other nodes in Redis (`[shared] redis`); `None`: this
     /// node's router alone decides.
     pub shared_capacity: Option<crate::shared::SharedCapacity>,
+    /// Failure limits counted on every node (`[shared] redis`).
+    pub shared_limits: Option<crate::shared::limits::SharedLimits>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
     guard: Mutex<GuessGuard>,
     /// The guard's changed counters, to the one thread that writes them in order.
@@ -108,6 +110,7 @@ impl Services {
         })?;
         let nonce_secret = nonce_secret(config, &cdrs)?;
         let ledger = open_ledger(config)?;
+        let shared_limits = crate::shared::limits::SharedLimits::start(config)?;
         let shared_capacity = match &config.shared.redis {
             Some(url) => Some(
                 crate::shared::SharedCapacity::start(url, &config.shared.capacity()).map_err(
@@ -142,6 +145,7 @@ impl Services {
             ledger,
             money_refusals: Arc::default(),
             shared_capacity,
+            shared_limits,
             prompts,
             directory,
             ivr: config.ivr.clone(),
@@ -170,6 +174,9 @@ impl Services {
 
     /// Counts a conference ID that was not found.
     pub fn guard_wrong_id(&self, caller: &CallerKey) {
+        if let Some(limits) = &self.shared_limits {
+            limits.caller_failed(caller);
+        }
         if let Some(mut g) = self.guard() {
             g.handle_wrong_id(caller, Instant::now());
             while g.poll_event().is_some() {} // the guard logs its own security events
@@ -193,6 +200,10 @@ impl Services {
         conference: &ConferenceKey,
         result: PinResult,
     ) {
+        if let (PinResult::Invalid, Some(limits)) = (result, &self.shared_limits) {
+            limits.caller_failed(caller);
+            limits.conference_failed(conference);
+        }
         if let Some(mut g) = self.guard() {
             match result {
                 PinResult::Invalid => g.handle_wrong_pin(caller, conference, Instant::now()),
@@ -207,7 +218,25 @@ impl Services {
     /// The guard, unless a thread panicked holding it (then the defence is off rather
     /// than every call failing; the panic itself is logged where it happened).
     fn guard(&self) -> Option<std::sync::MutexGuard<'_, GuessGuard>> {
-        self.guard.lock().ok()
+        let mut guard = self.guard.lock().ok()?;
+        // Blocks other nodes' guessers earned, heard since the guard was last used.
+        if let Some(limits) = &self.shared_limits {
+            let blocks = limits.take_guard_blocks();
+            if !blocks.is_empty() {
+                let wall = SystemTime::now();
+                let records = blocks
+                    .into_iter()
+                    .map(|(scope, until)| GuardRecord {
+                        scope,
+                        failures: 0,
+                        window_start: wall,
+                        blocked_until: Some(until),
+                    })
+                    .collect();
+                guard.restore(records, Instant::now(), wall);
+            }
+        }
+        Some(guard)
     }
 }
 

@@ -307,3 +307,83 @@ async fn six_wrong_passwords_then_the_right_one_is_refused_during_the_lock_out()
     assert_eq!(bridge.calls_in_progress(), 0);
     bridge.stop().await;
 }
+
+/// Two nodes sharing a Redis count one guesser's wrong passwords together: three on
+/// node A and two on node B make the five that lock bob's source out, on both nodes,
+/// though neither saw five itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_spread_over_two_nodes_lock_the_guesser_out_on_both() {
+    let redis = dialbridge_testkit::servers::Redis::start();
+    let node = |name: &str| {
+        let mut config = demo_config();
+        config.shared.redis = Some(redis.url());
+        config.shared.node = name.to_string();
+        config
+    };
+    let nodes = [
+        TestBridge::start(node("a")).await,
+        TestBridge::start(node("b")).await,
+    ];
+    for bridge in &nodes {
+        let mut ready = false;
+        for _ in 0..200 {
+            if metrics(bridge)
+                .await
+                .contains("\ndialbridge_shared_capacity_ready 1\n")
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "Redis never took the node's claims");
+    }
+    let mut attempt = 0;
+    for (bridge, guesses) in [(&nodes[0], 3), (&nodes[1], 2)] {
+        let ruri = ruri(NUMBER, bridge.sip_addr());
+        let phone = Phone::new("127.0.0.5", bridge.sip_addr()).await;
+        for _ in 0..guesses {
+            attempt += 1;
+            let challenge = phone
+                .invite("bob", NUMBER, &format!("spread-{attempt}"), None)
+                .await;
+            assert_eq!(
+                challenge.status(),
+                401,
+                "attempt {attempt}: {}",
+                challenge.text
+            );
+            let www = challenge.header("WWW-Authenticate").unwrap();
+            let wrong = respond(www, "bob", "guess", "INVITE", &ruri, "g", 1).unwrap();
+            let refused = phone
+                .invite("bob", NUMBER, &format!("spread-{attempt}b"), Some(&wrong))
+                .await;
+            assert_eq!(refused.status(), 403, "attempt {attempt}: {}", refused.text);
+            assert!(
+                !refused.text.contains("Too Many Failed Attempts"),
+                "no node saw five itself: {}",
+                refused.text
+            );
+        }
+    }
+    // The block comes back to both nodes through Redis (a round trip or two).
+    for (i, bridge) in nodes.iter().enumerate() {
+        let phone = Phone::new("127.0.0.5", bridge.sip_addr()).await;
+        let mut locked = false;
+        for n in 0..100 {
+            let answer = phone
+                .invite("bob", NUMBER, &format!("locked-{i}-{n}"), None)
+                .await;
+            if answer
+                .text
+                .starts_with("SIP/2.0 403 Too Many Failed Attempts")
+            {
+                locked = true;
+                break;
+            }
+            assert_eq!(answer.status(), 401, "{}", answer.text);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(locked, "node {i} never heard of the lock-out");
+    }
+}

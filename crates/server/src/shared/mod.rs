@@ -2,5 +2,6 @@
 //! one is the `dialbridge-shared` crate's).
 
 pub mod config;
+pub mod limits;
 
 pub use dialbridge_shared::{Claim, Lease, SharedCapacity, SharedRefusal, SharedRefusals};

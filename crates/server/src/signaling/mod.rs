@@ -131,9 +131,14 @@ impl Signaling {
         gauges: Arc<Gauges>,
         observers: Observers,
     ) -> Signaling {
-        let mut auth_state =
+        let memory =
             MemoryAuthState::new(config.auth.policy(), Some(services.nonce_secret.clone()))
                 .started_at(Self::wall_clock());
+        // With `[shared] redis`, failures count on every node (`shared/limits.rs`).
+        let mut auth_state: Box<dyn AuthState> = match &services.shared_limits {
+            Some(limits) => Box::new(limits.auth_state(memory, &config)),
+            None => Box::new(memory),
+        };
         // The in-process state cannot fail here; a shared one that did would leave this
         // node with nonces only it accepts, which is still safe.
         let secret = auth_state.nonce_secret().unwrap_or_else(|e| {
@@ -164,7 +169,7 @@ impl Signaling {
             layer: TransactionLayer::new(LayerConfig::default()),
             session_timers,
             auth,
-            auth_state: Box::new(auth_state),
+            auth_state,
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_client: HashMap::new(),

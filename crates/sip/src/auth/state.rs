@@ -189,6 +189,24 @@ impl MemoryAuthState {
         self
     }
 
+    /// Locks `subject` out until `until` (another node counted its failures): a
+    /// later end than one it has is kept, an earlier one changes nothing.
+    pub fn impose_lockout(&mut self, subject: &Subject, until: SystemTime) {
+        if self.subjects.get_mut(subject).is_none() {
+            self.subjects.insert(
+                subject.clone(),
+                Failures::default(),
+                self.policy.max_tracked,
+            );
+        }
+        if let Some(failures) = self.subjects.get_mut(subject)
+            && failures.locked_until.is_none_or(|t| t < until)
+        {
+            failures.locked_until = Some(until);
+            failures.recent.clear();
+        }
+    }
+
     /// Nonces remembered now.
     pub fn nonces_tracked(&self) -> usize {
         self.nonces.len()

@@ -925,3 +925,38 @@ proptest::proptest! {
         let _ = respond(&s, "u", "p", "INVITE", URI, "c", 1);
     }
 }
+
+#[test]
+fn a_lockout_imposed_from_another_node_refuses_until_it_ends_and_never_shortens_one() {
+    let mut bench = Bench::new();
+    let now = t0();
+    let until = now + Duration::from_secs(600);
+    bench
+        .state
+        .impose_lockout(&Subject::User("alice".into()), until);
+    let right = bench.alice(now, URI, 1);
+    assert!(matches!(
+        bench.check(URI, &right, SOURCE, now),
+        Verdict::LockedOut(Lockout {
+            subject: Subject::User(_),
+            ..
+        })
+    ));
+    // An earlier end keeps the later one.
+    bench
+        .state
+        .impose_lockout(&Subject::User("alice".into()), now + Duration::from_secs(1));
+    assert_eq!(
+        bench
+            .state
+            .locked_until(&Subject::User("alice".into()), now + Duration::from_secs(2)),
+        Some(until)
+    );
+    assert_eq!(
+        bench
+            .state
+            .locked_until(&Subject::User("alice".into()), until),
+        None,
+        "it ends when it says"
+    );
+}
