@@ -57,9 +57,11 @@ pub(super) fn open(path: &str) -> Result<Connection, DirectoryError> {
     dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn from_store(e: StoreError) -> DirectoryError {
+/// A store error as the directory's.
+pub(super) fn from_store(e: StoreError) -> DirectoryError {
     match e {
         StoreError::Sqlite(e) => DirectoryError::Sqlite(e),
+        StoreError::Postgres(e) => DirectoryError::Postgres(e),
         StoreError::SchemaTooNew { found, known } => DirectoryError::SchemaTooNew { found, known },
         other => DirectoryError::Database(other.to_string()),
     }

@@ -7,7 +7,7 @@
 mod postgres;
 mod redis;
 
-pub use postgres::Postgres;
+pub use postgres::{Postgres, PostgresDb};
 pub use redis::Redis;
 
 use std::net::{SocketAddr, TcpStream};
