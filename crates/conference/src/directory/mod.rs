@@ -79,7 +79,7 @@ impl Directory {
     /// client blocks on a runtime of its own).
     pub fn open_postgres(url: &str) -> Result<Self, DirectoryError> {
         Ok(Self {
-            store: Arc::new(Store::Postgres(pg::PgStore::open(url)?)),
+            store: Arc::new(Store::Postgres(Box::new(pg::PgStore::open(url)?))),
         })
     }
 

@@ -20,7 +20,7 @@ pub(super) enum Store {
     /// One connection is enough: every statement is a point lookup or a short write
     /// on a small table, and the slow part (Argon2) runs unlocked.
     Sqlite(Mutex<Connection>),
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Store {

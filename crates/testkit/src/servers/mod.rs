@@ -38,12 +38,18 @@ fn wait_accepting(what: &str, addr: SocketAddr, child: &mut Child) {
 
 /// Stops a server process: SIGTERM, then SIGKILL if it lingers, and reaps it.
 fn stop(child: &mut Child) {
+    stop_with(child, "-TERM");
+}
+
+/// Stops a server process with `signal` (`-TERM`, `-INT`), then SIGKILL if it lingers,
+/// and reaps it.
+fn stop_with(child: &mut Child, signal: &str) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
     let pid = child.id().to_string();
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status();
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {

@@ -63,10 +63,12 @@ impl Postgres {
         self.port
     }
 
-    /// Stops the server (an outage); its data stays for [`Postgres::resume`].
+    /// Stops the server (an outage); its data stays for [`Postgres::resume`]. A fast
+    /// shutdown (SIGINT): the clients' sessions are ended, as in a crash or a failover,
+    /// where SIGTERM's smart shutdown would wait for every client to leave.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            super::stop(&mut child);
+            super::stop_with(&mut child, "-INT");
         }
     }
 
