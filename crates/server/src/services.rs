@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use dialbridge_conference::guard::{CallerKey, GuardRecord, GuessGuard, PinEntry};
 use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
-use dialbridge_conference::directory::{Directory, Provider};
+use dialbridge_conference::directory::{Directory, DirectoryError, Provider};
 use dialbridge_conference::ivr::PromptId;
 use dialbridge_ledger::Ledger;
 use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
@@ -76,27 +76,9 @@ impl Services {
             ports.start..=ports.end - 1,
         )?;
         let prompts = Prompts::load(config)?;
-        let directory = Directory::open(&config.directory.database).map_err(|e| {
-            Error::Config(format!(
-                "{}: [directory] database: {e}",
-                config.path.display()
-            ))
-        })?;
-        if let Some(path) = &config.directory.import {
-            let file = std::fs::File::open(path)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            directory
-                .import_csv(file, &Provider::dialbridge())
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        }
+        let (directory, stored) = open_directory(config)?;
         // The guard's counters from before a restart: a guesser is not forgiven.
         let mut guard = GuessGuard::new(config.guard);
-        let stored = directory.guard_records().map_err(|e| {
-            Error::Config(format!(
-                "{}: [directory] database (guard counters): {e}",
-                config.path.display()
-            ))
-        })?;
         guard.restore(stored, Instant::now(), SystemTime::now());
         let guard_writes = guard_writer(directory.clone(), config.guard.window);
         let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
@@ -228,6 +210,50 @@ fn guard_writer(
             drop,
         );
     tx
+}
+
+/// The organiser directory, `[directory] import` applied, and the guessing guard's
+/// stored counters: in the SQLite file of `[directory] database` by default, in the
+/// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
+/// nodes: their organisers and lock-outs too).
+fn open_directory(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
+    // The PostgreSQL client blocks on a runtime of its own, which may not start on a
+    // thread of ours that drives tasks: the directory opens, imports and reads on a
+    // thread of its own (whichever the backend: one path to test).
+    std::thread::scope(|scope| scope.spawn(|| open_directory_here(config)).join())
+        .map_err(|_| Error::Config("the directory's opening thread panicked".to_string()))?
+}
+
+fn open_directory_here(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
+    let (opened, backend, database, key) = match &config.shared.postgres {
+        Some(url) => {
+            // Never the URL itself in a message: it may carry a password.
+            let target = dialbridge_store::pg::target(url);
+            let key = format!("[shared] postgres {target}: the organiser directory");
+            (Directory::open_postgres(url), "postgres", target, key)
+        }
+        None => {
+            let path = config.directory.database.clone();
+            let opened = Directory::open(&path);
+            (opened, "sqlite", path, "[directory] database".to_string())
+        }
+    };
+    let fault = |what: &str, e: DirectoryError| {
+        Error::Config(format!("{}: {key}{what}: {e}", config.path.display()))
+    };
+    let directory = opened.map_err(|e| fault("", e))?;
+    if let Some(path) = &config.directory.import {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        directory
+            .import_csv(file, &Provider::dialbridge())
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    }
+    let stored = directory
+        .guard_records()
+        .map_err(|e| fault(" (guard counters)", e))?;
+    tracing::info!(backend, database = %database, "directory open");
+    Ok((directory, stored))
 }
 
 /// The ledger of `[money]` (its reservations left open by a crash settled), or `None`
