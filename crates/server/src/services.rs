@@ -413,6 +413,21 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         let mut config = crate::testing::demo_config();
         config.directory.database = file.to_string_lossy().into_owned();
+        locked_out_across_a_restart(config).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same with the directory in PostgreSQL (`[shared] postgres`), opened, used
+    /// from the blocking pool and dropped on this task's thread as the server does.
+    #[tokio::test]
+    async fn a_locked_out_caller_stays_locked_out_across_a_restart_with_postgres() {
+        let db = dialbridge_testkit::servers::PostgresDb::create();
+        let mut config = crate::testing::demo_config();
+        config.shared.postgres = Some(db.url().to_string());
+        locked_out_across_a_restart(config).await;
+    }
+
+    async fn locked_out_across_a_restart(mut config: Config) {
         config.guard.max_failures_per_caller = 3;
         let guesser = CallerKey("telco-a/+15550001111".into());
         let other = CallerKey("telco-a/+15550002222".into());
@@ -424,14 +439,15 @@ mod tests {
         assert!(!services.guard_allows_id(&guesser));
         // The counters are written off the task: wait (bounded) for the lock-out to land.
         let end = Instant::now() + Duration::from_secs(10);
-        let locked = |s: &Services| {
-            s.directory
-                .guard_records()
+        loop {
+            let directory = services.directory.clone();
+            let records = tokio::task::spawn_blocking(move || directory.guard_records())
+                .await
                 .unwrap()
-                .iter()
-                .any(|r| r.blocked_until.is_some())
-        };
-        while !locked(&services) {
+                .unwrap();
+            if records.iter().any(|r| r.blocked_until.is_some()) {
+                break;
+            }
             assert!(
                 Instant::now() < end,
                 "the guard's counters were never stored"
@@ -446,7 +462,23 @@ mod tests {
             "forgiven by a restart"
         );
         assert!(restarted.guard_allows_id(&other));
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_directory_database_out_of_reach_is_a_config_error_naming_shared_postgres() {
+        let mut config = crate::testing::demo_config();
+        config.shared.postgres = Some("postgres://bridge:s3cret@127.0.0.1:1/dialbridge".into());
+        let err = match Services::start(&config, Arc::new(Gauges::default())) {
+            Err(Error::Config(err)) => err,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            err.contains(
+                "[shared] postgres bridge@127.0.0.1:1/dialbridge: the organiser directory"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     use crate::config::NonceSecret;
