@@ -19,6 +19,7 @@ mod directory {
     };
     use dialbridge_conference::guard::{CallerKey, GuardRecord, GuardScope};
     use dialbridge_conference::ivr::{ConferenceId, ConferenceKey, Pin, TenantId};
+    use dialbridge_testkit::on_both_backends;
     use dialbridge_testkit::servers::{Postgres, PostgresDb};
 
     const HEADER: &str = "tenant,organiser,display_name,toll_number,toll_free_number,conference_id,pin,wait_for_leader";
@@ -44,18 +45,6 @@ mod directory {
     enum Backend {
         Sqlite,
         Postgres,
-    }
-
-    /// Each listed test, a function of the [`Backend`], once on each.
-    macro_rules! on_both_backends {
-        ($($test:ident),* $(,)?) => {
-            mod sqlite {
-                $( #[test] fn $test() { super::$test(super::Backend::Sqlite) } )*
-            }
-            mod postgres {
-                $( #[test] fn $test() { super::$test(super::Backend::Postgres) } )*
-            }
-        };
     }
 
     on_both_backends!(

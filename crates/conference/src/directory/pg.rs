@@ -30,7 +30,7 @@ use dialbridge_store::pg::{self, PgSchema};
 use postgres::Client;
 
 use super::DirectoryError;
-use super::schema::from_store;
+use super::schema::{from_store, guard_counters_ddl, organisers_ddl};
 use super::store::{Db, lock};
 
 /// The directory's schema in PostgreSQL.
@@ -41,29 +41,17 @@ const SCHEMA: PgSchema<'static> = PgSchema {
 
 /// Migration `n` takes the database from version n to n+1. Version 1 is the SQLite
 /// file's version 3 (see schema.rs for what the columns mean).
-const MIGRATIONS: &[&str] = &["CREATE SCHEMA directory;
-    CREATE TABLE directory.organisers (
-        tenant           TEXT    NOT NULL,
-        organiser        TEXT    NOT NULL,
-        display_name     TEXT    NOT NULL,
-        toll_number      TEXT    NOT NULL,
-        toll_free_number TEXT,
-        conference_id    TEXT    NOT NULL,
-        pin_hash         TEXT    NOT NULL CHECK (substr(pin_hash, 1, 7) = '$argon2'),
-        wait_for_leader  BOOLEAN NOT NULL,
-        provider         TEXT    NOT NULL DEFAULT 'dialbridge',
-        join_leave_tones BOOLEAN,
-        PRIMARY KEY (tenant, organiser),
-        UNIQUE (tenant, conference_id)
-    );
-    CREATE TABLE directory.guard_counters (
-        scope            TEXT   NOT NULL CHECK (scope IN ('caller', 'conference')),
-        key              TEXT   NOT NULL,
-        failures         BIGINT NOT NULL CHECK (failures >= 0),
-        window_start_ms  BIGINT NOT NULL,
-        blocked_until_ms BIGINT,
-        PRIMARY KEY (scope, key)
-    );"];
+const MIGRATIONS: &[&str] = &[concat!(
+    "CREATE SCHEMA directory;\n",
+    organisers_ddl!(
+        "directory.",
+        "BOOLEAN NOT NULL",
+        "\n        join_leave_tones BOOLEAN,",
+        ""
+    ),
+    "\n",
+    guard_counters_ddl!("directory.", "BIGINT", ""),
+)];
 
 /// Where the directory's statements find its tables by their bare names.
 const SEARCH_PATH: &str = "SET search_path = directory";
@@ -208,4 +196,51 @@ fn connection_lost(e: &DirectoryError) -> bool {
             let code = db.code().code();
             code.starts_with("08") || code.starts_with("57P")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use dialbridge_testkit::servers::PostgresDb;
+
+    use super::*;
+    use crate::directory::Directory;
+
+    #[test]
+    fn the_schema_is_versioned_keeps_its_rules_and_a_newer_one_is_refused() {
+        let db = PostgresDb::create();
+        let first = Directory::open_postgres(db.url()).unwrap();
+        // A second node opening the same database migrates nothing.
+        let _second = Directory::open_postgres(db.url()).unwrap();
+        let mut client = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+        let version: i64 = client
+            .query_one(
+                "SELECT version FROM schema_version WHERE name = 'directory'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(version, 1);
+        let insert = |client: &mut Client, pin: &str| {
+            client.execute(
+                "INSERT INTO directory.organisers (tenant, organiser, display_name,
+                     toll_number, conference_id, pin_hash, wait_for_leader)
+                 VALUES ('t', $1, '', '+1', '123456', $1, false)",
+                &[&pin],
+            )
+        };
+        assert!(insert(&mut client, "13579").is_err());
+        assert!(insert(&mut client, "$argon2id$v=19$m=16384,t=2,p=1$c2FsdA$aGFzaA").is_ok());
+        drop(first);
+
+        client
+            .execute(
+                "UPDATE schema_version SET version = 2 WHERE name = 'directory'",
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(
+            Directory::open_postgres(db.url()),
+            Err(DirectoryError::SchemaTooNew { found: 2, known: 1 })
+        ));
+    }
 }

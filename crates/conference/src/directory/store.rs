@@ -148,37 +148,20 @@ pub(super) trait PgExec {
     ) -> Result<Vec<postgres::Row>, postgres::Error>;
 }
 
-impl PgExec for postgres::Client {
+impl<C: postgres::GenericClient> PgExec for C {
     fn execute(
         &mut self,
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<u64, postgres::Error> {
-        postgres::Client::execute(self, sql, params)
+        postgres::GenericClient::execute(self, sql, params)
     }
     fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        postgres::Client::query(self, sql, params)
-    }
-}
-
-impl PgExec for postgres::Transaction<'_> {
-    fn execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
-        postgres::Transaction::execute(self, sql, params)
-    }
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        postgres::Transaction::query(self, sql, params)
+        postgres::GenericClient::query(self, sql, params)
     }
 }
 

@@ -14,6 +14,21 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+/// Each listed test, a function of the calling module's `Backend` (an enum with
+/// variants `Sqlite` and `Postgres`), once on each backend: in modules `sqlite` and
+/// `postgres`, so a test's name says which it ran on.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $test() { super::$test(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $test() { super::$test(super::Backend::Postgres) } )*
+        }
+    };
+}
+
 /// How long a server may take to accept connections after it was started.
 const START_WITHIN: Duration = Duration::from_secs(30);
 
