@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use dialbridge_testkit::caller::{CALLING, caller, place, tone};
-use dialbridge_testkit::serve::{DemoToml, Serve, toml_string};
+use dialbridge_testkit::scratch_dir;
+use dialbridge_testkit::serve::{Serve, toml_string};
 use dialbridge_testkit::servers::PostgresDb;
-use dialbridge_testkit::{ip, ports::free_udp_tcp_port, scratch_dir};
 
 /// Lee, a new organiser of contoso with a conference ID no demo organiser has.
 const LEE: &str =
@@ -27,31 +27,13 @@ struct Node {
 
 /// A bridge process with the demo's config, its directory (and ledger) in `postgres`.
 async fn start_node(dir: &Path, postgres: &PostgresDb, name: &str) -> Node {
-    let loopback = ip("127.0.0.1");
-    let (sip, tls, admin) = (
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-    );
     let shared = [
         format!("postgres = {}", toml_string(postgres.url())),
         format!("node = {}", toml_string(name)),
     ];
-    let config = DemoToml::new(dir)
-        .on_loopback_ports(sip, tls, admin)
-        .add_table("shared", &shared);
-    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let serve = Serve::start(
-        env!("CARGO_BIN_EXE_dialbridge").as_ref(),
-        &config,
-        admin,
-        dir,
-    )
-    .await;
-    Node {
-        serve,
-        sip: format!("127.0.0.1:{sip}").parse().unwrap(),
-    }
+    let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
+    let (serve, sip) = Serve::start_demo(bin, dir, |c| c.add_table("shared", &shared)).await;
+    Node { serve, sip }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,12 +29,11 @@ impl Store {
     /// (a restarted server).
     pub(super) fn read<T>(
         &self,
-        f: impl FnMut(&mut Db<'_, '_>) -> Result<T, DirectoryError>,
+        mut f: impl FnMut(&mut Db<'_, '_>) -> Result<T, DirectoryError>,
     ) -> Result<T, DirectoryError> {
         match self {
             Store::Sqlite(conn) => {
                 let conn = lock(conn)?;
-                let mut f = f;
                 f(&mut Db::Sqlite(&conn))
             }
             Store::Postgres(pg) => pg.read(f),
