@@ -16,6 +16,7 @@ use dialbridge_ledger::{
     Account, Amount, Committed, Ledger, LedgerError, Leg, LegSpec, Meter, MeterEvent, MoneyConfig,
     Refusal, Source, done_channel,
 };
+use dialbridge_testkit::on_both_backends;
 use dialbridge_testkit::servers::Postgres;
 
 const DEMO: &str = include_str!("../../../fixtures/demo.toml");
@@ -137,18 +138,6 @@ fn accepting_logins(server: &Postgres) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Each listed test, a function of the [`Backend`], once on each.
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $test() { super::$test(super::Backend::Sqlite) } )*
-        }
-        mod postgres {
-            $( #[test] fn $test() { super::$test(super::Backend::Postgres) } )*
-        }
-    };
 }
 
 on_both_backends!(

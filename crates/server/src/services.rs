@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use dialbridge_conference::guard::{CallerKey, GuardRecord, GuessGuard, PinEntry};
 use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 
-use dialbridge_conference::directory::{Directory, Provider};
+use dialbridge_conference::directory::{Directory, DirectoryError, Provider};
 use dialbridge_conference::ivr::PromptId;
 use dialbridge_ledger::Ledger;
 use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
@@ -78,27 +78,9 @@ impl Services {
             ports.start..=ports.end - 1,
         )?;
         let prompts = Prompts::load(config)?;
-        let directory = Directory::open(&config.directory.database).map_err(|e| {
-            Error::Config(format!(
-                "{}: [directory] database: {e}",
-                config.path.display()
-            ))
-        })?;
-        if let Some(path) = &config.directory.import {
-            let file = std::fs::File::open(path)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            directory
-                .import_csv(file, &Provider::dialbridge())
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        }
+        let (directory, stored) = open_directory(config)?;
         // The guard's counters from before a restart: a guesser is not forgiven.
         let mut guard = GuessGuard::new(config.guard);
-        let stored = directory.guard_records().map_err(|e| {
-            Error::Config(format!(
-                "{}: [directory] database (guard counters): {e}",
-                config.path.display()
-            ))
-        })?;
         guard.restore(stored, Instant::now(), SystemTime::now());
         let guard_writes = guard_writer(directory.clone(), config.guard.window);
         let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
@@ -263,6 +245,50 @@ fn guard_writer(
     tx
 }
 
+/// The organiser directory, `[directory] import` applied, and the guessing guard's
+/// stored counters: in the SQLite file of `[directory] database` by default, in the
+/// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
+/// nodes: their organisers and lock-outs too).
+fn open_directory(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
+    // The PostgreSQL client blocks on a runtime of its own, which may not start on a
+    // thread of ours that drives tasks: the directory opens, imports and reads on a
+    // thread of its own (whichever the backend: one path to test).
+    std::thread::scope(|scope| scope.spawn(|| open_directory_here(config)).join())
+        .map_err(|_| Error::Config("the directory's opening thread panicked".to_string()))?
+}
+
+fn open_directory_here(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
+    let (opened, backend, database, key) = match &config.shared.postgres {
+        Some(url) => {
+            // Never the URL itself in a message: it may carry a password.
+            let target = dialbridge_store::pg::target(url);
+            let key = format!("[shared] postgres {target}: the organiser directory");
+            (Directory::open_postgres(url), "postgres", target, key)
+        }
+        None => {
+            let path = config.directory.database.clone();
+            let opened = Directory::open(&path);
+            (opened, "sqlite", path, "[directory] database".to_string())
+        }
+    };
+    let fault = |what: &str, e: DirectoryError| {
+        Error::Config(format!("{}: {key}{what}: {e}", config.path.display()))
+    };
+    let directory = opened.map_err(|e| fault("", e))?;
+    if let Some(path) = &config.directory.import {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        directory
+            .import_csv(file, &Provider::dialbridge())
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    }
+    let stored = directory
+        .guard_records()
+        .map_err(|e| fault(" (guard counters)", e))?;
+    tracing::info!(backend, database = %database, "directory open");
+    Ok((directory, stored))
+}
+
 /// The ledger of `[money]` (its reservations left open by a crash settled), or `None`
 /// without the section: in the SQLite file of `[money] database` by default, in the
 /// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
@@ -420,6 +446,21 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         let mut config = crate::testing::demo_config();
         config.directory.database = file.to_string_lossy().into_owned();
+        locked_out_across_a_restart(config).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same with the directory in PostgreSQL (`[shared] postgres`), opened, used
+    /// from the blocking pool and dropped on this task's thread as the server does.
+    #[tokio::test]
+    async fn a_locked_out_caller_stays_locked_out_across_a_restart_with_postgres() {
+        let db = dialbridge_testkit::servers::PostgresDb::create();
+        let mut config = crate::testing::demo_config();
+        config.shared.postgres = Some(db.url().to_string());
+        locked_out_across_a_restart(config).await;
+    }
+
+    async fn locked_out_across_a_restart(mut config: Config) {
         config.guard.max_failures_per_caller = 3;
         let guesser = CallerKey("telco-a/+15550001111".into());
         let other = CallerKey("telco-a/+15550002222".into());
@@ -431,14 +472,15 @@ mod tests {
         assert!(!services.guard_allows_id(&guesser));
         // The counters are written off the task: wait (bounded) for the lock-out to land.
         let end = Instant::now() + Duration::from_secs(10);
-        let locked = |s: &Services| {
-            s.directory
-                .guard_records()
+        loop {
+            let directory = services.directory.clone();
+            let records = tokio::task::spawn_blocking(move || directory.guard_records())
+                .await
                 .unwrap()
-                .iter()
-                .any(|r| r.blocked_until.is_some())
-        };
-        while !locked(&services) {
+                .unwrap();
+            if records.iter().any(|r| r.blocked_until.is_some()) {
+                break;
+            }
             assert!(
                 Instant::now() < end,
                 "the guard's counters were never stored"
@@ -453,7 +495,23 @@ mod tests {
             "forgiven by a restart"
         );
         assert!(restarted.guard_allows_id(&other));
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_directory_database_out_of_reach_is_a_config_error_naming_shared_postgres() {
+        let mut config = crate::testing::demo_config();
+        config.shared.postgres = Some("postgres://bridge:s3cret@127.0.0.1:1/dialbridge".into());
+        let err = match Services::start(&config, Arc::new(Gauges::default())) {
+            Err(Error::Config(err)) => err,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            err.contains(
+                "[shared] postgres bridge@127.0.0.1:1/dialbridge: the organiser directory"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     use crate::config::NonceSecret;

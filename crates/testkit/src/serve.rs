@@ -195,6 +195,22 @@ impl Serve {
         }
     }
 
+    /// Starts `bin` on the demo's config with every listener on a free loopback port,
+    /// `edit` applied last, its files in `dir`: the bridge and its SIP address (UDP and
+    /// TCP). For tests that run several bridges (nodes) side by side.
+    pub async fn start_demo(
+        bin: &Path,
+        dir: &Path,
+        edit: impl FnOnce(DemoToml) -> DemoToml,
+    ) -> (Serve, SocketAddr) {
+        let [sip, tls, admin] =
+            [(); 3].map(|()| crate::ports::free_udp_tcp_port(crate::ip("127.0.0.1")));
+        let config = edit(DemoToml::new(dir).on_loopback_ports(sip, tls, admin));
+        let serve =
+            Serve::start(bin, &config, SocketAddr::from(([127, 0, 0, 1], admin)), dir).await;
+        (serve, SocketAddr::from(([127, 0, 0, 1], sip)))
+    }
+
     /// Kills the bridge (SIGKILL) and leaves its directory, so that a bridge started on
     /// it next finds its databases: a restart after a crash.
     pub fn kill_keeping_files(mut self) {

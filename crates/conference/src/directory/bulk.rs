@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io::{Read, Write};
 
-use rusqlite::{Connection, TransactionBehavior};
-
+use super::store::Db;
 use super::types::{check_display_name, check_tenant};
 use super::{
     Directory, DirectoryError, OrganiserId, OrganiserRecord, Provider, TelNumber, Upsert,
@@ -232,35 +231,34 @@ impl Directory {
         let ParsedFile { rows, mut errors } = parse_file(input, provider)?;
         // A first look at the database, unlocked afterwards: hashing is slow and
         // must not hold the lock, and is pointless if the file will be refused.
-        errors.extend(check_against(&*self.lock()?, &rows)?);
+        errors.extend(self.store.read(|db| check_against(db, &rows))?);
         refuse_if_any(errors)?;
 
         let hashes = hash_pins(&rows)?;
 
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Again inside the write transaction: the directory may have changed while
-        // we hashed.
-        refuse_if_any(check_against(&tx, &rows)?)?;
-        // Park the conference IDs of the file's organisers on a value no ID can take
-        // ('~' is not a digit), so IDs can move between them without a UNIQUE
-        // violation half-way.
-        let mut park = tx.prepare_cached(
-            "UPDATE organisers SET conference_id = '~' || organiser
-             WHERE tenant = ?1 AND organiser = ?2",
-        )?;
-        for row in &rows {
-            park.execute((row.record.tenant.as_str(), row.record.organiser.as_str()))?;
-        }
-        drop(park);
-        let mut summary = ImportSummary::default();
-        for (row, phc) in rows.iter().zip(&hashes) {
-            match write_organiser(&tx, &row.record, phc.as_deref())? {
-                Upsert::Added => summary.added += 1,
-                Upsert::Updated => summary.updated += 1,
+        let summary = self.store.write(|db| {
+            // Again inside the write transaction: the directory may have changed
+            // while we hashed (through this node or another).
+            refuse_if_any(check_against(db, &rows)?)?;
+            // Park the conference IDs of the file's organisers on a value no ID can
+            // take ('~' is not a digit), so IDs can move between them without a
+            // UNIQUE violation half-way.
+            for row in &rows {
+                db.execute(
+                    "UPDATE organisers SET conference_id = '~' || organiser
+                     WHERE tenant = ?1 AND organiser = ?2",
+                    &[&row.record.tenant.as_str(), &row.record.organiser.as_str()],
+                )?;
             }
-        }
-        tx.commit()?;
+            let mut summary = ImportSummary::default();
+            for (row, phc) in rows.iter().zip(&hashes) {
+                match write_organiser(db, &row.record, phc.as_deref())? {
+                    Upsert::Added => summary.added += 1,
+                    Upsert::Updated => summary.updated += 1,
+                }
+            }
+            Ok(summary)
+        })?;
         tracing::info!(
             %provider,
             added = summary.added,
@@ -651,7 +649,7 @@ fn unreadable(e: csv::Error, line: u64) -> Result<RowError, DirectoryError> {
 
 /// The checks that need the directory: a new organiser needs a PIN, and a conference
 /// ID must not belong to an organiser who keeps it.
-fn check_against(conn: &Connection, rows: &[ParsedRow]) -> Result<Vec<RowError>, DirectoryError> {
+fn check_against(db: &mut Db<'_, '_>, rows: &[ParsedRow]) -> Result<Vec<RowError>, DirectoryError> {
     let in_file: HashSet<(&TenantId, &OrganiserId)> = rows
         .iter()
         .map(|r| (&r.record.tenant, &r.record.organiser))
@@ -659,7 +657,7 @@ fn check_against(conn: &Connection, rows: &[ParsedRow]) -> Result<Vec<RowError>,
     let mut errors = Vec::new();
     for row in rows {
         let r = &row.record;
-        if row.pin.is_none() && !organiser_exists(conn, &r.tenant, &r.organiser)? {
+        if row.pin.is_none() && !organiser_exists(db, &r.tenant, &r.organiser)? {
             errors.push(RowError {
                 line: row.line,
                 problem: RowProblem::PinRequired,
@@ -667,7 +665,7 @@ fn check_against(conn: &Connection, rows: &[ParsedRow]) -> Result<Vec<RowError>,
         }
         // An owner who is in the file gets a new ID there (two rows with one ID are
         // a duplicate already reported), so the ID is free once the import applies.
-        if let Some(owner) = conference_id_owner(conn, r)?
+        if let Some(owner) = conference_id_owner(db, r)?
             && !in_file.contains(&(&r.tenant, &owner))
         {
             errors.push(RowError {

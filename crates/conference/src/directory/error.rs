@@ -75,7 +75,10 @@ pub enum DirectoryError {
     /// The database failed.
     #[error("directory database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// Another database failed (PostgreSQL, when shared).
+    /// The PostgreSQL database failed or could not be reached (`[shared] postgres`).
+    #[error("directory database (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database failed in another way (a store error this crate does not know).
     #[error("directory database: {0}")]
     Database(String),
     /// A thread panicked inside the directory (holding its lock, or hashing).

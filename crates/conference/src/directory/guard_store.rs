@@ -8,32 +8,24 @@ use crate::guard::{CallerKey, GuardRecord, GuardScope};
 use crate::ivr::{ConferenceId, ConferenceKey, TenantId};
 
 impl Directory {
-    /// Every stored counter.
+    /// Every stored counter (with PostgreSQL, every node's).
     pub fn guard_records(&self) -> Result<Vec<GuardRecord>, DirectoryError> {
-        let conn = self.lock()?;
-        let mut statement = conn.prepare(
-            "SELECT scope, key, failures, window_start_ms, blocked_until_ms FROM guard_counters",
-        )?;
-        let rows = statement.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })?;
-        let mut records = Vec::new();
-        for row in rows {
-            let (scope, key, failures, window_start, blocked_until) = row?;
-            records.push(GuardRecord {
-                scope: scope_from(&scope, &key)?,
-                failures,
-                window_start: from_ms(window_start),
-                blocked_until: blocked_until.map(from_ms),
-            });
-        }
-        Ok(records)
+        self.store.read(|db| {
+            db.query(
+                "SELECT scope, key, failures, window_start_ms, blocked_until_ms
+                 FROM guard_counters",
+                &[],
+                |r| {
+                    Ok(GuardRecord {
+                        scope: scope_from(&r.get::<String>(0)?, &r.get::<String>(1)?)?,
+                        failures: u32::try_from(r.get::<i64>(2)?)
+                            .map_err(corrupt("guard_counters.failures"))?,
+                        window_start: from_ms(r.get(3)?),
+                        blocked_until: r.get::<Option<i64>>(4)?.map(from_ms),
+                    })
+                },
+            )
+        })
     }
 
     /// Writes changed counters (one with no failures and no block is deleted) and
@@ -44,38 +36,39 @@ impl Directory {
         now: SystemTime,
         window: Duration,
     ) -> Result<(), DirectoryError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        for record in records {
-            let (scope, key) = scope_key(&record.scope);
-            if record.failures == 0 && record.blocked_until.is_none() {
-                tx.prepare_cached("DELETE FROM guard_counters WHERE scope = ?1 AND key = ?2")?
-                    .execute((scope, &key))?;
-                continue;
+        self.store.write(|db| {
+            for record in records {
+                let (scope, key) = scope_key(&record.scope);
+                if record.failures == 0 && record.blocked_until.is_none() {
+                    db.execute(
+                        "DELETE FROM guard_counters WHERE scope = ?1 AND key = ?2",
+                        &[&scope, &key],
+                    )?;
+                    continue;
+                }
+                db.execute(
+                    "INSERT INTO guard_counters
+                         (scope, key, failures, window_start_ms, blocked_until_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (scope, key) DO UPDATE SET failures = ?3,
+                         window_start_ms = ?4, blocked_until_ms = ?5",
+                    &[
+                        &scope,
+                        &key,
+                        &i64::from(record.failures),
+                        &to_ms(record.window_start),
+                        &record.blocked_until.map(to_ms),
+                    ],
+                )?;
             }
-            tx.prepare_cached(
-                "INSERT INTO guard_counters
-                     (scope, key, failures, window_start_ms, blocked_until_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (scope, key) DO UPDATE SET failures = ?3,
-                     window_start_ms = ?4, blocked_until_ms = ?5",
-            )?
-            .execute((
-                scope,
-                &key,
-                record.failures,
-                to_ms(record.window_start),
-                record.blocked_until.map(to_ms),
-            ))?;
-        }
-        let now_ms = to_ms(now);
-        tx.prepare_cached(
-            "DELETE FROM guard_counters
-             WHERE window_start_ms < ?1 AND COALESCE(blocked_until_ms, 0) < ?2",
-        )?
-        .execute((now_ms - to_ms(UNIX_EPOCH + window), now_ms))?;
-        tx.commit()?;
-        Ok(())
+            let now_ms = to_ms(now);
+            db.execute(
+                "DELETE FROM guard_counters
+                 WHERE window_start_ms < ?1 AND COALESCE(blocked_until_ms, 0) < ?2",
+                &[&(now_ms - to_ms(UNIX_EPOCH + window)), &now_ms],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -127,7 +120,12 @@ mod tests {
 
     #[test]
     fn counters_are_written_read_back_and_cleared() {
-        let dir = Directory::open(":memory:").unwrap();
+        for opened in crate::directory::backends::both() {
+            counters_are_written_read_back_and_cleared_on(&opened.dir);
+        }
+    }
+
+    fn counters_are_written_read_back_and_cleared_on(dir: &Directory) {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let conference = ConferenceKey {
             tenant: TenantId::new("contoso"),

@@ -2,22 +2,25 @@
 //! leader PIN (as a salted Argon2id hash only), and the bulk CSV round trip with a
 //! third-party audio-conferencing provider (DOMAIN.md, "Conference IDs and PINs").
 //!
-//! Storage is an embedded SQLite file (or `:memory:`). The API is synchronous: PIN
-//! hashing and verification are deliberately slow (~30 ms, see [`PIN_HASH_PARAMS`]),
-//! so async callers run those from `spawn_blocking`. Hashing always happens outside
-//! the connection lock, so a slow PIN check never holds up a lookup.
+//! Storage is an embedded SQLite file (or `:memory:`), or a PostgreSQL database
+//! several bridge nodes share (`pg.rs`); `store.rs` runs the same statements on
+//! either. The API is synchronous: PIN hashing and verification are deliberately slow
+//! (~30 ms, see [`PIN_HASH_PARAMS`]), and PostgreSQL's client blocks, so async callers
+//! run the directory from `spawn_blocking`. Hashing always happens outside the
+//! connection lock, so a slow PIN check never holds up a lookup.
 
 mod bulk;
 mod error;
 mod guard_store;
+mod pg;
 mod pin_hash;
 mod schema;
+mod store;
 mod types;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 
 #[doc(hidden)]
 pub use bulk::fuzzing;
@@ -32,25 +35,33 @@ pub use types::{
 };
 
 use crate::ivr::{ConferenceId, Pin, TenantId};
+use store::{Db, Row, Store};
 
 /// How many digits [`Directory::reset_pin`] gives a fresh PIN.
 pub const RESET_PIN_DIGITS: usize = 6;
 
 /// The organiser directory. Cheap to clone (one shared connection behind an `Arc`),
-/// and usable from any thread.
-///
-/// One connection behind a mutex is enough here: every statement is a point lookup
-/// or a short write on a small table, and the slow part (Argon2) runs unlocked.
+/// and usable from any thread that does not drive async tasks.
 #[derive(Clone)]
 pub struct Directory {
-    conn: Arc<Mutex<Connection>>,
+    store: Arc<Store>,
 }
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directory").finish_non_exhaustive()
+        let backend = match *self.store {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Directory")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
     }
 }
+
+/// The columns [`record_from_row`] reads, in its order.
+const RECORD_COLUMNS: &str = "tenant, organiser, display_name, toll_number, toll_free_number,
+    conference_id, wait_for_leader, provider";
 
 impl Directory {
     /// Opens (creating if need be) the directory at `path`, or an empty in-memory one
@@ -58,7 +69,17 @@ impl Directory {
     pub fn open(path: &str) -> Result<Self, DirectoryError> {
         let conn = schema::open(path)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            store: Arc::new(Store::Sqlite(Mutex::new(conn))),
+        })
+    }
+
+    /// Opens the directory in the PostgreSQL database at `url` (`postgres://...`),
+    /// which other nodes may share, creating or migrating its schema. Call it, and the
+    /// directory's other methods, from a thread that does not drive async tasks (the
+    /// client blocks on a runtime of its own).
+    pub fn open_postgres(url: &str) -> Result<Self, DirectoryError> {
+        Ok(Self {
+            store: Arc::new(Store::Postgres(Box::new(pg::PgStore::open(url)?))),
         })
     }
 
@@ -69,23 +90,21 @@ impl Directory {
         tenant: &TenantId,
         id: &ConferenceId,
     ) -> Result<Option<ConferenceInfo>, DirectoryError> {
-        let conn = self.lock()?;
-        // Cached statements: lookups and PIN checks run once per call that dials in.
-        let found = conn
-            .prepare_cached(
+        let found = self.store.read(|db| {
+            db.query_opt(
                 "SELECT organiser, display_name, wait_for_leader, join_leave_tones
                  FROM organisers WHERE tenant = ?1 AND conference_id = ?2",
-            )?
-            .query_row((tenant.as_str(), id.as_str()), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, Option<bool>>(3)?,
-                ))
-            })
-            .optional()?;
-        drop(conn);
+                &[&tenant.as_str(), &id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<bool>(2)?,
+                        r.get::<Option<bool>>(3)?,
+                    ))
+                },
+            )
+        })?;
         let Some((organiser, display_name, wait_for_leader, join_leave_tones)) = found else {
             return Ok(None);
         };
@@ -105,13 +124,13 @@ impl Directory {
         tenant: &TenantId,
         organiser: &OrganiserId,
     ) -> Result<Option<ConferenceSettings>, DirectoryError> {
-        let join_leave_tones: Option<Option<bool>> = self
-            .lock()?
-            .prepare_cached(
+        let join_leave_tones: Option<Option<bool>> = self.store.read(|db| {
+            db.query_opt(
                 "SELECT join_leave_tones FROM organisers WHERE tenant = ?1 AND organiser = ?2",
-            )?
-            .query_row((tenant.as_str(), organiser.as_str()), |r| r.get(0))
-            .optional()?;
+                &[&tenant.as_str(), &organiser.as_str()],
+                |r| r.get(0),
+            )
+        })?;
         Ok(join_leave_tones.map(|join_leave_tones| ConferenceSettings { join_leave_tones }))
     }
 
@@ -124,13 +143,12 @@ impl Directory {
         organiser: &OrganiserId,
         tones: Option<bool>,
     ) -> Result<(), DirectoryError> {
-        let changed = self.lock()?.execute(
+        self.update_organiser(
             "UPDATE organisers SET join_leave_tones = ?3 WHERE tenant = ?1 AND organiser = ?2",
-            (tenant.as_str(), organiser.as_str(), tones),
+            tenant,
+            organiser,
+            &tones,
         )?;
-        if changed == 0 {
-            return Err(no_such(tenant, organiser));
-        }
         tracing::info!(%tenant, %organiser, ?tones, "join and leave tones set");
         Ok(())
     }
@@ -144,13 +162,13 @@ impl Directory {
         id: &ConferenceId,
         pin: &Pin,
     ) -> Result<bool, DirectoryError> {
-        let stored: Option<String> = self
-            .lock()?
-            .prepare_cached(
+        let stored: Option<String> = self.store.read(|db| {
+            db.query_opt(
                 "SELECT pin_hash FROM organisers WHERE tenant = ?1 AND conference_id = ?2",
-            )?
-            .query_row((tenant.as_str(), id.as_str()), |r| r.get(0))
-            .optional()?;
+                &[&tenant.as_str(), &id.as_str()],
+                |r| r.get(0),
+            )
+        })?;
         // An unknown ID returns at once: the IVR has already told the caller it
         // exists or not, so its timing reveals nothing more.
         match stored {
@@ -167,13 +185,12 @@ impl Directory {
         new_pin: &Pin,
     ) -> Result<(), DirectoryError> {
         let phc = pin_hash::hash(new_pin)?;
-        let changed = self.lock()?.execute(
+        self.update_organiser(
             "UPDATE organisers SET pin_hash = ?3 WHERE tenant = ?1 AND organiser = ?2",
-            (tenant.as_str(), organiser.as_str(), &phc),
+            tenant,
+            organiser,
+            &phc.as_str(),
         )?;
-        if changed == 0 {
-            return Err(no_such(tenant, organiser));
-        }
         tracing::info!(%tenant, %organiser, "leader PIN set");
         Ok(())
     }
@@ -199,19 +216,18 @@ impl Directory {
     /// Every organiser of `tenant` (or of all tenants), ordered by tenant then
     /// organiser. There is no PIN in a record.
     pub fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<OrganiserRecord>, DirectoryError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT tenant, organiser, display_name, toll_number, toll_free_number,
-                    conference_id, wait_for_leader, provider
-             FROM organisers WHERE ?1 IS NULL OR tenant = ?1
-             ORDER BY tenant, organiser",
-        )?;
-        let mut rows = stmt.query([tenant.map(TenantId::as_str)])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(record_from_row(row)?);
-        }
-        Ok(out)
+        let tenant = tenant.map(TenantId::as_str);
+        self.store.read(|db| {
+            db.query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM organisers
+                     WHERE CAST(?1 AS TEXT) IS NULL OR tenant = ?1
+                     ORDER BY tenant, organiser"
+                ),
+                &[&tenant],
+                record_from_row,
+            )
+        })
     }
 
     /// One organiser, if they exist (no PIN in it).
@@ -220,17 +236,15 @@ impl Directory {
         tenant: &TenantId,
         organiser: &OrganiserId,
     ) -> Result<Option<OrganiserRecord>, DirectoryError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT tenant, organiser, display_name, toll_number, toll_free_number,
-                    conference_id, wait_for_leader, provider
-             FROM organisers WHERE tenant = ?1 AND organiser = ?2",
-        )?;
-        let mut rows = stmt.query((tenant.as_str(), organiser.as_str()))?;
-        match rows.next()? {
-            Some(row) => Ok(Some(record_from_row(row)?)),
-            None => Ok(None),
-        }
+        self.store.read(|db| {
+            db.query_opt(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM organisers WHERE tenant = ?1 AND organiser = ?2"
+                ),
+                &[&tenant.as_str(), &organiser.as_str()],
+                record_from_row,
+            )
+        })
     }
 
     /// Adds an organiser, or replaces everything about an existing one. `pin` is
@@ -244,17 +258,16 @@ impl Directory {
         types::check_tenant(&record.tenant)?;
         types::check_display_name(&record.display_name)?;
         let phc = pin.map(pin_hash::hash).transpose()?;
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(owner) = conference_id_owner(&tx, record)? {
-            return Err(DirectoryError::ConferenceIdTaken {
-                tenant: record.tenant.clone(),
-                conference_id: record.conference_id,
-                owner,
-            });
-        }
-        let done = write_organiser(&tx, record, phc.as_deref())?;
-        tx.commit()?;
+        let done = self.store.write(|db| {
+            if let Some(owner) = conference_id_owner(db, record)? {
+                return Err(DirectoryError::ConferenceIdTaken {
+                    tenant: record.tenant.clone(),
+                    conference_id: record.conference_id,
+                    owner,
+                });
+            }
+            write_organiser(db, record, phc.as_deref())
+        })?;
         tracing::info!(tenant = %record.tenant, organiser = %record.organiser, ?done, "organiser saved");
         Ok(done)
     }
@@ -265,50 +278,55 @@ impl Directory {
         tenant: &TenantId,
         organiser: &OrganiserId,
     ) -> Result<bool, DirectoryError> {
-        let removed = self.lock()?.execute(
-            "DELETE FROM organisers WHERE tenant = ?1 AND organiser = ?2",
-            (tenant.as_str(), organiser.as_str()),
-        )?;
+        let removed = self.store.write(|db| {
+            db.execute(
+                "DELETE FROM organisers WHERE tenant = ?1 AND organiser = ?2",
+                &[&tenant.as_str(), &organiser.as_str()],
+            )
+        })?;
         if removed > 0 {
             tracing::info!(%tenant, %organiser, "organiser removed");
         }
         Ok(removed > 0)
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, DirectoryError> {
-        // Every write runs in a transaction that rolls back on drop, so a panic
-        // elsewhere while holding the lock cannot leave half a write behind; still,
-        // we refuse rather than guess.
-        self.conn.lock().map_err(|_| DirectoryError::Poisoned)
-    }
-}
-
-fn no_such(tenant: &TenantId, organiser: &OrganiserId) -> DirectoryError {
-    DirectoryError::NoSuchOrganiser {
-        tenant: tenant.clone(),
-        organiser: organiser.clone(),
+    /// Runs `sql`, an `UPDATE` of one organiser (`?1` the tenant, `?2` the organiser,
+    /// `?3` the new value); [`DirectoryError::NoSuchOrganiser`] if it changed nothing.
+    fn update_organiser(
+        &self,
+        sql: &str,
+        tenant: &TenantId,
+        organiser: &OrganiserId,
+        value: &dyn store::Param,
+    ) -> Result<(), DirectoryError> {
+        let changed = self
+            .store
+            .write(|db| db.execute(sql, &[&tenant.as_str(), &organiser.as_str(), value]))?;
+        if changed == 0 {
+            return Err(DirectoryError::NoSuchOrganiser {
+                tenant: tenant.clone(),
+                organiser: organiser.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
 /// Another organiser of the record's tenant who already has its conference ID.
 fn conference_id_owner(
-    conn: &Connection,
+    db: &mut Db<'_, '_>,
     record: &OrganiserRecord,
 ) -> Result<Option<OrganiserId>, DirectoryError> {
-    let owner: Option<String> = conn
-        .prepare_cached(
-            "SELECT organiser FROM organisers
-             WHERE tenant = ?1 AND conference_id = ?2 AND organiser <> ?3",
-        )?
-        .query_row(
-            (
-                record.tenant.as_str(),
-                record.conference_id.as_str(),
-                record.organiser.as_str(),
-            ),
-            |r| r.get(0),
-        )
-        .optional()?;
+    let owner: Option<String> = db.query_opt(
+        "SELECT organiser FROM organisers
+         WHERE tenant = ?1 AND conference_id = ?2 AND organiser <> ?3",
+        &[
+            &record.tenant.as_str(),
+            &record.conference_id.as_str(),
+            &record.organiser.as_str(),
+        ],
+        |r| r.get(0),
+    )?;
     owner
         .map(|o| OrganiserId::parse(&o).map_err(corrupt("organiser")))
         .transpose()
@@ -316,51 +334,54 @@ fn conference_id_owner(
 
 /// Whether the organiser is already in the directory.
 fn organiser_exists(
-    conn: &Connection,
+    db: &mut Db<'_, '_>,
     tenant: &TenantId,
     organiser: &OrganiserId,
 ) -> Result<bool, DirectoryError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM organisers WHERE tenant = ?1 AND organiser = ?2")?
-        .exists((tenant.as_str(), organiser.as_str()))?)
+    let found = db.query_opt(
+        "SELECT 1 FROM organisers WHERE tenant = ?1 AND organiser = ?2",
+        &[&tenant.as_str(), &organiser.as_str()],
+        |_| Ok(()),
+    )?;
+    Ok(found.is_some())
 }
 
 /// Inserts or updates one organiser; `phc: None` keeps the stored PIN hash (and is
 /// refused for a new organiser).
 fn write_organiser(
-    conn: &Connection,
+    db: &mut Db<'_, '_>,
     r: &OrganiserRecord,
     phc: Option<&str>,
 ) -> Result<Upsert, DirectoryError> {
-    let values = (
-        r.tenant.as_str(),
-        r.organiser.as_str(),
-        r.display_name.as_str(),
-        r.toll_number.as_str(),
-        r.toll_free_number.as_ref().map(TelNumber::as_str),
-        r.conference_id.as_str(),
-        phc,
-        r.wait_for_leader,
-        r.provider.as_str(),
-    );
-    if organiser_exists(conn, &r.tenant, &r.organiser)? {
-        conn.prepare_cached(
+    let values: [&dyn store::Param; 9] = [
+        &r.tenant.as_str(),
+        &r.organiser.as_str(),
+        &r.display_name.as_str(),
+        &r.toll_number.as_str(),
+        &r.toll_free_number.as_ref().map(TelNumber::as_str),
+        &r.conference_id.as_str(),
+        &phc,
+        &r.wait_for_leader,
+        &r.provider.as_str(),
+    ];
+    if organiser_exists(db, &r.tenant, &r.organiser)? {
+        db.execute(
             "UPDATE organisers SET display_name = ?3, toll_number = ?4, toll_free_number = ?5,
                  conference_id = ?6, pin_hash = coalesce(?7, pin_hash),
                  wait_for_leader = ?8, provider = ?9
              WHERE tenant = ?1 AND organiser = ?2",
-        )?
-        .execute(values)?;
+            &values,
+        )?;
         Ok(Upsert::Updated)
     } else if phc.is_none() {
         Err(DirectoryError::PinRequired)
     } else {
-        conn.prepare_cached(
+        db.execute(
             "INSERT INTO organisers (tenant, organiser, display_name, toll_number,
                  toll_free_number, conference_id, pin_hash, wait_for_leader, provider)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(values)?;
+            &values,
+        )?;
         Ok(Upsert::Added)
     }
 }
@@ -370,25 +391,53 @@ fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> DirectoryError {
     move |_| DirectoryError::Corrupt(column)
 }
 
-/// Parses a row of `SELECT tenant, organiser, display_name, toll_number,
-/// toll_free_number, conference_id, wait_for_leader, provider`.
-fn record_from_row(row: &Row<'_>) -> Result<OrganiserRecord, DirectoryError> {
+/// Parses a row of `SELECT` [`RECORD_COLUMNS`].
+fn record_from_row(row: &Row<'_, '_>) -> Result<OrganiserRecord, DirectoryError> {
     let toll_free: Option<String> = row.get(4)?;
     Ok(OrganiserRecord {
-        tenant: TenantId::new(row.get::<_, String>(0)?),
-        organiser: OrganiserId::parse(&row.get::<_, String>(1)?).map_err(corrupt("organiser"))?,
+        tenant: TenantId::new(row.get::<String>(0)?),
+        organiser: OrganiserId::parse(&row.get::<String>(1)?).map_err(corrupt("organiser"))?,
         display_name: row.get(2)?,
-        toll_number: TelNumber::parse(&row.get::<_, String>(3)?).map_err(corrupt("toll_number"))?,
+        toll_number: TelNumber::parse(&row.get::<String>(3)?).map_err(corrupt("toll_number"))?,
         toll_free_number: toll_free
             .as_deref()
             .map(TelNumber::parse)
             .transpose()
             .map_err(corrupt("toll_free_number"))?,
-        conference_id: ConferenceId::parse(&row.get::<_, String>(5)?)
+        conference_id: ConferenceId::parse(&row.get::<String>(5)?)
             .map_err(corrupt("conference_id"))?,
         wait_for_leader: row.get(6)?,
-        provider: Provider::parse(&row.get::<_, String>(7)?).map_err(corrupt("provider"))?,
+        provider: Provider::parse(&row.get::<String>(7)?).map_err(corrupt("provider"))?,
     })
+}
+
+/// Directories of both backends for the unit tests: each test runs on every one.
+#[cfg(test)]
+pub(crate) mod backends {
+    use dialbridge_testkit::servers::PostgresDb;
+
+    use super::Directory;
+
+    /// An empty directory, and the PostgreSQL database it lives in (dropped after it).
+    pub(crate) struct Opened {
+        pub dir: Directory,
+        _db: Option<PostgresDb>,
+    }
+
+    /// An empty in-memory SQLite directory, and one in a fresh PostgreSQL database.
+    pub(crate) fn both() -> [Opened; 2] {
+        let db = PostgresDb::create();
+        [
+            Opened {
+                dir: Directory::open(":memory:").unwrap(),
+                _db: None,
+            },
+            Opened {
+                dir: Directory::open_postgres(db.url()).unwrap(),
+                _db: Some(db),
+            },
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -398,12 +447,17 @@ mod tests {
     const ADELE: &str =
         "contoso,adele@contoso.com,Adele Vance,+14255550100,+18885550100,123456789,13579,no";
 
-    fn directory() -> Directory {
-        let dir = Directory::open(":memory:").unwrap();
+    /// Adele alone, in a directory of each backend.
+    fn directories() -> [backends::Opened; 2] {
+        let both = backends::both();
         let csv = format!("{}\n{ADELE}\n", CSV_COLUMNS.join(","));
-        dir.import_csv(csv.as_bytes(), &Provider::dialbridge())
-            .unwrap();
-        dir
+        for opened in &both {
+            opened
+                .dir
+                .import_csv(csv.as_bytes(), &Provider::dialbridge())
+                .unwrap();
+        }
+        both
     }
 
     fn export(dir: &Directory) -> String {
@@ -414,15 +468,20 @@ mod tests {
 
     #[test]
     fn join_leave_tones_are_set_per_conference_and_survive_an_import() {
-        let dir = directory();
+        for opened in directories() {
+            join_leave_tones_are_set_per_conference_and_survive_an_import_on(&opened.dir);
+        }
+    }
+
+    fn join_leave_tones_are_set_per_conference_and_survive_an_import_on(dir: &Directory) {
         let (contoso, adele) = (
             TenantId::new("contoso"),
             OrganiserId::parse("adele@contoso.com").unwrap(),
         );
         let id = ConferenceId::parse("123456789").unwrap();
         let tones = |dir: &Directory| dir.lookup(&contoso, &id).unwrap().unwrap().join_leave_tones;
-        let exported = export(&dir);
-        assert_eq!(tones(&dir), None, "the bridge's default until set");
+        let exported = export(dir);
+        assert_eq!(tones(dir), None, "the bridge's default until set");
         assert_eq!(
             dir.settings(&contoso, &adele).unwrap(),
             Some(ConferenceSettings::default())
@@ -430,7 +489,7 @@ mod tests {
 
         dir.set_join_leave_tones(&contoso, &adele, Some(false))
             .unwrap();
-        assert_eq!(tones(&dir), Some(false));
+        assert_eq!(tones(dir), Some(false));
         assert_eq!(
             dir.settings(&contoso, &adele).unwrap(),
             Some(ConferenceSettings {
@@ -438,21 +497,26 @@ mod tests {
             })
         );
         // Not part of the provider's file, and a re-import of it keeps the setting.
-        assert_eq!(export(&dir), exported);
+        assert_eq!(export(dir), exported);
         dir.import_csv(exported.as_bytes(), &Provider::dialbridge())
             .unwrap();
-        assert_eq!(tones(&dir), Some(false));
+        assert_eq!(tones(dir), Some(false));
 
         dir.set_join_leave_tones(&contoso, &adele, Some(true))
             .unwrap();
-        assert_eq!(tones(&dir), Some(true));
+        assert_eq!(tones(dir), Some(true));
         dir.set_join_leave_tones(&contoso, &adele, None).unwrap();
-        assert_eq!(tones(&dir), None);
+        assert_eq!(tones(dir), None);
     }
 
     #[test]
     fn join_leave_tones_of_an_unknown_organiser_are_refused() {
-        let dir = directory();
+        for opened in directories() {
+            join_leave_tones_of_an_unknown_organiser_are_refused_on(&opened.dir);
+        }
+    }
+
+    fn join_leave_tones_of_an_unknown_organiser_are_refused_on(dir: &Directory) {
         let fabrikam = TenantId::new("fabrikam");
         let adele = OrganiserId::parse("adele@contoso.com").unwrap();
         assert!(matches!(

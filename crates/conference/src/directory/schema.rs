@@ -9,11 +9,16 @@ use super::DirectoryError;
 /// The schema version this build writes.
 pub(super) const SCHEMA_VERSION: i64 = 3;
 
-/// Migration `n` takes a database from `user_version` n to n+1.
-const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: organisers. `(tenant, conference_id)` is unique because a conference ID
-    // is looked up only within a tenant; `pin_hash` can only hold a PHC Argon2 string.
-    "CREATE TABLE organisers (
+/// `organisers` in either backend's SQL, so both hold the same rules: `$schema` what
+/// precedes the table's name, `$wait` the type of `wait_for_leader` (SQLite keeps
+/// booleans as 0/1 under a CHECK), `$more` columns a later SQLite migration adds,
+/// `$strict` what follows the table's definition.
+macro_rules! organisers_ddl {
+    ($schema:literal, $wait:literal, $more:literal, $strict:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $schema,
+            "organisers (
         tenant           TEXT    NOT NULL,
         organiser        TEXT    NOT NULL,
         display_name     TEXT    NOT NULL,
@@ -21,25 +26,67 @@ const MIGRATIONS: &[&str] = &[
         toll_free_number TEXT,
         conference_id    TEXT    NOT NULL,
         pin_hash         TEXT    NOT NULL CHECK (substr(pin_hash, 1, 7) = '$argon2'),
-        wait_for_leader  INTEGER NOT NULL CHECK (wait_for_leader IN (0, 1)),
-        provider         TEXT    NOT NULL DEFAULT 'dialbridge',
+        wait_for_leader  ",
+            $wait,
+            ",
+        provider         TEXT    NOT NULL DEFAULT 'dialbridge',",
+            $more,
+            "
         PRIMARY KEY (tenant, organiser),
         UNIQUE (tenant, conference_id)
-    ) STRICT;",
+    )",
+            $strict,
+            ";"
+        )
+    };
+}
+pub(super) use organisers_ddl;
+
+/// `guard_counters` in either backend's SQL: `$schema` what precedes the table's name,
+/// `$int` a 64-bit integer's type, `$strict` what follows the table's definition.
+macro_rules! guard_counters_ddl {
+    ($schema:literal, $int:literal, $strict:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $schema,
+            "guard_counters (
+        scope            TEXT    NOT NULL CHECK (scope IN ('caller', 'conference')),
+        key              TEXT    NOT NULL,
+        failures         ",
+            $int,
+            " NOT NULL CHECK (failures >= 0),
+        window_start_ms  ",
+            $int,
+            " NOT NULL,
+        blocked_until_ms ",
+            $int,
+            ",
+        PRIMARY KEY (scope, key)
+    )",
+            $strict,
+            ";"
+        )
+    };
+}
+pub(super) use guard_counters_ddl;
+
+/// Migration `n` takes a database from `user_version` n to n+1.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: organisers. `(tenant, conference_id)` is unique because a conference ID
+    // is looked up only within a tenant; `pin_hash` can only hold a PHC Argon2 string.
+    organisers_ddl!(
+        "",
+        "INTEGER NOT NULL CHECK (wait_for_leader IN (0, 1))",
+        "",
+        " STRICT"
+    ),
     // 1 -> 2: per-conference join and leave tones; NULL (every existing row) means
     // the bridge's default (`[conference] join_leave_tones`).
     "ALTER TABLE organisers ADD COLUMN join_leave_tones INTEGER
         CHECK (join_leave_tones IN (0, 1));",
     // 2 -> 3: the guessing guard's counters, so a restart does not forgive a guesser.
     // Times are milliseconds since the Unix epoch.
-    "CREATE TABLE guard_counters (
-        scope            TEXT    NOT NULL CHECK (scope IN ('caller', 'conference')),
-        key              TEXT    NOT NULL,
-        failures         INTEGER NOT NULL CHECK (failures >= 0),
-        window_start_ms  INTEGER NOT NULL,
-        blocked_until_ms INTEGER,
-        PRIMARY KEY (scope, key)
-    ) STRICT;",
+    guard_counters_ddl!("", "INTEGER", " STRICT"),
 ];
 
 /// The directory's schema: NORMAL durability, because an admin can import again
@@ -57,9 +104,11 @@ pub(super) fn open(path: &str) -> Result<Connection, DirectoryError> {
     dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn from_store(e: StoreError) -> DirectoryError {
+/// A store error as the directory's.
+pub(super) fn from_store(e: StoreError) -> DirectoryError {
     match e {
         StoreError::Sqlite(e) => DirectoryError::Sqlite(e),
+        StoreError::Postgres(e) => DirectoryError::Postgres(e),
         StoreError::SchemaTooNew { found, known } => DirectoryError::SchemaTooNew { found, known },
         other => DirectoryError::Database(other.to_string()),
     }

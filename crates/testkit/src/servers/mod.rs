@@ -7,12 +7,27 @@
 mod postgres;
 mod redis;
 
-pub use postgres::Postgres;
+pub use postgres::{Postgres, PostgresDb};
 pub use redis::Redis;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::time::{Duration, Instant};
+
+/// Each listed test, a function of the calling module's `Backend` (an enum with
+/// variants `Sqlite` and `Postgres`), once on each backend: in modules `sqlite` and
+/// `postgres`, so a test's name says which it ran on.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $test() { super::$test(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $test() { super::$test(super::Backend::Postgres) } )*
+        }
+    };
+}
 
 /// How long a server may take to accept connections after it was started.
 const START_WITHIN: Duration = Duration::from_secs(30);
@@ -38,12 +53,18 @@ fn wait_accepting(what: &str, addr: SocketAddr, child: &mut Child) {
 
 /// Stops a server process: SIGTERM, then SIGKILL if it lingers, and reaps it.
 fn stop(child: &mut Child) {
+    stop_with(child, "-TERM");
+}
+
+/// Stops a server process with `signal` (`-TERM`, `-INT`), then SIGKILL if it lingers,
+/// and reaps it.
+fn stop_with(child: &mut Child, signal: &str) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
     let pid = child.id().to_string();
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status();
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {

@@ -7,6 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// A running `postgres`, stopped when dropped.
 #[derive(Debug)]
@@ -60,10 +63,12 @@ impl Postgres {
         self.port
     }
 
-    /// Stops the server (an outage); its data stays for [`Postgres::resume`].
+    /// Stops the server (an outage); its data stays for [`Postgres::resume`]. A fast
+    /// shutdown (SIGINT): the clients' sessions are ended, as in a crash or a failover,
+    /// where SIGTERM's smart shutdown would wait for every client to leave.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            super::stop(&mut child);
+            super::stop_with(&mut child, "-INT");
         }
     }
 
@@ -85,6 +90,66 @@ impl Postgres {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
         super::wait_accepting("postgres", addr, &mut child);
         self.child = Some(child);
+    }
+}
+
+/// A database of a test's own, on a server that the tests of one process running at the
+/// same time share: many tests that each want an empty database cost one cluster (about
+/// a second to make), not one each. The server stops when the last of them is dropped.
+/// A test that stops its server (an outage) starts a [`Postgres`] of its own instead.
+#[derive(Debug)]
+pub struct PostgresDb {
+    url: String,
+    _server: Arc<Postgres>,
+}
+
+impl PostgresDb {
+    /// Creates an empty database (on the shared server, started if none is running).
+    pub fn create() -> PostgresDb {
+        static SHARED: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server = {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            shared.upgrade().unwrap_or_else(|| {
+                let server = Arc::new(Postgres::start());
+                *shared = Arc::downgrade(&server);
+                server
+            })
+        };
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        // The server accepts connections a moment before it takes logins: try again
+        // until it does (bounded).
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(binary("createdb"))
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+                .arg(server.port.to_string())
+                .arg(&name)
+                .output()
+                .expect("createdb");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "createdb {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PostgresDb {
+            url: format!("postgres://postgres@127.0.0.1:{}/{name}", server.port),
+            _server: server,
+        }
+    }
+
+    /// A connection string for the database as the `postgres` superuser.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
