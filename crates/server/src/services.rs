@@ -433,10 +433,13 @@ mod tests {
 
     #[test]
     fn the_nonce_secret_comes_from_the_config_a_file_or_the_cdr_database() {
-        let cdrs = CdrStore::open(":memory:").unwrap();
+        crate::cdr::tests::on_both_backends(nonce_secret_on);
+    }
+
+    fn nonce_secret_on(cdrs: &CdrStore) {
         let value = NonceSecret::Value("0123456789abcdef".into());
         let config = with_secret(Some(value));
-        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), b"0123456789abcdef");
+        assert_eq!(nonce_secret(&config, cdrs).unwrap(), b"0123456789abcdef");
 
         let path =
             std::env::temp_dir().join(format!("dialbridge-nonce-{}.key", std::process::id()));
@@ -447,23 +450,23 @@ mod tests {
         };
         let config = with_secret(Some(file(&path)));
         assert_eq!(
-            nonce_secret(&config, &cdrs).unwrap(),
+            nonce_secret(&config, cdrs).unwrap(),
             b"a key of the operator's, shared"
         );
         std::fs::write(&path, "short\n").unwrap();
-        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        let err = nonce_secret(&config, cdrs).unwrap_err().to_string();
         assert!(
             err.contains("demo.toml:42: [auth] nonce_secret_file"),
             "{err}"
         );
         std::fs::remove_file(&path).unwrap();
-        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        let err = nonce_secret(&config, cdrs).unwrap_err().to_string();
         assert!(err.contains("demo.toml:42:"), "{err}");
 
         // Neither: made once, the same on the next start.
         let config = with_secret(None);
-        let made = nonce_secret(&config, &cdrs).unwrap();
+        let made = nonce_secret(&config, cdrs).unwrap();
         assert_eq!(made.len(), 32);
-        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), made);
+        assert_eq!(nonce_secret(&config, cdrs).unwrap(), made);
     }
 }

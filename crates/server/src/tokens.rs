@@ -322,7 +322,10 @@ mod tests {
 
     #[test]
     fn a_made_token_is_recognised_until_revoked_and_only_its_hash_is_kept() {
-        let store = CdrStore::open(":memory:").unwrap();
+        crate::cdr::tests::on_both_backends(made_token_is_recognised_on);
+    }
+
+    fn made_token_is_recognised_on(store: &CdrStore) {
         let contoso = Principal::TenantAdmin {
             tenant: "contoso".into(),
         };

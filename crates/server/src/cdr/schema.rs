@@ -1,12 +1,15 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
-//! `PRAGMA user_version` and migrated forward on open. Besides the call records it keeps
+//! `PRAGMA user_version` and migrated forward on open (in PostgreSQL, versioned as
+//! "cdr" in the shared `schema_version` table). Besides the call records it keeps
 //! what else of the bridge's own must outlive a restart: its secrets (the digest nonce
 //! key), the administrators' edits of the number plan and the admin API's tokens.
 
+use dialbridge_store::pg::PgSchema;
 use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
 
 use super::CdrError;
+use super::backend::PgConnection;
 
 /// The schema version this build writes.
 pub(super) const SCHEMA_VERSION: i64 = 5;
@@ -89,14 +92,84 @@ const SCHEMA: Schema<'static> = Schema {
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
+/// The same tables in PostgreSQL, in a schema of their own (see `backend.rs`), as one
+/// first version: SQLite's five steps, with PostgreSQL's types. Integers are BIGINT
+/// (what both backends bind), ids come from identity columns, so rows that several
+/// nodes insert at once never collide, and `revoked` stays 0 or 1 so the statements
+/// are the same text on both.
+const PG_MIGRATIONS: &[&str] = &[
+    // 0 -> 1
+    "CREATE SCHEMA IF NOT EXISTS cdr;
+    CREATE TABLE cdr.cdrs (
+        seq           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        call_id       TEXT    NOT NULL,
+        trunk         TEXT    NOT NULL,
+        calling       TEXT    NOT NULL,
+        dialled       TEXT    NOT NULL,
+        tenant        TEXT    NOT NULL,
+        bridge        TEXT    NOT NULL,
+        conference_id TEXT,
+        role          TEXT    CHECK (role IN ('leader', 'participant')),
+        arrived_ms    BIGINT  NOT NULL,
+        answered_ms   BIGINT,
+        joined_ms     BIGINT,
+        ended_ms      BIGINT  NOT NULL,
+        ended_by      TEXT    NOT NULL,
+        sip_status    BIGINT  NOT NULL CHECK (sip_status BETWEEN 100 AND 699),
+        charge        TEXT    NOT NULL CHECK (charge IN ('toll', 'toll-free')),
+        provider      TEXT,
+        direction     TEXT    NOT NULL DEFAULT 'inbound'
+                      CHECK (direction IN ('inbound', 'outbound')),
+        funding       TEXT,
+        billed_s      BIGINT  CHECK (billed_s >= 0),
+        cost          BIGINT,
+        currency      TEXT
+    );
+    CREATE INDEX cdrs_by_end ON cdr.cdrs (ended_ms, seq);
+    CREATE TABLE cdr.node_secrets (
+        name  TEXT  PRIMARY KEY,
+        value BYTEA NOT NULL
+    );
+    CREATE TABLE cdr.plan_edits (
+        seq      BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind     TEXT    NOT NULL,
+        target   TEXT    NOT NULL,
+        value    TEXT,
+        made_ms  BIGINT  NOT NULL,
+        UNIQUE (kind, target)
+    );
+    CREATE TABLE cdr.api_tokens (
+        id          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        role        TEXT    NOT NULL
+                    CHECK (role IN ('admin', 'operator', 'tenant-admin', 'read-only')),
+        scope       TEXT,
+        hash        BYTEA   NOT NULL UNIQUE CHECK (length(hash) = 32),
+        created_ms  BIGINT  NOT NULL,
+        revoked     BIGINT  NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+    );",
+];
+
+/// The CDR store's PostgreSQL schema, migrated by `dialbridge_store::pg`.
+const PG_SCHEMA: PgSchema<'static> = PgSchema {
+    name: "cdr",
+    migrations: PG_MIGRATIONS,
+};
+
 /// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
 pub(super) fn open(path: &str) -> Result<Connection, CdrError> {
     dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn from_store(e: StoreError) -> CdrError {
+/// Connects to the PostgreSQL database at `url` and brings its schema up to date.
+pub(super) fn open_postgres(url: &str) -> Result<PgConnection, CdrError> {
+    PgConnection::open(url, &PG_SCHEMA, "cdr")
+}
+
+pub(super) fn from_store(e: StoreError) -> CdrError {
     match e {
         StoreError::Sqlite(e) => CdrError::Sqlite(e),
+        StoreError::Postgres(e) => CdrError::Postgres(e),
         StoreError::SchemaTooNew { found, known } => CdrError::SchemaTooNew { found, known },
         other => CdrError::Database(other.to_string()),
     }
@@ -104,6 +177,8 @@ fn from_store(e: StoreError) -> CdrError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn migrate(conn: &Connection) -> Result<(), CdrError> {
@@ -129,6 +204,25 @@ mod tests {
         assert!(matches!(
             migrate(&conn),
             Err(CdrError::SchemaTooNew { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
+    }
+
+    #[test]
+    fn a_newer_postgres_schema_is_refused() {
+        let server = dialbridge_testkit::servers::Postgres::start();
+        drop(super::super::tests::open_postgres(&server));
+        // `schema_version` is every store's, outside the CDR schema.
+        let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+        let bumped = client
+            .execute(
+                "UPDATE public.schema_version SET version = version + 1 WHERE name = 'cdr'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(bumped, 1);
+        assert!(matches!(
+            super::super::CdrStore::open_postgres(&server.url()),
+            Err(CdrError::SchemaTooNew { found: 2, known: 1 })
         ));
     }
 }
