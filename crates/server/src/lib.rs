@@ -24,6 +24,7 @@ pub mod tokens;
 pub mod trunk_health;
 
 pub use error::Error;
+pub use services::{cdr_location, open_cdr_store};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -221,12 +222,20 @@ pub async fn run_with_gauges(
     admin_state.trunk_health = signaling.trunk_health();
     // What administrators changed through the API, over the file's plan.
     let edits = admin_state.edits.clone();
-    edits.reapply(&services.router).map_err(|e| {
-        Error::Config(format!(
-            "{}: [admin] cdr_database (the admin edits are kept there): {e}",
-            config.path.display()
-        ))
-    })?;
+    // Off the runtime's threads: the store may be PostgreSQL's blocking client.
+    let reapplied = {
+        let (edits, router) = (edits.clone(), services.router.clone());
+        tokio::task::spawn_blocking(move || edits.reapply(&router)).await
+    };
+    reapplied
+        .map_err(|_| Error::Config("re-applying the admin edits panicked".to_string()))?
+        .map_err(|e| {
+            Error::Config(format!(
+                "{}: {} (the admin edits are kept there): {e}",
+                config.path.display(),
+                services::cdr_location(&config)
+            ))
+        })?;
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(admin::serve(bound.admin, admin_state, async move {
         let _ = admin_stopped.await;

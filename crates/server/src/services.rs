@@ -99,14 +99,9 @@ impl Services {
         })?;
         guard.restore(stored, Instant::now(), SystemTime::now());
         let guard_writes = guard_writer(directory.clone(), config.guard.window);
-        let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
-            Error::Config(format!(
-                "{}: [admin] cdr_database {}: {e}",
-                config.path.display(),
-                config.admin.cdr_database
-            ))
-        })?;
-        let nonce_secret = nonce_secret(config, &cdrs)?;
+        let cdrs = open_cdr_store(config)?;
+        // With PostgreSQL, the secret is read (or made) through its blocking client.
+        let nonce_secret = off_runtime("nonce secret", || nonce_secret(config, &cdrs))?;
         let ledger = open_ledger(config)?;
         let shared_capacity = match &config.shared.redis {
             Some(url) => Some(crate::shared::SharedCapacity::start(url, &config.shared)?),
@@ -243,19 +238,13 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
         Some(url) => {
             // Never the URL itself in a message: it may carry a password.
             let target = dialbridge_ledger::postgres_target(url);
-            // The PostgreSQL client blocks on a runtime of its own, which may not start
-            // on a thread of ours that drives tasks: it opens on a thread of its own.
-            let opened = std::thread::scope(|scope| {
-                scope
-                    .spawn(|| Ledger::open_postgres(url, &config.shared.node, money.clone(), now))
-                    .join()
-            })
-            .map_err(|_| Error::Config("the ledger's opening thread panicked".to_string()))?;
-            let ledger = opened.map_err(|e| {
-                Error::Config(format!(
-                    "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
-                    config.path.display()
-                ))
+            let ledger = off_runtime("ledger", || {
+                Ledger::open_postgres(url, &config.shared.node, money.clone(), now).map_err(|e| {
+                    Error::Config(format!(
+                        "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
+                        config.path.display()
+                    ))
+                })
             })?;
             (ledger, "postgres", target)
         }
@@ -284,8 +273,63 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
     Ok(Some(ledger))
 }
 
+/// Runs `f` on a thread of its own and waits for it. The PostgreSQL client blocks on a
+/// runtime of its own, which may not start on a thread of ours that drives tasks (as
+/// start-up's is): whatever may reach it at start runs here.
+fn off_runtime<T: Send>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    std::thread::scope(|scope| scope.spawn(f).join())
+        .map_err(|_| Error::Config(format!("the {what}'s opening thread panicked")))?
+}
+
+/// The CDR store `config` names: the SQLite file of `[admin] cdr_database`, or the
+/// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
+/// nodes: their records, tokens, plan edits and nonce secret). A fault is a
+/// configuration error naming the setting. May be called from a runtime's thread.
+pub fn open_cdr_store(config: &Config) -> Result<CdrStore, Error> {
+    let store = off_runtime("CDR store", || {
+        match &config.shared.postgres {
+            Some(url) => CdrStore::open_postgres(url),
+            None => CdrStore::open(&config.admin.cdr_database),
+        }
+        .map_err(|e| {
+            Error::Config(format!(
+                "{}: {}: {e}",
+                config.path.display(),
+                cdr_location(config)
+            ))
+        })
+    })?;
+    tracing::info!(
+        backend = store.backend(),
+        database = %cdr_database(config),
+        "CDR store open"
+    );
+    Ok(store)
+}
+
+/// Where the CDR store is, as the configuration says it: `[admin] cdr_database PATH` or
+/// `[shared] postgres user@host:port/db` (never the URL's password), for messages.
+pub fn cdr_location(config: &Config) -> String {
+    match &config.shared.postgres {
+        Some(_) => format!("[shared] postgres {}", cdr_database(config)),
+        None => format!("[admin] cdr_database {}", cdr_database(config)),
+    }
+}
+
+fn cdr_database(config: &Config) -> String {
+    match &config.shared.postgres {
+        Some(url) => dialbridge_store::pg::target(url),
+        None => config.admin.cdr_database.clone(),
+    }
+}
+
 /// The digest nonce key: given in the configuration, read from the file it names, or
-/// generated on the first start and kept in the CDR database, so restarts keep it.
+/// generated on the first start and kept in the CDR database, so restarts keep it
+/// (with `[shared] postgres`, the first node makes it and every node reads that one, so
+/// a nonce one node issued is good at another).
 fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
     match &config.auth.nonce_secret {
         Some(NonceSecret::Value(value)) => Ok(value.as_bytes().to_vec()),
@@ -309,9 +353,9 @@ fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
         }
         None => cdrs.secret("digest-nonce").map_err(|e| {
             Error::Config(format!(
-                "{}: [admin] cdr_database {} (the nonce secret is kept there): {e}",
+                "{}: {} (the nonce secret is kept there): {e}",
                 config.path.display(),
-                config.admin.cdr_database
+                cdr_location(config)
             ))
         }),
     }

@@ -329,25 +329,25 @@ mod tests {
         let contoso = Principal::TenantAdmin {
             tenant: "contoso".into(),
         };
-        let made = create(&store, "contoso ops", &contoso).unwrap();
+        let made = create(store, "contoso ops", &contoso).unwrap();
         assert!(made.secret.starts_with("dbt_") && made.secret.len() == 68);
         assert!(!format!("{made:?}").contains(&made.secret));
-        let (id, who) = recognise(&store, &made.secret).unwrap().unwrap();
+        let (id, who) = recognise(store, &made.secret).unwrap().unwrap();
         assert_eq!((id, &who), (made.view.id, &contoso));
         // One digit off, or not a token at all.
         let mut wrong = made.secret.clone();
         wrong.replace_range(67.., if made.secret.ends_with('0') { "1" } else { "0" });
-        assert_eq!(recognise(&store, &wrong).unwrap(), None);
-        assert_eq!(recognise(&store, "demo-admin-token").unwrap(), None);
+        assert_eq!(recognise(store, &wrong).unwrap(), None);
+        assert_eq!(recognise(store, "demo-admin-token").unwrap(), None);
         let kept = store.tokens().unwrap();
         assert_eq!(kept[0].scope.as_deref(), Some("contoso"));
-        assert!(active(&store, id).unwrap());
-        let revoked = revoke(&store, id).unwrap();
+        assert!(active(store, id).unwrap());
+        let revoked = revoke(store, id).unwrap();
         assert!(revoked.revoked);
-        assert_eq!(recognise(&store, &made.secret).unwrap(), None);
-        assert!(!active(&store, id).unwrap());
-        assert!(revoke(&store, 42).is_err());
-        assert_eq!(list(&store).unwrap().len(), 1);
+        assert_eq!(recognise(store, &made.secret).unwrap(), None);
+        assert!(!active(store, id).unwrap());
+        assert!(revoke(store, 42).is_err());
+        assert_eq!(list(store).unwrap().len(), 1);
     }
 
     #[test]

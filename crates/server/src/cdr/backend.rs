@@ -137,7 +137,7 @@ pub(super) trait Exec {
 /// The store's one connection.
 pub(super) enum Backend {
     Sqlite(Connection),
-    Postgres(PgConnection),
+    Postgres(Box<PgConnection>),
 }
 
 impl Backend {

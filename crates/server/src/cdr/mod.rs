@@ -335,24 +335,24 @@ pub(crate) mod tests {
 
     use std::time::{Duration, Instant};
 
-    use dialbridge_testkit::servers::Postgres;
+    use dialbridge_testkit::servers::{Postgres, PostgresDb};
 
     use super::*;
 
     /// Runs `test` on a store of each backend: an in-memory SQLite one, then one in a
-    /// PostgreSQL server of its own (stopped when the test ends).
+    /// PostgreSQL database of its own.
     pub(crate) fn on_both_backends(test: impl Fn(&CdrStore)) {
         test(&CdrStore::open(":memory:").unwrap());
-        let server = Postgres::start();
-        test(&open_postgres(&server));
+        let db = PostgresDb::new();
+        test(&open_postgres(&db.url()));
     }
 
-    /// A store on `server`, once it takes logins (it accepts connections a moment
-    /// before it has finished starting).
-    pub(crate) fn open_postgres(server: &Postgres) -> CdrStore {
+    /// A store in the PostgreSQL database at `url`, once its server takes logins (a
+    /// server accepts connections a moment before it has finished starting).
+    pub(crate) fn open_postgres(url: &str) -> CdrStore {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match CdrStore::open_postgres(&server.url()) {
+            match CdrStore::open_postgres(url) {
                 Ok(store) => return store,
                 Err(e) => assert!(Instant::now() < deadline, "no CDR store: {e}"),
             }
@@ -457,12 +457,12 @@ pub(crate) mod tests {
     fn nodes_on_one_postgres_database_share_records_tokens_edits_and_the_secret() {
         use crate::tokens::{self, Principal};
 
-        let server = Postgres::start();
-        let first = open_postgres(&server);
+        let db = PostgresDb::new();
+        let first = open_postgres(&db.url());
         // Two more nodes start at once: their migrations take turns (a no-op here).
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| open_postgres(&server));
-            let b = s.spawn(|| open_postgres(&server));
+            let a = s.spawn(|| open_postgres(&db.url()));
+            let b = s.spawn(|| open_postgres(&db.url()));
             (a.join().unwrap(), b.join().unwrap())
         });
         drop(first);
@@ -512,7 +512,7 @@ pub(crate) mod tests {
     #[test]
     fn a_postgres_outage_fails_operations_and_the_store_reconnects_by_itself() {
         let mut server = Postgres::start();
-        let store = open_postgres(&server);
+        let store = open_postgres(&server.url());
         store.record(&sample(1)).unwrap();
         server.stop();
         // Errors, not panics; the record of the failed commit is reported lost.
@@ -594,9 +594,17 @@ pub(crate) mod tests {
 
     fn export_writes_every_page_as_csv_on(store: &CdrStore) {
         let total = EXPORT_PAGE as i64 * 2 + 7;
-        for n in 0..total {
-            store.record(&sample(n)).unwrap();
-        }
+        // From four threads, so commits carry several records (the order read back is
+        // the end times').
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for n in (t..total).step_by(4) {
+                        store.record(&sample(n)).unwrap();
+                    }
+                });
+            }
+        });
         let mut out = Vec::new();
         let n = store.export_csv(&CdrFilter::default(), &mut out).unwrap();
         assert_eq!(n as i64, total);

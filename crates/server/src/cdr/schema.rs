@@ -209,10 +209,10 @@ mod tests {
 
     #[test]
     fn a_newer_postgres_schema_is_refused() {
-        let server = dialbridge_testkit::servers::Postgres::start();
-        drop(super::super::tests::open_postgres(&server));
+        let db = dialbridge_testkit::servers::PostgresDb::new();
+        drop(super::super::tests::open_postgres(&db.url()));
         // `schema_version` is every store's, outside the CDR schema.
-        let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+        let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
         let bumped = client
             .execute(
                 "UPDATE public.schema_version SET version = version + 1 WHERE name = 'cdr'",
@@ -221,7 +221,7 @@ mod tests {
             .unwrap();
         assert_eq!(bumped, 1);
         assert!(matches!(
-            super::super::CdrStore::open_postgres(&server.url()),
+            super::super::CdrStore::open_postgres(&db.url()),
             Err(CdrError::SchemaTooNew { found: 2, known: 1 })
         ));
     }

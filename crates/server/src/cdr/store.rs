@@ -65,9 +65,8 @@ impl CdrStore {
     /// its records, tokens and edits there and reads everyone's. Blocks on the client's
     /// own runtime: call it from a thread that drives no tasks.
     pub fn open_postgres(url: &str) -> Result<CdrStore, CdrError> {
-        Ok(CdrStore::with(Backend::Postgres(schema::open_postgres(
-            url,
-        )?)))
+        let connection = schema::open_postgres(url)?;
+        Ok(CdrStore::with(Backend::Postgres(Box::new(connection))))
     }
 
     fn with(backend: Backend) -> CdrStore {

@@ -7,7 +7,7 @@
 mod postgres;
 mod redis;
 
-pub use postgres::Postgres;
+pub use postgres::{Postgres, PostgresDb};
 pub use redis::Redis;
 
 use std::net::{SocketAddr, TcpStream};
@@ -36,14 +36,15 @@ fn wait_accepting(what: &str, addr: SocketAddr, child: &mut Child) {
     }
 }
 
-/// Stops a server process: SIGTERM, then SIGKILL if it lingers, and reaps it.
-fn stop(child: &mut Child) {
+/// Stops a server process: `signal` (`TERM`, or PostgreSQL's `INT`), then SIGKILL if it
+/// lingers, and reaps it.
+fn stop(child: &mut Child, signal: &str) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
     let pid = child.id().to_string();
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status();
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {

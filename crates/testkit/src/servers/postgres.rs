@@ -7,6 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 /// A running `postgres`, stopped when dropped.
 #[derive(Debug)]
@@ -60,10 +63,12 @@ impl Postgres {
         self.port
     }
 
-    /// Stops the server (an outage); its data stays for [`Postgres::resume`].
+    /// Stops the server (an outage); its data stays for [`Postgres::resume`]. A fast
+    /// shutdown (SIGINT): SIGTERM's smart one would wait for every client to leave,
+    /// and a store's connection never does.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            super::stop(&mut child);
+            super::stop(&mut child, "INT");
         }
     }
 
@@ -92,6 +97,72 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A database of a test's own, on a server that the tests of one process running at the
+/// same time share (a cluster costs a second to make; a database, a few milliseconds).
+/// The server starts with the first such database and stops when the last one alive is
+/// dropped, so a test binary never leaves a server behind. A test that stops its server
+/// (an outage) starts a [`Postgres`] of its own instead.
+#[derive(Debug)]
+pub struct PostgresDb {
+    server: Arc<Postgres>,
+    name: String,
+}
+
+/// The server the live [`PostgresDb`]s share, if any is alive.
+static SHARED: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
+
+impl PostgresDb {
+    /// A new, empty database, once the server takes logins.
+    pub fn new() -> PostgresDb {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = {
+            let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+            match shared.upgrade() {
+                Some(server) => server,
+                None => {
+                    let server = Arc::new(Postgres::start());
+                    *shared = Arc::downgrade(&server);
+                    server
+                }
+            }
+        };
+        let name = format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        // `createdb` fails until the server has finished starting: retried, bounded.
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(binary("createdb"))
+                .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+                .args(["-U", "postgres", &name])
+                .output()
+                .expect("createdb");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "createdb {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PostgresDb { server, name }
+    }
+
+    /// A connection string for this database as the `postgres` superuser.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            self.server.port, self.name
+        )
+    }
+}
+
+impl Default for PostgresDb {
+    fn default() -> Self {
+        PostgresDb::new()
     }
 }
 

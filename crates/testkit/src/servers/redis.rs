@@ -39,7 +39,7 @@ impl Redis {
     /// server that keeps nothing on disk.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            super::stop(&mut child);
+            super::stop(&mut child, "TERM");
         }
     }
 
