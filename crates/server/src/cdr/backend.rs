@@ -8,7 +8,8 @@
 //! PostgreSQL; the rest of the text is dialect both accept (`ON CONFLICT`, `RETURNING`,
 //! row values, `CAST`). In PostgreSQL the tables live in a schema of their own (`cdr`,
 //! the connection's `search_path`), so they keep SQLite's names without clashing with
-//! the ledger's or the directory's tables in a database they share.
+//! the ledger's or the directory's tables in a database they share; the migrations are
+//! SQLite's, translated (`schema.rs`).
 //!
 //! A PostgreSQL connection that breaks (the server restarted, the network failed) fails
 //! the operation that found it broken; the next one connects again, at most once per
@@ -380,11 +381,7 @@ impl ToSql for Value<'_> {
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Int(v) => v.to_sql(ty, out),
-            Value::Text(v) => v.to_sql(ty, out),
-            Value::Bytes(v) => v.to_sql(ty, out),
-        }
+        self.to_sql_checked(ty, out)
     }
 
     fn accepts(ty: &Type) -> bool {

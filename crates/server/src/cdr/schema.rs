@@ -92,69 +92,42 @@ const SCHEMA: Schema<'static> = Schema {
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
-/// The same tables in PostgreSQL, in a schema of their own (see `backend.rs`), as one
-/// first version: SQLite's five steps, with PostgreSQL's types. Integers are BIGINT
-/// (what both backends bind), ids come from identity columns, so rows that several
-/// nodes insert at once never collide, and `revoked` stays 0 or 1 so the statements
-/// are the same text on both.
-const PG_MIGRATIONS: &[&str] = &[
-    // 0 -> 1
-    "CREATE SCHEMA IF NOT EXISTS cdr;
-    CREATE TABLE cdr.cdrs (
-        seq           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        call_id       TEXT    NOT NULL,
-        trunk         TEXT    NOT NULL,
-        calling       TEXT    NOT NULL,
-        dialled       TEXT    NOT NULL,
-        tenant        TEXT    NOT NULL,
-        bridge        TEXT    NOT NULL,
-        conference_id TEXT,
-        role          TEXT    CHECK (role IN ('leader', 'participant')),
-        arrived_ms    BIGINT  NOT NULL,
-        answered_ms   BIGINT,
-        joined_ms     BIGINT,
-        ended_ms      BIGINT  NOT NULL,
-        ended_by      TEXT    NOT NULL,
-        sip_status    BIGINT  NOT NULL CHECK (sip_status BETWEEN 100 AND 699),
-        charge        TEXT    NOT NULL CHECK (charge IN ('toll', 'toll-free')),
-        provider      TEXT,
-        direction     TEXT    NOT NULL DEFAULT 'inbound'
-                      CHECK (direction IN ('inbound', 'outbound')),
-        funding       TEXT,
-        billed_s      BIGINT  CHECK (billed_s >= 0),
-        cost          BIGINT,
-        currency      TEXT
-    );
-    CREATE INDEX cdrs_by_end ON cdr.cdrs (ended_ms, seq);
-    CREATE TABLE cdr.node_secrets (
-        name  TEXT  PRIMARY KEY,
-        value BYTEA NOT NULL
-    );
-    CREATE TABLE cdr.plan_edits (
-        seq      BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        kind     TEXT    NOT NULL,
-        target   TEXT    NOT NULL,
-        value    TEXT,
-        made_ms  BIGINT  NOT NULL,
-        UNIQUE (kind, target)
-    );
-    CREATE TABLE cdr.api_tokens (
-        id          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        name        TEXT    NOT NULL,
-        role        TEXT    NOT NULL
-                    CHECK (role IN ('admin', 'operator', 'tenant-admin', 'read-only')),
-        scope       TEXT,
-        hash        BYTEA   NOT NULL UNIQUE CHECK (length(hash) = 32),
-        created_ms  BIGINT  NOT NULL,
-        revoked     BIGINT  NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
-    );",
-];
+/// The PostgreSQL schema of the CDR store (see `backend.rs`): its tables, apart from
+/// the other stores' in a database they share.
+pub(super) const PG_NAMESPACE: &str = "cdr";
 
-/// The CDR store's PostgreSQL schema, migrated by `dialbridge_store::pg`.
-const PG_SCHEMA: PgSchema<'static> = PgSchema {
-    name: "cdr",
-    migrations: PG_MIGRATIONS,
-};
+/// The migrations in PostgreSQL: SQLite's, step for step (so both backends carry the
+/// same version numbers), in PostgreSQL's types. Integers become BIGINT (what both
+/// backends bind), rowids identity columns (so rows that several nodes insert at once
+/// never collide), BLOB BYTEA; `STRICT` is PostgreSQL's way anyway. Each step creates
+/// its tables in [`PG_NAMESPACE`] and still finds the shared `schema_version` table
+/// after it in the search path. Migrations keep to SQL both dialects take (`ALTER TABLE
+/// ... ADD COLUMN` with a default and a CHECK does), and a test holds every step free
+/// of what only SQLite knows.
+fn pg_migrations() -> Vec<String> {
+    MIGRATIONS
+        .iter()
+        .map(|sql| {
+            let sql = sql
+                .replace(
+                    "INTEGER PRIMARY KEY AUTOINCREMENT",
+                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                )
+                .replace(
+                    "INTEGER PRIMARY KEY",
+                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                )
+                .replace("INTEGER", "BIGINT")
+                .replace("BLOB", "BYTEA")
+                .replace(") STRICT;", ");");
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {PG_NAMESPACE};
+                 SET LOCAL search_path TO {PG_NAMESPACE}, public;
+                 {sql}"
+            )
+        })
+        .collect()
+}
 
 /// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
 pub(super) fn open(path: &str) -> Result<Connection, CdrError> {
@@ -163,7 +136,13 @@ pub(super) fn open(path: &str) -> Result<Connection, CdrError> {
 
 /// Connects to the PostgreSQL database at `url` and brings its schema up to date.
 pub(super) fn open_postgres(url: &str) -> Result<PgConnection, CdrError> {
-    PgConnection::open(url, &PG_SCHEMA, "cdr")
+    let migrations = pg_migrations();
+    let migrations: Vec<&str> = migrations.iter().map(String::as_str).collect();
+    let schema = PgSchema {
+        name: "cdr",
+        migrations: &migrations,
+    };
+    PgConnection::open(url, &schema, PG_NAMESPACE)
 }
 
 pub(super) fn from_store(e: StoreError) -> CdrError {
@@ -208,6 +187,17 @@ mod tests {
     }
 
     #[test]
+    fn the_postgres_migrations_keep_nothing_only_sqlite_knows() {
+        let migrations = pg_migrations();
+        assert_eq!(migrations.len(), MIGRATIONS.len());
+        for sql in migrations {
+            for sqlite in ["INTEGER", "BLOB", "STRICT", "AUTOINCREMENT", "PRAGMA"] {
+                assert!(!sql.contains(sqlite), "{sqlite} in {sql}");
+            }
+        }
+    }
+
+    #[test]
     fn a_newer_postgres_schema_is_refused() {
         let db = dialbridge_testkit::servers::PostgresDb::new();
         drop(super::super::tests::open_postgres(&db.url()));
@@ -222,7 +212,8 @@ mod tests {
         assert_eq!(bumped, 1);
         assert!(matches!(
             super::super::CdrStore::open_postgres(&db.url()),
-            Err(CdrError::SchemaTooNew { found: 2, known: 1 })
+            Err(CdrError::SchemaTooNew { found, known })
+                if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
         ));
     }
 }
