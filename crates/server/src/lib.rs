@@ -246,6 +246,11 @@ pub async fn run_with_gauges(
         tls = ?config.sip.tls,
         "dialbridge listening"
     );
+    // Nodes sharing the store re-apply each other's edits while they run.
+    let refresh = services
+        .cdrs
+        .is_shared()
+        .then(|| tokio::spawn(refresh_edits(services.router.clone(), edits.clone())));
     let reload = tokio::spawn(reload_on_sighup(
         config.path.clone(),
         services.router.clone(),
@@ -254,6 +259,9 @@ pub async fn run_with_gauges(
     signaling.run(inbound, shutdown).await;
     log_what_is_left(&services, &gauges).await;
     reload.abort();
+    if let Some(refresh) = refresh {
+        refresh.abort();
+    }
     let _ = admin_stop.send(());
     let _ = admin.await;
     Ok(())
@@ -281,6 +289,21 @@ async fn log_what_is_left(services: &Services, gauges: &Gauges) {
         rtp_ports = services.media.ports_in_use(),
         "bridge stopped"
     );
+}
+
+/// Every [`plan_edits::REFRESH_EVERY`], applies the plan edits again if another node
+/// changed them in the store they share (on the blocking pool: the store is PostgreSQL's
+/// blocking client). A store that cannot answer is tried again at the next tick.
+async fn refresh_edits(router: dialbridge_router::Router, edits: plan_edits::DurableEdits) {
+    let mut ticks = tokio::time::interval(plan_edits::REFRESH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (router, edits) = (router.clone(), edits.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || edits.refresh(&router)).await {
+            tracing::warn!(error = %e, "other nodes' admin edits not looked for");
+        }
+    }
 }
 
 /// SIGHUP re-reads the configuration file and swaps in its number plan: calls in progress

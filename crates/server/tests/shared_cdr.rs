@@ -2,7 +2,7 @@
 //! (`[shared] postgres`), over real SIP and HTTP: a token made through node A's admin
 //! API is good on node B, the record of a call made to node A is listed through node B's
 //! `/api/v1/cdrs`, and an edit of the number plan made on A is re-applied by B when it
-//! starts. (The ledger shares the same database, so its tables and the CDR store's
+//! starts, and reaches it while it runs. (The ledger shares the same database, so its tables and the CDR store's
 //! live side by side.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -72,6 +72,19 @@ async fn get_with(node: &Node, token: &str, path: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The capacity of [`NUMBER`] as `node`'s API shows it.
+async fn capacity(node: &Node, token: &str) -> u64 {
+    let (status, numbers) = get_with(node, token, "/api/v1/numbers").await;
+    assert_eq!(status, 200, "{numbers}");
+    numbers["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number"] == NUMBER)
+        .and_then(|n| n["capacity"].as_u64())
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_a_call_record_and_a_plan_edit_made_on_one_node_reach_the_other() {
     let postgres = PostgresDb::new();
@@ -108,15 +121,21 @@ async fn a_token_a_call_record_and_a_plan_edit_made_on_one_node_reach_the_other(
     assert_eq!(records[0]["dialled"], NUMBER);
     assert_eq!(records[0]["trunk"], "microsoft-pstn");
     assert_eq!(records[0]["sip_status"], 200);
-    let (status, numbers) = get_with(&b, &secret, "/api/v1/numbers").await;
-    assert_eq!(status, 200, "{numbers}");
-    let number = numbers["numbers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["number"] == NUMBER)
-        .unwrap();
-    assert_eq!(number["capacity"], 7, "{numbers}");
+    assert_eq!(capacity(&b, &secret).await, 7);
+    // An edit made on A while B runs reaches B's plan too (B looks every 2 s).
+    let (status, body) = a
+        .serve
+        .put_json(
+            &format!("/api/v1/numbers/{NUMBER}/capacity"),
+            r#"{"capacity": 9}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while capacity(&b, &secret).await != 9 {
+        assert!(std::time::Instant::now() < deadline, "{}", b.serve.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // And a wrong token is refused there as anywhere.
     let (status, _) = get_with(&b, "dbt_0000", "/api/v1/cdrs").await;
     assert_eq!(status, 401);

@@ -86,6 +86,11 @@ impl CdrStore {
         }
     }
 
+    /// Whether other nodes may share it (PostgreSQL): what they write appears here.
+    pub fn is_shared(&self) -> bool {
+        self.backend() == "postgres"
+    }
+
     /// The secret called `name`, created (32 random bytes) and committed on the first
     /// ask. Two processes sharing the database agree: the insert keeps the first one.
     pub fn secret(&self, name: &str) -> Result<Vec<u8>, CdrError> {
