@@ -72,6 +72,14 @@ async fn get_with(node: &Node, token: &str, path: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Sets the capacity of [`NUMBER`] through `node`'s API: a plan edit.
+async fn set_capacity(node: &Node, capacity: u32) {
+    let path = format!("/api/v1/numbers/{NUMBER}/capacity");
+    let body = format!(r#"{{"capacity": {capacity}}}"#);
+    let (status, body) = node.serve.put_json(&path, &body).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// The capacity of [`NUMBER`] as `node`'s API shows it.
 async fn capacity(node: &Node, token: &str) -> u64 {
     let (status, numbers) = get_with(node, token, "/api/v1/numbers").await;
@@ -99,14 +107,7 @@ async fn a_token_a_call_record_and_a_plan_edit_made_on_one_node_reach_the_other(
     assert_eq!(status, 201, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     let secret = body["secret"].as_str().unwrap().to_owned();
-    let (status, body) = a
-        .serve
-        .put_json(
-            &format!("/api/v1/numbers/{NUMBER}/capacity"),
-            r#"{"capacity": 7}"#,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_capacity(&a, 7).await;
     let call = uac::call(a.sip, ip("127.0.0.10"), NUMBER).await;
     assert_eq!(call.status, 200, "{}", call.response);
     assert_eq!(call.hang_up().await, 200);
@@ -123,14 +124,7 @@ async fn a_token_a_call_record_and_a_plan_edit_made_on_one_node_reach_the_other(
     assert_eq!(records[0]["sip_status"], 200);
     assert_eq!(capacity(&b, &secret).await, 7);
     // An edit made on A while B runs reaches B's plan too (B looks every 2 s).
-    let (status, body) = a
-        .serve
-        .put_json(
-            &format!("/api/v1/numbers/{NUMBER}/capacity"),
-            r#"{"capacity": 9}"#,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_capacity(&a, 9).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while capacity(&b, &secret).await != 9 {
         assert!(std::time::Instant::now() < deadline, "{}", b.serve.log());
