@@ -28,6 +28,8 @@ pub struct CdrStore {
 }
 
 struct Shared {
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
     conn: Mutex<Backend>,
     queue: Mutex<Queue>,
 }
@@ -72,6 +74,10 @@ impl CdrStore {
     fn with(backend: Backend) -> CdrStore {
         CdrStore {
             shared: Arc::new(Shared {
+                backend: match backend {
+                    Backend::Sqlite(_) => "sqlite",
+                    Backend::Postgres(_) => "postgres",
+                },
                 conn: Mutex::new(backend),
                 queue: Mutex::new(Queue::default()),
             }),
@@ -80,10 +86,7 @@ impl CdrStore {
 
     /// `sqlite` or `postgres`, for log lines.
     pub fn backend(&self) -> &'static str {
-        match self.lock().as_deref() {
-            Ok(Backend::Postgres(_)) => "postgres",
-            _ => "sqlite",
-        }
+        self.shared.backend
     }
 
     /// Whether other nodes may share it (PostgreSQL): what they write appears here.
