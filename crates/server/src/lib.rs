@@ -24,6 +24,7 @@ pub mod tokens;
 pub mod trunk_health;
 
 pub use error::Error;
+pub use services::{cdr_location, open_cdr_store};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -221,12 +222,20 @@ pub async fn run_with_gauges(
     admin_state.trunk_health = signaling.trunk_health();
     // What administrators changed through the API, over the file's plan.
     let edits = admin_state.edits.clone();
-    edits.reapply(&services.router).map_err(|e| {
-        Error::Config(format!(
-            "{}: [admin] cdr_database (the admin edits are kept there): {e}",
-            config.path.display()
-        ))
-    })?;
+    // Off the runtime's threads: the store may be PostgreSQL's blocking client.
+    let reapplied = {
+        let (edits, router) = (edits.clone(), services.router.clone());
+        tokio::task::spawn_blocking(move || edits.reapply(&router)).await
+    };
+    reapplied
+        .map_err(|_| Error::Config("re-applying the admin edits panicked".to_string()))?
+        .map_err(|e| {
+            Error::Config(format!(
+                "{}: {} (the admin edits are kept there): {e}",
+                config.path.display(),
+                services::cdr_location(&config)
+            ))
+        })?;
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(admin::serve(bound.admin, admin_state, async move {
         let _ = admin_stopped.await;
@@ -237,6 +246,11 @@ pub async fn run_with_gauges(
         tls = ?config.sip.tls,
         "dialbridge listening"
     );
+    // Nodes sharing the store re-apply each other's edits while they run.
+    let refresh = services
+        .cdrs
+        .is_shared()
+        .then(|| tokio::spawn(refresh_edits(services.router.clone(), edits.clone())));
     let reload = tokio::spawn(reload_on_sighup(
         config.path.clone(),
         services.router.clone(),
@@ -245,6 +259,9 @@ pub async fn run_with_gauges(
     signaling.run(inbound, shutdown).await;
     log_what_is_left(&services, &gauges).await;
     reload.abort();
+    if let Some(refresh) = refresh {
+        refresh.abort();
+    }
     let _ = admin_stop.send(());
     let _ = admin.await;
     Ok(())
@@ -272,6 +289,21 @@ async fn log_what_is_left(services: &Services, gauges: &Gauges) {
         rtp_ports = services.media.ports_in_use(),
         "bridge stopped"
     );
+}
+
+/// Every [`plan_edits::REFRESH_EVERY`], applies the plan edits again if another node
+/// changed them in the store they share (on the blocking pool: the store is PostgreSQL's
+/// blocking client). A store that cannot answer is tried again at the next tick.
+async fn refresh_edits(router: dialbridge_router::Router, edits: plan_edits::DurableEdits) {
+    let mut ticks = tokio::time::interval(plan_edits::REFRESH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (router, edits) = (router.clone(), edits.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || edits.refresh(&router)).await {
+            tracing::warn!(error = %e, "other nodes' admin edits not looked for");
+        }
+    }
 }
 
 /// SIGHUP re-reads the configuration file and swaps in its number plan: calls in progress

@@ -31,7 +31,8 @@ enum Command {
         /// The configuration file.
         config: PathBuf,
     },
-    /// Makes, lists and revokes the admin API's tokens (kept in [admin] cdr_database).
+    /// Makes, lists and revokes the admin API's tokens (kept in [admin] cdr_database, or
+    /// in [shared] postgres when that is set).
     Token {
         /// The configuration file (the demo's unless given).
         #[arg(long, short, global = true)]
@@ -113,13 +114,14 @@ fn token(config: &Config, command: TokenCommand) -> Result<(), dialbridge_server
     use dialbridge_server::tokens::{self, Principal, Role};
 
     let path = &config.admin.cdr_database;
-    if path == ":memory:" {
+    if config.shared.postgres.is_none() && path == ":memory:" {
         return Err(Error::Token(format!(
             "{}: [admin] cdr_database is \":memory:\"; a token kept there would vanish",
             config.path.display()
         )));
     }
-    let store = dialbridge_server::cdr::CdrStore::open(path)?;
+    // Where the bridge keeps them: its file, or the database the nodes share.
+    let store = dialbridge_server::open_cdr_store(config)?;
     match command {
         TokenCommand::Create {
             role,

@@ -3,7 +3,9 @@
 //! SIGHUP or a restart re-applies each edit on top of the file instead of reverting it
 //! without a word. An edit the new file makes impossible (its number or bridge is
 //! gone, its bridge no longer fits the number's provider) is reported as a conflict and
-//! kept, never dropped: the operator decides.
+//! kept, never dropped: the operator decides. When nodes share the store (`[shared]
+//! postgres`), each re-applies the edits the others make while it runs
+//! ([`DurableEdits::refresh`], polled).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,14 +15,22 @@ use dialbridge_router::{E164, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cdr::{CdrError, CdrStore};
+use crate::cdr::{CdrError, CdrStore, StoredEdit};
 
-/// The edits, durable in the bridge's file (the CDR database), and the conflicts the
-/// last start or reload found.
+/// How often a node whose store other nodes share looks for their edits.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The edits, durable in the bridge's file (the CDR database, or the database the nodes
+/// share), and the conflicts the last start, reload or refresh found.
 #[derive(Debug, Clone)]
 pub struct DurableEdits {
     store: CdrStore,
     conflicts: Arc<Mutex<Vec<Conflict>>>,
+    /// The stored edits as this node last applied them, which [`DurableEdits::refresh`]
+    /// compares with. Its lock is also the turn that making an edit and applying the
+    /// stored ones take, so a refresh never reads the store between an edit made live
+    /// and its keeping, which would undo it until the next refresh.
+    applied: Arc<Mutex<Vec<StoredEdit>>>,
 }
 
 impl DurableEdits {
@@ -29,27 +39,42 @@ impl DurableEdits {
         DurableEdits {
             store,
             conflicts: Arc::default(),
+            applied: Arc::default(),
         }
     }
 
     /// Applies every kept edit on top of the plan the router has just taken from the
     /// file (at start and after each reload); returns how many were applied.
     pub fn reapply(&self, router: &Router) -> Result<usize, CdrError> {
-        let edits = self.load()?;
-        let conflicts = reapply(router, &edits);
-        let applied = edits.len() - conflicts.len();
-        if !edits.is_empty() {
-            tracing::info!(
-                applied,
-                conflicts = conflicts.len(),
-                "admin edits re-applied over the configuration"
-            );
+        let mut applied = self.applied();
+        let stored = self.store.plan_edits()?;
+        Ok(self.apply_stored(router, stored, &mut applied))
+    }
+
+    /// Applies the kept edits again if they changed since this node last applied them
+    /// (another node made one, in a store they share); `None` when nothing changed.
+    pub fn refresh(&self, router: &Router) -> Result<Option<usize>, CdrError> {
+        let mut applied = self.applied();
+        let stored = self.store.plan_edits()?;
+        if *applied == stored {
+            return Ok(None);
         }
-        *self
-            .conflicts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = conflicts;
-        Ok(applied)
+        Ok(Some(self.apply_stored(router, stored, &mut applied)))
+    }
+
+    /// Makes `edit` live, then keeps it (committed when this returns). An edit the plan
+    /// refuses is neither: `Ok(Err(..))`.
+    pub fn make(
+        &self,
+        edit: &PlanEdit,
+        router: &Router,
+    ) -> Result<Result<(), dialbridge_router::Error>, CdrError> {
+        let _turn = self.applied();
+        if let Err(e) = edit.apply(router) {
+            return Ok(Err(e));
+        }
+        self.record(edit)?;
+        Ok(Ok(()))
     }
 
     /// Keeps an edit that was just made live; committed when this returns.
@@ -63,6 +88,35 @@ impl DurableEdits {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|c| c.edit.key() != edit.key());
         Ok(())
+    }
+
+    fn applied(&self) -> std::sync::MutexGuard<'_, Vec<StoredEdit>> {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `stored` over the router's plan and remembers it as applied.
+    fn apply_stored(
+        &self,
+        router: &Router,
+        stored: Vec<StoredEdit>,
+        applied: &mut Vec<StoredEdit>,
+    ) -> usize {
+        let edits = parse(&stored);
+        let conflicts = reapply(router, &edits);
+        let count = edits.len() - conflicts.len();
+        if !edits.is_empty() {
+            tracing::info!(
+                applied = count,
+                conflicts = conflicts.len(),
+                "admin edits re-applied over the configuration"
+            );
+        }
+        *self
+            .conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = conflicts;
+        *applied = stored;
+        count
     }
 
     /// Every kept edit with its conflict, if any, oldest change first.
@@ -80,22 +134,26 @@ impl DurableEdits {
     }
 
     fn load(&self) -> Result<Vec<PlanEdit>, CdrError> {
-        let stored = self.store.plan_edits()?;
-        Ok(stored
-            .into_iter()
-            .filter_map(|(kind, target, value)| {
-                let edit = PlanEdit::from_parts(&kind, &target, value.as_deref());
-                if edit.is_none() {
-                    tracing::warn!(
-                        kind,
-                        target,
-                        "a stored admin edit this build does not read: left in place"
-                    );
-                }
-                edit
-            })
-            .collect())
+        Ok(parse(&self.store.plan_edits()?))
     }
+}
+
+/// The stored edits this build reads (one it does not is logged and left in place).
+fn parse(stored: &[StoredEdit]) -> Vec<PlanEdit> {
+    stored
+        .iter()
+        .filter_map(|(kind, target, value)| {
+            let edit = PlanEdit::from_parts(kind, target, value.as_deref());
+            if edit.is_none() {
+                tracing::warn!(
+                    kind,
+                    target,
+                    "a stored admin edit this build does not read: left in place"
+                );
+            }
+            edit
+        })
+        .collect()
 }
 
 /// One edit; the latest edit of a kind and target replaces the earlier one.
@@ -352,5 +410,38 @@ mod tests {
         let view = EditView::new(&edits[2], &conflicts);
         assert!(view.conflict.is_some_and(|c| c.contains("no-such-bridge")));
         assert!(EditView::new(&edits[0], &conflicts).conflict.is_none());
+    }
+
+    #[test]
+    fn an_edit_made_on_one_node_is_refreshed_onto_the_other() {
+        let db = dialbridge_testkit::servers::PostgresDb::create();
+        let config = crate::testing::demo_config();
+        let node = || {
+            let router = Router::new(crate::plan_from(&config).unwrap());
+            let edits = DurableEdits::new(crate::cdr::tests::open_postgres(&db.url()));
+            edits.reapply(&router).unwrap();
+            (router, edits)
+        };
+        let ((router_a, a), (router_b, b)) = (node(), node());
+        let capacity = |router: &Router| router.number(number("+14255550123")).unwrap().capacity;
+        let before = capacity(&router_b);
+        // Nothing new yet.
+        assert_eq!(b.refresh(&router_b).unwrap(), None);
+        let edit = PlanEdit::NumberCapacity {
+            number: number("+14255550123"),
+            capacity: before + 5,
+        };
+        a.make(&edit, &router_a).unwrap().unwrap();
+        assert_eq!(capacity(&router_a), before + 5);
+        assert_eq!(b.refresh(&router_b).unwrap(), Some(1));
+        assert_eq!(capacity(&router_b), before + 5);
+        assert_eq!(b.refresh(&router_b).unwrap(), None);
+        // An edit the plan refuses is neither live nor kept.
+        let refused = PlanEdit::BridgeCapacity {
+            bridge: "no-such-bridge".into(),
+            capacity: 3,
+        };
+        assert!(a.make(&refused, &router_a).unwrap().is_err());
+        assert_eq!(b.refresh(&router_b).unwrap(), None);
     }
 }

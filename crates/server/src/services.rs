@@ -83,14 +83,9 @@ impl Services {
         let mut guard = GuessGuard::new(config.guard);
         guard.restore(stored, Instant::now(), SystemTime::now());
         let guard_writes = guard_writer(directory.clone(), config.guard.window);
-        let cdrs = CdrStore::open(&config.admin.cdr_database).map_err(|e| {
-            Error::Config(format!(
-                "{}: [admin] cdr_database {}: {e}",
-                config.path.display(),
-                config.admin.cdr_database
-            ))
-        })?;
-        let nonce_secret = nonce_secret(config, &cdrs)?;
+        let cdrs = open_cdr_store(config)?;
+        // With PostgreSQL, the secret is read (or made) through its blocking client.
+        let nonce_secret = off_runtime("nonce secret", || nonce_secret(config, &cdrs))?;
         let ledger = open_ledger(config)?;
         let shared_limits = crate::shared::limits::SharedLimits::start(config)?;
         let shared_capacity = match &config.shared.redis {
@@ -302,19 +297,13 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
         Some(url) => {
             // Never the URL itself in a message: it may carry a password.
             let target = dialbridge_ledger::postgres_target(url);
-            // The PostgreSQL client blocks on a runtime of its own, which may not start
-            // on a thread of ours that drives tasks: it opens on a thread of its own.
-            let opened = std::thread::scope(|scope| {
-                scope
-                    .spawn(|| Ledger::open_postgres(url, &config.shared.node, money.clone(), now))
-                    .join()
-            })
-            .map_err(|_| Error::Config("the ledger's opening thread panicked".to_string()))?;
-            let ledger = opened.map_err(|e| {
-                Error::Config(format!(
-                    "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
-                    config.path.display()
-                ))
+            let ledger = off_runtime("ledger", || {
+                Ledger::open_postgres(url, &config.shared.node, money.clone(), now).map_err(|e| {
+                    Error::Config(format!(
+                        "{}: [shared] postgres {target}: the ledger's PostgreSQL database: {e}",
+                        config.path.display()
+                    ))
+                })
             })?;
             (ledger, "postgres", target)
         }
@@ -343,8 +332,63 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
     Ok(Some(ledger))
 }
 
+/// Runs `f` on a thread of its own and waits for it. The PostgreSQL client blocks on a
+/// runtime of its own, which may not start on a thread of ours that drives tasks (as
+/// start-up's is): whatever may reach it at start runs here.
+fn off_runtime<T: Send>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    std::thread::scope(|scope| scope.spawn(f).join())
+        .map_err(|_| Error::Config(format!("the {what}'s opening thread panicked")))?
+}
+
+/// The CDR store `config` names: the SQLite file of `[admin] cdr_database`, or the
+/// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
+/// nodes: their records, tokens, plan edits and nonce secret). A fault is a
+/// configuration error naming the setting. May be called from a runtime's thread.
+pub fn open_cdr_store(config: &Config) -> Result<CdrStore, Error> {
+    let store = off_runtime("CDR store", || {
+        match &config.shared.postgres {
+            Some(url) => CdrStore::open_postgres(url),
+            None => CdrStore::open(&config.admin.cdr_database),
+        }
+        .map_err(|e| {
+            Error::Config(format!(
+                "{}: {}: {e}",
+                config.path.display(),
+                cdr_location(config)
+            ))
+        })
+    })?;
+    tracing::info!(
+        backend = store.backend(),
+        database = %cdr_database(config),
+        "CDR store open"
+    );
+    Ok(store)
+}
+
+/// Where the CDR store is, as the configuration says it: `[admin] cdr_database PATH` or
+/// `[shared] postgres user@host:port/db` (never the URL's password), for messages.
+pub fn cdr_location(config: &Config) -> String {
+    match &config.shared.postgres {
+        Some(_) => format!("[shared] postgres {}", cdr_database(config)),
+        None => format!("[admin] cdr_database {}", cdr_database(config)),
+    }
+}
+
+fn cdr_database(config: &Config) -> String {
+    match &config.shared.postgres {
+        Some(url) => dialbridge_store::pg::target(url),
+        None => config.admin.cdr_database.clone(),
+    }
+}
+
 /// The digest nonce key: given in the configuration, read from the file it names, or
-/// generated on the first start and kept in the CDR database, so restarts keep it.
+/// generated on the first start and kept in the CDR database, so restarts keep it
+/// (with `[shared] postgres`, the first node makes it and every node reads that one, so
+/// a nonce one node issued is good at another).
 fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
     match &config.auth.nonce_secret {
         Some(NonceSecret::Value(value)) => Ok(value.as_bytes().to_vec()),
@@ -368,9 +412,9 @@ fn nonce_secret(config: &Config, cdrs: &CdrStore) -> Result<Vec<u8>, Error> {
         }
         None => cdrs.secret("digest-nonce").map_err(|e| {
             Error::Config(format!(
-                "{}: [admin] cdr_database {} (the nonce secret is kept there): {e}",
+                "{}: {} (the nonce secret is kept there): {e}",
                 config.path.display(),
-                config.admin.cdr_database
+                cdr_location(config)
             ))
         }),
     }
@@ -524,10 +568,13 @@ mod tests {
 
     #[test]
     fn the_nonce_secret_comes_from_the_config_a_file_or_the_cdr_database() {
-        let cdrs = CdrStore::open(":memory:").unwrap();
+        crate::cdr::tests::on_both_backends(nonce_secret_on);
+    }
+
+    fn nonce_secret_on(cdrs: &CdrStore) {
         let value = NonceSecret::Value("0123456789abcdef".into());
         let config = with_secret(Some(value));
-        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), b"0123456789abcdef");
+        assert_eq!(nonce_secret(&config, cdrs).unwrap(), b"0123456789abcdef");
 
         let path =
             std::env::temp_dir().join(format!("dialbridge-nonce-{}.key", std::process::id()));
@@ -538,23 +585,23 @@ mod tests {
         };
         let config = with_secret(Some(file(&path)));
         assert_eq!(
-            nonce_secret(&config, &cdrs).unwrap(),
+            nonce_secret(&config, cdrs).unwrap(),
             b"a key of the operator's, shared"
         );
         std::fs::write(&path, "short\n").unwrap();
-        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        let err = nonce_secret(&config, cdrs).unwrap_err().to_string();
         assert!(
             err.contains("demo.toml:42: [auth] nonce_secret_file"),
             "{err}"
         );
         std::fs::remove_file(&path).unwrap();
-        let err = nonce_secret(&config, &cdrs).unwrap_err().to_string();
+        let err = nonce_secret(&config, cdrs).unwrap_err().to_string();
         assert!(err.contains("demo.toml:42:"), "{err}");
 
         // Neither: made once, the same on the next start.
         let config = with_secret(None);
-        let made = nonce_secret(&config, &cdrs).unwrap();
+        let made = nonce_secret(&config, cdrs).unwrap();
         assert_eq!(made.len(), 32);
-        assert_eq!(nonce_secret(&config, &cdrs).unwrap(), made);
+        assert_eq!(nonce_secret(&config, cdrs).unwrap(), made);
     }
 }

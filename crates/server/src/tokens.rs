@@ -322,29 +322,32 @@ mod tests {
 
     #[test]
     fn a_made_token_is_recognised_until_revoked_and_only_its_hash_is_kept() {
-        let store = CdrStore::open(":memory:").unwrap();
+        crate::cdr::tests::on_both_backends(made_token_is_recognised_on);
+    }
+
+    fn made_token_is_recognised_on(store: &CdrStore) {
         let contoso = Principal::TenantAdmin {
             tenant: "contoso".into(),
         };
-        let made = create(&store, "contoso ops", &contoso).unwrap();
+        let made = create(store, "contoso ops", &contoso).unwrap();
         assert!(made.secret.starts_with("dbt_") && made.secret.len() == 68);
         assert!(!format!("{made:?}").contains(&made.secret));
-        let (id, who) = recognise(&store, &made.secret).unwrap().unwrap();
+        let (id, who) = recognise(store, &made.secret).unwrap().unwrap();
         assert_eq!((id, &who), (made.view.id, &contoso));
         // One digit off, or not a token at all.
         let mut wrong = made.secret.clone();
         wrong.replace_range(67.., if made.secret.ends_with('0') { "1" } else { "0" });
-        assert_eq!(recognise(&store, &wrong).unwrap(), None);
-        assert_eq!(recognise(&store, "demo-admin-token").unwrap(), None);
+        assert_eq!(recognise(store, &wrong).unwrap(), None);
+        assert_eq!(recognise(store, "demo-admin-token").unwrap(), None);
         let kept = store.tokens().unwrap();
         assert_eq!(kept[0].scope.as_deref(), Some("contoso"));
-        assert!(active(&store, id).unwrap());
-        let revoked = revoke(&store, id).unwrap();
+        assert!(active(store, id).unwrap());
+        let revoked = revoke(store, id).unwrap();
         assert!(revoked.revoked);
-        assert_eq!(recognise(&store, &made.secret).unwrap(), None);
-        assert!(!active(&store, id).unwrap());
-        assert!(revoke(&store, 42).is_err());
-        assert_eq!(list(&store).unwrap().len(), 1);
+        assert_eq!(recognise(store, &made.secret).unwrap(), None);
+        assert!(!active(store, id).unwrap());
+        assert!(revoke(store, 42).is_err());
+        assert_eq!(list(store).unwrap().len(), 1);
     }
 
     #[test]

@@ -203,13 +203,12 @@ pub(super) struct EditList {
 /// reload or a restart keeps it. An edit that is live but could not be kept is a 500
 /// that says so.
 async fn edit(state: &Shared, edit: PlanEdit) -> Result<(), ApiError> {
-    edit.apply(&state.router).map_err(plan_error)?;
-    let edits = state.edits.clone();
-    let kept = edit.clone();
-    tokio::task::spawn_blocking(move || edits.record(&kept))
+    let (edits, router, kept) = (state.edits.clone(), state.router.clone(), edit.clone());
+    tokio::task::spawn_blocking(move || edits.make(&kept, &router))
         .await
         .map_err(|e| ApiError::internal("keeping the edit", &e))?
-        .map_err(|e| ApiError::internal("the change is live but was not kept", &e))?;
+        .map_err(|e| ApiError::internal("the change is live but was not kept", &e))?
+        .map_err(plan_error)?;
     tracing::info!(%edit, "admin: plan edited");
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use super::{CdrError, CdrStore};
+use super::{CdrError, CdrStore, Timestamp};
 
 /// One stored edit: kind, target, value (`None`: nothing).
 pub type StoredEdit = (String, String, Option<String>);
@@ -12,11 +12,21 @@ pub type StoredEdit = (String, String, Option<String>);
 impl CdrStore {
     /// Every edit, oldest change first.
     pub fn plan_edits(&self) -> Result<Vec<StoredEdit>, CdrError> {
-        let conn = self.lock()?;
-        let mut statement =
-            conn.prepare("SELECT kind, target, value FROM plan_edits ORDER BY seq")?;
-        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = self.lock()?.run(|db| {
+            db.query(
+                "SELECT kind, target, value FROM plan_edits ORDER BY seq",
+                &[],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.text(0)?.to_owned(),
+                    r.text(1)?.to_owned(),
+                    r.opt_text(2)?.map(str::to_owned),
+                ))
+            })
+            .collect()
     }
 
     /// Keeps an edit (replacing the earlier one of its kind and target, and moving it
@@ -28,21 +38,22 @@ impl CdrStore {
         value: Option<&str>,
         at: SystemTime,
     ) -> Result<(), CdrError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM plan_edits WHERE kind = ?1 AND target = ?2",
-            (kind, target),
-        )?;
-        let made_ms = at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        tx.execute(
-            "INSERT INTO plan_edits (kind, target, value, made_ms) VALUES (?1, ?2, ?3, ?4)",
-            (kind, target, value, made_ms),
-        )?;
-        tx.commit()?;
-        Ok(())
+        let made_ms = Timestamp::from_system_time(at).unix_millis();
+        self.lock()?.transaction(|db| {
+            db.execute(
+                "DELETE FROM plan_edits WHERE kind = ?1 AND target = ?2",
+                &[kind.into(), target.into()],
+            )?;
+            // Another node may insert the same kind and target between the two (in
+            // PostgreSQL): the later value then wins in place.
+            db.execute(
+                "INSERT INTO plan_edits (kind, target, value, made_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, target)
+                 DO UPDATE SET value = excluded.value, made_ms = excluded.made_ms",
+                &[kind.into(), target.into(), value.into(), made_ms.into()],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -54,7 +65,10 @@ mod tests {
 
     #[test]
     fn the_latest_edit_of_a_target_replaces_the_earlier_and_comes_last() {
-        let store = CdrStore::open(":memory:").unwrap();
+        super::super::tests::on_both_backends(latest_edit_replaces_on);
+    }
+
+    fn latest_edit_replaces_on(store: &CdrStore) {
         let now = SystemTime::now();
         store
             .save_plan_edit("number_capacity", "+14255550123", Some("5"), now)

@@ -1,7 +1,8 @@
 //! Call detail records: who called which number, over which trunk, into which
 //! conference, for how long, and how the call ended. They are billing data (toll-free
 //! minutes are paid from Communications Credits), so [`CdrStore::record`] returns only
-//! once the record is committed to SQLite: a crash right after it loses nothing.
+//! once the record is committed (to SQLite, or to PostgreSQL when nodes share the
+//! store): a crash right after it loses nothing.
 //!
 //! A record is written for every call the router admitted (that held a capacity grant),
 //! when the call ends; refused calls are counted by the metrics, not recorded here. A
@@ -9,6 +10,7 @@
 //! [`CdrStore::usage_csv`] sums the records of a month per provider and number: what an
 //! operator bills its customers from.
 
+mod backend;
 mod edits;
 mod schema;
 mod store;
@@ -232,9 +234,18 @@ pub enum CdrError {
     /// The database failed (disk full, file unreadable...).
     #[error("CDR database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// Another database failed (PostgreSQL, when shared).
+    /// The PostgreSQL database failed or could not be reached (`[shared] postgres`).
+    #[error("CDR database (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    /// Another failure of the database (unreachable while reconnecting...).
     #[error("CDR database: {0}")]
     Database(String),
+    /// A column that did not hold what the store writes there.
+    #[error("CDR database: column {index} is not {expected}")]
+    Column {
+        index: usize,
+        expected: &'static str,
+    },
     /// The file was written by a newer dialbridge.
     #[error("CDR schema version {found} is newer than this build knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
@@ -319,8 +330,35 @@ impl serde::Serialize for Cdr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use dialbridge_testkit::servers::{Postgres, PostgresDb};
+
     use super::*;
+
+    /// Runs `test` on a store of each backend: an in-memory SQLite one, then one in a
+    /// PostgreSQL database of its own.
+    pub(crate) fn on_both_backends(test: impl Fn(&CdrStore)) {
+        test(&CdrStore::open(":memory:").unwrap());
+        let db = PostgresDb::create();
+        test(&open_postgres(&db.url()));
+    }
+
+    /// A store in the PostgreSQL database at `url`, once its server takes logins (a
+    /// server accepts connections a moment before it has finished starting).
+    pub(crate) fn open_postgres(url: &str) -> CdrStore {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match CdrStore::open_postgres(url) {
+                Ok(store) => return store,
+                Err(e) => assert!(Instant::now() < deadline, "no CDR store: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     pub(crate) fn sample(n: i64) -> Cdr {
         Cdr {
@@ -374,7 +412,10 @@ mod tests {
 
     #[test]
     fn a_record_reads_back_whole() {
-        let store = CdrStore::open(":memory:").unwrap();
+        on_both_backends(a_record_reads_back_whole_on);
+    }
+
+    fn a_record_reads_back_whole_on(store: &CdrStore) {
         let mut bare = sample(2);
         bare.conference_id = None;
         bare.role = None;
@@ -412,16 +453,109 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn record_async_commits_before_it_resolves() {
-        let store = CdrStore::open(":memory:").unwrap();
-        store.record_async(sample(3)).await.unwrap();
-        assert_eq!(store.list(&CdrFilter::default()).unwrap(), vec![sample(3)]);
+    #[test]
+    fn nodes_on_one_postgres_database_share_records_tokens_edits_and_the_secret() {
+        use crate::tokens::{self, Principal};
+
+        let db = PostgresDb::create();
+        let first = open_postgres(&db.url());
+        // Two more nodes start at once: their migrations take turns (a no-op here).
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| open_postgres(&db.url()));
+            let b = s.spawn(|| open_postgres(&db.url()));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        drop(first);
+
+        // Records: both nodes commit at once; either lists everyone's, in end order.
+        std::thread::scope(|s| {
+            s.spawn(|| (0..20).for_each(|n| a.record(&sample(2 * n)).unwrap()));
+            s.spawn(|| (0..20).for_each(|n| b.record(&sample(2 * n + 1)).unwrap()));
+        });
+        let all: Vec<Cdr> = (0..40).map(sample).collect();
+        assert_eq!(b.list(&CdrFilter::default()).unwrap(), all);
+        assert_eq!(a.list(&CdrFilter::default()).unwrap(), all);
+        assert_eq!(a.count().unwrap(), 40);
+
+        // A token made on one node speaks on the other; revoked there, it is refused here.
+        let made = tokens::create(&a, "ops", &Principal::Admin).unwrap();
+        let (id, who) = tokens::recognise(&b, &made.secret).unwrap().unwrap();
+        assert_eq!((id, who), (made.view.id, Principal::Admin));
+        tokens::revoke(&b, id).unwrap();
+        assert_eq!(tokens::recognise(&a, &made.secret).unwrap(), None);
+
+        // An edit made on one node is the other's to re-apply.
+        let now = std::time::SystemTime::now();
+        a.save_plan_edit("number_capacity", "+14255550123", Some("5"), now)
+            .unwrap();
+        b.save_plan_edit("number_capacity", "+14255550123", Some("7"), now)
+            .unwrap();
+        assert_eq!(
+            a.plan_edits().unwrap(),
+            [(
+                "number_capacity".to_string(),
+                "+14255550123".to_string(),
+                Some("7".to_string())
+            )]
+        );
+
+        // The first node to ask makes the secret; every other reads the same one.
+        let (one, two) = std::thread::scope(|s| {
+            let one = s.spawn(|| a.secret("digest-nonce").unwrap());
+            let two = s.spawn(|| b.secret("digest-nonce").unwrap());
+            (one.join().unwrap(), two.join().unwrap())
+        });
+        assert_eq!(one, two);
+        assert_eq!(one.len(), 32);
+    }
+
+    #[test]
+    fn a_postgres_outage_fails_operations_and_the_store_reconnects_by_itself() {
+        let mut server = Postgres::start();
+        let store = open_postgres(&server.url());
+        store.record(&sample(1)).unwrap();
+        server.stop();
+        // Errors, not panics; the record of the failed commit is reported lost.
+        assert!(matches!(
+            store.record(&sample(2)),
+            Err(CdrError::Postgres(_) | CdrError::Database(_))
+        ));
+        assert!(store.list(&CdrFilter::default()).is_err());
+        assert!(store.token_by_hash(&[1; 32]).is_err());
+        assert!(store.secret("digest-nonce").is_err());
+        server.resume();
+        // The same store, not reopened: once the server takes logins again (and the
+        // reconnect back-off has passed), the next operation works.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = store.record(&sample(3)) {
+            assert!(Instant::now() < deadline, "never reconnected: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            store.list(&CdrFilter::default()).unwrap(),
+            vec![sample(1), sample(3)]
+        );
+    }
+
+    #[test]
+    fn record_async_commits_before_it_resolves() {
+        // The store is opened and read off the runtime: the PostgreSQL client may not
+        // block a thread that drives tasks.
+        on_both_backends(|store| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(store.record_async(sample(3))).unwrap();
+            assert_eq!(store.list(&CdrFilter::default()).unwrap(), vec![sample(3)]);
+        });
     }
 
     #[test]
     fn the_filter_selects_by_end_time_and_limits() {
-        let store = CdrStore::open(":memory:").unwrap();
+        on_both_backends(the_filter_selects_by_end_time_and_limits_on);
+    }
+
+    fn the_filter_selects_by_end_time_and_limits_on(store: &CdrStore) {
         for n in 0..10 {
             store.record(&sample(n)).unwrap();
         }
@@ -455,11 +589,22 @@ mod tests {
 
     #[test]
     fn export_writes_every_page_as_csv() {
-        let store = CdrStore::open(":memory:").unwrap();
+        on_both_backends(export_writes_every_page_as_csv_on);
+    }
+
+    fn export_writes_every_page_as_csv_on(store: &CdrStore) {
         let total = EXPORT_PAGE as i64 * 2 + 7;
-        for n in 0..total {
-            store.record(&sample(n)).unwrap();
-        }
+        // From four threads, so commits carry several records (the order read back is
+        // the end times').
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for n in (t..total).step_by(4) {
+                        store.record(&sample(n)).unwrap();
+                    }
+                });
+            }
+        });
         let mut out = Vec::new();
         let n = store.export_csv(&CdrFilter::default(), &mut out).unwrap();
         assert_eq!(n as i64, total);
@@ -493,7 +638,10 @@ mod tests {
 
     #[test]
     fn a_status_that_is_no_sip_status_is_refused_alone() {
-        let store = CdrStore::open(":memory:").unwrap();
+        on_both_backends(a_status_that_is_no_sip_status_is_refused_alone_on);
+    }
+
+    fn a_status_that_is_no_sip_status_is_refused_alone_on(store: &CdrStore) {
         let mut bad = sample(1);
         bad.sip_status = 99;
         assert!(matches!(
@@ -511,7 +659,10 @@ mod tests {
 
     #[test]
     fn long_peer_values_are_cut_not_refused() {
-        let store = CdrStore::open(":memory:").unwrap();
+        on_both_backends(long_peer_values_are_cut_not_refused_on);
+    }
+
+    fn long_peer_values_are_cut_not_refused_on(store: &CdrStore) {
         let mut c = sample(1);
         c.call_id = "é".repeat(MAX_CALL_ID);
         c.calling = "x".repeat(10_000);

@@ -1,12 +1,15 @@
 //! Opening the CDR database: durability settings and the schema, versioned with
-//! `PRAGMA user_version` and migrated forward on open. Besides the call records it keeps
+//! `PRAGMA user_version` and migrated forward on open (in PostgreSQL, versioned as
+//! "cdr" in the shared `schema_version` table). Besides the call records it keeps
 //! what else of the bridge's own must outlive a restart: its secrets (the digest nonce
 //! key), the administrators' edits of the number plan and the admin API's tokens.
 
+use dialbridge_store::pg::PgSchema;
 use dialbridge_store::{Durability, Schema, StoreError};
 use rusqlite::Connection;
 
 use super::CdrError;
+use super::backend::PgConnection;
 
 /// The schema version this build writes.
 pub(super) const SCHEMA_VERSION: i64 = 5;
@@ -89,14 +92,63 @@ const SCHEMA: Schema<'static> = Schema {
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
+/// The PostgreSQL schema of the CDR store (see `backend.rs`): its tables, apart from
+/// the other stores' in a database they share.
+pub(super) const PG_NAMESPACE: &str = "cdr";
+
+/// The migrations in PostgreSQL: SQLite's, step for step (so both backends carry the
+/// same version numbers), in PostgreSQL's types. Integers become BIGINT (what both
+/// backends bind), rowids identity columns (so rows that several nodes insert at once
+/// never collide), BLOB BYTEA; `STRICT` is PostgreSQL's way anyway. Each step creates
+/// its tables in [`PG_NAMESPACE`] and still finds the shared `schema_version` table
+/// after it in the search path. Migrations keep to SQL both dialects take (`ALTER TABLE
+/// ... ADD COLUMN` with a default and a CHECK does), and a test holds every step free
+/// of what only SQLite knows.
+fn pg_migrations() -> Vec<String> {
+    MIGRATIONS
+        .iter()
+        .map(|sql| {
+            let sql = sql
+                .replace(
+                    "INTEGER PRIMARY KEY AUTOINCREMENT",
+                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                )
+                .replace(
+                    "INTEGER PRIMARY KEY",
+                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                )
+                .replace("INTEGER", "BIGINT")
+                .replace("BLOB", "BYTEA")
+                .replace(") STRICT;", ");");
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {PG_NAMESPACE};
+                 SET LOCAL search_path TO {PG_NAMESPACE}, public;
+                 {sql}"
+            )
+        })
+        .collect()
+}
+
 /// Opens `path` (or `:memory:`), sets it up and brings the schema up to date.
 pub(super) fn open(path: &str) -> Result<Connection, CdrError> {
     dialbridge_store::open(path, &SCHEMA).map_err(from_store)
 }
 
-fn from_store(e: StoreError) -> CdrError {
+/// Connects to the PostgreSQL database at `url` and brings its schema up to date.
+pub(super) fn open_postgres(url: &str) -> Result<PgConnection, CdrError> {
+    let migrations = pg_migrations();
+    let migrations: Vec<&str> = migrations.iter().map(String::as_str).collect();
+    let schema = PgSchema {
+        name: "cdr",
+        migrations: &migrations,
+    };
+    PgConnection::open(url, &schema, PG_NAMESPACE)
+}
+
+pub(super) fn from_store(e: StoreError) -> CdrError {
     match e {
         StoreError::Sqlite(e) => CdrError::Sqlite(e),
+        StoreError::Postgres(e) => CdrError::Postgres(e),
         StoreError::SchemaTooNew { found, known } => CdrError::SchemaTooNew { found, known },
         other => CdrError::Database(other.to_string()),
     }
@@ -104,6 +156,8 @@ fn from_store(e: StoreError) -> CdrError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn migrate(conn: &Connection) -> Result<(), CdrError> {
@@ -129,6 +183,37 @@ mod tests {
         assert!(matches!(
             migrate(&conn),
             Err(CdrError::SchemaTooNew { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
+    }
+
+    #[test]
+    fn the_postgres_migrations_keep_nothing_only_sqlite_knows() {
+        let migrations = pg_migrations();
+        assert_eq!(migrations.len(), MIGRATIONS.len());
+        for sql in migrations {
+            for sqlite in ["INTEGER", "BLOB", "STRICT", "AUTOINCREMENT", "PRAGMA"] {
+                assert!(!sql.contains(sqlite), "{sqlite} in {sql}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_newer_postgres_schema_is_refused() {
+        let db = dialbridge_testkit::servers::PostgresDb::create();
+        drop(super::super::tests::open_postgres(&db.url()));
+        // `schema_version` is every store's, outside the CDR schema.
+        let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        let bumped = client
+            .execute(
+                "UPDATE public.schema_version SET version = version + 1 WHERE name = 'cdr'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(bumped, 1);
+        assert!(matches!(
+            super::super::CdrStore::open_postgres(&db.url()),
+            Err(CdrError::SchemaTooNew { found, known })
+                if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
         ));
     }
 }

@@ -1,34 +1,36 @@
-//! The SQLite store of call detail records, with group commit: records handed in
-//! while a commit is under way are written together in the next transaction, so a burst
-//! of calls ending at once costs one log sync, not one each.
+//! The store of call detail records, with group commit: records handed in while a
+//! commit is under way are written together in the next transaction, so a burst of
+//! calls ending at once costs one log sync (one round trip to PostgreSQL), not one each.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dialbridge_conference::ivr::{ConferenceId, Role};
-use dialbridge_router::Charge;
-use rusqlite::{Connection, Row};
-
+use super::backend::{Backend, Exec, Row, Value};
 use super::schema;
 use super::{
     Billed, CSV_COLUMNS, Cdr, CdrError, CdrFilter, DEFAULT_LIST, Direction, EXPORT_PAGE, EndedBy,
     MAX_CALL_ID, MAX_CALLING, MAX_LIST, MAX_NAME, Timestamp, charge_str, role_str,
 };
+use dialbridge_conference::ivr::{ConferenceId, Role};
+use dialbridge_router::Charge;
 
-/// The record store: one SQLite connection behind a mutex, and the queue of records
-/// waiting for the next commit. Cheap to clone.
+/// The record store: one connection (SQLite, or PostgreSQL shared with other nodes)
+/// behind a mutex, and the queue of records waiting for the next commit. Cheap to clone.
 ///
 /// `record` is synchronous and waits for the commit (a sync of the WAL on a file):
 /// async callers use [`CdrStore::record_async`] or `spawn_blocking`, never the
-/// signaling task's own thread.
+/// signaling task's own thread. The PostgreSQL client must not even be called there:
+/// it blocks on a runtime of its own, which cannot start on a thread that drives tasks.
 #[derive(Clone)]
 pub struct CdrStore {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    conn: Mutex<Connection>,
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+    conn: Mutex<Backend>,
     queue: Mutex<Queue>,
 }
 
@@ -57,28 +59,60 @@ impl CdrStore {
     /// Opens (creating if need be) the store at `path`, or an in-memory one for
     /// `":memory:"` (records then live as long as the process).
     pub fn open(path: &str) -> Result<CdrStore, CdrError> {
-        Ok(CdrStore {
+        Ok(CdrStore::with(Backend::Sqlite(schema::open(path)?)))
+    }
+
+    /// Opens the store in the PostgreSQL database at `url` (`[shared] postgres`),
+    /// bringing its schema up to date: every node that opens the same database writes
+    /// its records, tokens and edits there and reads everyone's. Blocks on the client's
+    /// own runtime: call it from a thread that drives no tasks.
+    pub fn open_postgres(url: &str) -> Result<CdrStore, CdrError> {
+        let connection = schema::open_postgres(url)?;
+        Ok(CdrStore::with(Backend::Postgres(Box::new(connection))))
+    }
+
+    fn with(backend: Backend) -> CdrStore {
+        CdrStore {
             shared: Arc::new(Shared {
-                conn: Mutex::new(schema::open(path)?),
+                backend: match backend {
+                    Backend::Sqlite(_) => "sqlite",
+                    Backend::Postgres(_) => "postgres",
+                },
+                conn: Mutex::new(backend),
                 queue: Mutex::new(Queue::default()),
             }),
-        })
+        }
+    }
+
+    /// `sqlite` or `postgres`, for log lines.
+    pub fn backend(&self) -> &'static str {
+        self.shared.backend
+    }
+
+    /// Whether other nodes may share it (PostgreSQL): what they write appears here.
+    pub fn is_shared(&self) -> bool {
+        self.backend() == "postgres"
     }
 
     /// The secret called `name`, created (32 random bytes) and committed on the first
-    /// ask. Two processes sharing the file agree: the insert keeps the first one.
+    /// ask. Two processes sharing the database agree: the insert keeps the first one.
     pub fn secret(&self, name: &str) -> Result<Vec<u8>, CdrError> {
-        let conn = self.lock()?;
         let fresh = rand::random::<[u8; 32]>();
-        conn.execute(
-            "INSERT OR IGNORE INTO node_secrets (name, value) VALUES (?1, ?2)",
-            rusqlite::params![name, fresh.as_slice()],
-        )?;
-        Ok(conn.query_row(
-            "SELECT value FROM node_secrets WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )?)
+        self.lock()?.run(|db| {
+            db.execute(
+                "INSERT INTO node_secrets (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO NOTHING",
+                &[name.into(), fresh.as_slice().into()],
+            )?;
+            let rows = db.query(
+                "SELECT value FROM node_secrets WHERE name = ?1",
+                &[name.into()],
+            )?;
+            match rows.first() {
+                Some(row) => Ok(row.bytes(0)?.to_vec()),
+                None => Err(CdrError::Database(format!("secret {name:?} not kept"))),
+            }
+        })
     }
 
     /// Writes `cdr` and commits. When this returns `Ok`, the record survives a crash of
@@ -113,7 +147,7 @@ impl CdrStore {
             // Cannot happen: a ticket is pending until a commit files its outcome.
             return Err(CdrError::Write("record lost from the commit queue".into()));
         }
-        let result = write_batch(&mut conn, &batch);
+        let result = conn.transaction(|db| write_batch(db, &batch));
         let shared = result.as_ref().map(|_| ()).map_err(ToString::to_string);
         let mut queue = self.queue();
         for (t, _) in batch.iter().filter(|(t, _)| *t != ticket) {
@@ -174,9 +208,10 @@ impl CdrStore {
 
     /// How many records the store holds.
     pub fn count(&self) -> Result<u64, CdrError> {
-        let n: i64 = self
+        let rows = self
             .lock()?
-            .query_row("SELECT count(*) FROM cdrs", [], |r| r.get(0))?;
+            .run(|db| db.query("SELECT count(*) FROM cdrs", &[]))?;
+        let n = rows.first().map_or(Ok(0), |r| r.int(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -187,36 +222,37 @@ impl CdrStore {
         after: Option<Position>,
         limit: usize,
     ) -> Result<Vec<(Position, Cdr)>, CdrError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, call_id, trunk, calling, dialled, tenant, bridge, conference_id,
+        let (after_ms, after_seq) = after.unwrap_or((i64::MIN, i64::MIN));
+        let rows = self.lock()?.run(|db| {
+            db.query(
+                "SELECT seq, call_id, trunk, calling, dialled, tenant, bridge, conference_id,
                     role, arrived_ms, answered_ms, joined_ms, ended_ms, ended_by,
                     sip_status, charge, provider, direction, funding, billed_s, cost, currency
              FROM cdrs
              WHERE ended_ms >= ?1 AND ended_ms < ?2 AND (ended_ms, seq) > (?3, ?4)
-               AND (?6 IS NULL OR tenant = ?6)
+               AND (CAST(?6 AS TEXT) IS NULL OR tenant = ?6)
              ORDER BY ended_ms, seq
              LIMIT ?5",
-        )?;
-        let (after_ms, after_seq) = after.unwrap_or((i64::MIN, i64::MIN));
-        let mut rows = stmt.query(rusqlite::params![
-            filter.since.map_or(i64::MIN, Timestamp::unix_millis),
-            filter.until.map_or(i64::MAX, Timestamp::unix_millis),
-            after_ms,
-            after_seq,
-            i64::try_from(limit).unwrap_or(i64::MAX),
-            filter.tenant.as_deref(),
-        ])?;
-        let mut out = Vec::with_capacity(limit.min(EXPORT_PAGE));
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let cdr = cdr_from_row(seq, row)?;
-            out.push(((cdr.ended.unix_millis(), seq), cdr));
-        }
-        Ok(out)
+                &[
+                    filter.since.map_or(i64::MIN, Timestamp::unix_millis).into(),
+                    filter.until.map_or(i64::MAX, Timestamp::unix_millis).into(),
+                    after_ms.into(),
+                    after_seq.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                    filter.tenant.as_deref().into(),
+                ],
+            )
+        })?;
+        rows.iter()
+            .map(|row| {
+                let seq = row.int(0)?;
+                let cdr = cdr_from_row(seq, row)?;
+                Ok(((cdr.ended.unix_millis(), seq), cdr))
+            })
+            .collect()
     }
 
-    pub(super) fn lock(&self) -> Result<MutexGuard<'_, Connection>, CdrError> {
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, Backend>, CdrError> {
         self.shared.conn.lock().map_err(|_| CdrError::Poisoned)
     }
 
@@ -230,39 +266,40 @@ impl CdrStore {
     }
 }
 
-/// Inserts `batch` in one transaction: all of it is committed, or none.
-fn write_batch(conn: &mut Connection, batch: &[(u64, Cdr)]) -> Result<(), CdrError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(INSERT)?;
-        for (_, cdr) in batch {
-            let billing = cdr.billing.as_ref();
-            insert.execute(rusqlite::params![
-                bounded(&cdr.call_id, MAX_CALL_ID),
-                bounded(&cdr.trunk, MAX_NAME),
-                bounded(&cdr.calling, MAX_CALLING),
-                cdr.dialled.to_string(),
-                bounded(&cdr.tenant, MAX_NAME),
-                bounded(&cdr.bridge, MAX_NAME),
-                cdr.conference_id.as_ref().map(ConferenceId::as_str),
-                cdr.role.map(role_str),
-                cdr.arrived.unix_millis(),
-                cdr.answered.map(Timestamp::unix_millis),
-                cdr.joined.map(Timestamp::unix_millis),
-                cdr.ended.unix_millis(),
-                cdr.ended_by.as_str(),
-                cdr.sip_status,
-                charge_str(cdr.charge),
-                cdr.provider.as_deref().map(|p| bounded(p, MAX_NAME)),
-                cdr.direction.as_str(),
-                billing.map(|b| bounded(&b.funding, MAX_NAME)),
-                billing.map(|b| i64::try_from(b.seconds).unwrap_or(i64::MAX)),
-                billing.map(|b| b.cost.units()),
-                billing.map(|b| b.currency.as_str()),
-            ])?;
-        }
+/// Inserts `batch` (in the caller's transaction: all of it is committed, or none).
+fn write_batch(db: &mut dyn Exec, batch: &[(u64, Cdr)]) -> Result<(), CdrError> {
+    for (_, cdr) in batch {
+        let billing = cdr.billing.as_ref();
+        let dialled = cdr.dialled.to_string();
+        db.execute(
+            INSERT,
+            &[
+                bounded(&cdr.call_id, MAX_CALL_ID).into(),
+                bounded(&cdr.trunk, MAX_NAME).into(),
+                bounded(&cdr.calling, MAX_CALLING).into(),
+                dialled.as_str().into(),
+                bounded(&cdr.tenant, MAX_NAME).into(),
+                bounded(&cdr.bridge, MAX_NAME).into(),
+                cdr.conference_id.as_ref().map(ConferenceId::as_str).into(),
+                cdr.role.map(role_str).into(),
+                cdr.arrived.unix_millis().into(),
+                cdr.answered.map(Timestamp::unix_millis).into(),
+                cdr.joined.map(Timestamp::unix_millis).into(),
+                cdr.ended.unix_millis().into(),
+                cdr.ended_by.as_str().into(),
+                i64::from(cdr.sip_status).into(),
+                charge_str(cdr.charge).into(),
+                cdr.provider.as_deref().map(|p| bounded(p, MAX_NAME)).into(),
+                cdr.direction.as_str().into(),
+                billing.map(|b| bounded(&b.funding, MAX_NAME)).into(),
+                billing
+                    .map(|b| i64::try_from(b.seconds).unwrap_or(i64::MAX))
+                    .into(),
+                billing.map(|b| b.cost.units()).into(),
+                Value::Text(billing.map(|b| b.currency.as_str())),
+            ],
+        )?;
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -281,23 +318,22 @@ fn bounded(s: &str, max: usize) -> &str {
 }
 
 /// Parses a row of the SELECT in [`CdrStore::page`].
-fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
+fn cdr_from_row(seq: i64, row: &Row) -> Result<Cdr, CdrError> {
     let corrupt = |column| CdrError::Corrupt { row: seq, column };
-    let dialled: String = row.get(4)?;
-    let conference_id: Option<String> = row.get(7)?;
-    let role: Option<String> = row.get(8)?;
-    let ended_by: String = row.get(13)?;
-    let charge: String = row.get(15)?;
-    let direction: String = row.get(17)?;
-    let funding: Option<String> = row.get(18)?;
-    let billing = match funding {
+    let dialled = row.text(4)?;
+    let conference_id = row.opt_text(7)?;
+    let role = row.opt_text(8)?;
+    let ended_by = row.text(13)?;
+    let charge = row.text(15)?;
+    let direction = row.text(17)?;
+    let billing = match row.opt_text(18)? {
         None => None,
         Some(funding) => {
-            let seconds: Option<i64> = row.get(19)?;
-            let cost: Option<i64> = row.get(20)?;
-            let currency: Option<String> = row.get(21)?;
+            let seconds = row.opt_int(19)?;
+            let cost = row.opt_int(20)?;
+            let currency = row.opt_text(21)?;
             Some(Billed {
-                funding,
+                funding: funding.to_owned(),
                 seconds: seconds
                     .and_then(|s| u64::try_from(s).ok())
                     .ok_or_else(|| corrupt("billed_s"))?,
@@ -311,40 +347,35 @@ fn cdr_from_row(seq: i64, row: &Row<'_>) -> Result<Cdr, CdrError> {
         }
     };
     Ok(Cdr {
-        call_id: row.get(1)?,
-        trunk: row.get(2)?,
-        calling: row.get(3)?,
+        call_id: row.text(1)?.to_owned(),
+        trunk: row.text(2)?.to_owned(),
+        calling: row.text(3)?.to_owned(),
         dialled: dialled.parse().map_err(|_| corrupt("dialled"))?,
-        tenant: row.get(5)?,
-        bridge: row.get(6)?,
+        tenant: row.text(5)?.to_owned(),
+        bridge: row.text(6)?.to_owned(),
         conference_id: conference_id
-            .as_deref()
             .map(ConferenceId::parse)
             .transpose()
             .map_err(|_| corrupt("conference_id"))?,
-        role: match role.as_deref() {
+        role: match role {
             None => None,
             Some("leader") => Some(Role::Leader),
             Some("participant") => Some(Role::Participant),
             Some(_) => return Err(corrupt("role")),
         },
-        arrived: Timestamp::from_unix_millis(row.get(9)?),
-        answered: row
-            .get::<_, Option<i64>>(10)?
-            .map(Timestamp::from_unix_millis),
-        joined: row
-            .get::<_, Option<i64>>(11)?
-            .map(Timestamp::from_unix_millis),
-        ended: Timestamp::from_unix_millis(row.get(12)?),
-        ended_by: EndedBy::parse(&ended_by).ok_or_else(|| corrupt("ended_by"))?,
-        sip_status: row.get(14)?,
-        charge: match charge.as_str() {
+        arrived: Timestamp::from_unix_millis(row.int(9)?),
+        answered: row.opt_int(10)?.map(Timestamp::from_unix_millis),
+        joined: row.opt_int(11)?.map(Timestamp::from_unix_millis),
+        ended: Timestamp::from_unix_millis(row.int(12)?),
+        ended_by: EndedBy::parse(ended_by).ok_or_else(|| corrupt("ended_by"))?,
+        sip_status: u16::try_from(row.int(14)?).map_err(|_| corrupt("sip_status"))?,
+        charge: match charge {
             "toll" => Charge::Toll,
             "toll-free" => Charge::TollFree,
             _ => return Err(corrupt("charge")),
         },
-        provider: row.get(16)?,
-        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction"))?,
+        provider: row.opt_text(16)?.map(str::to_owned),
+        direction: Direction::parse(direction).ok_or_else(|| corrupt("direction"))?,
         billing,
     })
 }

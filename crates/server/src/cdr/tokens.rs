@@ -4,8 +4,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::OptionalExtension;
-
+use super::backend::Row;
 use super::{CdrError, CdrStore, Timestamp};
 
 /// One stored token, without its hash.
@@ -31,62 +30,71 @@ impl CdrStore {
         hash: &[u8; 32],
         at: SystemTime,
     ) -> Result<i64, CdrError> {
-        let conn = self.lock()?;
-        conn.execute(
-            "INSERT INTO api_tokens (name, role, scope, hash, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![
-                name,
-                role,
-                scope,
-                hash.as_slice(),
-                Timestamp::from_system_time(at).unix_millis()
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let created_ms = Timestamp::from_system_time(at).unix_millis();
+        let rows = self.lock()?.run(|db| {
+            db.query(
+                "INSERT INTO api_tokens (name, role, scope, hash, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                &[
+                    name.into(),
+                    role.into(),
+                    scope.into(),
+                    hash.as_slice().into(),
+                    created_ms.into(),
+                ],
+            )
+        })?;
+        match rows.first() {
+            Some(row) => row.int(0),
+            None => Err(CdrError::Database(
+                "a new token's id was not returned".into(),
+            )),
+        }
     }
 
     /// The token whose secret hashes to `hash`, revoked or not.
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<StoredToken>, CdrError> {
-        let conn = self.lock()?;
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE hash = ?1");
-        Ok(conn
-            .query_row(&sql, [hash.as_slice()], token_from_row)
-            .optional()?)
+        let rows = self
+            .lock()?
+            .run(|db| db.query(&sql, &[hash.as_slice().into()]))?;
+        rows.first().map(token_from_row).transpose()
     }
 
     /// The token `id`, revoked or not.
     pub fn token(&self, id: i64) -> Result<Option<StoredToken>, CdrError> {
-        let conn = self.lock()?;
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1");
-        Ok(conn.query_row(&sql, [id], token_from_row).optional()?)
+        let rows = self.lock()?.run(|db| db.query(&sql, &[id.into()]))?;
+        rows.first().map(token_from_row).transpose()
     }
 
     /// Every token, oldest first.
     pub fn tokens(&self) -> Result<Vec<StoredToken>, CdrError> {
-        let conn = self.lock()?;
-        let mut statement =
-            conn.prepare(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id"))?;
-        let rows = statement.query_map([], token_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id");
+        let rows = self.lock()?.run(|db| db.query(&sql, &[]))?;
+        rows.iter().map(token_from_row).collect()
     }
 
     /// Revokes token `id` and commits; `false` if there is no such token.
     pub fn revoke_token(&self, id: i64) -> Result<bool, CdrError> {
-        let conn = self.lock()?;
-        let changed = conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?1", [id])?;
+        let changed = self.lock()?.run(|db| {
+            db.execute(
+                "UPDATE api_tokens SET revoked = 1 WHERE id = ?1",
+                &[id.into()],
+            )
+        })?;
         Ok(changed == 1)
     }
 }
 
-fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredToken> {
+fn token_from_row(r: &Row) -> Result<StoredToken, CdrError> {
     Ok(StoredToken {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: r.get(2)?,
-        scope: r.get(3)?,
-        created: Timestamp::from_unix_millis(r.get(4)?),
-        revoked: r.get::<_, i64>(5)? != 0,
+        id: r.int(0)?,
+        name: r.text(1)?.to_owned(),
+        role: r.text(2)?.to_owned(),
+        scope: r.opt_text(3)?.map(str::to_owned),
+        created: Timestamp::from_unix_millis(r.int(4)?),
+        revoked: r.int(5)? != 0,
     })
 }
 
@@ -98,7 +106,10 @@ mod tests {
 
     #[test]
     fn tokens_are_found_by_hash_listed_and_revoked() {
-        let store = CdrStore::open(":memory:").unwrap();
+        super::super::tests::on_both_backends(tokens_are_found_on);
+    }
+
+    fn tokens_are_found_on(store: &CdrStore) {
         let now = SystemTime::now();
         let a = store
             .insert_token("ops", "operator", Some("Telco A"), &[1; 32], now)
