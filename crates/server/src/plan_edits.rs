@@ -418,7 +418,7 @@ mod tests {
         let config = crate::testing::demo_config();
         let node = || {
             let router = Router::new(crate::plan_from(&config).unwrap());
-            let edits = DurableEdits::new(crate::cdr::tests::open_postgres(&db.url()));
+            let edits = DurableEdits::new(crate::cdr::tests::open_postgres(db.url()));
             edits.reapply(&router).unwrap();
             (router, edits)
         };

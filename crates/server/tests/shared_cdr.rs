@@ -37,7 +37,7 @@ async fn start_node(postgres: &PostgresDb, name: &str) -> Node {
         .add_table(
             "shared",
             &[
-                format!("postgres = {}", toml_string(&postgres.url())),
+                format!("postgres = {}", toml_string(postgres.url())),
                 format!("node = {}", toml_string(name)),
             ],
         );
@@ -137,6 +137,6 @@ async fn a_token_a_call_record_and_a_plan_edit_made_on_one_node_reach_the_other(
     for node in [&a, &b] {
         let log = node.serve.log();
         assert!(log.contains("CDR store open backend=\"postgres\""), "{log}");
-        assert!(!log.contains(&postgres.url()), "{log}");
+        assert!(!log.contains(postgres.url()), "{log}");
     }
 }

@@ -344,7 +344,7 @@ pub(crate) mod tests {
     pub(crate) fn on_both_backends(test: impl Fn(&CdrStore)) {
         test(&CdrStore::open(":memory:").unwrap());
         let db = PostgresDb::create();
-        test(&open_postgres(&db.url()));
+        test(&open_postgres(db.url()));
     }
 
     /// A store in the PostgreSQL database at `url`, once its server takes logins (a
@@ -458,11 +458,11 @@ pub(crate) mod tests {
         use crate::tokens::{self, Principal};
 
         let db = PostgresDb::create();
-        let first = open_postgres(&db.url());
+        let first = open_postgres(db.url());
         // Two more nodes start at once: their migrations take turns (a no-op here).
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| open_postgres(&db.url()));
-            let b = s.spawn(|| open_postgres(&db.url()));
+            let a = s.spawn(|| open_postgres(db.url()));
+            let b = s.spawn(|| open_postgres(db.url()));
             (a.join().unwrap(), b.join().unwrap())
         });
         drop(first);

@@ -200,9 +200,9 @@ mod tests {
     #[test]
     fn a_newer_postgres_schema_is_refused() {
         let db = dialbridge_testkit::servers::PostgresDb::create();
-        drop(super::super::tests::open_postgres(&db.url()));
+        drop(super::super::tests::open_postgres(db.url()));
         // `schema_version` is every store's, outside the CDR schema.
-        let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        let mut client = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
         let bumped = client
             .execute(
                 "UPDATE public.schema_version SET version = version + 1 WHERE name = 'cdr'",
@@ -211,7 +211,7 @@ mod tests {
             .unwrap();
         assert_eq!(bumped, 1);
         assert!(matches!(
-            super::super::CdrStore::open_postgres(&db.url()),
+            super::super::CdrStore::open_postgres(db.url()),
             Err(CdrError::SchemaTooNew { found, known })
                 if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
         ));
