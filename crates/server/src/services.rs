@@ -46,6 +46,8 @@ pub struct Services {
     /// Capacity shared with other nodes in Redis (`[shared] redis`); `None`: this
     /// node's router alone decides.
     pub shared_capacity: Option<crate::shared::SharedCapacity>,
+    /// Whether the shared PostgreSQL answers (`[shared] postgres`).
+    pub postgres_health: Option<crate::shared::health::PostgresHealth>,
     /// Failure limits counted on every node (`[shared] redis`).
     pub shared_limits: Option<crate::shared::limits::SharedLimits>,
     /// Wrong conference IDs and PINs, counted per caller and per conference.
@@ -88,6 +90,10 @@ impl Services {
         let nonce_secret = off_runtime("nonce secret", || nonce_secret(config, &cdrs))?;
         let ledger = open_ledger(config)?;
         let shared_limits = crate::shared::limits::SharedLimits::start(config)?;
+        let postgres_health = match &config.shared.postgres {
+            Some(url) => Some(crate::shared::health::PostgresHealth::start(url)?),
+            None => None,
+        };
         let shared_capacity = match &config.shared.redis {
             Some(url) => Some(
                 crate::shared::SharedCapacity::start(url, &config.shared.capacity()).map_err(
@@ -123,6 +129,7 @@ impl Services {
             money_refusals: Arc::default(),
             shared_capacity,
             shared_limits,
+            postgres_health,
             prompts,
             directory,
             ivr: config.ivr.clone(),

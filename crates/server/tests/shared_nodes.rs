@@ -272,3 +272,44 @@ async fn two_nodes_spend_one_balance_in_postgres_and_never_more_than_it_holds() 
         "{balance}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_stopped_new_calls_get_503_the_call_in_progress_goes_on_and_all_recovers() {
+    let (redis, mut postgres) = (Redis::start(), Postgres::start());
+    let dir = scratch_dir("shared-pg-outage");
+    let node = start_node_with(&dir, &redis, Some(&postgres), "node-0", 15, |c| c).await;
+    let up = uac::call(node.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(up.status, 200, "{}", up.response);
+
+    postgres.stop();
+    // Within a probe (a second), new calls are refused, never admitted unchecked.
+    let mut refused = None;
+    for _ in 0..100 {
+        let call = uac::call(node.sip, ip("127.0.0.10"), "+14255550100").await;
+        if call.status == 503 {
+            refused = Some(call);
+            break;
+        }
+        assert_eq!(call.status, 200, "{}", call.response); // before the probe saw it
+        let _ = call.hang_up().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("a 503 while PostgreSQL is away");
+    assert_eq!(
+        header(&refused.response, "Reason"),
+        Some("SIP;cause=503;text=\"shared state unavailable\""),
+        "{}",
+        refused.response
+    );
+    assert!(node.serve.log().contains("shared PostgreSQL unavailable"));
+    assert!(
+        up.receive_raw(Duration::from_secs(5)).await.is_some(),
+        "the call in progress lost its media during the outage"
+    );
+
+    postgres.resume();
+    let second = call_until_answered_or_unavailable(node.sip).await;
+    assert!(node.serve.log().contains("shared PostgreSQL answers again"));
+    assert_eq!(up.hang_up().await, 200);
+    assert_eq!(second.hang_up().await, 200);
+}

@@ -106,3 +106,15 @@ pub fn migrate(client: &mut Client, schema: &PgSchema) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+/// Closes `client` on a thread of its own and waits: the last handle of a store may be
+/// dropped on a thread that drives tokio tasks, where the client could not run its
+/// runtime to say goodbye (it would panic). Should no thread start, it drops here.
+pub fn close(client: Client) {
+    let closing = std::thread::Builder::new()
+        .name("postgres-close".into())
+        .spawn(move || drop(client));
+    if let Ok(closing) = closing {
+        let _ = closing.join();
+    }
+}

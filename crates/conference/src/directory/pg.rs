@@ -165,15 +165,7 @@ impl Drop for PgStore {
         let Some(client) = state.client.take() else {
             return;
         };
-        // The last handle may go on a thread that drives tokio tasks, where the client
-        // could not run its runtime to say goodbye: it closes on a thread of its own.
-        // (Should no thread start, the client drops here, as it would have anyway.)
-        let closing = std::thread::Builder::new()
-            .name("directory-close".into())
-            .spawn(move || drop(client));
-        if let Ok(closing) = closing {
-            let _ = closing.join();
-        }
+        pg::close(client);
     }
 }
 

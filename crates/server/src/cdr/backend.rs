@@ -249,6 +249,15 @@ pub(super) struct PgConnection {
     last_attempt: Option<Instant>,
 }
 
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        // The store may be dropped on a runtime thread (a test's, the server's end).
+        if let Some(client) = self.client.take() {
+            dialbridge_store::pg::close(client);
+        }
+    }
+}
+
 impl PgConnection {
     /// Connects to `url` and brings `schema` up to date; `search_path` names the
     /// PostgreSQL schema the statements find their tables in.

@@ -2,6 +2,7 @@
 //! one is the `dialbridge-shared` crate's).
 
 pub mod config;
+pub mod health;
 pub mod limits;
 
 pub use dialbridge_shared::{Claim, Lease, SharedCapacity, SharedRefusal, SharedRefusals};

@@ -476,6 +476,18 @@ impl Signaling {
                 let response = refusal::refuse(&request, EndCause::ShuttingDown);
                 self.respond(&key, response, now);
             }
+            // Never admitted without the shared database its lookups, minutes and record
+            // need (Redis's absence refuses at the claim, `shared_claim.rs`).
+            (Method::Invite, false)
+                if self
+                    .services
+                    .postgres_health
+                    .as_ref()
+                    .is_some_and(|h| !h.is_up()) =>
+            {
+                let response = refusal::refuse(&request, EndCause::SharedStateUnavailable);
+                self.respond(&key, response, now);
+            }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
             (Method::Options, false) => {
                 let response = answers::BRIDGE.options(&request);
