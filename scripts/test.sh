@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
 # tests need when it is missing (sipp, baresip, Linphone, docker-compose, chromium and
-# chromedriver, Redis and PostgreSQL, which the shared-backend tests start themselves), then formatting, lints, the pure-core check, the whole test suite (unit,
-# fixtures, sipp interop, end to end), one pass of each bench and a short pass of every
+# chromedriver, Redis and PostgreSQL, which the shared-backend tests start themselves),
+# then formatting, lints, the pure-core check, the whole test suite (unit, fixtures, sipp
+# interop, end to end), the router, directory and admin tests again on a
+# Redis and a PostgreSQL of their own, one pass of each bench and a short pass of every
 # fuzz target (scripts/fuzz.sh), so an input that crashes a parser fails the run.
 # Building needs only the Rust toolchain and a C compiler: no libopus, pkg-config or
 # cmake (Opus is pure Rust).
@@ -41,6 +43,25 @@ cargo check --locked -p dialbridge-sip -p dialbridge-media --no-default-features
 
 echo "==> cargo test"
 cargo test --workspace --all-targets --locked
+
+# The server's router, directory, money and admin tests once more, every test bridge on
+# the shared backends (a namespace of its own in one Redis, a database of its own on one
+# PostgreSQL, both started here on loopback and stopped by PID): the same tests hold the
+# embedded default and the shared configuration to the same behaviour.
+echo "==> the router, directory and admin tests again, on Redis and PostgreSQL"
+root=$(pwd)
+. scripts/lib/load-bridge.sh
+. scripts/lib/shared-backends.sh
+shared_dir=$(mktemp -d /tmp/dialbridge-test-shared.XXXXXX)
+start_shared_backends "$shared_dir" "${TEST_REDIS_PORT:-6391}" "${TEST_PG_PORT:-5491}"
+trap 'stop_shared_backends; rm -rf "$shared_dir"' EXIT
+DIALBRIDGE_TEST_REDIS=$shared_redis_url \
+    DIALBRIDGE_TEST_POSTGRES=${shared_postgres_url%/postgres} \
+    cargo test --locked -p dialbridge-server --test admin_api --test routing \
+    --test live_admin --test walking_skeleton --test metrics
+stop_shared_backends
+rm -rf "$shared_dir"
+trap - EXIT
 
 # One build for every target (minutes on 2 cores the first time, then incremental),
 # then 5 s each: a quick pass over the seeds, not a fuzzing campaign (scripts/fuzz.sh 60

@@ -29,6 +29,7 @@ fn routing_with_redis(c: &mut Criterion) {
         .unwrap_or_else(|| unreachable!());
     let number = E164::from_u64(14255550100).unwrap_or_else(|e| unreachable!("{e}"));
     let settings = CapacitySettings {
+        namespace: "dialbridge".to_string(),
         node: "bench".to_string(),
         lease: Duration::from_secs(15),
         timeout: Duration::from_secs(2),

@@ -1,5 +1,11 @@
 //! A bridge for tests: the demo deployment on free loopback ports, run on the test's own
 //! runtime and stopped on demand. Used by this crate's integration tests and sbc-sim's.
+//!
+//! With `DIALBRIDGE_TEST_REDIS` (a `redis://` URL) and `DIALBRIDGE_TEST_POSTGRES` (a
+//! `postgres://user@host:port` URL, no database) set, as `scripts/test.sh`'s second pass
+//! sets them, every test bridge runs on the shared backends instead: a namespace of its
+//! own in that Redis, a new database of its own on that PostgreSQL server. So the same
+//! tests check the embedded default and the shared configuration.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +54,42 @@ fn on_free_ports(mut config: Config) -> Config {
     if let Some(money) = config.money.as_mut() {
         money.database = Some(":memory:".to_string());
     }
+    on_shared_backends(config)
+}
+
+/// The shared backends of the environment, if it names them (see the module doc).
+#[allow(clippy::expect_used, clippy::panic)]
+fn on_shared_backends(mut config: Config) -> Config {
+    let (Ok(redis), Ok(postgres)) = (
+        std::env::var("DIALBRIDGE_TEST_REDIS"),
+        std::env::var("DIALBRIDGE_TEST_POSTGRES"),
+    ) else {
+        return config;
+    };
+    let name = format!("t{:016x}", rand::random::<u64>());
+    let base = postgres.trim_end_matches('/').to_string();
+    // The client runs a runtime of its own: not on a thread that drives the test's.
+    let created = std::thread::spawn({
+        let (base, name) = (base.clone(), name.clone());
+        move || -> Result<(), String> {
+            let mut client =
+                postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls)
+                    .map_err(|e| e.to_string())?;
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .map_err(|e| e.to_string())
+        }
+    })
+    .join();
+    match created {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("a test database on {base}: {e}"),
+        Err(_) => panic!("creating a test database panicked"),
+    }
+    config.shared.redis = Some(redis);
+    config.shared.postgres = Some(format!("{base}/{name}"));
+    config.shared.namespace = name;
+    config.shared.node = "test".to_string();
     config
 }
 
@@ -87,6 +129,7 @@ impl TestBridge {
         let tls = bound.sip.tls.first().and_then(|(l, _)| l.local_addr().ok());
         let admin = bound.admin.local_addr().expect("bound admin address");
         let token = config.admin.token.clone();
+        let shared = config.shared.redis.is_some();
         let gauges = Arc::new(Gauges::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::run_with_gauges(
@@ -97,7 +140,7 @@ impl TestBridge {
             },
             gauges.clone(),
         ));
-        TestBridge {
+        let bridge = TestBridge {
             sip,
             sip_v6,
             tls,
@@ -106,7 +149,35 @@ impl TestBridge {
             gauges,
             stop: Some(stop),
             task,
+        };
+        if shared {
+            bridge.wait_shared_ready().await;
         }
+        bridge
+    }
+
+    /// Waits (bounded) until Redis takes the bridge's claims: a fresh Redis settles for
+    /// two heartbeats first, and a test expects its first call admitted.
+    #[allow(clippy::panic)]
+    async fn wait_shared_ready(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.token
+        );
+        for _ in 0..400 {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(self.admin).await {
+                let mut text = String::new();
+                if stream.write_all(request.as_bytes()).await.is_ok()
+                    && stream.read_to_string(&mut text).await.is_ok()
+                    && text.contains("\ndialbridge_shared_capacity_ready 1\n")
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the test bridge's shared capacity never became ready");
     }
 
     /// SIP over UDP and TCP.

@@ -23,9 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::SharedError;
 use crate::scripts;
 
-/// Keys of every deployment share this prefix (one Redis may serve several).
-const PREFIX: &str = "dialbridge:";
-
 /// Why shared capacity did not grant a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedRefusal {
@@ -126,13 +123,16 @@ impl Claim {
     }
 }
 
+/// A counter's name in a claim; the keeper puts its namespace in front.
 fn key(kind: &str, name: &str) -> String {
-    format!("{PREFIX}cap:{kind}:{name}")
+    format!("cap:{kind}:{name}")
 }
 
 /// What a node's keeper needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacitySettings {
+    /// Every key of this deployment starts `namespace:` (one Redis may serve several).
+    pub namespace: String,
     /// This node's name (its instances in Redis are `node:random`).
     pub node: String,
     /// How long a node's reservations outlive its last heartbeat.
@@ -198,6 +198,7 @@ impl SharedCapacity {
         let keeper = Keeper {
             conn,
             instance,
+            prefix: format!("{}:", config.namespace),
             lease: config.lease,
             timeout: config.timeout,
             held: HashMap::new(),
@@ -272,6 +273,8 @@ struct Keeper {
     /// `node:random`: a restarted process is a new instance, so what the old one held
     /// expires with its heartbeat.
     instance: String,
+    /// `namespace:`, in front of every key.
+    prefix: String,
     lease: Duration,
     timeout: Duration,
     /// Leases held, with their counters.
@@ -333,11 +336,16 @@ impl Keeper {
         }
         let script = redis::Script::new(&self.scripts.acquire);
         let mut invocation = script.prepare_invoke();
-        for (key, _, _) in &claim.counters {
+        let keys: Vec<String> = claim
+            .counters
+            .iter()
+            .map(|(k, _, _)| format!("{}{k}", self.prefix))
+            .collect();
+        for key in &keys {
             invocation.key(key);
         }
         invocation
-            .arg(PREFIX)
+            .arg(&self.prefix)
             .arg(&self.instance)
             .arg(id)
             .arg(self.lease_ms())
@@ -345,7 +353,6 @@ impl Keeper {
         for (_, limit, _) in &claim.counters {
             invocation.arg(*limit);
         }
-        let keys: Vec<String> = claim.counters.iter().map(|(k, _, _)| k.clone()).collect();
         let outcome = self
             .run_script(invocation.invoke_async::<i64>(&mut self.conn.clone()))
             .await;
@@ -392,7 +399,7 @@ impl Keeper {
         for key in keys {
             invocation.key(key);
         }
-        invocation.arg(PREFIX).arg(&self.instance).arg(id);
+        invocation.arg(&self.prefix).arg(&self.instance).arg(id);
         let outcome = self
             .run_script(invocation.invoke_async::<i64>(&mut self.conn.clone()))
             .await;
@@ -403,7 +410,7 @@ impl Keeper {
         let script = redis::Script::new(&self.scripts.heartbeat);
         let mut invocation = script.prepare_invoke();
         invocation
-            .arg(PREFIX)
+            .arg(&self.prefix)
             .arg(&self.instance)
             .arg(self.lease_ms())
             .arg(self.grace_ms());
@@ -456,7 +463,7 @@ impl Keeper {
             invocation.key(*key);
         }
         invocation
-            .arg(PREFIX)
+            .arg(&self.prefix)
             .arg(&self.instance)
             .arg(self.lease_ms());
         for count in counts.values() {

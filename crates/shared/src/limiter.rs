@@ -19,13 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::SharedError;
 
-/// Keys and the channel share this prefix with the capacity's.
-const PREFIX: &str = "dialbridge:limit:";
-const CHANNEL: &str = "dialbridge:limit:blocked";
-
 /// KEYS: the window counter, the block; ARGV: window ms, limit, block ms, the key as
-/// published, now (unix ms). Counts one failure; at the limit, blocks the key, starts a
-/// new window and publishes `until_ms key`. Returns 1 when it blocked.
+/// published, now (unix ms), the channel. Counts one failure; at the limit, blocks the
+/// key, starts a new window and publishes `until_ms key`. Returns 1 when it blocked.
 const FAIL: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[1])
@@ -34,7 +30,7 @@ if n < tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 local ends = tonumber(ARGV[5]) + tonumber(ARGV[3])
-redis.call('PUBLISH', 'dialbridge:limit:blocked', ends .. ' ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[6], ends .. ' ' .. ARGV[4])
 return 1
 ";
 
@@ -53,10 +49,12 @@ pub struct SharedLimiter {
 }
 
 impl SharedLimiter {
-    /// Starts the reporter and the listener on `url` (inside a tokio runtime): `blocked`
-    /// hears every block any node's failures caused (its own included), with its end.
+    /// Starts the reporter and the listener on `url` (inside a tokio runtime), its keys
+    /// and channel under `namespace:limit:`: `blocked` hears every block any node's
+    /// failures caused (its own included), with its end.
     pub fn start(
         url: &str,
+        namespace: &str,
         timeout: Duration,
         blocked: impl Fn(&str, SystemTime) + Send + 'static,
     ) -> Result<SharedLimiter, SharedError> {
@@ -73,8 +71,10 @@ impl SharedLimiter {
         let conn =
             ConnectionManager::new_lazy_with_config(client.clone(), connection).map_err(error)?;
         let (failures, rx) = mpsc::unbounded_channel();
-        tokio::spawn(report(conn, rx));
-        tokio::spawn(listen(client, blocked));
+        let prefix = format!("{namespace}:limit:");
+        let channel = format!("{prefix}blocked");
+        tokio::spawn(report(conn, prefix, channel.clone(), rx));
+        tokio::spawn(listen(client, channel, blocked));
         Ok(SharedLimiter { failures })
     }
 
@@ -88,6 +88,8 @@ impl SharedLimiter {
 /// dropped (its node counted it already).
 async fn report(
     mut conn: ConnectionManager,
+    prefix: String,
+    channel: String,
     mut failures: mpsc::UnboundedReceiver<(String, LimitPolicy)>,
 ) {
     let script = redis::Script::new(FAIL);
@@ -96,13 +98,14 @@ async fn report(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let outcome = script
-            .key(format!("{PREFIX}count:{key}"))
-            .key(format!("{PREFIX}block:{key}"))
+            .key(format!("{prefix}count:{key}"))
+            .key(format!("{prefix}block:{key}"))
             .arg(policy.window.as_millis().max(1))
             .arg(policy.max_failures.max(1))
             .arg(policy.block.as_millis().max(1))
             .arg(&key)
             .arg(now)
+            .arg(&channel)
             .invoke_async::<i64>(&mut conn)
             .await;
         if let Err(e) = outcome {
@@ -112,11 +115,15 @@ async fn report(
 }
 
 /// Listens for blocks, reconnecting after a second whenever the subscription is lost.
-async fn listen(client: redis::Client, blocked: impl Fn(&str, SystemTime) + Send + 'static) {
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    blocked: impl Fn(&str, SystemTime) + Send + 'static,
+) {
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
-                if pubsub.subscribe(CHANNEL).await.is_ok() {
+                if pubsub.subscribe(&channel).await.is_ok() {
                     let mut messages = pin!(pubsub.on_message());
                     while let Some(message) = poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
                         let Ok(payload) = message.get_payload::<String>() else {

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 /// two heartbeats, as one that lost its data does (see `shared/scripts.rs`).
 async fn node(redis: &Redis, name: &str, lease: Duration) -> SharedCapacity {
     let config = CapacitySettings {
+        namespace: "dialbridge".to_string(),
         node: name.to_string(),
         lease,
         timeout: Duration::from_secs(2),

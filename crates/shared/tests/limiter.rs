@@ -14,9 +14,14 @@ type Heard = Arc<Mutex<Vec<(String, SystemTime)>>>;
 fn node(redis: &Redis) -> (SharedLimiter, Heard) {
     let heard: Heard = Arc::default();
     let sink = heard.clone();
-    let limiter = SharedLimiter::start(&redis.url(), Duration::from_secs(2), move |key, until| {
-        sink.lock().unwrap().push((key.to_string(), until));
-    })
+    let limiter = SharedLimiter::start(
+        &redis.url(),
+        "dialbridge",
+        Duration::from_secs(2),
+        move |key, until| {
+            sink.lock().unwrap().push((key.to_string(), until));
+        },
+    )
     .unwrap();
     (limiter, heard)
 }

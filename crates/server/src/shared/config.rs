@@ -10,14 +10,19 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// The default namespace of the keys in Redis.
+pub const DEFAULT_NAMESPACE: &str = "dialbridge";
 /// The default lease time: a node that dies gives its calls' capacity back within it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// The default wait for a backend's answer before a new call is refused with 503.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// `[shared]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedConfig {
+    /// What every key of this deployment in Redis starts with (one Redis may serve
+    /// several deployments): default `dialbridge`.
+    pub namespace: String,
     /// This node's name in the shared state and its log lines (default: the host name).
     pub node: String,
     /// The live store, `redis://host:port/db`; `None`: capacity in process.
@@ -34,6 +39,7 @@ impl SharedConfig {
     /// What the capacity keeper of this node needs.
     pub fn capacity(&self) -> dialbridge_shared::CapacitySettings {
         dialbridge_shared::CapacitySettings {
+            namespace: self.namespace.clone(),
             node: self.node.clone(),
             lease: self.lease,
             timeout: self.timeout,
@@ -49,6 +55,7 @@ impl SharedConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawShared {
+    namespace: Option<String>,
     node: Option<String>,
     redis: Option<String>,
     postgres: Option<String>,
@@ -96,7 +103,18 @@ impl RawShared {
             Some(node) => node,
             None => host_name(),
         };
+        let namespace = self
+            .namespace
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        let fits = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if namespace.is_empty() || namespace.len() > 64 || !namespace.chars().all(fits) {
+            return Err(error(
+                "namespace",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
         Ok(SharedConfig {
+            namespace,
             node,
             redis: self.redis,
             postgres: self.postgres,

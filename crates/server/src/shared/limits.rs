@@ -39,10 +39,12 @@ impl SharedLimits {
         };
         let blocks = Arc::new(Blocks::default());
         let heard = blocks.clone();
-        let limiter = SharedLimiter::start(url, config.shared.timeout, move |key, until| {
-            heard.take(key, until);
-        })
-        .map_err(|e| Error::Config(format!("{}: [shared] {e}", config.path.display())))?;
+        let namespace = &config.shared.namespace;
+        let limiter =
+            SharedLimiter::start(url, namespace, config.shared.timeout, move |key, until| {
+                heard.take(key, until);
+            })
+            .map_err(|e| Error::Config(format!("{}: [shared] {e}", config.path.display())))?;
         Ok(Some(SharedLimits {
             limiter,
             blocks,
