@@ -13,6 +13,7 @@ use dialbridge_testkit::answerer::Answerer;
 use dialbridge_testkit::audio::goertzel_power;
 use dialbridge_testkit::caller::{assert_hears, caller, place, tone};
 use dialbridge_testkit::sipp::Sipp;
+use sbc_sim::CallOutcome;
 use serde_json::Value;
 
 const MICROSOFT_PSTN: &str = "127.0.0.10";
@@ -65,6 +66,45 @@ async fn dial_outs(bridge: &TestBridge) -> Value {
         .unwrap()
         .json()
         .await
+        .unwrap()
+}
+
+/// A participant of adele's meeting (through Telco A) talking 440 Hz for `hold`, once
+/// the bridge has it in the mix.
+async fn adele_participant(
+    bridge: &TestBridge,
+    hold: Duration,
+) -> tokio::task::JoinHandle<CallOutcome> {
+    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
+    let participant = tokio::spawn(place(
+        bridge.sip_addr(),
+        TELCO_A,
+        caller("+33170000100", tone(440.0), script, hold),
+    ));
+    dialbridge_testkit::wait_until(
+        "the participant in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    participant
+}
+
+/// An admin's dial-out from adele's meeting to `number`: its id (202).
+async fn api_dial_out(bridge: &TestBridge, number: &str) -> u64 {
+    let placed = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/conferences/contoso/123456789/dial-out",
+            bridge.admin_addr()
+        ))
+        .bearer_auth(bridge.admin_token())
+        .json(&serde_json::json!({ "number": number }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    placed.json::<Value>().await.unwrap()["id"]
+        .as_u64()
         .unwrap()
 }
 
@@ -179,33 +219,13 @@ async fn with_its_first_trunk_down_an_api_dial_out_leaves_through_the_next() {
     })
     .await;
     // A participant of adele's meeting talks 440 Hz; the admin dials out for it.
-    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
-    let participant = tokio::spawn(place(
-        bridge.sip_addr(),
-        TELCO_A,
-        caller("+33170000100", tone(440.0), script, Duration::from_secs(20)),
-    ));
-    dialbridge_testkit::wait_until(
-        "the participant in the mix",
-        || bridge.participants() == 1,
-        Duration::from_secs(15),
-    )
-    .await;
+    let participant = adele_participant(&bridge, Duration::from_secs(20)).await;
+    let id = api_dial_out(&bridge, "+14255557000").await;
     let http = reqwest::Client::new();
     let url = format!(
         "http://{}/api/v1/conferences/contoso/123456789/dial-out",
         bridge.admin_addr()
     );
-    let placed = http
-        .post(&url)
-        .bearer_auth(bridge.admin_token())
-        .json(&serde_json::json!({"number": "+14255557000"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), 202);
-    let placed: Value = placed.json().await.unwrap();
-    let id = placed["id"].as_u64().unwrap();
 
     let answered = telco_a.finish().await;
     assert!(
@@ -474,32 +494,8 @@ async fn a_dial_out_whose_first_trunk_is_full_on_another_node_leaves_through_the
     ])
     .await;
     // A participant of adele's meeting on node B; the admin dials out from there.
-    let script = "wait 500ms, keys 123456789#, wait 1500ms, keys #";
-    let participant = tokio::spawn(place(
-        b.sip_addr(),
-        TELCO_A,
-        caller("+33170000100", tone(440.0), script, Duration::from_secs(15)),
-    ));
-    dialbridge_testkit::wait_until(
-        "the participant in node B's mix",
-        || b.participants() == 1,
-        Duration::from_secs(15),
-    )
-    .await;
-    let placed = reqwest::Client::new()
-        .post(format!(
-            "http://{}/api/v1/conferences/contoso/123456789/dial-out",
-            b.admin_addr()
-        ))
-        .bearer_auth(b.admin_token())
-        .json(&serde_json::json!({"number": "+14255557000"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), 202);
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_u64()
-        .unwrap();
+    let participant = adele_participant(&b, Duration::from_secs(15)).await;
+    let id = api_dial_out(&b, "+14255557000").await;
     let answered = telco_a.finish().await;
     assert!(
         answered.passed(),
