@@ -257,6 +257,10 @@ pub async fn run_with_gauges(
         edits,
     ));
     signaling.run(inbound, shutdown).await;
+    // The calls' leases in Redis go back now rather than when their lease runs out.
+    if let Some(shared) = &services.shared_capacity {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), shared.flush()).await;
+    }
     log_what_is_left(&services, &gauges).await;
     reload.abort();
     if let Some(refresh) = refresh {

@@ -313,3 +313,54 @@ async fn with_postgres_stopped_new_calls_get_503_the_call_in_progress_goes_on_an
     assert_eq!(up.hang_up().await, 200);
     assert_eq!(second.hang_up().await, 200);
 }
+
+/// A node that stops (SIGTERM: it drains, ends its calls, and exits) gives its calls'
+/// leases back on its way out, not a lease time later: the other node takes the number's
+/// calls at once though the lease is a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_gives_its_leases_back_on_its_way_out() {
+    let redis = Redis::start();
+    let short_drain = |c: DemoToml| c.set("sip", "drain_timeout_ms", "200");
+    let dir = scratch_dir("shared-stop-0");
+    let stopping = start_node_with(&dir, &redis, None, "stopping", 60, short_drain).await;
+    let dir = scratch_dir("shared-stop-1");
+    let staying = start_node_with(&dir, &redis, None, "staying", 60, short_drain).await;
+    let first = uac::call(stopping.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    let second = uac::call(stopping.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let busy = uac::call(staying.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(busy.status, 486, "{}", busy.response);
+    let pid = stopping.serve.pid().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // Gone (bounded), then both calls' capacity is back well inside the minute's lease.
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stopping.serve.log().contains("shutting down") || stopping.serve.log().contains("drain"),
+        "{}",
+        stopping.serve.log()
+    );
+    let a = uac::call(staying.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    let b = uac::call(staying.sip, ip("127.0.0.10"), USER_NUMBER).await;
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "{}\n{}",
+        a.response,
+        b.response
+    );
+    assert_eq!(a.hang_up().await, 200);
+    assert_eq!(b.hang_up().await, 200);
+    std::mem::forget((first, second));
+}
