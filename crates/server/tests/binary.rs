@@ -130,6 +130,9 @@ async fn sigterm_refuses_new_calls_with_503_while_existing_calls_finish() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    let probe_from: IpAddr = "127.0.0.1".parse().unwrap();
+    let ping = || dialbridge_testkit::options::ping(sip, probe_from, Duration::from_secs(2));
+    assert_eq!(ping().await, Some(200), "a live node answers OPTIONS 200");
     let pid = serve.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -139,6 +142,12 @@ async fn sigterm_refuses_new_calls_with_503_while_existing_calls_finish() {
             .success()
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A load balancer's OPTIONS probe hears the drain: no new calls are sent here.
+    assert_eq!(
+        ping().await,
+        Some(503),
+        "a draining node answers OPTIONS 503"
+    );
     let refused = Sipp::new("uac-refused-503.xml", sip, pstn, "+14255550100")
         .run()
         .await;

@@ -196,6 +196,10 @@ async fn with_redis_stopped_new_calls_get_503_the_call_in_progress_goes_on_and_a
                 .log()
                 .contains("shared capacity: Redis unavailable")
         );
+        // ... and a load balancer's OPTIONS probe hears it too.
+        let probe =
+            dialbridge_testkit::options::ping(node.sip, ip("127.0.0.1"), Duration::from_secs(2));
+        assert_eq!(probe.await, Some(503));
     }
     // The call in progress still has its media.
     assert!(

@@ -509,6 +509,7 @@ impl Keeper {
                 }
                 // What Redis holds of ours is in doubt after an outage.
                 self.restate = true;
+                self.ready.store(false, Ordering::Relaxed);
                 None
             }
         }

@@ -459,6 +459,23 @@ impl Signaling {
         }
     }
 
+    /// Why this node takes no new call now: it drains, or a shared backend is away.
+    fn unavailable(&self) -> Option<EndCause> {
+        if self.draining {
+            return Some(EndCause::ShuttingDown);
+        }
+        let services = &self.services;
+        let postgres_away = services
+            .postgres_health
+            .as_ref()
+            .is_some_and(|h| !h.is_up());
+        let redis_away = services
+            .shared_capacity
+            .as_ref()
+            .is_some_and(|c| !c.is_ready());
+        (postgres_away || redis_away).then_some(EndCause::SharedStateUnavailable)
+    }
+
     fn handle_request(
         &mut self,
         key: ServerKey,
@@ -471,21 +488,14 @@ impl Signaling {
             return;
         }
         let in_dialog = message::fields::to_tag(&request.headers).is_some();
+        let unavailable = self.unavailable();
         match (request.method, in_dialog) {
-            (Method::Invite, false) if self.draining => {
-                let response = refusal::refuse(&request, EndCause::ShuttingDown);
-                self.respond(&key, response, now);
-            }
-            // Never admitted without the shared database its lookups, minutes and record
-            // need (Redis's absence refuses at the claim, `shared_claim.rs`).
-            (Method::Invite, false)
-                if self
-                    .services
-                    .postgres_health
-                    .as_ref()
-                    .is_some_and(|h| !h.is_up()) =>
-            {
-                let response = refusal::refuse(&request, EndCause::SharedStateUnavailable);
+            // Draining, or a shared backend away: never admitted (its check, lookups,
+            // minutes and record need them; Redis's absence also refuses at the claim,
+            // `shared_claim.rs`), and OPTIONS says so, so a load balancer probing the
+            // node (Kamailio's dispatcher) stops sending it calls.
+            (Method::Invite | Method::Options, false) if let Some(cause) = unavailable => {
+                let response = refusal::refuse(&request, cause);
                 self.respond(&key, response, now);
             }
             (Method::Invite, false) => self.handle_new_invite(key, request, peer, now),
