@@ -139,8 +139,11 @@ fn check_start_line(bytes: &[u8]) -> Result<Option<uri::Uri>, Error> {
         if version != b"SIP/2.0" {
             return Err(Error::UnsupportedVersion);
         }
+        // Three digits of a class RFC 3261 §7.2 knows (1xx to 6xx): "099" would read as
+        // 99 and print as a status line nobody parses back.
         if code.len() != 3
             || !code.iter().all(u8::is_ascii_digit)
+            || !code.first().is_some_and(|d| (b'1'..=b'6').contains(d))
             || reason.iter().any(|b| b.is_ascii_control() && *b != b'\t')
         {
             return Err(Error::BadMessage("bad status line"));

@@ -583,11 +583,21 @@ fn a_start_line_cut_short_is_refused_before_rsip_reads_past_it() {
             "{line}"
         );
     }
-    let m = format!("SIP/2.0 20 OK\r\n{VIA}{REST}\r\n");
-    assert!(matches!(
-        parse(m.as_bytes()),
-        Err(Error::BadMessage("bad status line"))
-    ));
+    for line in [
+        "SIP/2.0 20 OK",
+        "SIP/2.0 099 X",
+        "SIP/2.0 700 X",
+        "SIP/2.0 000 X",
+    ] {
+        let m = format!("{line}\r\n{VIA}{REST}\r\n");
+        assert!(
+            matches!(
+                parse(m.as_bytes()),
+                Err(Error::BadMessage("bad status line"))
+            ),
+            "{line}"
+        );
+    }
 }
 
 #[test]
