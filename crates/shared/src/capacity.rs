@@ -205,10 +205,12 @@ impl SharedCapacity {
             unsure: HashMap::new(),
             restate: true,
             available: true,
-            scripts: Scripts {
-                acquire: scripts::acquire(),
-                heartbeat: scripts::heartbeat(),
-            },
+            scripts: Arc::new(Scripts {
+                acquire: redis::Script::new(&scripts::acquire()),
+                release: redis::Script::new(scripts::RELEASE),
+                heartbeat: redis::Script::new(&scripts::heartbeat()),
+                restate: redis::Script::new(scripts::RESTATE),
+            }),
             ready: ready.clone(),
         };
         tokio::spawn(keeper.run(rx));
@@ -285,15 +287,17 @@ struct Keeper {
     restate: bool,
     /// Whether Redis answered the last operation (for one log line per outage).
     available: bool,
-    scripts: Scripts,
+    scripts: Arc<Scripts>,
     /// Redis answers and takes reservations (not settling): what `/metrics` shows.
     ready: Arc<AtomicBool>,
 }
 
-/// The scripts with their shared Lua, made once.
+/// The scripts, each hashed once (a claim sends only the hash: EVALSHA).
 struct Scripts {
-    acquire: String,
-    heartbeat: String,
+    acquire: redis::Script,
+    release: redis::Script,
+    heartbeat: redis::Script,
+    restate: redis::Script,
 }
 
 impl Keeper {
@@ -334,8 +338,8 @@ impl Keeper {
             let _ = reply.send(Err(SharedRefusal::Unavailable));
             return;
         }
-        let script = redis::Script::new(&self.scripts.acquire);
-        let mut invocation = script.prepare_invoke();
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.acquire.prepare_invoke();
         let keys: Vec<String> = claim
             .counters
             .iter()
@@ -394,8 +398,8 @@ impl Keeper {
 
     /// Runs the release script; whether Redis confirmed it.
     async fn give_back(&mut self, id: u64, keys: &[String]) -> bool {
-        let script = redis::Script::new(scripts::RELEASE);
-        let mut invocation = script.prepare_invoke();
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.release.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
@@ -407,8 +411,8 @@ impl Keeper {
     }
 
     async fn heartbeat(&mut self) {
-        let script = redis::Script::new(&self.scripts.heartbeat);
-        let mut invocation = script.prepare_invoke();
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.heartbeat.prepare_invoke();
         invocation
             .arg(&self.prefix)
             .arg(&self.instance)
@@ -457,8 +461,8 @@ impl Keeper {
                 *counts.entry(key.as_str()).or_insert(0) += 1;
             }
         }
-        let script = redis::Script::new(scripts::RESTATE);
-        let mut invocation = script.prepare_invoke();
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.restate.prepare_invoke();
         for key in counts.keys() {
             invocation.key(*key);
         }

@@ -98,7 +98,7 @@ impl Signaling {
             });
         match (admitted, self.services.shared_capacity.clone()) {
             // Other nodes share the capacity: the answer waits for Redis (`shared_claim.rs`).
-            (Ok(admission), Some(shared)) => self.claim_shared(key, admission, shared, peer, now),
+            (Ok(admission), Some(shared)) => self.claim_shared(key, admission, shared, peer),
             (Ok(admission), None) => self.proceed(key, admission, peer, now),
             (Err(refused), _) => self.refuse(&key, refused, peer, now),
         }

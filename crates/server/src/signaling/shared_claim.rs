@@ -31,7 +31,6 @@ impl Signaling {
         admission: Admission,
         shared: SharedCapacity,
         peer: PeerAddr,
-        _now: Instant,
     ) {
         let grant = &admission.grant;
         let claim = Claim::call(

@@ -20,34 +20,28 @@ use crate::refusal::EndCause;
 impl Signaling {
     /// What the tasks working for a call reported.
     pub(super) fn handle_call_report(&mut self, report: CallReport, now: Instant) {
-        let id = match &report {
-            CallReport::Media { id, .. }
-            | CallReport::Lookup { id, .. }
-            | CallReport::Pin { id, .. } => id.clone(),
+        // Reports about no call yet (or about money) go where they belong, by value.
+        let report = match report {
             CallReport::Billing { id, committed } => {
-                let (id, committed) = (id.clone(), committed.clone());
-                self.handle_billing_commit(&id, committed, now);
-                return;
+                return self.handle_billing_commit(&id, committed, now);
             }
             CallReport::DialOutBilling {
                 dial_out,
                 committed,
-            } => {
-                self.handle_dial_out_commit(*dial_out, committed.clone(), now);
-                return;
+            } => return self.handle_dial_out_commit(dial_out, committed, now),
+            CallReport::SharedCapacity { key, outcome } => {
+                return self.shared_claim_decided(key, outcome, now);
             }
-            CallReport::SharedCapacity { .. } | CallReport::DialOutCapacity { .. } => {
-                match report {
-                    CallReport::SharedCapacity { key, outcome } => {
-                        self.shared_claim_decided(key, outcome, now);
-                    }
-                    CallReport::DialOutCapacity { dial_out, outcome } => {
-                        self.dial_out_claim_decided(dial_out, outcome, now);
-                    }
-                    _ => {}
-                }
-                return;
+            CallReport::DialOutCapacity { dial_out, outcome } => {
+                return self.dial_out_claim_decided(dial_out, outcome, now);
             }
+            report => report,
+        };
+        let id = match &report {
+            CallReport::Media { id, .. }
+            | CallReport::Lookup { id, .. }
+            | CallReport::Pin { id, .. } => id.clone(),
+            _ => return, // handled above
         };
         let services = self.services.clone();
         let Some(call) = self.calls.get_mut(&id) else {
