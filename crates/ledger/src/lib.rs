@@ -35,7 +35,7 @@ pub use meter::{Account, Committed, LegSpec, Meter, MeterEvent, Notify, RESERVE_
 pub use money::{Amount, Currency, UNITS_PER_MAJOR};
 pub use month::Month;
 pub use number::{CountryCode, e164_digits};
-pub use pg::{ABANDONED_AFTER, RECONNECT_BACKOFF, postgres_target};
+pub use pg::{ABANDONED_AFTER, RECONNECT_BACKOFF};
 pub use rates::{LegKind, RateBook};
 
 use std::sync::Arc;

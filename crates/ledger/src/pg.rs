@@ -118,11 +118,6 @@ pub(crate) struct Opened {
     pub recovered: usize,
 }
 
-/// `user@host:port/db` of a `postgres://` URL, without its password (for logs).
-pub fn postgres_target(url: &str) -> String {
-    pg::target(url)
-}
-
 impl Postgres {
     /// Connects, migrates, registers this instance of `node`, settles what rule (a) or
     /// (b) says, writes the openings that are missing and reads the balances.

@@ -252,11 +252,9 @@ fn guard_writer(
 /// PostgreSQL database of `[shared] postgres` when that is set (shared with the other
 /// nodes: their organisers and lock-outs too).
 fn open_directory(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
-    // The PostgreSQL client blocks on a runtime of its own, which may not start on a
-    // thread of ours that drives tasks: the directory opens, imports and reads on a
-    // thread of its own (whichever the backend: one path to test).
-    std::thread::scope(|scope| scope.spawn(|| open_directory_here(config)).join())
-        .map_err(|_| Error::Config("the directory's opening thread panicked".to_string()))?
+    // Opened, imported and read off the runtime's threads whichever the backend: one
+    // path to test.
+    off_runtime("directory", || open_directory_here(config))
 }
 
 fn open_directory_here(config: &Config) -> Result<(Directory, Vec<GuardRecord>), Error> {
@@ -303,7 +301,7 @@ fn open_ledger(config: &Config) -> Result<Option<Ledger>, Error> {
     let (ledger, backend, database) = match &config.shared.postgres {
         Some(url) => {
             // Never the URL itself in a message: it may carry a password.
-            let target = dialbridge_ledger::postgres_target(url);
+            let target = dialbridge_store::pg::target(url);
             let ledger = off_runtime("ledger", || {
                 Ledger::open_postgres(url, &config.shared.node, money.clone(), now).map_err(|e| {
                     Error::Config(format!(

@@ -10,9 +10,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dialbridge_testkit::serve::{DemoToml, Serve, toml_string};
+use dialbridge_testkit::serve::{Serve, toml_string};
 use dialbridge_testkit::servers::PostgresDb;
-use dialbridge_testkit::{ip, ports::free_udp_tcp_port, scratch_dir, uac};
+use dialbridge_testkit::{ip, scratch_dir, uac};
 use serde_json::Value;
 
 /// The demo's user number, reached over the Microsoft trunk (127.0.0.10).
@@ -25,35 +25,15 @@ struct Node {
 }
 
 async fn start_node(postgres: &PostgresDb, name: &str) -> Node {
-    let loopback = ip("127.0.0.1");
-    let (sip, tls, admin) = (
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-    );
     let dir = scratch_dir(&format!("shared-cdr-{name}"));
-    let config = DemoToml::new(&dir)
-        .on_loopback_ports(sip, tls, admin)
-        .add_table(
-            "shared",
-            &[
-                format!("postgres = {}", toml_string(postgres.url())),
-                format!("node = {}", toml_string(name)),
-            ],
-        );
-    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let serve = Serve::start(
-        env!("CARGO_BIN_EXE_dialbridge").as_ref(),
-        &config,
-        admin,
-        &dir,
-    )
-    .await;
-    Node {
-        serve,
-        sip: format!("127.0.0.1:{sip}").parse().unwrap(),
-        admin,
-    }
+    let shared = [
+        format!("postgres = {}", toml_string(postgres.url())),
+        format!("node = {}", toml_string(name)),
+    ];
+    let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
+    let (serve, sip) = Serve::start_demo(bin, &dir, |c| c.add_table("shared", &shared)).await;
+    let admin = serve.admin_addr();
+    Node { serve, sip, admin }
 }
 
 /// `GET path` on `node`'s admin API with `token`: the status and the JSON body.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use dialbridge_testkit::serve::{DemoToml, Serve, toml_string};
 use dialbridge_testkit::servers::{Postgres, Redis};
 use dialbridge_testkit::uac::{self, header};
-use dialbridge_testkit::{ip, ports::free_udp_tcp_port, scratch_dir};
+use dialbridge_testkit::{ip, scratch_dir};
 
 /// Capacity 2, reached over the Microsoft trunk (127.0.0.10).
 const USER_NUMBER: &str = "+14255550123";
@@ -37,12 +37,6 @@ async fn start_node_with(
     lease_s: u64,
     edit: impl FnOnce(DemoToml) -> DemoToml,
 ) -> Node {
-    let loopback = ip("127.0.0.1");
-    let (sip, tls, admin) = (
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-        free_udp_tcp_port(loopback),
-    );
     let mut shared = vec![
         format!("redis = {}", toml_string(&redis.url())),
         format!("node = {}", toml_string(name)),
@@ -51,21 +45,10 @@ async fn start_node_with(
     if let Some(postgres) = postgres {
         shared.push(format!("postgres = {}", toml_string(&postgres.url())));
     }
-    let config =
-        edit(DemoToml::new(dir).on_loopback_ports(sip, tls, admin)).add_table("shared", &shared);
-    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let serve = Serve::start(
-        env!("CARGO_BIN_EXE_dialbridge").as_ref(),
-        &config,
-        admin,
-        dir,
-    )
-    .await;
+    let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
+    let (serve, sip) = Serve::start_demo(bin, dir, |c| edit(c).add_table("shared", &shared)).await;
     wait_ready(&serve).await;
-    Node {
-        serve,
-        sip: format!("127.0.0.1:{sip}").parse().unwrap(),
-    }
+    Node { serve, sip }
 }
 
 /// Waits until the node says Redis takes its reservations (a fresh Redis settles first).

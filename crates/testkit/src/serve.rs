@@ -211,6 +211,11 @@ impl Serve {
         (serve, SocketAddr::from(([127, 0, 0, 1], sip)))
     }
 
+    /// Its admin API's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
     /// Kills the bridge (SIGKILL) and leaves its directory, so that a bridge started on
     /// it next finds its databases: a restart after a crash.
     pub fn kill_keeping_files(mut self) {

@@ -300,15 +300,9 @@ impl Signaling {
                 Some(shared) => {
                     let claim = Claim::dial_out(grant.bridge(), grant.trunk_name(), grant.limits());
                     dialing.claiming = Some(grant);
-                    let reports = self.reports_tx.clone();
-                    tokio::spawn(async move {
-                        let outcome = shared.acquire(claim).await;
-                        let _ = reports
-                            .send(CallReport::DialOutCapacity {
-                                dial_out: id,
-                                outcome,
-                            })
-                            .await;
+                    self.spawn_claim(shared, claim, move |outcome| CallReport::DialOutCapacity {
+                        dial_out: id,
+                        outcome,
                     });
                     return;
                 }

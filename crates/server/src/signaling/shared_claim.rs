@@ -46,12 +46,23 @@ impl Signaling {
                 peer,
             },
         );
+        self.spawn_claim(shared, claim, |outcome| CallReport::SharedCapacity {
+            key,
+            outcome,
+        });
+    }
+
+    /// Claims `claim` on its own task; the outcome comes back as `report` makes it.
+    pub(super) fn spawn_claim(
+        &self,
+        shared: SharedCapacity,
+        claim: Claim,
+        report: impl FnOnce(Result<Lease, SharedRefusal>) -> CallReport + Send + 'static,
+    ) {
         let reports = self.reports_tx.clone();
         tokio::spawn(async move {
             let outcome = shared.acquire(claim).await;
-            let _ = reports
-                .send(CallReport::SharedCapacity { key, outcome })
-                .await;
+            let _ = reports.send(report(outcome)).await;
         });
     }
 
