@@ -68,7 +68,7 @@ impl RoomConfig {
 
 /// Why a call was turned away: a typed end cause, which the server maps to the BYE's
 /// Reason header; the room speaks no SIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RejectReason {
     /// The room has `max_members` calls.
     MeetingFull,

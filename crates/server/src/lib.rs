@@ -7,6 +7,7 @@ pub mod admin;
 mod answers;
 mod call_flow;
 pub mod cdr;
+mod cluster;
 mod conferences;
 pub mod config;
 pub mod dial_out;
@@ -177,6 +178,10 @@ pub async fn run_with_gauges(
     gauges: Arc<Gauges>,
 ) -> Result<(), Error> {
     let services = Services::start(&config, gauges.clone())?;
+    // Meetings span nodes wherever capacity is shared: same Redis, same instance.
+    if let (Some(redis), Some(capacity)) = (&config.shared.redis, &services.shared_capacity) {
+        cluster::start(redis, &config.shared, capacity.instance(), services.clone()).await?;
+    }
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(8192);
     let transports = Transports::start(bound.sip, TransportConfig::default(), inbound_tx)?;
     let mut metrics = MetricsSources::new(services.router.clone(), gauges.clone()).with_media(

@@ -148,6 +148,7 @@ pub struct SharedCapacity {
     timeout: Duration,
     ready: Arc<AtomicBool>,
     refusals: Arc<SharedRefusals>,
+    instance: Arc<str>,
 }
 
 /// A reservation held in Redis; given back when dropped.
@@ -197,7 +198,7 @@ impl SharedCapacity {
         let ready = Arc::new(AtomicBool::new(false));
         let keeper = Keeper {
             conn,
-            instance,
+            instance: instance.clone(),
             prefix: format!("{}:", config.namespace),
             lease: config.lease,
             timeout: config.timeout,
@@ -219,7 +220,13 @@ impl SharedCapacity {
             timeout: config.timeout,
             ready,
             refusals: Arc::default(),
+            instance: instance.into(),
         })
+    }
+
+    /// This process's instance (`node:random`), alive while its heartbeat is.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Takes every counter of `claim` or none. Waits at most the configured timeout. A

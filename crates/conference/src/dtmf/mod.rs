@@ -17,7 +17,7 @@ pub use rfc4733::{DEFAULT_EVENT_TIMEOUT, TelephoneEventDecoder, encode as encode
 ///
 /// The discriminants are the RFC 4733 §3.2 event codes (10 = `*`, 11 = `#`,
 /// 12-15 = A-D), so conversion to and from the wire is a table lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Digit {
     /// `0`

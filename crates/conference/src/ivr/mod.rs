@@ -32,7 +32,7 @@ pub use types::{
 };
 
 /// The prompts, named after their WAV files in `fixtures/prompts/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PromptId {
     /// Welcome, and "enter your conference ID, then #".
     Welcome,
@@ -138,7 +138,7 @@ impl PromptId {
 }
 
 /// How a caller takes part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// The organiser, who keyed the leader PIN.
     Leader,

@@ -400,3 +400,38 @@ fn an_offerless_reinvite_gets_our_offer_and_its_ack_brings_the_answer() {
         vec![SessionEvent::MustEnd(SessionEnd::BadAnswer)]
     );
 }
+
+#[test]
+fn the_answering_side_sends_info_only_in_a_confirmed_dialog() {
+    let t0 = Instant::now();
+    let mut s = session("", t0);
+    let body = || Some(("application/json", b"{}".to_vec()));
+    assert!(
+        s.request(Method::Info, body(), t0).is_none(),
+        "not before the answer"
+    );
+    let _ = s.answer(t0);
+    assert!(
+        s.request(Method::Info, body(), t0).is_none(),
+        "nor before the ACK"
+    );
+    s.handle_ack(&ack(&s), t0);
+    let info = s.request(Method::Info, body(), t0).expect("an INFO");
+    assert_eq!(info.method, Method::Info);
+    assert_eq!(info.body, b"{}");
+    let text = info.to_string();
+    assert!(
+        text.contains("sip:+14155550100@192.0.2.1:5060"),
+        "to the caller's Contact: {text}"
+    );
+    assert!(text.contains("application/json"), "{text}");
+    assert!(
+        s.request(Method::Bye, None, t0).is_none(),
+        "BYE is hang_up's"
+    );
+    let _ = s.hang_up("SIP;cause=200", t0);
+    assert!(
+        s.request(Method::Info, body(), t0).is_none(),
+        "not once over"
+    );
+}

@@ -325,6 +325,30 @@ impl UasSession {
         Some(hangup)
     }
 
+    /// A request of ours in the confirmed dialog with `body` (Content-Type and bytes),
+    /// such as INFO (RFC 6086); `None` before the ACK, once over, and for the methods the
+    /// session sends itself (INVITE, UPDATE, BYE, ACK, CANCEL).
+    pub fn request(
+        &mut self,
+        method: Method,
+        body: Option<(&str, Vec<u8>)>,
+        now: Instant,
+    ) -> Option<Request> {
+        if self.phase != UasPhase::Confirmed
+            || matches!(
+                method,
+                Method::Invite | Method::Update | Method::Bye | Method::Ack | Method::Cancel
+            )
+        {
+            return None;
+        }
+        let mut request = self.dialog.make_request(method, now);
+        if let Some((content_type, bytes)) = body {
+            set_body(&mut request.headers, &mut request.body, content_type, bytes);
+        }
+        Some(request)
+    }
+
     /// A final response to one of our requests (refresh or BYE): the ACK for a 2xx to a
     /// re-INVITE; 481 or 408 means the peer is gone.
     pub fn handle_response(&mut self, response: &Response, now: Instant) {

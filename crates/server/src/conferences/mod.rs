@@ -16,6 +16,8 @@ use dialbridge_conference::room::{MemberId, RejectReason, Room, RoomAction, Room
 use dialbridge_media::{MediaEngine, Prompt, RoomId, Tone};
 use tokio::sync::{mpsc, oneshot};
 
+mod front;
+
 use crate::cdr::Timestamp;
 use crate::dial_out::{DialOutId, DialOutRefusal};
 use crate::meeting_view::{ConferenceView, LiveError, ParticipantView, RecordingView};
@@ -72,7 +74,7 @@ pub struct MemberInfo {
     pub join_leave_tones: Option<bool>,
 }
 
-enum ToMeeting {
+pub(crate) enum ToMeeting {
     Join {
         member: MemberId,
         role: Role,
@@ -124,28 +126,42 @@ pub struct MeetingSettings {
 
 /// Every live meeting, by conference.
 pub struct Conferences {
-    meetings: Arc<Mutex<HashMap<ConferenceKey, mpsc::UnboundedSender<ToMeeting>>>>,
+    hub: Arc<Hub>,
+    /// What the calls publish about their RTP, for the roster and `/metrics`.
+    pub quality: Arc<CallQuality>,
+    /// Failed DTMF entries of the calls' entry IVRs, for `/metrics`.
+    pub dtmf_failures: Arc<DtmfFailures>,
+    dial_out_rx: Mutex<Option<mpsc::UnboundedReceiver<DialOutRequest>>>,
+}
+
+/// What starting a meeting takes, shared with the tasks that start them (the calls'
+/// joins, and in a cluster the fronts and the legs from other nodes).
+pub(crate) struct Hub {
+    meetings: Registry,
     /// Which meeting each member is in, for the admin API's mute and kick.
     members: Arc<Mutex<HashMap<MemberId, ConferenceKey>>>,
+    /// In a cluster: each meeting this node has callers of but is not (yet) the home
+    /// of, by conference ([`front`]).
+    fronts: Registry,
     gauges: Arc<Gauges>,
     media: MediaEngine,
     settings: MeetingSettings,
     next_member: AtomicU64,
     join_beep: Arc<Prompt>,
     leave_beep: Arc<Prompt>,
-    /// What the calls publish about their RTP, for the roster and `/metrics`.
-    pub quality: Arc<CallQuality>,
-    /// Failed DTMF entries of the calls' entry IVRs, for `/metrics`.
-    pub dtmf_failures: Arc<DtmfFailures>,
     /// Where meetings send their dial-outs: the signaling task places them.
     dial_out_tx: mpsc::UnboundedSender<DialOutRequest>,
-    dial_out_rx: Mutex<Option<mpsc::UnboundedReceiver<DialOutRequest>>>,
+    /// The other nodes, when there are (`[shared] redis`); set once at start.
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
+
+/// Inboxes by conference.
+type Registry = Arc<Mutex<HashMap<ConferenceKey, mpsc::UnboundedSender<ToMeeting>>>>;
 
 impl std::fmt::Debug for Conferences {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conferences")
-            .field("meetings", &self.meetings.lock().map(|m| m.len()).ok())
+            .field("meetings", &self.hub.meetings.lock().map(|m| m.len()).ok())
             .finish_non_exhaustive()
     }
 }
@@ -191,19 +207,37 @@ impl Conferences {
     pub fn new(media: MediaEngine, settings: MeetingSettings, gauges: Arc<Gauges>) -> Conferences {
         let (dial_out_tx, dial_out_rx) = mpsc::unbounded_channel();
         Conferences {
-            dial_out_tx,
+            hub: Arc::new(Hub {
+                dial_out_tx,
+                meetings: Arc::default(),
+                members: Arc::default(),
+                fronts: Arc::default(),
+                gauges,
+                media,
+                settings,
+                next_member: AtomicU64::new(1),
+                join_beep: Arc::new(Tone::join_beep()),
+                leave_beep: Arc::new(Tone::leave_beep()),
+                cluster: std::sync::OnceLock::new(),
+            }),
             dial_out_rx: Mutex::new(Some(dial_out_rx)),
-            meetings: Arc::default(),
-            members: Arc::default(),
-            gauges,
-            media,
-            settings,
-            next_member: AtomicU64::new(1),
-            join_beep: Arc::new(Tone::join_beep()),
-            leave_beep: Arc::new(Tone::leave_beep()),
             quality: Arc::default(),
             dtmf_failures: Arc::default(),
         }
+    }
+
+    /// Joins this node to the others: meetings get homes, callers of a meeting homed
+    /// elsewhere join it through a leg, and member ids start at `first_member` (unique
+    /// to this node). Once, at start, before any call.
+    pub fn join_cluster(&self, cluster: crate::cluster::Cluster, first_member: u64) {
+        self.hub.next_member.store(first_member, Ordering::Relaxed);
+        let _ = self.hub.cluster.set(cluster);
+    }
+
+    /// Serves a leg another node placed to this one: its members join the meeting
+    /// here, which this node is the home of.
+    pub fn serve_leg(&self, incoming: crate::cluster::IncomingLeg) {
+        tokio::spawn(front::serve_leg(self.hub.clone(), incoming));
     }
 
     /// Asks to join `conference` as `role`; the answer (admitted, lobby prompt, or
@@ -217,56 +251,27 @@ impl Conferences {
         info: MemberInfo,
         tx: mpsc::Sender<ToMember>,
     ) -> Membership {
-        let member = MemberId(self.next_member.fetch_add(1, Ordering::Relaxed));
-        lock(&self.members).insert(member, conference.clone());
-        let mut meetings = lock(&self.meetings);
-        let mut message = ToMeeting::Join {
+        let member = MemberId(self.hub.next_member.fetch_add(1, Ordering::Relaxed));
+        lock(&self.hub.members).insert(member, conference.clone());
+        let join = Join {
             member,
             role,
+            wait_for_leader,
             tx,
             info,
         };
-        // A meeting that just ended has closed its inbox: start a new one then.
-        if let Some(inbox) = meetings.get(&conference) {
-            match inbox.send(message) {
-                Ok(()) => {
-                    return Membership {
-                        member,
-                        meeting: inbox.clone(),
-                        index: self.members.clone(),
-                    };
-                }
-                Err(mpsc::error::SendError(m)) => message = m,
-            }
-        }
-        let (inbox, rx) = mpsc::unbounded_channel();
-        let _ = inbox.send(message);
-        meetings.insert(conference.clone(), inbox.clone());
-        self.gauges
-            .meetings
-            .store(meetings.len(), Ordering::Relaxed);
-        let meeting = Meeting {
-            key: conference,
-            room: Room::new(RoomConfig::new(wait_for_leader, self.settings.max_members)),
-            media: self.media.clone(),
-            media_room: None,
-            members: HashMap::new(),
-            organiser: None,
-            organiser_id: None,
-            dial_out: self.dial_out_tx.clone(),
-            settings: self.settings.clone(),
-            join_leave_tones: self.settings.join_leave_tones,
-            recording: None,
-            registry: self.meetings.clone(),
-            gauges: self.gauges.clone(),
-            join_beep: self.join_beep.clone(),
-            leave_beep: self.leave_beep.clone(),
+        let meeting = match self.hub.cluster.get() {
+            // A meeting here means this node is its home; else its front finds the home.
+            Some(_) => match self.hub.try_join_local(&conference, join) {
+                Ok(inbox) => inbox,
+                Err(join) => front::join(&self.hub, conference, *join),
+            },
+            None => self.hub.join_local(conference, join),
         };
-        tokio::spawn(meeting.run(rx));
         Membership {
             member,
-            meeting: inbox,
-            index: self.members.clone(),
+            meeting,
+            index: self.hub.members.clone(),
         }
     }
 
@@ -295,7 +300,7 @@ impl Conferences {
 
     /// Every meeting in progress, as the admin API shows it.
     pub async fn describe(&self) -> Vec<ConferenceView> {
-        let inboxes: Vec<_> = lock(&self.meetings).values().cloned().collect();
+        let inboxes: Vec<_> = lock(&self.hub.meetings).values().cloned().collect();
         let mut views = Vec::with_capacity(inboxes.len());
         for inbox in inboxes {
             let (reply, answer) = oneshot::channel();
@@ -311,13 +316,14 @@ impl Conferences {
 
     /// The inbox of the meeting `member` is in.
     fn meeting_of(&self, member: MemberId) -> Result<mpsc::UnboundedSender<ToMeeting>, LiveError> {
-        let key = lock(&self.members)
+        let key = lock(&self.hub.members)
             .get(&member)
             .cloned()
             .ok_or(LiveError::NoSuchParticipant(member.0))?;
-        lock(&self.meetings)
-            .get(&key)
-            .cloned()
+        // A member of a meeting homed elsewhere is reached through its front.
+        let meeting = lock(&self.hub.meetings).get(&key).cloned();
+        meeting
+            .or_else(|| lock(&self.hub.fronts).get(&key).cloned())
             .ok_or(LiveError::NoSuchParticipant(member.0))
     }
 
@@ -378,13 +384,107 @@ impl Conferences {
         &self,
         conference: &ConferenceKey,
     ) -> Result<mpsc::UnboundedSender<ToMeeting>, LiveError> {
-        lock(&self.meetings)
+        lock(&self.hub.meetings)
             .get(conference)
             .cloned()
             .ok_or_else(|| LiveError::NoSuchConference {
                 tenant: conference.tenant.as_str().to_string(),
                 id: conference.id.as_str().to_string(),
             })
+    }
+}
+
+/// One join, as a call (or a leg, for a member of another node) asks it.
+pub(crate) struct Join {
+    pub member: MemberId,
+    pub role: Role,
+    pub wait_for_leader: bool,
+    pub tx: mpsc::Sender<ToMember>,
+    pub info: MemberInfo,
+}
+
+impl Join {
+    /// The same join, to ask again elsewhere.
+    fn again(&self) -> Join {
+        Join {
+            member: self.member,
+            role: self.role,
+            wait_for_leader: self.wait_for_leader,
+            tx: self.tx.clone(),
+            info: self.info.clone(),
+        }
+    }
+
+    fn message(self) -> ToMeeting {
+        ToMeeting::Join {
+            member: self.member,
+            role: self.role,
+            tx: self.tx,
+            info: self.info,
+        }
+    }
+}
+
+impl Hub {
+    /// Joins the meeting in progress here, if there is one; the join back if not.
+    fn try_join_local(
+        &self,
+        conference: &ConferenceKey,
+        join: Join,
+    ) -> Result<mpsc::UnboundedSender<ToMeeting>, Box<Join>> {
+        // A meeting closes its inbox under this lock as it ends: open now, it takes the
+        // join.
+        let meetings = lock(&self.meetings);
+        match meetings.get(conference) {
+            Some(inbox) if !inbox.is_closed() => {
+                let _ = inbox.send(join.message());
+                Ok(inbox.clone())
+            }
+            _ => Err(Box::new(join)),
+        }
+    }
+
+    /// Joins the meeting here, starting it when there is none (or it just ended).
+    fn join_local(
+        &self,
+        conference: ConferenceKey,
+        join: Join,
+    ) -> mpsc::UnboundedSender<ToMeeting> {
+        let mut meetings = lock(&self.meetings);
+        let wait_for_leader = join.wait_for_leader;
+        let mut message = join.message();
+        if let Some(inbox) = meetings.get(&conference) {
+            match inbox.send(message) {
+                Ok(()) => return inbox.clone(),
+                Err(mpsc::error::SendError(m)) => message = m,
+            }
+        }
+        let (inbox, rx) = mpsc::unbounded_channel();
+        let _ = inbox.send(message);
+        meetings.insert(conference.clone(), inbox.clone());
+        self.gauges
+            .meetings
+            .store(meetings.len(), Ordering::Relaxed);
+        let meeting = Meeting {
+            key: conference,
+            room: Room::new(RoomConfig::new(wait_for_leader, self.settings.max_members)),
+            media: self.media.clone(),
+            media_room: None,
+            members: HashMap::new(),
+            organiser: None,
+            organiser_id: None,
+            dial_out: self.dial_out_tx.clone(),
+            settings: self.settings.clone(),
+            join_leave_tones: self.settings.join_leave_tones,
+            recording: None,
+            registry: self.meetings.clone(),
+            gauges: self.gauges.clone(),
+            join_beep: self.join_beep.clone(),
+            leave_beep: self.leave_beep.clone(),
+            homes: self.cluster.get().map(|c| c.homes.clone()),
+        };
+        tokio::spawn(meeting.run(rx));
+        inbox
     }
 }
 
@@ -420,6 +520,8 @@ struct Meeting {
     gauges: Arc<Gauges>,
     join_beep: Arc<Prompt>,
     leave_beep: Arc<Prompt>,
+    /// In a cluster: this node is the meeting's home, to be given up when it ends.
+    homes: Option<dialbridge_shared::MeetingHomes>,
 }
 
 impl Meeting {
@@ -455,6 +557,9 @@ impl Meeting {
                 file = %file.display(),
                 "recording ended with the meeting"
             );
+        }
+        if let Some(homes) = self.homes.take() {
+            homes.release(&crate::cluster::home_name(&self.key)).await;
         }
     }
 
