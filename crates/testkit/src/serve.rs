@@ -285,6 +285,16 @@ impl Serve {
     /// Who is in conference `id` right now and admitted to its mix (not in the lobby):
     /// each participant's calling user (From user part), from `GET /api/v1/conferences`.
     pub async fn in_meeting(&self, id: &str) -> Vec<String> {
+        self.participants_where(id, false).await
+    }
+
+    /// Who waits in conference `id`'s lobby right now: each one's calling user, from
+    /// `GET /api/v1/conferences`.
+    pub async fn in_lobby(&self, id: &str) -> Vec<String> {
+        self.participants_where(id, true).await
+    }
+
+    async fn participants_where(&self, id: &str, in_lobby: bool) -> Vec<String> {
         let (status, body) = self.get("/api/v1/conferences").await;
         if status != 200 {
             return Vec::new();
@@ -301,7 +311,7 @@ impl Serve {
             .iter()
             .filter(|c| c["conference_id"] == id)
             .flat_map(|c| c["participants"].as_array().cloned().unwrap_or_default())
-            .filter(|p| p["in_lobby"] == false)
+            .filter(|p| p["in_lobby"] == in_lobby)
             .filter_map(|p| p["calling"].as_str().map(str::to_owned))
             .collect()
     }

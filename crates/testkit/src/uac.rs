@@ -1,10 +1,13 @@
 //! A deliberately small SIP caller for end-to-end tests, written from plain text templates
 //! so it shares no code with the bridge it tests: INVITE with a G.711 offer, ACK, listen
 //! to the RTP, BYE; over UDP, or over TLS ([`call_over_tls`]). sbc-sim is the full tool;
-//! this is the independent check.
+//! this is the independent check. A call can also talk while the test listens
+//! ([`Call::talk`]: a steady tone, RFC 4733 keys on the way in), for tests that measure
+//! what a caller hears at a moment of their choosing, not only once the call is over.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -18,7 +21,7 @@ pub struct Call {
     /// The whole final response to the INVITE.
     pub response: String,
     sock: Signal,
-    rtp: UdpSocket,
+    rtp: Arc<UdpSocket>,
     bridge: SocketAddr,
     call_id: String,
     from_tag: String,
@@ -139,7 +142,7 @@ async fn place(
                 status,
                 response: text,
                 sock,
-                rtp,
+                rtp: Arc::new(rtp),
                 bridge,
                 call_id,
                 from_tag,
@@ -178,6 +181,42 @@ impl Call {
             }
         }
         out
+    }
+
+    /// [`Call::listen`] to what arrives from now on: the RTP queued on the socket since
+    /// the last listen is dropped first, so the audio returned was all received after
+    /// the call.
+    pub async fn listen_from_now(&self, duration: Duration) -> Vec<i16> {
+        let mut buf = [0u8; 2048];
+        // Bounded: the socket's queue holds far fewer datagrams than this.
+        for _ in 0..100_000 {
+            if self.rtp.try_recv_from(&mut buf).is_err() {
+                break;
+            }
+        }
+        self.listen(duration).await
+    }
+
+    /// Starts talking on the call's RTP, to where the bridge's SDP answer says, from a
+    /// task of its own until the [`Talker`] is dropped: a steady sine of `hz` at
+    /// [`TALK_AMPLITUDE`] (µ-law, a 20 ms packet per tick), and the keys of `script`
+    /// (sbc-sim's script: `wait 500ms, keys 123456789#, wait 1500ms, keys #`) as RFC 4733
+    /// events in place of the audio while each key lasts. Panics when the answer has no
+    /// audio or the script does not parse.
+    pub fn talk(&self, hz: f64, script: &str) -> Talker {
+        let script = sbc_sim::script::Script::parse(script).expect("a valid sbc-sim script");
+        let (remote, event_pt) = answer_media(&self.response)
+            .unwrap_or_else(|| panic!("no audio in the answer:\n{}", self.response));
+        let keyed = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(talk(
+            Arc::clone(&self.rtp),
+            remote,
+            event_pt.unwrap_or(101),
+            hz,
+            script,
+            Arc::clone(&keyed),
+        ));
+        Talker { task, keyed }
     }
 
     /// The next RTP datagram from the bridge, as it arrived (e.g. SRTP to decrypt).
@@ -287,6 +326,127 @@ impl Call {
     }
 }
 
+/// Peak amplitude of the tone a [`Talker`] sends (about -15 dBFS: two or three talkers
+/// together stay well below a mixer's limiter).
+pub const TALK_AMPLITUDE: i16 = 6000;
+
+/// A call's talking task ([`Call::talk`]); stops when dropped.
+#[derive(Debug)]
+pub struct Talker {
+    task: tokio::task::JoinHandle<()>,
+    keyed: Arc<AtomicBool>,
+}
+
+impl Talker {
+    /// True once every step of the script is done (its last key sent, the gap after it
+    /// over): only the tone goes out from then on.
+    pub fn keyed(&self) -> bool {
+        self.keyed.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The talking task: one packet per 20 ms tick, the sine's phase running on through the
+/// keys (a key replaces the audio of its ticks, it does not delay it).
+async fn talk(
+    rtp: Arc<UdpSocket>,
+    remote: SocketAddr,
+    event_pt: u8,
+    hz: f64,
+    script: sbc_sim::script::Script,
+    keyed: Arc<AtomicBool>,
+) {
+    use sbc_sim::dtmf::{GAP_MS, KEY_MS, Rfc4733Sender, TickPacket};
+    use sbc_sim::script::Step;
+    const SAMPLES: u32 = 160;
+    let mut keys = Rfc4733Sender::new(20, KEY_MS, GAP_MS);
+    let mut steps = script.steps.into_iter();
+    let mut next_step = tokio::time::Instant::now();
+    let mut script_over = false;
+    let ssrc = 0x7e57_0000 ^ u32::from(rtp.local_addr().map_or(0, |a| a.port()));
+    let (mut seq, mut timestamp, mut first) = (0u16, 0u32, true);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut packet = [0u8; 12 + SAMPLES as usize];
+    loop {
+        tick.tick().await;
+        // Bounded: each pass takes one step, and a script has at most 256.
+        while !script_over && keys.is_idle() && tokio::time::Instant::now() >= next_step {
+            match steps.next() {
+                Some(Step::Wait(d)) => next_step = tokio::time::Instant::now() + d,
+                Some(Step::Keys(k)) => {
+                    keys.queue(&k);
+                }
+                Some(Step::Hangup) | None => script_over = true,
+            }
+        }
+        if script_over && keys.is_idle() {
+            keyed.store(true, Ordering::Relaxed);
+        }
+        let (pt, marker, stamp, len) = match keys.on_tick(timestamp) {
+            TickPacket::Audio { marker } => {
+                for (i, out) in packet[12..].iter_mut().enumerate() {
+                    let n = f64::from(timestamp.wrapping_add(i as u32));
+                    let x =
+                        f64::from(TALK_AMPLITUDE) * (std::f64::consts::TAU * hz * n / 8000.0).sin();
+                    *out = dialbridge_media::codec::linear_to_ulaw(x.round() as i16);
+                }
+                (0, marker || first, timestamp, 12 + SAMPLES as usize)
+            }
+            TickPacket::Event {
+                payload,
+                marker,
+                timestamp: start,
+            } => {
+                packet[12..16].copy_from_slice(&payload.to_bytes());
+                (event_pt, marker, start, 16)
+            }
+        };
+        packet[0] = 0x80;
+        packet[1] = (u8::from(marker) << 7) | (pt & 0x7f);
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&stamp.to_be_bytes());
+        packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        let _ = rtp.send_to(&packet[..len], remote).await;
+        first = false;
+        seq = seq.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(SAMPLES);
+    }
+}
+
+/// Where an SDP answer (in a whole SIP response) wants the audio sent, and its
+/// telephone-event payload type, if any.
+fn answer_media(response: &str) -> Option<(SocketAddr, Option<u8>)> {
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let lines = || body.lines().map(str::trim);
+    let ip: IpAddr = lines()
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })?
+        .trim()
+        .parse()
+        .ok()?;
+    let port: u16 = lines()
+        .find_map(|l| l.strip_prefix("m=audio "))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let event = lines().find_map(|l| {
+        let (pt, encoding) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        encoding
+            .to_ascii_lowercase()
+            .starts_with("telephone-event/")
+            .then(|| pt.trim().parse().ok())?
+    });
+    Some((SocketAddr::new(ip, port), event))
+}
+
 /// Where the caller's SIP goes: a UDP socket, or one TLS connection.
 enum Signal {
     Udp(UdpSocket),
@@ -389,4 +549,27 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         let (n, v) = line.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_says_where_the_audio_goes_and_its_telephone_event() {
+        let answer = "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\n\r\nv=0\r\n\
+            o=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 20002 RTP/AVP 0 96\r\na=rtpmap:0 PCMU/8000\r\n\
+            a=rtpmap:96 telephone-event/8000\r\n";
+        assert_eq!(
+            answer_media(answer),
+            Some(("127.0.0.1:20002".parse().unwrap(), Some(96)))
+        );
+        let no_events = answer.replace("a=rtpmap:96 telephone-event/8000\r\n", "");
+        assert_eq!(
+            answer_media(&no_events),
+            Some(("127.0.0.1:20002".parse().unwrap(), None))
+        );
+        assert_eq!(answer_media("SIP/2.0 486 Busy Here\r\n\r\n"), None);
+    }
 }

@@ -35,6 +35,28 @@ impl Redis {
         self.port
     }
 
+    /// The string at `key` (`GET`, through `redis-cli`); `None` when there is none or
+    /// the server does not answer.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "--raw",
+                "GET",
+            ])
+            .arg(key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (Debian package redis-tools, beside redis-server)");
+        let value = String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches(['\r', '\n'])
+            .to_owned();
+        (out.status.success() && !value.is_empty()).then_some(value)
+    }
+
     /// Stops the server (an outage): everything it held is gone, as after a crash of a
     /// server that keeps nothing on disk.
     pub fn stop(&mut self) {
