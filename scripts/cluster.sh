@@ -19,7 +19,7 @@ dir=$root/target/cluster
 
 need_apt=()
 [ -x /usr/sbin/kamailio ] || need_apt+=(kamailio)
-ls /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so /usr/lib/*/kamailio/modules/tls.so \
+ls /usr/lib/*/kamailio/modules/tls.so \
     >/dev/null 2>&1 || need_apt+=(kamailio-tls-modules)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -50,8 +50,9 @@ stop_all() {
     [ "$stopping" = 1 ] && return
     stopping=1
     echo "==> stopping the cluster"
-    # Kamailio first (no new calls), then the nodes, all told at once (they drain in
-    # parallel), then their backends.
+    # The nodes are told at once (they drain in parallel, answering Kamailio's probes
+    # with 503 so it sends them nothing new), then each process is stopped in turn:
+    # Kamailio, the nodes (SIGKILL past 10 s), their backends.
     for name in node1 node2 node3; do
         if [ -f "$dir/$name.pid" ]; then
             kill -TERM "$(cat "$dir/$name.pid")" 2>/dev/null || true
