@@ -1,7 +1,8 @@
 //! Bridge nodes behind Kamailio (deploy/kamailio/), as `scripts/cluster.sh` runs them:
 //! nodes on addresses of their own (127.0.1.x) sharing a Redis and a PostgreSQL, each
 //! trusting Kamailio's `X-Dialbridge-Source`, and callers that only ever dial Kamailio.
-//! The trunks, the softphone's digest and every refusal are what one node says; the
+//! The trunks (by address, or by the TLS client certificate Kamailio verifies), the
+//! softphone's digest and every refusal are what one node says; the
 //! number of capacity 2 admits exactly 2 of 20 calls spread over three nodes; a
 //! SIGKILLed node's capacity comes back within the lease while the others answer; a
 //! draining node takes no new call while its own finishes; BYEs either way reach the
@@ -52,6 +53,17 @@ impl Cluster {
         lease_s: u64,
         edit: impl Fn(DemoToml) -> DemoToml,
     ) -> Cluster {
+        Cluster::start_full(what, count, lease_s, edit, None).await
+    }
+
+    /// With `client_ca`, Kamailio asks TLS callers for a certificate verified against it.
+    async fn start_full(
+        what: &str,
+        count: u8,
+        lease_s: u64,
+        edit: impl Fn(DemoToml) -> DemoToml,
+        client_ca: Option<&std::path::Path>,
+    ) -> Cluster {
         let (redis, postgres) = (Redis::start(), PostgresDb::create());
         let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
         let mut nodes = Vec::new();
@@ -75,7 +87,7 @@ impl Cluster {
             nodes.push(Node { serve, sip });
         }
         let sips: Vec<SocketAddr> = nodes.iter().map(|n| n.sip).collect();
-        let kamailio = Kamailio::start(&sips);
+        let kamailio = Kamailio::start_with(&sips, client_ca);
         Cluster {
             kamailio,
             nodes,
@@ -323,6 +335,52 @@ async fn a_trunk_calls_over_tls_through_kamailio() {
         "no media from the node"
     );
     assert_eq!(call.hang_up().await, 200, "{}", cluster.logs());
+}
+
+/// A trunk known by its TLS client certificate (Direct Routing's way): Kamailio verifies
+/// it and passes its DNS name, so the node identifies the trunk from any address, and
+/// refuses the trunk's own address without it, as one node with the certificate would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_known_by_its_certificate_is_known_through_kamailio() {
+    let ca = dialbridge_testkit::tls::TestCa::new("SBC operator CA");
+    let bundle = scratch_dir("cluster-cert-ca").join("sbc-ca.pem");
+    ca.write_pem(&bundle);
+    let named = |c: DemoToml| {
+        c.trunk_set("microsoft-pstn", "tls_names = [\"sbc1.example.com\"]")
+            .set(
+                "sip",
+                "tls_client_ca",
+                &toml_string(&bundle.to_string_lossy()),
+            )
+    };
+    let cluster = Cluster::start_full("cluster-cert", 1, 15, named, Some(&bundle)).await;
+    let tls = cluster.kamailio.tls_addr();
+    let client = ca.client(&["sbc1.example.com"]);
+    let with_cert = dialbridge_testkit::tls::client_config(Some(&client));
+    // From no trunk's address, known by the certificate alone.
+    let call = uac::call_over_tls(
+        tls,
+        ip(STRANGER),
+        SERVICE_NUMBER,
+        uac::G711_OFFER,
+        with_cert,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(call.status, 200, "{}\n{}", call.response, cluster.logs());
+    assert_eq!(call.hang_up().await, 200, "{}", cluster.logs());
+    // The trunk's own address without a certificate is not enough.
+    let without = dialbridge_testkit::tls::client_config(None);
+    let call = uac::call_over_tls(tls, ip(MICROSOFT), SERVICE_NUMBER, uac::G711_OFFER, without)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(call.status, 403, "{}\n{}", call.response, cluster.logs());
+    assert!(
+        header(&call.response, "Reason")
+            .is_some_and(|r| r.contains("requires a TLS client certificate")),
+        "{}",
+        call.response
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! stopped by PID when dropped.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// A running Kamailio, stopped when dropped.
@@ -20,6 +20,12 @@ impl Kamailio {
     /// Starts Kamailio on free ports of 127.0.0.1 (SIP over UDP and TCP, and TLS with
     /// fixtures/tls/), spreading calls over `nodes` (their UDP SIP addresses).
     pub fn start(nodes: &[SocketAddr]) -> Kamailio {
+        Kamailio::start_with(nodes, None)
+    }
+
+    /// [`Kamailio::start`] asking TLS callers for a client certificate, verified against
+    /// the CA bundle `client_ca` (never required), whose names it passes to the nodes.
+    pub fn start_with(nodes: &[SocketAddr], client_ca: Option<&Path>) -> Kamailio {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let [sip, tls] = [(); 2].map(|()| crate::ports::free_udp_tcp_port(ip));
         let dir = crate::scratch_dir("kamailio");
@@ -33,6 +39,7 @@ impl Kamailio {
             .arg(tls.to_string())
             .args(nodes.iter().map(|n| format!("sip:{n}")))
             .env("PING_S", "1")
+            .env("TLS_CA", client_ca.map(Path::as_os_str).unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
