@@ -6,6 +6,18 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin dialbridge --bin sbc-sim
 
+# Kamailio in front of the cluster's nodes (docker-compose.yml, profile `cluster`):
+# Debian's package with this repository's configuration and test certificate.
+# Build: docker build --target kamailio -t dialbridge-kamailio .  (run.sh names the nodes:
+# docker-compose.yml gives its command.) The bridge's image is the last stage, below.
+FROM debian:bookworm-slim AS kamailio
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends kamailio kamailio-tls-modules \
+ && rm -rf /var/lib/apt/lists/*
+COPY deploy /opt/dialbridge/deploy
+COPY fixtures/tls /opt/dialbridge/fixtures/tls
+EXPOSE 5060/udp 5060/tcp 5061/tcp
+
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends sip-tester ca-certificates \
@@ -18,3 +30,4 @@ VOLUME /var/lib/dialbridge
 WORKDIR /opt/dialbridge
 EXPOSE 5060/udp 5060/tcp 5061/tcp 8088/tcp 20000-39998/udp
 CMD ["dialbridge", "serve", "--config", "/opt/dialbridge/fixtures/docker.toml"]
+

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test dialbridge has, on a fresh machine as on a developer's: installs what the
 # tests need when it is missing (sipp, baresip, Linphone, docker-compose, chromium and
-# chromedriver, Redis and PostgreSQL, which the shared-backend tests start themselves),
+# chromedriver, Redis, PostgreSQL and Kamailio, which the shared-backend and cluster
+# tests start themselves),
 # then formatting, lints, the pure-core check, the whole test suite (unit, fixtures, sipp
 # interop, end to end), the router, directory and admin tests again on a
 # Redis and a PostgreSQL of their own, one pass of each bench and a short pass of every
@@ -25,6 +26,10 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # system service.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+# The cluster tests (crates/server/tests/cluster.rs) put Kamailio in front of the nodes,
+# with deploy/kamailio/ (TLS too).
+[ -x /usr/sbin/kamailio ] || need_apt+=(kamailio)
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need_apt+=(kamailio-tls-modules)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -1,5 +1,6 @@
 //! The server's configuration file: the sections the server owns ([sip], [media],
-//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health], [dial_out], [shared]).
+//! [admin], [softphones] accounts, [auth], [ivr], [directory], [trunk_health], [dial_out], [shared],
+//! [cluster]).
 //! The number plan's sections are parsed and validated by `dialbridge-router`, `[money]`
 //! by `dialbridge-ledger`. Every fault names the file and the line.
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub trunk_health: HealthConfig,
     /// `[shared]`: backends shared with other nodes (none by default).
     pub shared: crate::shared::config::SharedConfig,
+    /// `[cluster]`: the proxies in front of this node.
+    pub cluster: ClusterConfig,
     /// `[money]`: credits, pools, rates; `None` bills nothing and refuses nothing.
     pub money: Option<MoneyConfig>,
     /// The file's text, for the router to parse the number plan from (with line numbers).
@@ -377,6 +380,7 @@ impl Config {
             dial_out: raw.dial_out.into_config(path)?,
             trunk_health: raw.trunk_health.into_config(path, text)?,
             shared: raw.shared.into_config(path, text)?,
+            cluster: raw.cluster.into_config(path, text)?,
             money,
             text: ConfigText(text.to_string()),
         };
@@ -611,6 +615,8 @@ struct RawConfig {
     trunk_health: RawTrunkHealth,
     #[serde(default)]
     shared: crate::shared::config::RawShared,
+    #[serde(default)]
+    cluster: RawCluster,
     /// The number plan's trunks, read here for their TLS keys only.
     #[serde(default)]
     trunk: Vec<RawTrunk>,
@@ -656,6 +662,49 @@ impl RawDialOut {
         }
         Ok(DialOutConfig {
             ring_timeout: Duration::from_secs(self.ring_timeout_s),
+        })
+    }
+}
+
+/// `[cluster]`: how this node sits behind a SIP proxy (deploy/kamailio/).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The addresses whose `X-Dialbridge-Source` header is believed: the caller it
+    /// names is who called, for trunk identity, digest authentication, limits and TLS
+    /// policy (`signaling/origin.rs`). Empty (the default): the header is removed from
+    /// every request and the packet's source is the caller.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCluster {
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl RawCluster {
+    fn into_config(self, path: &Path, text: &str) -> Result<ClusterConfig, Error> {
+        // An address no packet comes from would trust nobody, or, as 0.0.0.0 reads to
+        // some, everybody: either is a mistake worth stopping for.
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
+            let at = match key_line(text, "cluster", "trusted_proxies") {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            };
+            return Err(Error::Config(format!(
+                "{at}: [cluster] trusted_proxies: {bad} is no proxy's address"
+            )));
+        }
+        Ok(ClusterConfig {
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .map(IpAddr::to_canonical)
+                .collect(),
         })
     }
 }
@@ -959,6 +1008,30 @@ mod tests {
         assert_eq!(c.media.rtp_ports, 20000..39999);
         assert_eq!(c.softphones.accounts.len(), 2);
         assert!(c.media.welcome_prompt.ends_with("prompts/welcome.wav"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_faults_name_the_line() {
+        assert!(Config::demo().unwrap().cluster.trusted_proxies.is_empty());
+        let with = |value: &str| {
+            let text = format!("{DEMO_CONFIG}\n[cluster]\ntrusted_proxies = {value}\n");
+            let line = text.lines().count();
+            let parsed = Config::parse(Path::new("x/node.toml"), Path::new("x"), &text);
+            (parsed, line)
+        };
+        let (parsed, _) = with(r#"["127.0.0.1", "::ffff:10.0.0.5"]"#);
+        let want: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.5".parse().unwrap()];
+        assert_eq!(parsed.unwrap().cluster.trusted_proxies, want);
+        for bad in [
+            r#"["kamailio"]"#,
+            r#"["0.0.0.0"]"#,
+            r#"["127.0.0.1:5060"]"#,
+            "\"127.0.0.1\"",
+        ] {
+            let (parsed, line) = with(bad);
+            let err = parsed.unwrap_err().to_string();
+            assert!(err.contains(&format!("x/node.toml:{line}")), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The shipped deployments stay valid: the demo and the container configuration load, and
-//! docker-compose.yml parses (Debian's docker-compose checks it without an engine).
+//! The shipped deployments stay valid: the demo and the container configuration load, the
+//! demo cluster's node configurations are what fixtures/cluster/make.sh writes from them
+//! and load, and docker-compose.yml parses, with its `cluster` profile (Debian's
+//! docker-compose checks it without an engine).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -17,12 +19,52 @@ fn the_container_config_is_valid() {
     assert_eq!(config.sip.contact_host, Some("172.28.0.2".parse().unwrap()));
 }
 
+/// The nodes of the demo cluster carry the demo's plan: made again from demo.toml and
+/// docker.toml, they are the files shipped, and each loads with its own address behind
+/// Kamailio's.
+#[test]
+fn the_cluster_node_configs_are_made_from_the_demo_and_load() {
+    let out = std::env::temp_dir().join(format!("dialbridge-cluster-make-{}", std::process::id()));
+    let made = std::process::Command::new(repo().join("fixtures/cluster/make.sh"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for (prefix, net, proxy) in [
+        ("node", "127.0.1.", "127.0.0.1"),
+        ("docker-node", "172.28.0.1", "172.28.0.5"),
+    ] {
+        for n in 1..=3 {
+            let name = format!("{prefix}{n}.toml");
+            let shipped = repo().join("fixtures/cluster").join(&name);
+            assert_eq!(
+                std::fs::read_to_string(&shipped).unwrap(),
+                std::fs::read_to_string(out.join(&name)).unwrap(),
+                "fixtures/cluster/{name} is stale: run fixtures/cluster/make.sh"
+            );
+            let config = Config::load(&shipped).unwrap();
+            dialbridge_server::plan_from(&config).unwrap();
+            assert_eq!(config.media.address.to_string(), format!("{net}{n}"));
+            assert_eq!(config.shared.node, format!("node{n}"));
+            assert_eq!(
+                config.cluster.trusted_proxies,
+                vec![proxy.parse::<std::net::IpAddr>().unwrap()]
+            );
+        }
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn docker_compose_file_parses() {
     let out = std::process::Command::new("docker-compose")
         .arg("-f")
         .arg(repo().join("docker-compose.yml"))
-        .args(["config", "-q"])
+        .args(["--profile", "cluster", "config", "-q"])
         .output()
         .expect("docker-compose is installed (scripts/test.sh installs it)");
     assert!(

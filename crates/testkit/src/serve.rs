@@ -3,7 +3,7 @@
 //! (ports, listen lists, the CDR file and the ledger), [`Serve`] runs it and kills it by
 //! PID on drop.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,14 +56,18 @@ impl DemoToml {
     /// Every listener on 127.0.0.1: SIP over UDP and TCP on `sip`, TLS on `tls`, the
     /// admin API on `admin` (see [`crate::ports::free_udp_tcp_port`]).
     pub fn on_loopback_ports(self, sip: u16, tls: u16, admin: u16) -> DemoToml {
-        self.set("sip", "udp", &toml_string(&format!("127.0.0.1:{sip}")))
-            .set("sip", "tcp", &toml_string(&format!("127.0.0.1:{sip}")))
-            .set("sip", "tls", &toml_string(&format!("127.0.0.1:{tls}")))
-            .set(
-                "admin",
-                "listen",
-                &toml_string(&format!("127.0.0.1:{admin}")),
-            )
+        self.on_address(IpAddr::from([127, 0, 0, 1]), sip, tls, admin)
+    }
+
+    /// Every listener, and the RTP (IPv4), on `ip`: a node of its own address, as
+    /// behind Kamailio (127.0.1.x).
+    pub fn on_address(self, ip: IpAddr, sip: u16, tls: u16, admin: u16) -> DemoToml {
+        let at = |port: u16| toml_string(&SocketAddr::new(ip, port).to_string());
+        self.set("sip", "udp", &at(sip))
+            .set("sip", "tcp", &at(sip))
+            .set("sip", "tls", &at(tls))
+            .set("admin", "listen", &at(admin))
+            .set("media", "address", &toml_string(&ip.to_string()))
     }
 
     /// Sets `key` of table `[section]` to `value` (TOML, e.g. `"\"127.0.0.1:5070\""` or
@@ -203,12 +207,21 @@ impl Serve {
         dir: &Path,
         edit: impl FnOnce(DemoToml) -> DemoToml,
     ) -> (Serve, SocketAddr) {
-        let [sip, tls, admin] =
-            [(); 3].map(|()| crate::ports::free_udp_tcp_port(crate::ip("127.0.0.1")));
-        let config = edit(DemoToml::new(dir).on_loopback_ports(sip, tls, admin));
-        let serve =
-            Serve::start(bin, &config, SocketAddr::from(([127, 0, 0, 1], admin)), dir).await;
-        (serve, SocketAddr::from(([127, 0, 0, 1], sip)))
+        Serve::start_demo_on(bin, dir, crate::ip("127.0.0.1"), edit).await
+    }
+
+    /// [`Serve::start_demo`] with every listener and the RTP on `ip` (see
+    /// [`DemoToml::on_address`]).
+    pub async fn start_demo_on(
+        bin: &Path,
+        dir: &Path,
+        ip: IpAddr,
+        edit: impl FnOnce(DemoToml) -> DemoToml,
+    ) -> (Serve, SocketAddr) {
+        let [sip, tls, admin] = [(); 3].map(|()| crate::ports::free_udp_tcp_port(ip));
+        let config = edit(DemoToml::new(dir).on_address(ip, sip, tls, admin));
+        let serve = Serve::start(bin, &config, SocketAddr::new(ip, admin), dir).await;
+        (serve, SocketAddr::new(ip, sip))
     }
 
     /// Its admin API's address.

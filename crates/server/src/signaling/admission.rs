@@ -26,6 +26,7 @@ use dialbridge_sip::transaction::{PeerAddr, ServerKey, TransportKind};
 use super::Signaling;
 use super::call::{Call, CallRecord, Capacity};
 use super::leg::Leg;
+use super::origin::Origin;
 use super::trunk_security;
 use crate::answers;
 use crate::call_flow::{self, CallCore};
@@ -52,6 +53,8 @@ pub(super) struct Admission {
     pub billing: Option<dialbridge_ledger::Meter>,
     /// The reservation on every node, when capacity is shared (`shared_claim.rs`).
     pub lease: Option<crate::shared::Lease>,
+    /// The caller's IP (behind a trusted proxy, the one it names: `origin.rs`).
+    pub source: IpAddr,
 }
 
 /// Why admission refused: the domain cause (rendered by the one mapping), or `None` for
@@ -87,11 +90,18 @@ impl Signaling {
         peer: PeerAddr,
         now: Instant,
     ) {
-        let Some((trunk, account)) = self.identify(&key, &invite, peer, now) else {
+        // Who called: the packet's source, or the caller a trusted proxy names for this
+        // very INVITE (a miss reads as the packet's source with no certificate: never
+        // let in on a name it did not show).
+        let origin = match self.origin.take() {
+            Some((for_key, origin)) if for_key == key => origin,
+            _ => Origin::direct(peer, None),
+        };
+        let Some((trunk, account)) = self.identify(&key, &invite, &origin, now) else {
             return;
         };
         let admitted = self
-            .admit(invite, trunk, peer, now)
+            .admit(invite, trunk, &origin, peer, now)
             .map(|admission| Admission {
                 account,
                 ..admission
@@ -139,11 +149,13 @@ impl Signaling {
 
     /// The decision on a new INVITE from `trunk`, without I/O: the router's grant (a
     /// reservation of the number's, bridge's and trunk's capacity, given back when the
-    /// admission is dropped), the invite session, and what the offer settles.
+    /// admission is dropped), the invite session, and what the offer settles. `origin`
+    /// is who called (its transport is the trunk policy's), `peer` where the answer goes.
     pub(super) fn admit(
         &self,
         invite: rsip::Request,
         trunk: TrunkId,
+        origin: &Origin,
         peer: PeerAddr,
         now: Instant,
     ) -> Result<Admission, Refused> {
@@ -169,7 +181,7 @@ impl Signaling {
         // Our key is offered only where it may travel: an SRTP m-line cannot be taken
         // otherwise, and the policy says why.
         offered.sdes_inline_key =
-            trunk_security::sdes_allowed(policy, peer.transport).then(|| sdes_key.clone());
+            trunk_security::sdes_allowed(policy, origin.transport).then(|| sdes_key.clone());
         let offers_srtp = session
             .offer()
             .is_ok_and(|o| o.media.iter().any(|m| m.proto == Proto::RtpSavp));
@@ -178,7 +190,7 @@ impl Signaling {
         let negotiated = session.accept_offer(offered);
         let srtp = negotiated.as_ref().ok().map(|n| n.remote_crypto.is_some());
         if let Some(cause) =
-            trunk_security::media_refusal(policy, peer.transport, offers_srtp, srtp)
+            trunk_security::media_refusal(policy, origin.transport, offers_srtp, srtp)
         {
             return Err(Refused::cause(session.invite(), cause));
         }
@@ -210,7 +222,7 @@ impl Signaling {
             .services
             .router
             .symmetric_rtp(trunk)
-            .then(|| peer.addr.ip().to_canonical());
+            .then(|| origin.addr.ip().to_canonical());
         let target = dialbridge_media::latch::first_target(negotiated.remote_rtp, latching);
         Ok(Admission {
             session,
@@ -224,6 +236,7 @@ impl Signaling {
             account: None,
             billing: None,
             lease: None,
+            source: origin.addr.ip().to_canonical(),
         })
     }
 
@@ -274,6 +287,7 @@ impl Signaling {
             account,
             billing,
             lease,
+            source,
             ..
         } = admission;
         let session_id = u64::from(rand::random::<u32>());
@@ -298,6 +312,7 @@ impl Signaling {
             srtp = rtp.is_srtp(),
             latching = latching.is_some(),
             media = %target,
+            %source,
             "call admitted"
         );
         // The guessing defence counts per caller, keyed on what the caller cannot choose
@@ -309,7 +324,7 @@ impl Signaling {
             account
                 .or(asserted)
                 .or_else(|| calling.clone())
-                .unwrap_or_else(|| peer.addr.ip().to_string())
+                .unwrap_or_else(|| source.to_string())
         ));
         let calling = calling.unwrap_or_default();
         let media =
@@ -385,15 +400,11 @@ impl Signaling {
         &mut self,
         key: &ServerKey,
         request: &rsip::Request,
-        peer: PeerAddr,
+        origin: &Origin,
         now: Instant,
     ) -> Option<(TrunkId, Option<String>)> {
         let router = &self.services.router;
-        let names = self
-            .certificate
-            .as_ref()
-            .filter(|(id, _)| peer.transport == TransportKind::Tls && peer.connection == Some(*id))
-            .map(|(_, names)| names.clone());
+        let names = origin.names.clone();
         let by_certificate = names
             .as_deref()
             .map(|n| router.trunks_by_certificate(n))
@@ -401,8 +412,8 @@ impl Signaling {
         let identified = trunk_security::identify(
             &by_certificate,
             names.is_some(),
-            router.identify_trunk(peer.addr.ip()),
-            peer.transport,
+            router.identify_trunk(origin.addr.ip()),
+            origin.transport,
             |trunk| router.trunk_policy(trunk),
         );
         match identified {
@@ -410,13 +421,13 @@ impl Signaling {
             Ok(None) => {}
             Err(cause) => {
                 // Debug only: a spoofed source address must not flood the log.
-                tracing::debug!(peer = %peer.addr, ?cause, names = ?names, "trunk refused by its security policy");
+                tracing::debug!(source = %origin.addr, ?cause, names = ?names, "trunk refused by its security policy");
                 let response = refusal::refuse(request, cause);
                 self.respond(key, response, now);
                 return None;
             }
         }
-        let source = peer.addr.ip().to_canonical();
+        let source = origin.addr.ip().to_canonical();
         let wall = Self::wall_clock();
         let from_user = from_user(request);
         let authorization = request.headers.iter().find_map(|h| match h {
@@ -451,7 +462,7 @@ impl Signaling {
         match self.auth.verify(self.auth_state.as_mut(), &attempt, wall) {
             Verdict::Authenticated { user } => {
                 counters.authenticated.inc();
-                tracing::debug!(%user, peer = %peer.addr, "softphone authenticated");
+                tracing::debug!(%user, source = %origin.addr, "softphone authenticated");
                 match self.services.router.softphone_trunk() {
                     Some(trunk) => Some((trunk, Some(user))),
                     None => {
@@ -463,14 +474,14 @@ impl Signaling {
             }
             Verdict::Stale { user, nonce } => {
                 counters.stale(nonce);
-                tracing::debug!(%user, peer = %peer.addr, stale = nonce.as_str(), "softphone nonce refused: challenged again");
+                tracing::debug!(%user, source = %origin.addr, stale = nonce.as_str(), "softphone nonce refused: challenged again");
                 let sha = self.auth.prefers_sha256(&user);
                 self.challenge(key, request, true, sha, now);
                 None
             }
             Verdict::Failed { failure, lockouts } => {
                 counters.failure(failure);
-                tracing::info!(peer = %peer.addr, from_user = from_user.as_deref().unwrap_or(""), failure = failure.as_str(), "softphone authentication failed");
+                tracing::info!(source = %origin.addr, from_user = from_user.as_deref().unwrap_or(""), failure = failure.as_str(), "softphone authentication failed");
                 for lockout in &lockouts {
                     counters.lockout(&lockout.subject);
                     tracing::warn!(

@@ -14,6 +14,7 @@ mod dial_out;
 mod dial_out_tests;
 mod in_dialog;
 mod leg;
+mod origin;
 mod probe;
 mod shared_claim;
 mod shed;
@@ -106,11 +107,12 @@ pub struct Signaling {
     shedder: shed::Shedder,
     /// Messages waiting in the task's queue behind the one being handled.
     backlog: usize,
-    /// The last TLS connection a message came over with a verified client certificate,
-    /// and its names. A new INVITE's event follows its message before any other message
-    /// is read, and connection ids are never reused, so a match on the id is that
-    /// INVITE's connection; a miss reads as "no certificate" (refused, never let in).
-    certificate: Option<(u64, Arc<[String]>)>,
+    /// Who sent the last new INVITE received (`origin.rs`: its source, the names of the
+    /// certificate verified on its connection, or the caller a trusted proxy names),
+    /// under its transaction's key. Its event follows its message before any other
+    /// message is read; a miss on the key reads as the packet's source without a
+    /// certificate (refused or challenged, never let in on a name).
+    origin: Option<(ServerKey, origin::Origin)>,
     /// The trunks' health and our OPTIONS to their outbound targets (`probe.rs`).
     probes: probe::Prober,
 }
@@ -187,7 +189,7 @@ impl Signaling {
             draining: false,
             shedder: shed::Shedder::new(shed, Instant::now()),
             backlog: 0,
-            certificate: None,
+            origin: None,
             records_pending: 0,
             observers,
             probes,
@@ -345,9 +347,6 @@ impl Signaling {
     }
 
     fn handle_received(&mut self, received: Received, now: Instant) {
-        if let (Some(id), Some(names)) = (received.peer.connection, &received.certificate_names) {
-            self.certificate = Some((id, names.clone()));
-        }
         let parsed = match message::parse(&received.bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -357,6 +356,7 @@ impl Signaling {
         };
         match parsed {
             SipMessage::Request(mut request) => {
+                self.rewrite_origin(&mut request, &received);
                 let peer = match message::fields::top_via(&request.headers) {
                     Ok(via) => response_peer(received.peer, via.port, via.rport.is_some()),
                     Err(_) => received.peer,
@@ -369,6 +369,36 @@ impl Signaling {
                 self.layer.handle_request(request, peer, now);
             }
             SipMessage::Response(response) => self.layer.handle_response(response, now),
+        }
+    }
+
+    /// The one place a request's sender is decided (`origin.rs`): the source header of a
+    /// trusted proxy taken, anyone else's removed. A new INVITE's origin is kept for its
+    /// admission; the request, and everything that answers it, still goes by Via and the
+    /// packet's real source.
+    fn rewrite_origin(&mut self, request: &mut rsip::Request, received: &Received) {
+        let names = received.certificate_names.clone();
+        let trusted = &self.config.cluster.trusted_proxies;
+        let rewrite = origin::rewrite(request, received.peer, names, trusted);
+        match &rewrite {
+            origin::Rewrite::Direct(_) | origin::Rewrite::Relayed(_) => {}
+            // A trusted proxy should never do this: worth a line, and bounded by it.
+            origin::Rewrite::Malformed { reason, .. } => tracing::warn!(
+                proxy = %received.peer.addr,
+                reason,
+                "{} from a trusted proxy ignored: the request counts as the proxy's own",
+                origin::SOURCE_HEADER
+            ),
+            // Anyone can send it: debug only, so a flood does not fill the log.
+            origin::Rewrite::Spoofed(_) => tracing::debug!(
+                peer = %received.peer.addr,
+                "{} from an untrusted source removed",
+                origin::SOURCE_HEADER
+            ),
+        }
+        if is_new_call(request) {
+            let key = ServerKey::from_request(request).ok();
+            self.origin = key.map(|key| (key, rewrite.into_origin()));
         }
     }
 

@@ -458,7 +458,13 @@ async fn admission_decides_without_opening_a_port_and_refuses_in_types() {
     };
     let admitted = bench
         .signaling
-        .admit(good.clone(), trunk, caller(), now)
+        .admit(
+            good.clone(),
+            trunk,
+            &super::origin::Origin::direct(caller(), None),
+            caller(),
+            now,
+        )
         .expect("admitted");
     assert_eq!(admitted.negotiated.codec.name, "PCMU");
     assert_eq!(bench.reserved(), 1, "the grant holds the number");
@@ -469,7 +475,13 @@ async fn admission_decides_without_opening_a_port_and_refuses_in_types() {
     unknown.uri = dialbridge_sip::rsip::Uri::try_from("sip:+33170009999@127.0.0.1").unwrap();
     let refused = bench
         .signaling
-        .admit(unknown, trunk, caller(), now)
+        .admit(
+            unknown,
+            trunk,
+            &super::origin::Origin::direct(caller(), None),
+            caller(),
+            now,
+        )
         .err()
         .expect("refused");
     assert!(
@@ -493,7 +505,13 @@ async fn admission_decides_without_opening_a_port_and_refuses_in_types() {
     );
     let refused = bench
         .signaling
-        .admit(g729, trunk, caller(), now)
+        .admit(
+            g729,
+            trunk,
+            &super::origin::Origin::direct(caller(), None),
+            caller(),
+            now,
+        )
         .err()
         .expect("refused");
     assert_eq!(
@@ -598,6 +616,65 @@ async fn a_certificate_identifies_its_trunk_on_its_own_connection_only() {
     bench.receive_over_tls(invite("named-again", ""), 7, named);
     assert_eq!(status(&mut bench).0, 200);
     assert_eq!(bench.calls(), 2);
+}
+
+/// Behind a trusted proxy (Kamailio), the caller the proxy names is who called — the
+/// trunk of its address, or a softphone to challenge — while the answer goes back to the
+/// proxy; anyone else's header is nobody's word.
+#[tokio::test]
+async fn a_trusted_proxy_names_the_caller_and_gets_the_answer() {
+    const PROXY: &str = "127.0.0.1:5070";
+    let trusting = || {
+        crate::testing::demo_config_edited(|text| {
+            format!("{text}\n[cluster]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+        })
+    };
+    // (trusted proxies, the packet's source, the header, the final status)
+    let rows = [
+        (true, PROXY, Some("udp 127.0.0.20:5060"), 200),
+        (true, PROXY, Some("udp 127.0.0.99:5060"), 401),
+        (true, PROXY, None, 401),
+        (true, PROXY, Some("udp 127.0.0.20"), 401),
+        (true, "127.0.0.99:5060", Some("udp 127.0.0.20:5060"), 401),
+        (false, PROXY, Some("udp 127.0.0.20:5060"), 401),
+    ];
+    for (i, (trust, from, header, want)) in rows.into_iter().enumerate() {
+        let config = if trust {
+            trusting()
+        } else {
+            crate::testing::demo_config()
+        };
+        let mut bench = Bench::with_config(config, Duration::ZERO);
+        let call = format!("relayed-{i}");
+        let text = String::from_utf8(message::encode(&invite(&call, "")).to_vec()).unwrap();
+        let proxy_via = format!("Via: SIP/2.0/UDP {from};branch=z9hG4bK-proxy-{i}\r\n");
+        let source = header.map_or(String::new(), |h| format!("X-Dialbridge-Source: {h}\r\n"));
+        let text = text.replacen("Via: ", &format!("{proxy_via}{source}Via: "), 1);
+        let peer = PeerAddr {
+            transport: TransportKind::Udp,
+            addr: from.parse().unwrap(),
+            connection: None,
+        };
+        let received = Received {
+            peer,
+            bytes: text.into_bytes().into(),
+            certificate_names: None,
+        };
+        bench.signaling.handle_received(received, bench.now);
+        bench.signaling.drive(bench.now);
+        let Wire::Captured { sent, .. } = &mut bench.signaling.wire else {
+            unreachable!()
+        };
+        let (to, last) = sent.pop().expect("a response");
+        let SipMessage::Response(last) = message::parse(&last).unwrap() else {
+            panic!("a response")
+        };
+        assert_eq!(last.status_code.code(), want, "row {i}");
+        assert_eq!(
+            to.addr, peer.addr,
+            "row {i}: the answer goes to the packet's source"
+        );
+    }
 }
 
 // Money on the same bench (toll-free calls, credits, the notice).

@@ -1,12 +1,14 @@
-//! Real Redis and PostgreSQL servers for the shared-backend tests, from Debian's
-//! packages: each started by the test in its own scratch directory on loopback, on a free
+//! Real Redis, PostgreSQL and Kamailio servers for the shared-backend and cluster tests,
+//! from Debian's packages: each started by the test in its own scratch directory on loopback, on a free
 //! port, and stopped by PID when dropped (nothing depends on a system service). A test
 //! may stop and start one again on the same port, to see the bridge live through an
 //! outage.
 
+mod kamailio;
 mod postgres;
 mod redis;
 
+pub use kamailio::Kamailio;
 pub use postgres::{Postgres, PostgresDb};
 pub use redis::Redis;
 
