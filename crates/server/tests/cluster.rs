@@ -35,11 +35,17 @@ struct Node {
 
 /// Kamailio in front of `count` nodes on 127.0.1.1, .2, ..., with Redis and a
 /// PostgreSQL database they share. Dropped in field order: Kamailio first.
+/// Each test runs Kamailio, Redis, PostgreSQL and up to three bridges on a shared
+/// two-core machine: one cluster at a time, or their timers starve each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Cluster {
     kamailio: Kamailio,
     nodes: Vec<Node>,
     _postgres: PostgresDb,
     _redis: Redis,
+    /// Held while this cluster runs (dropped last).
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
@@ -64,6 +70,7 @@ impl Cluster {
         edit: impl Fn(DemoToml) -> DemoToml,
         client_ca: Option<&std::path::Path>,
     ) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().await;
         let (redis, postgres) = (Redis::start(), PostgresDb::create());
         let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
         let mut nodes = Vec::new();
@@ -93,6 +100,7 @@ impl Cluster {
             nodes,
             _postgres: postgres,
             _redis: redis,
+            _turn: turn,
         }
     }
 

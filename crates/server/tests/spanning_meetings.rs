@@ -14,6 +14,9 @@
 //!   lobby (they hear it, not each other, and nobody is in the mix) until the leader
 //!   keys the PIN on a third node; then all three hear each other.
 //!
+//! - through Kamailio, three callers of one meeting land on three nodes (round robin)
+//!   and hear each other the same way.
+//!
 //! The callers are testkit's plain UAC talking live ([`uac::Call::talk`]: a steady tone
 //! and RFC 4733 keys), so what each hears is measured in windows the test chooses, and
 //! every wait is a bounded poll.
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use dialbridge_testkit::audio::{goertzel_power, rms};
 use dialbridge_testkit::serve::{Serve, toml_string};
-use dialbridge_testkit::servers::{PostgresDb, Redis};
+use dialbridge_testkit::servers::{Kamailio, PostgresDb, Redis};
 use dialbridge_testkit::uac::{self, TALK_AMPLITUDE, Talker};
 use dialbridge_testkit::{ip, scratch_dir};
 
@@ -80,6 +83,8 @@ struct Node {
 
 /// Three nodes on one Redis and one PostgreSQL, their keys under `namespace`.
 struct Cluster {
+    /// In front of the nodes, when the callers dial it rather than a node.
+    kamailio: Option<Kamailio>,
     redis: Redis,
     _postgres: PostgresDb,
     namespace: String,
@@ -88,9 +93,15 @@ struct Cluster {
 
 impl Cluster {
     async fn start(namespace: &str) -> Cluster {
+        Cluster::start_on(namespace, false).await
+    }
+
+    /// With `behind_kamailio`, node N listens on 127.0.1.N and trusts Kamailio's word
+    /// of where a call came from, and Kamailio spreads the calls round robin.
+    async fn start_on(namespace: &str, behind_kamailio: bool) -> Cluster {
         let (redis, postgres) = (Redis::start(), PostgresDb::create());
         let mut nodes = Vec::new();
-        for name in ["node1", "node2", "node3"] {
+        for (i, name) in ["node1", "node2", "node3"].into_iter().enumerate() {
             let shared = [
                 format!("redis = {}", toml_string(&redis.url())),
                 format!("postgres = {}", toml_string(postgres.url())),
@@ -99,8 +110,17 @@ impl Cluster {
             ];
             let dir = scratch_dir(&format!("{namespace}-{name}"));
             let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
-            let (serve, sip) =
-                Serve::start_demo(bin, &dir, |c| c.add_table("shared", &shared)).await;
+            let (serve, sip) = if behind_kamailio {
+                let at = std::net::IpAddr::from([127, 0, 1, i as u8 + 1]);
+                let trusting = ["trusted_proxies = [\"127.0.0.1\"]".to_string()];
+                Serve::start_demo_on(bin, &dir, at, |c| {
+                    c.add_table("shared", &shared)
+                        .add_table("cluster", &trusting)
+                })
+                .await
+            } else {
+                Serve::start_demo(bin, &dir, |c| c.add_table("shared", &shared)).await
+            };
             wait_ready(&serve).await;
             nodes.push(Node {
                 name: name.to_owned(),
@@ -108,7 +128,12 @@ impl Cluster {
                 sip,
             });
         }
+        let kamailio = behind_kamailio.then(|| {
+            let sips: Vec<SocketAddr> = nodes.iter().map(|n: &Node| n.sip).collect();
+            Kamailio::start(&sips)
+        });
         Cluster {
+            kamailio,
             redis,
             _postgres: postgres,
             namespace: namespace.to_owned(),
@@ -205,6 +230,48 @@ async fn dial(
     Party {
         name,
         node: node.to_owned(),
+        hz,
+        call,
+        talker,
+    }
+}
+
+/// Calls Kamailio from the trunk `(source address, number)`, talking `hz` and keying
+/// `script`; the party's node is the one whose Contact answered.
+async fn dial_via_kamailio(
+    cluster: &Cluster,
+    name: &'static str,
+    (from, number): (&str, &str),
+    hz: f64,
+    script: &str,
+) -> Party {
+    let kamailio = cluster
+        .kamailio
+        .as_ref()
+        .expect("a cluster behind Kamailio");
+    let call = uac::call(kamailio.sip_addr(), ip(from), number).await;
+    assert_eq!(
+        call.status, 200,
+        "{name} calling {number} through Kamailio: {}",
+        call.response
+    );
+    let contact = call
+        .response
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("contact:"))
+        .unwrap_or_default()
+        .to_owned();
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| contact.contains(&format!("@{}", n.sip)))
+        .unwrap_or_else(|| panic!("{name}: no node's Contact in {}", call.response))
+        .name
+        .clone();
+    let talker = call.talk(hz, script);
+    Party {
+        name,
+        node,
         hz,
         call,
         talker,
@@ -413,6 +480,37 @@ async fn three_callers_on_three_nodes_hear_each_other() {
          {listed:?}"
     );
 
+    for party in [a, b, c] {
+        party.hang_up().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_callers_through_kamailio_land_on_three_nodes_and_hear_each_other() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start_on("span-kamailio", true).await;
+    let a = dial_via_kamailio(&cluster, "A", MICROSOFT, TONES[0], JOIN_ADELE).await;
+    let b = dial_via_kamailio(&cluster, "B", TELCO_A, TONES[1], JOIN_ADELE).await;
+    let c = dial_via_kamailio(&cluster, "C", MICROSOFT, TONES[2], JOIN_ADELE).await;
+    let mut nodes: Vec<&str> = [&a, &b, &c].iter().map(|p| p.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(
+        nodes.len(),
+        3,
+        "round robin puts the three callers on three nodes"
+    );
+
+    assert_each_hears_the_others(
+        &cluster,
+        &[&a, &b, &c],
+        Duration::from_secs(30),
+        "A, B and C through Kamailio, one per node",
+    )
+    .await;
+    let home = cluster.home(ADELE).expect("the meeting's home in Redis");
+    let listed = wait_in_meeting(cluster.node(&home), ADELE, 3).await;
+    assert_eq!(listed.len(), 3, "the home lists everyone: {listed:?}");
     for party in [a, b, c] {
         party.hang_up().await;
     }
