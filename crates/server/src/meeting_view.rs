@@ -4,12 +4,12 @@
 //! never the meeting runtime on the admin API.
 
 use dialbridge_conference::ivr::Role;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cdr::{RoleName, Timestamp, role_str};
 
 /// One conference in progress.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = Conference)]
 pub struct ConferenceView {
     pub tenant: String,
@@ -22,12 +22,15 @@ pub struct ConferenceView {
 }
 
 /// One caller in a conference.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = Participant)]
 pub struct ParticipantView {
     /// The id the mute and kick routes take.
     pub id: u64,
-    #[serde(serialize_with = "serialize_role")]
+    #[serde(
+        serialize_with = "serialize_role",
+        deserialize_with = "deserialize_role"
+    )]
     #[schema(value_type = RoleName)]
     pub role: Role,
     /// Who called (From user part).
@@ -46,7 +49,7 @@ pub struct ParticipantView {
 
 /// Reception quality of one caller's RTP (RFC 3550 §6.4.1), as last published by the
 /// call (about once a second), rounded to a tenth.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParticipantQuality {
     /// Share of the caller's packets lost over the last RTCP report interval, percent.
     pub loss_percent: f64,
@@ -74,8 +77,16 @@ fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::E
     s.serialize_str(role_str(*role))
 }
 
+fn deserialize_role<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+    let name = String::deserialize(d)?;
+    [Role::Leader, Role::Participant]
+        .into_iter()
+        .find(|r| role_str(*r) == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("no role {name:?}")))
+}
+
 /// A conference's recording after a start or stop.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = Recording)]
 pub struct RecordingView {
     pub tenant: String,
@@ -89,7 +100,7 @@ pub struct RecordingView {
 }
 
 /// Why a live action could not be done.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum LiveError {
     #[error("no participant {0} is in a conference")]
     NoSuchParticipant(u64),

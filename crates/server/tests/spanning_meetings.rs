@@ -479,6 +479,34 @@ async fn three_callers_on_three_nodes_hear_each_other() {
         "the home's admin API lists every participant, those on other nodes too: \
          {listed:?}"
     );
+    for satellite in ["node2", "node3"] {
+        let seen = wait_in_meeting(cluster.node(satellite), ADELE, 3).await;
+        assert_eq!(
+            seen.len(),
+            3,
+            "{satellite}'s admin API asks the home: {seen:?}"
+        );
+    }
+
+    // Locked through a satellite's API, the meeting at home is locked: a fourth caller,
+    // on yet another node's front, is turned away.
+    let path = format!("/api/v1/conferences/{TENANT}/{ADELE}/lock");
+    let (status, body) = cluster
+        .node("node3")
+        .serve
+        .post_json(&path, r#"{"locked": true}"#)
+        .await;
+    assert_eq!(status, 200, "lock through node3: {body}");
+    let (_, home_view) = cluster.node("node1").serve.get("/api/v1/conferences").await;
+    assert!(
+        home_view.contains("\"locked\":true"),
+        "the home's meeting is locked: {home_view}"
+    );
+    let d = uac::call(cluster.node("node2").sip, ip(TELCO_A.0), TELCO_A.1).await;
+    assert_eq!(d.status, 200, "{}", d.response);
+    let _keys = d.talk(TONES[0], JOIN_ADELE);
+    let turned_away = d.wait_for_bye(Duration::from_secs(20)).await;
+    assert!(turned_away, "a caller of the locked meeting is hung up on");
 
     for party in [a, b, c] {
         party.hang_up().await;

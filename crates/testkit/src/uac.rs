@@ -228,6 +228,35 @@ impl Call {
         }
     }
 
+    /// Waits up to `within` for the bridge to hang up (its BYE), answering it 200:
+    /// whether it came.
+    pub async fn wait_for_bye(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some(text) = self.sock.recv(left).await else {
+                break;
+            };
+            if !text.starts_with("BYE ") {
+                continue;
+            }
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                for line in text.lines().filter(|l| {
+                    l.split(':')
+                        .next()
+                        .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+                }) {
+                    ok.push_str(line);
+                    ok.push_str("\r\n");
+                }
+            }
+            ok.push_str("Content-Length: 0\r\n\r\n");
+            self.sock.send(ok.as_bytes(), self.bridge).await;
+            return true;
+        }
+        false
+    }
+
     /// Hangs up with BYE and returns the status of the answer to it.
     pub async fn hang_up(mut self) -> u16 {
         self.cseq += 1;

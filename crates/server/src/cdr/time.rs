@@ -93,6 +93,14 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+/// As written: a meeting's view crosses between nodes as JSON.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

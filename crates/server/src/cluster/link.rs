@@ -64,6 +64,29 @@ pub struct Leg {
 impl Leg {
     /// Queues one control message for the peer.
     pub fn send<T: serde::Serialize>(&self, message: &T) {
+        self.sender().send(message);
+    }
+
+    /// A handle that queues messages on this leg from elsewhere (it does not keep the
+    /// leg up).
+    pub fn sender(&self) -> LegSender {
+        LegSender {
+            call_id: self.call_id.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+/// Queues control messages on a leg; see [`Leg::sender`].
+#[derive(Debug, Clone)]
+pub struct LegSender {
+    call_id: String,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl LegSender {
+    /// Queues one control message for the peer (dropped once the leg is over).
+    pub fn send<T: serde::Serialize>(&self, message: &T) {
         if let Ok(json) = serde_json::to_vec(message) {
             let _ = self.commands.send(Command::Send {
                 call_id: self.call_id.clone(),
@@ -107,6 +130,7 @@ pub struct Link {
     addr: SocketAddr,
 }
 
+#[derive(Debug)]
 enum Command {
     Open {
         to: SocketAddr,

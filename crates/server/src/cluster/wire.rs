@@ -8,6 +8,9 @@ use dialbridge_conference::ivr::{PromptId, Role};
 use dialbridge_conference::room::RejectReason;
 use serde::{Deserialize, Serialize};
 
+use crate::dial_out::{DialOutId, DialOutRefusal};
+use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
+
 /// The Content-Type of a leg's INFO bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.dialbridge.leg+json";
 
@@ -37,6 +40,28 @@ pub enum Up {
     Mute { member: u64, muted: bool },
     /// The satellite's admin API removes the member.
     Kick { member: u64 },
+    /// The satellite's admin API asks the meeting something; [`Down::Answer`] says.
+    Ask { req: u64, ask: Ask },
+}
+
+/// What a satellite's admin API asks of a meeting homed elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ask {
+    Describe,
+    Lock { locked: bool },
+    Record { on: bool },
+    DialOut { number: String },
+}
+
+/// The home's answer to an [`Ask`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    View(ConferenceView),
+    Locked,
+    Recording(Result<RecordingView, LiveError>),
+    DialOut(Result<DialOutId, DialOutRefusal>),
 }
 
 /// The home's word to one member on a satellite: [`crate::conferences::ToMember`]
@@ -50,6 +75,7 @@ pub enum Down {
     Play { member: u64, prompt: PromptId },
     Count { member: u64, count: usize },
     Kicked { member: u64 },
+    Answer { req: u64, answer: Answer },
 }
 
 /// An INFO body read back; `Err` names what is wrong with it.

@@ -16,10 +16,14 @@ use std::time::Duration;
 
 use dialbridge_conference::room::MemberId;
 use dialbridge_media::RoomId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dial_out::{DialOutId, DialOutRefusal};
+use crate::meeting_view::{ConferenceView, LiveError, RecordingView};
 
 use super::{Hub, Join, MemberInfo, Membership, ToMeeting, ToMember, lock};
-use crate::cluster::wire::{self, Down, Up};
+use crate::cluster::link::LegSender;
+use crate::cluster::wire::{self, Answer, Ask, Down, Up};
 use crate::cluster::{Cluster, IncomingLeg, Leg, LegEvent, home_name};
 use dialbridge_conference::ivr::ConferenceKey;
 
@@ -54,6 +58,8 @@ pub(super) fn join(
         upstream: Upstream::None,
         room: None,
         dead: None,
+        asked: HashMap::new(),
+        next_ask: 1,
     };
     tokio::spawn(front.run(rx));
     inbox
@@ -85,6 +91,17 @@ struct Front {
     room: Option<RoomId>,
     /// A home this front could not reach.
     dead: Option<String>,
+    /// The admin API's questions sent to the home, by request number.
+    asked: HashMap<u64, Asked>,
+    next_ask: u64,
+}
+
+/// Who waits for the answer to an [`Ask`].
+enum Asked {
+    Describe(oneshot::Sender<ConferenceView>),
+    Lock(oneshot::Sender<()>),
+    Record(oneshot::Sender<Result<RecordingView, LiveError>>),
+    DialOut(oneshot::Sender<Result<DialOutId, DialOutRefusal>>),
 }
 
 impl Front {
@@ -179,6 +196,8 @@ impl Front {
             tracing::warn!(meeting = %home_name(&self.key), %home, why, "the leg to the meeting's home is lost: finding a new home");
             self.dead = Some(home);
         }
+        // Questions the old home will never answer: their askers hear it ended.
+        self.asked.clear();
     }
 
     fn handle(&mut self, message: ToMeeting) {
@@ -236,11 +255,64 @@ impl Front {
                 self.to_home(Up::Kick { member: member.0 });
                 let _ = reply.send(self.members.contains_key(&member));
             }
-            // The admin API asks the home for the rest; here, that is this node.
-            other => {
-                if here {
-                    self.to_meeting(other);
+            // The meeting here lists itself; its front would list it twice.
+            ToMeeting::Describe { .. } if here => {}
+            other if here => self.to_meeting(other),
+            ToMeeting::Describe { reply } => self.ask(Ask::Describe, Asked::Describe(reply)),
+            ToMeeting::Lock { locked, reply } => self.ask(Ask::Lock { locked }, Asked::Lock(reply)),
+            ToMeeting::Record { on, reply } => self.ask(Ask::Record { on }, Asked::Record(reply)),
+            ToMeeting::DialOut { number, reply } => {
+                self.ask(Ask::DialOut { number }, Asked::DialOut(reply))
+            }
+            // Both are taken above whichever way the home is (their guards hide it).
+            ToMeeting::Mute { .. } | ToMeeting::Kick { .. } => {}
+        }
+    }
+
+    /// Asks the home for the admin API (while no leg is up, the asker hears the meeting
+    /// is unavailable: its reply is dropped).
+    fn ask(&mut self, ask: Ask, asked: Asked) {
+        if let Upstream::There { leg, .. } = &self.upstream {
+            let req = self.next_ask;
+            self.next_ask += 1;
+            leg.send(&Up::Ask { req, ask });
+            self.asked.insert(req, asked);
+        }
+    }
+
+    /// The home's answer to a question of the admin API's.
+    fn answered(&mut self, req: u64, answer: Answer) {
+        let Some(asked) = self.asked.remove(&req) else {
+            return;
+        };
+        match (asked, answer) {
+            (Asked::Describe(reply), Answer::View(mut view)) => {
+                // What only this node sees of its own callers: talking, and quality.
+                for participant in &mut view.participants {
+                    if let Some(local) = self.members.get(&MemberId(participant.id)) {
+                        let info = &local.join.info;
+                        participant.talking =
+                            info.activity.as_ref().is_some_and(|a| a.is_talking());
+                        participant.quality = info
+                            .quality
+                            .as_ref()
+                            .and_then(crate::metrics::QualityView::current)
+                            .map(Into::into);
+                    }
                 }
+                let _ = reply.send(view);
+            }
+            (Asked::Lock(reply), Answer::Locked) => {
+                let _ = reply.send(());
+            }
+            (Asked::Record(reply), Answer::Recording(result)) => {
+                let _ = reply.send(result);
+            }
+            (Asked::DialOut(reply), Answer::DialOut(result)) => {
+                let _ = reply.send(result);
+            }
+            _ => {
+                tracing::warn!(meeting = %home_name(&self.key), req, "an answer of the wrong kind from the home: dropped")
             }
         }
     }
@@ -277,6 +349,10 @@ impl Front {
         };
         for down in batch {
             let (member, message) = match down {
+                Down::Answer { req, answer } => {
+                    self.answered(req, answer);
+                    continue;
+                }
                 Down::Admitted { member } => {
                     let room = self.local_room();
                     if let Some(local) = self.members.get_mut(&MemberId(member)) {
@@ -346,13 +422,14 @@ pub(super) async fn serve_leg(hub: Arc<Hub>, incoming: IncomingLeg) {
     let IncomingLeg { meeting, mut leg } = incoming;
     let (down_tx, mut down) = mpsc::unbounded_channel::<(MemberId, ToMember)>();
     let mut members: HashMap<MemberId, Membership> = HashMap::new();
+    let sender = leg.sender();
     loop {
         tokio::select! {
             event = leg.events.recv() => match event {
                 Some(LegEvent::Batch(body)) => match wire::decode::<Up>(&body) {
                     Ok(batch) => {
                         for up in batch {
-                            from_satellite(&hub, &meeting, &mut members, &down_tx, up);
+                            from_satellite(&hub, &meeting, &mut members, &down_tx, &sender, up);
                         }
                     }
                     Err(e) => tracing::warn!(meeting = %home_name(&meeting), error = %e, "a leg message that does not parse: ignored"),
@@ -375,6 +452,7 @@ fn from_satellite(
     meeting: &ConferenceKey,
     members: &mut HashMap<MemberId, Membership>,
     down: &mpsc::UnboundedSender<(MemberId, ToMember)>,
+    sender: &LegSender,
     up: Up,
 ) {
     match up {
@@ -457,6 +535,56 @@ fn from_satellite(
                     reply,
                 });
             }
+        }
+        Up::Ask { req, ask } => answer(hub, meeting, sender, req, ask),
+    }
+}
+
+/// Puts a satellite's question to the meeting here and sends its answer down the leg
+/// when it comes (a meeting that ended, or never started here, answers nothing: the
+/// asker's wait ends with the leg or its own timeout).
+fn answer(hub: &Hub, meeting: &ConferenceKey, sender: &LegSender, req: u64, ask: Ask) {
+    let Some(inbox) = lock(&hub.meetings).get(meeting).cloned() else {
+        return;
+    };
+    let sender = sender.clone();
+    let reply = move |answer: Answer| sender.send(&Down::Answer { req, answer });
+    match ask {
+        Ask::Describe => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::Describe { reply: tx });
+            tokio::spawn(async move {
+                if let Ok(view) = rx.await {
+                    reply(Answer::View(view));
+                }
+            });
+        }
+        Ask::Lock { locked } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::Lock { locked, reply: tx });
+            tokio::spawn(async move {
+                if rx.await.is_ok() {
+                    reply(Answer::Locked);
+                }
+            });
+        }
+        Ask::Record { on } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::Record { on, reply: tx });
+            tokio::spawn(async move {
+                if let Ok(result) = rx.await {
+                    reply(Answer::Recording(result));
+                }
+            });
+        }
+        Ask::DialOut { number } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::DialOut { number, reply: tx });
+            tokio::spawn(async move {
+                if let Ok(result) = rx.await {
+                    reply(Answer::DialOut(result));
+                }
+            });
         }
     }
 }

@@ -300,7 +300,10 @@ impl Conferences {
 
     /// Every meeting in progress, as the admin API shows it.
     pub async fn describe(&self) -> Vec<ConferenceView> {
-        let inboxes: Vec<_> = lock(&self.hub.meetings).values().cloned().collect();
+        // Meetings homed here, and (through their fronts) those this node has callers
+        // of that are homed elsewhere.
+        let mut inboxes: Vec<_> = lock(&self.hub.meetings).values().cloned().collect();
+        inboxes.extend(lock(&self.hub.fronts).values().cloned());
         let mut views = Vec::with_capacity(inboxes.len());
         for inbox in inboxes {
             let (reply, answer) = oneshot::channel();
@@ -379,14 +382,14 @@ impl Conferences {
             .map_err(|_| LiveError::Unavailable("the meeting ended".into()))?
     }
 
-    /// The inbox of a meeting in progress.
+    /// The inbox of a meeting in progress: its task here, or the front that reaches its
+    /// home on another node.
     fn meeting(
         &self,
         conference: &ConferenceKey,
     ) -> Result<mpsc::UnboundedSender<ToMeeting>, LiveError> {
-        lock(&self.hub.meetings)
-            .get(conference)
-            .cloned()
+        let here = lock(&self.hub.meetings).get(conference).cloned();
+        here.or_else(|| lock(&self.hub.fronts).get(conference).cloned())
             .ok_or_else(|| LiveError::NoSuchConference {
                 tenant: conference.tenant.as_str().to_string(),
                 id: conference.id.as_str().to_string(),

@@ -30,7 +30,7 @@ const FINISHED_KEPT: usize = 1000;
 pub type DialOutId = u64;
 
 /// Why a dial-out was not placed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum DialOutRefusal {
     #[error("not a phone number: {0}")]
     NotANumber(String),
