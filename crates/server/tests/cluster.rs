@@ -535,3 +535,62 @@ async fn a_draining_node_gets_no_new_calls_while_its_call_finishes() {
         cluster.nodes[draining].serve.log()
     );
 }
+
+/// The calls a node holds right now (`dialbridge_calls_in_progress`).
+async fn calls_in_progress(serve: &Serve) -> u64 {
+    let (_, metrics) = serve.get("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dialbridge_calls_in_progress "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The calls every node holds.
+async fn cluster_calls(cluster: &Cluster) -> u64 {
+    let mut total = 0;
+    for node in &cluster.nodes {
+        total += calls_in_progress(&node.serve).await;
+    }
+    total
+}
+
+/// baresip, a softphone we did not write, with the README's settings (an account, its
+/// password, no registration) dials Kamailio as it would the single bridge: the node
+/// that gets the call challenges it (the digest sees the softphone, not the proxy), the
+/// call is set up with media both ways, and baresip's BYE ends it on that node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_dials_in_through_kamailio_with_digest_credentials() {
+    let cluster = Cluster::start("cluster-baresip", 2, 15).await;
+    let tone = dialbridge_testkit::fixtures().join("prompts/help.wav");
+    let baresip = dialbridge_testkit::baresip::Baresip::new("cluster", &tone);
+    let child = baresip.dial("alice", "alice-secret", "+14255550100", cluster.sip(), 8);
+    let mut seen_up = false;
+    for _ in 0..60 {
+        if cluster_calls(&cluster).await == 1 {
+            seen_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = dialbridge_testkit::baresip::Baresip::finish(child, Duration::from_secs(20)).await;
+    let log = &run.log;
+    assert!(
+        seen_up,
+        "a node held baresip's call:\n{log}\n{}",
+        cluster.logs()
+    );
+    assert!(run.established(), "{log}");
+    assert!(run.heard_rtp(), "a node's media reached baresip:\n{log}");
+    for _ in 0..50 {
+        if cluster_calls(&cluster).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        cluster_calls(&cluster).await,
+        0,
+        "baresip's BYE reached the node and ended the call"
+    );
+}

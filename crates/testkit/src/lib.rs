@@ -7,6 +7,7 @@
 
 pub mod answerer;
 pub mod audio;
+pub mod baresip;
 pub mod caller;
 pub mod churn;
 pub mod linphone;
