@@ -726,6 +726,16 @@ impl RtpSession {
         self.link.deliver_audio.store(deliver, Ordering::Relaxed);
     }
 
+    /// The fewest frames this session's jitter buffer holds before it plays, from the
+    /// next room it joins (default 2; at least 1). 1 suits a leg between two bridges on
+    /// one network: their packets come as steadily as they leave, and a second frame
+    /// would only add 20 ms.
+    pub fn set_jitter_floor(&self, frames: usize) {
+        self.link
+            .jitter_floor
+            .store(frames.max(1), Ordering::Relaxed);
+    }
+
     /// Stops playing: silence (or the room) from the next tick.
     pub fn stop(&self) {
         if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {

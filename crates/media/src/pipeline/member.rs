@@ -96,11 +96,20 @@ pub enum Popped {
 impl Jitter {
     /// An empty buffer for `codec` (allocates the ring).
     pub fn new(codec: AudioCodec) -> Self {
+        Self::with_min_depth(codec, JitterConfig::default().min_depth)
+    }
+
+    /// An empty buffer for `codec` that holds at least `min_depth` frames (at least 1)
+    /// before it plays: 1 for a stream that arrives as steadily as it is sent (a leg
+    /// between nodes on one network), so it adds no frame of delay of its own.
+    pub fn with_min_depth(codec: AudioCodec, min_depth: usize) -> Self {
+        let config = JitterConfig {
+            min_depth,
+            ..jitter_config(codec)
+        };
         match codec {
-            AudioCodec::Opus { .. } => Self::Large(JitterBuffer::new(jitter_config(codec))),
-            AudioCodec::G711(_) | AudioCodec::G722 => {
-                Self::Compact(JitterBuffer::new(jitter_config(codec)))
-            }
+            AudioCodec::Opus { .. } => Self::Large(JitterBuffer::new(config)),
+            AudioCodec::G711(_) | AudioCodec::G722 => Self::Compact(JitterBuffer::new(config)),
         }
     }
 

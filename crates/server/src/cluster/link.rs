@@ -472,6 +472,7 @@ impl LinkTask {
             Err(_) => return refuse(&mut self.layer, 503, "no media port"),
         };
         rtp.set_deliver_audio(false);
+        rtp.set_jitter_floor(1);
         let session_id = u64::from(rand::random::<u32>());
         if session
             .bind_media(self.local.ip(), rtp.local_port(), session_id)
@@ -610,6 +611,7 @@ impl LinkTask {
         match opened {
             Ok(rtp) => {
                 rtp.set_deliver_audio(false);
+                rtp.set_jitter_floor(1);
                 let (events_tx, events) = mpsc::unbounded_channel();
                 leg.events = Some(events_tx);
                 leg.up = true;
