@@ -488,6 +488,55 @@ async fn three_callers_on_three_nodes_hear_each_other() {
         );
     }
 
+    // Muted through node3's API, whichever node each is on (node3's own caller, node2's,
+    // the home's): the home's meeting says so, and A no longer hears B's tone.
+    let (_, listing) = cluster.node("node3").serve.get("/api/v1/conferences").await;
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let ids: Vec<u64> = listing["conferences"][0]["participants"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["id"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 3, "node3 lists three ids: {listing}");
+    for id in &ids {
+        let (status, body) = cluster
+            .node("node3")
+            .serve
+            .post_json(
+                &format!("/api/v1/participants/{id}/mute"),
+                r#"{"muted": true}"#,
+            )
+            .await;
+        assert_eq!(status, 200, "mute {id} through node3: {body}");
+    }
+    let (_, home_view) = cluster.node("node1").serve.get("/api/v1/conferences").await;
+    assert_eq!(
+        home_view.matches("\"muted\":true").count(),
+        3,
+        "the home's meeting has all three muted: {home_view}"
+    );
+    let mut quiet = false;
+    for _ in 0..10 {
+        let heard = a.call.listen_from_now(WINDOW).await;
+        if mean(&shares(&heard, b.hz)) < ABSENT {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(
+        quiet,
+        "A stops hearing B once B is muted through another node"
+    );
+    let unknown = cluster
+        .node("node2")
+        .serve
+        .post_json("/api/v1/participants/999999/mute", r#"{"muted": true}"#)
+        .await;
+    assert_eq!(
+        unknown.0, 404,
+        "no such participant anywhere: {}",
+        unknown.1
+    );
+
     // Locked through a satellite's API, the meeting at home is locked: a fourth caller,
     // on yet another node's front, is turned away.
     let path = format!("/api/v1/conferences/{TENANT}/{ADELE}/lock");

@@ -36,10 +36,6 @@ pub enum Up {
     Leave { member: u64 },
     /// The member keyed a digit in the meeting.
     Digit { member: u64, digit: Digit },
-    /// The satellite's admin API mutes or unmutes the member.
-    Mute { member: u64, muted: bool },
-    /// The satellite's admin API removes the member.
-    Kick { member: u64 },
     /// The satellite's admin API asks the meeting something; [`Down::Answer`] says.
     Ask { req: u64, ask: Ask },
 }
@@ -49,9 +45,24 @@ pub enum Up {
 #[serde(rename_all = "snake_case")]
 pub enum Ask {
     Describe,
-    Lock { locked: bool },
-    Record { on: bool },
-    DialOut { number: String },
+    /// Mute or unmute a member of the meeting, on whichever node.
+    Mute {
+        member: u64,
+        muted: bool,
+    },
+    /// End a member's call, on whichever node.
+    Kick {
+        member: u64,
+    },
+    Lock {
+        locked: bool,
+    },
+    Record {
+        on: bool,
+    },
+    DialOut {
+        number: String,
+    },
 }
 
 /// The home's answer to an [`Ask`].
@@ -59,6 +70,10 @@ pub enum Ask {
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
     View(ConferenceView),
+    /// Whether the meeting knew the member muted or kicked.
+    Done(bool),
+    /// No such meeting on the home (it ended): the asker hears it is unavailable.
+    Gone,
     Locked,
     Recording(Result<RecordingView, LiveError>),
     DialOut(Result<DialOutId, DialOutRefusal>),

@@ -99,6 +99,8 @@ struct Front {
 /// Who waits for the answer to an [`Ask`].
 enum Asked {
     Describe(oneshot::Sender<ConferenceView>),
+    /// Mute or kick: whether the meeting knew the member.
+    Flag(oneshot::Sender<bool>),
     Lock(oneshot::Sender<()>),
     Record(oneshot::Sender<Result<RecordingView, LiveError>>),
     DialOut(oneshot::Sender<Result<DialOutId, DialOutRefusal>>),
@@ -240,32 +242,29 @@ impl Front {
                     digit,
                 },
             ),
+            // The meeting here lists itself; its front would list it twice.
+            ToMeeting::Describe { .. } if here => {}
+            other if here => self.to_meeting(other),
             ToMeeting::Mute {
                 member,
                 muted,
                 reply,
-            } if !here => {
-                self.to_home(Up::Mute {
+            } => self.ask(
+                Ask::Mute {
                     member: member.0,
                     muted,
-                });
-                let _ = reply.send(self.members.contains_key(&member));
+                },
+                Asked::Flag(reply),
+            ),
+            ToMeeting::Kick { member, reply } => {
+                self.ask(Ask::Kick { member: member.0 }, Asked::Flag(reply))
             }
-            ToMeeting::Kick { member, reply } if !here => {
-                self.to_home(Up::Kick { member: member.0 });
-                let _ = reply.send(self.members.contains_key(&member));
-            }
-            // The meeting here lists itself; its front would list it twice.
-            ToMeeting::Describe { .. } if here => {}
-            other if here => self.to_meeting(other),
             ToMeeting::Describe { reply } => self.ask(Ask::Describe, Asked::Describe(reply)),
             ToMeeting::Lock { locked, reply } => self.ask(Ask::Lock { locked }, Asked::Lock(reply)),
             ToMeeting::Record { on, reply } => self.ask(Ask::Record { on }, Asked::Record(reply)),
             ToMeeting::DialOut { number, reply } => {
                 self.ask(Ask::DialOut { number }, Asked::DialOut(reply))
             }
-            // Both are taken above whichever way the home is (their guards hide it).
-            ToMeeting::Mute { .. } | ToMeeting::Kick { .. } => {}
         }
     }
 
@@ -302,6 +301,11 @@ impl Front {
                 }
                 let _ = reply.send(view);
             }
+            (Asked::Flag(reply), Answer::Done(known)) => {
+                let _ = reply.send(known);
+            }
+            // The asker's wait ends with the reply dropped: the meeting is unavailable.
+            (_, Answer::Gone) => {}
             (Asked::Lock(reply), Answer::Locked) => {
                 let _ = reply.send(());
             }
@@ -517,74 +521,55 @@ fn from_satellite(
                 membership.digit(digit);
             }
         }
-        Up::Mute { member, muted } => {
-            if let Some(membership) = members.get(&MemberId(member)) {
-                let (reply, _) = tokio::sync::oneshot::channel();
-                let _ = membership.meeting.send(ToMeeting::Mute {
-                    member: MemberId(member),
-                    muted,
-                    reply,
-                });
-            }
-        }
-        Up::Kick { member } => {
-            if let Some(membership) = members.get(&MemberId(member)) {
-                let (reply, _) = tokio::sync::oneshot::channel();
-                let _ = membership.meeting.send(ToMeeting::Kick {
-                    member: MemberId(member),
-                    reply,
-                });
-            }
-        }
         Up::Ask { req, ask } => answer(hub, meeting, sender, req, ask),
     }
 }
 
 /// Puts a satellite's question to the meeting here and sends its answer down the leg
-/// when it comes (a meeting that ended, or never started here, answers nothing: the
-/// asker's wait ends with the leg or its own timeout).
+/// when it comes ([`Answer::Gone`] when there is no meeting here, or it ended).
 fn answer(hub: &Hub, meeting: &ConferenceKey, sender: &LegSender, req: u64, ask: Ask) {
-    let Some(inbox) = lock(&hub.meetings).get(meeting).cloned() else {
-        return;
-    };
     let sender = sender.clone();
     let reply = move |answer: Answer| sender.send(&Down::Answer { req, answer });
+    let Some(inbox) = lock(&hub.meetings).get(meeting).cloned() else {
+        return reply(Answer::Gone);
+    };
     match ask {
+        Ask::Mute { member, muted } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::Mute {
+                member: MemberId(member),
+                muted,
+                reply: tx,
+            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, Answer::Done)) });
+        }
+        Ask::Kick { member } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = inbox.send(ToMeeting::Kick {
+                member: MemberId(member),
+                reply: tx,
+            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, Answer::Done)) });
+        }
         Ask::Describe => {
             let (tx, rx) = oneshot::channel();
             let _ = inbox.send(ToMeeting::Describe { reply: tx });
-            tokio::spawn(async move {
-                if let Ok(view) = rx.await {
-                    reply(Answer::View(view));
-                }
-            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, Answer::View)) });
         }
         Ask::Lock { locked } => {
             let (tx, rx) = oneshot::channel();
             let _ = inbox.send(ToMeeting::Lock { locked, reply: tx });
-            tokio::spawn(async move {
-                if rx.await.is_ok() {
-                    reply(Answer::Locked);
-                }
-            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, |()| Answer::Locked)) });
         }
         Ask::Record { on } => {
             let (tx, rx) = oneshot::channel();
             let _ = inbox.send(ToMeeting::Record { on, reply: tx });
-            tokio::spawn(async move {
-                if let Ok(result) = rx.await {
-                    reply(Answer::Recording(result));
-                }
-            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, Answer::Recording)) });
         }
         Ask::DialOut { number } => {
             let (tx, rx) = oneshot::channel();
             let _ = inbox.send(ToMeeting::DialOut { number, reply: tx });
-            tokio::spawn(async move {
-                if let Ok(result) = rx.await {
-                    reply(Answer::DialOut(result));
-                }
-            });
+            tokio::spawn(async move { reply(rx.await.map_or(Answer::Gone, Answer::DialOut)) });
         }
     }
 }

@@ -194,6 +194,21 @@ impl Drop for Membership {
     }
 }
 
+/// How long the admin API waits for a meeting's answer: a meeting here answers at once;
+/// one homed on another node answers over a leg, which may be re-forming.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A meeting's answer to the admin API, or why none came.
+async fn live_answer<T>(answer: oneshot::Receiver<T>) -> Result<T, LiveError> {
+    match tokio::time::timeout(LIVE_WAIT, answer).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(LiveError::Unavailable("the meeting ended".into())),
+        Err(_) => Err(LiveError::Unavailable(
+            "the meeting did not answer in time".into(),
+        )),
+    }
+}
+
 /// A map's lock, also after a panic elsewhere (the maps stay consistent: every update
 /// is one insert or remove).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -295,7 +310,9 @@ impl Conferences {
         inbox
             .send(ToMeeting::DialOut { number, reply })
             .map_err(|_| DialOutRefusal::NoMeeting(name.clone()))?;
-        answer.await.map_err(|_| DialOutRefusal::NoMeeting(name))?
+        live_answer(answer)
+            .await
+            .map_err(|_| DialOutRefusal::NoMeeting(name))?
     }
 
     /// Every meeting in progress, as the admin API shows it.
@@ -308,7 +325,7 @@ impl Conferences {
         for inbox in inboxes {
             let (reply, answer) = oneshot::channel();
             if inbox.send(ToMeeting::Describe { reply }).is_ok()
-                && let Ok(view) = answer.await
+                && let Ok(view) = live_answer(answer).await
             {
                 views.push(view);
             }
@@ -332,30 +349,44 @@ impl Conferences {
 
     /// Mutes or unmutes a member, as its meeting's `*6` would.
     pub async fn mute(&self, member: MemberId, muted: bool) -> Result<(), LiveError> {
-        let inbox = self.meeting_of(member)?;
-        let (reply, answer) = oneshot::channel();
-        let _ = inbox.send(ToMeeting::Mute {
+        self.on_member(member, |reply| ToMeeting::Mute {
             member,
             muted,
             reply,
-        });
-        match answer.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(LiveError::NoSuchParticipant(member.0)),
-            Err(_) => Err(LiveError::Unavailable("the meeting ended".into())),
-        }
+        })
+        .await
     }
 
     /// Ends a member's call.
     pub async fn kick(&self, member: MemberId) -> Result<(), LiveError> {
-        let inbox = self.meeting_of(member)?;
-        let (reply, answer) = oneshot::channel();
-        let _ = inbox.send(ToMeeting::Kick { member, reply });
-        match answer.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(LiveError::NoSuchParticipant(member.0)),
-            Err(_) => Err(LiveError::Unavailable("the meeting ended".into())),
+        self.on_member(member, |reply| ToMeeting::Kick { member, reply })
+            .await
+    }
+
+    /// Asks `member`'s meeting to act on it: the meeting of a call of this node, or of
+    /// one a leg brought here; else (a caller on another node of a meeting homed
+    /// elsewhere) each meeting this node is a front of, until one knows the member.
+    async fn on_member(
+        &self,
+        member: MemberId,
+        message: impl Fn(oneshot::Sender<bool>) -> ToMeeting,
+    ) -> Result<(), LiveError> {
+        if let Ok(inbox) = self.meeting_of(member) {
+            let (reply, answer) = oneshot::channel();
+            let _ = inbox.send(message(reply));
+            return match live_answer(answer).await? {
+                true => Ok(()),
+                false => Err(LiveError::NoSuchParticipant(member.0)),
+            };
         }
+        let fronts: Vec<_> = lock(&self.hub.fronts).values().cloned().collect();
+        for inbox in fronts {
+            let (reply, answer) = oneshot::channel();
+            if inbox.send(message(reply)).is_ok() && live_answer(answer).await == Ok(true) {
+                return Ok(());
+            }
+        }
+        Err(LiveError::NoSuchParticipant(member.0))
     }
 
     /// Locks or unlocks a meeting in progress.
@@ -363,9 +394,7 @@ impl Conferences {
         let inbox = self.meeting(&conference)?;
         let (reply, answer) = oneshot::channel();
         let _ = inbox.send(ToMeeting::Lock { locked, reply });
-        answer
-            .await
-            .map_err(|_| LiveError::Unavailable("the meeting ended".into()))
+        live_answer(answer).await
     }
 
     /// Starts or stops recording a meeting in progress.
@@ -377,9 +406,7 @@ impl Conferences {
         let inbox = self.meeting(&conference)?;
         let (reply, answer) = oneshot::channel();
         let _ = inbox.send(ToMeeting::Record { on, reply });
-        answer
-            .await
-            .map_err(|_| LiveError::Unavailable("the meeting ended".into()))?
+        live_answer(answer).await?
     }
 
     /// The inbox of a meeting in progress: its task here, or the front that reaches its
