@@ -36,6 +36,10 @@ pub struct JitterConfig {
     pub frame_ts: u32,
     /// RTP clock rate, Hz.
     pub clock_rate: u32,
+    /// Frames the target holds beyond three times the measured jitter.
+    pub headroom: usize,
+    /// Frames above target tolerated for a whole window before frames are dropped.
+    pub shrink_margin: usize,
 }
 
 impl Default for JitterConfig {
@@ -46,6 +50,23 @@ impl Default for JitterConfig {
             max_depth: 25,
             frame_ts: FRAME_SAMPLES as u32,
             clock_rate: SAMPLE_RATE,
+            headroom: 1,
+            shrink_margin: SHRINK_MARGIN,
+        }
+    }
+}
+
+impl JitterConfig {
+    /// For a stream that arrives as steadily as it is sent (a leg between two bridges
+    /// on one network, each sending on its own 20 ms clock): no frame held beyond what
+    /// the measured jitter needs, and a standing excess dropped at once, so the buffer
+    /// adds at most the wait for the next tick.
+    pub fn steady(self) -> Self {
+        Self {
+            min_depth: 1,
+            headroom: 0,
+            shrink_margin: 0,
+            ..self
         }
     }
 }
@@ -103,7 +124,7 @@ pub struct JitterStats {
 
 /// Sequence jumps larger than this restart the buffer instead of skipping ahead.
 const MAX_JUMP: i32 = 1000;
-/// Depth above target tolerated before frames are dropped.
+/// Depth above target tolerated before frames are dropped (by default).
 const SHRINK_MARGIN: usize = 2;
 /// Pops over which the smallest depth is watched before shrinking (500 ms): a burst
 /// raises the depth for a moment, a standing excess raises its minimum.
@@ -335,8 +356,8 @@ impl<T> JitterBuffer<T> {
         self.jitter += (d.abs() - self.jitter) / 16.0;
         stream.last_arrival = arrival;
         stream.last_timestamp = timestamp;
-        let frames =
-            (3.0 * self.jitter / f64::from(self.config.frame_ts.max(1))).ceil() as usize + 1;
+        let frames = (3.0 * self.jitter / f64::from(self.config.frame_ts.max(1))).ceil() as usize
+            + self.config.headroom;
         self.target = frames.clamp(self.config.min_depth, self.config.max_depth);
     }
 
@@ -346,7 +367,7 @@ impl<T> JitterBuffer<T> {
         *pops += 1;
         *min = (*min).min(depth);
         if *pops >= SHRINK_WINDOW {
-            if *min > self.target + SHRINK_MARGIN {
+            if *min > self.target + self.config.shrink_margin {
                 self.excess = *min - self.target;
             }
             self.window = (0, usize::MAX);
@@ -474,6 +495,41 @@ mod tests {
             }
         }
         (played, concealed)
+    }
+
+    #[test]
+    fn a_steady_stream_plays_from_one_frame_and_stays_there() {
+        // Packets 3 ms after each tick, give or take 2 ms: two bridges' clocks.
+        let mut jb = JitterBuffer::new(JitterConfig::default().steady());
+        let mut default = buffer();
+        let t0 = Instant::now();
+        let (mut first, mut first_default) = (None, None);
+        for i in 0..200u16 {
+            let tick = t0 + TICK * u32::from(i);
+            let wobble = Duration::from_millis(if i % 2 == 0 { 1 } else { 5 });
+            let arrival = tick + wobble;
+            let _ = jb.push(i, 160 * u32::from(i), i, arrival);
+            let _ = default.push(i, 160 * u32::from(i), i, arrival);
+            let next_tick = tick + TICK;
+            if let Playout::Frame { sequence, .. } = jb.pop(next_tick) {
+                first.get_or_insert((i, sequence));
+            }
+            if let Playout::Frame { sequence, .. } = default.pop(next_tick) {
+                first_default.get_or_insert((i, sequence));
+            }
+        }
+        assert_eq!(
+            first,
+            Some((0, 0)),
+            "plays the frame at the first tick after it"
+        );
+        assert_eq!(
+            first_default,
+            Some((1, 0)),
+            "the default holds a frame more"
+        );
+        assert_eq!(jb.target_depth(), 1, "2 ms of jitter needs no extra frame");
+        assert_eq!(jb.stats().underruns, 0);
     }
 
     #[test]

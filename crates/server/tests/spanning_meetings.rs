@@ -763,3 +763,82 @@ async fn leader_on_one_node_admits_lobby_on_another() {
         party.hang_up().await;
     }
 }
+
+/// When A (on the home) is unmuted, B beside it and C on another node hear A's tone
+/// start: in every round, both. The test prints how much later C's stream carries the
+/// onset than B's (in whole 20 ms packets, as each caller's RTP brings them), the
+/// cross-node path's extra delay that README's "Meetings that span nodes" quotes:
+/// `cargo test -p dialbridge-server --test spanning_meetings an_unmute_at_home -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmute_at_home_is_heard_on_both_nodes_and_the_extra_delay_is_printed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start("span-delay").await;
+    let a = dial(&cluster, "node1", "A", MICROSOFT, TONES[0], JOIN_ADELE).await;
+    let _ = wait_in_meeting(cluster.node("node1"), ADELE, 1).await;
+    let b = dial(&cluster, "node1", "B", TELCO_A, TONES[1], JOIN_ADELE).await;
+    let c = dial(&cluster, "node2", "C", MICROSOFT, TONES[2], JOIN_ADELE).await;
+    assert_each_hears_the_others(
+        &cluster,
+        &[&a, &b, &c],
+        Duration::from_secs(30),
+        "A and B on node1, C on node2",
+    )
+    .await;
+    let (_, listing) = cluster.node("node1").serve.get("/api/v1/conferences").await;
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let a_id = listing["conferences"][0]["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["dialled"] == MICROSOFT.1))
+        .and_then(|p| p["id"].as_u64())
+        .expect("A in the home's list");
+    let path = format!("/api/v1/participants/{a_id}/mute");
+    let one_path = (f64::from(TALK_AMPLITUDE) / 2.0).powi(2);
+    // The first 5 ms block holding A's tone at a fifth of one path's power.
+    let onset = |heard: &[i16]| {
+        heard
+            .chunks_exact(40)
+            .position(|b| goertzel_power(b, 8000.0, a.hz) / one_path > 0.2)
+    };
+    let mut extra_ms = Vec::new();
+    for round in 0..10 {
+        let (status, body) = cluster
+            .node("node1")
+            .serve
+            .post_json(&path, r#"{"muted": true}"#)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let listen = async {
+            tokio::join!(
+                b.call.listen_from_now(Duration::from_millis(1500)),
+                c.call.listen_from_now(Duration::from_millis(1500))
+            )
+        };
+        let unmute = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cluster
+                .node("node1")
+                .serve
+                .post_json(&path, r#"{"muted": false}"#)
+                .await
+        };
+        let ((heard_b, heard_c), (status, _)) = tokio::join!(listen, unmute);
+        assert_eq!(status, 200);
+        let (at_b, at_c) = (onset(&heard_b), onset(&heard_c));
+        assert!(
+            at_b.is_some() && at_c.is_some(),
+            "round {round}: A's unmuted tone reaches B ({at_b:?}) and C ({at_c:?})"
+        );
+        if let (Some(at_b), Some(at_c)) = (at_b, at_c) {
+            extra_ms.push((at_c as i64 - at_b as i64) * 5);
+        }
+    }
+    extra_ms.sort_unstable();
+    println!(
+        "the cross-node path's extra delay, ms (whole packets): {extra_ms:?}, median {}",
+        extra_ms[extra_ms.len() / 2]
+    );
+    for party in [a, b, c] {
+        party.hang_up().await;
+    }
+}

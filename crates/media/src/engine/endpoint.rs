@@ -40,8 +40,9 @@ pub(super) struct Link {
     pub(super) jitter: Mutex<Jitter>,
     /// Tells the receive thread to fill `jitter`.
     pub(super) in_room: AtomicBool,
-    /// Frames `jitter` holds at least before it plays, from the next room joined.
-    pub(super) jitter_floor: std::sync::atomic::AtomicUsize,
+    /// `jitter` is tuned for a steady stream (a leg between bridges), from the next
+    /// room joined.
+    pub(super) steady: AtomicBool,
     /// Set by the clock each tick in a room: the member is talking (for dashboards).
     pub(super) talking: AtomicBool,
     /// False: audio packets (the codec's payload type) are not queued for the
@@ -81,9 +82,7 @@ impl Link {
             latch: Mutex::new(latch),
             jitter: Mutex::new(Jitter::new(codec)),
             in_room: AtomicBool::new(false),
-            jitter_floor: std::sync::atomic::AtomicUsize::new(
-                crate::jitter::JitterConfig::default().min_depth,
-            ),
+            steady: AtomicBool::new(false),
             talking: AtomicBool::new(false),
             deliver_audio: AtomicBool::new(true),
             srtp: srtcp_in.is_some(),

@@ -726,14 +726,12 @@ impl RtpSession {
         self.link.deliver_audio.store(deliver, Ordering::Relaxed);
     }
 
-    /// The fewest frames this session's jitter buffer holds before it plays, from the
-    /// next room it joins (default 2; at least 1). 1 suits a leg between two bridges on
-    /// one network: their packets come as steadily as they leave, and a second frame
-    /// would only add 20 ms.
-    pub fn set_jitter_floor(&self, frames: usize) {
-        self.link
-            .jitter_floor
-            .store(frames.max(1), Ordering::Relaxed);
+    /// Tunes this session's jitter buffer, from the next room it joins, for a stream
+    /// that arrives as steadily as it leaves (a leg between two bridges on one network):
+    /// it holds no frame beyond what the measured jitter needs
+    /// ([`crate::JitterConfig::steady`]).
+    pub fn set_steady_stream(&self, steady: bool) {
+        self.link.steady.store(steady, Ordering::Relaxed);
     }
 
     /// Stops playing: silence (or the room) from the next tick.

@@ -237,8 +237,8 @@ impl Outbound {
     fn enter_room(&mut self) {
         // A fresh buffer: whatever arrived before belongs to no conversation. Joining
         // is rare, so the allocation is not on the per-packet path.
-        let floor = self.link.jitter_floor.load(Ordering::Relaxed);
-        *lock(&self.link.jitter) = Jitter::with_min_depth(self.media.codec(), floor);
+        let steady = self.link.steady.load(Ordering::Relaxed);
+        *lock(&self.link.jitter) = Jitter::tuned(self.media.codec(), steady);
         self.media.enter_room();
         self.link.in_room.store(true, Ordering::Release);
     }

@@ -96,16 +96,16 @@ pub enum Popped {
 impl Jitter {
     /// An empty buffer for `codec` (allocates the ring).
     pub fn new(codec: AudioCodec) -> Self {
-        Self::with_min_depth(codec, JitterConfig::default().min_depth)
+        Self::tuned(codec, false)
     }
 
-    /// An empty buffer for `codec` that holds at least `min_depth` frames (at least 1)
-    /// before it plays: 1 for a stream that arrives as steadily as it is sent (a leg
-    /// between nodes on one network), so it adds no frame of delay of its own.
-    pub fn with_min_depth(codec: AudioCodec, min_depth: usize) -> Self {
-        let config = JitterConfig {
-            min_depth,
-            ..jitter_config(codec)
+    /// An empty buffer for `codec`, tuned for a steady stream ([`JitterConfig::steady`]:
+    /// a leg between bridges) or for a caller's.
+    pub fn tuned(codec: AudioCodec, steady: bool) -> Self {
+        let config = if steady {
+            jitter_config(codec).steady()
+        } else {
+            jitter_config(codec)
         };
         match codec {
             AudioCodec::Opus { .. } => Self::Large(JitterBuffer::new(config)),

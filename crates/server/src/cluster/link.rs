@@ -472,7 +472,7 @@ impl LinkTask {
             Err(_) => return refuse(&mut self.layer, 503, "no media port"),
         };
         rtp.set_deliver_audio(false);
-        rtp.set_jitter_floor(1);
+        rtp.set_steady_stream(true);
         let session_id = u64::from(rand::random::<u32>());
         if session
             .bind_media(self.local.ip(), rtp.local_port(), session_id)
@@ -611,7 +611,7 @@ impl LinkTask {
         match opened {
             Ok(rtp) => {
                 rtp.set_deliver_audio(false);
-                rtp.set_jitter_floor(1);
+                rtp.set_steady_stream(true);
                 let (events_tx, events) = mpsc::unbounded_channel();
                 leg.events = Some(events_tx);
                 leg.up = true;
