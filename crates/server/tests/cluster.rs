@@ -90,7 +90,7 @@ impl Cluster {
                     .add_table("cluster", &trusting)
             })
             .await;
-            wait_ready(&serve).await;
+            serve.wait_shared_ready().await;
             nodes.push(Node { serve, sip });
         }
         let sips: Vec<SocketAddr> = nodes.iter().map(|n| n.sip).collect();
@@ -125,21 +125,6 @@ impl Cluster {
         }
         out
     }
-}
-
-/// Waits until the node says Redis takes its reservations (a fresh Redis settles first).
-async fn wait_ready(serve: &Serve) {
-    for _ in 0..400 {
-        let (_, metrics) = serve.get("/metrics").await;
-        if metrics.contains("\ndialbridge_shared_capacity_ready 1\n") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "the node's shared capacity never became ready:\n{}",
-        serve.log()
-    );
 }
 
 /// How many new calls the node's router has decided on (admitted or refused).

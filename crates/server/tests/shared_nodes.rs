@@ -47,23 +47,8 @@ async fn start_node_with(
     }
     let bin = env!("CARGO_BIN_EXE_dialbridge").as_ref();
     let (serve, sip) = Serve::start_demo(bin, dir, |c| edit(c).add_table("shared", &shared)).await;
-    wait_ready(&serve).await;
+    serve.wait_shared_ready().await;
     Node { serve, sip }
-}
-
-/// Waits until the node says Redis takes its reservations (a fresh Redis settles first).
-async fn wait_ready(serve: &Serve) {
-    for _ in 0..400 {
-        let (_, metrics) = serve.get("/metrics").await;
-        if metrics.contains("\ndialbridge_shared_capacity_ready 1\n") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "the node's shared capacity never became ready:\n{}",
-        serve.log()
-    );
 }
 
 async fn nodes(redis: &Redis, what: &str, count: usize, lease_s: u64) -> Vec<Node> {
@@ -193,7 +178,7 @@ async fn with_redis_stopped_new_calls_get_503_the_call_in_progress_goes_on_and_a
     // Redis comes back empty: the holder must restate the call it still has, so the
     // other node admits one more call to the number of capacity 2, not two.
     redis.resume();
-    wait_ready(&other.serve).await;
+    other.serve.wait_shared_ready().await;
     let second = call_until_answered_or_unavailable(other.sip).await;
     let third = uac::call(other.sip, ip("127.0.0.10"), USER_NUMBER).await;
     assert_eq!(third.status, 486, "{}", third.response);

@@ -121,7 +121,7 @@ impl Cluster {
             } else {
                 Serve::start_demo(bin, &dir, |c| c.add_table("shared", &shared)).await
             };
-            wait_ready(&serve).await;
+            serve.wait_shared_ready().await;
             nodes.push(Node {
                 name: name.to_owned(),
                 serve,
@@ -172,21 +172,6 @@ impl Cluster {
             })
             .collect()
     }
-}
-
-/// Waits until the node says Redis takes its reservations (a fresh Redis settles first).
-async fn wait_ready(serve: &Serve) {
-    for _ in 0..400 {
-        let (_, metrics) = serve.get("/metrics").await;
-        if metrics.contains("\ndialbridge_shared_capacity_ready 1\n") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "the node's shared capacity never became ready:\n{}",
-        serve.log()
-    );
 }
 
 /// A caller dialled into one node, talking its tone.

@@ -278,6 +278,23 @@ impl Serve {
         self.child.id()
     }
 
+    /// Waits (bounded, 20 s) until the node says Redis takes its reservations
+    /// (`dialbridge_shared_capacity_ready 1`: a fresh Redis settles first); panics with
+    /// its log if it never does.
+    pub async fn wait_shared_ready(&self) {
+        for _ in 0..400 {
+            let (_, metrics) = self.get("/metrics").await;
+            if metrics.contains("\ndialbridge_shared_capacity_ready 1\n") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the node's shared capacity never became ready:\n{}",
+            self.log()
+        );
+    }
+
     /// `GET` on the admin API (demo token); the status and the body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let client = reqwest::Client::builder()

@@ -38,18 +38,18 @@ pub(super) fn join(
     conference: ConferenceKey,
     join: Join,
 ) -> mpsc::UnboundedSender<ToMeeting> {
-    let mut fronts = lock(&hub.fronts);
     let wait_for_leader = join.wait_for_leader;
-    let mut message = join.message();
-    if let Some(inbox) = fronts.get(&conference) {
-        match inbox.send(message) {
-            Ok(()) => return inbox.clone(),
-            Err(mpsc::error::SendError(m)) => message = m,
-        }
-    }
-    let (inbox, rx) = mpsc::unbounded_channel();
-    let _ = inbox.send(message);
-    fronts.insert(conference.clone(), inbox.clone());
+    super::send_or_start(&hub.fronts, &conference, join.message(), |rx, _| {
+        start(hub, conference.clone(), wait_for_leader, rx);
+    })
+}
+
+fn start(
+    hub: &Arc<Hub>,
+    conference: ConferenceKey,
+    wait_for_leader: bool,
+    rx: mpsc::UnboundedReceiver<ToMeeting>,
+) {
     let front = Front {
         hub: hub.clone(),
         key: conference,
@@ -62,7 +62,6 @@ pub(super) fn join(
         next_ask: 1,
     };
     tokio::spawn(front.run(rx));
-    inbox
 }
 
 /// One of this node's callers, as its front keeps it to join it again elsewhere.

@@ -480,21 +480,19 @@ impl Hub {
         conference: ConferenceKey,
         join: Join,
     ) -> mpsc::UnboundedSender<ToMeeting> {
-        let mut meetings = lock(&self.meetings);
         let wait_for_leader = join.wait_for_leader;
-        let mut message = join.message();
-        if let Some(inbox) = meetings.get(&conference) {
-            match inbox.send(message) {
-                Ok(()) => return inbox.clone(),
-                Err(mpsc::error::SendError(m)) => message = m,
-            }
-        }
-        let (inbox, rx) = mpsc::unbounded_channel();
-        let _ = inbox.send(message);
-        meetings.insert(conference.clone(), inbox.clone());
-        self.gauges
-            .meetings
-            .store(meetings.len(), Ordering::Relaxed);
+        send_or_start(&self.meetings, &conference, join.message(), |rx, count| {
+            self.gauges.meetings.store(count, Ordering::Relaxed);
+            self.start_meeting(conference.clone(), wait_for_leader, rx);
+        })
+    }
+
+    fn start_meeting(
+        &self,
+        conference: ConferenceKey,
+        wait_for_leader: bool,
+        rx: mpsc::UnboundedReceiver<ToMeeting>,
+    ) {
         let meeting = Meeting {
             key: conference,
             room: Room::new(RoomConfig::new(wait_for_leader, self.settings.max_members)),
@@ -514,8 +512,33 @@ impl Hub {
             homes: self.cluster.get().map(|c| c.homes.clone()),
         };
         tokio::spawn(meeting.run(rx));
-        inbox
     }
+}
+
+/// Sends `message` to `conference`'s task in `registry`, or, when there is none or it
+/// just ended (its inbox closed), registers a new inbox, puts `message` in it and calls
+/// `start` with its receiver and how many the registry now holds.
+fn send_or_start(
+    registry: &Registry,
+    conference: &ConferenceKey,
+    message: ToMeeting,
+    start: impl FnOnce(mpsc::UnboundedReceiver<ToMeeting>, usize),
+) -> mpsc::UnboundedSender<ToMeeting> {
+    let mut inboxes = lock(registry);
+    let mut message = message;
+    if let Some(inbox) = inboxes.get(conference) {
+        match inbox.send(message) {
+            Ok(()) => return inbox.clone(),
+            Err(mpsc::error::SendError(m)) => message = m,
+        }
+    }
+    let (inbox, rx) = mpsc::unbounded_channel();
+    let _ = inbox.send(message);
+    inboxes.insert(conference.clone(), inbox.clone());
+    let count = inboxes.len();
+    // The task starts under the registry's lock, which orders it against its own end.
+    start(rx, count);
+    inbox
 }
 
 /// One member as the meeting keeps it.
