@@ -8,9 +8,9 @@
 # e.g. run.sh target/cluster/kamailio 127.0.0.1 5060 5061 sip:127.0.1.1:5060 sip:127.0.1.2:5060
 # Environment: TLS_CERT, TLS_KEY (default fixtures/tls/), TLS_CA (optional: callers are
 # asked for a client certificate, verified against it, never required), PING_S (node
-# OPTIONS interval, default 2), SHM_MB (shared memory, MiB, default 64: enough for the
-# demo and the tests; a few hundred calls a second need more, scripts/cluster-load.sh
-# gives 512), KAMAILIO (the binary, default /usr/sbin/kamailio).
+# OPTIONS interval, default 2), SHM_MB (shared memory, MiB, default 256: transactions
+# linger a few seconds after they end, about 100 MiB per 1,000 calls a second; 64 ran
+# out at 500 calls a second; scripts/cluster-load.sh gives 512), KAMAILIO (the binary, default /usr/sbin/kamailio).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 fixtures=$(cd "$here/../../fixtures" && pwd)
@@ -51,7 +51,7 @@ key=${TLS_KEY:-$fixtures/tls/key.pem}
 } > "$dir/tls.cfg"
 
 exec "${KAMAILIO:-/usr/sbin/kamailio}" -f "$here/kamailio.cfg" -DD -E \
-    -Y "$dir/run" -m "${SHM_MB:-64}" -M 8 \
+    -Y "$dir/run" -m "${SHM_MB:-256}" -M 8 \
     -A "LISTEN_IP=$ip" -A "SIP_PORT=$sip_port" -A "TLS_PORT=$tls_port" \
     -A "PING_S=${PING_S:-2}" \
     -A "DS_LIST=\"$dir/dispatcher.list\"" -A "TLS_CFG=\"$dir/tls.cfg\""
