@@ -10,8 +10,8 @@
 #
 # What it does, on loopback only (every process it starts is stopped by PID on exit):
 #   1. `cargo build --release` of dialbridge and sbc-sim.
-#   2. Starts a Redis (127.0.0.1:$REDIS_PORT, default 6391) and a PostgreSQL
-#      (127.0.0.1:$PG_PORT, default 5491) of its own (scripts/lib/shared-backends.sh),
+#   2. Starts a Redis (127.0.0.1:$REDIS_PORT, default 6392) and a PostgreSQL
+#      (127.0.0.1:$PG_PORT, default 5492) of its own (scripts/lib/shared-backends.sh),
 #      and bridge nodes 1..max(NODES, 2) on 127.0.1.N: SIP (UDP, TCP) on :$SIP_BASE+2N
 #      (default 5102, 5104, 5106), admin on :$ADMIN_BASE+N (8101, 8102, 8103), RTP
 #      40000+5000(N-1) .. +4998. Their configurations (target/cluster-load/nodeN/node.toml)
@@ -19,7 +19,7 @@
 #      raised, no join/leave chimes) plus `[shared]` (this Redis and PostgreSQL, node
 #      name nodeN) and `[cluster] trusted_proxies = ["127.0.0.1"]`. Nothing collides with
 #      a demo bridge, the demo cluster (5060, 8088, RTP 20000-39998) or scripts/load.sh
-#      (5090, 8098, Redis 6390, PostgreSQL 5490).
+#      (5090, 8098, Redis 6390, PostgreSQL 5490) or scripts/test.sh (6391, 5491).
 #   3. (step 1) For each node count in NODES: Kamailio (deploy/kamailio/run.sh, with
 #      $KAM_SHM_MB MiB of shared memory, default 512) on 127.0.0.1:$KAM_PORT (default
 #      5100, TLS the next port) in front of nodes 1..n, and
@@ -81,8 +81,8 @@ kam_port=${KAM_PORT:-5100}
 kam_shm=${KAM_SHM_MB:-512}
 sip_base=${SIP_BASE:-5100}
 admin_base=${ADMIN_BASE:-8100}
-redis_port=${REDIS_PORT:-6391}
-pg_port=${PG_PORT:-5491}
+redis_port=${REDIS_PORT:-6392}
+pg_port=${PG_PORT:-5492}
 token=demo-admin-token
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
