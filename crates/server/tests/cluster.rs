@@ -579,3 +579,46 @@ async fn baresip_dials_in_through_kamailio_with_digest_credentials() {
         "baresip's BYE reached the node and ended the call"
     );
 }
+
+/// sbc-sim, as the README dials in, through Kamailio: two callers of adele's meeting
+/// from Telco A land on the two nodes (round robin) and each hears the other's tone, so
+/// the meeting spans the nodes behind the proxy as it does behind nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sbc_sim_callers_through_kamailio_hear_each_other_across_two_nodes() {
+    use dialbridge_testkit::caller::{JOIN_ADELE, assert_hears, caller, place, tone};
+    let cluster = Cluster::start("cluster-sbc-sim", 2, 15).await;
+    let script = format!("{JOIN_ADELE}, wait 9s");
+    let hold = Duration::from_millis(200);
+    let first = place(
+        cluster.sip(),
+        "127.0.0.20",
+        caller("+33170000100", tone(1000.0), &script, hold),
+    );
+    let second = async {
+        // The second joins once the first is in: its node is then a satellite.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        place(
+            cluster.sip(),
+            "127.0.0.20",
+            caller("+33170000100", tone(1800.0), &script, hold),
+        )
+        .await
+    };
+    let (first, second) = tokio::join!(first, second);
+    let logs = cluster.logs();
+    assert_hears("the first caller", &first, 1800.0, &logs);
+    assert_hears("the second caller", &second, 1000.0, &logs);
+    let legs = cluster
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.serve
+                .log()
+                .contains("joined the meeting's home through a leg")
+        })
+        .count();
+    assert_eq!(
+        legs, 1,
+        "one node reached the other's meeting through a leg:\n{logs}"
+    );
+}
