@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dialbridge_router::Limits;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::SharedError;
@@ -181,17 +181,7 @@ impl SharedCapacity {
     /// Starts this node's keeper on `url` (inside a tokio runtime). It connects lazily:
     /// with Redis down, calls are refused until it answers, and the node starts anyway.
     pub fn start(url: &str, config: &CapacitySettings) -> Result<SharedCapacity, SharedError> {
-        let error = |source| SharedError::Redis {
-            url: url.to_string(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(error)?;
-        let connection = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(config.timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, connection).map_err(error)?;
+        let (_, conn) = crate::connection::connect(url, config.timeout)?;
         let instance = format!("{}:{:016x}", config.node, rand::random::<u64>());
         tracing::info!(node = %config.node, instance, lease_s = config.lease.as_secs(), "shared capacity: Redis");
         let (ops, rx) = mpsc::unbounded_channel();

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::{SharedError, SharedRefusal};
 
@@ -76,17 +76,7 @@ impl MeetingHomes {
         link: SocketAddr,
         timeout: Duration,
     ) -> Result<MeetingHomes, SharedError> {
-        let error = |source| SharedError::Redis {
-            url: url.to_string(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(error)?;
+        let (_, conn) = crate::connection::connect(url, timeout)?;
         Ok(MeetingHomes {
             conn,
             prefix: format!("{namespace}:"),

@@ -6,6 +6,7 @@
 //! each meeting lives ([`MeetingHomes`]) when its callers land on several nodes.
 
 mod capacity;
+mod connection;
 mod error;
 mod homes;
 mod limiter;

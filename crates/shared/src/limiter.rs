@@ -14,7 +14,7 @@ use std::pin::pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_core::Stream;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
 use crate::SharedError;
@@ -58,18 +58,7 @@ impl SharedLimiter {
         timeout: Duration,
         blocked: impl Fn(&str, SystemTime) + Send + 'static,
     ) -> Result<SharedLimiter, SharedError> {
-        let error = |source| SharedError::Redis {
-            url: url.to_string(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(error)?;
-        let connection = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(timeout);
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), connection).map_err(error)?;
+        let (client, conn) = crate::connection::connect(url, timeout)?;
         let (failures, rx) = mpsc::unbounded_channel();
         let prefix = format!("{namespace}:limit:");
         let channel = format!("{prefix}blocked");

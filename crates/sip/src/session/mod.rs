@@ -114,6 +114,33 @@ fn answer_offer(
     }
 }
 
+/// A request of ours in a confirmed dialog with `body` (Content-Type and bytes), such
+/// as INFO (RFC 6086), for either side; `None` for the methods a session sends itself
+/// (INVITE, UPDATE, BYE, ACK, CANCEL).
+fn own_request(
+    dialog: &mut crate::dialog::Dialog,
+    method: Method,
+    body: Option<(&str, Vec<u8>)>,
+    now: std::time::Instant,
+) -> Option<Request> {
+    if matches!(
+        method,
+        Method::Invite | Method::Update | Method::Bye | Method::Ack | Method::Cancel
+    ) {
+        return None;
+    }
+    let mut request = dialog.make_request(method, now);
+    if let Some((content_type, bytes)) = body {
+        crate::message::fields::set_body(
+            &mut request.headers,
+            &mut request.body,
+            content_type,
+            bytes,
+        );
+    }
+    Some(request)
+}
+
 /// What an offer or answer in the dialog changed, for the TU.
 fn media_changed(negotiated: &Negotiated) -> SessionEvent {
     let specified = |a: SocketAddr| (!a.ip().is_unspecified()).then_some(a);

@@ -271,19 +271,10 @@ impl UacSession {
         body: Option<(&str, Vec<u8>)>,
         now: Instant,
     ) -> Option<Request> {
-        if self.phase != UacPhase::Confirmed
-            || matches!(
-                method,
-                Method::Invite | Method::Update | Method::Bye | Method::Ack | Method::Cancel
-            )
-        {
+        if self.phase != UacPhase::Confirmed {
             return None;
         }
-        let mut request = self.dialog.as_mut()?.make_request(method, now);
-        if let Some((content_type, bytes)) = body {
-            fields::set_body(&mut request.headers, &mut request.body, content_type, bytes);
-        }
-        Some(request)
+        super::own_request(self.dialog.as_mut()?, method, body, now)
     }
 
     /// A final response to one of our in-dialog requests: 481 or 408 means the peer is

@@ -334,19 +334,10 @@ impl UasSession {
         body: Option<(&str, Vec<u8>)>,
         now: Instant,
     ) -> Option<Request> {
-        if self.phase != UasPhase::Confirmed
-            || matches!(
-                method,
-                Method::Invite | Method::Update | Method::Bye | Method::Ack | Method::Cancel
-            )
-        {
+        if self.phase != UasPhase::Confirmed {
             return None;
         }
-        let mut request = self.dialog.make_request(method, now);
-        if let Some((content_type, bytes)) = body {
-            set_body(&mut request.headers, &mut request.body, content_type, bytes);
-        }
-        Some(request)
+        super::own_request(&mut self.dialog, method, body, now)
     }
 
     /// A final response to one of our requests (refresh or BYE): the ACK for a 2xx to a
