@@ -65,8 +65,8 @@ pub use comfort_noise::{ComfortNoise, NoiseGenerator};
 pub use dtmf_squelch::DtmfSquelch;
 #[cfg(feature = "tokio")]
 pub use engine::{
-    Activity, EngineStats, InboundRtp, LatencySummary, MediaEngine, MediaPort, PlayDone, PlayEnd,
-    Quality, RoomId, RtpSession, SessionStats,
+    Activity, EngineOptions, EngineStats, InboundRtp, LatencySummary, MediaEngine, MediaPort,
+    PlayDone, PlayEnd, Quality, RoomId, RtpSession, SessionStats,
 };
 pub use error::Error;
 pub use g722::{G722Decoder, G722Encoder};

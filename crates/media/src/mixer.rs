@@ -219,6 +219,11 @@ impl Mixer {
         !self.slots.iter().any(|s| s.used)
     }
 
+    /// True while a slot is free.
+    pub fn has_room(&self) -> bool {
+        self.slots.iter().any(|s| !s.used)
+    }
+
     /// Mutes or unmutes: a muted participant is never mixed but still hears the room.
     pub fn set_muted(&mut self, slot: MixerSlot, muted: bool) {
         if let Some(s) = self.slots.get_mut(slot.0).filter(|s| s.used) {

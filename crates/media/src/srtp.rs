@@ -179,8 +179,10 @@ impl std::fmt::Debug for SrtpKeys {
 /// One direction of SRTP + SRTCP for one session.
 #[derive(Clone)]
 pub struct SrtpContext {
-    rtp: SessionKeys,
-    rtcp: SessionKeys,
+    /// Boxed: the key schedules are most of a kilobyte each, and a session keeps
+    /// several contexts beside state the media threads read per packet.
+    rtp: Box<SessionKeys>,
+    rtcp: Box<SessionKeys>,
     rtp_tag_len: usize,
     /// Rollover counter and highest sequence (s_l) seen or sent.
     roc: u32,
@@ -208,8 +210,8 @@ impl SrtpContext {
         let mut master_salt = [0u8; SALT_LEN];
         master_salt.copy_from_slice(salt);
         Self {
-            rtp: SessionKeys::derive(&master_cipher, &master_salt, 0),
-            rtcp: SessionKeys::derive(&master_cipher, &master_salt, 3),
+            rtp: Box::new(SessionKeys::derive(&master_cipher, &master_salt, 0)),
+            rtcp: Box::new(SessionKeys::derive(&master_cipher, &master_salt, 3)),
             rtp_tag_len: suite.rtp_tag_len(),
             roc: 0,
             s_l: None,

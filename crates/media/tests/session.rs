@@ -389,9 +389,10 @@ async fn hold_pauses_sending_and_set_remote_moves_the_stream() {
     let (first, _) = recv_packet(&far1).await;
 
     session.set_sending(false);
-    // Let at least three ticks pass while paused (polling the engine's tick count).
+    // Let at least three ticks pass while paused (polling the engine's tick count:
+    // the slowest shard's, which any shard may be one ahead of).
     let ticks = engine.stats().ticks;
-    while engine.stats().ticks < ticks + 3 {
+    while engine.stats().ticks < ticks + 4 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Everything sent before the pause is in far1's buffer by now (loopback).

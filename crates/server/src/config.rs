@@ -105,6 +105,9 @@ pub struct MediaConfig {
     pub address6: Option<Ipv6Addr>,
     /// Even RTP ports from `start` up to and including `end - 1`'s pair.
     pub rtp_ports: Range<u16>,
+    /// Media shards: clock and receive threads, each mixing its own rooms. `0`: one
+    /// per core.
+    pub shards: usize,
     pub prompts: PathBuf,
     pub welcome_prompt: PathBuf,
     /// How long a call may receive no RTP or RTCP (active, and on hold) before it ends.
@@ -345,6 +348,7 @@ impl Config {
                 address: media.address,
                 address6: media.address6,
                 rtp_ports: start..end + 1,
+                shards: media.shards,
                 prompts,
                 welcome_prompt: welcome,
                 timeouts: MediaTimeouts {
@@ -898,6 +902,9 @@ struct RawMedia {
     address: IpAddr,
     address6: Option<Ipv6Addr>,
     rtp_ports: [u16; 2],
+    /// Clock threads mixing rooms (and receive threads); 0 or absent: one per core.
+    #[serde(default)]
+    shards: usize,
     welcome_prompt: String,
     #[serde(default = "default_media_timeout_ms")]
     inactivity_timeout_ms: u64,

@@ -11,7 +11,7 @@ use dialbridge_conference::ivr::{ConferenceKey, PinResult};
 use dialbridge_conference::directory::{Directory, DirectoryError, Provider};
 use dialbridge_conference::ivr::PromptId;
 use dialbridge_ledger::Ledger;
-use dialbridge_media::{CountAnnouncer, MediaEngine, Prompt, Tone};
+use dialbridge_media::{CountAnnouncer, EngineOptions, MediaEngine, Prompt, Tone};
 use dialbridge_router::Router;
 
 use crate::Error;
@@ -74,10 +74,13 @@ impl Services {
     ) -> Result<Arc<Services>, Error> {
         let router = Router::new(crate::plan_from(config)?);
         let ports = config.media.rtp_ports.clone();
-        let media = MediaEngine::with_ipv6(
+        let media = MediaEngine::with_options(
             config.media.address,
-            config.media.address6,
             ports.start..=ports.end - 1,
+            EngineOptions {
+                address6: config.media.address6,
+                shards: config.media.shards,
+            },
         )?;
         let prompts = Prompts::load(config)?;
         let (directory, stored) = open_directory(config)?;

@@ -1,12 +1,13 @@
 //! The receiving half of a session, called by the receive thread for every datagram
 //! on its RTP or RTCP port: source check and latching (RFC 4961, [`crate::latch`]), SRTP/SRTCP
 //! unprotect (RFC 3711), RTP parsing, reception statistics (RFC 3550 A.1/A.8), the
-//! room's jitter buffer (audio and RFC 3389 comfort noise, PT 13, which keeps its
-//! place in the sequence so a silence is not taken for loss) and the consumer's
-//! queue; RTCP SR/RR into [`Link`].
+//! audio for the room's jitter buffer (and RFC 3389 comfort noise, PT 13, which keeps
+//! its place in the sequence so a silence is not taken for loss), handed to the
+//! session's shard in the receive thread's batch, and the consumer's queue; RTCP SR/RR
+//! into [`Link`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -15,12 +16,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::latch::{Latch, Verdict};
-use crate::pipeline::{Jitter, room_payload};
+use crate::pipeline::{Payload, room_payload};
 use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
 use crate::srtp::SrtpContext;
 use crate::{AudioCodec, FRAME_MS, RtpView};
 
 use super::io::MAX_DATAGRAM;
+use super::shard::{self, Arrival};
 use super::{Bound, InboundRtp, Inner, Quality, lock};
 
 /// Bytes of the chunk inbound payloads are cut from: a payload handed to the
@@ -29,31 +31,44 @@ use super::{Bound, InboundRtp, Inner, Quality, lock};
 const CHUNK: usize = 16 * 1024;
 
 /// State one session shares between its [`super::RtpSession`], the clock (its
-/// `Outbound`) and the receive thread.
+/// `Outbound`) and the receive thread. Laid out in order: what the receive thread
+/// reads per packet first, together; what the clock writes on a line of its own.
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct Link {
     /// Whom packets are accepted from and where they go (the SDP address, or where
     /// media was latched to). Locked by the receive thread per packet, by signalling on
     /// a re-INVITE; the clock never takes it.
     pub(super) latch: Mutex<Latch>,
-    /// Filled by the receive thread while in a room, drained by the clock.
-    pub(super) jitter: Mutex<Jitter>,
-    /// Tells the receive thread to fill `jitter`.
+    /// Where the session lives: its shard and slab index ([`shard::home`]). Changed
+    /// with both shards' tables locked, when the session joins a room elsewhere.
+    pub(super) home: AtomicU64,
+    /// Tells the receive thread to hand audio to the room's jitter buffer.
     pub(super) in_room: AtomicBool,
-    /// `jitter` is tuned for a steady stream (a leg between bridges), from the next
-    /// room joined.
-    pub(super) steady: AtomicBool,
-    /// Set by the clock each tick in a room: the member is talking (for dashboards).
-    pub(super) talking: AtomicBool,
     /// False: audio packets (the codec's payload type) are not queued for the
     /// consumer, only other payload types (RFC 4733 events, comfort noise).
     pub(super) deliver_audio: AtomicBool,
+    /// The jitter buffer is tuned for a steady stream (a leg between bridges), from
+    /// the next room joined.
+    pub(super) steady: AtomicBool,
+    srtp: bool,
     /// RTCP: reception statistics, round trip, SRTCP contexts.
     pub(super) rtcp: Mutex<RtcpState>,
     /// The SSRC we send with (to find blocks about us in the far end's reports).
     pub(super) local_ssrc: u32,
     codec: AudioCodec,
-    srtp: bool,
+    /// What the clock publishes.
+    pub(super) published: Published,
+}
+
+/// What the clock publishes of a member in a room, each written only when it changes.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(super) struct Published {
+    /// The member is talking (for dashboards).
+    pub(super) talking: AtomicBool,
+    /// Frames waiting in the room's jitter buffer.
+    jitter_depth: AtomicU32,
 }
 
 /// Per-session RTCP state: written per packet by the receive thread, read and reset
@@ -80,10 +95,10 @@ impl Link {
     ) -> Self {
         Self {
             latch: Mutex::new(latch),
-            jitter: Mutex::new(Jitter::new(codec)),
+            home: AtomicU64::new(0),
+            published: Published::default(),
             in_room: AtomicBool::new(false),
             steady: AtomicBool::new(false),
-            talking: AtomicBool::new(false),
             deliver_audio: AtomicBool::new(true),
             srtp: srtcp_in.is_some(),
             rtcp: Mutex::new(RtcpState {
@@ -103,10 +118,28 @@ impl Link {
         self.srtp
     }
 
+    /// The clock's word on whether the member talks. Written only when it changes:
+    /// a store every tick would pull this line away from the receive thread's core.
+    pub(super) fn publish_talking(&self, talking: bool) {
+        let published = &self.published.talking;
+        if published.load(Ordering::Relaxed) != talking {
+            published.store(talking, Ordering::Relaxed);
+        }
+    }
+
+    /// The jitter buffer's depth in frames, written only when it changes.
+    pub(super) fn publish_depth(&self, depth: usize) {
+        let depth = u32::try_from(depth).unwrap_or(u32::MAX);
+        let published = &self.published.jitter_depth;
+        if published.load(Ordering::Relaxed) != depth {
+            published.store(depth, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn quality(&self) -> Quality {
         // Outside a room the buffer is not fed: nothing waits in it.
         let depth = if self.in_room.load(Ordering::Acquire) {
-            lock(&self.jitter).depth()
+            self.published.jitter_depth.load(Ordering::Relaxed)
         } else {
             0
         };
@@ -117,9 +150,7 @@ impl Link {
             lost: i64::from(state.reception.cumulative_lost()),
             jitter_ms: state.reception.jitter_ms(),
             rtt_ms: state.round_trip.rtt().map(|d| d.as_secs_f64() * 1000.0),
-            jitter_buffer_depth_ms: u32::try_from(depth)
-                .unwrap_or(u32::MAX)
-                .saturating_mul(FRAME_MS),
+            jitter_buffer_depth_ms: depth.saturating_mul(FRAME_MS),
             remote_loss_fraction: state
                 .remote_block
                 .map(|b| f64::from(b.fraction_lost) / 256.0),
@@ -178,14 +209,17 @@ impl Endpoint {
     }
 
     fn drop_packet(&self) {
-        self.bound.receive_dropped.fetch_add(1, Ordering::Relaxed);
+        self.bound
+            .rx
+            .receive_dropped
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// A packet refused for where it came from: dropped, and counted as such.
     fn refuse(&self, source: SocketAddr) {
         tracing::trace!(session = self.id, %source, "rtp from a stranger refused");
         self.drop_packet();
-        self.bound.latch_refused.fetch_add(1, Ordering::Relaxed);
+        self.bound.rx.latch_refused.fetch_add(1, Ordering::Relaxed);
         if let Some(inner) = self.inner.upgrade() {
             inner.latch_refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -196,22 +230,28 @@ impl Endpoint {
     /// [`super::RtpSession::set_remote`] cannot interleave.
     fn latch_to(&self, latch: &Latch, to: SocketAddr) {
         tracing::debug!(session = self.id, %to, symmetric = latch.is_symmetric(), "rtp latched");
-        self.bound.latched.fetch_add(1, Ordering::Relaxed);
+        self.bound.rx.latched.fetch_add(1, Ordering::Relaxed);
         if let Some(inner) = self.inner.upgrade() {
             inner.latched.fetch_add(1, Ordering::Relaxed);
-            if let Some(o) = lock(&inner.table).sessions.get_mut(&self.id) {
-                o.route.remote = to;
+            inner.with_outbound(&self.link, self.id, |o| {
+                o.route.set_remote(to);
                 if let Some(rtcp) = latch.rtcp_target() {
                     o.remote_rtcp = Some(rtcp);
                 }
-            }
+            });
         }
     }
 
-    /// One datagram from the RTP port.
-    pub(super) fn handle_rtp(&self, datagram: &mut [u8], source: SocketAddr) {
-        let received_at = Instant::now();
-        let now = received_at.into_std();
+    /// One datagram from the RTP port, read at `now`; audio for the room goes into
+    /// `rooms`, the receive thread's batch for each shard.
+    pub(super) fn handle_rtp(
+        &self,
+        datagram: &mut [u8],
+        source: SocketAddr,
+        now: std::time::Instant,
+        rooms: &mut [Vec<Arrival>],
+    ) {
+        let received_at = Instant::from_std(now);
         let mut latch = lock(&self.link.latch);
         // Before any HMAC: a source nothing from which could be accepted now.
         if !latch.may_accept(now, source) {
@@ -266,18 +306,23 @@ impl Endpoint {
         if let Some(comfort_noise) = room
             && self.link.in_room.load(Ordering::Acquire)
         {
-            // Copied by value into the ring: no allocation, no shared buffer.
-            lock(&self.link.jitter).push(
-                view.sequence,
-                view.timestamp,
-                view.payload(),
-                comfort_noise,
-                now,
-            );
+            // Copied by value into the batch: no allocation, no shared buffer. A
+            // session that moves shard meanwhile loses this one packet.
+            let home = self.link.home.load(Ordering::Acquire);
+            if let Some(batch) = rooms.get_mut(shard::shard_of(home)) {
+                batch.push(Arrival {
+                    session: self.id,
+                    index: shard::index_of(home),
+                    sequence: view.sequence,
+                    timestamp: view.timestamp,
+                    at: now,
+                    payload: Payload::new(view.payload(), comfort_noise),
+                });
+            }
         }
         if audio && !self.link.deliver_audio.load(Ordering::Relaxed) {
             // Mixed, not queued: no copy and no consumer wake-up per packet.
-            self.bound.received.fetch_add(1, Ordering::Relaxed);
+            self.bound.rx.received.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if state.chunk.capacity() < MAX_DATAGRAM {
@@ -297,12 +342,12 @@ impl Endpoint {
             received_at,
         };
         // Counted before the consumer can see it; taken back if the queue is full.
-        self.bound.received.fetch_add(1, Ordering::Relaxed);
+        self.bound.rx.received.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(packet) {
             // A consumer gone (call torn down, session not yet) is not a loss.
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.bound.received.fetch_sub(1, Ordering::Relaxed);
+                self.bound.rx.received.fetch_sub(1, Ordering::Relaxed);
                 self.drop_packet();
                 if let Some(inner) = self.inner.upgrade() {
                     inner.queue_overflows.fetch_add(1, Ordering::Relaxed);
@@ -342,7 +387,7 @@ impl Endpoint {
             }
         }
         if understood {
-            self.bound.rtcp_received.fetch_add(1, Ordering::Relaxed);
+            self.bound.rx.rtcp_received.fetch_add(1, Ordering::Relaxed);
             // Released first: the clock takes the RTCP state under the table lock.
             drop(state);
             self.learn_rtcp(source);
@@ -354,9 +399,8 @@ impl Endpoint {
         let mut latch = lock(&self.link.latch);
         if let Some(rtcp) = latch.handle_rtcp(source)
             && let Some(inner) = self.inner.upgrade()
-            && let Some(o) = lock(&inner.table).sessions.get_mut(&self.id)
         {
-            o.remote_rtcp = Some(rtcp);
+            inner.with_outbound(&self.link, self.id, |o| o.remote_rtcp = Some(rtcp));
         }
     }
 }

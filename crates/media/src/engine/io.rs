@@ -1,4 +1,5 @@
-//! Batch receive: ONE thread waits on every session's RTP and RTCP socket with a
+//! Batch receive: a thread per shard waits on its sessions' RTP and RTCP sockets
+//! (a session is read by the thread its id picks, wherever its room is) with a
 //! level-triggered epoll and drains each ready socket with `recvmmsg`.
 //!
 //! Why not a tokio task per session: each packet then costs a reactor event, a task
@@ -13,7 +14,13 @@
 //! The sockets are plain non-blocking std sockets, never registered with tokio, so
 //! the runtime's reactor sees none of this traffic. Buffers are the thread's own,
 //! reused for every packet; a packet handed to the consumer is copied once into a
-//! per-session `BytesMut` chunk (amortised, as before).
+//! per-session `BytesMut` chunk (amortised, as before). Audio for a room is collected
+//! per shard over one wake-up and appended to the shard's inbox under one lock.
+//!
+//! Sessions are found by the epoll token, an index into the thread's slab of
+//! endpoints: no hashing per packet. A token left from a session closed meanwhile
+//! may name a slot given to a new session; reading that session's own sockets is
+//! then merely early.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -26,6 +33,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 
+use super::shard::{Arrival, Shard};
 use super::{Endpoint, lock};
 
 /// Datagrams read per `recvmmsg` call.
@@ -44,11 +52,13 @@ const RECEIVE_PACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// How often the thread looks at the shutdown flag when no packet arrives, ms.
 const IDLE_WAKE_MS: u16 = 100;
 
-/// The receive thread's registry: epoll token (session id << 1 | is_rtcp) → session.
+/// A receive thread's registry: epoll token (slot << 1 | is_rtcp) → session.
 #[derive(Debug)]
 pub(super) struct Receiver {
     epoll: Epoll,
-    endpoints: Mutex<HashMap<u64, Arc<Endpoint>>>,
+    endpoints: Mutex<Endpoints>,
+    /// Where room audio goes: the shards' inboxes.
+    shards: Arc<[Shard]>,
     shutdown: AtomicBool,
     /// `epoll_wait` calls that returned ready sockets.
     pub(super) wakeups: AtomicU64,
@@ -60,10 +70,11 @@ pub(super) struct Receiver {
 
 impl Receiver {
     /// Creates the epoll instance and starts the receive thread.
-    pub(super) fn start() -> std::io::Result<Arc<Self>> {
+    pub(super) fn start(shards: Arc<[Shard]>) -> std::io::Result<Arc<Self>> {
         let receiver = Arc::new(Self {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(Endpoints::default()),
+            shards,
             shutdown: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
             syscalls: AtomicU64::new(0),
@@ -78,20 +89,25 @@ impl Receiver {
 
     /// Starts receiving for a session.
     pub(super) fn register(&self, endpoint: Arc<Endpoint>) -> std::io::Result<()> {
-        let id = endpoint.id;
         let mut endpoints = lock(&self.endpoints);
-        self.epoll.add(
-            &endpoint.bound.rtp,
-            EpollEvent::new(EpollFlags::EPOLLIN, id << 1),
-        )?;
-        if let Err(e) = self.epoll.add(
-            &endpoint.bound.rtcp,
-            EpollEvent::new(EpollFlags::EPOLLIN, (id << 1) | 1),
-        ) {
-            let _ = self.epoll.delete(&endpoint.bound.rtp);
+        let slot = endpoints.insert(endpoint.clone());
+        let token = u64::from(slot) << 1;
+        let added = self
+            .epoll
+            .add(
+                &endpoint.bound.rtp,
+                EpollEvent::new(EpollFlags::EPOLLIN, token),
+            )
+            .and_then(|()| {
+                let rtcp = EpollEvent::new(EpollFlags::EPOLLIN, token | 1);
+                self.epoll.add(&endpoint.bound.rtcp, rtcp).inspect_err(|_| {
+                    let _ = self.epoll.delete(&endpoint.bound.rtp);
+                })
+            });
+        if let Err(e) = added {
+            endpoints.remove(endpoint.id);
             return Err(e.into());
         }
-        endpoints.insert(id, endpoint);
         Ok(())
     }
 
@@ -99,7 +115,7 @@ impl Receiver {
     /// to its sockets (it works under the registry lock), so they close with the
     /// session's last handle.
     pub(super) fn deregister(&self, id: u64) {
-        let removed = lock(&self.endpoints).remove(&id);
+        let removed = lock(&self.endpoints).remove(id);
         if let Some(endpoint) = removed {
             let _ = self.epoll.delete(&endpoint.bound.rtp);
             let _ = self.epoll.delete(&endpoint.bound.rtcp);
@@ -109,6 +125,46 @@ impl Receiver {
     /// Asks the thread to stop (within [`IDLE_WAKE_MS`]).
     pub(super) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The endpoints a receive thread reads, by slot; slots are reused.
+#[derive(Debug, Default)]
+struct Endpoints {
+    slots: Vec<Option<Arc<Endpoint>>>,
+    free: Vec<u32>,
+    /// Session id → slot, for deregistering.
+    by_id: HashMap<u64, u32>,
+}
+
+impl Endpoints {
+    fn insert(&mut self, endpoint: Arc<Endpoint>) -> u32 {
+        let id = endpoint.id;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(entry) = self.slots.get_mut(slot as usize) {
+                    *entry = Some(endpoint);
+                }
+                slot
+            }
+            None => {
+                self.slots.push(Some(endpoint));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Endpoint>> {
+        let slot = self.by_id.remove(&id)?;
+        let endpoint = self.slots.get_mut(slot as usize)?.take();
+        self.free.push(slot);
+        endpoint
+    }
+
+    fn get(&self, token: u64) -> Option<&Arc<Endpoint>> {
+        self.slots.get(usize::try_from(token >> 1).ok()?)?.as_ref()
     }
 }
 
@@ -138,6 +194,8 @@ fn run(receiver: &Receiver) {
     // would take a garbled address for its peer. A socket only ever sees sources of its
     // own family, so a batch per family always has room for the whole address.
     let mut batches = [Batch::new(), Batch::new()];
+    // Room audio read in one wake-up, per shard, appended to the inboxes at its end.
+    let mut rooms: Vec<Vec<Arrival>> = receiver.shards.iter().map(|_| Vec::new()).collect();
     while !receiver.shutdown.load(Ordering::Relaxed) {
         let ready = match receiver
             .epoll
@@ -160,7 +218,7 @@ fn run(receiver: &Receiver) {
         for event in events.iter().take(ready) {
             let token = event.data();
             // A token of a session closed since the event was queued finds nothing.
-            let Some(endpoint) = endpoints.get(&(token >> 1)) else {
+            let Some(endpoint) = endpoints.get(token) else {
                 continue;
             };
             let rtcp = token & 1 == 1;
@@ -170,16 +228,23 @@ fn run(receiver: &Receiver) {
                 &endpoint.bound.rtp
             };
             let batch = &mut batches[usize::from(endpoint.bound.is_ipv6())];
+            // One clock read per socket: its datagrams were queued within this pace.
+            let now = std::time::Instant::now();
             calls += drain(socket.as_raw_fd(), batch, |datagram, source| {
                 datagrams += 1;
                 if rtcp {
                     endpoint.handle_rtcp(datagram, source);
                 } else {
-                    endpoint.handle_rtp(datagram, source);
+                    endpoint.handle_rtp(datagram, source, now, &mut rooms);
                 }
             });
         }
         drop(endpoints);
+        for (shard, arrived) in receiver.shards.iter().zip(&mut rooms) {
+            if !arrived.is_empty() {
+                lock(&shard.inbox).append(arrived);
+            }
+        }
         receiver.syscalls.fetch_add(calls, Ordering::Relaxed);
         receiver.datagrams.fetch_add(datagrams, Ordering::Relaxed);
         // Let packets gather before the next wait, so one wake-up serves many sockets.

@@ -1,19 +1,21 @@
 //! The media engine (feature `tokio`): the RTP port pool, one UDP socket pair per
-//! participant, conference rooms, RTCP reports, SRTP, ONE clock thread that paces
-//! every session's 20 ms packets and mixes every room, and ONE receive thread that
-//! reads every socket in batches.
+//! participant, conference rooms, RTCP reports, SRTP, and a few threads that carry
+//! every session: per shard ([`EngineOptions::shards`], one per core by default) a
+//! clock thread that paces its sessions' 20 ms packets and mixes its rooms, and a
+//! receive thread that reads sockets in batches.
 //!
-//! Why one clock: a timer per participant means thousands of timer wake-ups every
-//! 20 ms on a 2-core machine, each switching to a different task. Here a single
-//! thread wakes once per tick, takes the table lock once and walks every room and
-//! session, running each room's [`crate::pipeline`] (total minus own, O(N) per room,
-//! at 16 kHz: see [`crate::pipeline::RoomMix`] for how G.711 members avoid a resampler
-//! per participant) and encoding into buffers it owns; after releasing the lock it sends the tick's datagrams with non-blocking
-//! `sendto`, half of them on a helper thread (a full socket buffer drops the
-//! packet, counted: late audio is worthless). Idle rooms cost nothing but a map
-//! entry. Nothing is allocated per tick or per packet once the buffers have grown
-//! to the session count. How late each tick starts is kept in a lock-free
-//! histogram ([`EngineStats::tick_lateness`]).
+//! Why a clock per shard, not a timer per participant: a timer per participant means
+//! thousands of wake-ups every 20 ms on a few cores, each switching to a different
+//! task. Here each shard's clock wakes once per tick, takes its table's lock once and
+//! walks its rooms and sessions (`shard.rs`), running each room's [`crate::pipeline`]
+//! (total minus own, O(N) per room, at 16 kHz: see [`crate::pipeline::RoomMix`] for
+//! how G.711 members avoid a resampler per participant) and sending each packet with
+//! a non-blocking `sendto` as it is built (a full socket buffer drops the packet,
+//! counted: late audio is worthless). A session lives in the shard of its room, so a
+//! room's tick touches one shard only. Idle rooms cost nothing but a map entry.
+//! Nothing is allocated per tick or per packet once the buffers have grown to the
+//! session count. How late each tick starts is kept in a lock-free histogram
+//! ([`EngineStats::tick_lateness`]).
 //!
 //! Why no `sendmmsg`: it batches datagrams of ONE socket, and each participant has
 //! its own socket (its port is in the SDP) and gets one packet per tick, so a batch
@@ -42,12 +44,11 @@
 //! is IPv6 on its IPv6 address (same even-port range, a pool of its own); the SDP
 //! answer carries [`RtpSession::local_addr`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -64,23 +65,30 @@ mod endpoint;
 mod io;
 mod outbound;
 mod room;
+mod shard;
 mod stats;
 
 use endpoint::{Endpoint, Link};
 use outbound::{Outbound, REPORT_INTERVAL, Scratch};
 pub use room::{Activity, RoomId};
+use shard::{MAX_SHARDS, Shard, Table};
 pub use stats::{LatencyHistogram, LatencySummary};
 
 /// Inbound packets queued per session before new ones are dropped (about 1.3 s).
 pub const INBOUND_QUEUE: usize = 64;
-/// The clock catches up (sends the missed ticks back to back, timestamps unbroken)
-/// when at most this many ticks (1 s) late, e.g. after the machine stalled; further
-/// behind — sustained overload — it skips them (and counts them): a longer burst
-/// would only overflow the far ends' jitter buffers and keep the clock behind.
-const MAX_CATCH_UP_TICKS: u32 = 50;
 
-/// Owns the port pool, the session and room table, the clock thread and the
-/// receive thread.
+/// How an engine is set up beyond its address and ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Also bind sessions whose remote is IPv6 on this address (same port range).
+    pub address6: Option<Ipv6Addr>,
+    /// Shards: clock threads (each mixing its own rooms) and receive threads. `0`:
+    /// one per core the process may run on.
+    pub shards: usize,
+}
+
+/// Owns the port pool, the shards (session and room tables, clock threads) and the
+/// receive threads.
 #[derive(Debug, Clone)]
 pub struct MediaEngine {
     inner: Arc<Inner>,
@@ -92,13 +100,11 @@ struct Inner {
     ports: Mutex<PortAllocator>,
     /// The IPv6 address and its pool (the same range: other sockets, same numbers).
     address6: Option<(IpAddr, Mutex<PortAllocator>)>,
-    table: Mutex<Table>,
+    shards: Arc<[Shard]>,
+    /// Where the next session outside a room starts (round robin over the shards).
+    next_shard: AtomicUsize,
     next_id: AtomicU64,
-    /// Clock counters: ticks run, and the duration of the last and longest tick.
-    ticks: AtomicU64,
-    last_tick_ns: AtomicU64,
-    max_tick_ns: AtomicU64,
-    /// How late each tick started against its 20 ms schedule.
+    /// How late each tick started against its 20 ms schedule, every shard.
     lateness: LatencyHistogram,
     /// Packets lost inside the bridge, engine-wide.
     send_dropped: AtomicU64,
@@ -110,7 +116,8 @@ struct Inner {
     latch_refused: AtomicU64,
     /// The nominal RTCP report interval, ms.
     report_interval_ms: AtomicU64,
-    receiver: Arc<io::Receiver>,
+    /// One per shard; a session is read by the one its id picks.
+    receivers: Box<[Arc<io::Receiver>]>,
     /// The runtime the engine was created in (consumers of the inbound queues and
     /// prompt completions live there).
     _runtime: tokio::runtime::Handle,
@@ -118,16 +125,63 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.receiver.shut_down();
+        for receiver in &self.receivers {
+            receiver.shut_down();
+        }
+    }
+}
+
+impl Inner {
+    /// Runs `f` on session `id`'s table and slab index, wherever it lives now (a
+    /// session moves between shards when it joins a room); `None` once it is closed.
+    fn with_session<R>(
+        &self,
+        link: &Link,
+        id: u64,
+        f: impl FnOnce(&mut Table, u32) -> R,
+    ) -> Option<R> {
+        loop {
+            let home = link.home.load(Ordering::Acquire);
+            let shard = self.shards.get(shard::shard_of(home))?;
+            let mut table = lock(&shard.table);
+            let index = shard::index_of(home);
+            if table.sessions.get(index, id).is_some() {
+                return Some(f(&mut table, index));
+            }
+            // Moved while we waited for the lock (the move holds both tables): look
+            // again; unmoved, it is gone.
+            if link.home.load(Ordering::Acquire) == home {
+                return None;
+            }
+        }
+    }
+
+    /// Runs `f` on session `id`'s outbound half, wherever it lives now.
+    fn with_outbound<R>(
+        &self,
+        link: &Link,
+        id: u64,
+        f: impl FnOnce(&mut Outbound) -> R,
+    ) -> Option<R> {
+        self.with_session(link, id, |table, index| {
+            table.sessions.get_mut(index, id).map(f)
+        })
+        .flatten()
+    }
+
+    /// The receive thread that reads session `id`.
+    fn receiver(&self, id: u64) -> Option<&Arc<io::Receiver>> {
+        self.receivers
+            .get(usize::try_from(id).unwrap_or(0) % self.receivers.len().max(1))
     }
 }
 
 impl MediaEngine {
     /// An engine binding RTP on `address`, on the even ports of `ports` (RTCP on
-    /// port + 1); starts the clock and receive threads. Must be called inside a
-    /// tokio runtime (the inbound queues and play futures are tokio's).
+    /// port + 1), one shard per core; starts the clock and receive threads. Must be
+    /// called inside a tokio runtime (the inbound queues and play futures are tokio's).
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, Error> {
-        Self::with_ipv6(address, None, ports)
+        Self::with_options(address, ports, EngineOptions::default())
     }
 
     /// [`MediaEngine::new`], also binding on `address6` (when given) the sessions whose
@@ -137,21 +191,42 @@ impl MediaEngine {
         address6: Option<Ipv6Addr>,
         ports: RangeInclusive<u16>,
     ) -> Result<Self, Error> {
+        let options = EngineOptions {
+            address6,
+            ..EngineOptions::default()
+        };
+        Self::with_options(address, ports, options)
+    }
+
+    /// An engine as [`MediaEngine::new`] with `options`: the IPv6 address, the number
+    /// of shards.
+    pub fn with_options(
+        address: IpAddr,
+        ports: RangeInclusive<u16>,
+        options: EngineOptions,
+    ) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let pool = || PortAllocator::new(*ports.start(), *ports.end()).map(Mutex::new);
-        let address6 = match address6 {
+        let address6 = match options.address6 {
             Some(a) => Some((IpAddr::V6(a), pool()?)),
             None => None,
         };
+        let count = match options.shards {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+        .clamp(1, MAX_SHARDS);
+        let shards: Arc<[Shard]> = (0..count).map(|_| Shard::default()).collect();
+        let receivers = (0..count)
+            .map(|_| io::Receiver::start(shards.clone()))
+            .collect::<std::io::Result<Box<[_]>>>()?;
         let inner = Arc::new(Inner {
             address,
             ports: pool()?,
             address6,
-            table: Mutex::new(Table::default()),
+            shards,
+            next_shard: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            ticks: AtomicU64::new(0),
-            last_tick_ns: AtomicU64::new(0),
-            max_tick_ns: AtomicU64::new(0),
             lateness: LatencyHistogram::default(),
             send_dropped: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
@@ -159,14 +234,25 @@ impl MediaEngine {
             latched: AtomicU64::new(0),
             latch_refused: AtomicU64::new(0),
             report_interval_ms: AtomicU64::new(REPORT_INTERVAL.as_millis() as u64),
-            receiver: io::Receiver::start()?,
+            receivers,
             _runtime: runtime,
         });
-        let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("dialbridge-clock".into())
-            .spawn(move || run_clock(&weak))?;
+        let period = Duration::from_millis(u64::from(FRAME_MS));
+        for index in 0..count {
+            let weak = Arc::downgrade(&inner);
+            // Staggered through the period: the shards take turns on the cores.
+            let offset =
+                period * u32::try_from(index).unwrap_or(0) / u32::try_from(count).unwrap_or(1);
+            std::thread::Builder::new()
+                .name(format!("dialbridge-clock-{index}"))
+                .spawn(move || shard::run_clock(&weak, index, offset))?;
+        }
         Ok(Self { inner })
+    }
+
+    /// Shards (clock threads) this engine runs.
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
     }
 
     /// The media address sessions bind on (and the SDP `c=` line should carry).
@@ -197,7 +283,11 @@ impl MediaEngine {
 
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
-        lock(&self.inner.table).sessions.len()
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| lock(&shard.table).sessions.len())
+            .sum()
     }
 
     /// Port pairs currently bound (IPv4 and IPv6).
@@ -214,26 +304,44 @@ impl MediaEngine {
     /// to 20 ms, or a p99 lateness of several ms, means the machine cannot keep up
     /// with the participants it carries.
     pub fn stats(&self) -> EngineStats {
-        let (sessions, rooms) = {
-            let table = lock(&self.inner.table);
-            (table.sessions.len(), table.rooms.len())
+        let inner = &self.inner;
+        let (mut sessions, mut rooms) = (0, 0);
+        // `ticks`: the fewest any shard ran, so that every shard has run as many.
+        let mut ticks = u64::MAX;
+        let (mut last_tick, mut max_tick) = (0, 0);
+        for shard in inner.shards.iter() {
+            {
+                let table = lock(&shard.table);
+                sessions += table.sessions.len();
+                rooms += table.rooms.len();
+            }
+            ticks = ticks.min(shard.ticks.load(Ordering::Relaxed));
+            last_tick = last_tick.max(shard.last_tick_ns.load(Ordering::Relaxed));
+            max_tick = max_tick.max(shard.max_tick_ns.load(Ordering::Relaxed));
+        }
+        let received = |counter: fn(&io::Receiver) -> &AtomicU64| -> u64 {
+            inner
+                .receivers
+                .iter()
+                .map(|r| counter(r).load(Ordering::Relaxed))
+                .sum()
         };
         EngineStats {
             sessions,
             rooms,
             ports_in_use: self.ports_in_use(),
-            ticks: self.inner.ticks.load(Ordering::Relaxed),
-            last_tick: Duration::from_nanos(self.inner.last_tick_ns.load(Ordering::Relaxed)),
-            max_tick: Duration::from_nanos(self.inner.max_tick_ns.load(Ordering::Relaxed)),
-            tick_lateness: self.inner.lateness.summary(),
-            send_dropped: self.inner.send_dropped.load(Ordering::Relaxed),
-            ticks_skipped: self.inner.ticks_skipped.load(Ordering::Relaxed),
-            receive_queue_overflows: self.inner.queue_overflows.load(Ordering::Relaxed),
-            receive_wakeups: self.inner.receiver.wakeups.load(Ordering::Relaxed),
-            receive_syscalls: self.inner.receiver.syscalls.load(Ordering::Relaxed),
-            receive_datagrams: self.inner.receiver.datagrams.load(Ordering::Relaxed),
-            rtp_latched: self.inner.latched.load(Ordering::Relaxed),
-            rtp_latch_refused: self.inner.latch_refused.load(Ordering::Relaxed),
+            ticks: if ticks == u64::MAX { 0 } else { ticks },
+            last_tick: Duration::from_nanos(last_tick),
+            max_tick: Duration::from_nanos(max_tick),
+            tick_lateness: inner.lateness.summary(),
+            send_dropped: inner.send_dropped.load(Ordering::Relaxed),
+            ticks_skipped: inner.ticks_skipped.load(Ordering::Relaxed),
+            receive_queue_overflows: inner.queue_overflows.load(Ordering::Relaxed),
+            receive_wakeups: received(|r| &r.wakeups),
+            receive_syscalls: received(|r| &r.syscalls),
+            receive_datagrams: received(|r| &r.datagrams),
+            rtp_latched: inner.latched.load(Ordering::Relaxed),
+            rtp_latch_refused: inner.latch_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -241,7 +349,9 @@ impl MediaEngine {
     /// [`MediaEngine::stats`] covers only what follows (e.g. after a ramp-up).
     pub fn reset_clock_stats(&self) {
         self.inner.lateness.reset();
-        self.inner.max_tick_ns.store(0, Ordering::Relaxed);
+        for shard in self.inner.shards.iter() {
+            shard.max_tick_ns.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Opens a session: binds the next free even port (and port + 1 for RTCP) and
@@ -383,6 +493,7 @@ impl MediaEngine {
         };
         let link = Arc::new(Link::new(latch, codec, sender.ssrc(), srtcp_in, srtcp_out));
         let outbound = Outbound::new(
+            id,
             bound.clone(),
             remote,
             codec,
@@ -400,8 +511,23 @@ impl MediaEngine {
             tx,
             srtp_in,
         ));
-        self.inner.receiver.register(endpoint)?;
-        lock(&self.inner.table).sessions.insert(id, outbound);
+        // Outside a room a session may live anywhere: round robin.
+        let count = self.inner.shards.len().max(1);
+        let shard = self.inner.next_shard.fetch_add(1, Ordering::Relaxed) % count;
+        if let Some(home) = self.inner.shards.get(shard) {
+            let index = lock(&home.table).sessions.insert(outbound);
+            link.home
+                .store(shard::home(shard, index), Ordering::Release);
+        }
+        let registered = match self.inner.receiver(id) {
+            Some(receiver) => receiver.register(endpoint),
+            None => Ok(()),
+        };
+        if let Err(e) = registered {
+            self.inner
+                .with_session(&link, id, |table, index| table.sessions.remove(index, id));
+            return Err(e.into());
+        }
         Ok(RtpSession {
             id,
             inner: self.inner.clone(),
@@ -519,9 +645,11 @@ pub struct EngineStats {
     pub rooms: usize,
     /// RTP port pairs bound.
     pub ports_in_use: usize,
-    /// Clock ticks run.
+    /// Clock ticks run by the slowest shard (the shards keep one schedule, so any
+    /// shard has run this many or one more).
     pub ticks: u64,
-    /// How long the last tick took (mixing, encoding, sending for everyone).
+    /// How long the last tick took (mixing, encoding, sending for everyone), the
+    /// longest of the shards' last ticks.
     pub last_tick: Duration,
     /// The longest tick so far.
     pub max_tick: Duration,
@@ -659,10 +787,8 @@ impl RtpSession {
 
     /// Where packets are currently sent (the SDP address, or the re-latched one).
     pub fn remote(&self) -> Option<SocketAddr> {
-        lock(&self.inner.table)
-            .sessions
-            .get(&self.id)
-            .map(|o| o.route.remote)
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.route.remote())
     }
 
     /// Plays `prompt` from its start, replacing whatever this session played; loops
@@ -670,9 +796,8 @@ impl RtpSession {
     /// participant only. The returned future says when (and how) it ended.
     pub fn play(&self, prompt: Arc<Prompt>, repeat: bool) -> PlayDone {
         let (done, rx) = oneshot::channel();
-        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.play(prompt, repeat, done);
-        }
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.play(prompt, repeat, done));
         PlayDone { rx, ended: None }
     }
 
@@ -689,31 +814,29 @@ impl RtpSession {
             return;
         }
         let symmetric = latch.is_symmetric();
-        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.route.remote = latch.target();
+        self.inner.with_outbound(&self.link, self.id, |o| {
+            o.route.set_remote(latch.target());
             if symmetric {
                 // What RTCP latched to belonged to the old address.
                 o.remote_rtcp = None;
             }
-        }
+        });
     }
 
     /// Sends RTCP to `rtcp` (the SDP's `a=rtcp`, RFC 3605) instead of the RTP
     /// address with port + 1. A later [`RtpSession::set_remote`] keeps it; call this
     /// again after a re-INVITE that changed it.
     pub fn set_remote_rtcp(&self, rtcp: SocketAddr) {
-        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.remote_rtcp = Some(rtcp);
-        }
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.remote_rtcp = Some(rtcp));
     }
 
     /// Pauses (`false`) or resumes sending, for hold: RFC 3264 §8.4 `sendonly` or
     /// `inactive` from the far end means it does not want our media. Timestamps keep
     /// running while paused and the first packet after carries the marker.
     pub fn set_sending(&self, sending: bool) {
-        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.media.set_sending(sending);
-        }
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.media.set_sending(sending));
     }
 
     /// Whether audio packets (the codec's payload type) are queued for
@@ -736,17 +859,15 @@ impl RtpSession {
 
     /// Stops playing: silence (or the room) from the next tick.
     pub fn stop(&self) {
-        if let Some(o) = lock(&self.inner.table).sessions.get_mut(&self.id) {
-            o.interrupt();
-        }
+        self.inner
+            .with_outbound(&self.link, self.id, Outbound::interrupt);
     }
 
     /// True while a prompt is playing.
     pub fn is_playing(&self) -> bool {
-        lock(&self.inner.table)
-            .sessions
-            .get(&self.id)
-            .is_some_and(|o| o.is_playing())
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.is_playing())
+            .unwrap_or(false)
     }
 
     /// The next received packet; `None` once the session is closed or the receiver
@@ -787,18 +908,21 @@ impl RtpSession {
     }
 
     fn detach(&mut self) {
-        self.inner.receiver.deregister(self.id);
-        let mut table = lock(&self.inner.table);
-        let removed = table.sessions.remove(&self.id);
-        if let Some(mut o) = removed {
-            o.interrupt();
-            // RFC 3550 §6.6: tell the far end the stream ends. Rare (once per call),
-            // so the scratch buffers are made here.
-            o.send_report(&mut Scratch::default(), std::time::Instant::now(), true);
-            if let Some((room, slot)) = o.room {
-                table.remove_member(room, self.id, slot);
-            }
+        if let Some(receiver) = self.inner.receiver(self.id) {
+            receiver.deregister(self.id);
         }
+        let id = self.id;
+        self.inner.with_session(&self.link, id, |table, index| {
+            if let Some(mut o) = table.sessions.remove(index, id) {
+                o.interrupt();
+                // RFC 3550 §6.6: tell the far end the stream ends. Rare (once per
+                // call), so the scratch buffers are made here.
+                o.send_report(&mut Scratch::default(), std::time::Instant::now(), true);
+                if let Some((room, slot)) = o.room {
+                    table.remove_member(room, index, slot);
+                }
+            }
+        });
     }
 }
 
@@ -810,19 +934,37 @@ impl Drop for RtpSession {
 
 /// A bound RTP/RTCP pair; the port goes back to the pool when the last handle drops.
 #[derive(Debug)]
+#[repr(C)]
 struct Bound {
+    // The receive thread's line: the sockets and its counters together (one cache
+    // miss per packet, not two).
     rtp: std::net::UdpSocket,
     rtcp: std::net::UdpSocket,
+    /// Written by the receive thread, per packet.
+    rx: ReceiveCounters,
+    /// Written by the clock, per packet: on a cache line of its own, so that the two
+    /// threads' counting does not bounce one line between cores (the clock keeps
+    /// the socket's descriptor in its own route).
+    tx: SendCounters,
+    // Last field: dropped after the sockets are closed.
+    _lease: PortLease,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct SendCounters {
     sent: AtomicU64,
     send_dropped: AtomicU64,
+    rtcp_sent: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct ReceiveCounters {
     received: AtomicU64,
     receive_dropped: AtomicU64,
-    rtcp_sent: AtomicU64,
     rtcp_received: AtomicU64,
     latched: AtomicU64,
     latch_refused: AtomicU64,
-    // Last field: dropped after the sockets are closed.
-    _lease: PortLease,
 }
 
 impl Bound {
@@ -830,14 +972,8 @@ impl Bound {
         Self {
             rtp,
             rtcp,
-            sent: AtomicU64::new(0),
-            send_dropped: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            receive_dropped: AtomicU64::new(0),
-            rtcp_sent: AtomicU64::new(0),
-            rtcp_received: AtomicU64::new(0),
-            latched: AtomicU64::new(0),
-            latch_refused: AtomicU64::new(0),
+            tx: SendCounters::default(),
+            rx: ReceiveCounters::default(),
             _lease: lease,
         }
     }
@@ -847,16 +983,27 @@ impl Bound {
         self._lease.v6
     }
 
+    /// Counts one RTP datagram sent (`true`) or refused by the kernel.
+    fn count_sent(&self, sent: bool) {
+        let counter = if sent {
+            &self.tx.sent
+        } else {
+            &self.tx.send_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn stats(&self) -> SessionStats {
+        let (tx, rx) = (&self.tx, &self.rx);
         SessionStats {
-            sent: self.sent.load(Ordering::Relaxed),
-            send_dropped: self.send_dropped.load(Ordering::Relaxed),
-            received: self.received.load(Ordering::Relaxed),
-            receive_dropped: self.receive_dropped.load(Ordering::Relaxed),
-            rtcp_sent: self.rtcp_sent.load(Ordering::Relaxed),
-            rtcp_received: self.rtcp_received.load(Ordering::Relaxed),
-            latched: self.latched.load(Ordering::Relaxed),
-            latch_refused: self.latch_refused.load(Ordering::Relaxed),
+            sent: tx.sent.load(Ordering::Relaxed),
+            send_dropped: tx.send_dropped.load(Ordering::Relaxed),
+            received: rx.received.load(Ordering::Relaxed),
+            receive_dropped: rx.receive_dropped.load(Ordering::Relaxed),
+            rtcp_sent: tx.rtcp_sent.load(Ordering::Relaxed),
+            rtcp_received: rx.rtcp_received.load(Ordering::Relaxed),
+            latched: rx.latched.load(Ordering::Relaxed),
+            latch_refused: rx.latch_refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -877,149 +1024,6 @@ impl Drop for PortLease {
                 _ => lock(&inner.ports).release(self.port),
             }
         }
-    }
-}
-
-/// Every session and every room, under the one lock the clock takes per tick.
-#[derive(Debug, Default)]
-struct Table {
-    sessions: HashMap<u64, Outbound>,
-    rooms: HashMap<u64, crate::pipeline::RoomMix>,
-}
-
-impl Table {
-    /// One 20 ms tick: every room mixes and sends to its members, then every session
-    /// outside a room sends its prompt or silence; then RTCP reports that are due.
-    /// The RTP datagrams are left in `scratch.outbox`, sent after the lock is released.
-    fn tick(&mut self, scratch: &mut Scratch, now: std::time::Instant, report: Duration) {
-        let Table { sessions, rooms } = self;
-        for room in rooms.values_mut() {
-            room.tick(now, sessions, &mut scratch.pipeline, &mut scratch.outbox);
-        }
-        for outbound in sessions.values_mut() {
-            if outbound.room.is_none() {
-                outbound.tick(scratch);
-            }
-            outbound.notify_finished();
-            outbound.report_if_due(scratch, now, report);
-        }
-    }
-
-    /// Ticks skipped under overload: every stream's timestamp moves on.
-    fn skip(&mut self, ticks: u32) {
-        for outbound in self.sessions.values_mut() {
-            outbound.skip(ticks);
-        }
-    }
-}
-
-/// The single clock: every 20 ms, every room mixed, one packet for every session.
-///
-/// A few missed ticks (the thread was not scheduled, or a tick overran) are run at
-/// once, back to back, and the far ends' jitter buffers absorb the burst; beyond
-/// [`MAX_CATCH_UP_TICKS`] they are skipped, RTP timestamps jumping ahead.
-fn run_clock(inner: &Weak<Inner>) {
-    let period = Duration::from_millis(u64::from(FRAME_MS));
-    let mut scratch = Scratch::default();
-    let mut helper = SendHelper::start();
-    let mut scheduled = std::time::Instant::now();
-    loop {
-        let now = std::time::Instant::now();
-        if let Some(wait) = scheduled.checked_duration_since(now) {
-            std::thread::sleep(wait);
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        let started = std::time::Instant::now();
-        inner
-            .lateness
-            .record(started.saturating_duration_since(scheduled));
-        let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
-        {
-            let mut table = lock(&inner.table);
-            table.tick(&mut scratch, started, report);
-            // Counted under the lock: whoever changes a session after reading the
-            // count knows every later tick sees the change.
-            inner.ticks.fetch_add(1, Ordering::Relaxed);
-        }
-        let dropped = helper.send(&mut scratch.outbox);
-        if dropped > 0 {
-            inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
-        }
-        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        inner.last_tick_ns.store(took, Ordering::Relaxed);
-        inner.max_tick_ns.fetch_max(took, Ordering::Relaxed);
-        scheduled += period;
-        let behind = started.saturating_duration_since(scheduled);
-        if behind > period * MAX_CATCH_UP_TICKS {
-            // Overload: bursting more would only overflow the far ends' buffers.
-            // Skip the missed ticks; timestamps jump so the far ends see a gap.
-            let skipped = u32::try_from(behind.as_nanos() / period.as_nanos()).unwrap_or(u32::MAX);
-            lock(&inner.table).skip(skipped);
-            inner
-                .ticks_skipped
-                .fetch_add(u64::from(skipped), Ordering::Relaxed);
-            scheduled = started + period;
-        }
-    }
-}
-
-/// The clock's send helper: a thread that sends one lane of each tick's datagrams
-/// while the clock sends the other. Sending is most of a tick's cost (a syscall and,
-/// on loopback, the whole receive path of the destination), so two cores halve the
-/// tick's duration. The lanes travel through rendezvous channels of capacity one:
-/// moving a `Vec` allocates nothing.
-struct SendHelper {
-    to_helper: Option<std::sync::mpsc::SyncSender<Vec<outbound::Outgoing>>>,
-    from_helper: std::sync::mpsc::Receiver<(Vec<outbound::Outgoing>, u64)>,
-}
-
-impl SendHelper {
-    fn start() -> Self {
-        let (to_helper, work) = std::sync::mpsc::sync_channel::<Vec<outbound::Outgoing>>(1);
-        let (done, from_helper) = std::sync::mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new()
-            .name("dialbridge-send".into())
-            .spawn(move || {
-                while let Ok(mut lane) = work.recv() {
-                    let dropped = outbound::send_lane(&mut lane);
-                    if done.send((lane, dropped)).is_err() {
-                        return;
-                    }
-                }
-            });
-        Self {
-            // Without the thread the clock sends both lanes itself.
-            to_helper: spawned.is_ok().then_some(to_helper),
-            from_helper,
-        }
-    }
-
-    /// Sends every lane of `outbox` (one here, one on the helper); returns drops.
-    fn send(&mut self, outbox: &mut outbound::Outbox) -> u64 {
-        let [mine, theirs] = &mut outbox.lanes;
-        let mut handed = false;
-        if !theirs.is_empty()
-            && let Some(to_helper) = &self.to_helper
-        {
-            match to_helper.send(std::mem::take(theirs)) {
-                Ok(()) => handed = true,
-                Err(std::sync::mpsc::SendError(back)) => {
-                    *theirs = back;
-                    self.to_helper = None;
-                }
-            }
-        }
-        let mut dropped = outbound::send_lane(mine);
-        if handed {
-            match self.from_helper.recv() {
-                Ok((back, helper_dropped)) => {
-                    *theirs = back;
-                    dropped += helper_dropped;
-                }
-                Err(_) => self.to_helper = None,
-            }
-        }
-        dropped + outbound::send_lane(theirs)
     }
 }
 

@@ -4,14 +4,16 @@
 //! prompt's completion, and the RTCP report every ~5 s.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sys::socket::{MsgFlags, SockaddrStorage, sendto};
 use tokio::sync::oneshot;
 
 use crate::mixer::MixerSlot;
-use crate::pipeline::{self, MemberMedia, PACKET_LEN, SentCounts};
+use crate::pipeline::{self, Jitter, MemberMedia, SentCounts};
 use crate::rtcp::{self, Report, SenderInfo};
 use crate::srtp::{SRTCP_TRAILER, SrtpContext};
 use crate::{AudioCodec, Error, Playback, Prompt, RtpSender};
@@ -31,8 +33,6 @@ pub(super) struct Scratch {
     /// The pipeline's frames and packet.
     pub(super) pipeline: pipeline::Scratch,
     rtcp: [u8; RTCP_LEN],
-    /// This tick's RTP datagrams, sent once the table lock is released.
-    pub(super) outbox: Outbox,
 }
 
 impl Default for Scratch {
@@ -40,78 +40,56 @@ impl Default for Scratch {
         Self {
             pipeline: pipeline::Scratch::default(),
             rtcp: [0; RTCP_LEN],
-            outbox: Outbox::default(),
         }
     }
 }
 
-/// Where a session's RTP goes: its socket and the remote address.
+/// Where a session's RTP goes: its socket and the remote address. The descriptor
+/// and the kernel's form of the address are kept here, in the clock's own memory: a
+/// send reads nothing the receive thread writes.
 #[derive(Debug)]
 pub(super) struct Route {
     pub(super) bound: Arc<Bound>,
-    pub(super) remote: SocketAddr,
+    remote: SocketAddr,
+    fd: RawFd,
+    to: SockaddrStorage,
 }
 
-/// One RTP datagram ready to go. The `Arc` keeps the socket (and so its fd number)
-/// alive until sent, even if the session closes meanwhile.
-#[derive(Debug)]
-pub(super) struct Outgoing {
-    bound: Arc<Bound>,
-    to: SocketAddr,
-    len: usize,
-    bytes: [u8; PACKET_LEN],
-}
-
-/// A tick's datagrams, dealt alternately into [`SEND_LANES`] lanes so that the
-/// clock thread and its send helper each take one. The vectors keep their capacity
-/// from tick to tick: no allocation once they have grown to the session count.
-#[derive(Debug, Default)]
-pub(super) struct Outbox {
-    pub(super) lanes: [Vec<Outgoing>; SEND_LANES],
-    turn: usize,
-}
-
-/// Threads sending each tick's datagrams: the clock and one helper (2 cores).
-pub(super) const SEND_LANES: usize = 2;
-
-impl pipeline::Sink<Route> for Outbox {
-    fn push(&mut self, route: &Route, packet: &[u8; PACKET_LEN], len: usize) {
-        if let Some(lane) = self.lanes.get_mut(self.turn) {
-            // The whole buffer by value (one copy, no zeroing); `len` says what is sent.
-            lane.push(Outgoing {
-                bound: route.bound.clone(),
-                to: route.remote,
-                len,
-                bytes: *packet,
-            });
-        }
-        self.turn = (self.turn + 1) % SEND_LANES;
-    }
-}
-
-/// Sends and empties one lane (keeping its capacity); returns the datagrams dropped.
-pub(super) fn send_lane(lane: &mut Vec<Outgoing>) -> u64 {
-    let mut dropped = 0;
-    for out in lane.drain(..) {
-        let Some(datagram) = out.bytes.get(..out.len) else {
-            continue;
-        };
-        match out.bound.rtp.send_to(datagram, out.to) {
-            Ok(_) => {
-                out.bound.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                // A full socket buffer: late audio is worthless, drop and count.
-                out.bound.send_dropped.fetch_add(1, Ordering::Relaxed);
-                dropped += 1;
-            }
+impl Route {
+    pub(super) fn new(bound: Arc<Bound>, remote: SocketAddr) -> Self {
+        let fd = bound.rtp.as_raw_fd();
+        Self {
+            bound,
+            remote,
+            fd,
+            to: SockaddrStorage::from(remote),
         }
     }
-    dropped
+
+    /// Where packets go.
+    pub(super) fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Sends to `remote` from the next packet.
+    pub(super) fn set_remote(&mut self, remote: SocketAddr) {
+        self.remote = remote;
+        self.to = SockaddrStorage::from(remote);
+    }
+
+    /// Sends one datagram now; false (and counted) when the kernel refused it. The
+    /// descriptor stays open while `bound` does.
+    pub(super) fn send(&self, datagram: &[u8]) -> bool {
+        let sent = sendto(self.fd, datagram, &self.to, MsgFlags::empty()).is_ok();
+        self.bound.count_sent(sent);
+        sent
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct Outbound {
+    /// The session's id (its slab slot is checked against it).
+    pub(super) id: u64,
     pub(super) route: Route,
     /// The SDP's `a=rtcp` address; `None`: the RTP address with port + 1.
     pub(super) remote_rtcp: Option<SocketAddr>,
@@ -122,7 +100,9 @@ pub(super) struct Outbound {
     /// The room and mixer slot, while in a room.
     pub(super) room: Option<(u64, MixerSlot)>,
     pub(super) muted: bool,
-    /// Jitter buffer, quality and SRTCP state shared with the receive thread.
+    /// The room's jitter buffer, filled by the clock from the shard's inbox.
+    pub(super) jitter: Jitter,
+    /// Quality and SRTCP state shared with the receive thread.
     pub(super) link: Arc<Link>,
     /// RTCP: when the next report is due.
     next_report: Option<Instant>,
@@ -131,7 +111,9 @@ pub(super) struct Outbound {
 impl Outbound {
     /// Allocates the codec state of G.722 and Opus (fails if the Opus codec does), and the
     /// DTMF squelch of a session whose digits come in-band (no `telephone_event`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
+        id: u64,
         bound: Arc<Bound>,
         remote: SocketAddr,
         codec: AudioCodec,
@@ -141,7 +123,9 @@ impl Outbound {
         srtp: Option<SrtpContext>,
     ) -> Result<Self, Error> {
         Ok(Self {
-            route: Route { bound, remote },
+            id,
+            jitter: Jitter::new(codec),
+            route: Route::new(bound, remote),
             remote_rtcp: None,
             media: MemberMedia::new(codec, telephone_event, sender, srtp)?,
             done: None,
@@ -168,14 +152,9 @@ impl Outbound {
     }
 
     /// Sends one 20 ms packet of prompt or silence (outside a room).
-    pub(super) fn tick(&mut self, scratch: &mut Scratch) {
+    pub(super) fn tick(&mut self, scratch: &mut Scratch, sink: &mut impl pipeline::Sink<Route>) {
         if let Some(len) = self.media.tick_alone(&mut scratch.pipeline) {
-            pipeline::Sink::push(
-                &mut scratch.outbox,
-                &self.route,
-                scratch.pipeline.packet(),
-                len,
-            );
+            sink.push(&self.route, scratch.pipeline.packet(), len);
         }
     }
 
@@ -262,7 +241,11 @@ impl Outbound {
         if let Some(datagram) = scratch.rtcp.get(..len)
             && self.route.bound.rtcp.send_to(datagram, to).is_ok()
         {
-            self.route.bound.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+            self.route
+                .bound
+                .tx
+                .rtcp_sent
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -1,26 +1,25 @@
 //! Conference rooms inside the engine: each room is a [`RoomMix`] of the pure
 //! pipeline ([`crate::pipeline`]: jitter buffer, decode, squelch, mix, decimate, encode,
-//! packetise), run by the clock over the session table under the table lock; the
-//! members' jitter buffers sit behind their own locks, filled by the receive thread.
+//! packetise), run by its shard's clock over the shard's session table under the table
+//! lock. A room lives in one shard, named in the low bits of its id; a session that
+//! joins it moves there.
 //!
 //! Recording: [`MediaEngine::start_recording`] puts a [`RecordingTap`] on the room;
 //! each tick the full mix (all talkers and the room prompt) goes to it at 16 kHz, its
 //! thread writing the WAV.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use crate::mixer::MixerSlot;
-use crate::pipeline::{Jitter, MemberMedia, Members, Popped, RoomMix};
+use crate::pipeline::{Jitter, RoomMix};
 use crate::recording::{RecorderConfig, RecordingSummary, RecordingTap};
 use crate::resampler::SampleRate;
 use crate::{Error, Prompt};
 
-use super::outbound::Route;
-use super::{MediaEngine, Outbound, RtpSession, Table, lock};
+use super::shard::{self, SHARD_BITS, Table};
+use super::{Inner, MediaEngine, Outbound, RtpSession, lock};
 
 /// A room in a [`MediaEngine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,16 +31,39 @@ impl RoomId {
     pub const fn from_raw(raw: u64) -> RoomId {
         RoomId(raw)
     }
+
+    /// The shard the room lives in.
+    fn shard(self) -> usize {
+        (self.0 & ((1 << SHARD_BITS) - 1)) as usize
+    }
+}
+
+impl Inner {
+    /// The table of the shard `room` lives in (locked), if the id can name one.
+    fn room_table(&self, room: RoomId) -> Option<MutexGuard<'_, Table>> {
+        self.shards.get(room.shard()).map(|s| lock(&s.table))
+    }
 }
 
 impl MediaEngine {
-    /// Creates an empty room for up to `capacity` members.
+    /// Creates an empty room for up to `capacity` members, in the shard carrying the
+    /// fewest sessions (its members will move there as they join).
     pub fn create_room(&self, capacity: usize) -> RoomId {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.table)
-            .rooms
-            .insert(id, RoomMix::new(capacity));
-        RoomId(id)
+        let shards = &self.inner.shards;
+        let shard = (0..shards.len())
+            .min_by_key(|&i| {
+                shards.get(i).map_or((usize::MAX, usize::MAX), |s| {
+                    let table = lock(&s.table);
+                    (table.sessions.len(), table.rooms.len())
+                })
+            })
+            .unwrap_or(0);
+        let number = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let room = RoomId((number << SHARD_BITS) | shard as u64);
+        if let Some(mut table) = self.inner.room_table(room) {
+            table.rooms.insert(room.0, RoomMix::new(capacity));
+        }
+        room
     }
 
     /// Removes a room; its members go back to hearing only their own prompts. A
@@ -49,12 +71,15 @@ impl MediaEngine {
     /// [`MediaEngine::stop_recording`] first to wait for it and get its summary).
     pub fn close_room(&self, room: RoomId) {
         let recording = {
-            let mut table = lock(&self.inner.table);
+            let Some(mut guard) = self.inner.room_table(room) else {
+                return;
+            };
+            let table = &mut *guard;
             let Some(mut state) = table.rooms.remove(&room.0) else {
                 return;
             };
-            for (session, _) in state.drain_members() {
-                if let Some(o) = table.sessions.get_mut(&session) {
+            for (index, _) in state.drain_members() {
+                if let Some(o) = table.sessions.at(index) {
                     o.leave_room();
                 }
             }
@@ -72,7 +97,7 @@ impl MediaEngine {
         self.check_recordable(room)?;
         // The file is created outside the table lock: the clock never waits on a disk.
         let tap = RecordingTap::start(path, RecorderConfig::new(SampleRate::Hz16000))?;
-        let mut table = lock(&self.inner.table);
+        let mut table = self.inner.room_table(room).ok_or(Error::NoSuchRoom)?;
         let state = table.rooms.get_mut(&room.0).ok_or(Error::NoSuchRoom)?;
         if state.recording.is_some() {
             return Err(Error::AlreadyRecording);
@@ -84,7 +109,9 @@ impl MediaEngine {
     /// Stops recording the room: waits for the writer to finish the file and returns
     /// what it holds, or `None` if the room was not being recorded.
     pub fn stop_recording(&self, room: RoomId) -> Option<Result<RecordingSummary, Error>> {
-        let tap = lock(&self.inner.table)
+        let tap = self
+            .inner
+            .room_table(room)?
             .rooms
             .get_mut(&room.0)?
             .recording
@@ -94,14 +121,14 @@ impl MediaEngine {
 
     /// True while the room is being recorded.
     pub fn is_recording(&self, room: RoomId) -> bool {
-        lock(&self.inner.table)
-            .rooms
-            .get(&room.0)
-            .is_some_and(|r| r.recording.is_some())
+        self.inner
+            .room_table(room)
+            .is_some_and(|t| t.rooms.get(&room.0).is_some_and(|r| r.recording.is_some()))
     }
 
     fn check_recordable(&self, room: RoomId) -> Result<(), Error> {
-        match lock(&self.inner.table).rooms.get(&room.0) {
+        let table = self.inner.room_table(room).ok_or(Error::NoSuchRoom)?;
+        match table.rooms.get(&room.0) {
             None => Err(Error::NoSuchRoom),
             Some(r) if r.recording.is_some() => Err(Error::AlreadyRecording),
             Some(_) => Ok(()),
@@ -110,18 +137,31 @@ impl MediaEngine {
 
     /// Rooms currently open.
     pub fn room_count(&self) -> usize {
-        lock(&self.inner.table).rooms.len()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| lock(&s.table).rooms.len())
+            .sum()
     }
 
     /// Members of a room, or `None` if there is no such room.
     pub fn room_size(&self, room: RoomId) -> Option<usize> {
-        lock(&self.inner.table).rooms.get(&room.0).map(RoomMix::len)
+        self.inner
+            .room_table(room)?
+            .rooms
+            .get(&room.0)
+            .map(RoomMix::len)
     }
 
     /// Plays `prompt` once to every member of the room (mixed over the conversation),
     /// e.g. [`crate::Tone::join_beep`]. Returns false if there is no such room.
     pub fn play_to_room(&self, room: RoomId, prompt: Arc<Prompt>) -> bool {
-        match lock(&self.inner.table).rooms.get_mut(&room.0) {
+        match self
+            .inner
+            .room_table(room)
+            .as_mut()
+            .and_then(|t| t.rooms.get_mut(&room.0))
+        {
             Some(r) => {
                 r.play(prompt);
                 true
@@ -133,36 +173,91 @@ impl MediaEngine {
 
 impl RtpSession {
     /// Joins `room` (leaving any other): from the next tick this participant hears
-    /// the room and, unless muted, is heard in it.
+    /// the room and, unless muted, is heard in it. The session moves to the room's
+    /// shard.
     pub fn join_room(&self, room: RoomId) -> Result<(), Error> {
-        let mut table = lock(&self.inner.table);
-        let current = table.sessions.get(&self.id).and_then(|o| o.room);
-        if current.is_some_and(|(r, _)| r == room.0) {
+        let inner = &self.inner;
+        let to = room.shard();
+        let target = inner.shards.get(to).ok_or(Error::NoSuchRoom)?;
+        loop {
+            let home = self.link.home.load(Ordering::Acquire);
+            let from = shard::shard_of(home);
+            let index = shard::index_of(home);
+            if from == to {
+                let mut table = lock(&target.table);
+                if table.sessions.get(index, self.id).is_none() {
+                    if self.link.home.load(Ordering::Acquire) != home {
+                        continue;
+                    }
+                    return Err(Error::NoSuchRoom);
+                }
+                return self.join_here(&mut table, index, room);
+            }
+            // Both tables, in shard order (every holder of two locks takes them so).
+            let source = inner.shards.get(from).ok_or(Error::NoSuchRoom)?;
+            let (mut a, mut b) = if from < to {
+                let a = lock(&source.table);
+                (a, lock(&target.table))
+            } else {
+                let b = lock(&target.table);
+                (lock(&source.table), b)
+            };
+            let (old, new) = (&mut *a, &mut *b);
+            if self.link.home.load(Ordering::Acquire) != home {
+                continue;
+            }
+            if !new.rooms.contains_key(&room.0) {
+                return Err(Error::NoSuchRoom);
+            }
+            if new.rooms.get(&room.0).is_some_and(RoomMix::is_full) {
+                return Err(Error::RoomFull);
+            }
+            let Some(mut outbound) = old.sessions.remove(index, self.id) else {
+                return Err(Error::NoSuchRoom);
+            };
+            if let Some((old_room, slot)) = outbound.room.take() {
+                old.remove_member(old_room, index, slot);
+            }
+            let moved = new.sessions.insert(outbound);
+            self.link
+                .home
+                .store(shard::home(to, moved), Ordering::Release);
+            return self.join_here(new, moved, room);
+        }
+    }
+
+    /// Joins `room` of the table the session is in, at slab `index`.
+    fn join_here(&self, table: &mut Table, index: u32, room: RoomId) -> Result<(), Error> {
+        let Table { sessions, rooms } = table;
+        let outbound = sessions.get_mut(index, self.id).ok_or(Error::NoSuchRoom)?;
+        if outbound.room.is_some_and(|(r, _)| r == room.0) {
             return Ok(());
         }
-        let Table { sessions, rooms } = &mut *table;
-        let outbound = sessions.get_mut(&self.id).ok_or(Error::NoSuchRoom)?;
         let state = rooms.get_mut(&room.0).ok_or(Error::NoSuchRoom)?;
-        let slot = state.join(self.id, outbound.muted).ok_or(Error::RoomFull)?;
+        let slot = state
+            .join(u64::from(index), outbound.muted)
+            .ok_or(Error::RoomFull)?;
         let previous = outbound.room.replace((room.0, slot));
         outbound.enter_room();
         if let Some((old_room, old_slot)) = previous {
-            table.remove_member(old_room, self.id, old_slot);
+            table.remove_member(old_room, index, old_slot);
         }
         Ok(())
     }
 
     /// Leaves the room, if in one.
     pub fn leave_room(&self) {
-        let mut table = lock(&self.inner.table);
-        let Some(outbound) = table.sessions.get_mut(&self.id) else {
-            return;
-        };
-        let previous = outbound.room;
-        outbound.leave_room();
-        if let Some((room, slot)) = previous {
-            table.remove_member(room, self.id, slot);
-        }
+        let id = self.id;
+        self.inner.with_session(&self.link, id, |table, index| {
+            let Some(outbound) = table.sessions.get_mut(index, id) else {
+                return;
+            };
+            let previous = outbound.room;
+            outbound.leave_room();
+            if let Some((room, slot)) = previous {
+                table.remove_member(room, index, slot);
+            }
+        });
     }
 
     /// A handle that tells, without locking, whether this participant is talking in
@@ -173,63 +268,35 @@ impl RtpSession {
 
     /// The room this session is in.
     pub fn room(&self) -> Option<RoomId> {
-        lock(&self.inner.table)
-            .sessions
-            .get(&self.id)
-            .and_then(|o| o.room)
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.room)
+            .flatten()
             .map(|(r, _)| RoomId(r))
     }
 
     /// Mutes or unmutes: a muted participant still hears the room but is not mixed.
     /// Kept across rooms.
     pub fn set_muted(&self, muted: bool) {
-        let mut table = lock(&self.inner.table);
-        let Table { sessions, rooms } = &mut *table;
-        let Some(outbound) = sessions.get_mut(&self.id) else {
-            return;
-        };
-        outbound.muted = muted;
-        if let Some((room, slot)) = outbound.room
-            && let Some(state) = rooms.get_mut(&room)
-        {
-            state.set_muted(slot, muted);
-        }
+        let id = self.id;
+        self.inner.with_session(&self.link, id, |table, index| {
+            let Table { sessions, rooms } = table;
+            let Some(outbound) = sessions.get_mut(index, id) else {
+                return;
+            };
+            outbound.muted = muted;
+            if let Some((room, slot)) = outbound.room
+                && let Some(state) = rooms.get_mut(&room)
+            {
+                state.set_muted(slot, muted);
+            }
+        });
     }
 
     /// True when muted.
     pub fn is_muted(&self) -> bool {
-        lock(&self.inner.table)
-            .sessions
-            .get(&self.id)
-            .is_some_and(|o| o.muted)
-    }
-}
-
-impl Table {
-    /// Takes a session out of a room's member list and mixer.
-    pub(super) fn remove_member(&mut self, room: u64, session: u64, slot: MixerSlot) {
-        if let Some(state) = self.rooms.get_mut(&room) {
-            state.leave(session, slot);
-        }
-    }
-}
-
-/// The clock reaches a room's members in the session table: the jitter buffer behind
-/// the lock the receive thread fills it under, the talking flag published for
-/// [`RtpSession::activity`].
-impl Members for HashMap<u64, Outbound> {
-    type Route = Route;
-
-    fn pop(&mut self, key: u64, now: Instant) -> Option<(&mut MemberMedia, Popped)> {
-        let o = self.get_mut(&key)?;
-        let popped = lock(&o.link.jitter).pop(now);
-        Some((&mut o.media, popped))
-    }
-
-    fn heard(&mut self, key: u64, talking: bool) -> Option<(&mut MemberMedia, &Route)> {
-        let o = self.get_mut(&key)?;
-        o.link.talking.store(talking, Ordering::Relaxed);
-        Some((&mut o.media, &o.route))
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.muted)
+            .unwrap_or(false)
     }
 }
 
@@ -238,14 +305,14 @@ impl Outbound {
         // A fresh buffer: whatever arrived before belongs to no conversation. Joining
         // is rare, so the allocation is not on the per-packet path.
         let steady = self.link.steady.load(Ordering::Relaxed);
-        *lock(&self.link.jitter) = Jitter::tuned(self.media.codec(), steady);
+        self.jitter = Jitter::tuned(self.media.codec(), steady);
         self.media.enter_room();
         self.link.in_room.store(true, Ordering::Release);
     }
 
     fn leave_room(&mut self) {
         self.link.in_room.store(false, Ordering::Release);
-        self.link.talking.store(false, Ordering::Relaxed);
+        self.link.publish_talking(false);
         self.room = None;
     }
 }
@@ -257,6 +324,6 @@ pub struct Activity(Arc<super::endpoint::Link>);
 impl Activity {
     /// True when the participant's level was above the voice threshold on the last tick.
     pub fn is_talking(&self) -> bool {
-        self.0.talking.load(Ordering::Relaxed)
+        self.0.published.talking.load(Ordering::Relaxed)
     }
 }

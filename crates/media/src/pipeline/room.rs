@@ -113,6 +113,11 @@ impl RoomMix {
         self.members.is_empty()
     }
 
+    /// True when no one else can join.
+    pub fn is_full(&self) -> bool {
+        !self.mixer.has_room()
+    }
+
     /// Mutes or unmutes a member: a muted member still hears the room.
     pub fn set_muted(&mut self, slot: MixerSlot, muted: bool) {
         self.mixer.set_muted(slot, muted);

@@ -1,0 +1,296 @@
+//! One shard of the engine: a clock thread and the table it ticks (its sessions in a
+//! slab, its rooms), and the inbox through which the receive threads hand it audio.
+//!
+//! Why shards: one clock thread mixes at most one core's worth of rooms. Rooms are
+//! spread over as many shards as the machine has cores ([`super::EngineOptions`]); a
+//! session lives in the shard of the room it is in (it moves when it joins a room
+//! elsewhere), so a tick never reaches into another shard's table.
+//!
+//! Why an inbox: the receive thread used to push each packet into the member's jitter
+//! buffer under a lock of its own, and the clock took that lock again for every member
+//! every tick — two lock round trips per packet, on lines both cores write. Now the
+//! receive thread collects a wake-up's packets per shard and appends them to the
+//! shard's inbox under one lock; the clock swaps the inbox out once per tick and fills
+//! the jitter buffers it owns. Nothing per packet is locked by the clock, and nothing
+//! is allocated once the vectors have grown to a tick's packets.
+//!
+//! The clock sends each member's packet as soon as the room built it, from the table
+//! it holds: a shard's sockets are written by its own clock only, and no datagram is
+//! copied into a queue for another thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::FRAME_MS;
+use crate::pipeline::{
+    MAX_PAYLOAD, MemberMedia, Members, PACKET_LEN, Payload, Popped, RoomMix, Sink,
+};
+
+use super::outbound::{Outbound, Route, Scratch};
+use super::{Inner, lock};
+
+/// Room ids carry their shard in the low [`SHARD_BITS`] bits.
+pub(super) const SHARD_BITS: u32 = 6;
+/// The most shards an engine runs (more cores than this share them).
+pub(super) const MAX_SHARDS: usize = 1 << SHARD_BITS;
+/// The clock catches up (sends the missed ticks back to back, timestamps unbroken)
+/// when at most this many ticks (1 s) late, e.g. after the machine stalled; further
+/// behind — sustained overload — it skips them (and counts them): a longer burst
+/// would only overflow the far ends' jitter buffers and keep the clock behind.
+const MAX_CATCH_UP_TICKS: u32 = 50;
+
+/// Where a session lives: its shard (high 32 bits) and its slab index (low 32).
+pub(super) fn home(shard: usize, index: u32) -> u64 {
+    ((shard as u64) << 32) | u64::from(index)
+}
+
+/// The shard of a [`home`].
+pub(super) fn shard_of(home: u64) -> usize {
+    (home >> 32) as usize
+}
+
+/// The slab index of a [`home`].
+pub(super) fn index_of(home: u64) -> u32 {
+    home as u32
+}
+
+/// One shard's clock counters; its table is in [`Shard::table`].
+#[derive(Debug, Default)]
+pub(super) struct Shard {
+    pub(super) table: Mutex<Table>,
+    /// Received audio for this shard's sessions, appended by the receive threads.
+    pub(super) inbox: Mutex<Vec<Arrival>>,
+    pub(super) ticks: AtomicU64,
+    pub(super) last_tick_ns: AtomicU64,
+    pub(super) max_tick_ns: AtomicU64,
+}
+
+/// One received audio or comfort-noise payload on its way to a jitter buffer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival {
+    pub(super) session: u64,
+    pub(super) index: u32,
+    pub(super) sequence: u16,
+    pub(super) timestamp: u32,
+    pub(super) at: Instant,
+    pub(super) payload: Payload<MAX_PAYLOAD>,
+}
+
+/// A shard's sessions, indexed by slot (reused after a session leaves). A slot is
+/// only ever read together with the session id it was given to, so a stale index
+/// (a packet queued before the session left) finds nothing.
+#[derive(Debug, Default)]
+pub(super) struct Slab {
+    entries: Vec<Option<Outbound>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slab {
+    /// Stores `outbound`; returns its index.
+    pub(super) fn insert(&mut self, outbound: Outbound) -> u32 {
+        self.len += 1;
+        if let Some(index) = self.free.pop()
+            && let Some(entry) = self.entries.get_mut(index as usize)
+        {
+            *entry = Some(outbound);
+            return index;
+        }
+        self.entries.push(Some(outbound));
+        u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Session `id` at `index`, if it is there.
+    pub(super) fn get(&self, index: u32, id: u64) -> Option<&Outbound> {
+        self.entries
+            .get(index as usize)?
+            .as_ref()
+            .filter(|o| o.id == id)
+    }
+
+    /// Session `id` at `index`, if it is there.
+    pub(super) fn get_mut(&mut self, index: u32, id: u64) -> Option<&mut Outbound> {
+        self.entries
+            .get_mut(index as usize)?
+            .as_mut()
+            .filter(|o| o.id == id)
+    }
+
+    /// Takes session `id` out of `index`.
+    pub(super) fn remove(&mut self, index: u32, id: u64) -> Option<Outbound> {
+        let entry = self.entries.get_mut(index as usize)?;
+        if entry.as_ref().is_none_or(|o| o.id != id) {
+            return None;
+        }
+        self.len -= 1;
+        self.free.push(index);
+        entry.take()
+    }
+
+    /// Sessions stored.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Outbound> {
+        self.entries.iter_mut().flatten()
+    }
+
+    /// The session a room lists as member `key` (its slab index).
+    pub(super) fn at(&mut self, key: u64) -> Option<&mut Outbound> {
+        self.entries.get_mut(usize::try_from(key).ok()?)?.as_mut()
+    }
+}
+
+/// The clock reaches a room's members by slab index: no hashing, no lock.
+impl Members for Slab {
+    type Route = Route;
+
+    fn pop(&mut self, key: u64, now: Instant) -> Option<(&mut MemberMedia, Popped)> {
+        let o = self.at(key)?;
+        let popped = o.jitter.pop(now);
+        o.link.publish_depth(o.jitter.depth());
+        Some((&mut o.media, popped))
+    }
+
+    fn heard(&mut self, key: u64, talking: bool) -> Option<(&mut MemberMedia, &Route)> {
+        let o = self.at(key)?;
+        o.link.publish_talking(talking);
+        Some((&mut o.media, &o.route))
+    }
+}
+
+/// A shard's sessions and rooms, under the lock its clock takes once per tick.
+#[derive(Debug, Default)]
+pub(super) struct Table {
+    pub(super) sessions: Slab,
+    pub(super) rooms: HashMap<u64, RoomMix>,
+}
+
+impl Table {
+    /// One 20 ms tick: the received audio into the jitter buffers, every room mixed and
+    /// sent to its members, every session outside a room sends its prompt or
+    /// silence; then RTCP reports that are due. Returns the datagrams not sent.
+    fn tick(
+        &mut self,
+        arrivals: &mut Vec<Arrival>,
+        scratch: &mut Scratch,
+        now: Instant,
+        report: Duration,
+    ) -> u64 {
+        let Table { sessions, rooms } = self;
+        for a in arrivals.drain(..) {
+            if let Some(o) = sessions.get_mut(a.index, a.session)
+                && o.room.is_some()
+            {
+                let payload = &a.payload;
+                o.jitter.push(
+                    a.sequence,
+                    a.timestamp,
+                    payload.as_slice(),
+                    payload.is_comfort_noise(),
+                    a.at,
+                );
+            }
+        }
+        let mut sender = Sender::default();
+        for room in rooms.values_mut() {
+            room.tick(now, sessions, &mut scratch.pipeline, &mut sender);
+        }
+        for outbound in sessions.values_mut() {
+            if outbound.room.is_none() {
+                outbound.tick(scratch, &mut sender);
+            }
+            outbound.notify_finished();
+            outbound.report_if_due(scratch, now, report);
+        }
+        sender.dropped
+    }
+
+    /// Ticks skipped under overload: every stream's timestamp moves on.
+    fn skip(&mut self, ticks: u32) {
+        for outbound in self.sessions.values_mut() {
+            outbound.skip(ticks);
+        }
+    }
+
+    /// Takes the session at slab `index` out of a room's member list and mixer.
+    pub(super) fn remove_member(&mut self, room: u64, index: u32, slot: crate::MixerSlot) {
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.leave(u64::from(index), slot);
+        }
+    }
+}
+
+/// Sends each datagram as the room builds it, counting those the kernel refused (a
+/// full socket buffer: late audio is worthless, so it is dropped, not retried).
+#[derive(Debug, Default)]
+pub(super) struct Sender {
+    dropped: u64,
+}
+
+impl Sink<Route> for Sender {
+    fn push(&mut self, route: &Route, packet: &[u8; PACKET_LEN], len: usize) {
+        if !route.send(packet.get(..len).unwrap_or_default()) {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// Shard `shard`'s clock: every 20 ms (offset by `offset`, so that shards take turns
+/// on the cores), its rooms mixed and one packet for each of its sessions.
+///
+/// A few missed ticks (the thread was not scheduled, or a tick overran) are run at
+/// once, back to back, and the far ends' jitter buffers absorb the burst; beyond
+/// [`MAX_CATCH_UP_TICKS`] they are skipped, RTP timestamps jumping ahead.
+pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
+    let period = Duration::from_millis(u64::from(FRAME_MS));
+    let mut scratch = Scratch::default();
+    let mut arrivals = Vec::new();
+    let mut scheduled = Instant::now() + offset;
+    loop {
+        let now = Instant::now();
+        if let Some(wait) = scheduled.checked_duration_since(now) {
+            std::thread::sleep(wait);
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(me) = inner.shards.get(shard) else {
+            return;
+        };
+        let started = Instant::now();
+        inner
+            .lateness
+            .record(started.saturating_duration_since(scheduled));
+        let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
+        // The vectors trade places: the inbox keeps the capacity the clock had.
+        std::mem::swap(&mut *lock(&me.inbox), &mut arrivals);
+        let dropped = {
+            let mut table = lock(&me.table);
+            let dropped = table.tick(&mut arrivals, &mut scratch, started, report);
+            // Counted under the lock: whoever changes a session after reading the
+            // count knows every later tick sees the change.
+            me.ticks.fetch_add(1, Ordering::Relaxed);
+            dropped
+        };
+        if dropped > 0 {
+            inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        me.last_tick_ns.store(took, Ordering::Relaxed);
+        me.max_tick_ns.fetch_max(took, Ordering::Relaxed);
+        scheduled += period;
+        let behind = started.saturating_duration_since(scheduled);
+        if behind > period * MAX_CATCH_UP_TICKS {
+            // Overload: bursting more would only overflow the far ends' buffers.
+            // Skip the missed ticks; timestamps jump so the far ends see a gap.
+            let skipped = u32::try_from(behind.as_nanos() / period.as_nanos()).unwrap_or(u32::MAX);
+            lock(&me.table).skip(skipped);
+            inner
+                .ticks_skipped
+                .fetch_add(u64::from(skipped), Ordering::Relaxed);
+            scheduled = started + period;
+        }
+    }
+}
