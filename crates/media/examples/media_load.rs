@@ -3,7 +3,7 @@
 //! separate process (so its CPU is not counted as the bridge's).
 //!
 //! ```text
-//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only] [--gen-prio P]
+//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only] [--gen-prio P] [--shards N]
 //! ```
 //!
 //! The generator binds one UDP socket per 100 participants (an SBC's media ports),
@@ -17,7 +17,19 @@
 //! Reported over the measured window: bridge CPU (getrusage, and per thread from
 //! /proc/self/task), tick lateness p50/p99/max, packets lost inside the bridge
 //! (send drops, inbound queue overflows), packets lost at the receivers (sent by
-//! the bridge but not received by the generator), receive syscalls per second.
+//! the bridge but not received by the generator), receive syscalls per second;
+//! the sessions present at the end of the window, what the generator delivered
+//! (packets sent ÷ packets due: its 20 ms slots in the window × N, slots it gave up
+//! when more than 10 periods behind counting as due but missed), what came back to
+//! it (received ÷ sent by the bridge), and a verdict: `clean=yes` only when the
+//! generator delivered at least 99.9 % of its packets, the p99 tick lateness is
+//! under 5 ms and nothing was lost inside the bridge (else `clean=no why=...`).
+//!
+//! Generator protocol (also driven by the kernel floor, `shared/bench/floor.py`,
+//! which reads fields 1 to 3 of `done` only): it prints `ports P...`, is told
+//! `bridge P...`, then `mark` (the window starts) and `stop`, and answers
+//! `done <received> <sent> <cpu_ms> <due> <missed_ticks> <late_ticks>`, all since
+//! `mark`; it also writes that summary to stderr as a `generator: ...` line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -63,6 +75,13 @@ fn main() {
         .position(|a| a == "--gen-prio")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse::<u32>().ok());
+    // Clock shards of the engine (None: the engine's default). Parsed and reported;
+    // not passed to the engine yet.
+    let shards = args
+        .iter()
+        .position(|a| a == "--shards")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse::<usize>().expect("--shards N"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -75,6 +94,7 @@ fn main() {
         drain,
         audio_to_consumers,
         gen_prio,
+        shards,
     ));
 }
 
@@ -93,6 +113,7 @@ async fn bridge(
     drain: bool,
     audio_to_consumers: bool,
     gen_prio: Option<u32>,
+    shards: Option<usize>,
 ) {
     let exe = std::env::current_exe().unwrap();
     // With --gen-prio P (the bridge itself under `chrt -f` with a higher priority),
@@ -155,31 +176,28 @@ async fn bridge(
 
     tokio::time::sleep(Duration::from_secs(warmup)).await;
 
-    // The measured window.
-    let sent_before: u64 = sessions.iter().map(|s| s.stats().sent).sum();
+    // The measured window. The bridge's sent counts are read right before `mark` and
+    // `stop`, where the generator starts and stops counting what it receives.
     let stats_before = engine.stats();
     engine.reset_clock_stats();
     let threads_before = thread_cpu();
     let cpu_before = process_cpu();
+    let sent_before: u64 = sessions.iter().map(|s| s.stats().sent).sum();
     writeln!(to_gen, "mark").unwrap();
     to_gen.flush().unwrap();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let sent_after: u64 = sessions.iter().map(|s| s.stats().sent).sum();
     writeln!(to_gen, "stop").unwrap();
     to_gen.flush().unwrap();
     let wall = started.elapsed();
     let cpu = process_cpu() - cpu_before;
     let threads_after = thread_cpu();
     let stats = engine.stats();
-    let sent_after: u64 = sessions.iter().map(|s| s.stats().sent).sum();
     line.clear();
     from_gen.read_line(&mut line).unwrap();
-    let mut fields = line
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse::<u64>().unwrap());
-    let (gen_received, gen_sent) = (fields.next().unwrap(), fields.next().unwrap());
-    let gen_cpu_ms = fields.next().unwrap();
+    let done = GeneratorDone::parse(&line);
+    let (gen_received, gen_sent, gen_cpu_ms) = (done.received, done.sent, done.cpu_ms);
     let _ = child.wait();
 
     let secs = wall.as_secs_f64();
@@ -193,11 +211,17 @@ async fn bridge(
     let l = stats.tick_lateness;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
+    let present = stats.sessions;
+    let received_back = percent(gen_received, bridge_sent);
+    let verdict = Verdict::judge(&done, l.p99, lost_inside);
+    let shards = shards.map_or_else(|| "default".to_string(), |s| s.to_string());
     println!(
         "participants={n} rooms={} window={secs:.1}s cpu={:.1}% generator_cpu={:.1}% loadavg={load} p50={:.2}ms p99={:.2}ms max={:.2}ms \
          ticks={} skipped_ticks={skipped} lost_inside={lost_inside} bridge_sent={bridge_sent} gen_received={gen_received} \
          lost_at_receivers={} gen_sent={gen_sent} bridge_rx={rx_datagrams} \
-         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain} audio_to_consumers={audio_to_consumers}",
+         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain} audio_to_consumers={audio_to_consumers} \
+         shards={shards} present={present} gen_due={} gen_delivered={} gen_missed_ticks={} gen_late_ticks={} \
+         received_back={received_back} {verdict}",
         n.div_ceil(ROOM),
         cpu.as_secs_f64() / secs * 100.0,
         gen_cpu_ms as f64 / 10.0 / secs,
@@ -209,6 +233,10 @@ async fn bridge(
         rx_calls as f64 / secs,
         rx_wakeups as f64 / secs,
         bridge_sent as f64 / secs,
+        done.due,
+        percent(done.sent, done.due),
+        done.missed_ticks,
+        done.late_ticks,
     );
     let mut split: Vec<(String, f64)> = threads_after
         .iter()
@@ -236,6 +264,101 @@ async fn bridge(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// `part` as a percentage of `whole`, two decimals (`-` when `whole` is 0).
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_string();
+    }
+    format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+}
+
+/// A size is clean when the generator delivered at least this share of its packets
+/// (per mille)...
+const CLEAN_DELIVERED_PER_MILLE: u64 = 999;
+/// ...the p99 tick lateness is under this...
+const CLEAN_P99: Duration = Duration::from_millis(5);
+// ...and nothing was lost inside the bridge.
+
+/// The generator's answer to `stop`: `done <received> <sent> <cpu_ms> <due>
+/// <missed_ticks> <late_ticks>`, counted since `mark`.
+#[derive(Debug, Clone, Copy)]
+struct GeneratorDone {
+    /// Datagrams the generator received (from the bridge, or the floor's reflector).
+    received: u64,
+    /// Packets it sent.
+    sent: u64,
+    /// Its CPU time, ms.
+    cpu_ms: u64,
+    /// Packets it should have sent: its 20 ms slots in the window × participants.
+    due: u64,
+    /// Slots it gave up (more than 10 periods behind): due, not sent.
+    missed_ticks: u64,
+    /// Slots whose packets started going out [`GEN_LATE`] or more after their time.
+    late_ticks: u64,
+}
+
+impl GeneratorDone {
+    fn parse(line: &str) -> Self {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(
+            line.starts_with("done ") && fields.len() >= 6,
+            "generator answered {line:?}"
+        );
+        Self {
+            received: fields[0],
+            sent: fields[1],
+            cpu_ms: fields[2],
+            due: fields[3],
+            missed_ticks: fields[4],
+            late_ticks: fields[5],
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "done {} {} {} {} {} {}",
+            self.received, self.sent, self.cpu_ms, self.due, self.missed_ticks, self.late_ticks
+        )
+    }
+}
+
+/// Whether a size ran clean, and if not why.
+#[derive(Debug)]
+struct Verdict(Vec<String>);
+
+impl Verdict {
+    fn judge(generator: &GeneratorDone, p99: Duration, lost_inside: u64) -> Self {
+        let mut why = Vec::new();
+        if generator.sent * 1000 < generator.due * CLEAN_DELIVERED_PER_MILLE || generator.due == 0 {
+            why.push(format!(
+                "delivered_{}<99.9%",
+                percent(generator.sent, generator.due)
+            ));
+        }
+        if p99 >= CLEAN_P99 {
+            why.push(format!("p99_{:.2}ms>=5ms", ms(p99)));
+        }
+        if lost_inside > 0 {
+            why.push(format!("lost_inside_{lost_inside}>0"));
+        }
+        Self(why)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            write!(f, "clean=yes")
+        } else {
+            write!(f, "clean=no why={}", self.0.join(","))
+        }
+    }
 }
 
 /// User + system CPU time of this process.
@@ -274,6 +397,60 @@ fn thread_cpu() -> Vec<(String, Duration)> {
     out
 }
 
+/// A generator slot is late when its packets start going out this long after its time.
+const GEN_LATE: Duration = Duration::from_millis(5);
+/// The generator's send period (one packet per participant per slot), ns.
+const PERIOD_NS: u64 = 20_000_000;
+/// Not set yet (mark, stop).
+const UNSET: u64 = u64::MAX;
+
+/// The measured window as the send loop sees it: slots `k` (due at `origin + k × PERIOD`)
+/// with `mark <= k × PERIOD < stop` count, whenever they are sent or given up.
+#[derive(Debug)]
+struct Window {
+    origin: Instant,
+    /// Nanoseconds since `origin` when `mark` came, or [`UNSET`].
+    mark: AtomicU64,
+    /// Nanoseconds since `origin` when `stop` came (or stdin closed), or [`UNSET`].
+    stop: AtomicU64,
+    /// Slots of the window.
+    ticks: AtomicU64,
+    /// Packets sent in the window's slots.
+    sent: AtomicU64,
+    /// Slots of the window given up (the loop more than 10 periods behind).
+    missed: AtomicU64,
+    /// Slots of the window sent [`GEN_LATE`] or more after their time.
+    late: AtomicU64,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            mark: AtomicU64::new(UNSET),
+            stop: AtomicU64::new(UNSET),
+            ticks: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn contains(&self, slot: u64) -> bool {
+        let at = slot * PERIOD_NS;
+        at >= self.mark.load(Ordering::Acquire) && at < self.stop.load(Ordering::Acquire)
+    }
+
+    /// Whether the slot is at or after `stop` (the send loop is done).
+    fn ended(&self, slot: u64) -> bool {
+        slot * PERIOD_NS >= self.stop.load(Ordering::Acquire)
+    }
+}
+
 /// The generator process: binds sockets, prints their ports, reads the bridge's
 /// ports, then sends and receives until told to stop.
 fn generator(n: usize) {
@@ -303,46 +480,78 @@ fn generator(n: usize) {
     assert_eq!(bridge.len(), n);
 
     let sockets = Arc::new(sockets);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop_receiving = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
-    let sent = Arc::new(AtomicU64::new(0));
+    let window = Arc::new(Window::new());
     let tx = {
-        let (sockets, stop, sent) = (sockets.clone(), stop.clone(), sent.clone());
-        std::thread::spawn(move || send_loop(&sockets, &bridge, &stop, &sent))
+        let (sockets, window) = (sockets.clone(), window.clone());
+        std::thread::spawn(move || send_loop(&sockets, &bridge, &window))
     };
     let rx = {
-        let (sockets, stop, received) = (sockets.clone(), stop.clone(), received.clone());
+        let (sockets, stop, received) = (sockets.clone(), stop_receiving.clone(), received.clone());
         std::thread::spawn(move || receive_loop(&sockets, &stop, &received))
     };
-    let mut marks = (0, 0);
+    let mut received_at_mark = 0;
     let mut cpu_at_mark = process_cpu();
+    // What was received and the CPU spent between `mark` and `stop`.
+    let mut at_stop = None;
     for line in lines {
         match line.unwrap().trim() {
             "mark" => {
                 cpu_at_mark = process_cpu();
-                marks = (
-                    received.load(Ordering::Relaxed),
-                    sent.load(Ordering::Relaxed),
-                )
+                received_at_mark = received.load(Ordering::Relaxed);
+                window.mark.store(window.now(), Ordering::Release);
             }
             "stop" => {
-                let r = received.load(Ordering::Relaxed) - marks.0;
-                let s = sent.load(Ordering::Relaxed) - marks.1;
-                let cpu = process_cpu() - cpu_at_mark;
-                println!("done {r} {s} {}", cpu.as_millis());
-                std::io::stdout().flush().unwrap();
+                window.stop.store(window.now(), Ordering::Release);
+                at_stop = Some((
+                    received.load(Ordering::Relaxed) - received_at_mark,
+                    process_cpu() - cpu_at_mark,
+                ));
                 break;
             }
             _ => {}
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    // Stdin closed without `stop`: end the send loop all the same.
+    let _ = window
+        .stop
+        .compare_exchange(UNSET, window.now(), Ordering::AcqRel, Ordering::Acquire);
+    // The send loop ends at its first slot at or after `stop` (within one period),
+    // having counted every slot of the window, sent or given up.
     let _ = tx.join();
+    if let Some((received, cpu)) = at_stop {
+        let ticks = window.ticks.load(Ordering::Acquire);
+        let done = GeneratorDone {
+            received,
+            sent: window.sent.load(Ordering::Acquire),
+            cpu_ms: cpu.as_millis() as u64,
+            due: ticks * n as u64,
+            missed_ticks: window.missed.load(Ordering::Acquire),
+            late_ticks: window.late.load(Ordering::Acquire),
+        };
+        println!("{}", done.line());
+        std::io::stdout().flush().unwrap();
+        eprintln!(
+            "generator: participants={n} due={} sent={} delivered={} ticks={ticks} missed_ticks={} late_ticks={} received={} cpu_ms={}",
+            done.due,
+            done.sent,
+            percent(done.sent, done.due),
+            done.missed_ticks,
+            done.late_ticks,
+            done.received,
+            done.cpu_ms,
+        );
+    }
+    stop_receiving.store(true, Ordering::Relaxed);
     let _ = rx.join();
 }
 
 /// Every 20 ms, one PCMU packet per participant: sendmmsg per generator socket.
-fn send_loop(sockets: &[UdpSocket], bridge: &[u16], stop: &AtomicBool, sent: &AtomicU64) {
+/// Slots are on a fixed grid from the window's origin; when the loop falls more than
+/// 10 periods behind it gives up the slots it missed (counted) and resumes at the
+/// current one.
+fn send_loop(sockets: &[UdpSocket], bridge: &[u16], window: &Window) {
     let n = bridge.len();
     let tone: Vec<u8> = (0..FRAME_SAMPLES)
         .map(|i| {
@@ -365,10 +574,28 @@ fn send_loop(sockets: &[UdpSocket], bridge: &[u16], stop: &AtomicBool, sent: &At
         .map(|&p| Some(SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p))))
         .collect();
     let mut headers = MultiHeaders::<SockaddrIn>::preallocate(PER_SOCKET, None);
-    let period = Duration::from_millis(20);
-    let mut next = Instant::now();
     let mut seq: u16 = 0;
-    while !stop.load(Ordering::Relaxed) {
+    let mut slot: u64 = 0;
+    loop {
+        let due_at = window.origin + Duration::from_nanos(slot * PERIOD_NS);
+        let now = Instant::now();
+        if due_at > now {
+            std::thread::sleep(due_at - now);
+        } else if now - due_at > Duration::from_nanos(PERIOD_NS * 10) {
+            let current = window.now() / PERIOD_NS;
+            for given_up in slot..current {
+                if window.contains(given_up) {
+                    window.ticks.fetch_add(1, Ordering::AcqRel);
+                    window.missed.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            slot = current;
+            continue;
+        }
+        if window.ended(slot) {
+            break;
+        }
+        let late = due_at.elapsed() >= GEN_LATE;
         for (i, p) in packets.iter_mut().enumerate() {
             RtpHeader {
                 marker: seq == 0,
@@ -380,6 +607,7 @@ fn send_loop(sockets: &[UdpSocket], bridge: &[u16], stop: &AtomicBool, sent: &At
             .write(p)
             .unwrap();
         }
+        let mut sent = 0;
         for (g, socket) in sockets.iter().enumerate() {
             let range = g * PER_SOCKET..((g + 1) * PER_SOCKET).min(n);
             let slices: Vec<[std::io::IoSlice<'_>; 1]> = packets[range.clone()]
@@ -406,16 +634,17 @@ fn send_loop(sockets: &[UdpSocket], bridge: &[u16], stop: &AtomicBool, sent: &At
                     Err(_) => break,
                 }
             }
-            sent.fetch_add(done as u64, Ordering::Relaxed);
+            sent += done as u64;
+        }
+        if window.contains(slot) {
+            window.ticks.fetch_add(1, Ordering::AcqRel);
+            window.sent.fetch_add(sent, Ordering::AcqRel);
+            if late {
+                window.late.fetch_add(1, Ordering::AcqRel);
+            }
         }
         seq = seq.wrapping_add(1);
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > period * 10 {
-            next = now;
-        }
+        slot += 1;
     }
 }
 
