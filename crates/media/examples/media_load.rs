@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dialbridge_media::rtp::RtpHeader;
-use dialbridge_media::{Codec, FRAME_SAMPLES, MediaEngine, RtpSession};
+use dialbridge_media::{Codec, EngineOptions, FRAME_SAMPLES, MediaEngine, RtpSession};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, SockaddrStorage, recvmmsg, sendmmsg};
 
@@ -75,8 +75,7 @@ fn main() {
         .position(|a| a == "--gen-prio")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse::<u32>().ok());
-    // Clock shards of the engine (None: the engine's default). Parsed and reported;
-    // not passed to the engine yet.
+    // Shards (clock and receive threads) of the engine; None: one per core.
     let shards = args
         .iter()
         .position(|a| a == "--shards")
@@ -143,7 +142,12 @@ async fn bridge(
         .map(|p| p.parse().unwrap())
         .collect();
 
-    let engine = MediaEngine::new(Ipv4Addr::LOCALHOST.into(), 20_000..=59_998).unwrap();
+    let options = EngineOptions {
+        shards: shards.unwrap_or(0),
+        ..EngineOptions::default()
+    };
+    let engine =
+        MediaEngine::with_options(Ipv4Addr::LOCALHOST.into(), 20_000..=59_998, options).unwrap();
     let mut sessions: Vec<RtpSession> = Vec::with_capacity(n);
     let consumed = Arc::new(AtomicU64::new(0));
     let mut room = engine.create_room(ROOM);
@@ -214,7 +218,7 @@ async fn bridge(
     let present = stats.sessions;
     let received_back = percent(gen_received, bridge_sent);
     let verdict = Verdict::judge(&done, l.p99, lost_inside);
-    let shards = shards.map_or_else(|| "default".to_string(), |s| s.to_string());
+    let shards = engine.shard_count();
     println!(
         "participants={n} rooms={} window={secs:.1}s cpu={:.1}% generator_cpu={:.1}% loadavg={load} p50={:.2}ms p99={:.2}ms max={:.2}ms \
          ticks={} skipped_ticks={skipped} lost_inside={lost_inside} bridge_sent={bridge_sent} gen_received={gen_received} \

@@ -422,7 +422,10 @@ impl MediaEngine {
     pub fn reserve(&self, family: SocketAddr) -> Result<MediaPort, Error> {
         let bound = self.bind_pair(family)?;
         let local = bound.rtp.local_addr()?;
-        Ok(MediaPort { bound, local })
+        Ok(MediaPort {
+            bound: Box::new(bound),
+            local,
+        })
     }
 
     /// Opens the session of a call we placed on the port its offer named, once the
@@ -435,7 +438,7 @@ impl MediaEngine {
         telephone_event_pt: Option<u8>,
     ) -> Result<RtpSession, Error> {
         self.open_on(
-            Some(port.bound),
+            Some(*port.bound),
             remote,
             codec.into(),
             telephone_event_pt,
@@ -588,7 +591,8 @@ impl MediaEngine {
 /// ([`MediaEngine::reserve`]).
 #[derive(Debug)]
 pub struct MediaPort {
-    bound: Bound,
+    /// Boxed: a bound pair keeps its counters on cache lines of their own.
+    bound: Box<Bound>,
     local: SocketAddr,
 }
 
