@@ -75,7 +75,7 @@ pub use jitter::{Concealer, JitterBuffer, JitterConfig, Playout};
 pub use latch::{Latch, PayloadTypes};
 pub use mixer::{Frame, Heard, MIX_SAMPLES, MixFrame, Mixer, MixerSlot, mix_minus};
 pub use opus::{OpusDecoder, OpusEncoder, OpusRate};
-pub use pipeline::{Datagrams, MemberId, RoomPipeline};
+pub use pipeline::{Datagrams, InBandListener, MemberId, RoomPipeline};
 pub use ports::PortAllocator;
 pub use prompt::{Playback, Prompt};
 pub use recording::{ConferenceRecorder, Recorded, RecorderConfig, RecordingSummary, RecordingTap};

@@ -371,3 +371,69 @@ async fn closing_sends_rtcp_bye() {
     assert_eq!(bye[1], rtcp::PT_BYE);
     assert_eq!(u32::from_be_bytes(bye[4..8].try_into().unwrap()), ssrc);
 }
+
+/// Collects what an [`dialbridge_media::InBandListener`] hears, for the test to read.
+#[derive(Debug, Default, Clone)]
+struct Heard(Arc<std::sync::Mutex<Vec<i16>>>);
+
+impl dialbridge_media::InBandListener for Heard {
+    fn frame(&mut self, pcm: &dialbridge_media::Frame, _at: std::time::Instant) {
+        self.0.lock().unwrap().extend_from_slice(pcm);
+    }
+}
+
+#[tokio::test]
+async fn in_a_room_a_listener_hears_the_audio_and_none_is_queued() {
+    let engine = engine(43_600);
+    let far = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut session = engine
+        .open(far.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .unwrap();
+    let heard = Heard::default();
+    session.set_in_band_listener(Some(Box::new(heard.clone())));
+    // Outside a room the audio is still queued (the IVR reads it).
+    far.send_to(&rtp(0, 5, &[0x10; 160]), session.local_addr())
+        .await
+        .unwrap();
+    let got = timeout(WAIT, session.recv()).await.unwrap().unwrap();
+    assert_eq!((got.payload_type, got.sequence), (0, 0));
+
+    let room = engine.create_room(2);
+    session.join_room(room).unwrap();
+    // µ-law 0x10 decodes to a loud negative sample: the frames heard are that value.
+    for seq in 1..=10u16 {
+        far.send_to(&rtp(seq, 5, &[0x10; 160]), session.local_addr())
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(20)).await;
+    }
+    let mut event = rtp(11, 5, &[0x05, 0x0A, 0x00, 0xA0]);
+    event[1] = 101;
+    far.send_to(&event, session.local_addr()).await.unwrap();
+    let got = timeout(WAIT, session.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (got.payload_type, got.sequence),
+        (101, 11),
+        "the event is queued, the audio before it is not"
+    );
+    let expected = Codec::Pcmu.decode(0x10);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let samples = heard.0.lock().unwrap().clone();
+        if samples.len() >= 160 * 5 {
+            assert!(
+                samples.iter().all(|&s| s == expected),
+                "heard {:?}",
+                &samples[..8]
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "heard {} samples",
+            samples.len()
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(session.stats().received, 12, "every packet counted");
+}

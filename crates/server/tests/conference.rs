@@ -321,3 +321,57 @@ async fn a_trunk_over_tls_joins_a_meeting() {
     assert!(outcome.passed(), "{:?}", outcome.failures);
     bridge.stop().await;
 }
+
+/// In the meeting, a caller without telephone-event keys `*6` as tones: the room's clock,
+/// which decodes the caller's audio for the mix, finds the key (no audio is queued to the
+/// call any more once it is in the mix) and the caller is muted, as the API then lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_band_keys_in_the_meeting_reach_the_keypad_controls() {
+    let bridge = TestBridge::start(demo_config()).await;
+    let script = format!(
+        "{}, wait 2s, keys *6",
+        dialbridge_testkit::caller::JOIN_ADELE
+    );
+    let mut call = caller(
+        "+33170000100",
+        Source::Silence,
+        &script,
+        Duration::from_secs(4),
+    );
+    call.dtmf = sbc_sim::dtmf::DtmfMode::InBand;
+    let call = tokio::spawn(place(bridge.sip_addr(), TELCO_A, call));
+    wait_until(
+        "the in-band caller in the mix",
+        || bridge.participants() == 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/conferences", bridge.admin_addr());
+    let auth = format!("Bearer {}", bridge.admin_token());
+    let mut muted = false;
+    for _ in 0..100 {
+        let listed: serde_json::Value = http
+            .get(&url)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        muted = listed["conferences"][0]["participants"][0]["muted"] == true;
+        if muted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        muted,
+        "*6 keyed in-band in the meeting did not mute the caller"
+    );
+    let outcome = call.await.unwrap();
+    assert!(outcome.answered(), "{:?}", outcome.failures);
+    assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
+    bridge.stop().await;
+}

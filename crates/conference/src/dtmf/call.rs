@@ -65,6 +65,13 @@ impl CallDtmf {
         None
     }
 
+    /// A digit an in-band detector elsewhere found (the room's clock, through a
+    /// [`super::ToneListener`]) at `now`; returns it if it is a new key press, combined
+    /// as [`Self::handle_audio`]'s.
+    pub fn handle_in_band_digit(&mut self, digit: Digit, now: Instant) -> Option<Digit> {
+        self.combiner.handle_digit(Source::InBand, digit, now)
+    }
+
     /// The body of a SIP INFO (see [`parse_info`]); returns the digit if it is a new
     /// key press.
     pub fn handle_info(

@@ -5,12 +5,14 @@ mod call;
 mod combiner;
 mod goertzel;
 mod info;
+mod listener;
 mod rfc4733;
 
 pub use call::CallDtmf;
 pub use combiner::{Combiner, DEFAULT_DUPLICATE_WINDOW};
 pub use goertzel::{BLOCK_SAMPLES, GoertzelConfig, GoertzelDetector, SAMPLE_RATE, signal};
 pub use info::{InfoDtmf, MAX_INFO_BODY, parse_info};
+pub use listener::ToneListener;
 pub use rfc4733::{DEFAULT_EVENT_TIMEOUT, TelephoneEventDecoder, encode as encode_telephone_event};
 
 /// One DTMF key: 0-9, `*`, `#` and the A-D column of military/test keypads.

@@ -51,6 +51,8 @@ pub(super) struct Link {
     /// The jitter buffer is tuned for a steady stream (a leg between bridges), from
     /// the next room joined.
     pub(super) steady: AtomicBool,
+    /// An [`crate::InBandListener`] hears the audio in a room: it is not queued there.
+    pub(super) listening: AtomicBool,
     srtp: bool,
     /// RTCP: reception statistics, round trip, SRTCP contexts.
     pub(super) rtcp: Mutex<RtcpState>,
@@ -99,6 +101,7 @@ impl Link {
             published: Published::default(),
             in_room: AtomicBool::new(false),
             steady: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
             deliver_audio: AtomicBool::new(true),
             srtp: srtcp_in.is_some(),
             rtcp: Mutex::new(RtcpState {
@@ -303,8 +306,9 @@ impl Endpoint {
         );
         let room = room_payload(view.payload_type, self.payload_type);
         let audio = room == Some(false);
+        let in_room = self.link.in_room.load(Ordering::Acquire);
         if let Some(comfort_noise) = room
-            && self.link.in_room.load(Ordering::Acquire)
+            && in_room
         {
             // Copied by value into the batch: no allocation, no shared buffer. A
             // session that moves shard meanwhile loses this one packet.
@@ -320,8 +324,11 @@ impl Endpoint {
                 });
             }
         }
-        if audio && !self.link.deliver_audio.load(Ordering::Relaxed) {
-            // Mixed, not queued: no copy and no consumer wake-up per packet.
+        let heard_in_room =
+            room.is_some() && in_room && self.link.listening.load(Ordering::Relaxed);
+        if audio && (heard_in_room || !self.link.deliver_audio.load(Ordering::Relaxed)) {
+            // Mixed (and heard by the listener), not queued: no copy and no consumer
+            // wake-up per packet.
             self.bound.rx.received.fetch_add(1, Ordering::Relaxed);
             return;
         }

@@ -853,6 +853,17 @@ impl RtpSession {
         self.link.deliver_audio.store(deliver, Ordering::Relaxed);
     }
 
+    /// Sets what hears this session's received audio while it is in a room, decoded,
+    /// on the clock ([`crate::InBandListener`]: a call's in-band DTMF detector); while
+    /// one is set, audio in a room is not queued for [`RtpSession::recv`] (outside a
+    /// room it still is, as [`RtpSession::set_deliver_audio`] says). `None` removes it.
+    pub fn set_in_band_listener(&self, listener: Option<Box<dyn crate::InBandListener>>) {
+        let listening = listener.is_some();
+        self.inner
+            .with_outbound(&self.link, self.id, |o| o.media.set_listener(listener));
+        self.link.listening.store(listening, Ordering::Relaxed);
+    }
+
     /// Tunes this session's jitter buffer, from the next room it joins, for a stream
     /// that arrives as steadily as it leaves (a leg between two bridges on one network):
     /// it holds no frame beyond what the measured jitter needs

@@ -236,6 +236,16 @@ pub struct SentCounts {
     pub octet_count: u32,
 }
 
+/// Hears a member's received audio where the room decodes it, on the clock: a call
+/// that looks for in-band DTMF in the meeting gets each frame here instead of every
+/// packet queued to its task (a wake-up per packet) and decoded again.
+pub trait InBandListener: Send + std::fmt::Debug {
+    /// One received 20 ms frame at 8 kHz, decoded (before the room's DTMF squelch),
+    /// played out of the jitter buffer at `at`. Concealed frames and comfort noise are
+    /// not heard: they carry no key.
+    fn frame(&mut self, pcm: &Frame, at: Instant);
+}
+
 /// One member's media state: everything the tick needs to turn its received packets
 /// into mixer input and what it hears into its next RTP packet.
 #[derive(Debug)]
@@ -269,6 +279,9 @@ pub struct MemberMedia {
     sent_since_report: bool,
     /// Frames concealed (lost or late) since the start.
     concealed: u64,
+    /// Hears the decoded audio in a room (in-band DTMF), with the 16 → 8 kHz
+    /// converter a wideband member's frames go through for it.
+    listener: Option<(Box<dyn InBandListener>, Downsampler2)>,
 }
 
 impl MemberMedia {
@@ -309,6 +322,7 @@ impl MemberMedia {
             last_timestamp: 0,
             sent_since_report: false,
             concealed: 0,
+            listener: None,
         })
     }
 
@@ -340,6 +354,14 @@ impl MemberMedia {
     /// Pauses (`false`) or resumes sending, for hold; timestamps run on.
     pub fn set_sending(&mut self, sending: bool) {
         self.sending = sending;
+    }
+
+    /// Sets (or with `None`, removes) what hears this member's decoded audio in a
+    /// room; returns whether one was set before.
+    pub fn set_listener(&mut self, listener: Option<Box<dyn InBandListener>>) -> bool {
+        let had = self.listener.is_some();
+        self.listener = listener.map(|l| (l, Downsampler2::default()));
+        had
     }
 
     /// Frames concealed since the start (lost, or the buffer ran dry while playing).
@@ -387,10 +409,16 @@ impl MemberMedia {
 
     /// Moves this tick's frame from the jitter buffer into the mixer: G.711 into the
     /// narrowband input, G.722 and Opus into the 16 kHz one.
-    pub(crate) fn feed(&mut self, popped: Popped, mixer: &mut Mixer, slot: MixerSlot) {
+    pub(crate) fn feed(
+        &mut self,
+        popped: Popped,
+        mixer: &mut Mixer,
+        slot: MixerSlot,
+        now: Instant,
+    ) {
         match popped {
-            Popped::Compact(playout) => self.play_out(playout, mixer, slot),
-            Popped::Large(playout) => self.play_out(playout, mixer, slot),
+            Popped::Compact(playout) => self.play_out(playout, mixer, slot, now),
+            Popped::Large(playout) => self.play_out(playout, mixer, slot, now),
         }
     }
 
@@ -400,6 +428,7 @@ impl MemberMedia {
         playout: Playout<Payload<N>>,
         mixer: &mut Mixer,
         slot: MixerSlot,
+        now: Instant,
     ) {
         match playout {
             Playout::Frame { item, .. } if item.comfort_noise => {
@@ -419,6 +448,9 @@ impl MemberMedia {
                             if let Some(rest) = input.get_mut(n..) {
                                 rest.fill(0);
                             }
+                            if let Some((listener, _)) = self.listener.as_mut() {
+                                listener.frame(input, now);
+                            }
                             self.concealer.good(input);
                             squelch(self.squelch.as_deref_mut(), input);
                         }
@@ -428,6 +460,11 @@ impl MemberMedia {
                             let n = state.decode_frame(item.as_slice(), input);
                             if let Some(rest) = input.get_mut(n..) {
                                 rest.fill(0);
+                            }
+                            if let Some((listener, down)) = self.listener.as_mut() {
+                                let mut narrow = SILENCE;
+                                down.process(input, &mut narrow);
+                                listener.frame(&narrow, now);
                             }
                             self.concealer.good(input);
                             wide_squelch(self.wide_squelch.as_deref_mut(), input);

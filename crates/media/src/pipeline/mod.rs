@@ -22,8 +22,8 @@ mod tests;
 use std::time::Instant;
 
 pub use member::{
-    COMPACT_PAYLOAD, Jitter, MAX_PAYLOAD, MemberMedia, PACKET_LEN, Payload, Popped, Scratch,
-    SentCounts, room_payload,
+    COMPACT_PAYLOAD, InBandListener, Jitter, MAX_PAYLOAD, MemberMedia, PACKET_LEN, Payload, Popped,
+    Scratch, SentCounts, room_payload,
 };
 pub use room::{Members, RoomMix, Sink};
 
@@ -182,6 +182,13 @@ impl RoomPipeline {
     /// Plays `prompt` once to every member, over the conversation.
     pub fn play_to_room(&mut self, prompt: std::sync::Arc<crate::Prompt>) {
         self.room.play(prompt);
+    }
+
+    /// Sets what hears the member's decoded audio (in-band DTMF detection).
+    pub fn set_listener(&mut self, id: MemberId, listener: Option<Box<dyn InBandListener>>) {
+        if let Some(member) = self.roster.get_mut(id.0) {
+            member.media.set_listener(listener);
+        }
     }
 
     /// Whether the member was talking on the last tick.

@@ -144,7 +144,7 @@ impl RoomMix {
     ) {
         for &(key, slot) in &self.members {
             if let Some((member, popped)) = members.pop(key, now) {
-                member.feed(popped, &mut self.mixer, slot);
+                member.feed(popped, &mut self.mixer, slot, now);
             }
         }
         self.mixer.mix();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use dialbridge_conference::Digit;
 use dialbridge_conference::dtmf::{
     CallDtmf, Combiner, DEFAULT_EVENT_TIMEOUT, GoertzelConfig, GoertzelDetector,
-    TelephoneEventDecoder,
+    TelephoneEventDecoder, ToneListener,
 };
 use dialbridge_media::{Activity, PlayDone, RoomId, RtpSession};
 use dialbridge_sip::dialog::DialogId;
@@ -93,6 +93,8 @@ pub(crate) fn spawn(
 ) -> MediaLink {
     let (commands, rx) = mpsc::unbounded_channel();
     let (meeting_tx, meeting_rx) = mpsc::channel(16);
+    // Digits the room's clock finds in the caller's audio while it is in the mix.
+    let (tones_tx, tones_rx) = mpsc::channel(16);
     let quality = services.conferences.quality.reporter();
     let view = quality.view();
     let activity = session.activity();
@@ -110,8 +112,9 @@ pub(crate) fn spawn(
         reports,
         quality: Some(quality),
         liveness: Liveness::new(services.media_timeouts, Instant::now()),
+        tones: tones_tx,
     };
-    let handle = tokio::spawn(task.run(rx, meeting_rx, inbound));
+    let handle = tokio::spawn(task.run(rx, meeting_rx, tones_rx, inbound));
     MediaLink {
         commands,
         meeting_tx,
@@ -133,6 +136,8 @@ struct Task {
     quality: Option<QualityReporter>,
     /// Whether the caller still sends anything.
     liveness: Liveness,
+    /// Where the in-band detector the room runs for this call sends its digits.
+    tones: mpsc::Sender<(Digit, Instant)>,
 }
 
 impl Task {
@@ -140,6 +145,7 @@ impl Task {
         mut self,
         mut commands: mpsc::UnboundedReceiver<MediaCommand>,
         mut meeting: mpsc::Receiver<ToMember>,
+        mut tones: mpsc::Receiver<(Digit, Instant)>,
         inbound: Option<mpsc::Receiver<dialbridge_media::InboundRtp>>,
     ) {
         let Some(mut inbound) = inbound else {
@@ -153,7 +159,9 @@ impl Task {
         // press heard both ways once. The engine queues the audio for us (it is never
         // told `set_deliver_audio(false)`), before its squelch, which only keeps tones
         // out of the mix. The Goertzel detector works on 8 kHz PCM, so G.722 and Opus
-        // audio is decoded and decimated to it; G.711 is decoded as it is.
+        // audio is decoded and decimated to it; G.711 is decoded as it is. In the mix,
+        // the room's clock, which decodes the audio anyway, runs the detector for us
+        // (`ToneListener`) and only its digits come here: no packet is queued.
         let mut in_band =
             dialbridge_media::Transcoder::new(codec, dialbridge_media::SampleRate::Hz8000).ok();
         let mut pcm = [0i16; dialbridge_media::FRAME_SAMPLES];
@@ -201,6 +209,9 @@ impl Task {
                 },
                 _ = play_done => self.playing.take().map(|(_, seq)| MediaEvent::PlayDone { seq }),
                 Some(message) = meeting.recv() => Some(MediaEvent::Meeting(message)),
+                Some((digit, at)) = tones.recv() => {
+                    self.dtmf.handle_in_band_digit(digit, at).map(MediaEvent::Digit)
+                }
                 _ = sleep => {
                     self.dtmf.handle_timeout(Instant::now());
                     None
@@ -240,6 +251,16 @@ impl Task {
                     tracing::warn!(call_id = %self.id.call_id, error = %e, "cannot join the mix");
                     return Some(MediaEvent::JoinFailed);
                 }
+                let tones = self.tones.clone();
+                let listener = ToneListener::new(
+                    GoertzelDetector::new(GoertzelConfig::default()),
+                    move |digit, at| {
+                        // A full queue (16 unread presses) drops the press: the
+                        // clock never waits on a call.
+                        let _ = tones.try_send((digit, at));
+                    },
+                );
+                self.session.set_in_band_listener(Some(Box::new(listener)));
             }
             MediaCommand::SetSending(sending) => {
                 tracing::debug!(call_id = %self.id.call_id, held = !sending, "hold state changed");
