@@ -3,16 +3,21 @@
 //! separate process (so its CPU is not counted as the bridge's).
 //!
 //! ```text
-//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only] [--gen-prio P] [--shards N]
+//! cargo run --release -p dialbridge-media --example media_load -- 1000 [--seconds 20] [--warmup 5] [--no-drain] [--events-only | --queue-audio] [--gen-prio P] [--shards N]
 //! ```
 //!
 //! The generator binds one UDP socket per 100 participants (an SBC's media ports),
 //! sends every participant's 20 ms PCMU packet each tick with `sendmmsg` (two
 //! talkers per conference, the rest silence) and counts what the bridge sends back
 //! with `recvmmsg`. The bridge side opens N sessions, puts them in rooms of 10 and,
-//! like the server's call tasks, drains every inbound queue in a tokio task
-//! (`--events-only`: audio is mixed but not queued, as for a participant whose DTMF
-//! comes as RFC 4733 events; `--no-drain`: nobody reads the queues).
+//! like the server's call tasks, drains every inbound queue in a tokio task. By
+//! default every participant's audio is also searched for in-band DTMF as the server
+//! does in a meeting: the call's Goertzel detector (`conference::ToneListener`) runs
+//! on the clock over the frames the room decodes, and only RFC 4733 events (and the
+//! digits found) reach the task. `--events-only`: mixed only, no in-band detection
+//! (a participant whose DTMF comes as RFC 4733 events); `--queue-audio`: every audio
+//! packet also queued to the task (how the server searched for in-band DTMF before);
+//! `--no-drain`: nobody reads the queues.
 //!
 //! Reported over the measured window: bridge CPU (getrusage, and per thread from
 //! /proc/self/task), tick lateness p50/p99/max, packets lost inside the bridge
@@ -40,10 +45,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use dialbridge_conference::Digit;
+use dialbridge_conference::dtmf::{GoertzelDetector, ToneListener};
 use dialbridge_media::rtp::RtpHeader;
 use dialbridge_media::{Codec, EngineOptions, FRAME_SAMPLES, MediaEngine, RtpSession};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, SockaddrStorage, recvmmsg, sendmmsg};
+
+/// What the bridge side does with each participant's received audio besides mixing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In-band DTMF searched on the clock (the server's way in a meeting).
+    InBand,
+    /// Mixed only.
+    MixedOnly,
+    /// Every audio packet queued to the participant's task.
+    QueueAudio,
+}
 
 const ROOM: usize = 10;
 const PER_SOCKET: usize = 100;
@@ -69,7 +87,13 @@ fn main() {
     let warmup = flag("--warmup", 5);
     let drain = !args.iter().any(|a| a == "--no-drain");
     // Conference phase with RFC 4733 DTMF: audio is mixed, not queued to consumers.
-    let audio_to_consumers = !args.iter().any(|a| a == "--events-only");
+    let mode = if args.iter().any(|a| a == "--events-only") {
+        Mode::MixedOnly
+    } else if args.iter().any(|a| a == "--queue-audio") {
+        Mode::QueueAudio
+    } else {
+        Mode::InBand
+    };
     let gen_prio = args
         .iter()
         .position(|a| a == "--gen-prio")
@@ -86,15 +110,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(bridge(
-        n,
-        seconds,
-        warmup,
-        drain,
-        audio_to_consumers,
-        gen_prio,
-        shards,
-    ));
+    runtime.block_on(bridge(n, seconds, warmup, drain, mode, gen_prio, shards));
 }
 
 /// Raises the soft open-file limit to the hard limit (each participant is two
@@ -110,7 +126,7 @@ async fn bridge(
     seconds: u64,
     warmup: u64,
     drain: bool,
-    audio_to_consumers: bool,
+    mode: Mode,
     gen_prio: Option<u32>,
     shards: Option<usize>,
 ) {
@@ -158,14 +174,28 @@ async fn bridge(
             room = engine.create_room(ROOM);
         }
         s.join_room(room).unwrap();
-        s.set_deliver_audio(audio_to_consumers);
+        s.set_deliver_audio(mode == Mode::QueueAudio);
+        // The server's way: the clock runs the detector, digits come by a queue.
+        let (tones_tx, mut tones) = tokio::sync::mpsc::channel::<Digit>(16);
+        if mode == Mode::InBand {
+            let listener = ToneListener::new(GoertzelDetector::default(), move |digit, _| {
+                let _ = tones_tx.try_send(digit);
+            });
+            s.set_in_band_listener(Some(Box::new(listener)));
+        }
         let inbound = s.take_inbound().unwrap();
         if drain {
             let consumed = consumed.clone();
             tokio::spawn(async move {
                 let mut inbound = inbound;
-                while inbound.recv().await.is_some() {
-                    consumed.fetch_add(1, Ordering::Relaxed);
+                loop {
+                    tokio::select! {
+                        packet = inbound.recv() => match packet {
+                            Some(_) => consumed.fetch_add(1, Ordering::Relaxed),
+                            None => break,
+                        },
+                        Some(_) = tones.recv() => consumed.fetch_add(1, Ordering::Relaxed),
+                    };
                 }
             });
         }
@@ -223,7 +253,7 @@ async fn bridge(
         "participants={n} rooms={} window={secs:.1}s cpu={:.1}% generator_cpu={:.1}% loadavg={load} p50={:.2}ms p99={:.2}ms max={:.2}ms \
          ticks={} skipped_ticks={skipped} lost_inside={lost_inside} bridge_sent={bridge_sent} gen_received={gen_received} \
          lost_at_receivers={} gen_sent={gen_sent} bridge_rx={rx_datagrams} \
-         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain} audio_to_consumers={audio_to_consumers} \
+         rx_recvmmsg_per_s={:.0} rx_epoll_wakeups_per_s={:.0} tx_sendto_per_s={:.0} drained={drain} mode={mode:?} \
          shards={shards} present={present} gen_due={} gen_delivered={} gen_missed_ticks={} gen_late_ticks={} \
          received_back={received_back} {verdict}",
         n.div_ceil(ROOM),
