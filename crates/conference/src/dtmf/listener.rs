@@ -74,7 +74,7 @@ mod tests {
             frame.copy_from_slice(chunk);
             listener.frame(&frame, now);
         }
-        drop(listener);
+        let _ = listener;
         assert_eq!(found, vec![Digit::Five, Digit::Nine]);
     }
 }

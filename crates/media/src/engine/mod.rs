@@ -955,6 +955,8 @@ struct Bound {
     // miss per packet, not two).
     rtp: std::net::UdpSocket,
     rtcp: std::net::UdpSocket,
+    /// Bound on the IPv6 address (from the IPv6 pool).
+    v6: bool,
     /// Written by the receive thread, per packet.
     rx: ReceiveCounters,
     /// Written by the clock, per packet: on a cache line of its own, so that the two
@@ -987,6 +989,7 @@ impl Bound {
         Self {
             rtp,
             rtcp,
+            v6: lease.v6,
             tx: SendCounters::default(),
             rx: ReceiveCounters::default(),
             _lease: lease,
@@ -995,7 +998,7 @@ impl Bound {
 
     /// Whether the sockets are bound on the IPv6 address.
     fn is_ipv6(&self) -> bool {
-        self._lease.v6
+        self.v6
     }
 
     /// Counts one RTP datagram sent (`true`) or refused by the kernel.
