@@ -7,8 +7,11 @@
 #   floor:       the bare C reflector of $FLOOR_DIR (shared/bench: reflector.c, floor.py),
 #                driven by the same generator: what the kernel's loopback UDP costs
 #                with no media work at all
-#   queued:      the bridge; every inbound packet is also queued to a consumer task (as
-#                during the IVR, or for in-band DTMF detection)
+#   in-band:     the bridge as the server runs a meeting: every participant's audio
+#                mixed and searched for in-band DTMF by the call's own Goertzel detector
+#                on the clock (RtpSession::set_in_band_listener), RFC 4733 events queued
+#                to a consumer task (media_load's default; --queue-audio instead queues
+#                every audio packet to the task, the way before issue 17)
 #   mixed-only:  the bridge with --events-only; audio is mixed but only RFC 4733 events
 #                are queued (a conference participant with telephone-event), see
 #                RtpSession::set_deliver_audio
@@ -18,7 +21,7 @@
 # and a verdict. A size is clean only when the generator delivered >= 99.9 % of its
 # packets, the p99 tick lateness is < 5 ms and nothing was lost inside the bridge.
 # Absolute CPU figures move from run to run on a shared machine; the ratio much less.
-# Every run's full output is kept beside the table (SIZE-floor.log, SIZE-queued.log,
+# Every run's full output is kept beside the table (SIZE-floor.log, SIZE-inband.log,
 # SIZE-mixed.log).
 #
 # Usage: scripts/media-load.sh [SECONDS] [SIZES...]   (default 20 s; 1000 2000 3000)
@@ -101,8 +104,8 @@ record() {
 for n in "${sizes[@]}"; do
     echo "==> $n participants: kernel floor, ${seconds}s after a 5 s ramp-up"
     record "$out/$n-floor.log" python3 "$FLOOR_DIR/floor.py" "$bin" "$seconds" "$n"
-    echo "==> $n participants: bridge, queued, ${seconds}s after a 5 s ramp-up"
-    record "$out/$n-queued.log" "${run[@]}" "$bin" "$n" --seconds "$seconds" --warmup 5 "${extra[@]}"
+    echo "==> $n participants: bridge, in-band DTMF on the clock, ${seconds}s after a 5 s ramp-up"
+    record "$out/$n-inband.log" "${run[@]}" "$bin" "$n" --seconds "$seconds" --warmup 5 "${extra[@]}"
     sleep 2
     echo "==> $n participants: bridge, mixed only (--events-only), ${seconds}s after a 5 s ramp-up"
     record "$out/$n-mixed.log" "${run[@]}" "$bin" "$n" --seconds "$seconds" --warmup 5 --events-only "${extra[@]}"
@@ -176,7 +179,7 @@ def verdict(m, failed):
 rows, notes = [], []
 for n in sizes:
     floor, floor_gen, floor_failed = read(n, "floor")
-    q, _, q_failed = read(n, "queued")
+    q, _, q_failed = read(n, "inband")
     m, _, m_failed = read(n, "mixed")
     floor_cpu = floor.get("reflector_cpu")
     rows.append([
@@ -191,7 +194,7 @@ for n in sizes:
         f"{q.get('lost_inside', '?')} / {m.get('lost_inside', '?')}",
         f"{verdict(q, q_failed)} / {verdict(m, m_failed)}",
     ])
-    for kind, failed in (("floor", floor_failed), ("queued", q_failed), ("mixed only", m_failed)):
+    for kind, failed in (("floor", floor_failed), ("inband", q_failed), ("mixed only", m_failed)):
         if failed:
             notes.append(f"- {n}, {kind}: {failed} (see {n}-{kind.split()[0]}.log)")
     if floor:
@@ -200,7 +203,7 @@ for n in sizes:
             f"got back {floor.get('gen_received', '?')} (missed/late ticks {floor_gen.get('missed_ticks', '?')}"
             f"/{floor_gen.get('late_ticks', '?')}), generator CPU {floor.get('generator_cpu', '?')}"
         )
-    for kind, r in (("queued", q), ("mixed only", m)):
+    for kind, r in (("in-band", q), ("mixed only", m)):
         if r:
             notes.append(
                 f"- {n}, {kind}: {r.get('present', '?')} of {r.get('participants', '?')} participants present, "
@@ -215,14 +218,14 @@ for n in sizes:
 head = [
     "participants",
     "floor CPU (% of a core)",
-    "bridge queued CPU",
-    "queued ÷ floor",
+    "bridge in-band CPU",
+    "in-band ÷ floor",
     "bridge mixed-only CPU",
     "mixed ÷ floor",
-    "p99 tick lateness ms (queued / mixed)",
-    "generator delivered % (floor / queued / mixed)",
-    "lost inside (queued / mixed)",
-    "clean (queued / mixed)",
+    "p99 tick lateness ms (in-band / mixed)",
+    "generator delivered % (floor / in-band / mixed)",
+    "lost inside (in-band / mixed)",
+    "clean (in-band / mixed)",
 ]
 print(f"Media load against the kernel floor, {time.strftime('%Y-%m-%d %H:%M')}, {seconds} s windows, "
       f"{'MEDIA_LOAD_RT=1 (SCHED_FIFO)' if rt == '1' else 'bridge at normal priority, floor SCHED_FIFO'}"
