@@ -21,9 +21,15 @@
 #      (ii)  a calls-per-second ramp (200, 500, 1000 calls/s for 5 s each, 1 s holds in
 #            the IVR): the highest rate with zero failed calls, setup p50/p99.
 #      (iii) simultaneous participants: 1000, 2000, 3000, 5000 callers joined and held
-#            in the two meetings at once; the bridge's CPU (utime+stime from
-#            /proc/PID/stat) and resident memory (VmRSS from /proc/PID/status) at the
-#            plateau, per participant, and sbc-sim's CPU beside it.
+#            in the two meetings at once, counted by the bridge's own gauge
+#            (dialbridge_meeting_participants on /metrics: calls in a meeting's mix at
+#            that moment); the bridge's CPU (utime+stime from /proc/PID/stat) and
+#            resident memory (VmRSS from /proc/PID/status) at the plateau, per
+#            participant, and sbc-sim's CPU beside it, with how well sbc-sim kept its
+#            20 ms RTP clocks (its JSON report's `rtp`: ticks missed, packets sent on
+#            time of those due, over the whole run). A row whose sbc-sims delivered
+#            under 99.9 % of their due packets on time measured the generator, not the
+#            bridge: its figures are left out ("dropped: generator fell behind").
 #   4. Prints the markdown table (also written to target/load/table.md).
 #
 # Every loop is bounded in count and time; the bridge is stopped on exit.
@@ -60,8 +66,9 @@ if [ "$shared" = 1 ]; then
 fi
 
 # -- the bridge ------------------------------------------------------------------------
-# The bridge logs each admission to a meeting ("admitted to the meeting"): counting those
-# lines is how this script sees participants (warn for everything else: cheap).
+# The bridge logs each admission to a meeting ("admitted to the meeting"): step (i)
+# counts those lines, step (iii) shows them beside its gauge (warn for everything else:
+# cheap).
 RUST_LOG=${RUST_LOG:-warn,dialbridge_server::conferences=info} NO_COLOR=1 "$dialbridge" serve --config "$out/load.toml" \
     >"$out/bridge.log" 2>&1 &
 bridge_pid=$!
@@ -76,8 +83,15 @@ if [ "$shared" = 1 ]; then
 fi
 echo "== bridge pid $bridge_pid on 127.0.0.1:$sip_port" >&2
 
-# Callers admitted to a meeting's mix since the bridge started.
+# Callers admitted to a meeting's mix since the bridge started (log lines).
 admitted() { grep -c "admitted to the meeting" "$out/bridge.log" || true; }
+# Calls in a meeting's mix right now: the bridge's gauge (lobbies not counted); 0 when
+# /metrics does not answer.
+participants() {
+    { curl -s --max-time 2 -H "Authorization: Bearer demo-admin-token" \
+        "http://127.0.0.1:$admin_port/metrics" || true; } |
+        awk '$1 == "dialbridge_meeting_participants" { v = $2 } END { print v + 0 }'
+}
 # Lets the last BYEs and the bridge's clean-up settle between steps.
 wait_idle() { sleep 2; }
 
@@ -170,27 +184,33 @@ for n in $sizes; do
     a=$!
     load "step3-$n-ravi" 127.0.0.30 +493070000100 555000111 1000 "$half" "$(( rate / 2 ))" "${hold}s" 0 &
     b=$!
-    # Wait for the plateau: everyone in (or 4 s without growth once launched). Nobody
-    # leaves before launch + 12 s, so admissions so far are the participants held.
+    # Wait for the plateau: everyone in (or 4 s without growth once launched), as the
+    # bridge's participants gauge counts them. Nobody leaves before launch + 12 s.
     base=$(admitted)
     p=0 best=0 still=0
     for _ in $(seq 1 $(((launch + 20) * 2))); do
         sleep 0.5
-        p=$(($(admitted) - base))
+        p=$(participants)
         if [ "$p" -gt "$best" ]; then best=$p; still=0; else still=$((still + 1)); fi
         [ "$p" -ge "$n" ] && break
         [ "$still" -ge 8 ] && [ "$best" -gt 0 ] && break
     done
-    # 5 s of the plateau: CPU of the bridge and of both sbc-sims, memory of the bridge.
+    # 5 s of the plateau: CPU of the bridge and of both sbc-sims, memory of the bridge;
+    # the participants present at once are the fewer of the gauge's readings at its
+    # start and end.
+    p0=$(participants)
     c0=$(cpu_of "$bridge_pid"); sim0=$(sbc_sim_cpu "step3-$n-adele" "step3-$n-ravi"); s0=$(date +%s.%N)
     sleep 5
     c1=$(cpu_of "$bridge_pid"); sim1=$(sbc_sim_cpu "step3-$n-adele" "step3-$n-ravi"); s1=$(date +%s.%N)
-    held=$(($(admitted) - base))
+    p1=$(participants)
+    held=$((p0 < p1 ? p0 : p1))
+    logged=$(($(admitted) - base))
     rss=$(rss_of "$bridge_pid")
     wait "$a" "$b"
     wait_idle
-    echo "$n $held $c0 $c1 $sim0 $sim1 $s0 $s1 $rss $rss_idle" >>"$out/step3.txt"
-    echo "   held $held, bridge RSS $((rss / 1024)) MiB" >&2
+    left=$(participants)
+    echo "$n $held $c0 $c1 $sim0 $sim1 $s0 $s1 $rss $rss_idle $logged $left" >>"$out/step3.txt"
+    echo "   held $held (gauge $p0 → $p1; $logged admissions logged; $left left after the step), bridge RSS $((rss / 1024)) MiB" >&2
 done
 
 # -- the table -------------------------------------------------------------------------
@@ -243,15 +263,19 @@ for rate in rates:
         if (lat.get("p99_ms") or 1e9) < 20.0:
             fast = rate
 print()
-print("| simultaneous participants (target) | held | bridge CPU | per participant | bridge RSS | per participant added | sbc-sim CPU |")
-print("|---|---|---|---|---|---|---|")
+print("| simultaneous participants (target) | held (bridge's gauge) | bridge CPU | per participant | bridge RSS | per participant added | sbc-sim CPU | sbc-sim ticks missed | sbc-sim delivered |")
+print("|---|---|---|---|---|---|---|---|---|")
 # Memory per participant: the growth of the bridge's RSS from the previous size to this
 # one, per participant added (the allocator keeps what earlier steps used, so RSS over
-# the idle RSS would undercount the first rows).
+# the idle RSS would undercount the first rows). A dropped row still moves the base: its
+# RSS and gauge are what the bridge really held.
+# sbc-sim's pacing is its JSON reports' `rtp` (both meetings' runs, whole runs): packets
+# sent within 20 ms of their tick, of those due; under 99.9 % and the row is dropped.
+DELIVERED_MIN = 99.9
 prev = None
 with open(os.path.join(out, "step3.txt")) as f:
     for line in f:
-        n, held, c0, c1, s0, s1, t0, t1, rss, idle = line.split()
+        n, held, c0, c1, s0, s1, t0, t1, rss, idle = line.split()[:10]
         held, rss, secs = int(held), int(rss), float(t1) - float(t0)
         cpu = 100 * (float(c1) - float(c0)) / secs
         sim = 100 * (float(s1) - float(s0)) / secs
@@ -259,7 +283,19 @@ with open(os.path.join(out, "step3.txt")) as f:
         base_rss, base_held = prev if prev else (int(idle), 0)
         per_mem = (rss - base_rss) / (held - base_held) if held > base_held else 0
         prev = (rss, held)
-        print(f"| {n} | {held} | {cpu:.0f}% | {per_cpu:.3f}% | {rss / 1024:.0f} MiB | {per_mem:.0f} KiB | {sim:.0f}% |")
+        runs = [report(f"step3-{n}-{m}") for m in ("adele", "ravi")]
+        pacing = [r.get("rtp") for r in runs if r]
+        if len(pacing) < 2 or None in pacing:
+            print(f"| {n} | dropped: no sbc-sim pacing report | — | — | — | — | {sim:.0f}% | — | — |")
+            continue
+        due = sum(p["packets_due"] for p in pacing)
+        on_time = sum(p["packets_on_time"] for p in pacing)
+        missed = sum(p["ticks_missed"] for p in pacing)
+        delivered = 100 * on_time / due if due else 0.0
+        if delivered < DELIVERED_MIN:
+            print(f"| {n} | dropped: generator fell behind (delivered {delivered:.2f} %) | — | — | — | — | {sim:.0f}% | {missed} | {delivered:.2f} % |")
+            continue
+        print(f"| {n} | {held} | {cpu:.0f}% | {per_cpu:.3f}% | {rss / 1024:.0f} MiB | {per_mem:.0f} KiB | {sim:.0f}% | {missed} | {delivered:.2f} % |")
 print()
 if sustained:
     print(f"Sustained with zero failures: {sustained[0]} calls/s (setup p50 {fmt(sustained[1], ' ms')}, p99 {fmt(sustained[2], ' ms')}).")

@@ -17,6 +17,7 @@ pub mod dtmf;
 mod error;
 pub mod load;
 pub mod outcome;
+pub mod pacing;
 pub mod parties;
 pub mod report;
 pub mod rtp;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio_check::{Analysis, Expectation};
 use crate::codec::CallCodec;
+use crate::pacing::Pacing;
 use crate::rtp::RemoteMedia;
 
 /// What the caller expects of the call.
@@ -60,6 +61,9 @@ pub struct MediaCounts {
     pub events_received: u64,
     /// Packets dropped (not RTP, unknown payload type).
     pub dropped: u64,
+    /// Whether the 20 ms send clock kept time: packets due, on time, ticks missed.
+    #[serde(default)]
+    pub pacing: Pacing,
 }
 
 /// The codec an SDP answer settled, as the call reports it.

@@ -1,6 +1,7 @@
 //! The load report: calls attempted, answered and refused (by SIP status), setup
-//! latency percentiles (INVITE to 2xx), DTMF-to-response latency, audio checks, as
-//! text or JSON.
+//! latency percentiles (INVITE to 2xx), DTMF-to-response latency, audio checks, and
+//! whether sbc-sim's own 20 ms RTP senders kept time (packets due, sent, on time, ticks
+//! missed), as text or JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::outcome::{CallOutcome, EndedBy};
+use crate::pacing::Pacing;
 
 /// Most distinct failure reasons kept (the rest are counted as "other").
 pub const MAX_REASONS: usize = 32;
@@ -67,6 +69,30 @@ pub struct LoadReport {
     not_started: u64,
     wall: Duration,
     launch: Duration,
+    /// RTP packets sent, all calls.
+    rtp_sent: u64,
+    pacing: Pacing,
+}
+
+/// Whether sbc-sim's RTP senders kept their 20 ms clocks, all calls together: a
+/// generator short of CPU sends late or skips ticks, and then measures itself rather
+/// than the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RtpPacing {
+    /// Packets the calls' send ticks owed (one per 20 ms while sending).
+    pub packets_due: u64,
+    /// Packets sent (late ones included).
+    pub packets_sent: u64,
+    /// Packets sent within 20 ms of their tick's time.
+    pub packets_on_time: u64,
+    /// Ticks that ran more than 20 ms after their time.
+    pub ticks_late: u64,
+    /// Ticks that never ran (skipped after falling behind).
+    pub ticks_skipped: u64,
+    /// Late and skipped ticks.
+    pub ticks_missed: u64,
+    /// Packets sent on time, per cent of those due (`None`: none due).
+    pub delivered_pct: Option<f64>,
 }
 
 /// The report as printed with `--json`.
@@ -100,6 +126,8 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Calls started per second, over the time from the first start to the last.
     pub rate: f64,
+    /// Whether our own RTP senders kept time.
+    pub rtp: RtpPacing,
 }
 
 impl LoadReport {
@@ -125,6 +153,8 @@ impl LoadReport {
             self.audio_checked += 1;
             self.audio_passed += u64::from(ok);
         }
+        self.rtp_sent += call.media.sent;
+        self.pacing.add(&call.media.pacing);
         for reason in &call.failures {
             // Numbers vary per call; the first words say what kind of failure it was.
             let kind: String = reason
@@ -190,6 +220,15 @@ impl LoadReport {
                 n if self.launch > Duration::ZERO => (n - 1) as f64 / self.launch.as_secs_f64(),
                 _ => 0.0,
             },
+            rtp: RtpPacing {
+                packets_due: self.pacing.packets_due,
+                packets_sent: self.rtp_sent,
+                packets_on_time: self.pacing.packets_on_time,
+                ticks_late: self.pacing.ticks_late,
+                ticks_skipped: self.pacing.ticks_skipped,
+                ticks_missed: self.pacing.ticks_missed(),
+                delivered_pct: self.pacing.delivered_pct(),
+            },
         }
     }
 
@@ -231,6 +270,19 @@ impl LoadReport {
                 s.audio_passed, s.audio_checked
             );
         }
+        let r = &s.rtp;
+        let _ = writeln!(
+            out,
+            "our RTP: {} packets due, {} sent, {} on time ({}), ticks missed {} ({} late, {} skipped)",
+            r.packets_due,
+            r.packets_sent,
+            r.packets_on_time,
+            r.delivered_pct
+                .map_or_else(|| "—".to_owned(), |p| format!("{p:.2} %")),
+            r.ticks_missed,
+            r.ticks_late,
+            r.ticks_skipped
+        );
         for (reason, n) in &s.failures {
             let _ = writeln!(out, "failure x{n}: {reason}");
         }
@@ -347,5 +399,41 @@ mod tests {
         assert!(text.contains("setup (INVITE → 200): p50 10.0 ms"), "{text}");
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["refused"]["486"], 1);
+        assert_eq!(json["rtp"]["packets_due"], 0);
+        assert!(json["rtp"]["delivered_pct"].is_null());
+    }
+
+    #[test]
+    fn sums_our_rtp_pacing() {
+        let mut r = LoadReport::default();
+        for (due, on_time, late, skipped) in [(500, 500, 0, 0), (500, 497, 2, 1)] {
+            let mut call = outcome(Some(200), Some(10), &[]);
+            call.media.sent = due - skipped;
+            call.media.pacing = Pacing {
+                packets_due: due,
+                packets_on_time: on_time,
+                ticks_late: late,
+                ticks_skipped: skipped,
+            };
+            r.add(&call);
+        }
+        let s = r.summary();
+        assert_eq!(
+            (
+                s.rtp.packets_due,
+                s.rtp.packets_sent,
+                s.rtp.packets_on_time,
+                s.rtp.ticks_missed
+            ),
+            (1000, 999, 997, 3)
+        );
+        assert_eq!(s.rtp.delivered_pct, Some(99.7));
+        let text = r.text();
+        assert!(
+            text.contains("our RTP: 1000 packets due, 999 sent, 997 on time (99.70 %), ticks missed 3 (2 late, 1 skipped)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["rtp"]["ticks_skipped"], 1);
     }
 }

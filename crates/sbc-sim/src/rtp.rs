@@ -9,7 +9,9 @@
 //! the engine's clock has no slot for interleaving RFC 4733 events. Here the socket is
 //! bound first (its port goes in the offer) and the task starts with the answer.
 //! Nothing is allocated per packet: one send buffer, one decode buffer, codec states
-//! made when media starts, and a recording that stops growing at its limit.
+//! made when media starts, and a recording that stops growing at its limit. Each tick
+//! is timed against its due time ([`crate::pacing`]): a caller that falls behind its
+//! clock says so in its report.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use crate::answer::prompt::PromptListener;
 use crate::audio_check::{SILENCE_RMS, rms};
 use crate::codec::{CallCodec, Decoder, Encoder, MAX_DECODED, MAX_FRAME, MAX_PAYLOAD};
 use crate::dtmf::{GAP_MS, KEY_MS, Rfc4733Sender, TickPacket};
+use crate::pacing::{Pacing, TickMeter};
 use crate::source::Player;
 pub use crate::source::Source;
 
@@ -89,6 +92,8 @@ pub struct MediaReport {
     pub dropped: u64,
     /// From [`Media::mark`] to the first audio heard after a quiet frame.
     pub response_after_mark: Option<Duration>,
+    /// Whether the send clock kept time (see [`crate::pacing`]).
+    pub pacing: Pacing,
 }
 
 /// A running media task.
@@ -310,18 +315,27 @@ async fn run(
     // As for signaling: make tokio see the socket writable before the first try_send.
     let _ = socket.writable().await;
     let start = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+    let period = Duration::from_millis(u64::from(FRAME_MS));
+    // Tick k is due at start + k × 20 ms (the first at once, as `interval` does).
+    let mut ticker = tokio::time::interval_at(start, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut meter = TickMeter::new(period);
     let mut recv_buf = [0u8; MAX_DATAGRAM];
     let mut decoded = [0i16; MAX_DECODED];
     loop {
         tokio::select! {
             at = ticker.tick() => {
                 // The timestamp follows the clock even when ticks were skipped.
-                let ticks = (at.saturating_duration_since(start).as_millis() / u128::from(FRAME_MS)) as u32;
+                let due = at.saturating_duration_since(start);
+                let ticks = (due.as_millis() / u128::from(FRAME_MS)) as u32;
                 let step = state.remote.codec.timestamp_step();
                 let ts = state.timestamp_base.wrapping_add(ticks.wrapping_mul(step));
-                state.tick(&socket, ts);
+                // Skip runs a late tick at once, then skips to the next one on the
+                // grid: the meter sees the lateness and the gap.
+                let on_time = meter.on_tick(due, start.elapsed(), state.remote.send);
+                if state.tick(&socket, ts) {
+                    meter.sent(on_time);
+                }
             }
             received = socket.recv_from(&mut recv_buf) => {
                 match received {
@@ -364,6 +378,7 @@ async fn run(
         let _ = done.send(false);
     }
     state.report.response_after_mark = state.response.measured();
+    state.report.pacing = meter.finish(start.elapsed(), state.remote.send);
     state.report
 }
 
@@ -389,7 +404,9 @@ impl State {
         self.audio_marker = true;
     }
 
-    fn tick(&mut self, socket: &UdpSocket, timestamp: u32) {
+    /// Runs one tick: the next frame of the source (or a key's event), sent unless on
+    /// hold; whether a packet went out.
+    fn tick(&mut self, socket: &UdpSocket, timestamp: u32) -> bool {
         // A tick without audio is quiet to a prompt listener: a sender may stop
         // sending when it has nothing to say.
         if std::mem::take(&mut self.frames_since_tick) == 0 {
@@ -398,7 +415,7 @@ impl State {
         let frame_len = self.codecs.frame_len;
         let rate = self.codecs.encoder.rate().hz();
         let Some(frame) = self.frame.get_mut(..frame_len) else {
-            return;
+            return false;
         };
         // The source advances whether or not we send, like a real talker.
         self.codecs.player.fill(frame);
@@ -433,7 +450,7 @@ impl State {
         }
         if !self.remote.send {
             self.audio_marker = true;
-            return;
+            return false;
         }
         let (header, payload_len) = match packet {
             TickPacket::Audio { marker } => {
@@ -449,7 +466,7 @@ impl State {
                     Ok(len) => (header, len),
                     Err(e) => {
                         tracing::debug!(error = %e, "frame not encoded");
-                        return;
+                        return false;
                     }
                 }
             }
@@ -474,7 +491,7 @@ impl State {
             }
         };
         if header.write(&mut self.send_buf).is_err() {
-            return;
+            return false;
         }
         self.sequence = self.sequence.wrapping_add(1);
         let packet = self
@@ -482,9 +499,9 @@ impl State {
             .get(..HEADER_LEN + payload_len)
             .unwrap_or_default();
         // A full socket buffer drops the packet: late audio is worthless anyway.
-        if socket.try_send_to(packet, self.remote.addr).is_ok() {
-            self.report.sent += 1;
-        }
+        let sent = socket.try_send_to(packet, self.remote.addr).is_ok();
+        self.report.sent += u64::from(sent);
+        sent
     }
 
     fn hear_quiet(&mut self, length: Duration) {

@@ -97,6 +97,7 @@ impl CallReport {
             received: m.received,
             events_received: m.events_received,
             dropped: m.dropped,
+            pacing: m.pacing,
         });
         let mut failures = facts.failures.clone();
         failures.extend(judge(facts, plan, heard.as_ref(), connected, &rtp));

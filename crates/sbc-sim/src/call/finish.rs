@@ -60,6 +60,7 @@ impl Call<'_> {
                     received: r.received,
                     events_received: r.events_received,
                     dropped: r.dropped,
+                    pacing: r.pacing,
                 };
                 (counts, analysis, r.heard, rate, r.response_after_mark)
             }
