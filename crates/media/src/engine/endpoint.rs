@@ -16,13 +16,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::latch::{Latch, Verdict};
-use crate::pipeline::{Payload, room_payload};
+use crate::pipeline::room_payload;
 use crate::rtcp::{self, ReceptionStats, ReportBlock, RoundTrip};
 use crate::srtp::SrtpContext;
 use crate::{AudioCodec, FRAME_MS, RtpView};
 
 use super::io::MAX_DATAGRAM;
-use super::shard::{self, Arrival};
+use super::shard::{self, Arrivals};
 use super::{Bound, InboundRtp, Inner, Quality, lock};
 
 /// Bytes of the chunk inbound payloads are cut from: a payload handed to the
@@ -252,7 +252,7 @@ impl Endpoint {
         datagram: &mut [u8],
         source: SocketAddr,
         now: std::time::Instant,
-        rooms: &mut [Vec<Arrival>],
+        rooms: &mut [Arrivals],
     ) {
         let received_at = Instant::from_std(now);
         let mut latch = lock(&self.link.latch);
@@ -310,18 +310,19 @@ impl Endpoint {
         if let Some(comfort_noise) = room
             && in_room
         {
-            // Copied by value into the batch: no allocation, no shared buffer. A
+            // Its bytes copied into the batch: no allocation, no shared buffer. A
             // session that moves shard meanwhile loses this one packet.
             let home = self.link.home.load(Ordering::Acquire);
             if let Some(batch) = rooms.get_mut(shard::shard_of(home)) {
-                batch.push(Arrival {
-                    session: self.id,
-                    index: shard::index_of(home),
-                    sequence: view.sequence,
-                    timestamp: view.timestamp,
-                    at: now,
-                    payload: Payload::new(view.payload(), comfort_noise),
-                });
+                batch.push(
+                    self.id,
+                    home,
+                    view.sequence,
+                    view.timestamp,
+                    view.payload(),
+                    comfort_noise,
+                    now,
+                );
             }
         }
         let heard_in_room =

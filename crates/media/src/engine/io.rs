@@ -33,7 +33,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 
-use super::shard::{Arrival, Shard};
+use super::shard::{Arrivals, Shard};
 use super::{Endpoint, lock};
 
 /// Datagrams read per `recvmmsg` call.
@@ -197,7 +197,11 @@ fn run(receiver: &Receiver) {
     // own family, so a batch per family always has room for the whole address.
     let mut batches = [Batch::new(), Batch::new()];
     // Room audio read in one wake-up, per shard, appended to the inboxes at its end.
-    let mut rooms: Vec<Vec<Arrival>> = receiver.shards.iter().map(|_| Vec::new()).collect();
+    let mut rooms: Vec<Arrivals> = receiver
+        .shards
+        .iter()
+        .map(|_| Arrivals::default())
+        .collect();
     while !receiver.shutdown.load(Ordering::Relaxed) {
         let ready = match receiver
             .epoll

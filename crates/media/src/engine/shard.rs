@@ -24,9 +24,7 @@ use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::FRAME_MS;
-use crate::pipeline::{
-    MAX_PAYLOAD, MemberMedia, Members, PACKET_LEN, Payload, Popped, RoomMix, Sink,
-};
+use crate::pipeline::{MAX_PAYLOAD, MemberMedia, Members, PACKET_LEN, Popped, RoomMix, Sink};
 
 use super::outbound::{Outbound, Route, Scratch};
 use super::{Inner, lock};
@@ -61,21 +59,81 @@ pub(super) fn index_of(home: u64) -> u32 {
 pub(super) struct Shard {
     pub(super) table: Mutex<Table>,
     /// Received audio for this shard's sessions, appended by the receive threads.
-    pub(super) inbox: Mutex<Vec<Arrival>>,
+    pub(super) inbox: Mutex<Arrivals>,
     pub(super) ticks: AtomicU64,
     pub(super) last_tick_ns: AtomicU64,
     pub(super) max_tick_ns: AtomicU64,
 }
 
-/// One received audio or comfort-noise payload on its way to a jitter buffer.
+/// Received audio or comfort-noise payloads on their way to the jitter buffers: what
+/// each is, and their bytes end to end in one buffer (a G.711 packet moves its 160
+/// bytes, not a slot sized for the largest Opus frame).
+#[derive(Debug, Default)]
+pub(super) struct Arrivals {
+    heads: Vec<Arrival>,
+    bytes: Vec<u8>,
+}
+
+/// One payload of [`Arrivals`].
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Arrival {
-    pub(super) session: u64,
-    pub(super) index: u32,
-    pub(super) sequence: u16,
-    pub(super) timestamp: u32,
-    pub(super) at: Instant,
-    pub(super) payload: Payload<MAX_PAYLOAD>,
+struct Arrival {
+    session: u64,
+    index: u32,
+    sequence: u16,
+    timestamp: u32,
+    comfort_noise: bool,
+    at: Instant,
+    /// Where its bytes are in [`Arrivals::bytes`].
+    start: usize,
+    len: usize,
+}
+
+impl Arrivals {
+    /// Adds one payload (cut to [`MAX_PAYLOAD`] bytes, as the jitter buffer would).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn push(
+        &mut self,
+        session: u64,
+        home: u64,
+        sequence: u16,
+        timestamp: u32,
+        payload: &[u8],
+        comfort_noise: bool,
+        at: Instant,
+    ) {
+        let payload = payload.get(..MAX_PAYLOAD).unwrap_or(payload);
+        self.heads.push(Arrival {
+            session,
+            index: index_of(home),
+            sequence,
+            timestamp,
+            comfort_noise,
+            at,
+            start: self.bytes.len(),
+            len: payload.len(),
+        });
+        self.bytes.extend_from_slice(payload);
+    }
+
+    /// Moves everything of `other` to the end of this, leaving it empty (its capacity
+    /// kept).
+    pub(super) fn append(&mut self, other: &mut Arrivals) {
+        let base = self.bytes.len();
+        self.heads.extend(other.heads.drain(..).map(|a| Arrival {
+            start: a.start + base,
+            ..a
+        }));
+        self.bytes.append(&mut other.bytes);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.bytes.clear();
+    }
 }
 
 /// A shard's sessions, indexed by slot (reused after a session leaves). A slot is
@@ -175,26 +233,22 @@ impl Table {
     /// silence; then RTCP reports that are due. Returns the datagrams not sent.
     fn tick(
         &mut self,
-        arrivals: &mut Vec<Arrival>,
+        arrivals: &mut Arrivals,
         scratch: &mut Scratch,
         now: Instant,
         report: Duration,
     ) -> u64 {
         let Table { sessions, rooms } = self;
-        for a in arrivals.drain(..) {
+        for a in &arrivals.heads {
             if let Some(o) = sessions.get_mut(a.index, a.session)
                 && o.room.is_some()
+                && let Some(payload) = arrivals.bytes.get(a.start..a.start + a.len)
             {
-                let payload = &a.payload;
-                o.jitter.push(
-                    a.sequence,
-                    a.timestamp,
-                    payload.as_slice(),
-                    payload.is_comfort_noise(),
-                    a.at,
-                );
+                o.jitter
+                    .push(a.sequence, a.timestamp, payload, a.comfort_noise, a.at);
             }
         }
+        arrivals.clear();
         let mut sender = Sender::default();
         for room in rooms.values_mut() {
             room.tick(now, sessions, &mut scratch.pipeline, &mut sender);
@@ -248,7 +302,7 @@ impl Sink<Route> for Sender {
 pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
     let period = Duration::from_millis(u64::from(FRAME_MS));
     let mut scratch = Scratch::default();
-    let mut arrivals = Vec::new();
+    let mut arrivals = Arrivals::default();
     let mut scheduled = Instant::now() + offset;
     loop {
         let now = Instant::now();
