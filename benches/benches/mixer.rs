@@ -8,11 +8,14 @@
 //! mix of the loudest three, the shared mix decimated and encoded once, talkers'
 //! frames decimated and encoded each, RTP packetisation) — everything but the socket
 //! calls and the locks. The participants are G.711 (8 kHz) in the 16 kHz mix, with
-//! RFC 4733 telephone-events (no in-band DTMF squelch; `pipeline_tick_squelch` has it).
+//! RFC 4733 telephone-events (no in-band DTMF squelch; `pipeline_tick_squelch` has it;
+//! `pipeline_tick_in_band_detector` runs the call's in-band DTMF detector on every
+//! member's frames, as the engine does for the server's calls in a meeting).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dialbridge_conference::dtmf::{GoertzelDetector, ToneListener};
 use dialbridge_media::mixer::{DEFAULT_MAX_TALKERS, Frame, Mixer, mix_minus};
 use dialbridge_media::rtp::RtpHeader;
 use dialbridge_media::{Codec, Datagrams, FRAME_SAMPLES, MemberId, RoomPipeline, Tone};
@@ -94,8 +97,21 @@ struct Room {
     tick: u32,
 }
 
+/// What each member's received audio goes through besides the mix.
+#[derive(Clone, Copy)]
+enum Dtmf {
+    /// RFC 4733 telephone-events only.
+    Events,
+    /// No telephone-events: the in-band DTMF squelch keeps keys out of the mix.
+    Squelch,
+    /// Telephone-events, and the call's own in-band detector on every frame (the
+    /// server in a meeting: `ToneListener` on the clock).
+    Detector,
+}
+
 impl Room {
-    fn new(n: usize, telephone_event: bool) -> Self {
+    fn new(n: usize, dtmf: Dtmf) -> Self {
+        let telephone_event = !matches!(dtmf, Dtmf::Squelch);
         let mut pipeline = RoomPipeline::new(n);
         let members = frames(n)
             .iter()
@@ -104,6 +120,12 @@ impl Room {
                 let id = pipeline
                     .add_member(Codec::Pcmu, telephone_event, None)
                     .ok()?;
+                if matches!(dtmf, Dtmf::Detector) {
+                    let listener = ToneListener::new(GoertzelDetector::default(), |d, _| {
+                        black_box(d);
+                    });
+                    pipeline.set_listener(id, Some(Box::new(listener)));
+                }
                 let mut payload = [0u8; FRAME_SAMPLES];
                 Codec::Pcmu.encode_frame(f, &mut payload);
                 let mut datagram = vec![0u8; 12 + FRAME_SAMPLES];
@@ -146,13 +168,14 @@ impl Room {
 }
 
 fn pipeline(c: &mut Criterion) {
-    for (name, telephone_event) in [
-        ("mixer/pipeline_tick", true),
-        ("mixer/pipeline_tick_squelch", false),
+    for (name, dtmf) in [
+        ("mixer/pipeline_tick", Dtmf::Events),
+        ("mixer/pipeline_tick_squelch", Dtmf::Squelch),
+        ("mixer/pipeline_tick_in_band_detector", Dtmf::Detector),
     ] {
         let mut group = c.benchmark_group(name);
         for n in ROOMS {
-            let mut room = Room::new(n, telephone_event);
+            let mut room = Room::new(n, dtmf);
             // Past the jitter buffer's start, and the output grown to the room.
             for _ in 0..10 {
                 room.tick();
