@@ -4,12 +4,10 @@
 //! prompt's completion, and the RTCP report every ~5 s.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::socket::{MsgFlags, SockaddrStorage, sendto};
 use tokio::sync::oneshot;
 
 use crate::mixer::MixerSlot;
@@ -44,26 +42,16 @@ impl Default for Scratch {
     }
 }
 
-/// Where a session's RTP goes: its socket and the remote address. The descriptor
-/// and the kernel's form of the address are kept here, in the clock's own memory: a
-/// send reads nothing the receive thread writes.
+/// Where a session's RTP goes: its socket and the remote address.
 #[derive(Debug)]
 pub(super) struct Route {
     pub(super) bound: Arc<Bound>,
     remote: SocketAddr,
-    fd: RawFd,
-    to: SockaddrStorage,
 }
 
 impl Route {
     pub(super) fn new(bound: Arc<Bound>, remote: SocketAddr) -> Self {
-        let fd = bound.rtp.as_raw_fd();
-        Self {
-            bound,
-            remote,
-            fd,
-            to: SockaddrStorage::from(remote),
-        }
+        Self { bound, remote }
     }
 
     /// Where packets go.
@@ -74,15 +62,6 @@ impl Route {
     /// Sends to `remote` from the next packet.
     pub(super) fn set_remote(&mut self, remote: SocketAddr) {
         self.remote = remote;
-        self.to = SockaddrStorage::from(remote);
-    }
-
-    /// Sends one datagram now; false (and counted) when the kernel refused it. The
-    /// descriptor stays open while `bound` does.
-    pub(super) fn send(&self, datagram: &[u8]) -> bool {
-        let sent = sendto(self.fd, datagram, &self.to, MsgFlags::empty()).is_ok();
-        self.bound.count_sent(sent);
-        sent
     }
 }
 

@@ -14,20 +14,20 @@
 //! the jitter buffers it owns. Nothing per packet is locked by the clock, and nothing
 //! is allocated once the vectors have grown to a tick's packets.
 //!
-//! The clock sends each member's packet as soon as the room built it, from the table
-//! it holds: a shard's sockets are written by its own clock only, and no datagram is
-//! copied into a queue for another thread.
+//! The clock builds the tick's datagrams under the table's lock and sends them after
+//! releasing it ([`Outbox`]): calls on the session API never wait for the kernel.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::FRAME_MS;
 use crate::pipeline::{MAX_PAYLOAD, MemberMedia, Members, PACKET_LEN, Popped, RoomMix, Sink};
 
 use super::outbound::{Outbound, Route, Scratch};
-use super::{Inner, lock};
+use super::{Bound, Inner, lock};
 
 /// Room ids carry their shard in the low [`SHARD_BITS`] bits.
 pub(super) const SHARD_BITS: u32 = 6;
@@ -235,9 +235,10 @@ impl Table {
         &mut self,
         arrivals: &mut Arrivals,
         scratch: &mut Scratch,
+        outbox: &mut Outbox,
         now: Instant,
         report: Duration,
-    ) -> u64 {
+    ) {
         let Table { sessions, rooms } = self;
         for a in &arrivals.heads {
             if let Some(o) = sessions.get_mut(a.index, a.session)
@@ -249,18 +250,16 @@ impl Table {
             }
         }
         arrivals.clear();
-        let mut sender = Sender::default();
         for room in rooms.values_mut() {
-            room.tick(now, sessions, &mut scratch.pipeline, &mut sender);
+            room.tick(now, sessions, &mut scratch.pipeline, outbox);
         }
         for outbound in sessions.values_mut() {
             if outbound.room.is_none() {
-                outbound.tick(scratch, &mut sender);
+                outbound.tick(scratch, outbox);
             }
             outbound.notify_finished();
             outbound.report_if_due(scratch, now, report);
         }
-        sender.dropped
     }
 
     /// Ticks skipped under overload: every stream's timestamp moves on.
@@ -278,18 +277,61 @@ impl Table {
     }
 }
 
-/// Sends each datagram as the room builds it, counting those the kernel refused (a
-/// full socket buffer: late audio is worthless, so it is dropped, not retried).
+/// A tick's datagrams, sent once the table's lock is released: the heads (whose
+/// socket, where to) and the bytes end to end. Calls on the session API (play, mute,
+/// join...) wait for the lock, so the tick holds it only while it mixes and builds,
+/// never while the kernel sends. The vectors keep their capacity: no allocation once
+/// grown to a tick's packets.
 #[derive(Debug, Default)]
-pub(super) struct Sender {
-    dropped: u64,
+pub(super) struct Outbox {
+    heads: Vec<Outgoing>,
+    bytes: Vec<u8>,
 }
 
-impl Sink<Route> for Sender {
+/// One datagram of the [`Outbox`]. The `Arc` keeps the socket (and so its descriptor)
+/// open until sent, even if the session closes meanwhile; `Bound` is aligned to its own
+/// cache lines, so the count lives apart from what the receive thread reads.
+#[derive(Debug)]
+struct Outgoing {
+    bound: Arc<Bound>,
+    to: SocketAddr,
+    start: usize,
+    len: usize,
+}
+
+impl Sink<Route> for Outbox {
     fn push(&mut self, route: &Route, packet: &[u8; PACKET_LEN], len: usize) {
-        if !route.send(packet.get(..len).unwrap_or_default()) {
-            self.dropped += 1;
+        let Some(datagram) = packet.get(..len) else {
+            return;
+        };
+        self.heads.push(Outgoing {
+            bound: route.bound.clone(),
+            to: route.remote(),
+            start: self.bytes.len(),
+            len,
+        });
+        self.bytes.extend_from_slice(datagram);
+    }
+}
+
+impl Outbox {
+    /// Sends and empties the outbox; returns the datagrams the kernel refused (a full
+    /// socket buffer: late audio is worthless, so it is dropped, not retried).
+    fn send(&mut self) -> u64 {
+        let mut dropped = 0;
+        for out in self.heads.drain(..) {
+            let datagram = self
+                .bytes
+                .get(out.start..out.start + out.len)
+                .unwrap_or_default();
+            let sent = out.bound.rtp.send_to(datagram, out.to).is_ok();
+            out.bound.count_sent(sent);
+            if !sent {
+                dropped += 1;
+            }
         }
+        self.bytes.clear();
+        dropped
     }
 }
 
@@ -303,6 +345,7 @@ pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
     let period = Duration::from_millis(u64::from(FRAME_MS));
     let mut scratch = Scratch::default();
     let mut arrivals = Arrivals::default();
+    let mut outbox = Outbox::default();
     let mut scheduled = Instant::now() + offset;
     loop {
         let now = Instant::now();
@@ -320,14 +363,14 @@ pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
         let report = Duration::from_millis(inner.report_interval_ms.load(Ordering::Relaxed));
         // The vectors trade places: the inbox keeps the capacity the clock had.
         std::mem::swap(&mut *lock(&me.inbox), &mut arrivals);
-        let dropped = {
+        {
             let mut table = lock(&me.table);
-            let dropped = table.tick(&mut arrivals, &mut scratch, started, report);
+            table.tick(&mut arrivals, &mut scratch, &mut outbox, started, report);
             // Counted under the lock: whoever changes a session after reading the
             // count knows every later tick sees the change.
             me.ticks.fetch_add(1, Ordering::Relaxed);
-            dropped
-        };
+        }
+        let dropped = outbox.send();
         if dropped > 0 {
             inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
