@@ -7,7 +7,7 @@
 //! [`jitter`], [`mixer`], [`halfband`], [`prompt`], [`tone`], [`ports`], [`latch`], and
 //! [`pipeline`], a room's whole per-tick media work as one value ([`RoomPipeline`]).
 //! With `tokio`, [`engine`] puts them to work: one UDP socket pair per participant and
-//! one clock for all, running the pipeline's code under its locks.
+//! a clock per shard (one per core), each running the pipeline's code over its rooms.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dialbridge_media::Error> {

@@ -7,9 +7,9 @@
 //! the output has grown to the member count.
 //!
 //! The engine (feature `tokio`) runs the same code — [`RoomMix`] and [`MemberMedia`] —
-//! over its own session table: its receive thread fills each member's [`Jitter`]
-//! under the session's lock while the clock mixes, so it reaches the members through
-//! [`Members`] and sends through [`Sink`]. What it adds is threads, sockets, locks,
+//! over each shard's session table: its receive threads hand each packet's payload to
+//! the shard, whose clock fills each member's [`Jitter`] and mixes; it reaches the
+//! members through [`Members`] and sends through [`Sink`]. What it adds is threads, sockets, locks,
 //! latching, RTCP and the 20 ms timing. The benches drive [`RoomPipeline`], so their
 //! figures are those of the code that runs.
 

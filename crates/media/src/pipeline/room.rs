@@ -39,8 +39,8 @@ use super::member::{MemberMedia, PACKET_LEN, Popped, Scratch};
 use super::shared::SharedCache;
 
 /// The members of a room as their owner keeps them, keyed by the `u64` given to
-/// [`RoomMix::join`]: the engine's session table (jitter buffers behind the lock the
-/// receive thread fills them under), or a [`super::RoomPipeline`]'s own list.
+/// [`RoomMix::join`]: an engine shard's session table (by slab index), or a
+/// [`super::RoomPipeline`]'s own list.
 pub trait Members {
     /// Where a member's packets go (the engine: its socket and remote address).
     type Route: ?Sized;
