@@ -238,10 +238,21 @@ async fn the_caller_past_the_limit_hears_the_meeting_is_full_and_is_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_without_telephone_event_keys_its_way_in_with_tones() {
     let bridge = TestBridge::start(demo_config()).await;
+    let call = in_band_caller_in_the_mix(&bridge, dialbridge_testkit::caller::JOIN_ADELE).await;
+    answered_with_tones_only(call.await.unwrap());
+    bridge.stop().await;
+}
+
+/// A Telco A caller into adele's meeting keying `script` as tones only (no
+/// telephone-event offered), once it is in the mix.
+async fn in_band_caller_in_the_mix(
+    bridge: &TestBridge,
+    script: &str,
+) -> tokio::task::JoinHandle<CallOutcome> {
     let mut call = caller(
         "+33170000100",
-        sbc_sim::rtp::Source::Silence,
-        dialbridge_testkit::caller::JOIN_ADELE,
+        Source::Silence,
+        script,
         Duration::from_secs(4),
     );
     call.dtmf = sbc_sim::dtmf::DtmfMode::InBand;
@@ -252,10 +263,12 @@ async fn a_trunk_without_telephone_event_keys_its_way_in_with_tones() {
         Duration::from_secs(15),
     )
     .await;
-    let outcome = call.await.unwrap();
+    call
+}
+
+fn answered_with_tones_only(outcome: CallOutcome) {
     assert!(outcome.answered(), "{:?}", outcome.failures);
     assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
-    bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,20 +345,7 @@ async fn in_band_keys_in_the_meeting_reach_the_keypad_controls() {
         "{}, wait 2s, keys *6",
         dialbridge_testkit::caller::JOIN_ADELE
     );
-    let mut call = caller(
-        "+33170000100",
-        Source::Silence,
-        &script,
-        Duration::from_secs(4),
-    );
-    call.dtmf = sbc_sim::dtmf::DtmfMode::InBand;
-    let call = tokio::spawn(place(bridge.sip_addr(), TELCO_A, call));
-    wait_until(
-        "the in-band caller in the mix",
-        || bridge.participants() == 1,
-        Duration::from_secs(15),
-    )
-    .await;
+    let call = in_band_caller_in_the_mix(&bridge, &script).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/api/v1/conferences", bridge.admin_addr());
     let auth = format!("Bearer {}", bridge.admin_token());
@@ -370,8 +370,6 @@ async fn in_band_keys_in_the_meeting_reach_the_keypad_controls() {
         muted,
         "*6 keyed in-band in the meeting did not mute the caller"
     );
-    let outcome = call.await.unwrap();
-    assert!(outcome.answered(), "{:?}", outcome.failures);
-    assert_eq!(outcome.media.events_sent, 0, "no telephone-event was sent");
+    answered_with_tones_only(call.await.unwrap());
     bridge.stop().await;
 }
