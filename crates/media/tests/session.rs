@@ -426,3 +426,63 @@ async fn hold_pauses_sending_and_set_remote_moves_the_stream() {
     assert!(stats.ticks >= 4);
     assert!(stats.max_tick >= stats.last_tick);
 }
+
+/// With several shards, rooms land on different clocks and a participant moving from a
+/// room on one shard to a room on another takes its stream with it: the members of
+/// each room hear exactly their own room.
+#[tokio::test]
+async fn rooms_spread_over_shards_and_a_participant_moves_between_them() {
+    let options = dialbridge_media::EngineOptions {
+        shards: 3,
+        ..Default::default()
+    };
+    let engine = MediaEngine::with_options(LOCALHOST, 41_800..=41_898, options).unwrap();
+    assert_eq!(engine.shard_count(), 3);
+    let far: Vec<Arc<UdpSocket>> = futures_sockets(3).await;
+    let open = |i: usize| {
+        engine
+            .open(far[i].local_addr().unwrap(), Codec::Pcmu, None)
+            .unwrap()
+    };
+    let (a, b, c) = (open(0), open(1), open(2));
+    // Each new room goes to the shard carrying the fewest sessions: three rooms, and
+    // after the first two have members, the third is on a shard of its own.
+    let first = engine.create_room(4);
+    a.join_room(first).unwrap();
+    let second = engine.create_room(4);
+    b.join_room(second).unwrap();
+    c.join_room(second).unwrap();
+    assert_eq!(
+        (engine.room_size(first), engine.room_size(second)),
+        (Some(1), Some(2))
+    );
+    // C moves to A's room (another shard, unless both rooms share one).
+    c.join_room(first).unwrap();
+    assert_eq!(c.room(), Some(first));
+    assert_eq!(
+        (engine.room_size(first), engine.room_size(second)),
+        (Some(2), Some(1))
+    );
+    // C says 1000 Hz: A, in its room now, hears it; B, left behind, hears nothing.
+    let tc = tokio::spawn(talk(far[2].clone(), c.local_addr(), 1000.0, 60));
+    let (heard_a, heard_b) = tokio::join!(
+        async {
+            listen(&far[0], 25).await;
+            listen(&far[0], 25).await
+        },
+        async {
+            listen(&far[1], 25).await;
+            listen(&far[1], 25).await
+        }
+    );
+    let a1000 = power(&heard_a, 1000.0);
+    assert!(a1000 > 1.0e6, "A does not hear C after its move: {a1000}");
+    let b_energy: f64 =
+        heard_b.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard_b.len() as f64;
+    assert!(b_energy < 100.0, "B still hears C: mean square {b_energy}");
+    tc.await.unwrap();
+    assert_eq!(engine.stats().sessions, 3);
+    drop(c);
+    assert_eq!(engine.room_size(first), Some(1));
+    assert_eq!(engine.session_count(), 2);
+}

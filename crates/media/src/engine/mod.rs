@@ -336,7 +336,8 @@ impl MediaEngine {
             tick_lateness: inner.lateness.summary(),
             send_dropped: inner.send_dropped.load(Ordering::Relaxed),
             ticks_skipped: inner.ticks_skipped.load(Ordering::Relaxed),
-            receive_queue_overflows: inner.queue_overflows.load(Ordering::Relaxed),
+            receive_queue_overflows: inner.queue_overflows.load(Ordering::Relaxed)
+                + received(|r| &r.inbox_overflows),
             receive_wakeups: received(|r| &r.wakeups),
             receive_syscalls: received(|r| &r.syscalls),
             receive_datagrams: received(|r| &r.datagrams),
@@ -664,7 +665,8 @@ pub struct EngineStats {
     /// Ticks given up: the clock fell more than 10 ticks behind (starved of CPU) and
     /// restarted its schedule; each is one 20 ms packet not sent to every session.
     pub ticks_skipped: u64,
-    /// Packets received but dropped because a consumer's inbound queue was full.
+    /// Packets received but dropped because a consumer's inbound queue (or a stalled
+    /// shard's inbox) was full.
     pub receive_queue_overflows: u64,
     /// Receive thread: `epoll_wait` calls that found ready sockets.
     pub receive_wakeups: u64,

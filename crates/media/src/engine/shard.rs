@@ -130,7 +130,12 @@ impl Arrivals {
         self.heads.is_empty()
     }
 
-    fn clear(&mut self) {
+    /// Payloads held.
+    pub(super) fn len(&self) -> usize {
+        self.heads.len()
+    }
+
+    pub(super) fn clear(&mut self) {
         self.heads.clear();
         self.bytes.clear();
     }
@@ -389,5 +394,64 @@ pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
                 .fetch_add(u64::from(skipped), Ordering::Relaxed);
             scheduled = started + period;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads(arrivals: &Arrivals) -> Vec<(u64, u16, Vec<u8>)> {
+        arrivals
+            .heads
+            .iter()
+            .map(|a| {
+                let bytes = arrivals.bytes[a.start..a.start + a.len].to_vec();
+                (a.session, a.sequence, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn appended_arrivals_keep_their_own_bytes() {
+        let now = Instant::now();
+        let mut inbox = Arrivals::default();
+        inbox.push(1, home(0, 3), 10, 1600, &[1; 160], false, now);
+        let mut batch = Arrivals::default();
+        batch.push(2, home(0, 4), 20, 3200, &[2; 80], false, now);
+        batch.push(1, home(0, 3), 11, 1760, &[3; 1], true, now);
+        inbox.append(&mut batch);
+        assert!(batch.is_empty() && batch.bytes.is_empty());
+        assert_eq!(
+            payloads(&inbox),
+            vec![
+                (1, 10, vec![1; 160]),
+                (2, 20, vec![2; 80]),
+                (1, 11, vec![3; 1]),
+            ]
+        );
+        assert!(inbox.heads[2].comfort_noise);
+        assert_eq!(inbox.heads[1].index, 4);
+    }
+
+    #[test]
+    fn a_payload_longer_than_the_largest_kept_is_cut() {
+        let mut arrivals = Arrivals::default();
+        arrivals.push(
+            1,
+            home(1, 0),
+            0,
+            0,
+            &[7; MAX_PAYLOAD + 50],
+            false,
+            Instant::now(),
+        );
+        assert_eq!(payloads(&arrivals)[0].2.len(), MAX_PAYLOAD);
+    }
+
+    #[test]
+    fn a_home_names_its_shard_and_slot() {
+        let h = home(5, 123_456);
+        assert_eq!((shard_of(h), index_of(h)), (5, 123_456));
     }
 }
