@@ -121,22 +121,16 @@ impl Link {
         self.srtp
     }
 
-    /// The clock's word on whether the member talks. Written only when it changes:
-    /// a store every tick would pull this line away from the receive thread's core.
+    /// The clock's word on whether the member talks (the clock calls it only when
+    /// that changes: a store every tick would pull this line from other cores).
     pub(super) fn publish_talking(&self, talking: bool) {
-        let published = &self.published.talking;
-        if published.load(Ordering::Relaxed) != talking {
-            published.store(talking, Ordering::Relaxed);
-        }
+        self.published.talking.store(talking, Ordering::Relaxed);
     }
 
-    /// The jitter buffer's depth in frames, written only when it changes.
+    /// The jitter buffer's depth in frames (likewise only when it changes).
     pub(super) fn publish_depth(&self, depth: usize) {
         let depth = u32::try_from(depth).unwrap_or(u32::MAX);
-        let published = &self.published.jitter_depth;
-        if published.load(Ordering::Relaxed) != depth {
-            published.store(depth, Ordering::Relaxed);
-        }
+        self.published.jitter_depth.store(depth, Ordering::Relaxed);
     }
 
     pub(super) fn quality(&self) -> Quality {
@@ -314,7 +308,7 @@ impl Endpoint {
             // session that moves shard meanwhile loses this one packet.
             let home = self.link.home.load(Ordering::Acquire);
             if let Some(batch) = rooms.get_mut(shard::shard_of(home)) {
-                batch.push(
+                batch.push_payload(
                     self.id,
                     home,
                     view.sequence,

@@ -64,6 +64,7 @@ use crate::{AudioCodec, Error, FRAME_MS, PortAllocator, Prompt, RtpSender};
 mod endpoint;
 mod io;
 mod outbound;
+mod packed;
 mod room;
 mod shard;
 mod stats;
@@ -962,8 +963,7 @@ struct Bound {
     /// Written by the receive thread, per packet.
     rx: ReceiveCounters,
     /// Written by the clock, per packet: on a cache line of its own, so that the two
-    /// threads' counting does not bounce one line between cores (the clock keeps
-    /// the socket's descriptor in its own route).
+    /// threads' counting does not bounce one line between cores.
     tx: SendCounters,
     // Last field: dropped after the sockets are closed.
     _lease: PortLease,

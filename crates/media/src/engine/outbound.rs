@@ -85,6 +85,9 @@ pub(super) struct Outbound {
     pub(super) link: Arc<Link>,
     /// RTCP: when the next report is due.
     next_report: Option<Instant>,
+    /// What the clock last published to `link` (depth, talking): compared here, in the
+    /// clock's own memory, so that an unchanged value costs no read of the shared line.
+    shown: (usize, bool),
 }
 
 impl Outbound {
@@ -112,6 +115,7 @@ impl Outbound {
             muted: false,
             link,
             next_report: None,
+            shown: (0, false),
         })
     }
 
@@ -225,6 +229,22 @@ impl Outbound {
                 .tx
                 .rtcp_sent
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the jitter buffer's depth if it changed.
+    pub(super) fn show_depth(&mut self, depth: usize) {
+        if self.shown.0 != depth {
+            self.shown.0 = depth;
+            self.link.publish_depth(depth);
+        }
+    }
+
+    /// Publishes whether the member talks if that changed.
+    pub(super) fn show_talking(&mut self, talking: bool) {
+        if self.shown.1 != talking {
+            self.shown.1 = talking;
+            self.link.publish_talking(talking);
         }
     }
 

@@ -312,7 +312,7 @@ impl Outbound {
 
     fn leave_room(&mut self) {
         self.link.in_room.store(false, Ordering::Release);
-        self.link.publish_talking(false);
+        self.show_talking(false);
         self.room = None;
     }
 }

@@ -27,6 +27,7 @@ use crate::FRAME_MS;
 use crate::pipeline::{MAX_PAYLOAD, MemberMedia, Members, PACKET_LEN, Popped, RoomMix, Sink};
 
 use super::outbound::{Outbound, Route, Scratch};
+use super::packed::Packed;
 use super::{Bound, Inner, lock};
 
 /// Room ids carry their shard in the low [`SHARD_BITS`] bits.
@@ -65,33 +66,25 @@ pub(super) struct Shard {
     pub(super) max_tick_ns: AtomicU64,
 }
 
-/// Received audio or comfort-noise payloads on their way to the jitter buffers: what
-/// each is, and their bytes end to end in one buffer (a G.711 packet moves its 160
-/// bytes, not a slot sized for the largest Opus frame).
-#[derive(Debug, Default)]
-pub(super) struct Arrivals {
-    heads: Vec<Arrival>,
-    bytes: Vec<u8>,
-}
+/// Received audio or comfort-noise payloads on their way to the jitter buffers.
+pub(super) type Arrivals = Packed<Arrival>;
 
-/// One payload of [`Arrivals`].
+/// What one payload of [`Arrivals`] is.
 #[derive(Debug, Clone, Copy)]
-struct Arrival {
+pub(super) struct Arrival {
     session: u64,
     index: u32,
     sequence: u16,
     timestamp: u32,
     comfort_noise: bool,
     at: Instant,
-    /// Where its bytes are in [`Arrivals::bytes`].
-    start: usize,
-    len: usize,
 }
 
-impl Arrivals {
-    /// Adds one payload (cut to [`MAX_PAYLOAD`] bytes, as the jitter buffer would).
+impl Packed<Arrival> {
+    /// Adds one payload of session `session` living at `home` (cut to
+    /// [`MAX_PAYLOAD`] bytes, as the jitter buffer would).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn push(
+    pub(super) fn push_payload(
         &mut self,
         session: u64,
         home: u64,
@@ -101,43 +94,15 @@ impl Arrivals {
         comfort_noise: bool,
         at: Instant,
     ) {
-        let payload = payload.get(..MAX_PAYLOAD).unwrap_or(payload);
-        self.heads.push(Arrival {
+        let head = Arrival {
             session,
             index: index_of(home),
             sequence,
             timestamp,
             comfort_noise,
             at,
-            start: self.bytes.len(),
-            len: payload.len(),
-        });
-        self.bytes.extend_from_slice(payload);
-    }
-
-    /// Moves everything of `other` to the end of this, leaving it empty (its capacity
-    /// kept).
-    pub(super) fn append(&mut self, other: &mut Arrivals) {
-        let base = self.bytes.len();
-        self.heads.extend(other.heads.drain(..).map(|a| Arrival {
-            start: a.start + base,
-            ..a
-        }));
-        self.bytes.append(&mut other.bytes);
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.heads.is_empty()
-    }
-
-    /// Payloads held.
-    pub(super) fn len(&self) -> usize {
-        self.heads.len()
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.heads.clear();
-        self.bytes.clear();
+        };
+        self.push(head, payload.get(..MAX_PAYLOAD).unwrap_or(payload));
     }
 }
 
@@ -214,13 +179,14 @@ impl Members for Slab {
     fn pop(&mut self, key: u64, now: Instant) -> Option<(&mut MemberMedia, Popped)> {
         let o = self.at(key)?;
         let popped = o.jitter.pop(now);
-        o.link.publish_depth(o.jitter.depth());
+        let depth = o.jitter.depth();
+        o.show_depth(depth);
         Some((&mut o.media, popped))
     }
 
     fn heard(&mut self, key: u64, talking: bool) -> Option<(&mut MemberMedia, &Route)> {
         let o = self.at(key)?;
-        o.link.publish_talking(talking);
+        o.show_talking(talking);
         Some((&mut o.media, &o.route))
     }
 }
@@ -245,16 +211,14 @@ impl Table {
         report: Duration,
     ) {
         let Table { sessions, rooms } = self;
-        for a in &arrivals.heads {
+        arrivals.drain_each(|a, payload| {
             if let Some(o) = sessions.get_mut(a.index, a.session)
                 && o.room.is_some()
-                && let Some(payload) = arrivals.bytes.get(a.start..a.start + a.len)
             {
                 o.jitter
                     .push(a.sequence, a.timestamp, payload, a.comfort_noise, a.at);
             }
-        }
-        arrivals.clear();
+        });
         for room in rooms.values_mut() {
             room.tick(now, sessions, &mut scratch.pipeline, outbox);
         }
@@ -282,62 +246,45 @@ impl Table {
     }
 }
 
-/// A tick's datagrams, sent once the table's lock is released: the heads (whose
-/// socket, where to) and the bytes end to end. Calls on the session API (play, mute,
-/// join...) wait for the lock, so the tick holds it only while it mixes and builds,
-/// never while the kernel sends. The vectors keep their capacity: no allocation once
-/// grown to a tick's packets.
-#[derive(Debug, Default)]
-pub(super) struct Outbox {
-    heads: Vec<Outgoing>,
-    bytes: Vec<u8>,
-}
+/// A tick's datagrams, sent once the table's lock is released. Calls on the session
+/// API (play, mute, join...) wait for the lock, so the tick holds it only while it
+/// mixes and builds, never while the kernel sends.
+pub(super) type Outbox = Packed<Outgoing>;
 
-/// One datagram of the [`Outbox`]. The `Arc` keeps the socket (and so its descriptor)
-/// open until sent, even if the session closes meanwhile; `Bound` is aligned to its own
-/// cache lines, so the count lives apart from what the receive thread reads.
+/// Where one datagram of the [`Outbox`] goes. The `Arc` keeps the socket (and so its
+/// descriptor) open until sent, even if the session closes meanwhile; `Bound` is
+/// aligned to its own cache lines, so the count lives apart from what the receive
+/// thread reads.
 #[derive(Debug)]
-struct Outgoing {
+pub(super) struct Outgoing {
     bound: Arc<Bound>,
     to: SocketAddr,
-    start: usize,
-    len: usize,
 }
 
 impl Sink<Route> for Outbox {
     fn push(&mut self, route: &Route, packet: &[u8; PACKET_LEN], len: usize) {
-        let Some(datagram) = packet.get(..len) else {
-            return;
-        };
-        self.heads.push(Outgoing {
-            bound: route.bound.clone(),
-            to: route.remote(),
-            start: self.bytes.len(),
-            len,
-        });
-        self.bytes.extend_from_slice(datagram);
+        if let Some(datagram) = packet.get(..len) {
+            let head = Outgoing {
+                bound: route.bound.clone(),
+                to: route.remote(),
+            };
+            Packed::push(self, head, datagram);
+        }
     }
 }
 
-impl Outbox {
-    /// Sends and empties the outbox; returns the datagrams the kernel refused (a full
-    /// socket buffer: late audio is worthless, so it is dropped, not retried).
-    fn send(&mut self) -> u64 {
-        let mut dropped = 0;
-        for out in self.heads.drain(..) {
-            let datagram = self
-                .bytes
-                .get(out.start..out.start + out.len)
-                .unwrap_or_default();
-            let sent = out.bound.rtp.send_to(datagram, out.to).is_ok();
-            out.bound.count_sent(sent);
-            if !sent {
-                dropped += 1;
-            }
+/// Sends and empties `outbox`; returns the datagrams the kernel refused (a full socket
+/// buffer: late audio is worthless, so it is dropped, not retried).
+fn send(outbox: &mut Outbox) -> u64 {
+    let mut dropped = 0;
+    outbox.drain_each(|out, datagram| {
+        let sent = out.bound.rtp.send_to(datagram, out.to).is_ok();
+        out.bound.count_sent(sent);
+        if !sent {
+            dropped += 1;
         }
-        self.bytes.clear();
-        dropped
-    }
+    });
+    dropped
 }
 
 /// Shard `shard`'s clock: every 20 ms (offset by `offset`, so that shards take turns
@@ -375,7 +322,7 @@ pub(super) fn run_clock(inner: &Weak<Inner>, shard: usize, offset: Duration) {
             // count knows every later tick sees the change.
             me.ticks.fetch_add(1, Ordering::Relaxed);
         }
-        let dropped = outbox.send();
+        let dropped = send(&mut outbox);
         if dropped > 0 {
             inner.send_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -403,12 +350,8 @@ mod tests {
 
     fn payloads(arrivals: &Arrivals) -> Vec<(u64, u16, Vec<u8>)> {
         arrivals
-            .heads
             .iter()
-            .map(|a| {
-                let bytes = arrivals.bytes[a.start..a.start + a.len].to_vec();
-                (a.session, a.sequence, bytes)
-            })
+            .map(|(a, bytes)| (a.session, a.sequence, bytes.to_vec()))
             .collect()
     }
 
@@ -416,12 +359,12 @@ mod tests {
     fn appended_arrivals_keep_their_own_bytes() {
         let now = Instant::now();
         let mut inbox = Arrivals::default();
-        inbox.push(1, home(0, 3), 10, 1600, &[1; 160], false, now);
+        inbox.push_payload(1, home(0, 3), 10, 1600, &[1; 160], false, now);
         let mut batch = Arrivals::default();
-        batch.push(2, home(0, 4), 20, 3200, &[2; 80], false, now);
-        batch.push(1, home(0, 3), 11, 1760, &[3; 1], true, now);
+        batch.push_payload(2, home(0, 4), 20, 3200, &[2; 80], false, now);
+        batch.push_payload(1, home(0, 3), 11, 1760, &[3; 1], true, now);
         inbox.append(&mut batch);
-        assert!(batch.is_empty() && batch.bytes.is_empty());
+        assert!(batch.is_empty() && batch.iter().next().is_none());
         assert_eq!(
             payloads(&inbox),
             vec![
@@ -430,14 +373,15 @@ mod tests {
                 (1, 11, vec![3; 1]),
             ]
         );
-        assert!(inbox.heads[2].comfort_noise);
-        assert_eq!(inbox.heads[1].index, 4);
+        let heads: Vec<Arrival> = inbox.iter().map(|(a, _)| *a).collect();
+        assert!(heads[2].comfort_noise);
+        assert_eq!(heads[1].index, 4);
     }
 
     #[test]
     fn a_payload_longer_than_the_largest_kept_is_cut() {
         let mut arrivals = Arrivals::default();
-        arrivals.push(
+        arrivals.push_payload(
             1,
             home(1, 0),
             0,
