@@ -2,9 +2,13 @@
 //! little so that jitter and bursts play out smoothly, says when a frame is missing
 //! so the caller conceals it, and resizes itself to the measured jitter.
 //!
-//! Pure: time is the `now` argument, never read from the OS. The packet store is a
-//! ring preallocated by [`JitterBuffer::new`] and indexed by sequence number modulo
-//! its power-of-two size, so `push`/`pop` never allocate.
+//! Pure: time is the `now` argument, never read from the OS. Packets are indexed by a
+//! ring of small heads (sequence number modulo its power-of-two size); what they carry
+//! sits in a pool beside it whose freed places are reused last-in first-out. A steady
+//! stream two or three frames deep so cycles through the same few places, warm in the
+//! cache, instead of walking a ring of 64 payloads (10 KiB per caller, every write a
+//! miss on a bridge of thousands). Ring and pool are allocated by [`JitterBuffer::new`],
+//! so `push`/`pop` never allocate.
 //!
 //! - Order and wrap-around: sequence numbers compare by their signed 16-bit distance
 //!   (RFC 3550 §A.1), so 65535 → 0 is one step forward.
@@ -134,7 +138,11 @@ const SHRINK_WINDOW: u32 = 25;
 /// as `bytes::Bytes`, or a decoded frame).
 #[derive(Debug, Clone)]
 pub struct JitterBuffer<T> {
-    ring: Vec<Option<Entry<T>>>,
+    ring: Vec<Head>,
+    /// What the heads carry, by place; `None` where free.
+    pool: Vec<Option<T>>,
+    /// Free places of `pool`, the most recently freed last (taken first).
+    free: Vec<u16>,
     mask: usize,
     config: JitterConfig,
     stream: Option<Stream>,
@@ -149,7 +157,31 @@ pub struct JitterBuffer<T> {
     stats: JitterStats,
 }
 
-#[derive(Debug, Clone)]
+/// A ring slot: the packet held for one sequence number modulo the ring's size.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    sequence: u16,
+    /// Its place in the pool, or [`EMPTY`].
+    place: u16,
+    timestamp: u32,
+}
+
+/// The place of an empty [`Head`].
+const EMPTY: u16 = u16::MAX;
+
+impl Head {
+    const NONE: Head = Head {
+        sequence: 0,
+        place: EMPTY,
+        timestamp: 0,
+    };
+
+    fn holds(&self, sequence: u16) -> bool {
+        self.place != EMPTY && self.sequence == sequence
+    }
+}
+
+/// A packet taken out of the buffer.
 struct Entry<T> {
     sequence: u16,
     timestamp: u32,
@@ -183,7 +215,9 @@ impl<T> JitterBuffer<T> {
             ..config
         };
         Self {
-            ring: (0..size).map(|_| None).collect(),
+            ring: vec![Head::NONE; size],
+            pool: Vec::with_capacity(size),
+            free: Vec::with_capacity(size),
             mask: size - 1,
             config,
             stream: None,
@@ -233,11 +267,7 @@ impl<T> JitterBuffer<T> {
             }
         }
 
-        if self
-            .slot(sequence)
-            .as_ref()
-            .is_some_and(|e| e.sequence == sequence)
-        {
+        if self.slot(sequence).holds(sequence) {
             self.stats.duplicate += 1;
             return Pushed::Duplicate;
         }
@@ -334,8 +364,13 @@ impl<T> JitterBuffer<T> {
     }
 
     fn reset(&mut self, sequence: u16, timestamp: u32, item: T, now: Instant) -> Pushed {
-        for slot in &mut self.ring {
-            *slot = None;
+        for head in &mut self.ring {
+            *head = Head::NONE;
+        }
+        self.free.clear();
+        for (place, item) in self.pool.iter_mut().enumerate().rev() {
+            *item = None;
+            self.free.push(u16::try_from(place).unwrap_or(EMPTY));
         }
         self.stats.resets += 1;
         self.jitter = 0.0;
@@ -376,12 +411,32 @@ impl<T> JitterBuffer<T> {
 
     fn store(&mut self, sequence: u16, timestamp: u32, item: T) {
         let index = usize::from(sequence) & self.mask;
-        if let Some(slot) = self.ring.get_mut(index) {
-            *slot = Some(Entry {
+        // A slot still holding an older packet (a ring's length behind) gives it up.
+        if let Some(old) = self.ring.get(index).copied()
+            && old.place != EMPTY
+        {
+            self.release(old.place);
+        }
+        let place = match self.free.pop() {
+            Some(place) => {
+                if let Some(free) = self.pool.get_mut(usize::from(place)) {
+                    *free = Some(item);
+                }
+                place
+            }
+            // The pool grows to the deepest the stream has been, at most the ring's
+            // size (it was allocated that large), so this never reallocates.
+            None => {
+                self.pool.push(Some(item));
+                u16::try_from(self.pool.len() - 1).unwrap_or(EMPTY)
+            }
+        };
+        if let Some(head) = self.ring.get_mut(index) {
+            *head = Head {
                 sequence,
+                place,
                 timestamp,
-                item,
-            });
+            };
             self.stats.stored += 1;
         }
         if let Some(s) = self.stream.as_mut()
@@ -391,17 +446,34 @@ impl<T> JitterBuffer<T> {
         }
     }
 
-    fn slot(&self, sequence: u16) -> &Option<Entry<T>> {
+    fn slot(&self, sequence: u16) -> Head {
         // The ring's length is mask + 1, so the masked index is in bounds.
-        &self.ring[usize::from(sequence) & self.mask]
+        self.ring[usize::from(sequence) & self.mask]
     }
 
     fn take(&mut self, sequence: u16) -> Option<Entry<T>> {
-        let slot = self.ring.get_mut(usize::from(sequence) & self.mask)?;
-        if slot.as_ref().is_some_and(|e| e.sequence == sequence) {
-            slot.take()
-        } else {
-            None
+        let head = self.ring.get_mut(usize::from(sequence) & self.mask)?;
+        if !head.holds(sequence) {
+            return None;
+        }
+        let Head {
+            place, timestamp, ..
+        } = std::mem::replace(head, Head::NONE);
+        let item = self.pool.get_mut(usize::from(place))?.take()?;
+        self.free.push(place);
+        Some(Entry {
+            sequence,
+            timestamp,
+            item,
+        })
+    }
+
+    /// Frees a place whose packet is dropped.
+    fn release(&mut self, place: u16) {
+        if let Some(item) = self.pool.get_mut(usize::from(place))
+            && item.take().is_some()
+        {
+            self.free.push(place);
         }
     }
 
@@ -495,6 +567,33 @@ mod tests {
             }
         }
         (played, concealed)
+    }
+
+    #[test]
+    fn a_steady_stream_reuses_a_few_places_of_the_pool() {
+        // Two frames deep, a thousand packets: the payloads live in three places,
+        // not in the ring's 64.
+        let mut jb = buffer();
+        let t0 = Instant::now();
+        for i in 0..1000u16 {
+            let now = t0 + TICK * u32::from(i);
+            assert_eq!(jb.push(i, u32::from(i) * 160, i, now), Pushed::Stored);
+            if i >= 1 {
+                let _ = jb.pop(now);
+            }
+        }
+        assert!(jb.pool.len() <= 3, "pool grew to {}", jb.pool.len());
+        // A burst as long as the ring uses it whole, and every packet is played or
+        // dropped to shrink back to target, in order.
+        let mut jb = buffer();
+        for i in 0..64u16 {
+            jb.push(i, u32::from(i) * 160, i, t0);
+        }
+        assert_eq!(jb.pool.len(), 64);
+        let (played, _) = drain(&mut jb, t0, 64);
+        assert!(played.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(played.len() as u64 + jb.stats().discarded, 64);
+        assert_eq!(jb.stats().lost, 0);
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub use dtmf_squelch::DtmfSquelch;
 #[cfg(feature = "tokio")]
 pub use engine::{
     Activity, EngineOptions, EngineStats, InboundRtp, LatencySummary, MediaEngine, MediaPort,
-    PlayDone, PlayEnd, Quality, RoomId, RtpSession, SessionStats,
+    PlayDone, PlayEnd, Quality, RoomId, RtpSession, SessionStats, ShardStats,
 };
 pub use error::Error;
 pub use g722::{G722Decoder, G722Encoder};

@@ -464,6 +464,7 @@ async fn rooms_spread_over_shards_and_a_participant_moves_between_them() {
         (Some(2), Some(1))
     );
     // C says 1000 Hz: A, in its room now, hears it; B, left behind, hears nothing.
+    let before = engine.shard_stats();
     let tc = tokio::spawn(talk(far[2].clone(), c.local_addr(), 1000.0, 60));
     let (heard_a, heard_b) = tokio::join!(
         async {
@@ -481,6 +482,30 @@ async fn rooms_spread_over_shards_and_a_participant_moves_between_them() {
         heard_b.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard_b.len() as f64;
     assert!(b_energy < 100.0, "B still hears C: mean square {b_energy}");
     tc.await.unwrap();
+    // C's packets were read by the receive thread of the shard C lives in now, the
+    // one holding A and C (its sockets moved with it), and by no other.
+    let after = engine.shard_stats();
+    let read: Vec<u64> = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.received - b.received)
+        .collect();
+    let home = after.iter().position(|s| s.sessions == 2).unwrap();
+    assert!(
+        read[home] >= 50,
+        "C's shard read {} of 60: {read:?}",
+        read[home]
+    );
+    let elsewhere: u64 = read
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != home)
+        .map(|(_, r)| r)
+        .sum();
+    assert_eq!(
+        elsewhere, 0,
+        "C's packets were read by another shard: {read:?}"
+    );
     assert_eq!(engine.stats().sessions, 3);
     drop(c);
     assert_eq!(engine.room_size(first), Some(1));

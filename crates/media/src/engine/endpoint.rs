@@ -7,7 +7,7 @@
 //! into [`Link`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -61,6 +61,9 @@ pub(super) struct Link {
     codec: AudioCodec,
     /// What the clock publishes.
     pub(super) published: Published,
+    /// The receive thread reading the session's sockets: its shard's, so a session's
+    /// packets are read and sent by the threads of one shard (moved with it).
+    pub(super) reader: AtomicUsize,
 }
 
 /// What the clock publishes of a member in a room, each written only when it changes.
@@ -99,6 +102,7 @@ impl Link {
             latch: Mutex::new(latch),
             home: AtomicU64::new(0),
             published: Published::default(),
+            reader: AtomicUsize::new(0),
             in_room: AtomicBool::new(false),
             steady: AtomicBool::new(false),
             listening: AtomicBool::new(false),

@@ -1,5 +1,6 @@
 //! Batch receive: a thread per shard waits on its sessions' RTP and RTCP sockets
-//! (a session is read by the thread its id picks, wherever its room is) with a
+//! (a session moves to its new shard's thread when it joins a room elsewhere, so one
+//! shard's sessions are read, mixed and sent by its own two threads) with a
 //! level-triggered epoll and drains each ready socket with `recvmmsg`.
 //!
 //! Why not a tokio task per session: each packet then costs a reactor event, a task
@@ -77,7 +78,7 @@ pub(super) struct Receiver {
 
 impl Receiver {
     /// Creates the epoll instance and starts the receive thread.
-    pub(super) fn start(shards: Arc<[Shard]>) -> std::io::Result<Arc<Self>> {
+    pub(super) fn start(shards: Arc<[Shard]>, index: usize) -> std::io::Result<Arc<Self>> {
         let receiver = Arc::new(Self {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             endpoints: Mutex::new(Endpoints::default()),
@@ -90,7 +91,7 @@ impl Receiver {
         });
         let thread = receiver.clone();
         std::thread::Builder::new()
-            .name("dialbridge-rtp-rx".into())
+            .name(format!("media-rx-{index}"))
             .spawn(move || run(&thread))?;
         Ok(receiver)
     }
@@ -122,12 +123,11 @@ impl Receiver {
     /// Stops receiving for a session. When this returns the thread holds no handle
     /// to its sockets (it works under the registry lock), so they close with the
     /// session's last handle.
-    pub(super) fn deregister(&self, id: u64) {
-        let removed = lock(&self.endpoints).remove(id);
-        if let Some(endpoint) = removed {
-            let _ = self.epoll.delete(&endpoint.bound.rtp);
-            let _ = self.epoll.delete(&endpoint.bound.rtcp);
-        }
+    pub(super) fn deregister(&self, id: u64) -> Option<Arc<Endpoint>> {
+        let endpoint = lock(&self.endpoints).remove(id)?;
+        let _ = self.epoll.delete(&endpoint.bound.rtp);
+        let _ = self.epoll.delete(&endpoint.bound.rtcp);
+        Some(endpoint)
     }
 
     /// Asks the thread to stop (within [`IDLE_WAKE_MS`]).

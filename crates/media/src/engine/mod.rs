@@ -117,7 +117,7 @@ struct Inner {
     latch_refused: AtomicU64,
     /// The nominal RTCP report interval, ms.
     report_interval_ms: AtomicU64,
-    /// One per shard; a session is read by the one its id picks.
+    /// One per shard; a session is read by its shard's.
     receivers: Box<[Arc<io::Receiver>]>,
     /// The runtime the engine was created in (consumers of the inbound queues and
     /// prompt completions live there).
@@ -170,10 +170,27 @@ impl Inner {
         .flatten()
     }
 
-    /// The receive thread that reads session `id`.
-    fn receiver(&self, id: u64) -> Option<&Arc<io::Receiver>> {
-        self.receivers
-            .get(usize::try_from(id).unwrap_or(0) % self.receivers.len().max(1))
+    /// Hands session `id`'s sockets to the receive thread of `shard`, where it now
+    /// lives (a packet queued meanwhile waits in its socket for the new reader).
+    fn move_reader(&self, link: &Link, id: u64, shard: usize) {
+        let from = link.reader.swap(shard, Ordering::AcqRel);
+        if from == shard {
+            return;
+        }
+        let (Some(old), Some(new)) = (self.receivers.get(from), self.receivers.get(shard)) else {
+            return;
+        };
+        let Some(endpoint) = old.deregister(id) else {
+            return;
+        };
+        if let Err(e) = new.register(endpoint.clone()) {
+            // The old reader keeps it: further from its shard, but heard.
+            tracing::warn!(error = %e, session = id, "could not move a session's sockets to its shard's receive thread");
+            link.reader.store(from, Ordering::Release);
+            if let Err(e) = old.register(endpoint) {
+                tracing::error!(error = %e, session = id, "a session's sockets are no longer read");
+            }
+        }
     }
 }
 
@@ -219,7 +236,7 @@ impl MediaEngine {
         .clamp(1, MAX_SHARDS);
         let shards: Arc<[Shard]> = (0..count).map(|_| Shard::default()).collect();
         let receivers = (0..count)
-            .map(|_| io::Receiver::start(shards.clone()))
+            .map(|index| io::Receiver::start(shards.clone(), index))
             .collect::<std::io::Result<Box<[_]>>>()?;
         let inner = Arc::new(Inner {
             address,
@@ -245,7 +262,7 @@ impl MediaEngine {
             let offset =
                 period * u32::try_from(index).unwrap_or(0) / u32::try_from(count).unwrap_or(1);
             std::thread::Builder::new()
-                .name(format!("dialbridge-clock-{index}"))
+                .name(format!("media-clock-{index}"))
                 .spawn(move || shard::run_clock(&weak, index, offset))?;
         }
         Ok(Self { inner })
@@ -283,6 +300,29 @@ impl MediaEngine {
     }
 
     /// Sessions currently open.
+    /// Each shard's load, in shard order.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        let inner = &self.inner;
+        inner
+            .shards
+            .iter()
+            .zip(inner.receivers.iter())
+            .map(|(shard, receiver)| {
+                let (sessions, rooms) = {
+                    let table = lock(&shard.table);
+                    (table.sessions.len(), table.rooms.len())
+                };
+                ShardStats {
+                    sessions,
+                    rooms,
+                    received: receiver.datagrams.load(Ordering::Relaxed),
+                    ticks: shard.ticks.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// Sessions open.
     pub fn session_count(&self) -> usize {
         self.inner
             .shards
@@ -524,7 +564,8 @@ impl MediaEngine {
             link.home
                 .store(shard::home(shard, index), Ordering::Release);
         }
-        let registered = match self.inner.receiver(id) {
+        link.reader.store(shard, Ordering::Release);
+        let registered = match self.inner.receivers.get(shard) {
             Some(receiver) => receiver.register(endpoint),
             None => Ok(()),
         };
@@ -640,6 +681,20 @@ pub struct InboundRtp {
     pub source: SocketAddr,
     /// When it was read from the socket.
     pub received_at: Instant,
+}
+
+/// One shard's load: what it carries and what its receive thread read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Sessions living in the shard (its rooms' members, and those it was given
+    /// outside a room).
+    pub sessions: usize,
+    /// Rooms it mixes.
+    pub rooms: usize,
+    /// Datagrams its receive thread read, since the start.
+    pub received: u64,
+    /// Ticks its clock ran.
+    pub ticks: u64,
 }
 
 /// Engine-wide gauges, clock timings and loss inside the bridge.
@@ -926,7 +981,8 @@ impl RtpSession {
     }
 
     fn detach(&mut self) {
-        if let Some(receiver) = self.inner.receiver(self.id) {
+        let reader = self.link.reader.load(Ordering::Acquire);
+        if let Some(receiver) = self.inner.receivers.get(reader) {
             receiver.deregister(self.id);
         }
         let id = self.id;

@@ -222,7 +222,10 @@ impl RtpSession {
             self.link
                 .home
                 .store(shard::home(to, moved), Ordering::Release);
-            return self.join_here(new, moved, room);
+            let joined = self.join_here(new, moved, room);
+            drop((a, b));
+            inner.move_reader(&self.link, self.id, to);
+            return joined;
         }
     }
 

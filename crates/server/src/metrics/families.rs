@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dialbridge_media::EngineStats;
+use dialbridge_media::{EngineStats, ShardStats};
 use dialbridge_router::{RejectReason, Snapshot};
 use dialbridge_sip::transport::Transports;
 use prometheus_client::collector::Collector;
@@ -61,6 +61,7 @@ impl Collector for MetricsSources {
         }
         if let Some(media) = &self.media {
             write_engine(out, &media.stats())?;
+            write_shards(out, &media.shard_stats())?;
         }
         if let Some(rtp) = &self.rtp {
             write_rtp(out, rtp)?;
@@ -255,6 +256,59 @@ fn write_engine(out: &mut DescriptorEncoder<'_>, s: &EngineStats) -> fmt::Result
         "RTP/RTCP port pairs bound (IPv4 and IPv6).",
         s.ports_in_use,
     )
+}
+
+/// A per-shard family: name, help, type and the value it reads.
+type ShardFamily = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&ShardStats) -> u64,
+);
+
+/// Each media shard's load (label `shard`): how evenly rooms spread over the cores.
+fn write_shards(out: &mut DescriptorEncoder<'_>, shards: &[ShardStats]) -> fmt::Result {
+    let families: [ShardFamily; 4] = [
+        (
+            "dialbridge_media_shard_sessions",
+            "RTP sessions living in a media shard (its rooms' members, and sessions given \
+             to it outside a room).",
+            MetricType::Gauge,
+            |s| u64::try_from(s.sessions).unwrap_or(u64::MAX),
+        ),
+        (
+            "dialbridge_media_shard_rooms",
+            "Rooms a media shard mixes.",
+            MetricType::Gauge,
+            |s| u64::try_from(s.rooms).unwrap_or(u64::MAX),
+        ),
+        (
+            "dialbridge_media_shard_received",
+            "Datagrams (RTP and RTCP) a media shard's receive thread read.",
+            MetricType::Counter,
+            |s| s.received,
+        ),
+        (
+            "dialbridge_media_shard_ticks",
+            "Mixer ticks a media shard's clock ran.",
+            MetricType::Counter,
+            |s| s.ticks,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let mut family = out.encode_descriptor(name, help, None, kind)?;
+        for (index, shard) in shards.iter().enumerate() {
+            let index = index.to_string();
+            let labels = [("shard", index.as_str())];
+            match kind {
+                MetricType::Counter => {
+                    series(&mut family, &labels, &ConstCounter::new(value(shard)))?;
+                }
+                _ => series(&mut family, &labels, &ConstGauge::new(value(shard)))?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The calls' reception quality: jitter over time, and the worst call right now.
@@ -837,6 +891,35 @@ x_seconds_count 5
             "dialbridge_media_rooms 1\n",
             "dialbridge_rtp_latched_total 4\n",
             "dialbridge_rtp_latch_refused_total 9\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_media_shard_has_its_series() {
+        let shards = [
+            ShardStats {
+                sessions: 7,
+                rooms: 2,
+                received: 1400,
+                ticks: 50,
+            },
+            ShardStats {
+                sessions: 3,
+                rooms: 1,
+                received: 600,
+                ticks: 49,
+            },
+        ];
+        let text = render_with(move |out| write_shards(out, &shards));
+        for line in [
+            "# TYPE dialbridge_media_shard_sessions gauge\n",
+            "dialbridge_media_shard_sessions{shard=\"0\"} 7\n",
+            "dialbridge_media_shard_sessions{shard=\"1\"} 3\n",
+            "dialbridge_media_shard_rooms{shard=\"1\"} 1\n",
+            "dialbridge_media_shard_received_total{shard=\"0\"} 1400\n",
+            "dialbridge_media_shard_ticks_total{shard=\"1\"} 49\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
