@@ -4,11 +4,11 @@
 //!
 //! Pure: time is the `now` argument, never read from the OS. Packets are indexed by a
 //! ring of small heads (sequence number modulo its power-of-two size); what they carry
-//! sits in a pool beside it whose freed places are reused last-in first-out. A steady
-//! stream two or three frames deep so cycles through the same few places, warm in the
-//! cache, instead of walking a ring of 64 payloads (10 KiB per caller, every write a
-//! miss on a bridge of thousands). Ring and pool are allocated by [`JitterBuffer::new`],
-//! so `push`/`pop` never allocate.
+//! sits in a pool beside it whose freed places are reused last-in first-out: a stream
+//! two or three frames deep keeps its payloads in the same few places instead of a
+//! ring of 64 of them (for G.711 about 1 KiB of memory per caller touched, not 10).
+//! Ring and pool are allocated by [`JitterBuffer::new`], so `push`/`pop` never
+//! allocate.
 //!
 //! - Order and wrap-around: sequence numbers compare by their signed 16-bit distance
 //!   (RFC 3550 §A.1), so 65535 → 0 is one step forward.

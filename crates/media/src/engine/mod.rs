@@ -299,7 +299,6 @@ impl MediaEngine {
         self.inner.report_interval_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Sessions currently open.
     /// Each shard's load, in shard order.
     pub fn shard_stats(&self) -> Vec<ShardStats> {
         let inner = &self.inner;
@@ -322,7 +321,7 @@ impl MediaEngine {
             .collect()
     }
 
-    /// Sessions open.
+    /// Sessions currently open.
     pub fn session_count(&self) -> usize {
         self.inner
             .shards

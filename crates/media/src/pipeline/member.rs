@@ -1,5 +1,5 @@
-//! One participant's media inside a room pipeline: its jitter buffer ([`Jitter`], a
-//! ring of by-value payloads), its codec state both ways, its in-band DTMF squelch,
+//! One participant's media inside a room pipeline: its jitter buffer ([`Jitter`], by-
+//! value payloads in a pool), its codec state both ways, its in-band DTMF squelch,
 //! its comfort noise and concealment, its prompt, and its RTP packetiser (SRTP-
 //! protected when keyed) — [`MemberMedia`]. Pure: no sockets, locks or clocks.
 //!
@@ -71,9 +71,8 @@ impl<const N: usize> Payload<N> {
     }
 }
 
-/// A member's jitter buffer, its ring sized for its codec: the thousands of G.711
-/// members keep 160-byte slots (a ring of 64 is 10 KiB, and each tick's pop touches
-/// three cache lines), only Opus members the [`MAX_PAYLOAD`] ones.
+/// A member's jitter buffer, its payloads sized for its codec: the thousands of G.711
+/// members keep 160-byte ones, only Opus members the [`MAX_PAYLOAD`] ones.
 #[derive(Debug)]
 pub enum Jitter {
     /// G.711, G.722.

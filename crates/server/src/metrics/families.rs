@@ -878,20 +878,27 @@ x_seconds_count 5
             ..EngineStats::default()
         };
         let text = render_with(move |out| write_engine(out, &stats));
-        for line in [
-            "# TYPE dialbridge_mixer_tick_lateness_seconds gauge\n",
-            "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.5\"} 0.00015\n",
-            "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.99\"} 0.00325\n",
-            "dialbridge_mixer_tick_lateness_seconds_count 500\n",
-            "dialbridge_mixer_tick_lateness_max_seconds 0.007\n",
-            "dialbridge_mixer_tick_max_seconds 0.0008\n",
-            "dialbridge_mixer_ticks_total 500\n",
-            "dialbridge_mixer_ticks_skipped_total 2\n",
-            "dialbridge_media_sessions 3\n",
-            "dialbridge_media_rooms 1\n",
-            "dialbridge_rtp_latched_total 4\n",
-            "dialbridge_rtp_latch_refused_total 9\n",
-        ] {
+        assert_has_lines(
+            &text,
+            &[
+                "# TYPE dialbridge_mixer_tick_lateness_seconds gauge\n",
+                "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.5\"} 0.00015\n",
+                "dialbridge_mixer_tick_lateness_seconds{quantile=\"0.99\"} 0.00325\n",
+                "dialbridge_mixer_tick_lateness_seconds_count 500\n",
+                "dialbridge_mixer_tick_lateness_max_seconds 0.007\n",
+                "dialbridge_mixer_tick_max_seconds 0.0008\n",
+                "dialbridge_mixer_ticks_total 500\n",
+                "dialbridge_mixer_ticks_skipped_total 2\n",
+                "dialbridge_media_sessions 3\n",
+                "dialbridge_media_rooms 1\n",
+                "dialbridge_rtp_latched_total 4\n",
+                "dialbridge_rtp_latch_refused_total 9\n",
+            ],
+        );
+    }
+
+    fn assert_has_lines(text: &str, lines: &[&str]) {
+        for line in lines {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
     }
@@ -913,15 +920,16 @@ x_seconds_count 5
             },
         ];
         let text = render_with(move |out| write_shards(out, &shards));
-        for line in [
-            "# TYPE dialbridge_media_shard_sessions gauge\n",
-            "dialbridge_media_shard_sessions{shard=\"0\"} 7\n",
-            "dialbridge_media_shard_sessions{shard=\"1\"} 3\n",
-            "dialbridge_media_shard_rooms{shard=\"1\"} 1\n",
-            "dialbridge_media_shard_received_total{shard=\"0\"} 1400\n",
-            "dialbridge_media_shard_ticks_total{shard=\"1\"} 49\n",
-        ] {
-            assert!(text.contains(line), "missing {line:?} in\n{text}");
-        }
+        assert_has_lines(
+            &text,
+            &[
+                "# TYPE dialbridge_media_shard_sessions gauge\n",
+                "dialbridge_media_shard_sessions{shard=\"0\"} 7\n",
+                "dialbridge_media_shard_sessions{shard=\"1\"} 3\n",
+                "dialbridge_media_shard_rooms{shard=\"1\"} 1\n",
+                "dialbridge_media_shard_received_total{shard=\"0\"} 1400\n",
+                "dialbridge_media_shard_ticks_total{shard=\"1\"} 49\n",
+            ],
+        );
     }
 }
