@@ -132,7 +132,9 @@ pub struct GoertzelDetector {
     config: GoertzelConfig,
     limits: Limits,
     coeffs: [f32; 8],
-    block: [f32; BLOCK_SAMPLES],
+    /// The block's samples as received: i16, half the cache lines of f32 per member,
+    /// converted (exactly) where the filters read them.
+    block: [i16; BLOCK_SAMPLES],
     fill: usize,
     candidate: Option<Digit>,
     run: u8,
@@ -161,7 +163,7 @@ impl GoertzelDetector {
             config,
             limits: Limits::new(&config),
             coeffs,
-            block: [0.0; BLOCK_SAMPLES],
+            block: [0; BLOCK_SAMPLES],
             fill: 0,
             candidate: None,
             run: 0,
@@ -182,8 +184,8 @@ impl GoertzelDetector {
             let free = self.block.get_mut(self.fill..).unwrap_or_default();
             let take = free.len().min(samples.len());
             let (now, later) = samples.split_at(take);
-            for (slot, &s) in free.iter_mut().zip(now) {
-                *slot = f32::from(s);
+            if let Some(free) = free.get_mut(..take) {
+                free.copy_from_slice(now);
             }
             samples = later;
             self.fill += take;
@@ -268,6 +270,7 @@ impl GoertzelDetector {
         // Indexes are 0..8 into arrays of 8: in bounds by construction, and
         // plain indexing keeps the inner loop vectorisable.
         for &x in &self.block {
+            let x = f32::from(x);
             for k in 0..8 {
                 let s0 = x + self.coeffs[k] * s1[k] - s2[k];
                 s2[k] = s1[k];
@@ -310,7 +313,7 @@ impl GoertzelDetector {
             return None;
         }
         let (first, _) = self.block.split_at(BLOCK_SAMPLES / 2);
-        let e1: f32 = first.iter().map(|x| x * x).sum();
+        let e1: f32 = first.iter().map(|&x| f32::from(x) * f32::from(x)).sum();
         let e2 = energy - e1;
         if e1.min(e2) < l.half_ratio * e1.max(e2) {
             return None;
@@ -349,7 +352,7 @@ impl GoertzelDetector {
         let c = coeff(freq);
         let (mut s1, mut s2) = (0f32, 0f32);
         for &x in &self.block {
-            let s0 = x + c * s1 - s2;
+            let s0 = f32::from(x) + c * s1 - s2;
             s2 = s1;
             s1 = s0;
         }
@@ -364,15 +367,20 @@ fn coeff(freq: f32) -> f32 {
 /// Squared amplitude of the sine at the filter's frequency: |X|² ≈ (A·N/2)².
 /// Σx², in eight lanes (the compiler keeps a float sum in order, one add at a time,
 /// unless told it may reorder: this is most of a quiet block's cost).
-fn sum_of_squares(block: &[f32]) -> f32 {
+fn sum_of_squares(block: &[i16]) -> f32 {
     let mut lanes = [0f32; 8];
     let mut chunks = block.chunks_exact(8);
     for chunk in &mut chunks {
         for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            let x = f32::from(x);
             *lane += x * x;
         }
     }
-    let rest: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    let rest: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&x| f32::from(x) * f32::from(x))
+        .sum();
     lanes.iter().sum::<f32>() + rest
 }
 
