@@ -139,8 +139,7 @@ impl Receiver {
 /// The endpoints a receive thread reads, by slot; slots are reused.
 #[derive(Debug, Default)]
 struct Endpoints {
-    slots: Vec<Option<Arc<Endpoint>>>,
-    free: Vec<u32>,
+    slots: slab::Slab<Arc<Endpoint>>,
     /// Session id → slot, for deregistering.
     by_id: HashMap<u64, u32>,
 }
@@ -148,31 +147,18 @@ struct Endpoints {
 impl Endpoints {
     fn insert(&mut self, endpoint: Arc<Endpoint>) -> u32 {
         let id = endpoint.id;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                if let Some(entry) = self.slots.get_mut(slot as usize) {
-                    *entry = Some(endpoint);
-                }
-                slot
-            }
-            None => {
-                self.slots.push(Some(endpoint));
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
+        let slot = u32::try_from(self.slots.insert(endpoint)).unwrap_or(u32::MAX);
         self.by_id.insert(id, slot);
         slot
     }
 
     fn remove(&mut self, id: u64) -> Option<Arc<Endpoint>> {
         let slot = self.by_id.remove(&id)?;
-        let endpoint = self.slots.get_mut(slot as usize)?.take();
-        self.free.push(slot);
-        endpoint
+        self.slots.try_remove(slot as usize)
     }
 
     fn get(&self, token: u64) -> Option<&Arc<Endpoint>> {
-        self.slots.get(usize::try_from(token >> 1).ok()?)?.as_ref()
+        self.slots.get(usize::try_from(token >> 1).ok()?)
     }
 }
 

@@ -111,64 +111,43 @@ impl Packed<Arrival> {
 /// (a packet queued before the session left) finds nothing.
 #[derive(Debug, Default)]
 pub(super) struct Slab {
-    entries: Vec<Option<Outbound>>,
-    free: Vec<u32>,
-    len: usize,
+    entries: slab::Slab<Outbound>,
 }
 
 impl Slab {
     /// Stores `outbound`; returns its index.
     pub(super) fn insert(&mut self, outbound: Outbound) -> u32 {
-        self.len += 1;
-        if let Some(index) = self.free.pop()
-            && let Some(entry) = self.entries.get_mut(index as usize)
-        {
-            *entry = Some(outbound);
-            return index;
-        }
-        self.entries.push(Some(outbound));
-        u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
+        u32::try_from(self.entries.insert(outbound)).unwrap_or(u32::MAX)
     }
 
     /// Session `id` at `index`, if it is there.
     pub(super) fn get(&self, index: u32, id: u64) -> Option<&Outbound> {
-        self.entries
-            .get(index as usize)?
-            .as_ref()
-            .filter(|o| o.id == id)
+        self.entries.get(index as usize).filter(|o| o.id == id)
     }
 
     /// Session `id` at `index`, if it is there.
     pub(super) fn get_mut(&mut self, index: u32, id: u64) -> Option<&mut Outbound> {
-        self.entries
-            .get_mut(index as usize)?
-            .as_mut()
-            .filter(|o| o.id == id)
+        self.entries.get_mut(index as usize).filter(|o| o.id == id)
     }
 
     /// Takes session `id` out of `index`.
     pub(super) fn remove(&mut self, index: u32, id: u64) -> Option<Outbound> {
-        let entry = self.entries.get_mut(index as usize)?;
-        if entry.as_ref().is_none_or(|o| o.id != id) {
-            return None;
-        }
-        self.len -= 1;
-        self.free.push(index);
-        entry.take()
+        self.get(index, id)?;
+        self.entries.try_remove(index as usize)
     }
 
     /// Sessions stored.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Outbound> {
-        self.entries.iter_mut().flatten()
+        self.entries.iter_mut().map(|(_, o)| o)
     }
 
     /// The session a room lists as member `key` (its slab index).
     pub(super) fn at(&mut self, key: u64) -> Option<&mut Outbound> {
-        self.entries.get_mut(usize::try_from(key).ok()?)?.as_mut()
+        self.entries.get_mut(usize::try_from(key).ok()?)
     }
 }
 
