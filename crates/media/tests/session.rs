@@ -249,6 +249,18 @@ async fn talk(from: Arc<UdpSocket>, to: SocketAddr, freq: f64, count: u16) {
 }
 
 /// Collects `count` packets' decoded audio.
+/// What `socket` hears in `count` packets, after half a second (25 packets) of jitter
+/// buffers filling, which is dropped.
+async fn listen_settled(socket: &UdpSocket, count: usize) -> Vec<i16> {
+    listen(socket, 25).await;
+    listen(socket, count).await
+}
+
+/// Mean square of `samples`.
+fn mean_square(samples: &[i16]) -> f64 {
+    samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64
+}
+
 async fn listen(socket: &UdpSocket, count: usize) -> Vec<i16> {
     let mut pcm = Vec::new();
     for _ in 0..count {
@@ -290,23 +302,13 @@ async fn room_mixes_n_minus_one_and_honours_mute() {
     let tc = tokio::spawn(talk(far[2].clone(), c.local_addr(), 1000.0, 100));
 
     // Skip the first half second (jitter buffers filling), then listen for 0.6 s.
-    let (heard_a, heard_b) = tokio::join!(
-        async {
-            listen(&far[0], 25).await;
-            listen(&far[0], 30).await
-        },
-        async {
-            listen(&far[1], 25).await;
-            listen(&far[1], 30).await
-        }
-    );
+    let (heard_a, heard_b) = tokio::join!(listen_settled(&far[0], 30), listen_settled(&far[1], 30));
     // B hears A's tone (through A-law), not muted C.
     let b440 = power(&heard_b, 440.0);
     assert!(b440 > 1.0e6, "B does not hear A: {b440}");
     assert!(b440 > 1000.0 * power(&heard_b, 1000.0), "B hears muted C");
     // A hears neither itself nor muted C.
-    let a_energy: f64 =
-        heard_a.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard_a.len() as f64;
+    let a_energy = mean_square(&heard_a);
     assert!(
         a_energy < 100.0,
         "A hears something: mean square {a_energy}"
@@ -466,20 +468,10 @@ async fn rooms_spread_over_shards_and_a_participant_moves_between_them() {
     // C says 1000 Hz: A, in its room now, hears it; B, left behind, hears nothing.
     let before = engine.shard_stats();
     let tc = tokio::spawn(talk(far[2].clone(), c.local_addr(), 1000.0, 60));
-    let (heard_a, heard_b) = tokio::join!(
-        async {
-            listen(&far[0], 25).await;
-            listen(&far[0], 25).await
-        },
-        async {
-            listen(&far[1], 25).await;
-            listen(&far[1], 25).await
-        }
-    );
+    let (heard_a, heard_b) = tokio::join!(listen_settled(&far[0], 25), listen_settled(&far[1], 25));
     let a1000 = power(&heard_a, 1000.0);
     assert!(a1000 > 1.0e6, "A does not hear C after its move: {a1000}");
-    let b_energy: f64 =
-        heard_b.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard_b.len() as f64;
+    let b_energy = mean_square(&heard_b);
     assert!(b_energy < 100.0, "B still hears C: mean square {b_energy}");
     tc.await.unwrap();
     // C's packets were read by the receive thread of the shard C lives in now, the

@@ -345,17 +345,13 @@ impl MediaEngine {
     /// with the participants it carries.
     pub fn stats(&self) -> EngineStats {
         let inner = &self.inner;
-        let (mut sessions, mut rooms) = (0, 0);
+        let shards = self.shard_stats();
+        let sessions = shards.iter().map(|s| s.sessions).sum();
+        let rooms = shards.iter().map(|s| s.rooms).sum();
         // `ticks`: the fewest any shard ran, so that every shard has run as many.
-        let mut ticks = u64::MAX;
+        let ticks = shards.iter().map(|s| s.ticks).min().unwrap_or(0);
         let (mut last_tick, mut max_tick) = (0, 0);
         for shard in inner.shards.iter() {
-            {
-                let table = lock(&shard.table);
-                sessions += table.sessions.len();
-                rooms += table.rooms.len();
-            }
-            ticks = ticks.min(shard.ticks.load(Ordering::Relaxed));
             last_tick = last_tick.max(shard.last_tick_ns.load(Ordering::Relaxed));
             max_tick = max_tick.max(shard.max_tick_ns.load(Ordering::Relaxed));
         }
@@ -370,7 +366,7 @@ impl MediaEngine {
             sessions,
             rooms,
             ports_in_use: self.ports_in_use(),
-            ticks: if ticks == u64::MAX { 0 } else { ticks },
+            ticks,
             last_tick: Duration::from_nanos(last_tick),
             max_tick: Duration::from_nanos(max_tick),
             tick_lateness: inner.lateness.summary(),
